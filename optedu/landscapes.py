@@ -1,0 +1,170 @@
+r"""Two-dimensional test surfaces, a trajectory runner and one way to draw them.
+
+Every chapter of the book draws the same landscapes the same way, so trajectories of different
+optimizers can be compared across chapters. A surface is a differentiable function of a tensor of
+shape ``(2,)``; :func:`trajectory` runs any ``torch.optim``-compatible optimizer on it and records
+the iterates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A loss surface on the plane.
+
+    Attributes:
+        name: label for titles and legends.
+        f: the loss, mapping a tensor of shape ``(..., 2)`` to a tensor of shape ``(...)``.
+        minimum: a global minimiser, or ``None`` when the surface has none.
+        bounds: ``((xmin, xmax), (ymin, ymax))``, the window drawn by default.
+        start: a starting point that shows the surface's difficulty.
+        log_levels: draw contours on a log scale (for surfaces with a wide range of values).
+    """
+
+    name: str
+    f: Callable[[torch.Tensor], torch.Tensor]
+    minimum: tuple[float, float] | None
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    start: tuple[float, float]
+    log_levels: bool = False
+
+    def __call__(self, xy: torch.Tensor) -> torch.Tensor:
+        return self.f(xy)
+
+    def grad(self, xy: Iterable[float]) -> np.ndarray:
+        """The gradient at a point, by autograd, in float64."""
+        point = torch.tensor(list(xy), dtype=torch.float64, requires_grad=True)
+        self.f(point).backward()
+        return point.grad.numpy()
+
+    def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(X, Y, Z)`` on an ``n × n`` grid over ``bounds``, ready for ``contour``."""
+        (x0, x1), (y0, y1) = self.bounds
+        X, Y = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+        xy = torch.from_numpy(np.stack([X, Y], axis=-1))
+        with torch.no_grad():
+            Z = self.f(xy).numpy()
+        return X, Y, Z
+
+
+def quadratic(h1: float = 1.0, h2: float = 10.0, angle: float = 0.0) -> Surface:
+    r"""The quadratic :math:`f(x) = \tfrac12 x^\top H x` with eigenvalues ``h1``, ``h2``.
+
+    The eigenvectors are the axes rotated by ``angle`` (radians). With ``h1 < h2`` the condition
+    number is :math:`\kappa = h_2/h_1` and the largest curvature :math:`L = h_2`.
+    """
+    if not 0 < h1 <= h2:
+        raise ValueError(f"Invalid curvatures: need 0 < h1 <= h2, got h1={h1}, h2={h2}")
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    H = rotation @ torch.diag(torch.tensor([h1, h2], dtype=torch.float64)) @ rotation.T
+
+    def f(xy: torch.Tensor) -> torch.Tensor:
+        return 0.5 * torch.einsum("...i,ij,...j->...", xy, H.to(xy.dtype), xy)
+
+    extent = 1.2 * max(1.0, np.sqrt(h2 / h1))
+    return Surface(name=f"quadratic (κ = {h2 / h1:g})", f=f, minimum=(0.0, 0.0),
+                   bounds=((-extent, extent), (-1.2 * 1.5, 1.2 * 1.5)),
+                   start=(-0.9 * extent, 1.0))
+
+
+def hessian(surface: Surface, xy: Iterable[float]) -> np.ndarray:
+    """The 2×2 Hessian at a point, by autograd."""
+    point = torch.tensor(list(xy), dtype=torch.float64)
+    return torch.autograd.functional.hessian(surface.f, point).numpy()
+
+
+def rosenbrock(a: float = 1.0, b: float = 100.0) -> Surface:
+    r"""Rosenbrock's banana valley :math:`(a-x)^2 + b\,(y-x^2)^2`, minimum at :math:`(a, a^2)`."""
+
+    def f(xy: torch.Tensor) -> torch.Tensor:
+        x, y = xy[..., 0], xy[..., 1]
+        return (a - x) ** 2 + b * (y - x**2) ** 2
+
+    return Surface(name="Rosenbrock", f=f, minimum=(a, a**2),
+                   bounds=((-2.0, 2.0), (-1.0, 3.0)), start=(-1.5, 2.0), log_levels=True)
+
+
+def saddle() -> Surface:
+    r"""A saddle at the origin with two minima: :math:`\tfrac12 x^2 - \tfrac12 y^2 + \tfrac14 y^4`.
+
+    The origin is a critical point with Hessian ``diag(1, -1)``; the minima are :math:`(0, \pm 1)`.
+    Starting exactly on the x-axis, gradient descent converges to the saddle; a tiny offset in
+    ``y`` decides how long it lingers there.
+    """
+
+    def f(xy: torch.Tensor) -> torch.Tensor:
+        x, y = xy[..., 0], xy[..., 1]
+        return 0.5 * x**2 - 0.5 * y**2 + 0.25 * y**4
+
+    return Surface(name="saddle", f=f, minimum=(0.0, 1.0),
+                   bounds=((-2.0, 2.0), (-1.6, 1.6)), start=(-1.8, 1e-3))
+
+
+def trajectory(surface: Surface, make_optimizer: OptimizerFactory, steps: int,
+               start: Iterable[float] | None = None) -> np.ndarray:
+    """Run an optimizer on ``surface`` from ``start`` and return the iterates, shape ``(steps+1, 2)``.
+
+    ``make_optimizer`` receives the parameter list, e.g. ``lambda p: optedu.SGD(p, lr=0.1)``. The
+    run is in float64; it stops early (the remaining rows are NaN) if the iterate becomes
+    non-finite.
+    """
+    point = torch.tensor(list(surface.start if start is None else start), dtype=torch.float64,
+                         requires_grad=True)
+    optimizer = make_optimizer([point])
+    path = np.full((steps + 1, 2), np.nan)
+    path[0] = point.detach().numpy()
+    for t in range(1, steps + 1):
+        optimizer.zero_grad()
+        surface.f(point).backward()
+        optimizer.step()
+        if not torch.isfinite(point).all():
+            break
+        path[t] = point.detach().numpy()
+    return path
+
+
+def losses(surface: Surface, path: np.ndarray) -> np.ndarray:
+    """The loss at each row of a trajectory (NaN where the trajectory stopped)."""
+    with torch.no_grad():
+        return surface.f(torch.from_numpy(path)).numpy()
+
+
+def plot_surface(surface: Surface, ax=None, levels: int = 30):
+    """Draw the contours of ``surface`` (and its minimum) on ``ax``; return ``ax``."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    X, Y, Z = surface.grid()
+    if surface.log_levels:
+        ax.contour(X, Y, np.log1p(Z - Z.min()), levels=levels, cmap="Greys", linewidths=0.7)
+    else:
+        ax.contour(X, Y, Z, levels=levels, cmap="Greys", linewidths=0.7)
+    if surface.minimum is not None:
+        ax.plot(*surface.minimum, marker="*", color="black", markersize=12, linestyle="none")
+    ax.set_xlim(*surface.bounds[0])
+    ax.set_ylim(*surface.bounds[1])
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$y$")
+    ax.set_title(surface.name)
+    return ax
+
+
+def plot_trajectories(surface: Surface, paths: Mapping[str, np.ndarray], ax=None,
+                      levels: int = 30):
+    """Contours of ``surface`` with one labelled line per trajectory; return ``ax``."""
+    ax = plot_surface(surface, ax=ax, levels=levels)
+    for label, path in paths.items():
+        ax.plot(path[:, 0], path[:, 1], marker="o", markersize=2.5, linewidth=1.2, label=label)
+    ax.legend(loc="best", fontsize="small")
+    return ax
