@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export MPLBACKEND := Agg
+
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval lab outputs clean
@@ -24,13 +24,13 @@ book: $(STAMP)
 
 ## test: unit, parity and property tests, then strict nbval over every chapter
 test: $(STAMP)
-	$(BIN)/python -m pytest tests book --nbval --sanitize-with tests/nbval_sanitize.cfg -n 2 -q
+	$(BIN)/python -m pytest tests book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 -q
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest book --nbval --sanitize-with tests/nbval_sanitize.cfg -q
+	$(BIN)/python -m pytest book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -q
 
 ## lab: JupyterLab on the book, with optedu importable
 lab: $(STAMP)
