@@ -52,7 +52,7 @@ def adam(
             param.mul_(1 - lr * weight_decay)                   # θ ← (1 - ηλ) θ
         else:
             g = g.add(param, alpha=weight_decay)                # g_t = g_t + λ θ_{t-1}
-    exp_avg.mul_(beta1).add_(g, alpha=1 - beta1)                # m_t = β1 m_{t-1} + (1-β1) g_t
+    exp_avg.lerp_(g, 1 - beta1)                                 # m_t = β1 m_{t-1} + (1-β1) g_t
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)      # v_t = β2 v_{t-1} + (1-β2) g_t²
     bias_correction1 = 1 - beta1**step                          # 1 - β1^t
     bias_correction2 = 1 - beta2**step                          # 1 - β2^t
@@ -82,9 +82,8 @@ class Adam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, plus ``max_exp_avg_sq`` with AMSGrad.
 
     Differences from torch.optim.Adam: no ``foreach``/``fused``/``capturable``/``differentiable``
-    and no tensor ``lr`` or ``betas``. torch updates :math:`m_t` with ``lerp_``, optedu with the
-    paper's ``mul_``/``add_``: the two agree to the last few bits (tested at relative 1e-10 in
-    float64).
+    and no tensor ``lr`` or ``betas``. Like torch, optedu updates :math:`m_t` as a lerp,
+    :math:`m + (1-\beta_1)(g - m)`, which is the paper's average rearranged.
     """
 
     def __init__(

@@ -40,8 +40,16 @@ class Parity:
 
 
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``‖a − b‖∞ / ‖b‖∞``, computed in float64; 0 when both are zero, inf when only ``b`` is."""
+    """``‖a − b‖∞ / ‖b‖∞``, computed in float64; 0 when both are zero, inf when only ``b`` is.
+
+    NaNs count as equal where both tensors have them (both rules divided 0 by 0 in the same
+    place) and as an infinite difference where only one has them.
+    """
     a, b = a.detach().double(), b.detach().double()
+    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    if not torch.equal(nan_a, nan_b):
+        return math.inf
+    a, b = a.masked_fill(nan_a, 0.0), b.masked_fill(nan_b, 0.0)
     diff = (a - b).abs().max().item() if a.numel() else 0.0
     scale = b.abs().max().item() if b.numel() else 0.0
     if diff == 0.0:

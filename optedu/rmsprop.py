@@ -41,14 +41,17 @@ def rmsprop(
             \quad\text{(momentum)} \\
         \theta_t &\leftarrow \theta_{t-1} - \eta\, g_t / s_t \quad\text{(no momentum)}
 
-    :math:`\epsilon` is added *outside* the square root, as torch does.
+    :math:`\epsilon` is added *outside* the square root, as torch does. The average
+    :math:`\bar g_t` is updated as a lerp, :math:`\bar g + (1-\alpha)(g - \bar g)`: the same
+    number as the equation above in exact arithmetic, and the same floating-point operations as
+    torch, which matters here because :math:`v_t - \bar g_t^2` can cancel catastrophically.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)                  # g_t = g_t + λ θ_{t-1}
     square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)    # v_t = α v_{t-1} + (1-α) g_t²
     if grad_avg is not None:
-        grad_avg.mul_(alpha).add_(g, alpha=1 - alpha)         # ḡ_t = α ḡ_{t-1} + (1-α) g_t
+        grad_avg.lerp_(g, 1 - alpha)                          # ḡ_t = α ḡ_{t-1} + (1-α) g_t
         avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()  # √(v_t - ḡ_t²)
     else:
         avg = square_avg.sqrt()                               # √v_t
