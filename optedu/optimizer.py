@@ -59,8 +59,10 @@ class Optimizer(torch.optim.Optimizer):
                     continue
                 if param.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                state = self.state[param]
-                if not state:
-                    state.update(self.init_state(param, group))
+                state = self.state.get(param)
+                if state is None:
+                    state = self.init_state(param, group)
                 self.update(param, param.grad, state, group)
+                if state:  # like torch.optim, keep no entry for a rule without state
+                    self.state[param] = state
         return loss

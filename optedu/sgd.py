@@ -66,7 +66,8 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
 
     Differences from torch.optim.SGD: no ``foreach``/``fused``/``differentiable`` switches and no
-    tensor learning rate; sparse gradients are refused. The arithmetic is torch's, step for step.
+    tensor learning rate; sparse gradients are refused; a NaN ``lr`` is rejected (torch's check
+    ``lr < 0`` lets it through). The arithmetic is torch's, step for step.
 
     References: Robbins & Monro (1951); Polyak (1964); Sutskever et al. (2013).
     """

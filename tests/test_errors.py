@@ -1,0 +1,93 @@
+"""Bad hyperparameters raise ValueError with a message naming the argument and the value.
+
+Where torch.optim rejects the same input, optedu's message is torch's, word for word.
+"""
+
+import math
+
+import pytest
+import torch
+
+import optedu
+
+NAN = math.nan
+
+# (optedu class, kwargs, message)
+BAD = [
+    (optedu.SGD, dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    (optedu.SGD, dict(lr=NAN), "Invalid learning rate: nan"),
+    (optedu.SGD, dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+    (optedu.SGD, dict(weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
+    (optedu.SGD, dict(nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+    (optedu.SGD, dict(nesterov=True, momentum=0.9, dampening=0.1),
+     "Nesterov momentum requires a momentum and zero dampening"),
+    (optedu.Adagrad, dict(lr=-1.0), "Invalid learning rate: -1.0"),
+    (optedu.Adagrad, dict(lr_decay=-0.1), "Invalid lr_decay value: -0.1"),
+    (optedu.Adagrad, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (optedu.Adagrad, dict(initial_accumulator_value=-0.1),
+     "Invalid initial_accumulator_value value: -0.1"),
+    (optedu.Adagrad, dict(eps=-1e-10), "Invalid epsilon value: -1e-10"),
+    (optedu.RMSprop, dict(lr=-0.01), "Invalid learning rate: -0.01"),
+    (optedu.RMSprop, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (optedu.RMSprop, dict(momentum=-0.9), "Invalid momentum value: -0.9"),
+    (optedu.RMSprop, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (optedu.RMSprop, dict(alpha=-0.5), "Invalid alpha value: -0.5"),
+    (optedu.Adam, dict(lr=-0.001), "Invalid learning rate: -0.001"),
+    (optedu.Adam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (optedu.Adam, dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (optedu.Adam, dict(betas=(-0.1, 0.999)), "Invalid beta parameter at index 0: -0.1"),
+    (optedu.Adam, dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    (optedu.Adam, dict(betas=(0.9, NAN)), "Invalid beta parameter at index 1: nan"),
+    (optedu.Adam, dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+    (optedu.AdamW, dict(lr=-0.001), "Invalid learning rate: -0.001"),
+    (optedu.AdamW, dict(betas=(0.9, 1.5)), "Invalid beta parameter at index 1: 1.5"),
+    (optedu.AdamW, dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+]
+
+
+def _params():
+    return [torch.zeros(2, requires_grad=True)]
+
+
+@pytest.mark.parametrize("cls, kwargs, message", BAD,
+                         ids=[f"{c.__name__}-{'-'.join(k)}" for c, k, _ in BAD])
+def test_bad_hyperparameter(cls, kwargs, message):
+    with pytest.raises(ValueError) as raised:
+        cls(_params(), **kwargs)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("cls, kwargs, message", BAD,
+                         ids=[f"{c.__name__}-{'-'.join(k)}" for c, k, _ in BAD])
+def test_message_is_torchs(cls, kwargs, message):
+    if cls is optedu.SGD and math.isnan(kwargs.get("lr", 0.0)):
+        pytest.skip("torch.optim.SGD checks `lr < 0`, which a NaN passes; optedu rejects it")
+    with pytest.raises(ValueError) as raised:
+        getattr(torch.optim, cls.__name__)(_params(), **kwargs)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("cls", [optedu.SGD, optedu.Adagrad, optedu.RMSprop, optedu.Adam, optedu.AdamW])
+def test_empty_parameter_list(cls):
+    with pytest.raises(ValueError, match="optimizer got an empty parameter list"):
+        cls([])
+
+
+@pytest.mark.parametrize("cls", [optedu.SGD, optedu.Adagrad, optedu.RMSprop, optedu.Adam, optedu.AdamW])
+def test_parameter_in_two_groups(cls):
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        cls([{"params": [p]}, {"params": [p]}])
+
+
+def test_betas_must_be_a_pair():
+    with pytest.raises(ValueError, match=r"Invalid betas: expected two values, got \(0.9,\)"):
+        optedu.Adam(_params(), betas=(0.9,))
+
+
+@pytest.mark.parametrize("cls", [optedu.SGD, optedu.RMSprop, optedu.Adam])
+def test_sparse_gradients_are_refused(cls):
+    p = torch.zeros(3, requires_grad=True)
+    p.grad = torch.zeros(3).to_sparse()
+    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+        cls([p]).step()

@@ -1,0 +1,213 @@
+"""optedu in torch's ecosystem: checkpoints both ways, torch schedulers, closures, grad None."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+
+import optedu
+
+torch.set_default_dtype(torch.float64)
+
+SETTINGS = [
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+]
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+
+def _data(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(32, 4, generator=g), torch.randn(32, 1, generator=g)
+
+
+def _train(model, optimizer, steps, scheduler=None):
+    x, y = _data()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def _groups(model):
+    first, second = model[0], model[2]
+    return [{"params": first.parameters()}, {"params": second.parameters(), "lr": 0.02}]
+
+
+@pytest.mark.parametrize("source, target", [("torch", "optedu"), ("optedu", "torch")])
+@pytest.mark.parametrize("name, kwargs", SETTINGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SETTINGS)])
+def test_checkpoint_moves_between_torch_and_optedu(name, kwargs, source, target):
+    """Train 10 steps in one library, checkpoint, resume in the other: same as never switching."""
+    libs = {"torch": torch.optim, "optedu": optedu}
+    model = _model()
+    opt = getattr(libs[source], name)(_groups(model), **kwargs)
+    _train(model, opt, 10)
+
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+
+    resumed = _model(seed=99)
+    resumed.load_state_dict(checkpoint["model"])
+    resumed_opt = getattr(libs[target], name)(_groups(resumed), **kwargs)
+    resumed_opt.load_state_dict(checkpoint["optimizer"])
+
+    _train(model, opt, 10)           # the run that never switched
+    _train(resumed, resumed_opt, 10)  # the run that switched library mid-way
+    assert _max_diff(model, resumed) <= 1e-12
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        for key, value in opt.state[p].items():
+            assert torch.allclose(value, resumed_opt.state[q][key], rtol=1e-12, atol=0), key
+
+
+@pytest.mark.parametrize("name, kwargs", SETTINGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SETTINGS)])
+def test_state_dict_round_trip_within_optedu(name, kwargs):
+    model = _model()
+    opt = getattr(optedu, name)(_groups(model), **kwargs)
+    _train(model, opt, 5)
+    twin = copy.deepcopy(model)
+    twin_opt = getattr(optedu, name)(_groups(twin), **kwargs)
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # state_dict() holds references
+    _train(model, opt, 5)
+    _train(twin, twin_opt, 5)
+    assert _max_diff(model, twin) == 0.0
+
+
+def test_state_dict_layout_matches_torch():
+    """Same keys, same group entries for every argument optedu accepts, same step dtype."""
+    for name, kwargs in SETTINGS:
+        m1, m2 = _model(), _model()
+        ours = getattr(optedu, name)(_groups(m1), **kwargs)
+        theirs = getattr(torch.optim, name)(_groups(m2), **kwargs)
+        _train(m1, ours, 2)
+        _train(m2, theirs, 2)
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert a["state"].keys() == b["state"].keys()
+        for index in a["state"]:
+            assert a["state"][index].keys() == b["state"][index].keys()
+            for key in a["state"][index]:
+                assert a["state"][index][key].dtype == b["state"][index][key].dtype, (name, key)
+        for ga, gb in zip(a["param_groups"], b["param_groups"]):
+            assert {k: gb[k] for k in ga} == ga
+
+
+SCHEDULERS = [
+    lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+    lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=1e-4),
+    lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=20),
+    lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=5),
+]
+
+
+@pytest.mark.parametrize("make_scheduler", SCHEDULERS, ids=["step", "cosine", "onecycle", "linear"])
+@pytest.mark.parametrize("name, kwargs", [SETTINGS[0], SETTINGS[3], SETTINGS[5]],
+                         ids=["SGD", "RMSprop", "AdamW"])
+def test_torch_schedulers_drive_optedu(make_scheduler, name, kwargs):
+    """Learning rates (and OneCycle's momentum/betas cycling) and parameters match torch's run."""
+    runs = []
+    for lib in (optedu, torch.optim):
+        model = _model()
+        opt = getattr(lib, name)(_groups(model), **kwargs)
+        scheduler = make_scheduler(opt)
+        lrs = []
+        for _ in range(20):
+            _train(model, opt, 1, scheduler)
+            lrs.append([(g["lr"], g.get("momentum"), g.get("betas")) for g in opt.param_groups])
+        runs.append((model, lrs))
+    (m1, lrs1), (m2, lrs2) = runs
+    assert lrs1 == lrs2
+    assert _max_diff(m1, m2) <= 1e-12
+
+
+def test_reduce_lr_on_plateau_drives_optedu():
+    """ReduceLROnPlateau (which only reads and writes ``lr``) gives torch's sequence on optedu."""
+    losses = [1.0, 0.9, 0.9, 0.9, 0.9, 0.95, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5]
+    sequences = []
+    for lib in (optedu, torch.optim):
+        opt = lib.SGD(_model().parameters(), lr=0.1)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5,
+                                                               cooldown=1)
+        lrs = []
+        for loss in losses:
+            scheduler.step(loss)
+            lrs.append(opt.param_groups[0]["lr"])
+        sequences.append(lrs)
+    assert sequences[0] == sequences[1]
+    assert min(sequences[0]) < 0.1  # the plateau did reduce the rate
+
+
+def test_closure_is_called_and_its_loss_returned():
+    model = _model()
+    x, y = _data()
+    opt = optedu.Adam(model.parameters(), lr=0.01)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert calls == [1] and torch.is_tensor(loss) and loss.requires_grad
+
+
+@pytest.mark.parametrize("name, kwargs", SETTINGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SETTINGS)])
+def test_parameters_without_grad_are_left_alone(name, kwargs):
+    used = torch.ones(3, requires_grad=True)
+    unused = torch.ones(3, requires_grad=True)
+    opt = getattr(optedu, name)([used, unused], **kwargs)
+    used.grad = torch.ones(3)
+    opt.step()
+    assert torch.equal(unused, torch.ones(3))
+    assert not torch.equal(used, torch.ones(3))
+    theirs = getattr(torch.optim, name)([torch.ones(3, requires_grad=True), torch.ones(3, requires_grad=True)], **kwargs)
+    assert (len(opt.state[unused]) == 0) == (len(theirs.state[theirs.param_groups[0]["params"][1]]) == 0)
+
+
+def test_zero_grad_sets_grads_to_none():
+    model = _model()
+    opt = optedu.SGD(model.parameters(), lr=0.1)
+    _train(model, opt, 1)
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_step_hooks_fire():
+    p = torch.ones(2, requires_grad=True)
+    opt = optedu.SGD([p], lr=0.1)
+    seen = []
+    opt.register_step_post_hook(lambda optimizer, args, kwargs: seen.append(optimizer))
+    p.grad = torch.ones(2)
+    opt.step()
+    assert seen == [opt]
+
+
+def test_add_param_group_gets_defaults_and_state():
+    a = torch.ones(2, requires_grad=True)
+    b = torch.ones(2, requires_grad=True)
+    opt = optedu.Adagrad([a], lr=0.1)
+    opt.add_param_group({"params": [b], "lr": 0.2})
+    assert opt.param_groups[1]["lr_decay"] == 0 and opt.param_groups[1]["lr"] == 0.2
+    b.grad = torch.ones(2)
+    opt.step()
+    assert opt.state[b]["step"].item() == 1.0

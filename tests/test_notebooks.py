@@ -1,0 +1,115 @@
+"""Static checks on the stored chapters, so that nbval never passes vacuously.
+
+nbval compares a fresh run against the stored outputs; a cell stored *without* outputs is compared
+against nothing. These tests require that every cell that prints, plots or glues has outputs,
+that the outputs come from one fresh top-to-bottom run, that every figure has a caption and alt
+text, that every number glued into prose exists, and that the table of contents and book/ agree.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+IDS = [p.stem for p in NOTEBOOKS]
+GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
+OUTPUT_CALLS = {"print", "display", "glue", "show"}
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell) -> str:
+    return "".join(cell["source"])
+
+
+def _should_have_output(source: str) -> bool:
+    """True if the cell prints, displays, glues, shows a figure, or ends in a bare expression."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in OUTPUT_CALLS:
+                return True
+    last = tree.body[-1] if tree.body else None
+    ends_quietly = source.rstrip().endswith(";")
+    return isinstance(last, ast.Expr) and not isinstance(last.value, ast.Constant) and not ends_quietly
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def test_there_are_chapters():
+    assert NOTEBOOKS, "book/ holds no notebooks"
+
+
+def test_toc_and_book_folder_agree():
+    listed = _toc_files()
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+    for nb in NOTEBOOKS:
+        assert str(nb.relative_to(ROOT).with_suffix("")) in listed, f"{nb.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_cells_that_print_or_plot_have_stored_outputs(path):
+    missing = [i for i, c in enumerate(_cells(path))
+               if c["cell_type"] == "code" and _source(c).strip()
+               and _should_have_output(_source(c)) and not c.get("outputs")]
+    assert not missing, f"{path.name}: code cells {missing} should have stored outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_come_from_one_fresh_run(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    counts = [c["execution_count"] for c in nb["cells"]
+              if c["cell_type"] == "code" and _source(c).strip()]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: re-run with `make outputs`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_stored_errors(path):
+    for i, cell in enumerate(_cells(path)):
+        if "raises-exception" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"{path.name}: cell {i} stored an error"
+            if output.get("name") == "stderr":
+                assert "Warning" not in output["text"], f"{path.name}: cell {i} stored a warning"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_has_a_caption_and_alt_text(path):
+    for i, cell in enumerate(_cells(path)):
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            meta = cell.get("metadata", {}).get("mystnb", {})
+            assert meta.get("figure", {}).get("caption"), f"{path.name}: cell {i} has no caption"
+            assert meta.get("figure", {}).get("name"), f"{path.name}: cell {i} has no label"
+            assert meta.get("image", {}).get("alt"), f"{path.name}: cell {i} has no alt text"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_glued_numbers_exist(path):
+    cells = _cells(path)
+    glued = set()
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            glued.update(output.get("metadata", {}).get("scrapbook", {}).get("name", "").split())
+    referenced = {key for c in cells if c["cell_type"] == "markdown"
+                  for key in GLUE_REF.findall(_source(c))}
+    assert referenced <= glued, f"{path.name}: glue keys never computed: {referenced - glued}"

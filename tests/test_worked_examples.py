@@ -1,0 +1,88 @@
+"""The first two steps of each optimizer, computed by hand.
+
+One scalar parameter θ₀ = 1 receives the gradients g₁ = 2 and then g₂ = −1 (or 0.1). Each
+expected value below is the update rule evaluated with pencil-and-paper arithmetic, written out
+so that a reader can follow it; ε is 0 where that keeps the arithmetic exact.
+"""
+
+from math import sqrt
+
+import pytest
+import torch
+
+import optedu
+
+# (name, optimizer class, kwargs, (g1, g2), (θ1, θ2) by hand)
+EXAMPLES = [
+    ("sgd", optedu.SGD, dict(lr=0.1), (2.0, -1.0),
+     (1 - 0.1 * 2,                      # θ1 = 0.8
+      0.8 - 0.1 * -1)),                 # θ2 = 0.9
+    ("sgd weight decay", optedu.SGD, dict(lr=0.1, weight_decay=0.1), (2.0, -1.0),
+     (1 - 0.1 * (2 + 0.1 * 1),          # g1 + λθ0 = 2.1 → θ1 = 0.79
+      0.79 - 0.1 * (-1 + 0.1 * 0.79))),  # g2 + λθ1 = −0.921 → θ2 = 0.8821
+    ("sgd momentum", optedu.SGD, dict(lr=0.1, momentum=0.9), (2.0, -1.0),
+     (1 - 0.1 * 2,                      # b1 = g1 = 2 (no dampening on the first step)
+      0.8 - 0.1 * (0.9 * 2 - 1))),      # b2 = 0.9·2 − 1 = 0.8 → θ2 = 0.72
+    ("sgd dampening", optedu.SGD, dict(lr=0.1, momentum=0.9, dampening=0.5), (2.0, -1.0),
+     (1 - 0.1 * 2,                      # b1 = g1 = 2, undampened
+      0.8 - 0.1 * (0.9 * 2 + 0.5 * -1))),  # b2 = 1.8 − 0.5 = 1.3 → θ2 = 0.67
+    ("sgd nesterov", optedu.SGD, dict(lr=0.1, momentum=0.9, nesterov=True), (2.0, -1.0),
+     (1 - 0.1 * (2 + 0.9 * 2),          # b1 = 2, d1 = g1 + μ b1 = 3.8 → θ1 = 0.62
+      0.62 - 0.1 * (-1 + 0.9 * 0.8))),  # b2 = 0.8, d2 = −1 + 0.72 = −0.28 → θ2 = 0.648
+    ("adagrad", optedu.Adagrad, dict(lr=0.1, eps=0.0), (2.0, -1.0),
+     (1 - 0.1 * 2 / sqrt(4),            # G1 = 4 → θ1 = 0.9
+      0.9 + 0.1 * 1 / sqrt(5))),        # G2 = 5 → θ2 = 0.9 + 0.1/√5
+    ("adagrad lr_decay + initial accumulator", optedu.Adagrad,
+     dict(lr=0.1, lr_decay=0.5, initial_accumulator_value=1.0, eps=0.0), (2.0, -1.0),
+     (1 - 0.1 * 2 / sqrt(1 + 4),        # G1 = 1 + 4, rate 0.1/(1 + 0·0.5)
+      (1 - 0.2 / sqrt(5)) + (0.1 / 1.5) * 1 / sqrt(6))),  # G2 = 6, rate 0.1/(1 + 1·0.5)
+    ("rmsprop", optedu.RMSprop, dict(lr=0.01, alpha=0.9, eps=0.0), (2.0, -1.0),
+     (1 - 0.01 * 2 / sqrt(0.1 * 4),     # v1 = 0.1·4 = 0.4
+      (1 - 0.02 / sqrt(0.4)) + 0.01 / sqrt(0.9 * 0.4 + 0.1 * 1))),  # v2 = 0.46
+    ("rmsprop centered", optedu.RMSprop, dict(lr=0.01, alpha=0.9, eps=0.0, centered=True),
+     (2.0, -1.0),
+     (1 - 0.01 * 2 / sqrt(0.4 - 0.2**2),  # ḡ1 = 0.2, v1 − ḡ1² = 0.36 → θ1 = 1 − 0.02/0.6
+      (1 - 0.02 / 0.6) + 0.01 / sqrt(0.46 - 0.08**2))),  # ḡ2 = 0.18 − 0.1 = 0.08
+    ("rmsprop momentum", optedu.RMSprop, dict(lr=0.01, alpha=0.9, eps=0.0, momentum=0.5),
+     (2.0, -1.0),
+     (1 - 0.01 * (2 / sqrt(0.4)),       # b1 = g1/√v1
+      (1 - 0.01 * 2 / sqrt(0.4)) - 0.01 * (0.5 * 2 / sqrt(0.4) - 1 / sqrt(0.46)))),
+    ("adam", optedu.Adam, dict(lr=0.1, eps=0.0), (2.0, -1.0),
+     (1 - 0.1 * (0.2 / 0.1) / sqrt(0.004 / 0.001),   # m̂1 = 2, v̂1 = 4 → θ1 = 0.9
+      0.9 - 0.1 * (0.08 / 0.19) / sqrt(0.004996 / 0.001999))),  # m2 = 0.08, v2 = 0.004996
+    ("adam L2", optedu.Adam, dict(lr=0.1, eps=0.0, weight_decay=0.5), (2.0, -1.0),
+     (1 - 0.1,                          # g1 + 0.5·1 = 2.5: first step is lr·sign → θ1 = 0.9
+      0.9 - 0.1 * ((0.9 * 0.25 + 0.1 * -0.55) / 0.19)
+      / sqrt((0.999 * 0.001 * 6.25 + 0.001 * 0.3025) / 0.001999))),  # g2 + 0.5·0.9 = −0.55
+    ("adamw", optedu.AdamW, dict(lr=0.1, eps=0.0, weight_decay=0.1), (2.0, -1.0),
+     (1 * (1 - 0.01) - 0.1,             # shrink by 1 − ηλ = 0.99, then the Adam step 0.1
+      0.89 * 0.99 - 0.1 * (0.08 / 0.19) / sqrt(0.004996 / 0.001999))),
+    ("adam amsgrad", optedu.Adam, dict(lr=0.1, eps=0.0, betas=(0.9, 0.5), amsgrad=True),
+     (2.0, 0.1),
+     (1 - 0.1 * (0.2 / 0.1) / sqrt(2 / 0.5),   # v1 = 0.5·4 = 2 → θ1 = 0.9
+      0.9 - 0.1 * (0.19 / 0.19) / sqrt(2 / 0.75))),  # v2 = 1.005 < v_max = 2 keeps 2
+    ("adam maximize", optedu.Adam, dict(lr=0.1, eps=0.0, maximize=True), (2.0, -1.0),
+     (1 + 0.1,                          # ascends: the mirror image of "adam"
+      1.1 + 0.1 * (0.08 / 0.19) / sqrt(0.004996 / 0.001999))),
+]
+
+
+@pytest.mark.parametrize("name, cls, kwargs, grads, expected", EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_first_two_steps_by_hand(name, cls, kwargs, grads, expected):
+    theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    optimizer = cls([theta], **kwargs)
+    for g, want in zip(grads, expected):
+        theta.grad = torch.tensor([g], dtype=torch.float64)
+        optimizer.step()
+        assert theta.item() == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("name, cls, kwargs, grads, expected", EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_torch_agrees_with_the_hand_computation(name, cls, kwargs, grads, expected):
+    """The same numbers from torch.optim: the hand arithmetic describes torch, not just optedu."""
+    theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    optimizer = getattr(torch.optim, cls.__name__)([theta], **kwargs)
+    for g, want in zip(grads, expected):
+        theta.grad = torch.tensor([g], dtype=torch.float64)
+        optimizer.step()
+        assert theta.item() == pytest.approx(want, rel=1e-12, abs=1e-15)
