@@ -24,7 +24,7 @@ book: $(STAMP)
 
 ## test: unit, parity and property tests, then strict nbval over every chapter
 test: $(STAMP)
-	$(BIN)/python -m pytest tests book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 -q
+	$(BIN)/python -m pytest tests book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 --dist loadfile -q
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q
