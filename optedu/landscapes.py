@@ -43,8 +43,8 @@ class Surface:
     def grad(self, xy: Iterable[float]) -> np.ndarray:
         """The gradient at a point, by autograd, in float64."""
         point = torch.tensor(list(xy), dtype=torch.float64, requires_grad=True)
-        self.f(point).backward()
-        return point.grad.numpy()
+        (grad,) = torch.autograd.grad(self.f(point), point)
+        return grad.numpy()
 
     def grid(self, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(X, Y, Z)`` on an ``n × n`` grid over ``bounds``, ready for ``contour``."""
