@@ -29,6 +29,7 @@ Bad hyperparameters raise ``ValueError`` naming the argument and its value.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,8 +47,8 @@ def _invalid(name: str, value: Any, expected: str) -> ValueError:
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:
-    """``value`` must be an integer (not a bool) at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` must be an integer (Python's or numpy's, not a bool) at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise _invalid(name, value, f"an integer >= {minimum}")
 
 
@@ -58,12 +59,12 @@ def _check_total(total_steps: Any, warmup_steps: int) -> None:
 
 
 def _check_step(step: Any) -> None:
-    if isinstance(step, bool) or not isinstance(step, (int, float)) or not step >= 0:
+    if isinstance(step, bool) or not isinstance(step, numbers.Real) or not float(step) >= 0:
         raise _invalid("step", step, "a number >= 0")
 
 
 def _check_ratio(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
         raise _invalid(name, value, "a number in [0, 1]")
 
 

@@ -6,6 +6,7 @@ import math
 from functools import partial
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -151,6 +152,12 @@ def test_bad_arguments(fn, kwargs, message):
     with pytest.raises(ValueError) as raised:
         fn(step, **kwargs)
     assert str(raised.value) == message
+
+
+def test_numpy_integers_are_steps_and_counts():
+    steps = np.arange(3)
+    assert [linear_warmup_cosine(s, warmup_steps=np.int64(2), total_steps=10) for s in steps] == [
+        1 / 3, 2 / 3, 1.0]
 
 
 def test_hyperparameters_are_keyword_only():
