@@ -1,0 +1,115 @@
+"""Nesterov's look-ahead form, its map onto torch's form, and the 2×2 theory on a quadratic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import optedu
+from optedu import landscapes, nesterov
+
+
+def _grad_fn(surface):
+    def grad(x):
+        x = x.detach().clone().requires_grad_(True)
+        return torch.autograd.grad(surface.f(x), x)[0]
+    return grad
+
+
+def _lookahead_as_torch(surface, start, steps, lr, momentum):
+    """The look-ahead form's iterates, reported at torch's point φ = θ + μ v."""
+    theta = torch.tensor(start, dtype=torch.float64)
+    velocity = torch.zeros(2, dtype=torch.float64)
+    grad = _grad_fn(surface)
+    out = [theta.clone()]
+    for _ in range(steps):
+        nesterov.nag_lookahead(theta, velocity, grad, lr=lr, momentum=momentum)
+        phi, _ = nesterov.lookahead_to_torch(theta, velocity, lr=lr, momentum=momentum)
+        out.append(phi)
+    return torch.stack(out).numpy(), velocity
+
+
+@pytest.mark.parametrize("surface, lr, momentum", [
+    (landscapes.quadratic(1.0, 50.0, angle=0.3), 0.02, 0.9),
+    (landscapes.quadratic(1.0, 10.0), 0.1, 0.5),
+    (landscapes.rosenbrock(), 1e-3, 0.9),
+])
+@pytest.mark.parametrize("impl", [optedu.SGD, torch.optim.SGD])
+def test_lookahead_and_torch_forms_coincide(surface, lr, momentum, impl):
+    steps = 400
+    expected, _ = _lookahead_as_torch(surface, surface.start, steps, lr, momentum)
+    path = landscapes.trajectory(
+        surface, lambda p: impl(p, lr=lr, momentum=momentum, nesterov=True), steps)
+    assert np.isfinite(path).all()
+    assert np.abs(path - expected).max() <= 1e-12
+
+
+def test_buffer_maps_back_to_velocity():
+    surface, lr, mu = landscapes.rosenbrock(), 1e-3, 0.9
+    _, velocity = _lookahead_as_torch(surface, surface.start, 100, lr, mu)
+    point = torch.tensor(surface.start, dtype=torch.float64, requires_grad=True)
+    opt = optedu.SGD([point], lr=lr, momentum=mu, nesterov=True)
+    for _ in range(100):
+        opt.zero_grad()
+        surface.f(point).backward()
+        opt.step()
+    buffer = opt.state[point]["momentum_buffer"]
+    theta, v = nesterov.torch_to_lookahead(point.detach(), buffer, lr=lr, momentum=mu)
+    assert torch.allclose(v, velocity, rtol=0, atol=1e-12)
+    phi, b = nesterov.lookahead_to_torch(theta, v, lr=lr, momentum=mu)
+    assert torch.allclose(phi, point.detach(), rtol=0, atol=1e-12)
+    assert torch.allclose(b, buffer, rtol=0, atol=1e-12)
+
+
+def test_first_two_lookahead_steps_by_hand():
+    # f(x) = x², ∇f = 2x; θ0 = 1, η = 0.1, μ = 0.9, v0 = 0
+    theta, v = torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    nesterov.nag_lookahead(theta, v, lambda x: 2 * x, lr=0.1, momentum=0.9)
+    assert v.item() == pytest.approx(-0.2, abs=1e-15)            # v1 = -0.1·2·1
+    assert theta.item() == pytest.approx(0.8, abs=1e-15)         # θ1 = 1 - 0.2
+    nesterov.nag_lookahead(theta, v, lambda x: 2 * x, lr=0.1, momentum=0.9)
+    # look-ahead 0.8 - 0.18 = 0.62; v2 = -0.18 - 0.1·1.24 = -0.304; θ2 = 0.496
+    assert v.item() == pytest.approx(-0.304, abs=1e-15)
+    assert theta.item() == pytest.approx(0.496, abs=1e-15)
+
+
+def test_first_two_torch_steps_by_hand():
+    # same problem in torch's form: φ1 = θ1 + μ v1 = 0.62, φ2 = θ2 + μ v2 = 0.2224
+    phi = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([phi], lr=0.1, momentum=0.9, nesterov=True)
+    for expected in (0.62, 0.2224):
+        phi.grad = 2 * phi.detach()
+        opt.step()
+        assert phi.item() == pytest.approx(expected, abs=1e-15)
+
+
+@pytest.mark.parametrize("nesterov_flag", [True, False])
+@pytest.mark.parametrize("h, lr, mu", [(10.0, 0.05, 0.9), (1.0, 0.5, 0.3), (4.0, 0.3, 0.99)])
+def test_iteration_matrix_matches_a_run(nesterov_flag, h, lr, mu):
+    x = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
+    opt = optedu.SGD([x], lr=lr, momentum=mu, nesterov=nesterov_flag)
+    matrix = nesterov.iteration_matrix(h, lr=lr, momentum=mu, nesterov=nesterov_flag)
+    state = np.array([1.5, 0.0])                                  # (x0, b0 = 0)
+    for _ in range(30):
+        x.grad = h * x.detach()
+        opt.step()
+        state = matrix @ state
+        measured = np.array([x.item(), opt.state[x]["momentum_buffer"].item()])
+        assert np.allclose(measured, state, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize("nesterov_flag", [True, False])
+def test_stability_limit_is_where_the_radius_crosses_one(mu, nesterov_flag):
+    h = 3.0
+    limit = nesterov.max_stable_lr(h, momentum=mu, nesterov=nesterov_flag)
+    below = nesterov.spectral_radius(h, lr=0.999 * limit, momentum=mu, nesterov=nesterov_flag)
+    above = nesterov.spectral_radius(h, lr=1.001 * limit, momentum=mu, nesterov=nesterov_flag)
+    assert below < 1 < above
+
+
+def test_nesterov_has_the_smaller_stable_range():
+    for mu in (0.1, 0.5, 0.9):
+        assert (nesterov.max_stable_lr(1.0, momentum=mu, nesterov=True)
+                < nesterov.max_stable_lr(1.0, momentum=mu, nesterov=False))
