@@ -68,7 +68,7 @@ def torch_to_lookahead(param: torch.Tensor, buffer: torch.Tensor, *, lr: float,
     return param - momentum * velocity, velocity                # θ = φ - μ v
 
 
-def iteration_matrix(h: float, *, lr: float, momentum: float, nesterov: bool) -> np.ndarray:
+def iteration_matrix(h, *, lr, momentum, nesterov: bool) -> np.ndarray:
     r"""The 2×2 matrix :math:`M` with :math:`(x_t, b_t) = M\,(x_{t-1}, b_{t-1})` on :math:`\tfrac12 h x^2`.
 
     For torch's SGD with momentum :math:`\mu` (no dampening), gradient :math:`g = h x` and
@@ -80,21 +80,29 @@ def iteration_matrix(h: float, *, lr: float, momentum: float, nesterov: bool) ->
         \qquad
         \text{Nesterov:}\quad M = \begin{pmatrix} 1 - a(1+\mu) & -\eta\mu^2 \\ h & \mu \end{pmatrix}
 
-    (torch's first step, :math:`b_1 = g_1`, is this map applied to :math:`b_0 = 0`).
+    (torch's first step, :math:`b_1 = g_1`, is this map applied to :math:`b_0 = 0`). ``h``, ``lr``
+    and ``momentum`` may be arrays; they broadcast, and the result has shape ``(..., 2, 2)``.
     """
+    h, lr, mu = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, lr, momentum)))
     a = lr * h
+    matrix = np.empty(a.shape + (2, 2))
     if nesterov:
-        return np.array([[1 - a * (1 + momentum), -lr * momentum**2],  # x_t = x - η(g + μ b_t)
-                         [h, momentum]])                               # b_t = μ b + h x
-    return np.array([[1 - a, -lr * momentum],                          # x_t = x - η b_t
-                     [h, momentum]])                                   # b_t = μ b + h x
+        matrix[..., 0, 0] = 1 - a * (1 + mu)                   # x_t = x - η(g + μ b_t)
+        matrix[..., 0, 1] = -lr * mu**2
+    else:
+        matrix[..., 0, 0] = 1 - a                              # x_t = x - η b_t
+        matrix[..., 0, 1] = -lr * mu
+    matrix[..., 1, 0] = h                                      # b_t = μ b + h x
+    matrix[..., 1, 1] = mu
+    return matrix
 
 
-def spectral_radius(h: float, *, lr: float, momentum: float, nesterov: bool) -> float:
+def spectral_radius(h, *, lr, momentum, nesterov: bool):
     """Largest eigenvalue modulus of :func:`iteration_matrix`: below 1 means the run converges,
-    and the error shrinks by about this factor per step."""
+    and the error shrinks by about this factor per step. A float, or an array for array inputs."""
     matrix = iteration_matrix(h, lr=lr, momentum=momentum, nesterov=nesterov)
-    return float(np.abs(np.linalg.eigvals(matrix)).max())
+    rho = np.abs(np.linalg.eigvals(matrix)).max(axis=-1)
+    return float(rho) if rho.ndim == 0 else rho
 
 
 def max_stable_lr(h: float, *, momentum: float, nesterov: bool) -> float:
