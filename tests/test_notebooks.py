@@ -113,3 +113,26 @@ def test_glued_numbers_exist(path):
     referenced = {key for c in cells if c["cell_type"] == "markdown"
                   for key in GLUE_REF.findall(_source(c))}
     assert referenced <= glued, f"{path.name}: glue keys never computed: {referenced - glued}"
+
+
+def _figures(cells) -> int:
+    return sum(any("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in cells)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_chapter_meets_the_bar(path):
+    """The chapter shape every issue asks for: figures, exercises with solutions, interview
+    questions with folded answers, citations, and an executed check against torch."""
+    cells = _cells(path)
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    exercises = len(re.findall(r"[`:]{3}\{exercise\}", markdown))
+    solutions = len(re.findall(r"[`:]{3}\{solution(?:-start)?\}", markdown))
+    questions = re.findall(r":::\{admonition\} Q\d+\..*\n:class: dropdown", markdown)
+    assert _figures(cells) >= 2, f"{path.name}: fewer than two figures"
+    assert exercises >= 3, f"{path.name}: {exercises} exercises, want at least 3"
+    assert solutions >= exercises, f"{path.name}: an exercise without a solution"
+    assert len(questions) >= 4, f"{path.name}: {len(questions)} folded interview questions, want 4"
+    assert "{cite" in markdown, f"{path.name}: cites no paper"
+    assert re.search(r"torch\.(optim|nn\.utils)", code) and re.search(r"^\s*assert ", code, re.M), \
+        f"{path.name}: no executed comparison with torch that stops the notebook"
