@@ -6,7 +6,7 @@ exactly as torch.optim does and calls that function.
 """
 
 from .adagrad import Adagrad, adagrad
-from . import landscapes, lr_scheduler, nesterov, parity, schedules
+from . import landscapes, lr_scheduler, momentum, nesterov, parity, schedules
 from .adam import Adam, AdamW, adam
 from .optimizer import Optimizer
 from .rmsprop import RMSprop, rmsprop
@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
-    "sgd", "adagrad", "rmsprop", "adam", "landscapes", "lr_scheduler", "nesterov", "parity",
-    "schedules",
+    "sgd", "adagrad", "rmsprop", "adam",
+    "landscapes", "lr_scheduler", "momentum", "nesterov", "parity", "schedules",
 ]
