@@ -2,20 +2,32 @@
 
 Each update rule is one function acting on one tensor (``optedu.sgd``, ``optedu.adam``, ...);
 each optimizer class (``optedu.SGD``, ``optedu.Adam``, ...) keeps ``param_groups`` and ``state``
-exactly as torch.optim does and calls that function.
+exactly as torch.optim does and calls that function. Around the rules: clipping and monitoring
+(``clip``, ``monitor``), parameter groups (``param_groups``), schedules (``schedules``,
+``lr_scheduler``), theory on a quadratic (``quadratic``), and the chapters' tools
+(``landscapes``, ``parity``, ``display``).
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
+from . import (clip, display, landscapes, lr_scheduler, momentum, monitor, nesterov,
+               param_groups, parity, quadratic, schedules)
 from .adagrad import Adagrad, adagrad
-from . import landscapes, lr_scheduler, momentum, nesterov, parity, schedules
 from .adam import Adam, AdamW, adam
+from .clip import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
 from .rmsprop import RMSprop, rmsprop
 from .sgd import SGD, sgd
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("optedu")  # one source: pyproject.toml
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "sgd", "adagrad", "rmsprop", "adam",
-    "landscapes", "lr_scheduler", "momentum", "nesterov", "parity", "schedules",
+    "clip_grad_norm_", "clip_grad_value_",
+    "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
+    "param_groups", "parity", "quadratic", "schedules",
 ]

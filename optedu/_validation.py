@@ -41,3 +41,10 @@ def check_nesterov(nesterov: bool, momentum: float, dampening: float) -> None:
     """Nesterov's look-ahead needs a momentum buffer that is not dampened."""
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+def check_curvatures(smallest: float, largest: float) -> None:
+    """Curvatures of a quadratic must satisfy ``0 < smallest <= largest``."""
+    if not 0 < smallest <= largest:
+        raise ValueError(f"Invalid curvatures: need 0 < smallest <= largest, got "
+                         f"smallest={smallest}, largest={largest}")

@@ -40,8 +40,8 @@ def adagrad(
         g = g.add(param, alpha=weight_decay)              # g_t = g_t + λ θ_{t-1}
     clr = lr / (1 + (step - 1) * lr_decay)                # η̃_t = η / (1 + (t-1) δ)
     state_sum.addcmul_(g, g, value=1)                     # G_t = G_{t-1} + g_t²
-    std = state_sum.sqrt().add_(eps)                      # √G_t + ε
-    param.addcdiv_(g, std, value=-clr)                    # θ_t = θ_{t-1} - η̃_t g_t / (√G_t + ε)
+    denom = state_sum.sqrt().add_(eps)                    # √G_t + ε
+    param.addcdiv_(g, denom, value=-clr)                  # θ_t = θ_{t-1} - η̃_t g_t / (√G_t + ε)
 
 
 class Adagrad(Optimizer):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._validation import check_curvatures
+
 OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
 
 
@@ -62,8 +64,7 @@ def quadratic(h1: float = 1.0, h2: float = 10.0, angle: float = 0.0) -> Surface:
     The eigenvectors are the axes rotated by ``angle`` (radians). With ``h1 < h2`` the condition
     number is :math:`\kappa = h_2/h_1` and the largest curvature :math:`L = h_2`.
     """
-    if not 0 < h1 <= h2:
-        raise ValueError(f"Invalid curvatures: need 0 < h1 <= h2, got h1={h1}, h2={h2}")
+    check_curvatures(h1, h2)
     c, s = np.cos(angle), np.sin(angle)
     rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
     H = rotation @ torch.diag(torch.tensor([h1, h2], dtype=torch.float64)) @ rotation.T

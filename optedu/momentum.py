@@ -1,4 +1,4 @@
-r"""Heavy-ball momentum as other papers and frameworks write it, and Polyak's optimal tuning.
+r"""Heavy-ball momentum as other papers and frameworks write it.
 
 torch (and :func:`optedu.sgd`) keeps a buffer :math:`b` that *sums* gradients,
 :math:`b_t = \mu b_{t-1} + (1-\tau) g_t` with :math:`b_1 = g_1`, and steps :math:`-\eta b_t`.
@@ -17,12 +17,12 @@ and the Sutskever form is torch with the same :math:`\eta` (because :math:`v_t =
 They part when the learning rate changes (the Sutskever velocity keeps the old rate) and, for
 torch's ``dampening=β``, at the first step (torch's buffer starts undampened).
 
+Polyak's optimal tuning and the stability analysis live in :mod:`optedu.quadratic`.
+
 References: Polyak (1964); Sutskever, Martens, Dahl & Hinton (2013).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -60,38 +60,3 @@ def sutskever_momentum(param: torch.Tensor, grad: torch.Tensor, velocity: torch.
 def ema_lr_to_torch(lr: float, beta: float) -> float:
     r"""The torch learning rate that reproduces the EMA form: :math:`\eta_{\text{torch}} = \eta (1-\beta)`."""
     return lr * (1 - beta)
-
-
-def polyak_optimal(smallest: float, largest: float) -> tuple[float, float, float]:
-    r"""Polyak's best heavy-ball tuning for a quadratic with curvatures in ``[smallest, largest]``.
-
-    Returns :math:`(\eta^*, \mu^*, \rho^*)` in torch's parametrisation (``dampening=0``):
-
-    .. math::
-
-        \eta^* = \frac{4}{(\sqrt L + \sqrt m)^2}, \qquad
-        \mu^* = \Big(\frac{\sqrt\kappa - 1}{\sqrt\kappa + 1}\Big)^2, \qquad
-        \rho^* = \sqrt{\mu^*} = \frac{\sqrt\kappa - 1}{\sqrt\kappa + 1},
-
-    with :math:`m` = ``smallest``, :math:`L` = ``largest``, :math:`\kappa = L/m`; :math:`\rho^*`
-    is the spectral radius of the iteration, the error's shrink factor per step.
-    """
-    if not 0 < smallest <= largest:
-        raise ValueError(f"Invalid curvatures: need 0 < smallest <= largest, got "
-                         f"smallest={smallest}, largest={largest}")
-    root_kappa = math.sqrt(largest / smallest)
-    rate = (root_kappa - 1) / (root_kappa + 1)
-    lr = 4 / (math.sqrt(largest) + math.sqrt(smallest)) ** 2
-    return lr, rate**2, rate
-
-
-def gd_optimal(smallest: float, largest: float) -> tuple[float, float]:
-    r"""Best constant step for plain gradient descent on the same quadratic.
-
-    :math:`\eta = 2/(m + L)` gives the contraction :math:`(\kappa - 1)/(\kappa + 1)` per step.
-    """
-    if not 0 < smallest <= largest:
-        raise ValueError(f"Invalid curvatures: need 0 < smallest <= largest, got "
-                         f"smallest={smallest}, largest={largest}")
-    kappa = largest / smallest
-    return 2 / (smallest + largest), (kappa - 1) / (kappa + 1)

@@ -17,7 +17,7 @@ with :math:`v_0 = 0` (so :math:`\phi_0 = \theta_0`, and torch's :math:`b_1 = g_1
 
 On a quadratic eigen-direction :math:`f(x) = \tfrac12 h x^2` both heavy-ball momentum and
 Nesterov's method are linear maps of the pair :math:`(x_{t-1}, b_{t-1})`; their 2×2 matrices and
-spectral radii decide stability and speed.
+spectral radii (:mod:`optedu.quadratic`) decide stability and speed.
 
 References: Nesterov (1983); Sutskever, Martens, Dahl & Hinton (2013).
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 GradFn = Callable[[torch.Tensor], torch.Tensor]
@@ -66,51 +65,3 @@ def torch_to_lookahead(param: torch.Tensor, buffer: torch.Tensor, *, lr: float,
     """
     velocity = -lr * buffer                                     # v = -η b
     return param - momentum * velocity, velocity                # θ = φ - μ v
-
-
-def iteration_matrix(h, *, lr, momentum, nesterov: bool) -> np.ndarray:
-    r"""The 2×2 matrix :math:`M` with :math:`(x_t, b_t) = M\,(x_{t-1}, b_{t-1})` on :math:`\tfrac12 h x^2`.
-
-    For torch's SGD with momentum :math:`\mu` (no dampening), gradient :math:`g = h x` and
-    :math:`a = \eta h`:
-
-    .. math::
-
-        \text{heavy ball:}\quad M = \begin{pmatrix} 1 - a & -\eta\mu \\ h & \mu \end{pmatrix},
-        \qquad
-        \text{Nesterov:}\quad M = \begin{pmatrix} 1 - a(1+\mu) & -\eta\mu^2 \\ h & \mu \end{pmatrix}
-
-    (torch's first step, :math:`b_1 = g_1`, is this map applied to :math:`b_0 = 0`). ``h``, ``lr``
-    and ``momentum`` may be arrays; they broadcast, and the result has shape ``(..., 2, 2)``.
-    """
-    h, lr, mu = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, lr, momentum)))
-    a = lr * h
-    matrix = np.empty(a.shape + (2, 2))
-    if nesterov:
-        matrix[..., 0, 0] = 1 - a * (1 + mu)                   # x_t = x - η(g + μ b_t)
-        matrix[..., 0, 1] = -lr * mu**2
-    else:
-        matrix[..., 0, 0] = 1 - a                              # x_t = x - η b_t
-        matrix[..., 0, 1] = -lr * mu
-    matrix[..., 1, 0] = h                                      # b_t = μ b + h x
-    matrix[..., 1, 1] = mu
-    return matrix
-
-
-def spectral_radius(h, *, lr, momentum, nesterov: bool):
-    """Largest eigenvalue modulus of :func:`iteration_matrix`: below 1 means the run converges,
-    and the error shrinks by about this factor per step. A float, or an array for array inputs."""
-    matrix = iteration_matrix(h, lr=lr, momentum=momentum, nesterov=nesterov)
-    rho = np.abs(np.linalg.eigvals(matrix)).max(axis=-1)
-    return float(rho) if rho.ndim == 0 else rho
-
-
-def max_stable_lr(h: float, *, momentum: float, nesterov: bool) -> float:
-    r"""The learning rate at which the spectral radius reaches 1 on curvature ``h`` (0 ≤ μ < 1).
-
-    Heavy ball is stable for :math:`\eta h < 2(1+\mu)`; Nesterov for
-    :math:`\eta h < 2(1+\mu)/(1+2\mu)` (Jury's conditions on the characteristic polynomials
-    :math:`\lambda^2 - (1+\mu-a)\lambda + \mu` and :math:`\lambda^2 - (1+\mu)(1-a)\lambda + \mu(1-a)`).
-    """
-    bound = 2 * (1 + momentum) / (1 + 2 * momentum) if nesterov else 2 * (1 + momentum)
-    return bound / h

@@ -52,15 +52,15 @@ def rmsprop(
     square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)    # v_t = α v_{t-1} + (1-α) g_t²
     if grad_avg is not None:
         grad_avg.lerp_(g, 1 - alpha)                          # ḡ_t = α ḡ_{t-1} + (1-α) g_t
-        avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()  # √(v_t - ḡ_t²)
+        denom = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()  # √(v_t - ḡ_t²)
     else:
-        avg = square_avg.sqrt()                               # √v_t
-    avg.add_(eps)                                             # s_t = √(·) + ε
+        denom = square_avg.sqrt()                             # √v_t
+    denom.add_(eps)                                           # s_t = √(·) + ε
     if momentum_buffer is not None:
-        momentum_buffer.mul_(momentum).addcdiv_(g, avg)       # b_t = μ b_{t-1} + g_t / s_t
+        momentum_buffer.mul_(momentum).addcdiv_(g, denom)     # b_t = μ b_{t-1} + g_t / s_t
         param.add_(momentum_buffer, alpha=-lr)                # θ_t = θ_{t-1} - η b_t
     else:
-        param.addcdiv_(g, avg, value=-lr)                     # θ_t = θ_{t-1} - η g_t / s_t
+        param.addcdiv_(g, denom, value=-lr)                   # θ_t = θ_{t-1} - η g_t / s_t
 
 
 class RMSprop(Optimizer):

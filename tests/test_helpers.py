@@ -61,7 +61,7 @@ def test_quadratic_curvatures_and_gradient():
     assert np.allclose(eigenvalues, [1.0, 25.0])
     H = landscapes.hessian(q, (0.0, 0.0))
     assert np.allclose(q.grad((0.5, 1.0)), H @ np.array([0.5, 1.0]))
-    with pytest.raises(ValueError, match="h1=2.0, h2=1.0"):
+    with pytest.raises(ValueError, match="smallest=2.0, largest=1.0"):
         landscapes.quadratic(2.0, 1.0)
 
 

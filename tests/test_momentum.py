@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import optedu
-from optedu import momentum, nesterov
+from optedu import momentum, quadratic
 
 STEPS = 60
 
@@ -99,8 +99,8 @@ def test_hand_computed_steps():
 
 @pytest.mark.parametrize("m, L", [(1.0, 10.0), (0.01, 1.0), (1.0, 1000.0)])
 def test_polyak_optimum_beats_a_grid(m, L):
-    lr, mu, rate = momentum.polyak_optimal(m, L)
-    worst = lambda eta, beta: max(nesterov.spectral_radius(h, lr=eta, momentum=beta, nesterov=False)
+    lr, mu, rate = quadratic.polyak_optimal(m, L)
+    worst = lambda eta, beta: max(quadratic.spectral_radius(h, lr=eta, momentum=beta, nesterov=False)
                                   for h in np.linspace(m, L, 41))
     assert worst(lr, mu) == pytest.approx(rate, rel=1e-6)
     grid = [worst(eta, beta) for eta in np.linspace(0.2, 2.0, 19) * lr
@@ -110,7 +110,7 @@ def test_polyak_optimum_beats_a_grid(m, L):
 
 def test_polyak_rate_matches_a_run():
     m, L = 1.0, 100.0
-    lr, mu, rate = momentum.polyak_optimal(m, L)
+    lr, mu, rate = quadratic.polyak_optimal(m, L)
     theta = torch.tensor([1.0, 1.0], dtype=torch.float64, requires_grad=True)
     opt = optedu.SGD([theta], lr=lr, momentum=mu)
     h = torch.tensor([m, L], dtype=torch.float64)
@@ -124,15 +124,15 @@ def test_polyak_rate_matches_a_run():
 
 
 def test_closed_forms_by_hand():
-    lr, mu, rate = momentum.polyak_optimal(1.0, 100.0)
+    lr, mu, rate = quadratic.polyak_optimal(1.0, 100.0)
     assert rate == pytest.approx(9 / 11) and mu == pytest.approx(81 / 121)
     assert lr == pytest.approx(4 / 121)
-    assert momentum.gd_optimal(1.0, 100.0) == pytest.approx((2 / 101, 99 / 101))
+    assert quadratic.gd_optimal(1.0, 100.0) == pytest.approx((2 / 101, 99 / 101))
     assert momentum.ema_lr_to_torch(1.0, 0.9) == pytest.approx(0.1)
     assert math.isclose(0.9**10, 0.3486784401)
 
 
-@pytest.mark.parametrize("fn", [momentum.polyak_optimal, momentum.gd_optimal])
+@pytest.mark.parametrize("fn", [quadratic.polyak_optimal, quadratic.gd_optimal])
 def test_bad_curvatures(fn):
     with pytest.raises(ValueError, match="smallest=2.0, largest=1.0"):
         fn(2.0, 1.0)

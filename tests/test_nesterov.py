@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import optedu
-from optedu import landscapes, nesterov
+from optedu import landscapes, nesterov, quadratic
 
 
 def _grad_fn(surface):
@@ -89,7 +89,7 @@ def test_first_two_torch_steps_by_hand():
 def test_iteration_matrix_matches_a_run(nesterov_flag, h, lr, mu):
     x = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
     opt = optedu.SGD([x], lr=lr, momentum=mu, nesterov=nesterov_flag)
-    matrix = nesterov.iteration_matrix(h, lr=lr, momentum=mu, nesterov=nesterov_flag)
+    matrix = quadratic.iteration_matrix(h, lr=lr, momentum=mu, nesterov=nesterov_flag)
     state = np.array([1.5, 0.0])                                  # (x0, b0 = 0)
     for _ in range(30):
         x.grad = h * x.detach()
@@ -103,13 +103,13 @@ def test_iteration_matrix_matches_a_run(nesterov_flag, h, lr, mu):
 @pytest.mark.parametrize("nesterov_flag", [True, False])
 def test_stability_limit_is_where_the_radius_crosses_one(mu, nesterov_flag):
     h = 3.0
-    limit = nesterov.max_stable_lr(h, momentum=mu, nesterov=nesterov_flag)
-    below = nesterov.spectral_radius(h, lr=0.999 * limit, momentum=mu, nesterov=nesterov_flag)
-    above = nesterov.spectral_radius(h, lr=1.001 * limit, momentum=mu, nesterov=nesterov_flag)
+    limit = quadratic.max_stable_lr(h, momentum=mu, nesterov=nesterov_flag)
+    below = quadratic.spectral_radius(h, lr=0.999 * limit, momentum=mu, nesterov=nesterov_flag)
+    above = quadratic.spectral_radius(h, lr=1.001 * limit, momentum=mu, nesterov=nesterov_flag)
     assert below < 1 < above
 
 
 def test_nesterov_has_the_smaller_stable_range():
     for mu in (0.1, 0.5, 0.9):
-        assert (nesterov.max_stable_lr(1.0, momentum=mu, nesterov=True)
-                < nesterov.max_stable_lr(1.0, momentum=mu, nesterov=False))
+        assert (quadratic.max_stable_lr(1.0, momentum=mu, nesterov=True)
+                < quadratic.max_stable_lr(1.0, momentum=mu, nesterov=False))

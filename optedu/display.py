@@ -1,0 +1,73 @@
+r"""Numbers written for people: ``2.6 × 10⁻⁶`` rather than Python's ``2.6e-06``.
+
+The chapters print and glue many small numbers (differences from torch, rates, losses). These
+helpers give them one look everywhere, with Unicode superscripts so they read the same in a
+notebook, in a terminal and on the website.
+
+>>> sci(2.6e-06)
+'2.6 × 10⁻⁶'
+>>> num(0.004213)
+'0.0042'
+>>> num(123456.0)
+'1.2 × 10⁵'
+>>> bound(3.2e-16)
+'< 10⁻¹⁵'
+"""
+
+from __future__ import annotations
+
+import math
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def power_of_ten(exponent: int) -> str:
+    """``10`` raised to ``exponent``, written with superscripts: ``power_of_ten(-6) == '10⁻⁶'``."""
+    return "10" + str(int(exponent)).translate(_SUPERSCRIPT)
+
+
+def sci(x: float, digits: int = 2) -> str:
+    """``x`` in scientific notation with ``digits`` significant digits: ``'2.6 × 10⁻⁶'``.
+
+    Zero is ``'0'``; infinities and NaN are written as Python writes them. A mantissa of 1 is
+    kept (``'1.0 × 10⁻³'``), so numbers of one table line up.
+    """
+    if digits < 1:
+        raise ValueError(f"Invalid digits: {digits}")
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa} × {power_of_ten(int(exponent))}"
+
+
+def num(x: float, digits: int = 2) -> str:
+    """``x`` with ``digits`` significant digits, plainly when ``10⁻³ ≤ |x| < 10⁴``, else :func:`sci`.
+
+    Plain numbers keep their significant digits and drop nothing in front of them:
+    ``num(0.004213) == '0.0042'``, ``num(37.26) == '37'``, ``num(1234.5) == '1200'``.
+    """
+    if digits < 1:
+        raise ValueError(f"Invalid digits: {digits}")
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    if not 1e-3 <= abs(x) < 1e4:
+        return sci(x, digits)
+    exponent = math.floor(math.log10(abs(float(f"{x:.{digits - 1}e}"))))
+    decimals = digits - 1 - exponent
+    if decimals < 0:  # keep only the significant digits of a large number: 1234.5 -> 1200
+        return f"{round(x, decimals):.0f}"
+    return f"{round(x, decimals):.{decimals}f}"
+
+
+def bound(x: float) -> str:
+    """A non-negative difference as the power of ten just above it: ``'0'``, ``'< 10⁻¹⁵'``, ...
+
+    Stable across machines where the difference itself is not (it moves in its last bits).
+    """
+    if x < 0:
+        raise ValueError(f"Invalid difference: {x} (expected a value >= 0)")
+    if x == 0.0:
+        return "0"
+    if not math.isfinite(x):
+        return str(x)
+    return f"< {power_of_ten(math.floor(math.log10(x)) + 1)}"

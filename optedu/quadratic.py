@@ -1,0 +1,100 @@
+r"""Theory on a quadratic: best constant tunings, iteration matrices, spectral radii, stability.
+
+On one eigen-direction of :math:`f(x) = \tfrac12 h x^2` every rule of the first chapters is a
+linear map of its state. Gradient descent multiplies :math:`x` by :math:`1 - \eta h`; heavy-ball
+momentum and Nesterov's method act on the pair :math:`(x_{t-1}, b_{t-1})` through a 2×2 matrix
+whose spectral radius is the error's shrink factor per step. The functions here compute those
+quantities in torch's parametrisation (``dampening=0``), so they can be checked against a run of
+:class:`optedu.SGD` or ``torch.optim.SGD``.
+
+References: Polyak (1964); Nesterov (1983); Sutskever, Martens, Dahl & Hinton (2013).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._validation import check_curvatures
+
+
+def gd_optimal(smallest: float, largest: float) -> tuple[float, float]:
+    r"""Best constant step for plain gradient descent on curvatures in ``[smallest, largest]``.
+
+    :math:`\eta = 2/(m + L)` gives the contraction :math:`(\kappa - 1)/(\kappa + 1)` per step.
+    Returns :math:`(\eta, \rho)`.
+    """
+    check_curvatures(smallest, largest)
+    kappa = largest / smallest
+    return 2 / (smallest + largest), (kappa - 1) / (kappa + 1)
+
+
+def polyak_optimal(smallest: float, largest: float) -> tuple[float, float, float]:
+    r"""Polyak's best heavy-ball tuning for a quadratic with curvatures in ``[smallest, largest]``.
+
+    Returns :math:`(\eta^*, \mu^*, \rho^*)` in torch's parametrisation (``dampening=0``):
+
+    .. math::
+
+        \eta^* = \frac{4}{(\sqrt L + \sqrt m)^2}, \qquad
+        \mu^* = \Big(\frac{\sqrt\kappa - 1}{\sqrt\kappa + 1}\Big)^2, \qquad
+        \rho^* = \sqrt{\mu^*} = \frac{\sqrt\kappa - 1}{\sqrt\kappa + 1},
+
+    with :math:`m` = ``smallest``, :math:`L` = ``largest``, :math:`\kappa = L/m`; :math:`\rho^*`
+    is the spectral radius of the iteration, the error's shrink factor per step.
+    """
+    check_curvatures(smallest, largest)
+    root_kappa = math.sqrt(largest / smallest)
+    rate = (root_kappa - 1) / (root_kappa + 1)
+    lr = 4 / (math.sqrt(largest) + math.sqrt(smallest)) ** 2
+    return lr, rate**2, rate
+
+
+def iteration_matrix(h, *, lr, momentum, nesterov: bool) -> np.ndarray:
+    r"""The 2×2 matrix :math:`M` with :math:`(x_t, b_t) = M\,(x_{t-1}, b_{t-1})` on :math:`\tfrac12 h x^2`.
+
+    For torch's SGD with momentum :math:`\mu` (no dampening), gradient :math:`g = h x` and
+    :math:`a = \eta h`:
+
+    .. math::
+
+        \text{heavy ball:}\quad M = \begin{pmatrix} 1 - a & -\eta\mu \\ h & \mu \end{pmatrix},
+        \qquad
+        \text{Nesterov:}\quad M = \begin{pmatrix} 1 - a(1+\mu) & -\eta\mu^2 \\ h & \mu \end{pmatrix}
+
+    (torch's first step, :math:`b_1 = g_1`, is this map applied to :math:`b_0 = 0`). ``h``, ``lr``
+    and ``momentum`` may be arrays; they broadcast, and the result has shape ``(..., 2, 2)``.
+    """
+    h, lr, mu = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, lr, momentum)))
+    a = lr * h
+    matrix = np.empty(a.shape + (2, 2))
+    if nesterov:
+        matrix[..., 0, 0] = 1 - a * (1 + mu)                   # x_t = x - η(g + μ b_t)
+        matrix[..., 0, 1] = -lr * mu**2
+    else:
+        matrix[..., 0, 0] = 1 - a                              # x_t = x - η b_t
+        matrix[..., 0, 1] = -lr * mu
+    matrix[..., 1, 0] = h                                      # b_t = μ b + h x
+    matrix[..., 1, 1] = mu
+    return matrix
+
+
+def spectral_radius(h, *, lr, momentum, nesterov: bool):
+    """Largest eigenvalue modulus of :func:`iteration_matrix`: below 1 means the run converges,
+    and the error shrinks by about this factor per step. A float, or an array for array inputs."""
+    matrix = iteration_matrix(h, lr=lr, momentum=momentum, nesterov=nesterov)
+    rho = np.abs(np.linalg.eigvals(matrix)).max(axis=-1)
+    return float(rho) if rho.ndim == 0 else rho
+
+
+def max_stable_lr(h: float, *, momentum: float, nesterov: bool) -> float:
+    r"""The learning rate at which the spectral radius reaches 1 on curvature ``h`` (0 ≤ μ < 1).
+
+    Heavy ball is stable for :math:`\eta h < 2(1+\mu)`; Nesterov for
+    :math:`\eta h < 2(1+\mu)/(1+2\mu)` (Jury's conditions on the characteristic polynomials
+    :math:`\lambda^2 - (1+\mu-a)\lambda + \mu` and :math:`\lambda^2 - (1+\mu)(1-a)\lambda + \mu(1-a)`).
+    With :math:`\mu = 0` both give gradient descent's :math:`\eta h < 2`.
+    """
+    bound = 2 * (1 + momentum) / (1 + 2 * momentum) if nesterov else 2 * (1 + momentum)
+    return bound / h

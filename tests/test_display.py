@@ -1,0 +1,41 @@
+"""Numbers as the chapters print them: superscript powers of ten, significant digits, bounds."""
+
+import math
+
+import pytest
+
+from optedu.display import bound, num, power_of_ten, sci
+
+
+@pytest.mark.parametrize("x, expected", [
+    (2.6e-06, "2.6 × 10⁻⁶"), (1e-3, "1.0 × 10⁻³"), (-4.2e5, "-4.2 × 10⁵"), (0.0, "0"),
+    (math.inf, "inf"), (9.96e-7, "1.0 × 10⁻⁶"),
+])
+def test_sci(x, expected):
+    assert sci(x) == expected
+
+
+@pytest.mark.parametrize("x, digits, expected", [
+    (0.004213, 2, "0.0042"), (37.26, 2, "37"), (37.26, 3, "37.3"), (1234.5, 2, "1200"),
+    (0.1, 2, "0.10"), (9.99, 2, "10"), (0.000999, 2, "1.0 × 10⁻³"), (12345.0, 2, "1.2 × 10⁴"),
+    (-0.0042, 2, "-0.0042"),
+])
+def test_num(x, digits, expected):
+    assert num(x, digits) == expected
+
+
+@pytest.mark.parametrize("x, expected", [
+    (0.0, "0"), (3.2e-16, "< 10⁻¹⁵"), (1e-15, "< 10⁻¹⁴"), (0.5, "< 10⁰"),
+])
+def test_bound(x, expected):
+    assert bound(x) == expected
+
+
+def test_power_of_ten_uses_superscripts():
+    assert power_of_ten(-12) == "10⁻¹²" and power_of_ten(3) == "10³"
+
+
+@pytest.mark.parametrize("call", [lambda: sci(1.0, 0), lambda: num(1.0, 0), lambda: bound(-1.0)])
+def test_bad_input_is_refused(call):
+    with pytest.raises(ValueError):
+        call()
