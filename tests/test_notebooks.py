@@ -136,3 +136,14 @@ def test_chapter_meets_the_bar(path):
     assert "{cite" in markdown, f"{path.name}: cites no paper"
     assert re.search(r"torch\.(optim|nn\.utils)", code) and re.search(r"^\s*assert ", code, re.M), \
         f"{path.name}: no executed comparison with torch that stops the notebook"
+
+
+CODE_WIDTH = 80
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_fits_the_page(path):
+    """Code cells fit the website's column (about 80 characters) without a scroll bar."""
+    wide = [(i, len(line)) for i, c in enumerate(_cells(path)) if c["cell_type"] == "code"
+            for line in _source(c).splitlines() if len(line) > CODE_WIDTH]
+    assert not wide, f"{path.name}: (cell, width) of lines over {CODE_WIDTH} columns: {wide[:8]}"
