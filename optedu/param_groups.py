@@ -9,7 +9,7 @@ optimizer's defaults for those tensors. The builders here return such lists, rea
   of normalisation layers (and, if asked, embeddings) get ``weight_decay = 0``.
 * :func:`layerwise_lr_groups` -- layer-wise learning-rate decay (LLRD): the head trains at
   ``base_lr`` and each layer below at ``decay`` times the rate of the layer above
-  (Howard & Ruder, 2018; Clark et al., 2020).
+  (Howard & Ruder, 2018); ``head_gap=2`` gives ELECTRA's numbering (Clark et al., 2020).
 * :func:`backbone_head_groups` -- one rate for a pretrained backbone, another for a new head.
 * :func:`split_no_decay` -- splits any groups into decayed and undecayed halves, so LLRD and the
   no-decay rule compose.
@@ -135,29 +135,37 @@ def no_decay_groups(model: nn.Module, weight_decay: float,
                     no_decay: Collection[str] = ("bias", "norm")) -> list[Group]:
     """Two groups: trainable tensors with ``weight_decay``, and the ``no_decay`` kinds with 0.
 
-    See :func:`split_no_decay` for the kinds. Devlin et al. (2019) and most transformer
-    recipes exempt biases and LayerNorm weights; AdamW's decay (Loshchilov & Hutter, 2019) pulls
-    a LayerNorm scale towards 0, not towards its natural value 1.
+    See :func:`split_no_decay` for the kinds. The rule comes from BERT's released code, not
+    its paper: google-research/bert ``optimization.py`` passes
+    ``exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"]`` (regular expressions
+    searched in variable names); most transformer recipes copied it. AdamW's decay
+    (Loshchilov & Hutter, 2019) pulls a LayerNorm scale towards 0, not towards its natural
+    value 1.
     """
     trainable = trainable_parameters(model)
     return split_no_decay([_group(list(trainable.values()), list(trainable))], model,
                           weight_decay, no_decay)
 
 
-def block_depth(model: nn.Module) -> Callable[[str], int]:
+def block_depth(model: nn.Module, *, head_gap: int = 1) -> Callable[[str], int]:
     """The default ``layer_of`` of :func:`layerwise_lr_groups`, built from ``model``'s names.
 
     Block ``i`` (a name containing ``layers.i.``, ``blocks.i.``, ``layer.i.``, ``block.i.`` or
     ``h.i.``) has depth ``i + 1``; embeddings (``nn.Embedding`` parameters, or names containing
     ``emb``, ``wte`` or ``wpe``) depth 0; everything else -- the head, a final norm -- depth
-    ``L + 1``, where ``L`` is the number of blocks.
+    ``L + head_gap``, where ``L`` is the number of blocks. ``head_gap=1`` (the default) numbers
+    the depths without a hole; ``head_gap=2`` is ELECTRA's numbering (``_get_layer_lrs`` in
+    google-research/electra ``model/optimization.py`` puts ``task_specific/`` at
+    ``n_layers + 2``), which leaves depth ``L + 1`` empty.
     """
+    if isinstance(head_gap, bool) or not isinstance(head_gap, int) or head_gap < 1:
+        raise ValueError(f"Invalid head_gap value: {head_gap!r} (expected an int >= 1)")
     owners = _owners(model)
     trainable = trainable_parameters(model)
     indices = {int(m.group(1)) for name in trainable if (m := _BLOCK.search(name))}
     if not indices:
         raise ValueError("No numbered layers (layers.0., blocks.0., ...) found: pass layer_of")
-    top = max(indices) + 2
+    top = max(indices) + 1 + head_gap
 
     def layer_of(name: str) -> int:
         if match := _BLOCK.search(name):
@@ -172,13 +180,21 @@ def block_depth(model: nn.Module) -> Callable[[str], int]:
 def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
                         layer_of: Callable[[str], int | None] | None = None, *,
                         weight_decay: float | None = None,
-                        no_decay: Collection[str] = ("bias", "norm")) -> list[Group]:
+                        no_decay: Collection[str] = ("bias", "norm"),
+                        head_gap: int = 1) -> list[Group]:
     r"""Layer-wise learning-rate decay: one group per depth, :math:`\eta_d = \eta\,\gamma^{D-d}`.
 
     With :math:`D` the largest depth, the top group (the head, by default) trains at ``base_lr``
-    and each depth below at ``decay`` times the rate above; embeddings (depth 0) get the lowest
-    rate :math:`\eta\gamma^{D}`. This is ELECTRA's numbering (Clark et al., 2020); ULMFiT's
-    discriminative fine-tuning (Howard & Ruder, 2018) uses :math:`\gamma = 1/2.6`.
+    and each depth below at ``decay`` times the rate above. With the default numbering of
+    :func:`block_depth` (embeddings 0, block ``i`` at ``i + 1``, head at ``L + 1`` for ``L``
+    blocks) the top block trains at :math:`\gamma\eta` and the embeddings at
+    :math:`\gamma^{L+1}\eta`. ULMFiT's discriminative fine-tuning (Howard & Ruder, 2018) uses
+    :math:`\gamma = 1/2.6`.
+
+    ELECTRA (Clark et al., 2020) numbers differently: its released code puts the task head at
+    depth ``L + 2`` and leaves ``L + 1`` empty, so its top block trains at
+    :math:`\gamma^2\eta` and its embeddings at :math:`\gamma^{L+2}\eta`. ``head_gap=2``
+    reproduces it.
 
     Args:
         model: the network; only its trainable parameters are grouped.
@@ -187,12 +203,16 @@ def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
         layer_of: maps a parameter name to its depth (an int ``>= 0``); ``None`` leaves the
             parameter out, which :func:`check_groups` reports. Default: :func:`block_depth`.
         weight_decay: if given, each depth is split by :func:`split_no_decay` with ``no_decay``.
+        head_gap: depths between the top block and the head in the default ``layer_of``
+            (1, or 2 for ELECTRA's numbering); only with ``layer_of=None``.
     """
     if not 0.0 <= base_lr:
         raise ValueError(f"Invalid learning rate: {base_lr}")
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"Invalid decay value: {decay} (expected a number in (0, 1])")
-    layer_of = block_depth(model) if layer_of is None else layer_of
+    if layer_of is not None and head_gap != 1:
+        raise ValueError("Invalid head_gap: it applies to the default layer_of only")
+    layer_of = block_depth(model, head_gap=head_gap) if layer_of is None else layer_of
     by_depth: dict[int, list[str]] = {}
     for name in trainable_parameters(model):
         depth = layer_of(name)
