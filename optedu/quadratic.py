@@ -98,3 +98,71 @@ def max_stable_lr(h: float, *, momentum: float, nesterov: bool) -> float:
     """
     bound = 2 * (1 + momentum) / (1 + 2 * momentum) if nesterov else 2 * (1 + momentum)
     return bound / h
+
+
+def nesterov_textbook(smallest: float, largest: float) -> tuple[float, float, float]:
+    r"""The textbook constant tuning of Nesterov's method for curvatures in ``[smallest, largest]``.
+
+    .. math::
+
+        \eta = \frac1L, \qquad \mu = \frac{\sqrt\kappa - 1}{\sqrt\kappa + 1}, \qquad
+        \rho = 1 - \frac{1}{\sqrt\kappa}
+
+    (Nesterov, *Introductory Lectures on Convex Optimization*, 2004, scheme 2.2.19). On the
+    flattest direction, :math:`a = \eta m = 1/\kappa`, the characteristic polynomial has the
+    double root :math:`\rho`; every steeper direction contracts faster. Returns
+    :math:`(\eta, \mu, \rho)`.
+    """
+    check_curvatures(smallest, largest)
+    root_kappa = math.sqrt(largest / smallest)
+    return 1 / largest, (root_kappa - 1) / (root_kappa + 1), 1 - 1 / root_kappa
+
+
+def nesterov_optimal(smallest: float, largest: float) -> tuple[float, float, float]:
+    r"""The best constant tuning of Nesterov's method on a quadratic (Lessard, Recht & Packard, 2016).
+
+    .. math::
+
+        \eta = \frac{4}{3L + m}, \qquad
+        \mu = \frac{\sqrt{3\kappa + 1} - 2}{\sqrt{3\kappa + 1} + 2}, \qquad
+        \rho = 1 - \frac{2}{\sqrt{3\kappa + 1}} .
+
+    Returns :math:`(\eta, \mu, \rho)`, with :math:`\rho` the worst spectral radius over
+    ``[smallest, largest]``.
+    """
+    check_curvatures(smallest, largest)
+    root = math.sqrt(3 * largest / smallest + 1)
+    return 4 / (3 * largest + smallest), (root - 2) / (root + 2), 1 - 2 / root
+
+
+def stationary_variance(h, *, lr, momentum, nesterov: bool, sigma=1.0):
+    r"""Stationary :math:`E[x^2]` on :math:`\tfrac12 h x^2` when each gradient carries noise.
+
+    The gradient is :math:`h x + \xi` with independent :math:`\xi` of variance
+    :math:`\sigma^2`; :math:`a = \eta h`. Solving the Lyapunov equation
+    :math:`\Sigma = M \Sigma M^\top + \sigma^2 B B^\top` of :func:`iteration_matrix` (noise enters
+    as :math:`B = (-\eta, 1)` for heavy ball, :math:`(-\eta(1+\mu), 1)` for Nesterov) gives
+
+    .. math::
+
+        \text{heavy ball:}\quad E[x^2] &= \frac{\eta\sigma^2}{h}\,
+            \frac{1 + \mu}{(1 - \mu)\,(2(1+\mu) - a)} \\
+        \text{Nesterov:}\quad E[x^2] &= \frac{\eta\sigma^2}{h}\,
+            \frac{1 + \mu + a\mu(1 + 2\mu)}{(1 - \mu + a\mu)\,(2(1+\mu) - a(1+2\mu))}
+
+    (infinite outside the stable range). With :math:`\mu = 0` both are gradient descent's
+    :math:`\eta\sigma^2/(h(2 - a))`. Arrays broadcast.
+    """
+    h, lr, mu, sigma = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (h, lr, momentum, sigma)))
+    a = lr * h
+    if nesterov:
+        num = 1 + mu + a * mu * (1 + 2 * mu)
+        den = (1 - mu + a * mu) * (2 * (1 + mu) - a * (1 + 2 * mu))
+    else:
+        num = 1 + mu
+        den = (1 - mu) * (2 * (1 + mu) - a)
+    stable = spectral_radius(h, lr=lr, momentum=mu, nesterov=nesterov) < 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.where(stable, lr * sigma**2 / h * num / den, np.inf)
+    return float(var) if var.ndim == 0 else var

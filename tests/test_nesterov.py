@@ -113,3 +113,64 @@ def test_nesterov_has_the_smaller_stable_range():
     for mu in (0.1, 0.5, 0.9):
         assert (quadratic.max_stable_lr(1.0, momentum=mu, nesterov=True)
                 < quadratic.max_stable_lr(1.0, momentum=mu, nesterov=False))
+
+
+@pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])
+def test_textbook_tuning_has_rate_one_minus_one_over_root_kappa(kappa):
+    lr, mu, rate = quadratic.nesterov_textbook(1.0, kappa)
+    assert lr == 1 / kappa and rate == pytest.approx(1 - kappa**-0.5, abs=1e-15)
+    flat = quadratic.spectral_radius(1.0, lr=lr, momentum=mu, nesterov=True)
+    assert flat == pytest.approx(rate, abs=1e-7)                 # a double root: eigvals lose digits
+    curvatures = np.linspace(1.0, kappa, 200)
+    assert quadratic.spectral_radius(curvatures, lr=lr, momentum=mu, nesterov=True).max() \
+        <= rate + 1e-7
+
+
+@pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])
+def test_optimal_tuning_is_a_local_minimum_of_the_worst_rate(kappa):
+    lr, mu, rate = quadratic.nesterov_optimal(1.0, kappa)
+    assert rate == pytest.approx(1 - 2 / np.sqrt(3 * kappa + 1), abs=1e-15)
+
+    def worst(lr_, mu_):
+        return np.maximum(*(quadratic.spectral_radius(h, lr=lr_, momentum=mu_, nesterov=True)
+                            for h in (1.0, kappa)))
+
+    assert worst(lr, mu) == pytest.approx(rate, abs=1e-7)
+    rng = np.random.default_rng(0)
+    lrs = lr * (1 + 0.02 * rng.uniform(-1, 1, 2000))
+    mus = mu + 0.02 * rng.uniform(-1, 1, 2000) * (1 - mu)
+    assert worst(lrs, mus).min() >= rate - 1e-7
+
+
+@pytest.mark.parametrize("nesterov_flag", [True, False])
+@pytest.mark.parametrize("h, lr, mu", [(1.0, 0.5, 0.9), (0.01, 0.5, 0.9), (4.0, 0.1, 0.5),
+                                       (1.0, 0.05, 0.0)])
+def test_stationary_variance_solves_the_lyapunov_equation(nesterov_flag, h, lr, mu):
+    from scipy.linalg import solve_discrete_lyapunov
+    matrix = quadratic.iteration_matrix(h, lr=lr, momentum=mu, nesterov=nesterov_flag)
+    noise_in = np.array([-lr * (1 + mu) if nesterov_flag else -lr, 1.0])  # (x, b) per unit ξ
+    cov = solve_discrete_lyapunov(matrix, 0.09 * np.outer(noise_in, noise_in))
+    expected = quadratic.stationary_variance(h, lr=lr, momentum=mu, nesterov=nesterov_flag,
+                                             sigma=0.3)
+    assert cov[0, 0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_stationary_variance_matches_noisy_runs_of_sgd():
+    gen = torch.Generator().manual_seed(0)
+    h, lr, mu, sigma = 1.0, 0.5, 0.9, 0.1
+    x = torch.zeros(4000, requires_grad=True)
+    opt = optedu.SGD([x], lr=lr, momentum=mu, nesterov=True)
+    samples = []
+    for t in range(600):
+        x.grad = h * x.detach() + sigma * torch.randn(4000, generator=gen, dtype=x.dtype)
+        opt.step()
+        if t >= 300:
+            samples.append((x.detach() ** 2).mean().item())
+    expected = quadratic.stationary_variance(h, lr=lr, momentum=mu, nesterov=True, sigma=sigma)
+    assert np.mean(samples) == pytest.approx(expected, rel=0.05)
+
+
+def test_stationary_variance_is_infinite_outside_the_stable_range():
+    limit = quadratic.max_stable_lr(1.0, momentum=0.9, nesterov=True)
+    assert quadratic.stationary_variance(1.0, lr=1.01 * limit, momentum=0.9, nesterov=True) \
+        == np.inf
