@@ -16,8 +16,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# MathJax 3 served by the site itself, so equations render offline: unpacked from the npm
+# registry's package at build time into _vendor/ (ignored by git; a static path of the site).
+# Not under _static/: Jupyter Book adds every .js found there to every page as a script.
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _vendor/mathjax/tex-chtml.js
+
+$(MATHJAX):
+	rm -rf _vendor/mathjax && mkdir -p _vendor/mathjax
+	cd _vendor && npm pack mathjax@$(MATHJAX_VERSION) --silent >/dev/null
+	tar -xzf _vendor/mathjax-$(MATHJAX_VERSION).tgz -C _vendor/mathjax --strip-components=2 package/es5
+	rm _vendor/mathjax-$(MATHJAX_VERSION).tgz
+
 ## book: build the website from a clean _build, zero warnings allowed
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
@@ -41,4 +53,4 @@ outputs: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py $(NB)
 
 clean:
-	rm -rf _build .pytest_cache .hypothesis
+	rm -rf _build _vendor .pytest_cache .hypothesis
