@@ -1,4 +1,5 @@
-r"""Theory on a quadratic: best constant tunings, iteration matrices, spectral radii, stability.
+r"""Theory on a quadratic: best constant tunings, iteration matrices, spectral radii, stability,
+SGD's noise floor, and a runner of optedu.SGD on a diagonal quadratic.
 
 On one eigen-direction of :math:`f(x) = \tfrac12 h x^2` every rule of the first chapters is a
 linear map of its state. Gradient descent multiplies :math:`x` by :math:`1 - \eta h`; heavy-ball
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ._validation import check_curvatures
 
@@ -98,6 +100,39 @@ def max_stable_lr(h: float, *, momentum: float, nesterov: bool) -> float:
     """
     bound = 2 * (1 + momentum) / (1 + 2 * momentum) if nesterov else 2 * (1 + momentum)
     return bound / h
+
+
+def sgd_path(curvatures, steps: int, *, lr: float, momentum: float = 0.0,
+             nesterov: bool = False, start=None, sigma: float = 0.0,
+             seed: int = 0) -> np.ndarray:
+    r"""Run :class:`optedu.SGD` on :math:`f(\theta) = \tfrac12\sum_i h_i\theta_i^2`.
+
+    ``curvatures`` are the :math:`h_i`, on the last axis of :math:`\theta`; ``start`` (default:
+    all ones) may carry leading axes, e.g. many independent runs at once. With ``sigma`` =
+    :math:`\sigma > 0` each gradient is :math:`h\theta + \sigma\xi` with standard normal
+    :math:`\xi` drawn from a generator seeded with ``seed`` (:func:`stationary_variance` gives
+    the spread it settles to). Returns the iterates in float64,
+    shape ``(steps + 1, *start.shape)``, row 0 being the start.
+    """
+    from .sgd import SGD  # the package imports this module before its rules
+
+    h = torch.as_tensor(curvatures, dtype=torch.float64)
+    theta = (torch.ones(h.shape, dtype=torch.float64) if start is None
+             else torch.as_tensor(start, dtype=torch.float64).clone())
+    theta.requires_grad_(True)
+    optimizer = SGD([theta], lr=lr, momentum=momentum, nesterov=nesterov)
+    generator = torch.Generator().manual_seed(seed)
+    path = np.empty((steps + 1, *theta.shape))
+    path[0] = theta.detach().numpy()
+    for t in range(1, steps + 1):
+        grad = h * theta.detach()
+        if sigma:
+            grad = grad + sigma * torch.randn(theta.shape, generator=generator,
+                                               dtype=torch.float64)
+        theta.grad = grad
+        optimizer.step()
+        path[t] = theta.detach().numpy()
+    return path
 
 
 def nesterov_textbook(smallest: float, largest: float) -> tuple[float, float, float]:

@@ -1,6 +1,5 @@
 """The momentum conventions of optedu.momentum against torch.optim.SGD, and Polyak's tuning."""
 
-import math
 
 import numpy as np
 import pytest
@@ -129,7 +128,16 @@ def test_closed_forms_by_hand():
     assert lr == pytest.approx(4 / 121)
     assert quadratic.gd_optimal(1.0, 100.0) == pytest.approx((2 / 101, 99 / 101))
     assert momentum.ema_lr_to_torch(1.0, 0.9) == pytest.approx(0.1)
-    assert math.isclose(0.9**10, 0.3486784401)
+
+
+def test_buffer_weighs_a_gradient_k_steps_old_by_mu_to_the_k():
+    """One gradient, then zeros: optedu.SGD's buffer keeps μ^k of it k steps later."""
+    theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = optedu.SGD([theta], lr=0.0, momentum=0.9)
+    for g in [1.0] + [0.0] * 10:
+        theta.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+    assert opt.state[theta]["momentum_buffer"].item() == pytest.approx(0.9**10, rel=1e-14)
 
 
 @pytest.mark.parametrize("fn", [quadratic.polyak_optimal, quadratic.gd_optimal])
