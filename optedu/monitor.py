@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ._validation import check_greater, check_integer, check_non_negative
 from .clip import get_total_norm
 
 
@@ -108,19 +109,14 @@ class GradNormMonitor:
         floor: float = 0.0,
         norm_type: float = 2.0,
     ) -> None:
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"Invalid window: {window} (an integer >= 1)")
-        if not factor > 1.0:
-            raise ValueError(f"Invalid factor: {factor} (must be > 1)")
-        if k is not None and not k > 0.0:
-            raise ValueError(f"Invalid k: {k} (must be > 0, or None)")
+        check_integer("window", window, 1)
+        check_greater("factor", factor, 1.0)
+        if k is not None:
+            check_greater("k", k)
         if min_history is None:
             min_history = min(10, window)
-        if isinstance(min_history, bool) or not isinstance(min_history, int) \
-                or not 1 <= min_history <= window:
-            raise ValueError(f"Invalid min_history: {min_history} (an integer in [1, window])")
-        if not floor >= 0.0:
-            raise ValueError(f"Invalid floor: {floor} (must be >= 0)")
+        check_integer("min_history", min_history, 1, window)
+        check_non_negative("floor", floor)
         self.window, self.factor, self.k = window, float(factor), k
         self.min_history, self.floor, self.norm_type = min_history, float(floor), norm_type
         self.history: list[NormRecord] = []

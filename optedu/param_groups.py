@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._validation import check_integer, check_interval, check_non_negative, invalid
+
 __all__ = [
     "NORM_TYPES", "EMBEDDING_TYPES", "trainable_parameters", "check_groups", "split_no_decay",
     "no_decay_groups", "block_depth", "layerwise_lr_groups", "backbone_head_groups",
@@ -105,9 +107,8 @@ def split_no_decay(groups: Iterable[Group], model: nn.Module, weight_decay: floa
     """
     unknown = sorted(set(no_decay) - set(NO_DECAY_KINDS))
     if unknown:
-        raise ValueError(f"Invalid no_decay kind(s): {unknown} (expected some of {NO_DECAY_KINDS})")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        raise invalid("no_decay", unknown, f"some of {NO_DECAY_KINDS}")
+    check_non_negative("weight_decay", weight_decay)
     owners = _owners(model)
     name_of: dict[torch.Tensor, str] = {p: name for name, p in model.named_parameters()}
 
@@ -158,8 +159,7 @@ def block_depth(model: nn.Module, *, head_gap: int = 1) -> Callable[[str], int]:
     google-research/electra ``model/optimization.py`` puts ``task_specific/`` at
     ``n_layers + 2``), which leaves depth ``L + 1`` empty.
     """
-    if isinstance(head_gap, bool) or not isinstance(head_gap, int) or head_gap < 1:
-        raise ValueError(f"Invalid head_gap value: {head_gap!r} (expected an int >= 1)")
+    check_integer("head_gap", head_gap, 1)
     owners = _owners(model)
     trainable = trainable_parameters(model)
     indices = {int(m.group(1)) for name in trainable if (m := _BLOCK.search(name))}
@@ -206,20 +206,17 @@ def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
         head_gap: depths between the top block and the head in the default ``layer_of``
             (1, or 2 for ELECTRA's numbering); only with ``layer_of=None``.
     """
-    if not 0.0 <= base_lr:
-        raise ValueError(f"Invalid learning rate: {base_lr}")
-    if not 0.0 < decay <= 1.0:
-        raise ValueError(f"Invalid decay value: {decay} (expected a number in (0, 1])")
+    check_non_negative("lr", base_lr)
+    check_interval("decay", decay, 0, 1, open_low=True)
     if layer_of is not None and head_gap != 1:
-        raise ValueError("Invalid head_gap: it applies to the default layer_of only")
+        raise invalid("head_gap", head_gap, "1: it applies to the default layer_of only")
     layer_of = block_depth(model, head_gap=head_gap) if layer_of is None else layer_of
     by_depth: dict[int, list[str]] = {}
     for name in trainable_parameters(model):
         depth = layer_of(name)
         if depth is None:
             continue
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ValueError(f"Invalid depth for {name}: {depth!r} (expected an int >= 0)")
+        check_integer(f"layer_of({name!r})", depth, 0)
         by_depth.setdefault(depth, []).append(name)
     trainable = trainable_parameters(model)
     top = max(by_depth, default=0)
@@ -239,15 +236,14 @@ def backbone_head_groups(model: nn.Module, head: nn.Module | str, backbone_lr: f
     ``head`` is a submodule of ``model`` or the name prefix of its parameters (``"classifier"``).
     With ``weight_decay``, each group is split by :func:`split_no_decay`.
     """
-    for label, lr in (("backbone_lr", backbone_lr), ("head_lr", head_lr)):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid {label}: {lr}")
+    check_non_negative("backbone_lr", backbone_lr)
+    check_non_negative("head_lr", head_lr)
     trainable = trainable_parameters(model)
     if isinstance(head, str):
         in_head = {n for n in trainable if n == head or n.startswith(head + ".")}
         if not in_head:
-            raise ValueError(f"Invalid head: no trainable parameter is named {head!r} or "
-                             f"starts with {head + '.'!r}")
+            raise invalid("head", repr(head), "a submodule, or the name prefix of "
+                          "trainable parameters")
         head_params = [trainable[n] for n in trainable if n in in_head]
     else:
         head_params = [p for p in head.parameters() if p.requires_grad]

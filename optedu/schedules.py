@@ -29,9 +29,10 @@ Bad hyperparameters raise ``ValueError`` naming the argument and its value.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ._validation import check_integer, check_interval, check_non_negative
 
 __all__ = [
     "linear_warmup_cosine",
@@ -40,32 +41,6 @@ __all__ = [
     "warmup_stable_decay",
     "plot_schedules",
 ]
-
-
-def _invalid(name: str, value: Any, expected: str) -> ValueError:
-    return ValueError(f"Invalid {name} value: {value} (expected {expected})")
-
-
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    """``value`` must be an integer (Python's or numpy's, not a bool) at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise _invalid(name, value, f"an integer >= {minimum}")
-
-
-def _check_total(total_steps: Any, warmup_steps: int) -> None:
-    _check_count("total_steps", total_steps, 1)
-    if total_steps <= warmup_steps:
-        raise _invalid("total_steps", total_steps, f"more than warmup_steps ({warmup_steps})")
-
-
-def _check_step(step: Any) -> None:
-    if isinstance(step, bool) or not isinstance(step, numbers.Real) or not float(step) >= 0:
-        raise _invalid("step", step, "a number >= 0")
-
-
-def _check_ratio(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
-        raise _invalid(name, value, "a number in [0, 1]")
 
 
 def _warmup(step: float, warmup_steps: int) -> float:
@@ -96,10 +71,10 @@ def linear_warmup_cosine(step: float, *, warmup_steps: int, total_steps: int,
         total_steps: the step at which the multiplier reaches ``min_ratio``; ``> warmup_steps``.
         min_ratio: final multiplier, in ``[0, 1]`` (default 0).
     """
-    _check_step(step)
-    _check_count("warmup_steps", warmup_steps, 0)
-    _check_total(total_steps, warmup_steps)
-    _check_ratio("min_ratio", min_ratio)
+    check_non_negative("step", step)
+    check_integer("warmup_steps", warmup_steps, 0)
+    check_integer("total_steps", total_steps, warmup_steps + 1)
+    check_interval("min_ratio", min_ratio, 0, 1)
     if step < warmup_steps:
         return _warmup(step, warmup_steps)
     progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
@@ -124,9 +99,9 @@ def linear_warmup_linear_decay(step: float, *, warmup_steps: int, total_steps: i
         warmup_steps: steps before the peak (0 for none).
         total_steps: the step at which the multiplier reaches 0; ``> warmup_steps``.
     """
-    _check_step(step)
-    _check_count("warmup_steps", warmup_steps, 0)
-    _check_total(total_steps, warmup_steps)
+    check_non_negative("step", step)
+    check_integer("warmup_steps", warmup_steps, 0)
+    check_integer("total_steps", total_steps, warmup_steps + 1)
     if step < warmup_steps:
         return _warmup(step, warmup_steps)
     return max(0.0, (total_steps - step) / (total_steps - warmup_steps))
@@ -149,8 +124,8 @@ def inverse_sqrt(step: float, *, warmup_steps: int) -> float:
         step: scheduler step, 0-based.
         warmup_steps: steps before the peak (0 for none).
     """
-    _check_step(step)
-    _check_count("warmup_steps", warmup_steps, 0)
+    check_non_negative("step", step)
+    check_integer("warmup_steps", warmup_steps, 0)
     n, big_w = step + 1, warmup_steps + 1
     return min(n / big_w, math.sqrt(big_w / n))
 
@@ -179,11 +154,11 @@ def warmup_stable_decay(step: float, *, warmup_steps: int, stable_steps: int, de
         decay_steps: steps from the peak down to ``min_ratio`` (``>= 1``).
         min_ratio: final multiplier, in ``[0, 1]`` (default 0).
     """
-    _check_step(step)
-    _check_count("warmup_steps", warmup_steps, 0)
-    _check_count("stable_steps", stable_steps, 0)
-    _check_count("decay_steps", decay_steps, 1)
-    _check_ratio("min_ratio", min_ratio)
+    check_non_negative("step", step)
+    check_integer("warmup_steps", warmup_steps, 0)
+    check_integer("stable_steps", stable_steps, 0)
+    check_integer("decay_steps", decay_steps, 1)
+    check_interval("min_ratio", min_ratio, 0, 1)
     if step < warmup_steps:
         return _warmup(step, warmup_steps)
     decay_start = warmup_steps + stable_steps

@@ -81,7 +81,7 @@ def test_parameter_in_two_groups(cls):
 
 
 def test_betas_must_be_a_pair():
-    with pytest.raises(ValueError, match=r"Invalid betas: expected two values, got \(0.9,\)"):
+    with pytest.raises(ValueError, match=r"^Invalid betas value: \(0.9,\) \(expected two values\)$"):
         optedu.Adam(_params(), betas=(0.9,))
 
 

@@ -4,8 +4,9 @@ One table of scheduler factories drives the parity tests. Each factory receives 
 module (``optedu.lr_scheduler`` or ``torch.optim.lr_scheduler``) and an optimizer, so the same
 line builds both twins. Every case runs 130 steps on two parameter groups with different base
 rates, on optedu's and on torch's optimizers (SGD with ``momentum``, Adam with ``betas``); the
-rates must agree to 1e-12 relative (in practice they are bit-identical), and so must the momenta,
-the extra entries schedulers put in ``param_groups``, ``last_epoch`` and ``get_last_lr()``.
+rates must be bit-identical to torch's (the same float operations in the same order), and so
+must the momenta, the extra entries schedulers put in ``param_groups``, ``last_epoch`` and
+``get_last_lr()``.
 Hypothesis then draws the arguments of each class from their valid ranges.
 """
 
@@ -29,7 +30,6 @@ from optedu.schedules import inverse_sqrt, linear_warmup_cosine, warmup_stable_d
 
 T = torch.optim.lr_scheduler
 STEPS = 130
-RTOL = 1e-12
 TRANSIENT = {"_is_initial", "_get_lr_called_within_step"}  # torch's flags, not schedule state
 
 OPTIMIZERS = {  # kind -> (optedu class, torch class, defaults); two groups, base rates 0.1, 0.03
@@ -154,7 +154,8 @@ GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr", "base_momentum", "max_mome
 
 
 def _assert_close(a, b):
-    np.testing.assert_allclose(a, b, rtol=RTOL, atol=0, equal_nan=True)
+    """Bit-equal: the same floats in the same places (NaN where the other has NaN)."""
+    np.testing.assert_array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
 
 
 def _assert_same_groups(opt_a, opt_b):
@@ -199,11 +200,6 @@ def test_state_dict_has_torchs_keys(name):
     ours, theirs, metrics = _twins(name, "sgd", "optedu")
     trace(ours, 20, metrics), trace(theirs, 20, metrics)
     assert _keys(ours.state_dict()) == _keys(theirs.state_dict())
-
-
-def _run(factory, kind, lib, L, steps, metrics, offset=0):
-    """A scheduler's trace for steps [offset, offset + steps) (metrics aligned)."""
-    return trace(factory, steps, None if metrics is None else metrics[offset:offset + steps])
 
 
 @pytest.mark.parametrize("source, target", [("O", "O"), ("T", "O"), ("O", "T")],
@@ -417,7 +413,7 @@ def test_warm_restarts_accept_fractional_epochs_like_torch(epochs, T_mult):
             lrs.append(sched.get_last_lr())
         runs.append((lrs, sched.T_cur, sched.T_i, sched.last_epoch))
     _assert_close(runs[0][0], runs[1][0])
-    assert runs[0][1:] == pytest.approx(runs[1][1:], rel=1e-12)
+    assert runs[0][1:] == runs[1][1:]
 
 
 def test_chained_scheduler_accepts_torch_members():
@@ -444,7 +440,7 @@ def test_parameters_follow_the_schedule_like_torch(name):
     result = compare(build(O, optedu.SGD), build(T, torch.optim.SGD), dict(lr=0.1, momentum=0.9),
                      [{}, {"lr": 0.03}], steps=60,
                      after_step=lambda opt, t: schedulers[id(opt)].step())
-    assert result.ok(1e-10), result
+    assert result.ok(0.0), result
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -456,37 +452,37 @@ def _sgd(L=None):
 BAD = [
     ("not-an-optimizer", lambda L, o: L.StepLR([1, 2], 3), TypeError, "list is not an Optimizer", True),
     ("step-size-0", lambda L, o: L.StepLR(o, 0), ValueError,
-     "Invalid step_size value: 0 (expected a positive integer)", False),
+     "Invalid step_size value: 0 (expected an integer >= 1)", False),
     ("step-size-float", lambda L, o: L.StepLR(o, 2.5), ValueError,
-     "Invalid step_size value: 2.5 (expected a positive integer)", False),
+     "Invalid step_size value: 2.5 (expected an integer >= 1)", False),
     ("step-gamma-0", lambda L, o: L.StepLR(o, 5, gamma=0), ValueError,
-     "Invalid gamma value: 0 (expected gamma > 0)", False),
+     "Invalid gamma value: 0 (expected a number > 0)", False),
     ("step-gamma-neg", lambda L, o: L.StepLR(o, 5, gamma=-0.1), ValueError,
-     "Invalid gamma value: -0.1 (expected gamma > 0)", False),
+     "Invalid gamma value: -0.1 (expected a number > 0)", False),
     ("multistep-gamma", lambda L, o: L.MultiStepLR(o, [10], gamma=-1.0), ValueError,
-     "Invalid gamma value: -1.0 (expected gamma > 0)", False),
+     "Invalid gamma value: -1.0 (expected a number > 0)", False),
     ("multistep-float", lambda L, o: L.MultiStepLR(o, [1.5]), ValueError,
      "Invalid milestones value: [1.5] (expected a list of integers)", False),
     ("exponential-gamma", lambda L, o: L.ExponentialLR(o, 0.0), ValueError,
-     "Invalid gamma value: 0.0 (expected gamma > 0)", False),
+     "Invalid gamma value: 0.0 (expected a number > 0)", False),
     ("constant-factor", lambda L, o: L.ConstantLR(o, factor=1.5), ValueError,
      "Constant multiplicative factor expected to be between 0 and 1.", True),
     ("constant-iters", lambda L, o: L.ConstantLR(o, total_iters=0), ValueError,
-     "Invalid total_iters value: 0 (expected a positive integer)", False),
+     "Invalid total_iters value: 0 (expected an integer >= 1)", False),
     ("linear-start", lambda L, o: L.LinearLR(o, start_factor=0), ValueError,
      "Starting multiplicative factor expected to be greater than 0 and less or equal to 1.", True),
     ("linear-end", lambda L, o: L.LinearLR(o, end_factor=1.5), ValueError,
      "Ending multiplicative factor expected to be between 0 and 1.", True),
     ("linear-iters", lambda L, o: L.LinearLR(o, total_iters=0), ValueError,
-     "Invalid total_iters value: 0 (expected a positive integer)", False),
+     "Invalid total_iters value: 0 (expected an integer >= 1)", False),
     ("poly-iters", lambda L, o: L.PolynomialLR(o, total_iters=-2), ValueError,
-     "Invalid total_iters value: -2 (expected a positive integer)", False),
+     "Invalid total_iters value: -2 (expected an integer >= 1)", False),
     ("poly-power", lambda L, o: L.PolynomialLR(o, power=-1.0), ValueError,
-     "Invalid power value: -1.0 (expected power >= 0)", False),
+     "Invalid power value: -1.0", False),
     ("cosine-tmax", lambda L, o: L.CosineAnnealingLR(o, T_max=0), ValueError,
-     "Invalid T_max value: 0 (expected T_max > 0)", False),
+     "Invalid T_max value: 0 (expected a number > 0)", False),
     ("cosine-eta", lambda L, o: L.CosineAnnealingLR(o, 10, eta_min=-0.1), ValueError,
-     "Invalid eta_min value: -0.1 (expected eta_min >= 0)", False),
+     "Invalid eta_min value: -0.1", False),
     ("restarts-t0", lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=0), ValueError,
      "Expected positive integer T_0, but got 0", True),
     ("restarts-t0-float", lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=2.5), ValueError,
@@ -503,11 +499,11 @@ BAD = [
     ("cyclic-no-momentum", lambda L, o: L.CyclicLR(torch.optim.Adagrad([torch.zeros(1)]), 0.01, 0.1),
      ValueError, "optimizer must support momentum or beta1 with `cycle_momentum` option enabled", True),
     ("cyclic-step-size", lambda L, o: L.CyclicLR(o, 0.01, 0.1, step_size_up=0), ValueError,
-     "Invalid step_size_up value: 0 (expected step_size_up > 0)", False),
+     "Invalid step_size_up value: 0 (expected a number > 0)", False),
     ("cyclic-down", lambda L, o: L.CyclicLR(o, 0.01, 0.1, 5, step_size_down=-1), ValueError,
-     "Invalid step_size_down value: -1 (expected step_size_down >= 0)", False),
+     "Invalid step_size_down value: -1", False),
     ("cyclic-gamma", lambda L, o: L.CyclicLR(o, 0.01, 0.1, mode="exp_range", gamma=0.0), ValueError,
-     "Invalid gamma value: 0.0 (expected gamma > 0)", False),
+     "Invalid gamma value: 0.0 (expected a number > 0)", False),
     ("cyclic-scale-mode", lambda L, o: L.CyclicLR(o, 0.01, 0.1, scale_fn=abs, scale_mode="epoch"),
      ValueError, "Invalid scale_mode value: 'epoch' (expected 'cycle' or 'iterations')", False),
     ("onecycle-total", lambda L, o: L.OneCycleLR(o, 0.1, total_steps=0), ValueError,
@@ -525,7 +521,7 @@ BAD = [
     ("onecycle-anneal", lambda L, o: L.OneCycleLR(o, 0.1, 100, anneal_strategy="exp"), ValueError,
      "anneal_strategy must be one of 'cos' or 'linear', instead got exp", True),
     ("onecycle-div", lambda L, o: L.OneCycleLR(o, 0.1, 100, div_factor=0.0), ValueError,
-     "Invalid div_factor value: 0.0 (expected div_factor > 0)", False),
+     "Invalid div_factor value: 0.0 (expected a number > 0)", False),
     ("onecycle-max-lr-list", lambda L, o: L.OneCycleLR(o, [0.1, 0.2, 0.3], 100), ValueError,
      "max_lr must have the same length as optimizer.param_groups. max_lr has 3 values, "
      "param_groups has 2.", True),
@@ -560,7 +556,7 @@ BAD = [
     ("plateau-factor", lambda L, o: L.ReduceLROnPlateau(o, factor=1.0), ValueError,
      "Factor should be < 1.0.", True),
     ("plateau-factor-neg", lambda L, o: L.ReduceLROnPlateau(o, factor=-0.5), ValueError,
-     "Invalid factor value: -0.5 (expected factor >= 0)", False),
+     "Invalid factor value: -0.5", False),
     ("plateau-mode", lambda L, o: L.ReduceLROnPlateau(o, mode="avg"), ValueError,
      "mode avg is unknown!", True),
     ("plateau-threshold-mode", lambda L, o: L.ReduceLROnPlateau(o, threshold_mode="pct"),
@@ -568,7 +564,7 @@ BAD = [
     ("plateau-min-lrs", lambda L, o: L.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError,
      "expected 2 min_lrs, got 1", True),
     ("plateau-patience", lambda L, o: L.ReduceLROnPlateau(o, patience=-1), ValueError,
-     "Invalid patience value: -1 (expected patience >= 0)", False),
+     "Invalid patience value: -1", False),
 ]
 
 

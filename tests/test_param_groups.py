@@ -137,12 +137,12 @@ def test_llrd_times_no_decay(model):
     assert wd == {n: 0.01 if d else 0.0 for n, d in DECAYS.items()}
 
 
-def test_custom_layer_of_and_seed_bug(model):
+def test_custom_layer_of_and_one_that_misses_parameters(model):
     # every block its own depth, everything else in one group at depth 0: still complete
     groups = layerwise_lr_groups(model, 1.0, 0.1, lambda n: int(n.split(".")[1]) + 1
                                  if n.startswith("layers.") else 0)
     assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-2, 1e-1, 1.0], rel=1e-12)
-    # a layer_of that only recognises blocks (seed 002) leaves embeddings and head out
+    # a layer_of that only recognises blocks leaves embeddings and head out: check_groups names them
     only_blocks = lambda n: int(n.split(".")[1]) if n.startswith("layers.") else None  # noqa: E731
     with pytest.raises(ValueError) as info:
         layerwise_lr_groups(model, 1e-3, 0.8, only_blocks)
@@ -150,7 +150,8 @@ def test_custom_layer_of_and_seed_bug(model):
     assert "6 trainable parameter(s) in no group" in message
     for name in ("embed.weight", "pos_emb", "ln_f.weight", "ln_f.bias", "head.weight", "head.bias"):
         assert name in message
-    with pytest.raises(ValueError, match="Invalid depth for pos_emb: -1"):
+    with pytest.raises(ValueError,
+                       match=r"Invalid layer_of\('pos_emb'\) value: -1 \(expected an integer >= 0\)"):
         layerwise_lr_groups(model, 1e-3, 0.8, lambda n: -1)
 
 
@@ -189,19 +190,21 @@ def test_backbone_head_by_module_and_by_prefix(model):
     split = backbone_head_groups(model, "layers.2", 1e-4, 1e-3, weight_decay=0.05)
     assert [(g["lr"], g["weight_decay"]) for g in split] == [
         (1e-4, 0.05), (1e-4, 0.0), (1e-3, 0.05), (1e-3, 0.0)]
-    with pytest.raises(ValueError, match="Invalid head: no trainable parameter is named 'layer'"):
+    with pytest.raises(ValueError, match="Invalid head value: 'layer' \\(expected a submodule"):
         backbone_head_groups(model, "layer", 1e-4, 1e-3)
     with pytest.raises(ValueError, match="not parameters of the model"):
         backbone_head_groups(model, nn.Linear(D, C), 1e-4, 1e-3)
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: no_decay_groups(m, 0.1, ("bias", "norms")), r"Invalid no_decay kind\(s\): \['norms'\]"),
+    (lambda m: no_decay_groups(m, 0.1, ("bias", "norms")),
+     r"Invalid no_decay value: \['norms'\] \(expected some of"),
     (lambda m: no_decay_groups(m, -0.1), "Invalid weight_decay value: -0.1"),
     (lambda m: layerwise_lr_groups(m, -1e-3, 0.8), "Invalid learning rate: -0.001"),
-    (lambda m: layerwise_lr_groups(m, 1e-3, 0.0), r"Invalid decay value: 0.0"),
+    (lambda m: layerwise_lr_groups(m, 1e-3, 0.0),
+     r"Invalid decay value: 0.0 \(expected a number in \(0, 1\]\)"),
     (lambda m: layerwise_lr_groups(m, 1e-3, 1.5), r"Invalid decay value: 1.5"),
-    (lambda m: backbone_head_groups(m, "head", -1.0, 1e-3), "Invalid backbone_lr: -1.0"),
+    (lambda m: backbone_head_groups(m, "head", -1.0, 1e-3), "Invalid backbone_lr value: -1.0"),
 ])
 def test_errors(model, call, message):
     with pytest.raises(ValueError, match=message):

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..schedules import _invalid
+from .._validation import check_optimizer
 
 __all__ = ["LRScheduler", "ChainableLR"]
 
@@ -54,12 +54,6 @@ def _function_state(fn: Any) -> dict[str, Any] | None:
     return copy.deepcopy(vars(fn))
 
 
-def check_optimizer(optimizer: Any) -> torch.optim.Optimizer:
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-    return optimizer
-
-
 def per_group(name: str, optimizer: torch.optim.Optimizer, value: Any) -> list[Any]:
     """``value`` for every parameter group: a list as given (right length), or one value repeated."""
     n = len(optimizer.param_groups)
@@ -69,21 +63,6 @@ def per_group(name: str, optimizer: torch.optim.Optimizer, value: Any) -> list[A
                              f"{name} has {len(value)} values, param_groups has {n}.")
         return list(value)
     return [value] * n
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid(name, value, "a positive integer")
-
-
-def check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise _invalid(name, value, f"{name} > 0")
-
-
-def check_non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise _invalid(name, value, f"{name} >= 0")
 
 
 class LRScheduler:

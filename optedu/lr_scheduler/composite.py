@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..schedules import _invalid
+from .._validation import invalid
 from ._base import _TRANSIENT, LRScheduler
 from .plateau import ReduceLROnPlateau
 
@@ -93,7 +93,7 @@ class SequentialLR(_Composite):
         milestones = list(milestones)
         if (not all(isinstance(m, int) and not isinstance(m, bool) for m in milestones)
                 or any(a >= b for a, b in zip(milestones, milestones[1:]))):
-            raise _invalid("milestones", milestones, "increasing integers")
+            raise invalid("milestones", milestones, "increasing integers")
         self._schedulers = list(schedulers)
         self._milestones = milestones
         self.last_epoch = last_epoch + 1

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from ._base import ChainableLR, LRScheduler, check_non_negative, check_positive
+from .._validation import check_greater, check_non_negative
+from ._base import ChainableLR, LRScheduler
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts"]
 
@@ -43,7 +44,7 @@ class CosineAnnealingLR(ChainableLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        check_positive("T_max", T_max)
+        check_greater("T_max", T_max)
         check_non_negative("eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import torch
 
-from ..schedules import _invalid
-from ._base import LRScheduler, check_optimizer, check_positive, per_group
+from .._validation import check_greater, check_non_negative, check_optimizer, invalid
+from ._base import LRScheduler, per_group
 
 __all__ = ["CyclicLR", "OneCycleLR"]
 
@@ -103,9 +103,9 @@ class CyclicLR(LRScheduler):
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
         self.max_lrs = per_group("max_lr", optimizer, max_lr)
-        check_positive("step_size_up", step_size_up)
-        if step_size_down is not None and not step_size_down >= 0:
-            raise _invalid("step_size_down", step_size_down, "step_size_down >= 0")
+        check_greater("step_size_up", step_size_up)
+        if step_size_down is not None:
+            check_non_negative("step_size_down", step_size_down)
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
         self.total_size = up + down
@@ -113,8 +113,8 @@ class CyclicLR(LRScheduler):
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
             raise ValueError("mode is invalid and scale_fn is None")
         if scale_mode not in ("cycle", "iterations"):
-            raise _invalid("scale_mode", repr(scale_mode), "'cycle' or 'iterations'")
-        check_positive("gamma", gamma)
+            raise invalid("scale_mode", repr(scale_mode), "'cycle' or 'iterations'")
+        check_greater("gamma", gamma)
         self.mode = mode
         self.gamma = gamma
         self._scale_fn_custom = scale_fn
@@ -214,8 +214,8 @@ class OneCycleLR(LRScheduler):
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError("anneal_strategy must be one of 'cos' or 'linear', "
                              f"instead got {anneal_strategy}")
-        check_positive("div_factor", div_factor)
-        check_positive("final_div_factor", final_div_factor)
+        check_greater("div_factor", div_factor)
+        check_greater("final_div_factor", final_div_factor)
         rise_end = float(pct_start * self.total_steps) - 1
         last = self.total_steps - 1
         # each phase: (last step, rate from → to, momentum from → to), keys into the group

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 import torch
 
-from ..schedules import _invalid
-from ._base import ChainableLR, check_positive, check_positive_int
+from .._validation import check_greater, check_integer, check_non_negative, invalid
+from ._base import ChainableLR
 
 __all__ = ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR"]
 
@@ -35,8 +35,8 @@ class StepLR(ChainableLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        check_positive_int("step_size", step_size)
-        check_positive("gamma", gamma)
+        check_integer("step_size", step_size, 1)
+        check_greater("gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -71,8 +71,8 @@ class MultiStepLR(ChainableLR):
                  gamma: float = 0.1, last_epoch: int = -1) -> None:
         milestones = list(milestones)
         if not all(isinstance(m, int) and not isinstance(m, bool) for m in milestones):
-            raise _invalid("milestones", milestones, "a list of integers")
-        check_positive("gamma", gamma)
+            raise invalid("milestones", milestones, "a list of integers")
+        check_greater("gamma", gamma)
         self.milestones = Counter(milestones)  # milestone -> how many times it is listed
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -107,7 +107,7 @@ class ConstantLR(ChainableLR):
                  total_iters: int = 5, last_epoch: int = -1) -> None:
         if factor > 1.0 or factor < 0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
-        check_positive_int("total_iters", total_iters)
+        check_integer("total_iters", total_iters, 1)
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -153,7 +153,7 @@ class LinearLR(ChainableLR):
                              "and less or equal to 1.")
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
-        check_positive_int("total_iters", total_iters)
+        check_integer("total_iters", total_iters, 1)
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -187,7 +187,7 @@ class ExponentialLR(ChainableLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, gamma: float,
                  last_epoch: int = -1) -> None:
-        check_positive("gamma", gamma)
+        check_greater("gamma", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -216,9 +216,8 @@ class PolynomialLR(ChainableLR):
 
     def __init__(self, optimizer: torch.optim.Optimizer, total_iters: int = 5,
                  power: float = 1.0, last_epoch: int = -1) -> None:
-        check_positive_int("total_iters", total_iters)
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or not power >= 0:
-            raise _invalid("power", power, "power >= 0")
+        check_integer("total_iters", total_iters, 1)
+        check_non_negative("power", power)
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)

@@ -7,7 +7,8 @@ from typing import Literal, SupportsFloat
 
 import torch
 
-from ._base import LRScheduler, check_non_negative, check_optimizer
+from .._validation import check_non_negative, check_optimizer
+from ._base import LRScheduler
 
 __all__ = ["ReduceLROnPlateau"]
 
