@@ -31,21 +31,22 @@ import torch
 GradFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def nag_lookahead(param: torch.Tensor, velocity: torch.Tensor, grad_fn: GradFn, *,
-                  lr: float, momentum: float) -> None:
-    r"""One step of Nesterov's method in the look-ahead (Sutskever) form, in place.
+def nag_lookahead(param: torch.Tensor, velocity: torch.Tensor,
+                  grad_fn: GradFn, *, lr: float, momentum: float) -> None:
+    r"""One step of Nesterov's method in the look-ahead (Sutskever) form.
 
     .. math::
 
-        v_t &\leftarrow \mu\, v_{t-1} - \eta\, \nabla f(\theta_{t-1} + \mu\, v_{t-1}) \\
+        v_t &\leftarrow \mu\, v_{t-1}
+               - \eta\, \nabla f(\theta_{t-1} + \mu\, v_{t-1}) \\
         \theta_t &\leftarrow \theta_{t-1} + v_t
 
-    ``grad_fn(x)`` returns :math:`\nabla f(x)`; ``velocity`` is :math:`v` (it carries
-    :math:`\eta`) and starts at zero.
+    ``grad_fn(x)`` returns :math:`\nabla f(x)`; ``velocity`` is :math:`v`
+    (it carries :math:`\eta`) and starts at zero. Updates both in place.
     """
-    lookahead = param + momentum * velocity                     # θ_{t-1} + μ v_{t-1}
-    velocity.mul_(momentum).add_(grad_fn(lookahead), alpha=-lr)  # v_t = μ v_{t-1} - η ∇f(look-ahead)
-    param.add_(velocity)                                        # θ_t = θ_{t-1} + v_t
+    grad = grad_fn(param + momentum * velocity)    # ∇f(θ_{t-1} + μ v_{t-1})
+    velocity.mul_(momentum).add_(grad, alpha=-lr)  # v_t = μ v_{t-1} - η ∇f(·)
+    param.add_(velocity)                           # θ_t = θ_{t-1} + v_t
 
 
 def lookahead_to_torch(param: torch.Tensor, velocity: torch.Tensor, *, lr: float,
