@@ -174,3 +174,12 @@ def test_stationary_variance_is_infinite_outside_the_stable_range():
     limit = quadratic.max_stable_lr(1.0, momentum=0.9, nesterov=True)
     assert quadratic.stationary_variance(1.0, lr=1.01 * limit, momentum=0.9, nesterov=True) \
         == np.inf
+
+
+@pytest.mark.parametrize("mu", [0.3, 0.5, 0.9])
+def test_noise_floor_ratio_to_first_order(mu):
+    # Nesterov's stationary variance over heavy ball's is 1 + a μ(1-2μ)/(1-μ) + O(a²)
+    for a in (1e-3, 1e-4):
+        ratio = (quadratic.stationary_variance(1.0, lr=a, momentum=mu, nesterov=True)
+                 / quadratic.stationary_variance(1.0, lr=a, momentum=mu, nesterov=False))
+        assert abs(ratio - (1 + a * mu * (1 - 2 * mu) / (1 - mu))) < 10 * a**2 / (1 - mu)**2
