@@ -28,23 +28,27 @@ def adam(
     decoupled_weight_decay: bool,
     maximize: bool,
 ) -> None:
-    r"""One Adam (or AdamW) step on one tensor, in place; ``step`` is the 1-based step number.
+    r"""One Adam (or AdamW) step on one tensor, in place.
 
-    ``max_exp_avg_sq`` is given for AMSGrad.
+    ``step`` is the 1-based step number; ``max_exp_avg_sq`` is given for AMSGrad.
 
     .. math::
 
         g_t &\leftarrow \pm\nabla f(\theta_{t-1}) \\
         \theta_{t-1} &\leftarrow (1 - \eta\lambda)\,\theta_{t-1}
-            \quad\text{(decoupled)} \qquad\text{or}\qquad
-            g_t \leftarrow g_t + \lambda\,\theta_{t-1} \quad\text{(L2)} \\
+            \quad\text{(decoupled)} \\
+        \text{or}\quad g_t &\leftarrow g_t + \lambda\,\theta_{t-1}
+            \quad\text{(L2)} \\
         m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
         v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
-        v^{\max}_t &\leftarrow \max(v^{\max}_{t-1}, v_t) \quad\text{(AMSGrad; used in place of } v_t) \\
+        v^{\max}_t &\leftarrow \max(v^{\max}_{t-1}, v_t)
+            \quad\text{(AMSGrad; used in place of } v_t) \\
         \theta_t &\leftarrow \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\,
             \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
-    AMSGrad keeps the maximum of the *uncorrected* :math:`v_t`, as torch does.
+    AMSGrad keeps the maximum of the *uncorrected* :math:`v_t`, as Reddi et
+    al.'s Algorithm 2 does, then applies both bias corrections, as torch does
+    (the paper corrects neither moment).
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
@@ -66,7 +70,9 @@ def adam(
 
 
 class Adam(Optimizer):
-    r"""Adam (Kingma & Ba, 2015), a drop-in for ``torch.optim.Adam`` (torch 2.13).
+    r"""Adam (Kingma & Ba: arXiv 2014, ICLR 2015), a drop-in for ``torch.optim.Adam``.
+
+    Matches torch 2.13.
 
     Args:
         params: tensors to optimise, or dicts defining parameter groups.
@@ -75,7 +81,9 @@ class Adam(Optimizer):
         eps: :math:`\epsilon`, added after the square root (default ``1e-8``).
         weight_decay: :math:`\lambda` (default ``0``): an L2 term added to the gradient, or, with
             ``decoupled_weight_decay=True``, a shrink of the weights by :math:`1-\eta\lambda`.
-        amsgrad: keep the running maximum of :math:`v_t` (Reddi et al., 2018) (default ``False``).
+        amsgrad: keep the running maximum of the uncorrected :math:`v_t` and use it
+            in its place, bias-corrected as torch does (Reddi et al., 2018)
+            (default ``False``).
         maximize: ascend instead of descend (default ``False``).
         decoupled_weight_decay: AdamW's decay (Loshchilov & Hutter, 2019) (default ``False``).
 

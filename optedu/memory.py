@@ -1,0 +1,36 @@
+r"""How much memory an optimizer's state takes, measured from the state tensors themselves.
+
+An optimizer keeps per-parameter state (``exp_avg``, ``momentum_buffer``, ``sum``, ...) in
+``optimizer.state``. :func:`state_bytes` adds up the bytes of those tensors, by state key, for
+``torch.optim`` optimizers and optedu's alike, so a memory table is measured, not typed.
+
+>>> import torch
+>>> w = torch.nn.Parameter(torch.zeros(1000))
+>>> opt = torch.optim.Adam([w])
+>>> w.grad = torch.ones(1000)
+>>> opt.step()
+>>> state_bytes(opt)
+{'exp_avg': 4000, 'exp_avg_sq': 4000, 'step': 4}
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Bytes of every tensor in ``optimizer.state``, summed over parameters, per state key.
+
+    Keys whose value is not a tensor (``None``, Python numbers) count as 0 bytes and are
+    left out. Scalar tensors such as torch's ``step`` counters are included: a few bytes per
+    parameter tensor, not per element. State appears only after the first ``step()`` for most
+    optimizers (torch's Adagrad creates it in its constructor).
+    """
+    total: dict[str, int] = defaultdict(int)
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                total[key] += value.numel() * value.element_size()
+    return dict(sorted(total.items()))
