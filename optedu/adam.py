@@ -30,7 +30,8 @@ def adam(
 ) -> None:
     r"""One Adam (or AdamW) step on one tensor, in place.
 
-    ``step`` is the 1-based step number; ``max_exp_avg_sq`` is given for AMSGrad.
+    ``step`` is the 1-based step number; ``max_exp_avg_sq`` is given for
+    AMSGrad.
 
     .. math::
 

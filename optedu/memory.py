@@ -21,12 +21,13 @@ import torch
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
-    """Bytes of every tensor in ``optimizer.state``, summed over parameters, per state key.
+    """Bytes of every tensor in ``optimizer.state``, per state key.
 
-    Keys whose value is not a tensor (``None``, Python numbers) count as 0 bytes and are
-    left out. Scalar tensors such as torch's ``step`` counters are included: a few bytes per
-    parameter tensor, not per element. State appears only after the first ``step()`` for most
-    optimizers (torch's Adagrad creates it in its constructor).
+    Sums over parameters. Keys whose value is not a tensor (``None``, Python
+    numbers) are left out. Scalar tensors such as torch's ``step`` counters
+    are included: a few bytes per parameter tensor, not per element. Most
+    optimizers create their state at the first ``step()``; torch's Adagrad
+    creates it in its constructor.
     """
     total: dict[str, int] = defaultdict(int)
     for state in optimizer.state.values():
