@@ -18,6 +18,10 @@ need at least ``min_history`` previous steps; the NaN/inf and :math:`\epsilon` r
 the first step. Every finite norm enters the window, flagged or not: the median shrugs off a
 single spike, while a lasting change of scale becomes the new normal after about ``W/2`` steps.
 NaN and infinite norms are kept in :attr:`GradNormMonitor.history` but not in the window.
+
+A rule that compares :math:`N_t` with a mean that *includes* :math:`N_t` masks itself (it can
+never fire when :math:`W \le \rho`); that rule is kept, for comparison only, in
+:mod:`optedu.variants.monitor`.
 """
 
 from __future__ import annotations
