@@ -2,7 +2,6 @@ r"""Adam and AdamW: bias-corrected first and second moments, with coupled or dec
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,7 +65,8 @@ def adam(
         second_moment = max_exp_avg_sq
     else:
         second_moment = exp_avg_sq
-    denom = (second_moment.sqrt() / math.sqrt(bias_correction2)).add_(eps)  # √v̂_t + ε
+    # **0.5 as torch writes it: math.sqrt rounds differently, e.g. at 1 - 2⁻⁵³
+    denom = (second_moment.sqrt() / bias_correction2**0.5).add_(eps)  # √v̂_t + ε
     param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)  # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε)
 
 

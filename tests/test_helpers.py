@@ -88,7 +88,7 @@ def test_trajectory_stops_when_it_diverges():
     assert np.isnan(path[-1]).all() and np.isfinite(path[0]).all()
 
 
-def test_gradient_descent_converges_on_rosenbrock():
+def test_adam_converges_on_rosenbrock():
     """A smoke test (never the proof): Adam walks Rosenbrock's valley to the minimum."""
     r = landscapes.rosenbrock()
     path = landscapes.trajectory(r, lambda p: optedu.Adam(p, lr=0.02), steps=3000)

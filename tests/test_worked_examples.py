@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import optedu
+from optimizers import OURS, TWIN
 
 # (name, optimizer class, kwargs, (g1, g2), (θ1, θ2) by hand)
 EXAMPLES = [
@@ -81,8 +82,13 @@ def test_first_two_steps_by_hand(name, cls, kwargs, grads, expected):
 def test_torch_agrees_with_the_hand_computation(name, cls, kwargs, grads, expected):
     """The same numbers from torch.optim: the hand arithmetic describes torch, not just optedu."""
     theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
-    optimizer = getattr(torch.optim, cls.__name__)([theta], **kwargs)
+    optimizer = TWIN[cls]([theta], **kwargs)
     for g, want in zip(grads, expected):
         theta.grad = torch.tensor([g], dtype=torch.float64)
         optimizer.step()
         assert theta.item() == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_every_optimizer_has_a_worked_example():
+    """A row added to tests/optimizers.py needs its first two steps worked out here too."""
+    assert {cls for _, cls, _, _, _ in EXAMPLES} == set(OURS)

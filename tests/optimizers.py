@@ -1,0 +1,118 @@
+"""Every optimizer optedu rebuilds, beside its torch.optim twin: one row each.
+
+The parity, error, interop and worked-example tests all read this list, so adding an optimizer
+to optedu is one rule file and one row here. A row says:
+
+* ``ours``, ``theirs``: the optedu class and the torch.optim class it must match;
+* ``grid``: values for each constructor argument; every combination that torch's constructor
+  accepts is a parity case (``tests/test_parity.py`` checks that the grid names every argument
+  of torch's signature, less ``foreach``, ``fused``, ``capturable`` and ``differentiable``);
+* ``second_group``: how the second parameter group of a parity run differs from the first;
+* ``ranges``: a hypothesis strategy per argument, its valid range, for the property tests;
+* ``settings``: one or more non-default settings for the checkpoint, scheduler and closure
+  tests of ``tests/test_interop.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hypothesis import strategies as st
+
+import optedu
+
+# arguments of torch's constructors that optedu leaves out on purpose (see STYLE.md)
+TORCH_ONLY = frozenset({"foreach", "fused", "capturable", "differentiable"})
+
+
+@dataclass(frozen=True)
+class Pair:
+    ours: type[torch.optim.Optimizer]
+    theirs: type[torch.optim.Optimizer]
+    grid: Mapping[str, Sequence[Any]]
+    second_group: Mapping[str, Any]
+    ranges: Mapping[str, st.SearchStrategy[Any]]
+    settings: Sequence[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.ours.__name__
+
+    def accepts(self, kwargs: Mapping[str, Any]) -> bool:
+        """Whether torch's constructor takes ``kwargs`` (SGD refuses Nesterov without momentum)."""
+        try:
+            self.theirs([torch.zeros(1, requires_grad=True)], **kwargs)
+        except ValueError:
+            return False
+        return True
+
+    def cases(self) -> Iterator[dict[str, Any]]:
+        """Every combination of the grid's values that torch accepts."""
+        keys = list(self.grid)
+        for values in itertools.product(*self.grid.values()):
+            kwargs = dict(zip(keys, values))
+            if self.accepts(kwargs):
+                yield kwargs
+
+
+rates = st.floats(1e-4, 0.5)
+decays = st.floats(0.0, 0.5)
+betas = st.floats(0.0, 0.999)
+epsilons = st.sampled_from([1e-12, 1e-8, 1e-3, 0.1])
+flags = st.booleans()
+
+PAIRS = [
+    Pair(optedu.SGD, torch.optim.SGD,
+         grid=dict(lr=[0.05], momentum=[0.0, 0.9], dampening=[0.0, 0.3], weight_decay=[0.0, 0.1],
+                   nesterov=[False, True], maximize=[False, True]),
+         second_group={"lr": 0.01, "weight_decay": 0.2},
+         ranges=dict(lr=rates, momentum=st.floats(0.0, 0.99),
+                     dampening=st.one_of(st.just(0.0), st.floats(0.0, 1.0)), weight_decay=decays,
+                     nesterov=flags, maximize=flags),
+         settings=[dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+                   dict(lr=0.05)]),
+    Pair(optedu.Adagrad, torch.optim.Adagrad,
+         grid=dict(lr=[0.1], lr_decay=[0.0, 0.05], weight_decay=[0.0, 0.1],
+                   initial_accumulator_value=[0.0, 0.5], eps=[1e-10, 1e-3], maximize=[False, True]),
+         second_group={"lr": 0.03, "lr_decay": 0.1},
+         ranges=dict(lr=rates, lr_decay=decays, weight_decay=decays,
+                     initial_accumulator_value=st.floats(0.0, 2.0),
+                     eps=st.sampled_from([0.0, 1e-12, 1e-8, 1e-3, 0.1]), maximize=flags),
+         settings=[dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)]),
+    Pair(optedu.RMSprop, torch.optim.RMSprop,
+         grid=dict(lr=[0.01], alpha=[0.99, 0.5], eps=[1e-8, 1e-2], weight_decay=[0.0, 0.1],
+                   momentum=[0.0, 0.9], centered=[False, True], maximize=[False, True]),
+         second_group={"lr": 0.003, "alpha": 0.9},
+         ranges=dict(lr=st.floats(1e-4, 0.05), alpha=st.floats(0.0, 0.999), eps=epsilons,
+                     weight_decay=decays, momentum=st.floats(0.0, 0.95), centered=flags,
+                     maximize=flags),
+         settings=[dict(lr=0.01, momentum=0.5, centered=True)]),
+    Pair(optedu.Adam, torch.optim.Adam,
+         grid=dict(lr=[0.01], betas=[(0.9, 0.999), (0.5, 0.8)], eps=[1e-8, 1e-3],
+                   weight_decay=[0.0, 0.1], amsgrad=[False, True], maximize=[False, True],
+                   decoupled_weight_decay=[False, True]),
+         second_group={"lr": 0.002, "betas": (0.8, 0.99)},
+         ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
+                     weight_decay=decays, amsgrad=flags, maximize=flags,
+                     decoupled_weight_decay=flags),
+         settings=[dict(lr=0.01, amsgrad=True, weight_decay=0.01)]),
+    Pair(optedu.AdamW, torch.optim.AdamW,
+         grid=dict(lr=[0.01], betas=[(0.9, 0.999), (0.5, 0.8)], eps=[1e-8, 1e-3],
+                   weight_decay=[0.0, 0.01, 0.3], amsgrad=[False, True], maximize=[False, True]),
+         second_group={"lr": 0.002, "weight_decay": 0.05},
+         ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
+                     weight_decay=decays, amsgrad=flags, maximize=flags),
+         settings=[dict(lr=0.01, weight_decay=0.1)]),
+]
+
+OURS = [pair.ours for pair in PAIRS]
+IDS = [pair.name for pair in PAIRS]
+TWIN = {pair.ours: pair.theirs for pair in PAIRS}
+
+# (optedu class, torch class, kwargs) for every interop setting, with readable ids
+SETTINGS = [(pair.ours, pair.theirs, kwargs) for pair in PAIRS for kwargs in pair.settings]
+SETTING_IDS = [f"{ours.__name__}-{i}" for i, (ours, _, _) in enumerate(SETTINGS)]
