@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test unit nbval lab outputs clean
+.PHONY: setup book test unit nbval site-test lab outputs clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest book --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+
+## site-test: the built site (make book first) in headless Chromium: links, equations, figures,
+## dropdowns, search, phone width, page weight. Needs Debian's chromium and chromium-driver.
+site-test: $(STAMP)
+	$(BIN)/python -m pytest tests/site --site _build/html -q -n 2
 
 ## lab: JupyterLab on the book, with optedu importable
 lab: $(STAMP)

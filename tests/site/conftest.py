@@ -1,0 +1,85 @@
+"""Browser tests of the built website: Chromium (Debian's package) driven by Selenium.
+
+They run only when given a built site, ``pytest tests/site --site _build/html`` (``make
+site-test`` builds nothing: run ``make book`` first). The site is served on 127.0.0.1 by a
+thread of this process, and Selenium uses the system's ``chromedriver``, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import pathlib
+import shutil
+import threading
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER",
+                              shutil.which("chromedriver") or "/usr/bin/chromedriver")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--site", default=None, help="folder of the built website (_build/html)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--site", default=None):
+        return
+    skip = pytest.mark.skip(reason="browser tests need --site _build/html (make site-test)")
+    for item in items:
+        if "tests/site" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def site(pytestconfig) -> pathlib.Path:
+    root = pathlib.Path(pytestconfig.getoption("--site")).resolve()
+    assert (root / "index.html").exists(), f"no built site at {root}: run `make book`"
+    return root
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def base_url(site):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _driver(width: int, height: int):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 f"--window-size={width},{height}", "--disable-extensions"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="session")
+def browser():
+    driver = _driver(1300, 1000)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def phone():
+    driver = _driver(390, 844)
+    yield driver
+    driver.quit()
