@@ -1,4 +1,5 @@
-r"""Adam and AdamW: bias-corrected first and second moments, with coupled or decoupled decay."""
+r"""Adam and AdamW: bias-corrected first and second moments, with coupled
+or decoupled weight decay."""
 
 from __future__ import annotations
 
@@ -53,45 +54,54 @@ def adam(
     g = -grad if maximize else grad
     if weight_decay != 0:
         if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)                   # θ ← (1 - ηλ) θ
+            param.mul_(1 - lr * weight_decay)           # θ ← (1 - ηλ) θ
         else:
-            g = g.add(param, alpha=weight_decay)                # g_t = g_t + λ θ_{t-1}
-    exp_avg.lerp_(g, 1 - beta1)                                 # m_t = β1 m_{t-1} + (1-β1) g_t
-    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)      # v_t = β2 v_{t-1} + (1-β2) g_t²
-    bias_correction1 = 1 - beta1**step                          # 1 - β1^t
-    bias_correction2 = 1 - beta2**step                          # 1 - β2^t
-    if max_exp_avg_sq is not None:
-        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)  # v_max = max(v_max, v_t)
+            g = g.add(param, alpha=weight_decay)        # g_t ← g_t + λ θ_{t-1}
+    exp_avg.lerp_(g, 1 - beta1)                 # m_t = β1 m_{t-1} + (1-β1) g_t
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step                  # 1 - β1^t
+    bias_correction2 = 1 - beta2**step                  # 1 - β2^t
+    if max_exp_avg_sq is not None:                      # AMSGrad
+        # v_max = max(v_max, v_t)
+        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         second_moment = max_exp_avg_sq
     else:
         second_moment = exp_avg_sq
-    # **0.5 as torch writes it: math.sqrt rounds differently, e.g. at 1 - 2⁻⁵³
-    denom = (second_moment.sqrt() / bias_correction2**0.5).add_(eps)  # √v̂_t + ε
-    param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)  # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε)
+    # √v̂_t + ε, with **0.5 as torch writes it (math.sqrt rounds differently,
+    # e.g. at 1 - 2⁻⁵³)
+    denom = (second_moment.sqrt() / bias_correction2**0.5).add_(eps)
+    # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε)
+    param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
 class Adam(Optimizer):
-    r"""Adam (Kingma & Ba: arXiv 2014, ICLR 2015), a drop-in for ``torch.optim.Adam``.
-
-    Matches torch 2.13.
+    r"""Adam (Kingma & Ba: arXiv 2014, ICLR 2015), a drop-in for
+    ``torch.optim.Adam`` (torch 2.13).
 
     Args:
         params: tensors to optimise, or dicts defining parameter groups.
         lr: learning rate :math:`\eta` (default ``1e-3``).
-        betas: :math:`(\beta_1, \beta_2)`, decay rates of the two moments (default ``(0.9, 0.999)``).
-        eps: :math:`\epsilon`, added after the square root (default ``1e-8``).
-        weight_decay: :math:`\lambda` (default ``0``): an L2 term added to the gradient, or, with
-            ``decoupled_weight_decay=True``, a shrink of the weights by :math:`1-\eta\lambda`.
-        amsgrad: keep the running maximum of the uncorrected :math:`v_t` and use it
-            in its place, bias-corrected as torch does (Reddi et al., 2018)
-            (default ``False``).
+        betas: :math:`(\beta_1, \beta_2)`, decay rates of the two moments
+            (default ``(0.9, 0.999)``).
+        eps: :math:`\epsilon`, added after the square root (default
+            ``1e-8``).
+        weight_decay: :math:`\lambda` (default ``0``): an L2 term added to
+            the gradient, or, with ``decoupled_weight_decay=True``, a shrink
+            of the weights by :math:`1-\eta\lambda`.
+        amsgrad: keep the running maximum of the uncorrected :math:`v_t` and
+            use it in its place, bias-corrected as torch does (Reddi et al.,
+            2018) (default ``False``).
         maximize: ascend instead of descend (default ``False``).
-        decoupled_weight_decay: AdamW's decay (Loshchilov & Hutter, 2019) (default ``False``).
+        decoupled_weight_decay: AdamW's decay (Loshchilov & Hutter, 2019)
+            (default ``False``).
 
-    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, plus ``max_exp_avg_sq`` with AMSGrad.
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, plus
+    ``max_exp_avg_sq`` with AMSGrad.
 
-    Differences from torch.optim.Adam: no ``foreach``/``fused``/``capturable``/``differentiable``
-    and no tensor ``lr`` or ``betas``. Like torch, optedu updates :math:`m_t` as a lerp,
+    Differences from torch.optim.Adam: no ``foreach``/``fused``/
+    ``capturable``/``differentiable`` and no tensor ``lr`` or ``betas``. Like
+    torch, optedu updates :math:`m_t` as a lerp,
     :math:`m + (1-\beta_1)(g - m)`, which is the paper's average rearranged.
     """
 
@@ -111,21 +121,24 @@ class Adam(Optimizer):
         check_non_negative("eps", eps)
         betas = check_betas(betas)
         check_non_negative("weight_decay", weight_decay)
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            amsgrad=amsgrad, maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
-        state: State = {
-            "step": new_step_counter(),
-            "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
-            "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
-        }
+        def zeros() -> torch.Tensor:
+            return torch.zeros_like(param, memory_format=torch.preserve_format)
+
+        state: State = {"step": new_step_counter(), "exp_avg": zeros(),
+                        "exp_avg_sq": zeros()}
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["max_exp_avg_sq"] = zeros()
         return state
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, group: Group) -> None:
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
+               group: Group) -> None:
         state["step"] += 1
         beta1, beta2 = group["betas"]
         adam(param, grad, state["exp_avg"], state["exp_avg_sq"],
@@ -133,14 +146,17 @@ class Adam(Optimizer):
              int(state["step"].item()),
              lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
              weight_decay=group["weight_decay"],
-             decoupled_weight_decay=group["decoupled_weight_decay"], maximize=group["maximize"])
+             decoupled_weight_decay=group["decoupled_weight_decay"],
+             maximize=group["maximize"])
 
 
 class AdamW(Adam):
-    r"""AdamW (Loshchilov & Hutter, 2019), a drop-in for ``torch.optim.AdamW`` (torch 2.13).
+    r"""AdamW (Loshchilov & Hutter, 2019), a drop-in for
+    ``torch.optim.AdamW`` (torch 2.13).
 
-    Adam with ``decoupled_weight_decay=True`` and a default ``weight_decay`` of ``1e-2``: before the
-    Adam step the weights shrink by :math:`1-\eta\lambda`; the decay never enters :math:`m_t` or
+    Adam with ``decoupled_weight_decay=True`` and a default ``weight_decay``
+    of ``1e-2``: before the Adam step the weights shrink by
+    :math:`1-\eta\lambda`; the decay never enters :math:`m_t` or
     :math:`v_t`. Arguments and state as :class:`Adam`.
     """
 
@@ -155,10 +171,11 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True)
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
+                         maximize=maximize, decoupled_weight_decay=True)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
-            group["decoupled_weight_decay"] = True  # a checkpoint from torch's Adam stays AdamW
+            # a checkpoint from torch's Adam stays AdamW
+            group["decoupled_weight_decay"] = True
