@@ -1,4 +1,4 @@
-"""RMSProp's comparison variants (optedu.variants.rmsprop) and AdaGrad's (optedu.variants.adagrad).
+"""RMSProp's comparison variants (optedu.variants.rmsprop).
 
 First steps by hand, the cases where a variant is the same rule as optedu's (and so torch's),
 and the executed relation between Keras's momentum buffer and torch's when the rate changes.
@@ -9,7 +9,6 @@ from math import sqrt
 import torch
 
 import optedu
-from optedu.variants.adagrad import adagrad_eps_inside
 from optedu.variants.rmsprop import (RMSpropEpsInside, RMSpropKerasMomentum,
                                      rmsprop_eps_inside, rmsprop_keras_momentum)
 
@@ -109,20 +108,3 @@ def test_keras_momentum_against_torch_when_the_rate_changes():
     assert torch.allclose(keras, keras_pos, rtol=1e-12, atol=1e-14)
     assert torch.allclose(torch_form, torch_pos, rtol=1e-12, atol=1e-14)
     assert (keras - torch_form).abs().max() > 1e-3    # the schedule change is not a rounding
-
-
-def test_adagrad_eps_inside_is_torch_adagrad_with_a_larger_start():
-    grads = _grads(100, seed=3)
-    theta, total = torch.zeros(4, dtype=torch.float64), torch.full((4,), 0.1, dtype=torch.float64)
-    for g in grads:
-        adagrad_eps_inside(theta, g, total, lr=0.1, eps=1e-7)
-    folded = _run(lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.1 + 1e-7,
-                                                eps=0.0), grads)
-    assert torch.allclose(theta, folded, rtol=1e-12, atol=1e-15)
-
-
-def test_adagrad_eps_inside_first_step_by_hand():
-    theta, total = torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
-    adagrad_eps_inside(theta, torch.tensor([2.0], dtype=torch.float64), total, lr=0.1, eps=5.0)
-    assert total.item() == 4.0
-    assert abs(theta.item() - (1 - 0.1 * 2 / 3)) < 1e-15    # √(4 + 5) = 3
