@@ -1,4 +1,5 @@
-r"""Stochastic gradient descent with momentum, dampening, Nesterov look-ahead and weight decay."""
+r"""Stochastic gradient descent with momentum, dampening, Nesterov look-ahead
+and weight decay."""
 
 from __future__ import annotations
 
@@ -23,51 +24,60 @@ def sgd(
     nesterov: bool,
     maximize: bool,
 ) -> torch.Tensor | None:
-    r"""One SGD step on one tensor, in place. Returns the momentum buffer (``None`` without momentum).
+    r"""One SGD step on one tensor, in place.
+
+    Returns the momentum buffer (``None`` without momentum).
 
     .. math::
 
         g_t &\leftarrow \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
-        b_t &\leftarrow \begin{cases} g_t & t = 1 \\ \mu\, b_{t-1} + (1-\tau)\, g_t & t > 1 \end{cases} \\
-        d_t &\leftarrow \begin{cases} g_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases} \\
+        b_t &\leftarrow \begin{cases} g_t & t = 1 \\
+            \mu\, b_{t-1} + (1-\tau)\, g_t & t > 1 \end{cases} \\
+        d_t &\leftarrow \begin{cases} g_t + \mu\, b_t & \text{Nesterov} \\
+            b_t & \text{otherwise} \end{cases} \\
         \theta_t &\leftarrow \theta_{t-1} - \eta\, d_t
 
-    with learning rate :math:`\eta`, momentum :math:`\mu`, dampening :math:`\tau` and weight decay
-    :math:`\lambda`. The buffer starts as a copy of the first gradient, undampened.
+    with learning rate :math:`\eta`, momentum :math:`\mu`, dampening
+    :math:`\tau` and weight decay :math:`\lambda`. The buffer starts as a copy
+    of the first gradient, undampened.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
-        g = g.add(param, alpha=weight_decay)                # g_t = g_t + λ θ_{t-1}
+        g = g.add(param, alpha=weight_decay)        # g_t = g_t + λ θ_{t-1}
     if momentum != 0:
         if momentum_buffer is None:
-            momentum_buffer = g.detach().clone()            # b_1 = g_1
+            momentum_buffer = g.detach().clone()    # b_1 = g_1
         else:
-            momentum_buffer.mul_(momentum).add_(g, alpha=1 - dampening)  # b_t = μ b_{t-1} + (1-τ) g_t
+            # b_t = μ b_{t-1} + (1-τ) g_t
+            momentum_buffer.mul_(momentum).add_(g, alpha=1 - dampening)
         if nesterov:
-            g = g.add(momentum_buffer, alpha=momentum)      # d_t = g_t + μ b_t
+            g = g.add(momentum_buffer, alpha=momentum)  # d_t = g_t + μ b_t
         else:
-            g = momentum_buffer                             # d_t = b_t
-    param.add_(g, alpha=-lr)                                # θ_t = θ_{t-1} - η d_t
+            g = momentum_buffer                     # d_t = b_t
+    param.add_(g, alpha=-lr)                        # θ_t = θ_{t-1} - η d_t
     return momentum_buffer
 
 
 class SGD(Optimizer):
-    r"""Stochastic gradient descent, a drop-in for ``torch.optim.SGD`` (torch 2.13).
+    r"""Stochastic gradient descent, a drop-in for ``torch.optim.SGD``
+    (torch 2.13).
 
     Args:
         params: tensors to optimise, or dicts defining parameter groups.
         lr: learning rate :math:`\eta` (default ``1e-3``).
         momentum: momentum factor :math:`\mu` (default ``0``).
         dampening: dampening :math:`\tau` of the momentum (default ``0``).
-        weight_decay: L2 penalty :math:`\lambda`, added to the gradient (default ``0``).
+        weight_decay: L2 penalty :math:`\lambda`, added to the gradient
+            (default ``0``).
         nesterov: use Nesterov's look-ahead (default ``False``).
         maximize: ascend instead of descend (default ``False``).
 
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
 
-    Differences from torch.optim.SGD: no ``foreach``/``fused``/``differentiable`` switches and no
-    tensor learning rate; sparse gradients are refused; a NaN ``lr`` is rejected (torch's check
-    ``lr < 0`` lets it through). The arithmetic is torch's, step for step.
+    Differences from torch.optim.SGD: no ``foreach``/``fused``/
+    ``differentiable`` switches and no tensor learning rate; sparse gradients
+    are refused; a NaN ``lr`` is rejected (torch's check ``lr < 0`` lets it
+    through). The arithmetic is torch's, step for step.
 
     References: Robbins & Monro (1951); Polyak (1964); Sutskever et al. (2013).
     """
@@ -88,16 +98,19 @@ class SGD(Optimizer):
         check_non_negative("weight_decay", weight_decay)
         check_nesterov(nesterov, momentum, dampening)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+                        weight_decay=weight_decay, nesterov=nesterov,
+                        maximize=maximize)
         super().__init__(params, defaults)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
-        return {}  # the momentum buffer is created by the first step, as in torch
+        return {}  # the first step creates the momentum buffer, as in torch
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, group: Group) -> None:
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
+               group: Group) -> None:
         buffer = sgd(param, grad, state.get("momentum_buffer"),
-                     lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-                     weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                     maximize=group["maximize"])
+                     lr=group["lr"], momentum=group["momentum"],
+                     dampening=group["dampening"],
+                     weight_decay=group["weight_decay"],
+                     nesterov=group["nesterov"], maximize=group["maximize"])
         if group["momentum"] != 0:
             state["momentum_buffer"] = buffer
