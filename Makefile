@@ -47,7 +47,7 @@ nbval: $(STAMP)
 ## site-test: the built site (make book first) in headless Chromium: links, equations, figures,
 ## dropdowns, search, phone width, page weight. Needs Debian's chromium and chromium-driver.
 site-test: $(STAMP)
-	$(BIN)/python -m pytest tests/site --site _build/html -q -n 2
+	$(BIN)/python -m pytest tests/site --site _build/html -q -n 2 --dist loadgroup
 
 ## lab: JupyterLab on the book, with optedu importable
 lab: $(STAMP)

@@ -10,6 +10,7 @@ the chapters a reader would look for.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import html.parser
 import pathlib
@@ -20,6 +21,8 @@ import pytest
 SITE_PAGES = sorted(p.name for p in (pathlib.Path(__file__).resolve().parents[2] / "book").glob("*")
                     if p.suffix in (".md", ".ipynb"))
 PAGES = [f"book/{pathlib.Path(name).stem}.html" for name in SITE_PAGES]
+# Each page's browser checks run in one xdist worker (--dist loadgroup), so it is loaded once.
+BY_PAGE = [pytest.param(page, marks=pytest.mark.xdist_group(page)) for page in PAGES]
 PAGE_BUDGET = 2 * 1024 * 1024  # bytes of everything a cold load of one page fetches
 
 WAIT_FOR_MATHJAX = """
@@ -83,42 +86,79 @@ def test_internal_links_and_anchors_resolve(site, page):
     assert not broken, f"{page}: links that lead nowhere: {broken[:10]}"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_loads_without_javascript_errors(browser, base_url, page):
+VISIT = """
+// prose only: code and printed outputs may show TeX as text
+const article = document.querySelector('article').cloneNode(true);
+article.querySelectorAll('pre, code, .highlight, .cell_output, mjx-container')
+    .forEach(el => el.remove());
+const text = article.textContent;
+return {
+  untypeset: [...document.querySelectorAll('.math, .amsmath')]
+      .filter(el => !el.querySelector('mjx-container')).length,
+  raw: ['\\\\(', '\\\\[', '\\\\begin', '$$'].filter(s => text.includes(s)),
+  images: [...document.querySelectorAll('article img')].map(img => ({
+      src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
+      loaded: img.complete && img.naturalWidth > 0})),
+  urls: performance.getEntriesByType('navigation')
+      .concat(performance.getEntriesByType('resource')).map(e => e.name),
+};"""
+
+
+@functools.cache
+def _visit(browser, base_url: str, page: str) -> dict:
+    """One cold load of ``page`` (cache off): what every desktop check reads. The page is
+    left open in ``browser`` for the checks that click."""
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     browser.get_log("browser")  # forget the previous page's messages
     open_page(browser, f"{base_url}/{page}")
-    errors = [entry["message"] for entry in browser.get_log("browser")
-              if entry["level"] == "SEVERE"]
+    seen = browser.execute_script(VISIT)
+    seen["errors"] = [entry["message"] for entry in browser.get_log("browser")
+                      if entry["level"] == "SEVERE"]
+    return seen
+
+
+@pytest.mark.parametrize("page", BY_PAGE)
+def test_page_loads_without_javascript_errors(browser, base_url, page):
+    errors = _visit(browser, base_url, page)["errors"]
     assert not errors, f"{page}: {errors[:5]}"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", BY_PAGE)
 def test_every_equation_is_typeset(browser, base_url, page):
-    open_page(browser, f"{base_url}/{page}")
-    untypeset = browser.execute_script("""
-        return [...document.querySelectorAll('.math, .amsmath')]
-            .filter(el => !el.querySelector('mjx-container')).length;""")
-    raw = browser.execute_script("""
-        const text = document.querySelector('article').innerText;
-        return ['\\\\(', '\\\\[', '\\\\begin', '$$'].filter(s => text.includes(s));""")
-    assert untypeset == 0, f"{page}: {untypeset} math elements without MathJax output"
-    assert not raw, f"{page}: raw TeX left in the text: {raw}"
+    seen = _visit(browser, base_url, page)
+    assert seen["untypeset"] == 0, \
+        f"{page}: {seen['untypeset']} math elements without MathJax output"
+    assert not seen["raw"], f"{page}: raw TeX left in the text: {seen['raw']}"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", BY_PAGE)
 def test_every_figure_loads_and_has_alt_text(browser, base_url, page):
-    open_page(browser, f"{base_url}/{page}")
-    images = browser.execute_script("""
-        return [...document.querySelectorAll('article img')].map(img => ({
-            src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
-            loaded: img.complete && img.naturalWidth > 0}));""")
+    images = _visit(browser, base_url, page)["images"]
     bad = [i["src"] for i in images if not i["loaded"] or not i["alt"].strip()]
     assert not bad, f"{page}: images not loaded or without alt text: {bad}"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", BY_PAGE)
+def test_page_weight_within_budget_and_nothing_fetched_from_outside(browser, base_url, site,
+                                                                     page):
+    """Everything a cold load fetches comes from the site itself (the book works offline), and
+    weighs at most 2 MB as a compressing web server sends it (gzip; images as they are)."""
+    urls = _visit(browser, base_url, page)["urls"]
+    outside = [u for u in urls if not u.startswith(base_url)]
+    assert not outside, f"{page} fetches from outside the site: {outside[:5]}"
+    files = {site / urllib.parse.unquote(urllib.parse.urlparse(u).path).lstrip("/") for u in urls}
+    sent = sum(len(gzip.compress(f.read_bytes(), 6)) for f in files if f.is_file())
+    raw = sum(f.stat().st_size for f in files if f.is_file())
+    print(f"{page}: {sent / 1e6:.2f} MB sent gzipped ({raw / 1e6:.2f} MB uncompressed)")
+    assert sent <= PAGE_BUDGET, f"{page}: {sent / 1e6:.2f} MB, over the 2 MB budget"
+
+
+@pytest.mark.parametrize("page", BY_PAGE)
 def test_folded_answers_open_on_click(browser, base_url, page):
-    open_page(browser, f"{base_url}/{page}")
+    _visit(browser, base_url, page)
+    if browser.current_url != f"{base_url}/{page}":
+        open_page(browser, f"{base_url}/{page}")
     buttons = browser.find_elements("css selector", "button.toggle-button")
     for button in buttons:
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
@@ -150,7 +190,7 @@ def test_search_finds_the_chapter(browser, base_url, query, chapter):
         f"'{query}': first result is {first[0].get_attribute('href')}"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", BY_PAGE)
 def test_page_fits_a_phone_screen(phone, base_url, page):
     """At 390 px the page never scrolls sideways; only boxes of code, display equations and
     tables may scroll inside themselves (their count is printed: equations should not)."""
@@ -171,24 +211,3 @@ def test_page_fits_a_phone_screen(phone, base_url, page):
     print(f"{page}: {result['equations']} display equations scroll at 390 px")
     assert not result["pageWide"], f"{page}: the page is wider than a 390 px screen"
     assert not result["other"], f"{page}: blocks that scroll sideways: {result['other']}"
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_page_weight_within_budget_and_nothing_fetched_from_outside(browser, base_url, site,
-                                                                     page):
-    """Everything a cold load fetches comes from the site itself (the book works offline), and
-    weighs at most 2 MB as a compressing web server sends it (gzip; images as they are)."""
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
-    open_page(browser, f"{base_url}/{page}")
-    urls = browser.execute_script("""
-        return performance.getEntriesByType('navigation')
-            .concat(performance.getEntriesByType('resource')).map(e => e.name);""")
-    browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
-    outside = [u for u in urls if not u.startswith(base_url)]
-    assert not outside, f"{page} fetches from outside the site: {outside[:5]}"
-    files = {site / urllib.parse.unquote(urllib.parse.urlparse(u).path).lstrip("/") for u in urls}
-    sent = sum(len(gzip.compress(f.read_bytes(), 6)) for f in files if f.is_file())
-    raw = sum(f.stat().st_size for f in files if f.is_file())
-    print(f"{page}: {sent / 1e6:.2f} MB sent gzipped ({raw / 1e6:.2f} MB uncompressed)")
-    assert sent <= PAGE_BUDGET, f"{page}: {sent / 1e6:.2f} MB, over the 2 MB budget"
