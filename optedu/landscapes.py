@@ -8,13 +8,15 @@ the iterates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._validation import check_curvatures
+from .display import num
 
 OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
 
@@ -169,3 +171,98 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, np.ndarray], ax=None
         ax.plot(path[:, 0], path[:, 1], marker="o", markersize=2.5, linewidth=1.2, label=label)
     ax.legend(loc="best", fontsize="small")
     return ax
+
+
+def _live() -> bool:
+    """Whether a reader's Jupyter kernel can show sliders (ipywidgets present, inside an
+    IPython kernel, and not a batch run: run_notebooks, nbval and the tests set
+    ``OPTEDU_STATIC``)."""
+    if os.environ.get("OPTEDU_STATIC"):
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+        from ipykernel.zmqshell import ZMQInteractiveShell
+    except ImportError:
+        return False
+    return isinstance(get_ipython(), ZMQInteractiveShell)  # Colab's shell too
+
+
+def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
+            values: Mapping[str, Sequence[float]], steps: int, *,
+            start: Iterable[float] | None = None, columns: int = 4,
+            live: bool | None = None) -> None:
+    """Trajectories of one optimizer on ``surface`` as its hyperparameters vary.
+
+    ``make_optimizer(**setting)`` returns an optimizer factory for one setting,
+    e.g. ``lambda lr, momentum: lambda p: optedu.SGD(p, lr=lr,
+    momentum=momentum)``; ``values`` lists the values of each hyperparameter.
+    Every combination is run once, up front.
+
+    In a reader's Jupyter kernel with ipywidgets, one panel is drawn with a
+    slider per hyperparameter, redrawn as the sliders move. Elsewhere (the
+    website, which has no kernel; nbval; scripts) the same runs are drawn as
+    small multiples, one panel per combination, with the final loss in each
+    title. ``live`` forces one or the other.
+    """
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    names = list(values)
+    if not names or any(len(values[n]) == 0 for n in names):
+        raise ValueError(f"Invalid values: {dict(values)} (each needs one value or more)")
+    if steps < 1:
+        raise ValueError(f"Invalid steps value: {steps}")
+    combos = list(itertools.product(*(values[n] for n in names)))
+    paths = {c: trajectory(surface, make_optimizer(**dict(zip(names, c))),
+                           steps, start=start) for c in combos}
+
+    def title(combo) -> str:
+        setting = ", ".join(f"{n} {v:g}" for n, v in zip(names, combo))
+        final = losses(surface, paths[combo])[-1]
+        return f"{setting}\nloss {num(final, 3)}" if np.isfinite(final) \
+            else f"{setting}\ndiverged"
+
+    def draw(ax, combo) -> None:
+        plot_surface(surface, ax=ax)
+        path = paths[combo]
+        ax.plot(path[:, 0], path[:, 1], marker="o", markersize=2,
+                linewidth=1.0, color="C0")
+        ax.set_title(title(combo), fontsize="small")
+
+    if live is None:
+        live = _live()
+    if live:
+        import ipywidgets
+        from IPython.display import display
+
+        out = ipywidgets.Output()
+        sliders = {n: ipywidgets.SelectionSlider(
+            options=list(values[n]), value=values[n][len(values[n]) // 2],
+            description=n, continuous_update=False) for n in names}
+
+        def redraw(_=None) -> None:
+            combo = tuple(sliders[n].value for n in names)
+            with out:
+                out.clear_output(wait=True)
+                fig, ax = plt.subplots(figsize=(5, 4))
+                draw(ax, combo)
+                plt.show()
+
+        for slider in sliders.values():
+            slider.observe(redraw, names="value")
+        display(ipywidgets.VBox([*sliders.values(), out]))
+        redraw()
+        return
+    rows = -(-len(combos) // columns)
+    cols = min(columns, len(combos))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.2 * rows),
+                             squeeze=False, layout="constrained")
+    for ax, combo in zip(axes.flat, combos):
+        draw(ax, combo)
+        ax.set_xlabel("$x$", fontsize="small")
+        ax.set_ylabel("$y$", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    for ax in axes.flat[len(combos):]:
+        ax.set_visible(False)

@@ -12,6 +12,7 @@ budget (30 s by default, `--budget`), so slow chapters are caught when they are 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -20,6 +21,9 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Stored outputs are what the website shows: static figures, never live widgets
+# (optedu.landscapes.explore reads this; the kernels inherit it).
+os.environ["OPTEDU_STATIC"] = "1"
 
 
 def run(path: pathlib.Path, timeout: int) -> float:
