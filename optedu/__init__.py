@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import (clip, display, landscapes, lr_scheduler, momentum, monitor, nesterov,
                param_groups, parity, quadratic, schedules)
+from .adadelta import Adadelta, adadelta
 from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -27,6 +28,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "sgd", "adagrad", "rmsprop", "adam",
+    "Adadelta",
+    "adadelta",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",

@@ -107,6 +107,14 @@ PAIRS = [
          ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
                      weight_decay=decays, amsgrad=flags, maximize=flags),
          settings=[dict(lr=0.01, weight_decay=0.1)]),
+    Pair(optedu.Adadelta, torch.optim.Adadelta,
+         grid=dict(lr=[0.5], rho=[0.9, 0.5], eps=[1e-6, 1e-2],
+                   weight_decay=[0.0, 0.1], maximize=[False, True]),
+         second_group={"lr": 0.3, "rho": 0.95},
+         ranges=dict(lr=st.floats(1e-3, 2.0), rho=st.floats(0.0, 1.0),
+                     eps=st.sampled_from([0.0, 1e-12, 1e-6, 1e-3, 0.1]),
+                     weight_decay=decays, maximize=flags),
+         settings=[dict(lr=0.5, rho=0.8, weight_decay=0.01)]),
 ]
 
 OURS = [pair.ours for pair in PAIRS]

@@ -43,6 +43,12 @@ BAD = [
     (optedu.AdamW, dict(lr=-0.001), "Invalid learning rate: -0.001"),
     (optedu.AdamW, dict(betas=(0.9, 1.5)), "Invalid beta parameter at index 1: 1.5"),
     (optedu.AdamW, dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+    (optedu.Adadelta, dict(lr=-1.0), "Invalid learning rate: -1.0"),
+    (optedu.Adadelta, dict(rho=1.5), "Invalid rho value: 1.5"),
+    (optedu.Adadelta, dict(rho=-0.1), "Invalid rho value: -0.1"),
+    (optedu.Adadelta, dict(rho=NAN), "Invalid rho value: nan"),
+    (optedu.Adadelta, dict(eps=-1e-6), "Invalid epsilon value: -1e-06"),
+    (optedu.Adadelta, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
 ]
 
 

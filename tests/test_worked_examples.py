@@ -65,6 +65,10 @@ EXAMPLES = [
     ("adam maximize", optedu.Adam, dict(lr=0.1, eps=0.0, maximize=True), (2.0, -1.0),
      (1 + 0.1,                          # ascends: the mirror image of "adam"
       1.1 + 0.1 * (0.08 / 0.19) / sqrt(0.004996 / 0.001999))),
+    ("adadelta", optedu.Adadelta, dict(lr=1.0, eps=0.01), (2.0, -1.0),
+     (1 - sqrt(0.01) / sqrt(0.4 + 0.01) * 2,   # v1 = 0.1·4 = 0.4, u0 = 0: Δ1 = √ε/√(v1+ε)·g1
+      (1 - 0.2 / sqrt(0.41))                   # u1 = 0.1·Δ1² = 0.004/0.41, v2 = 0.36 + 0.1
+      + sqrt(0.004 / 0.41 + 0.01) / sqrt(0.46 + 0.01))),
 ]
 
 
