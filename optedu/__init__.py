@@ -15,6 +15,7 @@ from . import (clip, display, landscapes, lr_scheduler, momentum, monitor, neste
 from .adadelta import Adadelta, adadelta
 from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
+from .adamax import Adamax, adamax
 from .clip import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
 from .rmsprop import RMSprop, rmsprop
@@ -28,8 +29,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "sgd", "adagrad", "rmsprop", "adam",
-    "Adadelta",
-    "adadelta",
+    "Adadelta", "Adamax",
+    "adadelta", "adamax",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",

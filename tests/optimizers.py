@@ -115,6 +115,13 @@ PAIRS = [
                      eps=st.sampled_from([0.0, 1e-12, 1e-6, 1e-3, 0.1]),
                      weight_decay=decays, maximize=flags),
          settings=[dict(lr=0.5, rho=0.8, weight_decay=0.01)]),
+    Pair(optedu.Adamax, torch.optim.Adamax,
+         grid=dict(lr=[0.01], betas=[(0.9, 0.999), (0.5, 0.8)], eps=[1e-8, 1e-3],
+                   weight_decay=[0.0, 0.1], maximize=[False, True]),
+         second_group={"lr": 0.002, "betas": (0.8, 0.99)},
+         ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
+                     weight_decay=decays, maximize=flags),
+         settings=[dict(lr=0.01, weight_decay=0.01)]),
 ]
 
 OURS = [pair.ours for pair in PAIRS]

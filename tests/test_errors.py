@@ -49,6 +49,11 @@ BAD = [
     (optedu.Adadelta, dict(rho=NAN), "Invalid rho value: nan"),
     (optedu.Adadelta, dict(eps=-1e-6), "Invalid epsilon value: -1e-06"),
     (optedu.Adadelta, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (optedu.Adamax, dict(lr=-0.002), "Invalid learning rate: -0.002"),
+    (optedu.Adamax, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (optedu.Adamax, dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (optedu.Adamax, dict(betas=(0.9, -0.5)), "Invalid beta parameter at index 1: -0.5"),
+    (optedu.Adamax, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
 ]
 
 
