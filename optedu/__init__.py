@@ -17,6 +17,7 @@ from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
 from .adamax import Adamax, adamax
 from .clip import clip_grad_norm_, clip_grad_value_
+from .nadam import NAdam, nadam
 from .optimizer import Optimizer
 from .rmsprop import RMSprop, rmsprop
 from .sgd import SGD, sgd
@@ -29,8 +30,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "sgd", "adagrad", "rmsprop", "adam",
-    "Adadelta", "Adamax",
-    "adadelta", "adamax",
+    "Adadelta", "Adamax", "NAdam",
+    "adadelta", "adamax", "nadam",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",

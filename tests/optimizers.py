@@ -122,6 +122,17 @@ PAIRS = [
          ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
                      weight_decay=decays, maximize=flags),
          settings=[dict(lr=0.01, weight_decay=0.01)]),
+    # NAdam's momentum schedule lives in the ``mu_product`` state: the parity test that changes
+    # lr mid-run and the checkpoint tests carry it across
+    Pair(optedu.NAdam, torch.optim.NAdam,
+         grid=dict(lr=[0.01], betas=[(0.9, 0.999), (0.5, 0.8)], eps=[1e-8, 1e-3],
+                   weight_decay=[0.0, 0.1], momentum_decay=[4e-3, 0.05],
+                   decoupled_weight_decay=[False, True], maximize=[False, True]),
+         second_group={"lr": 0.002, "momentum_decay": 0.01},
+         ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
+                     weight_decay=decays, momentum_decay=st.floats(0.0, 0.1),
+                     decoupled_weight_decay=flags, maximize=flags),
+         settings=[dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]),
 ]
 
 OURS = [pair.ours for pair in PAIRS]

@@ -54,6 +54,11 @@ BAD = [
     (optedu.Adamax, dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
     (optedu.Adamax, dict(betas=(0.9, -0.5)), "Invalid beta parameter at index 1: -0.5"),
     (optedu.Adamax, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (optedu.NAdam, dict(lr=-0.002), "Invalid learning rate: -0.002"),
+    (optedu.NAdam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (optedu.NAdam, dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    (optedu.NAdam, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    (optedu.NAdam, dict(momentum_decay=-0.004), "Invalid momentum_decay value: -0.004"),
 ]
 
 

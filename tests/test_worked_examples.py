@@ -13,6 +13,12 @@ import torch
 import optedu
 from optimizers import OURS, TWIN
 
+
+def mu(t, psi=4e-3, beta1=0.9):
+    """NAdam's momentum schedule μ_t = β1 (1 − ½·0.96^(tψ)) at torch's defaults."""
+    return beta1 * (1 - 0.5 * 0.96 ** (t * psi))
+
+
 # (name, optimizer class, kwargs, (g1, g2), (θ1, θ2) by hand)
 EXAMPLES = [
     ("sgd", optedu.SGD, dict(lr=0.1), (2.0, -1.0),
@@ -72,6 +78,13 @@ EXAMPLES = [
     ("adamax", optedu.Adamax, dict(lr=0.1, eps=0.0), (2.0, -1.0),
      (1 - (0.1 / 0.1) * 0.2 / 2,               # m1 = 0.2, u1 = max(0, |2|) = 2 → θ1 = 0.9
       0.9 - (0.1 / 0.19) * 0.08 / 1.998)),     # m2 = 0.08, u2 = max(0.999·2, |−1|) = 1.998
+    ("nadam", optedu.NAdam, dict(lr=0.1, eps=0.0), (2.0, -1.0),
+     (1 - 0.1 * ((1 - mu(1)) / (1 - mu(1)) * 2    # √v̂1 = 2; g1 weighted by (1−μ1)/(1−μ1)
+                 + mu(2) / (1 - mu(1) * mu(2)) * 0.2) / 2,   # m1 = 0.2 by μ2/(1−μ1μ2)
+      (1 - 0.1 * (1 + mu(2) * 0.1 / (1 - mu(1) * mu(2))))    # θ1 simplified
+      - 0.1 * ((1 - mu(2)) / (1 - mu(1) * mu(2)) * -1        # m2 = 0.08, v̂2 as for Adam
+               + mu(3) / (1 - mu(1) * mu(2) * mu(3)) * 0.08)
+      / sqrt(0.004996 / 0.001999))),
 ]
 
 
