@@ -1,6 +1,7 @@
 """What a reader of the website sees, checked page by page in a real browser.
 
-Every page: loads with no JavaScript error, has every internal link and anchor resolve, has
+Every page: loads with no JavaScript error, shows its code cells without a horizontal scroll
+bar at 1300 px, has every internal link and anchor resolve, has
 every equation typeset by MathJax (served by the site itself, so this holds offline), every
 figure loaded with alt text, every folded solution and answer opening on click, nothing but code
 scrolling sideways on a 390 px phone screen, nothing fetched from outside the site, and at
@@ -99,6 +100,11 @@ return {
   images: [...document.querySelectorAll('article img')].map(img => ({
       src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
       loaded: img.complete && img.naturalWidth > 0})),
+  wideCode: [...document.querySelectorAll('.cell_input pre')]
+      .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+      .map(pre => pre.innerText.split('\\n')[0].slice(0, 60)),
+  wideOutputs: [...document.querySelectorAll('.cell_output pre')]
+      .filter(pre => pre.scrollWidth > pre.clientWidth + 1).length,
   urls: performance.getEntriesByType('navigation')
       .concat(performance.getEntriesByType('resource')).map(e => e.name),
 };"""
@@ -137,6 +143,15 @@ def test_every_figure_loads_and_has_alt_text(browser, base_url, page):
     images = _visit(browser, base_url, page)["images"]
     bad = [i["src"] for i in images if not i["loaded"] or not i["alt"].strip()]
     assert not bad, f"{page}: images not loaded or without alt text: {bad}"
+
+
+@pytest.mark.parametrize("page", BY_PAGE)
+def test_code_fits_the_column_at_desktop_width(browser, base_url, page):
+    """In a 1300 px window no code cell scrolls sideways (printed outputs may: their count is
+    printed)."""
+    seen = _visit(browser, base_url, page)
+    print(f"{page}: {seen['wideOutputs']} printed outputs scroll at 1300 px")
+    assert not seen["wideCode"], f"{page}: code cells that scroll: {seen['wideCode'][:5]}"
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
