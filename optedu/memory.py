@@ -1,8 +1,11 @@
-r"""How much memory an optimizer's state takes, measured from the state tensors themselves.
+r"""How much memory an optimizer's state takes, measured from the state
+tensors themselves.
 
-An optimizer keeps per-parameter state (``exp_avg``, ``momentum_buffer``, ``sum``, ...) in
-``optimizer.state``. :func:`state_bytes` adds up the bytes of those tensors, by state key, for
-``torch.optim`` optimizers and optedu's alike, so a memory table is measured, not typed.
+An optimizer keeps per-parameter state (``exp_avg``, ``momentum_buffer``,
+``sum``, ...) in ``optimizer.state``. :func:`state_bytes` adds up the bytes
+of those tensors, by state key, for ``torch.optim`` optimizers and optedu's
+alike, so a memory table is measured, not typed. torch's scalar ``step``
+counters take the default dtype: 4 bytes under float32, 8 under float64.
 
 >>> import torch
 >>> w = torch.nn.Parameter(torch.zeros(1000))
