@@ -19,6 +19,7 @@ from .adamax import Adamax, adamax
 from .clip import clip_grad_norm_, clip_grad_value_
 from .nadam import NAdam, nadam
 from .optimizer import Optimizer
+from .radam import RAdam, radam
 from .rmsprop import RMSprop, rmsprop
 from .sgd import SGD, sgd
 
@@ -30,8 +31,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "sgd", "adagrad", "rmsprop", "adam",
-    "Adadelta", "Adamax", "NAdam",
-    "adadelta", "adamax", "nadam",
+    "Adadelta", "Adamax", "NAdam", "RAdam",
+    "adadelta", "adamax", "nadam", "radam",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",

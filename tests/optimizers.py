@@ -133,6 +133,16 @@ PAIRS = [
                      weight_decay=decays, momentum_decay=st.floats(0.0, 0.1),
                      decoupled_weight_decay=flags, maximize=flags),
          settings=[dict(lr=0.01, weight_decay=0.01, decoupled_weight_decay=True)]),
+    # RAdam: every grid beta2 rectifies from step 6 or 7 of a 50-step run (checked in
+    # tests/test_parity.py), so both branches run
+    Pair(optedu.RAdam, torch.optim.RAdam,
+         grid=dict(lr=[0.01], betas=[(0.9, 0.999), (0.5, 0.8)], eps=[1e-8, 1e-3],
+                   weight_decay=[0.0, 0.1], decoupled_weight_decay=[False, True],
+                   maximize=[False, True]),
+         second_group={"lr": 0.002, "betas": (0.8, 0.99)},
+         ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
+                     weight_decay=decays, decoupled_weight_decay=flags, maximize=flags),
+         settings=[dict(lr=0.01, weight_decay=0.01)]),
 ]
 
 OURS = [pair.ours for pair in PAIRS]

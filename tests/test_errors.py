@@ -59,6 +59,10 @@ BAD = [
     (optedu.NAdam, dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
     (optedu.NAdam, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
     (optedu.NAdam, dict(momentum_decay=-0.004), "Invalid momentum_decay value: -0.004"),
+    (optedu.RAdam, dict(lr=-0.001), "Invalid learning rate: -0.001"),
+    (optedu.RAdam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+    (optedu.RAdam, dict(betas=(-0.1, 0.999)), "Invalid beta parameter at index 0: -0.1"),
+    (optedu.RAdam, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
 ]
 
 

@@ -107,6 +107,18 @@ def test_adam_bias_correction_root_is_torchs_power():
         assert compare(pair.ours, pair.theirs, kwargs, [{}, {"lr": 0.0625}]).ok(0.0), name
 
 
+def test_radam_runs_cross_the_rectification_threshold():
+    """RAdam takes its momentum-only step while ρ_t ≤ 5 and the rectified step after: each beta2
+    of the table's grid crosses within the 50 steps of a parity run, so both branches are
+    compared bit for bit (ρ_1 = 1 for every beta2)."""
+    def rho(t, beta2):
+        rho_inf = 2 / (1 - beta2) - 1
+        return rho_inf - 2 * t * beta2**t / (1 - beta2**t)
+    for beta1, beta2 in pair_of("RAdam").grid["betas"]:
+        first = next(t for t in range(1, 51) if rho(t, beta2) > 5)
+        assert 1 < first <= 10, (beta2, first)
+
+
 def pair_of(name):
     return next(pair for pair in PAIRS if pair.name == name)
 

@@ -85,6 +85,9 @@ EXAMPLES = [
       - 0.1 * ((1 - mu(2)) / (1 - mu(1) * mu(2)) * -1        # m2 = 0.08, v̂2 as for Adam
                + mu(3) / (1 - mu(1) * mu(2) * mu(3)) * 0.08)
       / sqrt(0.004996 / 0.001999))),
+    ("radam", optedu.RAdam, dict(lr=0.1), (2.0, -1.0),
+     (1 - 0.1 * 0.2 / 0.1,                     # ρ1 = 1, ρ2 ≈ 2 ≤ 5: both steps are momentum
+      0.8 - 0.1 * 0.08 / 0.19)),               # SGD on m̂: m̂1 = 2, m̂2 = 0.08/0.19
 ]
 
 
