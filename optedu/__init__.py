@@ -22,6 +22,7 @@ from .optimizer import Optimizer
 from .radam import RAdam, radam
 from .rmsprop import RMSprop, rmsprop
 from .sgd import SGD, sgd
+from .sparse_adam import SparseAdam, sparse_adam
 
 try:
     __version__ = version("optedu")  # one source: pyproject.toml
@@ -31,8 +32,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "sgd", "adagrad", "rmsprop", "adam",
-    "Adadelta", "Adamax", "NAdam", "RAdam",
-    "adadelta", "adamax", "nadam", "radam",
+    "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
+    "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",
