@@ -183,3 +183,40 @@ def test_noise_floor_ratio_to_first_order(mu):
         ratio = (quadratic.stationary_variance(1.0, lr=a, momentum=mu, nesterov=True)
                  / quadratic.stationary_variance(1.0, lr=a, momentum=mu, nesterov=False))
         assert abs(ratio - (1 + a * mu * (1 - 2 * mu) / (1 - mu))) < 10 * a**2 / (1 - mu)**2
+
+
+@pytest.mark.parametrize("mu", [0.5, 0.9, 0.99])
+def test_nesterov_is_slower_again_just_below_its_limit(mu):
+    # the chapter's radius figure: Nesterov's radius is 0 at ηh = 1, but its
+    # negative root nears -1 at its limit, above heavy ball's plateau √μ
+    limit = quadratic.max_stable_lr(1.0, momentum=mu, nesterov=True)
+
+    def gap(a):
+        return (quadratic.spectral_radius(1.0, lr=a, momentum=mu, nesterov=True)
+                - quadratic.spectral_radius(1.0, lr=a, momentum=mu,
+                                            nesterov=False))
+
+    assert gap(1.0) < 0 < gap(0.999 * limit)
+
+
+def test_nesterov_floor_is_higher_near_its_limit():
+    # lower than heavy ball's at ηh = 0.5 (μ = 0.9), higher near the limit
+    def ratio(a):
+        return (quadratic.stationary_variance(1.0, lr=a, momentum=0.9,
+                                              nesterov=True)
+                / quadratic.stationary_variance(1.0, lr=a, momentum=0.9,
+                                                nesterov=False))
+
+    limit = quadratic.max_stable_lr(1.0, momentum=0.9, nesterov=True)
+    assert ratio(0.5) < 0.5 and ratio(0.99 * limit) > 1
+
+
+@pytest.mark.parametrize("a, mu", [(1.2, 0.5), (1.2, 0.9), (0.9, 0.9)])
+def test_first_step_is_one_plus_mu_times_heavy_balls(a, mu):
+    # on ½ h x² from x0 = 1: Nesterov's x1 = 1 - a(1+μ), heavy ball's 1 - a
+    for flag, expected in [(True, 1 - a * (1 + mu)), (False, 1 - a)]:
+        x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+        opt = optedu.SGD([x], lr=a / 4.0, momentum=mu, nesterov=flag)
+        x.grad = 4.0 * x.detach()
+        opt.step()
+        assert x.item() == pytest.approx(expected, abs=1e-15)
