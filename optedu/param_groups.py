@@ -189,7 +189,8 @@ def block_depth(model: nn.Module, *,
     (the default) numbers the depths without a hole; ``head_gap=2`` is
     ELECTRA's numbering (``_get_layer_lrs`` in google-research/electra
     ``model/optimization.py`` puts ``task_specific/`` at ``n_layers + 2``),
-    which leaves depth ``L + 1`` empty.
+    which leaves depth ``L + 1`` empty, where a pooler used to be
+    (electra issue 51).
     """
     check_integer("head_gap", head_gap, 1)
     owners = _owners(model)
@@ -231,7 +232,9 @@ def layerwise_lr_groups(model: nn.Module, base_lr: float, decay: float,
     ELECTRA (Clark et al., 2020) numbers differently: its released code
     puts the task head at depth ``L + 2`` and leaves ``L + 1`` empty, so
     its top block trains at :math:`\gamma^2\eta` and its embeddings at
-    :math:`\gamma^{L+2}\eta`. ``head_gap=2`` reproduces it.
+    :math:`\gamma^{L+2}\eta`. ``head_gap=2`` reproduces it. Its authors
+    call the empty depth a leftover of a removed pooler, kept so results
+    stay reproducible (google-research/electra, issue 51).
 
     Args:
         model: the network; only its trainable parameters are grouped.

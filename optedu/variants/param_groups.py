@@ -103,8 +103,10 @@ def electra_layer_lrs(learning_rate: float, layer_decay: float,
     at ``i + 1``, ``task_specific/`` at ``n_layers + 2``, and rate
     ``learning_rate * layer_decay ** (n_layers + 2 - depth)``. Depth
     ``n_layers + 1`` holds nothing, so the top block trains at
-    ``layer_decay ** 2`` times the head's rate. A variable that matches no
-    key makes ELECTRA's optimizer raise ``ValueError``.
+    ``layer_decay ** 2`` times the head's rate; the authors call that a
+    leftover of a removed pooler (google-research/electra issue 51). A
+    variable that matches no key makes ELECTRA's optimizer raise
+    ``ValueError``.
     """
     key_to_depths = {"/embeddings/": 0, "/embeddings_project/": 0,
                      "task_specific/": n_layers + 2}
