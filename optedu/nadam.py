@@ -60,11 +60,13 @@ def nadam(
             param.mul_(1 - lr * weight_decay)         # θ ← (1 - ηλ) θ
         else:
             g = g.add(param, alpha=weight_decay)      # g_t = g_t + λ θ_{t-1}
-    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))  # μ_t
+    # μ_t = β1 (1 - ½ 0.96^(tψ)), and μ_{t+1}: the momentum schedule
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     mu_product *= mu                                  # Π_{i≤t} μ_i
     exp_avg.lerp_(g, 1 - beta1)                       # m_t = β1 m + (1-β1) g_t
-    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     denom = exp_avg_sq.div(bias_correction2).sqrt()   # √v̂_t
     mu_product_next = mu_product.item() * mu_next     # Π_{i≤t+1} μ_i
     denom.add_(eps)                                   # √v̂_t + ε
