@@ -122,7 +122,8 @@ def split_no_decay(groups: Iterable[Group], model: nn.Module,
     * ``"norm"``: registered by a module in :data:`NORM_TYPES` (found by
       type, whatever its name);
     * ``"embedding"``: registered by ``nn.Embedding`` / ``nn.EmbeddingBag``;
-    * ``"1d"``: any tensor with at most one dimension (nanoGPT's rule).
+    * ``"1d"``: any tensor with at most one dimension (the rule of GPT's
+      released ``opt.py``, and of nanoGPT).
 
     The other hyperparameters of a group are kept; empty halves are dropped.
     """
@@ -164,12 +165,16 @@ def no_decay_groups(model: nn.Module, weight_decay: float,
     """Two groups: trainable tensors with ``weight_decay``, and the
     ``no_decay`` kinds with 0.
 
-    See :func:`split_no_decay` for the kinds. The rule comes from BERT's
-    released code, not its paper: google-research/bert ``optimization.py``
-    passes ``exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"]``
-    (regular expressions searched in variable names); most transformer
-    recipes copied it. AdamW's decay (Loshchilov & Hutter, 2019) pulls a
-    LayerNorm scale towards 0, not towards its natural value 1.
+    See :func:`split_no_decay` for the kinds. GPT's paper states the rule
+    first (Radford et al., 2018: decay 0.01 "on all non bias or gain
+    weights"); its released ``opt.py`` (openai/finetune-transformer-lm)
+    decays only tensors with more than one dimension, as ``"1d"`` does.
+    BERT's released code, not its paper, excludes by name instead:
+    google-research/bert ``optimization.py`` passes
+    ``exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"]``
+    (regular expressions searched in variable names). AdamW's decay
+    (Loshchilov & Hutter, 2019) pulls a LayerNorm scale towards 0, not
+    towards its natural value 1.
     """
     trainable = trainable_parameters(model)
     everything = _group(list(trainable.values()), list(trainable))
