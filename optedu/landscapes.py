@@ -190,7 +190,7 @@ def _live() -> bool:
 
 def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
             values: Mapping[str, Sequence[float]], steps: int, *,
-            start: Iterable[float] | None = None, columns: int = 4,
+            start: Iterable[float] | None = None, columns: int | None = None,
             live: bool | None = None) -> None:
     """Trajectories of one optimizer on ``surface`` as its hyperparameters vary.
 
@@ -203,7 +203,8 @@ def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
     slider per hyperparameter, redrawn as the sliders move. Elsewhere (the
     website, which has no kernel; nbval; scripts) the same runs are drawn as
     small multiples, one panel per combination, with the final loss in each
-    title. ``live`` forces one or the other.
+    title, ``columns`` to a row (default: one per value of the last
+    hyperparameter, at most 4). ``live`` forces one or the other.
     """
     import itertools
 
@@ -219,13 +220,14 @@ def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
                            steps, start=start) for c in combos}
 
     def title(combo) -> str:
-        setting = ", ".join(f"{n} {v:g}" for n, v in zip(names, combo))
+        setting = ", ".join(f"{n} {v}" if isinstance(v, bool) else f"{n} {v:g}"
+                            for n, v in zip(names, combo))
         final = losses(surface, paths[combo])[-1]
         return f"{setting}\nloss {num(final, 3)}" if np.isfinite(final) \
             else f"{setting}\ndiverged"
 
     def draw(ax, combo) -> None:
-        plot_surface(surface, ax=ax)
+        plot_surface(surface, ax=ax, levels=15)
         path = paths[combo]
         ax.plot(path[:, 0], path[:, 1], marker="o", markersize=2,
                 linewidth=1.0, color="C0")
@@ -255,6 +257,8 @@ def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
         display(ipywidgets.VBox([*sliders.values(), out]))
         redraw()
         return
+    if columns is None:  # a grid: one column per value of the last hyperparameter
+        columns = len(values[names[-1]]) if len(values[names[-1]]) <= 4 else 4
     rows = -(-len(combos) // columns)
     cols = min(columns, len(combos))
     fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.2 * rows),
