@@ -1,4 +1,4 @@
-"""AdaGrad's comparison variant (optedu.variants.adagrad): epsilon inside the root.
+"""AdaGrad's comparison variant (optedu.variants.adagrad): eps inside the root.
 
 A first step by hand, and the identity that makes it torch's rule with a larger
 starting sum and eps = 0.
@@ -27,7 +27,8 @@ def _run_torch(grads: torch.Tensor, **kwargs) -> torch.Tensor:
 
 def test_adagrad_eps_inside_is_torch_adagrad_with_a_larger_start():
     grads = _grads(100, seed=3)
-    theta, total = torch.zeros(4, dtype=torch.float64), torch.full((4,), 0.1, dtype=torch.float64)
+    theta = torch.zeros(4, dtype=torch.float64)
+    total = torch.full((4,), 0.1, dtype=torch.float64)
     for g in grads:
         adagrad_eps_inside(theta, g, total, lr=0.1, eps=1e-7)
     folded = _run_torch(grads, lr=0.1, initial_accumulator_value=0.1 + 1e-7,
@@ -36,7 +37,9 @@ def test_adagrad_eps_inside_is_torch_adagrad_with_a_larger_start():
 
 
 def test_adagrad_eps_inside_first_step_by_hand():
-    theta, total = torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
-    adagrad_eps_inside(theta, torch.tensor([2.0], dtype=torch.float64), total, lr=0.1, eps=5.0)
+    theta = torch.tensor([1.0], dtype=torch.float64)
+    total = torch.zeros(1, dtype=torch.float64)
+    grad = torch.tensor([2.0], dtype=torch.float64)
+    adagrad_eps_inside(theta, grad, total, lr=0.1, eps=5.0)
     assert total.item() == 4.0
     assert abs(theta.item() - (1 - 0.1 * 2 / 3)) < 1e-15    # √(4 + 5) = 3
