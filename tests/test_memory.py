@@ -8,6 +8,16 @@ import optedu
 from optedu.memory import state_bytes
 
 
+@pytest.fixture(autouse=True)
+def _float32_default():
+    """torch stores ``step`` in the default dtype; other test modules change
+    the default at import, so each test here starts from float32."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(previous)
+
+
 def _stepped(make, dtype=torch.float32):
     # 21 weights + 3 biases = 24 elements in 2 tensors
     model = torch.nn.Linear(7, 3).to(dtype)
