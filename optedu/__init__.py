@@ -4,13 +4,14 @@ Each update rule is one function acting on one tensor (``optedu.sgd``, ``optedu.
 each optimizer class (``optedu.SGD``, ``optedu.Adam``, ...) keeps ``param_groups`` and ``state``
 exactly as torch.optim does and calls that function. Around the rules: clipping and monitoring
 (``clip``, ``monitor``), parameter groups (``param_groups``), schedules (``schedules``,
-``lr_scheduler``), theory on a quadratic (``quadratic``), and the chapters' tools
-(``landscapes``, ``parity``, ``display``).
+``lr_scheduler``), theory on a quadratic (``quadratic``), optimizer-state sizes
+(``memory``), and the chapters' tools (``landscapes``, ``parity``, ``display``). Rules as other
+frameworks or sources write them live in ``optedu.variants.<topic>`` (imported by name).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (clip, display, landscapes, lr_scheduler, momentum, monitor, nesterov,
+from . import (clip, display, landscapes, lr_scheduler, memory, momentum, monitor, nesterov,
                param_groups, parity, quadratic, schedules)
 from .adadelta import Adadelta, adadelta
 from .adagrad import Adagrad, adagrad
@@ -35,6 +36,6 @@ __all__ = [
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "clip_grad_norm_", "clip_grad_value_",
-    "clip", "display", "landscapes", "lr_scheduler", "momentum", "monitor", "nesterov",
+    "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",
 ]
