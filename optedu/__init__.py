@@ -18,6 +18,7 @@ from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
 from .adamax import Adamax, adamax
 from .clip import clip_grad_norm_, clip_grad_value_
+from .lion import Lion, lion
 from .nadam import NAdam, nadam
 from .optimizer import Optimizer
 from .radam import RAdam, radam
@@ -35,6 +36,7 @@ __all__ = [
     "sgd", "adagrad", "rmsprop", "adam",
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
+    "Lion", "lion",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",
