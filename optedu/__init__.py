@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import (clip, display, landscapes, lr_scheduler, memory, momentum, monitor, nesterov,
                param_groups, parity, quadratic, schedules)
 from .adadelta import Adadelta, adadelta
+from .adafactor import Adafactor, adafactor
 from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
 from .adamax import Adamax, adamax
@@ -37,6 +38,7 @@ __all__ = [
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "Lion", "lion",
+    "Adafactor", "adafactor",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",

@@ -114,3 +114,12 @@ def check_curvatures(smallest: float, largest: float) -> None:
     if not 0 < smallest <= largest:
         raise ValueError(f"Invalid curvatures: need 0 < smallest <= largest, got "
                          f"smallest={smallest}, largest={largest}")
+
+
+def check_bound(label: str, value: Any, bound: float, *, above: bool = True) -> None:
+    """Raise ``ValueError`` unless ``value >= bound`` (``value <= bound`` with ``above=False``;
+    NaN fails), in the wording of torch's newer optimizers (Adafactor, Muon), whose ``label`` is
+    free text: ``Learning rate should be >= 0 but is: -0.1``."""
+    ok = _at_least(value, bound, strict=False) if above else _at_least(bound, value, strict=False)
+    if not ok:
+        raise ValueError(f"{label} should be {'>=' if above else '<='} {bound:g} but is: {value}")

@@ -143,6 +143,17 @@ PAIRS = [
          ranges=dict(lr=st.floats(1e-4, 0.1), betas=st.tuples(betas, betas), eps=epsilons,
                      weight_decay=decays, decoupled_weight_decay=flags, maximize=flags),
          settings=[dict(lr=0.01, weight_decay=0.01)]),
+    # Adafactor: the harness's shapes take both paths, factored ((4, 3) and (2, 2, 2): the last
+    # two dimensions) and a full second moment ((5,)); tests/test_adafactor_muon.py adds more
+    Pair(optedu.Adafactor, torch.optim.Adafactor,
+         grid=dict(lr=[0.01], beta2_decay=[-0.8, -0.3], eps=[(None, 1e-3), (1e-3, 0.5)],
+                   d=[1.0, 3.0], weight_decay=[0.0, 0.1], maximize=[False, True]),
+         second_group={"lr": 0.003, "beta2_decay": -0.5},
+         ranges=dict(lr=rates, beta2_decay=st.floats(-1.5, 0.0),
+                     eps=st.tuples(st.sampled_from([None, 1e-30, 1e-10, 1e-3]),
+                                   st.sampled_from([0.0, 1e-3, 0.1])),
+                     d=st.floats(1.0, 10.0), weight_decay=decays, maximize=flags),
+         settings=[dict(lr=0.02, beta2_decay=-0.5, d=2.0, weight_decay=0.01)]),
 ]
 
 OURS = [pair.ours for pair in PAIRS]

@@ -63,6 +63,14 @@ BAD = [
     (optedu.RAdam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
     (optedu.RAdam, dict(betas=(-0.1, 0.999)), "Invalid beta parameter at index 0: -0.1"),
     (optedu.RAdam, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+    # Adafactor: torch's newer wording, "<what> should be >= <bound> but is: <value>"
+    (optedu.Adafactor, dict(lr=-0.01), "Learning rate should be >= 0 but is: -0.01"),
+    (optedu.Adafactor, dict(lr=NAN), "Learning rate should be >= 0 but is: nan"),
+    (optedu.Adafactor, dict(beta2_decay=0.8), "beta2_decay should be <= 0 but is: 0.8"),
+    (optedu.Adafactor, dict(eps=(-1e-30, 1e-3)), "epsilon1 should be >= 0 but is: -1e-30"),
+    (optedu.Adafactor, dict(eps=(None, -1e-3)), "epsilon2 should be >= 0 but is: -0.001"),
+    (optedu.Adafactor, dict(d=0.5), "Clipping threshold d should be >= 1 but is: 0.5"),
+    (optedu.Adafactor, dict(weight_decay=-0.1), "weight_decay should be >= 0 but is: -0.1"),
 ]
 
 

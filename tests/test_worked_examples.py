@@ -14,6 +14,9 @@ import optedu
 from optimizers import OURS, TWIN
 
 
+W2 = 2**-0.8  # Adafactor's 1 - β̂2 at t = 2 (t^c, c = -0.8)
+
+
 def mu(t, psi=4e-3, beta1=0.9):
     """NAdam's momentum schedule μ_t = β1 (1 − ½·0.96^(tψ)) at torch's defaults."""
     return beta1 * (1 - 0.5 * 0.96 ** (t * psi))
@@ -88,6 +91,12 @@ EXAMPLES = [
     ("radam", optedu.RAdam, dict(lr=0.1), (2.0, -1.0),
      (1 - 0.1 * 0.2 / 0.1,                     # ρ1 = 1, ρ2 ≈ 2 ≤ 5: both steps are momentum
       0.8 - 0.1 * 0.08 / 0.19)),               # SGD on m̂: m̂1 = 2, m̂2 = 0.08/0.19
+    ("adafactor", optedu.Adafactor, dict(), (2.0, -1.0),
+     (1 - 0.01 * 2 / 2,                        # α1 = RMS(θ0)·min(0.01, 1) = 0.01, v1 = g1² = 4
+      0.99 + 0.0099 / sqrt(4 - 3 * W2))),      # α2 = 0.99·0.01, v2 = 4 + W2·(1 − 4), |U2| < 1
+    ("adafactor decay + clipping", optedu.Adafactor, dict(weight_decay=0.5), (0.1, 2.0),
+     (1 * (1 - 0.005) - 0.01,                  # α1 from θ0, then θ0·(1 − ηλ); U1 = 0.1/0.1
+      0.985 * 0.995 - 0.00985)),  # v2 = 0.01 + 3.99·W2, U2 = 2/√v2 ≈ 1.32 > d = 1: clipped to 1
 ]
 
 

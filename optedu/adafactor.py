@@ -1,0 +1,171 @@
+r"""Adafactor: a second moment stored as row and column factors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ._validation import check_bound
+from .optimizer import Group, Optimizer, State, new_step_counter
+
+
+def adafactor(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    row_var: torch.Tensor | None,
+    col_var: torch.Tensor | None,
+    variance: torch.Tensor | None,
+    step: float,
+    *,
+    lr: float,
+    beta2_decay: float,
+    eps1: float | None,
+    eps2: float,
+    d: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    r"""One Adafactor step on one tensor, in place; ``step`` counts from 1.
+
+    A tensor of two or more dimensions keeps the factors ``row_var``
+    :math:`R` (last dimension reduced) and ``col_var`` :math:`C`
+    (second-to-last reduced); a vector keeps the full ``variance``
+    :math:`V`. Means replace the paper's sums (the ratio is the same).
+
+    .. math::
+
+        G_t &\leftarrow \pm\nabla f(\theta_{t-1}), \qquad
+            1-\hat\beta_{2,t} = t^{c}, \qquad
+            \rho_t = \min(\eta, 1/\sqrt t) \\
+        \alpha_t &\leftarrow \max(\epsilon_2,
+            \mathrm{RMS}(\theta_{t-1}))\,\rho_t, \qquad
+            \theta_{t-1} \leftarrow (1-\eta\lambda)\,\theta_{t-1} \\
+        R_t &\leftarrow \hat\beta_{2,t} R_{t-1}
+            + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(G_t^2), \quad
+        C_t \leftarrow \hat\beta_{2,t} C_{t-1}
+            + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{rows}}(G_t^2) \\
+        \hat V_t &\leftarrow R_t C_t / \max(\mathrm{mean}(R_t), \epsilon_1)
+            \quad\text{(or } V_t \leftarrow \hat\beta_{2,t} V_{t-1}
+            + (1-\hat\beta_{2,t}) G_t^2 \text{ for a vector)} \\
+        U_t &\leftarrow G_t / \max(\sqrt{\hat V_t}, \epsilon_1), \qquad
+        \theta_t \leftarrow \theta_{t-1}
+            - \alpha_t\, U_t / \max(1, \mathrm{RMS}(U_t)/d)
+
+    :math:`c` is ``beta2_decay``; ``eps1=None`` means the machine epsilon
+    of the parameter's dtype.
+    """
+    g = -grad if maximize else grad
+    if eps1 is None:
+        eps1 = torch.finfo(param.dtype).eps              # ε1: machine epsilon
+    one_minus_beta2 = step**beta2_decay                  # 1 - β̂2_t = t^c
+    rho = min(lr, 1 / (step**0.5))                       # ρ_t = min(η, 1/√t)
+    # α_t = max(ε2, RMS(θ_{t-1})) ρ_t
+    alpha = max(eps2, param.norm(2).item() / (param.numel() ** 0.5)) * rho
+    if weight_decay != 0:
+        param.mul_(1 - lr * weight_decay)                # θ ← (1 - ηλ) θ
+    if g.dim() > 1:
+        # mean of G² over the last dimension, as a norm: no G² tensor
+        row_mean = torch.norm(g, dim=-1, keepdim=True).square_().div_(
+            g.size(-1))
+        row_var.lerp_(row_mean, one_minus_beta2)         # R_t
+        # mean of G² over the second-to-last dimension
+        col_mean = torch.norm(g, dim=-2, keepdim=True).square_().div_(
+            g.size(-2))
+        col_var.lerp_(col_mean, one_minus_beta2)         # C_t
+        v_hat = row_var @ col_var                        # R_t C_t
+        # V̂_t = R_t C_t / max(mean(R_t), ε1)
+        v_hat.div_(row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1))
+    else:
+        variance.lerp_(g * g, one_minus_beta2)           # V_t
+        v_hat = variance.clone()                         # V̂_t = V_t
+    # 1 / max(√V̂_t, ε1), as 1/√max(V̂_t, ε1²)
+    update = v_hat.clamp_(min=eps1 * eps1).rsqrt_()
+    update.mul_(g)                                       # U_t
+    # max(1, RMS(U_t)/d): update clipping
+    denom = max(1.0, update.norm(2).item() / ((update.numel() ** 0.5) * d))
+    param.add_(update, alpha=-alpha / denom)             # θ_t = θ - α_t Û_t
+
+
+class Adafactor(Optimizer):
+    r"""Adafactor (Shazeer & Stern, ICML 2018), a drop-in for
+    ``torch.optim.Adafactor`` (torch 2.13).
+
+    Args:
+        params: tensors to optimise, or dicts defining parameter groups.
+        lr: :math:`\eta`, the cap of the relative step size
+            :math:`\rho_t` and the scale of the weight decay (default
+            ``1e-2``, the paper's constant cap).
+        beta2_decay: :math:`c` in :math:`1-\hat\beta_{2,t} = t^c`
+            (default ``-0.8``).
+        eps: :math:`(\epsilon_1, \epsilon_2)`: the floor of
+            :math:`\sqrt{\hat V_t}` (``None``: the dtype's machine epsilon)
+            and of :math:`\mathrm{RMS}(\theta)` (default ``(None, 1e-3)``).
+        d: update clipping threshold on :math:`\mathrm{RMS}(U_t)`
+            (default ``1.0``).
+        weight_decay: :math:`\lambda`, a decoupled shrink by
+            :math:`1-\eta\lambda` (default ``0``).
+        maximize: ascend instead of descend (default ``False``).
+
+    State per parameter: ``step`` and, for two or more dimensions,
+    ``row_var`` and ``col_var`` (the last two dimensions factored, the
+    others kept); for a vector, ``variance``.
+
+    Differences from torch.optim.Adafactor: no ``foreach`` and no tensor
+    ``lr``. With ``eps=(None, ...)`` torch takes the machine epsilon of the
+    group's *first* parameter for the whole group; optedu takes each
+    parameter's own (the same unless a group mixes dtypes).
+
+    Differences from the paper, as torch writes the rule: no first moment;
+    :math:`\rho_t` capped by ``lr`` (the paper: 0.01); weight decay, which
+    the paper has not; :math:`\epsilon_1` floors :math:`\hat V_t` and its
+    denominator instead of being added to :math:`G_t^2` (the paper: 1e-30);
+    tensors of three or more dimensions factored over their last two.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        beta2_decay: float = -0.8,
+        eps: tuple[float | None, float] = (None, 1e-3),
+        d: float = 1.0,
+        weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        check_bound("Learning rate", lr, 0.0)
+        check_bound("beta2_decay", beta2_decay, 0.0, above=False)
+        if eps[0] is not None:
+            check_bound("epsilon1", eps[0], 0.0)
+        check_bound("epsilon2", eps[1], 0.0)
+        check_bound("Clipping threshold d", d, 1.0)
+        check_bound("weight_decay", weight_decay, 0.0)
+        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d,
+                        weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def init_state(self, param: torch.Tensor, group: Group) -> State:
+        state: State = {"step": new_step_counter()}
+        grad = param.grad
+        if grad.dim() > 1:
+            # the last dimension reduced to 1, then the second-to-last
+            state["row_var"] = grad.new_zeros((*grad.shape[:-1], 1))
+            state["col_var"] = grad.new_zeros(
+                (*grad.shape[:-2], 1, grad.shape[-1]))
+        else:
+            state["variance"] = torch.zeros_like(
+                grad, memory_format=torch.preserve_format)
+        return state
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
+               group: Group) -> None:
+        state["step"] += 1
+        eps1, eps2 = group["eps"]
+        adafactor(param, grad, state.get("row_var"), state.get("col_var"),
+                  state.get("variance"), state["step"].item(),
+                  lr=group["lr"], beta2_decay=group["beta2_decay"],
+                  eps1=eps1, eps2=eps2, d=group["d"],
+                  weight_decay=group["weight_decay"],
+                  maximize=group["maximize"])
