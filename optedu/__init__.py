@@ -11,8 +11,8 @@ frameworks or sources write them live in ``optedu.variants.<topic>`` (imported b
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (clip, display, landscapes, lr_scheduler, memory, momentum, monitor, nesterov,
-               param_groups, parity, quadratic, schedules)
+from . import (clip, display, landscapes, lr_scheduler, memory, momentum, monitor, muon,
+               nesterov, param_groups, parity, quadratic, schedules)
 from .adadelta import Adadelta, adadelta
 from .adafactor import Adafactor, adafactor
 from .adagrad import Adagrad, adagrad
@@ -20,6 +20,7 @@ from .adam import Adam, AdamW, adam
 from .adamax import Adamax, adamax
 from .clip import clip_grad_norm_, clip_grad_value_
 from .lion import Lion, lion
+from .muon import Muon
 from .nadam import NAdam, nadam
 from .optimizer import Optimizer
 from .radam import RAdam, radam
@@ -38,7 +39,7 @@ __all__ = [
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "Lion", "lion",
-    "Adafactor", "adafactor",
+    "Adafactor", "adafactor", "Muon", "muon",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "nesterov",
     "param_groups", "parity", "quadratic", "schedules",

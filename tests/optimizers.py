@@ -10,7 +10,9 @@ to optedu is one rule file and one row here. A row says:
 * ``second_group``: how the second parameter group of a parity run differs from the first;
 * ``ranges``: a hypothesis strategy per argument, its valid range, for the property tests;
 * ``settings``: one or more non-default settings for the checkpoint, scheduler and closure
-  tests of ``tests/test_interop.py``.
+  tests of ``tests/test_interop.py``;
+* ``matrices_only``: the optimizer refuses any parameter that is not 2-D (Muon): its parity runs
+  use :data:`MATRIX_SHAPES` and no grad-None vector, the interop tests a model without biases.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from unittest import mock
+
 import torch
 from hypothesis import strategies as st
 
 import optedu
+import optedu.parity
+from optedu.parity import Parity
+
+# parity shapes for a matrices-only row: tall, wide and square, in place of optedu.parity.SHAPES
+MATRIX_SHAPES = ((4, 3), (3, 5), (4, 4))
 
 # arguments of torch's constructors that optedu leaves out on purpose (see STYLE.md)
 TORCH_ONLY = frozenset({"foreach", "fused", "capturable", "differentiable"})
@@ -37,15 +46,17 @@ class Pair:
     second_group: Mapping[str, Any]
     ranges: Mapping[str, st.SearchStrategy[Any]]
     settings: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    matrices_only: bool = False
 
     @property
     def name(self) -> str:
         return self.ours.__name__
 
     def accepts(self, kwargs: Mapping[str, Any]) -> bool:
-        """Whether torch's constructor takes ``kwargs`` (SGD refuses Nesterov without momentum)."""
+        """Whether torch's constructor takes ``kwargs`` (SGD refuses Nesterov without momentum).
+        The probe is a 1 x 1 matrix, which every optimizer takes (Muon takes nothing else)."""
         try:
-            self.theirs([torch.zeros(1, requires_grad=True)], **kwargs)
+            self.theirs([torch.zeros(1, 1, requires_grad=True)], **kwargs)
         except ValueError:
             return False
         return True
@@ -57,6 +68,18 @@ class Pair:
             kwargs = dict(zip(keys, values))
             if self.accepts(kwargs):
                 yield kwargs
+
+    def compare(self, kwargs: Mapping[str, Any],
+                group_overrides: Sequence[Mapping[str, Any]] = ({},), **options: Any) -> Parity:
+        """:func:`optedu.parity.compare` of ``ours`` against ``theirs``; a matrices-only row runs
+        on :data:`MATRIX_SHAPES` (the harness takes its shapes from ``optedu.parity.SHAPES``) and
+        without the harness's grad-None parameter, a vector."""
+        if not self.matrices_only:
+            return optedu.parity.compare(self.ours, self.theirs, kwargs, group_overrides,
+                                         **options)
+        with mock.patch.object(optedu.parity, "SHAPES", MATRIX_SHAPES):
+            return optedu.parity.compare(self.ours, self.theirs, kwargs, group_overrides,
+                                         with_unused=False, **options)
 
 
 rates = st.floats(1e-4, 0.5)
@@ -154,11 +177,30 @@ PAIRS = [
                                    st.sampled_from([0.0, 1e-3, 0.1])),
                      d=st.floats(1.0, 10.0), weight_decay=decays, maximize=flags),
          settings=[dict(lr=0.02, beta2_decay=-0.5, d=2.0, weight_decay=0.01)]),
+    # Muon: matrices only. Its grid is 2^7 = 128 combinations (lr is varied by the second group
+    # and the mid-run change; None and "original" are the same rule, "original" is in ranges)
+    Pair(optedu.Muon, torch.optim.Muon,
+         grid=dict(lr=[0.02], weight_decay=[0.1, 0.0], momentum=[0.95, 0.5],
+                   nesterov=[True, False],
+                   ns_coefficients=[optedu.muon.NS_COEFFICIENTS, (1.875, -1.25, 0.375)],
+                   eps=[1e-7, 1.0], ns_steps=[5, 2], adjust_lr_fn=[None, "match_rms_adamw"]),
+         second_group={"lr": 0.005, "momentum": 0.9},
+         ranges=dict(lr=st.floats(1e-4, 0.1), weight_decay=decays, momentum=st.floats(0.0, 0.99),
+                     nesterov=flags,
+                     ns_coefficients=st.sampled_from([optedu.muon.NS_COEFFICIENTS,
+                                                      (1.875, -1.25, 0.375), (1.5, -0.5, 0.0)]),
+                     eps=st.sampled_from([1e-7, 1e-3, 1.0]), ns_steps=st.integers(0, 7),
+                     adjust_lr_fn=st.sampled_from([None, "original", "match_rms_adamw"])),
+         settings=[dict(lr=0.02, momentum=0.9, adjust_lr_fn="match_rms_adamw"),
+                   dict(lr=0.02, nesterov=False, weight_decay=0.0)],
+         matrices_only=True),
 ]
 
 OURS = [pair.ours for pair in PAIRS]
 IDS = [pair.name for pair in PAIRS]
 TWIN = {pair.ours: pair.theirs for pair in PAIRS}
+# optedu and torch classes that take only 2-D parameters
+MATRICES_ONLY = {cls for pair in PAIRS if pair.matrices_only for cls in (pair.ours, pair.theirs)}
 
 # (optedu class, torch class, kwargs) for every interop setting, with readable ids
 SETTINGS = [(pair.ours, pair.theirs, kwargs) for pair in PAIRS for kwargs in pair.settings]

@@ -63,7 +63,7 @@ BAD = [
     (optedu.RAdam, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
     (optedu.RAdam, dict(betas=(-0.1, 0.999)), "Invalid beta parameter at index 0: -0.1"),
     (optedu.RAdam, dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
-    # Adafactor: torch's newer wording, "<what> should be >= <bound> but is: <value>"
+    # Adafactor and Muon: torch's newer wording, "<what> should be >= <bound> but is: <value>"
     (optedu.Adafactor, dict(lr=-0.01), "Learning rate should be >= 0 but is: -0.01"),
     (optedu.Adafactor, dict(lr=NAN), "Learning rate should be >= 0 but is: nan"),
     (optedu.Adafactor, dict(beta2_decay=0.8), "beta2_decay should be <= 0 but is: 0.8"),
@@ -71,6 +71,14 @@ BAD = [
     (optedu.Adafactor, dict(eps=(None, -1e-3)), "epsilon2 should be >= 0 but is: -0.001"),
     (optedu.Adafactor, dict(d=0.5), "Clipping threshold d should be >= 1 but is: 0.5"),
     (optedu.Adafactor, dict(weight_decay=-0.1), "weight_decay should be >= 0 but is: -0.1"),
+    (optedu.Muon, dict(lr=-0.02), "Learning rate should be >= 0 but is: -0.02"),
+    (optedu.Muon, dict(momentum=-0.95), "momentum should be >= 0 but is: -0.95"),
+    (optedu.Muon, dict(weight_decay=-0.1), "weight decay should be >= 0 but is: -0.1"),
+    (optedu.Muon, dict(adjust_lr_fn="spectral"),
+     "Adjust learning rate function spectral is not supported"),
+    # _params() is a vector, which Muon refuses once the hyperparameters pass
+    (optedu.Muon, dict(), "Muon only supports 2D parameters whereas we found a parameter with "
+     "size: torch.Size([2])"),
 ]
 
 
@@ -116,8 +124,8 @@ def test_betas_must_be_a_pair():
 
 @pytest.mark.parametrize("cls", OURS, ids=IDS)
 def test_sparse_gradients_are_refused(cls):
-    p = torch.zeros(3, requires_grad=True)
-    p.grad = torch.zeros(3).to_sparse()
+    p = torch.zeros(3, 2, requires_grad=True)  # a matrix: Muon takes nothing else
+    p.grad = torch.zeros(3, 2).to_sparse()
     with pytest.raises(RuntimeError, match="does not support sparse gradients"):
         cls([p]).step()
 

@@ -9,14 +9,17 @@ import pytest
 import torch
 
 import optedu
-from optimizers import SETTING_IDS, SETTINGS
+from optimizers import MATRICES_ONLY, SETTING_IDS, SETTINGS
 
 torch.set_default_dtype(torch.float64)
 
 
-def _model(seed: int = 0) -> torch.nn.Module:
+def _model(seed: int = 0, cls: type | None = None) -> torch.nn.Module:
+    """A small MLP; without biases for an optimizer ``cls`` that takes only matrices (Muon)."""
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    bias = cls not in MATRICES_ONLY
+    return torch.nn.Sequential(torch.nn.Linear(4, 8, bias=bias), torch.nn.Tanh(),
+                               torch.nn.Linear(8, 1, bias=bias))
 
 
 def _data(seed: int = 1):
@@ -49,7 +52,7 @@ def test_checkpoint_moves_between_torch_and_optedu(ours, theirs, kwargs, source,
     """Train 10 steps in one library, checkpoint, resume in the other: bit-identical to never
     switching."""
     libs = {"torch": theirs, "optedu": ours}
-    model = _model()
+    model = _model(cls=ours)
     opt = libs[source](_groups(model), **kwargs)
     _train(model, opt, 10)
 
@@ -58,7 +61,7 @@ def test_checkpoint_moves_between_torch_and_optedu(ours, theirs, kwargs, source,
     buffer.seek(0)
     checkpoint = torch.load(buffer, weights_only=True)
 
-    resumed = _model(seed=99)
+    resumed = _model(seed=99, cls=ours)
     resumed.load_state_dict(checkpoint["model"])
     resumed_opt = libs[target](_groups(resumed), **kwargs)
     resumed_opt.load_state_dict(checkpoint["optimizer"])
@@ -74,7 +77,7 @@ def test_checkpoint_moves_between_torch_and_optedu(ours, theirs, kwargs, source,
 
 @pytest.mark.parametrize("ours, theirs, kwargs", SETTINGS, ids=SETTING_IDS)
 def test_state_dict_round_trip_within_optedu(ours, theirs, kwargs):
-    model = _model()
+    model = _model(cls=ours)
     opt = ours(_groups(model), **kwargs)
     _train(model, opt, 5)
     twin = copy.deepcopy(model)
@@ -88,7 +91,7 @@ def test_state_dict_round_trip_within_optedu(ours, theirs, kwargs):
 def test_state_dict_layout_matches_torch():
     """Same keys, same group entries for every argument optedu accepts, same step dtype."""
     for ours_cls, theirs_cls, kwargs in SETTINGS:
-        m1, m2 = _model(), _model()
+        m1, m2 = _model(cls=ours_cls), _model(cls=ours_cls)
         ours = ours_cls(_groups(m1), **kwargs)
         theirs = theirs_cls(_groups(m2), **kwargs)
         _train(m1, ours, 2)
@@ -116,12 +119,12 @@ SCHEDULERS = [
 def test_torch_schedulers_drive_optedu(make_scheduler, ours, theirs, kwargs):
     """Learning rates (and OneCycle's momentum/betas cycling) and parameters match torch's run,
     bit for bit."""
-    probe = theirs([torch.zeros(1, requires_grad=True)], **kwargs)
+    probe = theirs([torch.zeros(1, 1, requires_grad=True)], **kwargs)  # Muon: a matrix
     if make_scheduler is SCHEDULERS[2] and not {"momentum", "betas"} & set(probe.defaults):
         pytest.skip("OneCycleLR cycles momentum or betas, which this optimizer has not")
     runs = []
     for cls in (ours, theirs):
-        model = _model()
+        model = _model(cls=cls)
         opt = cls(_groups(model), **kwargs)
         scheduler = make_scheduler(opt)
         lrs = []
@@ -174,14 +177,15 @@ def test_parameters_without_grad_are_left_alone(ours, theirs, kwargs):
     stays put and gets the same state as in torch (none for SGD; Adagrad's eager ``sum`` and
     ``step``), and the one with a gradient moves identically."""
     runs = []
+    shape = (3, 2) if ours in MATRICES_ONLY else (3,)
     for cls in (ours, theirs):
-        used = torch.ones(3, requires_grad=True)
-        unused = torch.ones(3, requires_grad=True)
+        used = torch.ones(shape, requires_grad=True)
+        unused = torch.ones(shape, requires_grad=True)
         opt = cls([used, unused], **kwargs)
         for _ in range(2):
-            used.grad = torch.ones(3)
+            used.grad = torch.ones(shape)
             opt.step()
-        assert torch.equal(unused, torch.ones(3)) and not torch.equal(used, torch.ones(3))
+        assert torch.equal(unused, torch.ones(shape)) and not torch.equal(used, torch.ones(shape))
         runs.append((used, {k: v.clone() for k, v in opt.state.get(unused, {}).items()}))
     (used_a, state_a), (used_b, state_b) = runs
     assert torch.equal(used_a, used_b)

@@ -11,9 +11,12 @@ import pytest
 import torch
 
 import optedu
-from optimizers import OURS, TWIN
+from optimizers import MATRICES_ONLY, OURS, TWIN
 
 
+# Muon's examples use the cubic Newton-Schulz coefficients, whose fixed point is 1: on a 1 x 1
+# matrix, momentum B ≠ 0 orthogonalises to sign(B) exactly (bfloat16 holds ±1, 1.5 and 0.5)
+CUBIC = (1.5, -0.5, 0.0)
 W2 = 2**-0.8  # Adafactor's 1 - β̂2 at t = 2 (t^c, c = -0.8)
 
 
@@ -97,6 +100,18 @@ EXAMPLES = [
     ("adafactor decay + clipping", optedu.Adafactor, dict(weight_decay=0.5), (0.1, 2.0),
      (1 * (1 - 0.005) - 0.01,                  # α1 from θ0, then θ0·(1 − ηλ); U1 = 0.1/0.1
       0.985 * 0.995 - 0.00985)),  # v2 = 0.01 + 3.99·W2, U2 = 2/√v2 ≈ 1.32 > d = 1: clipped to 1
+    ("muon", optedu.Muon, dict(lr=0.1, ns_coefficients=CUBIC), (2.0, -1.0),
+     (1 * (1 - 0.01) - 0.1,                    # B1 = 0.05·2 = 0.1, Nesterov 2 + 0.95(0.1 − 2) > 0
+      0.89 * 0.99 + 0.1)),                     # B2 = 0.045, −1 + 0.95(0.045 + 1) < 0: sign −1
+    ("muon heavy ball", optedu.Muon, dict(lr=0.1, ns_coefficients=CUBIC, nesterov=False),
+     (2.0, -1.0),
+     (1 * (1 - 0.01) - 0.1,                    # O1 = sign(B1) = 1
+      0.89 * 0.99 - 0.1)),                     # O2 = sign(B2) = sign(0.045) = 1: no turn yet
+    ("muon match_rms_adamw", optedu.Muon,
+     dict(lr=0.1, ns_coefficients=CUBIC, weight_decay=0.0, adjust_lr_fn="match_rms_adamw"),
+     (2.0, -1.0),
+     (1 - 0.1 * 0.2,                           # η' = 0.2·η·√max(1, 1)
+      0.98 + 0.1 * 0.2)),
 ]
 
 
@@ -113,10 +128,11 @@ def float64_default():
 
 @pytest.mark.parametrize("name, cls, kwargs, grads, expected", EXAMPLES, ids=[e[0] for e in EXAMPLES])
 def test_first_two_steps_by_hand(name, cls, kwargs, grads, expected):
-    theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    shape = (1, 1) if cls in MATRICES_ONLY else (1,)  # Muon: a 1 x 1 matrix
+    theta = torch.ones(shape, dtype=torch.float64, requires_grad=True)
     optimizer = cls([theta], **kwargs)
     for g, want in zip(grads, expected):
-        theta.grad = torch.tensor([g], dtype=torch.float64)
+        theta.grad = torch.full(shape, g, dtype=torch.float64)
         optimizer.step()
         assert theta.item() == pytest.approx(want, rel=1e-12, abs=1e-15)
 
@@ -124,10 +140,11 @@ def test_first_two_steps_by_hand(name, cls, kwargs, grads, expected):
 @pytest.mark.parametrize("name, cls, kwargs, grads, expected", EXAMPLES, ids=[e[0] for e in EXAMPLES])
 def test_torch_agrees_with_the_hand_computation(name, cls, kwargs, grads, expected):
     """The same numbers from torch.optim: the hand arithmetic describes torch, not just optedu."""
-    theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    shape = (1, 1) if cls in MATRICES_ONLY else (1,)
+    theta = torch.ones(shape, dtype=torch.float64, requires_grad=True)
     optimizer = TWIN[cls]([theta], **kwargs)
     for g, want in zip(grads, expected):
-        theta.grad = torch.tensor([g], dtype=torch.float64)
+        theta.grad = torch.full(shape, g, dtype=torch.float64)
         optimizer.step()
         assert theta.item() == pytest.approx(want, rel=1e-12, abs=1e-15)
 

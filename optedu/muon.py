@@ -1,0 +1,195 @@
+r"""Muon: momentum orthogonalised by a Newton–Schulz iteration, for
+matrices."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from ._validation import check_bound
+from .optimizer import Group, Optimizer, State
+
+# Keller Jordan's quintic, as torch 2.13 takes it
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def zeropower_via_newtonschulz(
+    grad: torch.Tensor,
+    ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    ns_steps: int = 5,
+    eps: float = 1e-7,
+) -> torch.Tensor:
+    r"""An approximate polar factor :math:`UV^\top` of a matrix
+    :math:`G = USV^\top`, in bfloat16, as torch's Muon computes it.
+
+    .. math::
+
+        X_0 &= G / \max(\lVert G\rVert_F, \epsilon)
+            \quad\text{(every singular value} \le 1) \\
+        X_{k+1} &= a X_k + (b\, A_k + c\, A_k^2)\, X_k, \qquad
+            A_k = X_k X_k^\top
+
+    Each step maps every singular value :math:`\sigma` to
+    :math:`p(\sigma) = a\sigma + b\sigma^3 + c\sigma^5` and leaves
+    :math:`U` and :math:`V` alone. The default coefficients make
+    :math:`p'(0) = a` large, so small singular values grow fast; the price
+    is that they end in a band around 1 rather than at 1. A tall matrix is
+    transposed first, so :math:`A_k` is the smaller Gram matrix.
+    """
+    if ns_steps >= 100:                                    # torch's messages
+        raise ValueError("Number of steps must be less than 100 for "
+                         "computational efficiency")
+    if len(grad.shape) != 2:
+        raise ValueError("Input tensor gradient must be a 2D matrix")
+    if len(ns_coefficients) != 3:
+        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+    a, b, c = ns_coefficients
+    x = grad.bfloat16()                                    # X in bfloat16
+    tall = grad.size(0) > grad.size(1)
+    if tall:
+        x = x.T                                            # wide: X Xᵀ small
+    x.div_(x.norm().clamp(min=eps))                        # X_0 = G/‖G‖_F
+    for _ in range(ns_steps):
+        gram = x @ x.T                                     # A = X Xᵀ
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)  # bA + cA²
+        x = torch.addmm(x, poly, x, beta=a)                # aX + (bA + cA²)X
+    return x.T if tall else x
+
+
+def adjusted_lr(lr: float, adjust_lr_fn: str | None,
+                shape: torch.Size) -> float:
+    r"""The step size for an :math:`A\times B` matrix: Keller Jordan's
+    :math:`\eta\sqrt{\max(1, A/B)}` (``None`` or ``"original"``) or
+    Moonshot's :math:`0.2\,\eta\sqrt{\max(A, B)}` (``"match_rms_adamw"``),
+    which gives the update about AdamW's RMS."""
+    rows, cols = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
+        ratio = math.sqrt(max(1, rows / cols))             # √max(1, A/B)
+    elif adjust_lr_fn == "match_rms_adamw":
+        ratio = 0.2 * math.sqrt(max(rows, cols))           # 0.2 √max(A, B)
+    else:
+        ratio = 1.0
+    return lr * ratio
+
+
+def muon(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    momentum_buffer: torch.Tensor,
+    *,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    ns_coefficients: tuple[float, float, float],
+    ns_steps: int,
+    eps: float,
+    adjust_lr_fn: str | None,
+) -> None:
+    r"""One Muon step on one matrix, in place.
+
+    .. math::
+
+        B_t &\leftarrow \mu B_{t-1} + (1-\mu)\, G_t \\
+        \tilde B_t &\leftarrow (1-\mu)\, G_t + \mu B_t
+            \quad\text{(Nesterov; else } \tilde B_t = B_t) \\
+        O_t &\leftarrow \mathrm{NS}^{(a,b,c)}_k(\tilde B_t) \approx UV^\top \\
+        \theta_t &\leftarrow (1-\eta\lambda)\,\theta_{t-1}
+            - \eta'\, O_t
+
+    :math:`\eta'` is :math:`\eta` adjusted to the shape
+    (:func:`adjusted_lr`); the decay uses the unadjusted :math:`\eta`.
+    """
+    if grad.ndim != 2:
+        raise ValueError("Param gradient must be a 2D matrix")   # torch's
+    momentum_buffer.lerp_(grad, 1 - momentum)        # B_t = μB + (1-μ)G_t
+    # B̃_t = G_t + μ(B_t - G_t) with Nesterov, else B_t
+    update = grad.lerp(momentum_buffer, momentum) if nesterov else \
+        momentum_buffer
+    # O_t ≈ U Vᵀ of B̃_t (bfloat16)
+    update = zeropower_via_newtonschulz(update, ns_coefficients, ns_steps,
+                                        eps)
+    step_size = adjusted_lr(lr, adjust_lr_fn, param.shape)      # η'
+    param.mul_(1 - lr * weight_decay)                # θ ← (1 - ηλ) θ
+    param.add_(update, alpha=-step_size)             # θ_t = θ - η' O_t
+
+
+class Muon(Optimizer):
+    r"""Muon (Jordan et al., 2024), a drop-in for ``torch.optim.Muon``
+    (torch 2.13). For 2-D parameters only: give biases, embeddings and
+    the rest to AdamW.
+
+    Args:
+        params: matrices to optimise, or dicts defining parameter groups.
+        lr: learning rate :math:`\eta` (default ``1e-3``).
+        weight_decay: :math:`\lambda`, a decoupled shrink by
+            :math:`1-\eta\lambda` (default ``0.1``).
+        momentum: :math:`\mu` (default ``0.95``).
+        nesterov: orthogonalise the look-ahead
+            :math:`(1-\mu)G_t + \mu B_t` instead of :math:`B_t`
+            (default ``True``).
+        ns_coefficients: :math:`(a, b, c)` of the Newton–Schulz quintic
+            (default ``(3.4445, -4.775, 2.0315)``).
+        eps: floor of :math:`\lVert \tilde B_t\rVert_F` (default ``1e-7``).
+        ns_steps: Newton–Schulz steps :math:`k`, fewer than 100
+            (default ``5``).
+        adjust_lr_fn: ``None`` or ``"original"`` (Keller Jordan's shape
+            factor) or ``"match_rms_adamw"`` (Moonshot's); see
+            :func:`adjusted_lr` (default ``None``).
+
+    State per parameter: ``momentum_buffer`` (no ``step``).
+
+    Differences from torch.optim.Muon: no tensor ``lr``. As torch, the
+    momentum is an average (``lerp``), :math:`B_t = \mu B_{t-1} +
+    (1-\mu)G_t`, not the sum :math:`\mu B_{t-1} + G_t` of Keller Jordan's
+    first write-up and of torch's own docstring. Like torch, with bfloat16
+    parameters and ``nesterov=False`` the normalisation
+    :math:`B/\lVert B\rVert_F` happens in the buffer itself (``bfloat16()``
+    of a bfloat16 tensor is that tensor): the state keeps the normalised
+    momentum.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = None,
+    ) -> None:
+        check_bound("Learning rate", lr, 0.0)
+        check_bound("momentum", momentum, 0.0)
+        check_bound("weight decay", weight_decay, 0.0)
+        if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} "
+                             "is not supported")                 # torch's
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
+                        nesterov=nesterov, ns_coefficients=ns_coefficients,
+                        eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.ndim != 2:                               # torch's
+                    raise ValueError(
+                        "Muon only supports 2D parameters whereas we found "
+                        f"a parameter with size: {param.size()}")
+
+    def init_state(self, param: torch.Tensor, group: Group) -> State:
+        return {"momentum_buffer": torch.zeros_like(
+            param.grad, memory_format=torch.preserve_format)}
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
+               group: Group) -> None:
+        muon(param, grad, state["momentum_buffer"], lr=group["lr"],
+             weight_decay=group["weight_decay"], momentum=group["momentum"],
+             nesterov=group["nesterov"],
+             ns_coefficients=group["ns_coefficients"],
+             ns_steps=group["ns_steps"], eps=group["eps"],
+             adjust_lr_fn=group["adjust_lr_fn"])
