@@ -19,6 +19,7 @@ from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
 from .adamax import Adamax, adamax
 from .clip import clip_grad_norm_, clip_grad_value_
+from .lamb import Lamb, lamb
 from .lars import LARS, lars
 from .lion import Lion, lion
 from .muon import Muon
@@ -39,7 +40,7 @@ __all__ = [
     "sgd", "adagrad", "rmsprop", "adam",
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
-    "Lion", "lion", "LARS", "lars",
+    "Lion", "lion", "LARS", "lars", "Lamb", "lamb",
     "Adafactor", "adafactor", "Muon", "muon",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "nesterov",

@@ -1,4 +1,4 @@
-"""optedu.LARS (LAMB follows) against optax.lars (jax on
+"""optedu.LARS and optedu.Lamb against optax.lars and optax.lamb (jax on
 CPU, float64), step for step."""
 
 from __future__ import annotations
@@ -216,11 +216,59 @@ def test_lars_trust_ratio_by_hand_and_the_papers_form():
     assert paper < ratio and abs(ratio / paper - 3.5 / 45**0.5 * 2) < 1e-15
 
 
+# ---------------------------------------------------------------- LAMB
+
+LAMB_CASES = [dict(betas=b, eps=eps, weight_decay=wd)
+              for b, eps, wd in itertools.product(
+                  [(0.9, 0.999), (0.5, 0.8)], [1e-6, 0.1], [0.0, 0.01])]
+LAMB_SECOND = dict(lr=0.003, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1)
+
+
+def _lamb_hyper(lr, kw):
+    """optedu.Lamb's arguments as optax.lamb's: betas -> b1, b2."""
+    b1, b2 = kw["betas"]
+    return dict(learning_rate=lr, b1=b1, b2=b2, eps=kw["eps"],
+                weight_decay=kw["weight_decay"])
+
+
+@pytest.mark.parametrize("two", [False, True], ids=["1group", "2groups"])
+@pytest.mark.parametrize("kwargs", LAMB_CASES, ids=str)
+def test_lamb_matches_optax(kwargs, two):
+    lr, second = 0.01, dict(LAMB_SECOND)
+    ours, _ = _run_optedu(lambda p: optedu.Lamb(p, lr, **kwargs),
+                          _two(LAMB_SECOND) if two else _one)
+    if two:
+        lr2 = second.pop("lr")
+        groups = [([0, 1], "lamb", _lamb_hyper(lr, kwargs)),
+                  ([2], "lamb", _lamb_hyper(lr2, second))]
+    else:
+        groups = [([0, 1, 2], "lamb", _lamb_hyper(lr, kwargs))]
+    _assert_close(ours, _run_optax_groups(groups))
+
+
+def test_lamb_mask_is_a_group_without_decay():
+    ours, _ = _run_optedu(lambda p: optedu.Lamb(p, 0.01, weight_decay=0.1),
+                          _masked)
+    theirs = _run_optax(optax.lamb(0.01, weight_decay=0.1,
+                                   mask=[True, False, True]))
+    _assert_close(ours, theirs)
+
+
+def test_lamb_moves_each_tensor_by_lr_times_its_norm():
+    theta = torch.tensor([3.0, 4.0], dtype=F64, requires_grad=True)
+    theta.grad = torch.tensor([1e-3, -7.0], dtype=F64)
+    optedu.Lamb([theta], 0.1).step()
+    step = (theta.detach() - torch.tensor([3.0, 4.0], dtype=F64)).norm()
+    assert abs(step.item() - 0.5) < 1e-15
+
+
 # ------------------------------------------------- both: API conventions
 
 OPTIMIZERS = {
     "LARS": (lambda p, **k: optedu.LARS(p, **{"lr": 0.5, **k}),
              lambda lr: optax.lars(lr, trust_coefficient=0.02)),
+    "Lamb": (lambda p, **k: optedu.Lamb(p, **{"lr": 0.01, **k}),
+             lambda lr: optax.lamb(lr)),
 }
 
 
@@ -291,6 +339,10 @@ def test_grad_none_skipped_and_sparse_refused(name):
     ("LARS", dict(trust_coefficient=-1.0),
      "Invalid trust_coefficient value: -1.0"),
     ("LARS", dict(eps=float("nan")), "Invalid epsilon value: nan"),
+    ("Lamb", dict(lr=float("nan")), "Invalid learning rate: nan"),
+    ("Lamb", dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    ("Lamb", dict(eps=-1e-6), "Invalid epsilon value: -1e-06"),
+    ("Lamb", dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
 ])
 def test_bad_arguments(name, kwargs, message):
     make, _ = OPTIMIZERS[name]
@@ -300,6 +352,6 @@ def test_bad_arguments(name, kwargs, message):
 
 
 def test_lr_is_required():
-    for cls in (optedu.LARS,):
+    for cls in (optedu.LARS, optedu.Lamb):
         with pytest.raises(TypeError):
             cls(_torch_params())
