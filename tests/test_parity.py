@@ -6,7 +6,9 @@ argument's valid range. Every run uses :func:`optedu.parity.compare`: 50 steps, 
 shapes and gradient scales spread over five orders of magnitude, two parameter groups with
 different hyperparameters, a step with all-zero gradients and a parameter whose grad stays None;
 parameters *and* every state entry must agree. A matrices-only row (Muon) runs on three matrices
-instead, tall, wide and square, without the grad-None vector (``Pair.compare``).
+instead, tall, wide and square, without the grad-None vector (``Pair.compare``), and its grid of
+2^7 combinations runs as a half fraction (``Pair.half_fraction``: every combination of any six
+options).
 
 "Agree" means bit-identical: optedu performs torch's single-tensor operations in torch's order
 (torch.optim takes its single-tensor path for CPU tensors unless ``foreach=True`` is passed), so
