@@ -27,6 +27,8 @@ from .nadam import NAdam, nadam
 from .optimizer import Optimizer
 from .radam import RAdam, radam
 from .rmsprop import RMSprop, rmsprop
+from .schedule_free import (AdamWScheduleFree, SGDScheduleFree,
+                            schedule_free_adamw, schedule_free_sgd)
 from .sgd import SGD, sgd
 from .sparse_adam import SparseAdam, sparse_adam
 
@@ -41,6 +43,7 @@ __all__ = [
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb",
+    "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
     "Adafactor", "adafactor", "Muon", "muon",
     "clip_grad_norm_", "clip_grad_value_",
     "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "nesterov",
