@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from optedu.display import bound, num, power_of_ten, sci
+from optedu.display import GLUE_PREFIX, bound, glue, num, power_of_ten, sci
+from optimizers import FULL
 
 
 @pytest.mark.parametrize("x, expected", [
@@ -39,3 +40,21 @@ def test_power_of_ten_uses_superscripts():
 def test_bad_input_is_refused(call):
     with pytest.raises(ValueError):
         call()
+
+
+@pytest.mark.skipif(not FULL, reason="imports myst_nb (3 s of CPU): full tier")
+@pytest.mark.parametrize("display", [True, False])
+@pytest.mark.parametrize("value", [0.25, "2.6 × 10⁻⁶", [1, 2]])
+def test_glue_outputs_what_myst_nb_glue_outputs(monkeypatch, value, display):
+    """optedu's glue sends the display call myst_nb's sends, so the site reads it the same."""
+    import IPython.display
+    from myst_nb.ext import glue as myst_glue
+
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(myst_glue, "ipy_display", lambda *a, **k: calls.append((a, k)))
+    glue("key", value, display=display)
+    myst_glue.glue("key", value, display=display)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert calls[0][1]["metadata"]["scrapbook"]["name"] == "key"
+    assert GLUE_PREFIX == myst_glue.GLUE_PREFIX
