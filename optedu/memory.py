@@ -18,9 +18,15 @@ counters take the default dtype: 4 bytes under float32, 8 under float64.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
+
+from ._validation import check_integer, invalid
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
@@ -28,13 +34,299 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
 
     Sums over parameters. Keys whose value is not a tensor (``None``, Python
     numbers) are left out. Scalar tensors such as torch's ``step`` counters
-    are included: a few bytes per parameter tensor, not per element. Most
-    optimizers create their state at the first ``step()``; torch's Adagrad
-    creates it in its constructor.
+    are included: a few bytes per parameter tensor, not per element. Lists of
+    tensors (L-BFGS's history ``old_dirs``, ``old_stps``, ``ro``, ``al``)
+    count the tensors they hold. Most optimizers create their state at the
+    first ``step()``; torch's Adagrad creates it in its constructor.
     """
     total: dict[str, int] = defaultdict(int)
     for state in optimizer.state.values():
         for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                total[key] += value.numel() * value.element_size()
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, torch.Tensor):
+                    total[key] += item.numel() * item.element_size()
     return dict(sorted(total.items()))
+
+
+def state_bytes_per_element(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """:func:`state_bytes` divided by the number of parameter elements.
+
+    The elements are those of every parameter in ``optimizer.param_groups``
+    (with or without state). Adam in float32 gives 4 bytes per element for
+    ``exp_avg`` and for ``exp_avg_sq``, plus ``4 × (tensors) / (elements)``
+    for the ``step`` counters.
+    """
+    n = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+    if n == 0:
+        raise invalid("optimizer", type(optimizer).__name__, "parameters with elements")
+    return {key: size / n for key, size in state_bytes(optimizer).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The closed form: which state tensors each optimizer keeps for a parameter of a given shape.
+
+Shape = tuple[int, ...]
+# state key -> (shape of the state tensor, dtype rule): "param" takes the parameter's dtype,
+# "scalar" torch's scalar dtype for counters (float32, or float64 under a float64 default),
+# "param_scalar" the parameter's dtype for numbers kept per tensor or per pair (L-BFGS's rho)
+Layout = dict[str, tuple[Shape, str]]
+
+
+def _buffers(shape: Shape, *names: str) -> Layout:
+    return {name: (shape, "param") for name in names}
+
+
+def _step(shape: Shape, *names: str) -> Layout:
+    return {"step": ((), "scalar"), **_buffers(shape, *names)}
+
+
+def _sgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    return _buffers(shape, "momentum_buffer") if group.get("momentum", 0) != 0 else {}
+
+
+def _adam(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    extra = ("max_exp_avg_sq",) if group.get("amsgrad", False) else ()
+    return _step(shape, "exp_avg", "exp_avg_sq", *extra)
+
+
+def _rmsprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    extra = ("momentum_buffer",) if group.get("momentum", 0) > 0 else ()
+    extra += ("grad_avg",) if group.get("centered", False) else ()
+    return _step(shape, "square_avg", *extra)
+
+
+def _adafactor(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    if len(shape) < 2:
+        return _step(shape, "variance")
+    rows, cols = (*shape[:-1], 1), (*shape[:-2], 1, shape[-1])
+    return {"step": ((), "scalar"), "row_var": (rows, "param"), "col_var": (cols, "param")}
+
+
+def _nadam(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    return {**_step(shape, "exp_avg", "exp_avg_sq"), "mu_product": ((), "scalar")}
+
+
+def _asgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    return {**_step(shape, "ax"), "eta": ((), "scalar"), "mu": ((), "scalar")}
+
+
+def _fixed(maker: Callable[..., Layout], *names: str) -> Callable[[Shape, Any], Layout]:
+    return lambda shape, group: maker(shape, *names)
+
+
+# one entry per optimizer class name, optedu's and torch.optim's (same names, same state keys);
+# SparseAdam's ``step`` is a Python int (no bytes); L-BFGS is per optimizer, see lbfgs_layout
+STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
+    "SGD": _sgd,
+    "Adam": _adam,
+    "AdamW": _adam,
+    "Adagrad": _fixed(_step, "sum"),
+    "RMSprop": _rmsprop,
+    "Adadelta": _fixed(_step, "square_avg", "acc_delta"),
+    "Adamax": _fixed(_step, "exp_avg", "exp_inf"),
+    "NAdam": _nadam,
+    "RAdam": _fixed(_step, "exp_avg", "exp_avg_sq"),
+    "SparseAdam": _fixed(_buffers, "exp_avg", "exp_avg_sq"),
+    "Rprop": _fixed(_step, "prev", "step_size"),
+    "ASGD": _asgd,
+    "Adafactor": _adafactor,
+    "Muon": _fixed(_buffers, "momentum_buffer"),
+    "Lion": _fixed(_buffers, "exp_avg"),
+    "LARS": _fixed(_buffers, "momentum_buffer"),
+    "Lamb": _fixed(_step, "exp_avg", "exp_avg_sq"),
+    "SGDScheduleFree": _fixed(_buffers, "z"),
+    "AdamWScheduleFree": _fixed(_buffers, "z", "exp_avg_sq"),
+}
+
+
+def lbfgs_layout(n: int, pairs: int) -> Layout:
+    r"""L-BFGS's state for ``n`` parameter elements (all tensors flattened
+    into one vector) once it holds ``pairs`` curvature pairs
+    (:math:`\le` ``history_size``; equal to it in the steady state).
+
+    Two vectors of length ``n`` (the direction ``d`` and the previous
+    gradient), ``pairs`` pairs :math:`(s_i, y_i)` of length ``n`` each, and
+    scalars: :math:`\rho_i = 1/(y_i^\top s_i)` and :math:`\alpha_i` per pair
+    and the initial Hessian scale ``H_diag``. Elements: :math:`(2 + 2m)\,n`.
+    The step length ``t`` is a Python float after the first iteration
+    (without a line search); counters are Python ints.
+    """
+    return {"d": ((n,), "param"), "prev_flat_grad": ((n,), "param"),
+            "old_dirs": ((pairs, n), "param"), "old_stps": ((pairs, n), "param"),
+            "ro": ((pairs,), "param_scalar"), "al": ((pairs,), "param_scalar"),
+            "H_diag": ((), "param_scalar")}
+
+
+def state_layout(name: str, shape: Shape, **settings: Any) -> Layout:
+    """The state tensors ``name`` keeps for one parameter of ``shape``, by
+    key: ``{key: (shape, dtype rule)}`` (see :data:`STATE_LAYOUTS`).
+
+    ``settings`` are the optimizer's arguments that change the layout
+    (``momentum``, ``amsgrad``, ``centered``). For ``"LBFGS"`` the shape is
+    flattened and ``history_size`` (default 100) pairs are held.
+
+    >>> state_layout("Adam", (3, 2), amsgrad=True)["max_exp_avg_sq"]
+    ((3, 2), 'param')
+    """
+    shape = tuple(int(s) for s in shape)
+    if name == "LBFGS":
+        return lbfgs_layout(math.prod(shape), settings.get("history_size", 100))
+    if name not in STATE_LAYOUTS:
+        raise invalid("name", repr(name), "one of " + ", ".join(sorted(STATE_LAYOUTS)) + ", LBFGS")
+    return STATE_LAYOUTS[name](shape, settings)
+
+
+def state_per_element(name: str, shape: Shape = (1024, 1024), **settings: Any) -> float:
+    """State elements per parameter element for a parameter of ``shape``,
+    scalars left out: Adam 2, AMSGrad 3, SGD 0 (1 with momentum), Lion 1,
+    L-BFGS :math:`2 + 2m`, Adafactor :math:`(r + c)/(rc)` for an
+    :math:`r \\times c` matrix (a vector keeps a full ``variance``: 1).
+    """
+    layout = state_layout(name, shape, **settings)
+    tensors = [math.prod(s) for s, rule in layout.values() if not rule.endswith("scalar")]
+    return sum(tensors) / math.prod(shape)
+
+
+def _itemsize(rule: str, param_dtype: torch.dtype) -> int:
+    from .optimizer import scalar_dtype  # the dtype torch.optim gives ``step``
+    dtype = scalar_dtype() if rule == "scalar" else param_dtype
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
+                          lbfgs_pairs: int | None = None) -> dict[str, int]:
+    """:func:`state_bytes` predicted from the closed form: the class name's
+    layout (:data:`STATE_LAYOUTS`), each group's settings and each
+    parameter's shape and dtype, once every parameter has taken a step.
+
+    For L-BFGS, ``lbfgs_pairs`` curvature pairs (default: the group's
+    ``history_size``, the steady state).
+    """
+    name = type(optimizer).__name__
+    total: dict[str, int] = defaultdict(int)
+    if name == "LBFGS":
+        group = optimizer.param_groups[0]
+        params = group["params"]
+        pairs = group["history_size"] if lbfgs_pairs is None else lbfgs_pairs
+        layouts = [(lbfgs_layout(sum(p.numel() for p in params), pairs), params[0].dtype)]
+    elif name in STATE_LAYOUTS:
+        layouts = [(STATE_LAYOUTS[name](tuple(p.shape), group), p.dtype)
+                   for group in optimizer.param_groups for p in group["params"]]
+    else:
+        raise invalid("optimizer", name, "a class named in optedu.memory.STATE_LAYOUTS")
+    for layout, dtype in layouts:
+        for key, (shape, rule) in layout.items():
+            total[key] += math.prod(shape) * _itemsize(rule, dtype)
+    return dict(sorted(total.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# A training budget: where the bytes go for a model of N parameters.
+
+_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16", "fp16")
+STATE_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Bytes of one training step, by kind (activations as given).
+
+    ``master_gradients`` is the fp32 copy of the gradients that a
+    mixed-precision step holds while ``optimizer.step()`` runs
+    (:class:`optedu.precision.MasterWeights`); ``compensation`` the Kahan
+    buffers of a pure 16-bit run.
+    """
+
+    weights: int
+    gradients: int
+    master_weights: int
+    master_gradients: int
+    optimizer_state: int
+    compensation: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return sum(asdict(self).values())
+
+    def per_parameter(self, n: int) -> dict[str, float]:
+        """Each line divided by ``n`` (bytes per parameter)."""
+        return {key: value / n for key, value in {**asdict(self), "total": self.total}.items()}
+
+
+def _state_bytes(layout: Layout, state: str, block_size: int) -> int:
+    """Bytes of one parameter's state: buffers in ``state`` precision, counters 4 bytes."""
+    total = 0
+    for shape, rule in layout.values():
+        n = math.prod(shape)
+        if rule == "scalar":
+            total += 4 * n                               # torch's float32 step counters
+        elif rule == "param_scalar":
+            total += n * (4 if state == "int8" else _BYTES[state])
+        elif state == "int8":
+            total += n + 4 * math.ceil(n / block_size)   # codes + one fp32 scale per block
+        else:
+            total += n * _BYTES[state]
+    return total
+
+
+def training_budget(shapes: int | Sequence[int | Sequence[int]], optimizer: str = "Adam", *,
+                    precision: str = "fp32", state: str | None = None, block_size: int = 2048,
+                    kahan: bool = False, activations: int = 0, **settings: Any) -> Budget:
+    r"""Bytes to train a model whose parameters have ``shapes`` (an ``int``
+    :math:`N`: one tensor of :math:`N` elements) with ``optimizer``.
+
+    Per parameter element, with :math:`k` state buffers
+    (:func:`state_per_element`):
+
+    ============== ======= ===== ====== ============ ================
+    precision      weights grads master master grads state
+    ============== ======= ===== ====== ============ ================
+    ``fp32``       4       4     0      0            4k
+    ``bf16-mixed`` 2       2     4      4 (in step)  4k
+    ``fp16-mixed`` 2       2     4      4 (in step)  4k
+    ``bf16``       2       2     0      0            2k
+    ============== ======= ===== ====== ============ ================
+
+    ``state``: the precision of the state buffers. ``None`` (default): that
+    of the tensors the optimizer updates (fp32 master weights under mixed
+    precision; the 16-bit weights themselves in a pure ``bf16`` run, as
+    ``zeros_like`` makes them). Else ``"fp32"`` (4 bytes), ``"bf16"`` (2) or
+    ``"int8"`` (1 byte per value plus one fp32 scale per ``block_size``
+    values of each state tensor: the block-wise layout of Dettmers et al.,
+    2022; small tensors that libraries keep in fp32 are not modelled). ``kahan`` adds a compensation buffer of the weights'
+    precision. torch's ``step`` counters add 4 bytes per tensor. The 16
+    bytes per parameter of mixed-precision Adam (2 + 2 + 4 + 8) are Rajbhandari
+    et al. (2020, ZeRO), whose count leaves out the transient fp32 gradients.
+    """
+    if isinstance(shapes, int):
+        shapes = [shapes]
+    if precision not in PRECISIONS:
+        raise invalid("precision", repr(precision), "one of " + ", ".join(PRECISIONS))
+    if state is not None and state not in STATE_PRECISIONS:
+        raise invalid("state", repr(state), "one of " + ", ".join(STATE_PRECISIONS))
+    check_integer("block_size", block_size, 1)
+    check_integer("activations", activations, 0)
+    mixed = precision.endswith("-mixed")
+    weight_bytes = _BYTES[precision.split("-")[0]]
+    if state is None:
+        state = "fp32" if mixed or precision == "fp32" else precision
+    sizes = [int(s) if isinstance(s, int) else math.prod(s) for s in shapes]
+    n = sum(sizes)
+    if optimizer == "LBFGS":
+        layouts = [state_layout("LBFGS", (n,), **settings)]
+    else:
+        layouts = [state_layout(optimizer, (s,) if isinstance(s, int) else s, **settings)
+                   for s in shapes]
+    return Budget(
+        weights=weight_bytes * n,
+        gradients=weight_bytes * n,
+        master_weights=4 * n if mixed else 0,
+        master_gradients=4 * n if mixed else 0,
+        optimizer_state=sum(_state_bytes(layout, state, block_size)
+                            for layout in layouts),
+        compensation=weight_bytes * n if kahan else 0,
+        activations=activations,
+    )
