@@ -194,17 +194,19 @@ def test_folded_answers_open_on_click(browser, base_url, page):
 
 
 @pytest.mark.parametrize("query, chapter", [("bias correction", "adam"),
-                                            ("Nesterov", "nesterov")])
+                                            ("Nesterov", "nesterov"),
+                                            ("Adafactor", "adafactor"),
+                                            ("gradient clipping", "clipping")])
 def test_search_finds_the_chapter(browser, base_url, query, chapter):
-    """The chapter is among the first three results (other chapters that derive from it, such
-    as NAdam's for "Nesterov", have the word in a section title too and may rank beside it)."""
+    """The chapter comes first. For "Nesterov" the NAdam chapter has the word in a section
+    title too; the site's scorer (book/search_scorer.js) ranks the page titled with it first."""
     browser.get(f"{base_url}/search.html?q={urllib.parse.quote(query)}")
     from selenium.webdriver.support.ui import WebDriverWait
 
     results = WebDriverWait(browser, 30).until(
         lambda d: d.find_elements("css selector", "#search-results ul.search li a"))
-    top = [a.get_attribute("href") for a in results[:3]]
-    assert any(f"{chapter}.html" in href for href in top), f"'{query}': first results {top}"
+    first = results[0].get_attribute("href")
+    assert f"{chapter}.html" in first, f"'{query}': first result {first}"
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
