@@ -19,6 +19,10 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 IDS = [p.stem for p in NOTEBOOKS]
+# The pages of the "Practice" part: not chapters (no derivation, exercises or citation of their
+# own); each has a bar of its own below.
+PRACTICE = {"casebook"}
+CHAPTERS = [p for p in NOTEBOOKS if p.stem not in PRACTICE]
 GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
 OUTPUT_CALLS = {"print", "display", "glue", "show"}
 
@@ -119,7 +123,7 @@ def _figures(cells) -> int:
     return sum(any("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in cells)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_meets_the_bar(path):
     """The chapter shape every issue asks for: figures, exercises with solutions, interview
     questions with folded answers, citations, and an executed check against torch."""
@@ -136,6 +140,24 @@ def test_chapter_meets_the_bar(path):
     assert "{cite" in markdown, f"{path.name}: cites no paper"
     assert re.search(r"torch\.(optim|nn\.utils)", code) and re.search(r"^\s*assert ", code, re.M), \
         f"{path.name}: no executed comparison with torch that stops the notebook"
+
+
+CASES = 12
+
+
+@pytest.mark.skipif(not (ROOT / "book" / "casebook.ipynb").exists(), reason="not written yet")
+def test_casebook_meets_its_bar():
+    """Each case: a real broken run drawn (a captioned figure), the question, a folded diagnosis,
+    and the fixed run checked by an assert; at least twelve cases."""
+    cells = _cells(ROOT / "book" / "casebook.ipynb")
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    cases = re.findall(r"^## Case \d+", markdown, re.M)
+    diagnoses = re.findall(r":::\{admonition\} Diagnosis.*\n:class: dropdown", markdown)
+    assert len(cases) >= CASES, f"{len(cases)} cases, want at least {CASES}"
+    assert len(diagnoses) >= len(cases), "a case without a folded diagnosis"
+    assert _figures(cells) >= len(cases), "a case without its figure"
+    assert len(re.findall(r"^\s*assert ", code, re.M)) >= len(cases), "a fix nobody checked"
 
 
 CODE_WIDTH = 80
