@@ -1,0 +1,30 @@
+r"""Many processes: data parallelism, ZeRO-1 and FSDP2 on torch.distributed.
+
+Everything runs on one machine's CPU: ``world_size`` processes joined by the
+gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
+
+* :mod:`~optedu.distributed.launcher`: :func:`launch` (spawn, rendezvous,
+  results back, errors and timeouts), :class:`RankError`;
+* :mod:`~optedu.distributed.data_parallel`: :func:`average_gradients`, the
+  data-parallel rule written as one all-reduce;
+* :mod:`~optedu.distributed.zero`: :class:`ZeroOptimizer` (ZeRO stage 1
+  around any optimizer class) and its partition rule
+  :func:`partition_sizes`;
+* :mod:`~optedu.distributed.comm`: :func:`count_collectives` (bytes per
+  collective, recorded), the ring cost model :func:`ring_bytes_sent` and
+  :func:`zero_volume`;
+* :mod:`~optedu.distributed.runs`: the runs a chapter launches (DDP, the
+  by-hand all-reduce, ZeRO-1 and torch's ZeroRedundancyOptimizer, FSDP2)
+  and the single-process reference.
+"""
+
+from .comm import count_collectives, ring_bytes_sent, totals, zero_volume
+from .data_parallel import average_gradients
+from .launcher import LaunchTimeout, RankError, free_port, launch
+from .zero import ZeroOptimizer, partition_sizes
+
+__all__ = [
+    "launch", "RankError", "LaunchTimeout", "free_port", "average_gradients",
+    "ZeroOptimizer", "partition_sizes",
+    "count_collectives", "totals", "ring_bytes_sent", "zero_volume",
+]

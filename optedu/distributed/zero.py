@@ -1,0 +1,159 @@
+r"""ZeRO stage 1 (Rajbhandari et al., SC 2020): shard the optimizer state.
+
+Data parallelism keeps :math:`n` copies of everything. ZeRO-1 keeps one copy
+of the optimizer *state*, split over the ranks: rank :math:`r` owns a shard
+:math:`P_r` of the parameters, runs the optimizer on :math:`P_r` only (so
+only :math:`P_r`'s ``exp_avg``, ``exp_avg_sq``, ... live there), and sends
+the updated :math:`P_r` to the others. One step, on every rank:
+
+1. :math:`g \leftarrow \frac{1}{n}\sum_r g_r` (all-reduce, as data
+   parallelism does);
+2. the inner optimizer steps :math:`\theta_{P_r}` with :math:`g_{P_r}`;
+3. every owner broadcasts its updated :math:`\theta_{P_r}`, so all ranks
+   hold the whole new model.
+
+The update is the single-process update: the shards do not interact (each
+rule acts parameter by parameter). The same design as
+``torch.distributed.optim.ZeroRedundancyOptimizer`` (torch 2.13), whose
+constructor :class:`ZeroOptimizer` mirrors and whose partition rule
+:func:`partition_sizes` reproduces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .data_parallel import average_gradients
+
+
+def partition_sizes(group_sizes: Sequence[Sequence[int]],
+                    world_size: int) -> list[list[int]]:
+    """The owner rank of every parameter, by ZeroRedundancyOptimizer's rule.
+
+    ``group_sizes[g][i]`` is the number of elements of parameter ``i`` of
+    group ``g``. Group by group, the parameters go largest first (a stable
+    sort: ties keep their order) to the rank with the fewest elements so far
+    (the lowest rank on a tie); the counts carry over from group to group.
+    Returns ``owners[g][i]``.
+
+    >>> partition_sizes([[128, 256, 64], [16, 16, 4]], 2)
+    [[1, 0, 1], [1, 1, 1]]
+    """
+    if world_size < 1:
+        raise ValueError(f"Invalid world_size value: {world_size} "
+                         "(expected an integer >= 1)")
+    load = [0] * world_size
+    owners = []
+    for sizes in group_sizes:
+        owner = [0] * len(sizes)
+        for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+            rank = load.index(min(load))         # least loaded, lowest first
+            owner[i] = rank
+            load[rank] += sizes[i]
+        owners.append(owner)
+    return owners
+
+
+class ZeroOptimizer(torch.optim.Optimizer):
+    r"""ZeRO-1: wrap any optimizer class so that each rank keeps the state
+    of its own shard of the parameters only.
+
+    Args:
+        params: tensors, or dicts defining parameter groups, the same on
+            every rank (the whole model).
+        optimizer_class: a ``torch.optim`` or optedu optimizer class; it is
+            built on this rank's shard with ``**defaults``.
+        average_gradients: average the gradients over the ranks at the
+            start of :meth:`step` (default ``True``); ``False`` when they
+            arrive averaged already (a model in ``DistributedDataParallel``).
+        process_group: the group to shard over (default: the whole world).
+        **defaults: the inner optimizer's arguments (``lr=...``).
+
+    ``self.optim`` is the inner optimizer: its ``state`` holds this rank's
+    shard of the state, and only that. ``self.owners[g][i]`` is the rank
+    that owns parameter ``i`` of group ``g`` (:func:`partition_sizes`).
+    ``param_groups`` lists every parameter; options changed there (by a
+    learning-rate scheduler, say) reach the inner optimizer at the next
+    step, as in torch's ZeroRedundancyOptimizer.
+
+    Differences from ``torch.distributed.optim.ZeroRedundancyOptimizer``:
+    the gradients are averaged here unless told otherwise (torch leaves that
+    to DDP); one broadcast per parameter (torch's default too, without
+    ``parameters_as_bucket_view``); no ``consolidate_state_dict``, no
+    overlap with DDP, no ``add_param_group`` after construction.
+    """
+
+    def __init__(self, params: Iterable[Any],
+                 optimizer_class: type[torch.optim.Optimizer], *,
+                 average_gradients: bool = True,
+                 process_group: dist.ProcessGroup | None = None,
+                 **defaults: Any) -> None:
+        if not (isinstance(optimizer_class, type)
+                and issubclass(optimizer_class, torch.optim.Optimizer)):
+            raise TypeError("optimizer_class must be a torch.optim.Optimizer "
+                            f"subclass, got {optimizer_class!r}")
+        super().__init__(params, defaults)
+        self.process_group = process_group
+        self.rank = dist.get_rank(process_group)
+        self.world_size = dist.get_world_size(process_group)
+        self.average = average_gradients
+        self.owners = partition_sizes(
+            [[p.numel() for p in g["params"]] for g in self.param_groups],
+            self.world_size)
+        self.optim = optimizer_class(self._shard_groups(), **defaults)
+        for mine, local in zip(self.param_groups, self.optim.param_groups):
+            _copy_options(local, mine)  # the inner class's defaults, shown
+
+    def _shard_groups(self) -> list[dict[str, Any]]:
+        """This rank's groups: every group, with only the owned parameters."""
+        return [{**g, "params": [p for p, o in zip(g["params"], owner)
+                                 if o == self.rank]}
+                for g, owner in zip(self.param_groups, self.owners)]
+
+    def shard(self, rank: int) -> list[torch.Tensor]:
+        """The parameters ``rank`` owns, in group order."""
+        return [p for g, owner in zip(self.param_groups, self.owners)
+                for p, o in zip(g["params"], owner) if o == rank]
+
+    @torch.no_grad()
+    def step(  # type: ignore[override]
+        self, closure: Callable[[], float] | None = None
+    ) -> float | None:
+        """Average the gradients, step this rank's shard, broadcast every
+        shard from its owner."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        params = [p for g in self.param_groups for p in g["params"]]
+        if self.average:
+            average_gradients(params, self.process_group)   # g = mean_r g_r
+        for mine, local in zip(self.param_groups, self.optim.param_groups):
+            _copy_options(mine, local)     # a scheduler's lr reaches the shard
+        self.optim.step()                  # θ_P ← update(θ_P, g_P), P = P_r
+        self.broadcast_shards()
+        return loss
+
+    @torch.no_grad()
+    def broadcast_shards(self) -> None:
+        """Every rank sends the parameters it owns to all the others."""
+        for rank in range(self.world_size):
+            src = dist.get_global_rank(self.process_group, rank) \
+                if self.process_group is not None else rank
+            for p in self.shard(rank):
+                dist.broadcast(p, src=src, group=self.process_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of every parameter (not only the shard's)."""
+        super().zero_grad(set_to_none)
+
+
+def _copy_options(source: dict[str, Any], target: dict[str, Any]) -> None:
+    """Copy a group's options (everything but ``params``) into another."""
+    for key, value in source.items():
+        if key != "params":
+            target[key] = value
