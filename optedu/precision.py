@@ -25,6 +25,7 @@ against float64. Loss scaling for float16 is in :mod:`optedu.loss_scaling`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -177,14 +178,18 @@ class LowPrecisionOptimizer:
 
     Args:
         optimizer: an optedu optimizer over 16-bit parameters whose step is
-            optedu's per-parameter loop (SGD, Adam, AdamW, Lion, ...).
+            optedu's per-parameter loop of ``init_state`` and ``update`` (SGD,
+            Adam, AdamW, Lion, ...; not L-BFGS, SparseAdam, schedule-free).
         rounding: one of ``"nearest"``, ``"kahan"``, ``"stochastic"``.
         generator: random numbers for ``"stochastic"``.
     """
 
     def __init__(self, optimizer: Optimizer, rounding: str = "kahan",
                  generator: torch.Generator | None = None) -> None:
-        if not isinstance(optimizer, Optimizer) or type(optimizer).step is not Optimizer.step:
+        # torch wraps step() in a profiling hook; optedu.foreach's step falls back to the loop
+        step = inspect.unwrap(type(optimizer).step)
+        if (not isinstance(optimizer, Optimizer) or type(optimizer).update is Optimizer.update
+                or step.__module__ not in ("optedu.optimizer", "optedu.foreach")):
             raise TypeError(f"{type(optimizer).__name__} is not an optedu optimizer with "
                             "optedu's per-parameter step")
         if rounding not in ROUNDINGS:
@@ -202,6 +207,8 @@ class LowPrecisionOptimizer:
             for w in group["params"]:
                 if w.grad is None:
                     continue
+                if self.rounding == "stochastic" and w.dtype != torch.bfloat16:
+                    raise TypeError(f"stochastic rounding writes bfloat16, not {w.dtype}")
                 theta = w.float()                  # exact copy of the 16-bit weight
                 theta.grad = w.grad.float()
                 state = opt.state.get(w)
@@ -223,3 +230,65 @@ class LowPrecisionOptimizer:
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
+
+
+# ---------------------------------------------------------------------------------------------
+# The measured demonstration: bf16 weights stall; Kahan and stochastic rounding do not
+
+
+def _quadratic(dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Curvatures a in [0.5, 1.5], start w0 in [1.5, 1.9], minimum w* = w0 - [0.2, 0.6]."""
+    gen = torch.Generator().manual_seed(seed)
+    a = 0.5 + torch.rand(dim, generator=gen, dtype=torch.float64)
+    w0 = 1.5 + 0.4 * torch.rand(dim, generator=gen, dtype=torch.float64)
+    target = w0 - 0.2 - 0.4 * torch.rand(dim, generator=gen, dtype=torch.float64)
+    return a, w0, target
+
+
+def bf16_stall(steps: int = 1000, lr: float = 1e-3, dim: int = 256,
+               seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    r"""SGD on :math:`f(w) = \tfrac12 \sum_i a_i (w_i - w^*_i)^2` with weights
+    in float64 (the truth), float32, and bfloat16 with each rounding of
+    :class:`LowPrecisionOptimizer`.
+
+    The weights start in :math:`[1.5, 1.9]`, where a bfloat16 ulp is
+    :math:`2^{-7}`; with the defaults every update
+    :math:`\eta a_i (w_i - w_i^*)` is below :math:`9 \times 10^{-4}`, under
+    half an ulp (:math:`3.9 \times 10^{-3}`). Each run's gradient is taken
+    at its own weights (in the weights' precision, as a backward pass
+    would). Returns, per run (``"float64"``, ``"float32"``, ``"nearest"``,
+    ``"kahan"``, ``"stochastic"``), float64 tensors over the steps 0..steps:
+    ``"loss"``, ``"rms_error"`` (root mean square of :math:`w - w_{64}`)
+    and ``"mean_error"`` (mean of :math:`w - w_{64}`: the bias).
+    """
+    check_integer("steps", steps, 1)
+    check_integer("dim", dim, 1)
+    check_non_negative("lr", lr)
+    a, w0, target = _quadratic(dim, seed)
+    from .sgd import SGD  # the rule every run shares
+
+    runs: dict[str, tuple[torch.Tensor, Any]] = {}
+    for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+        w = w0.to(dtype, copy=True)
+        runs[name] = (w, SGD([w], lr=lr))
+    for rounding in ROUNDINGS:
+        w = w0.to(torch.bfloat16)
+        gen = torch.Generator().manual_seed(seed)
+        runs[rounding] = (w, LowPrecisionOptimizer(SGD([w], lr=lr), rounding, gen))
+
+    history: dict[str, dict[str, list[float]]] = {
+        name: {"loss": [], "rms_error": [], "mean_error": []} for name in runs}
+    for step in range(steps + 1):
+        truth = runs["float64"][0].detach().clone()
+        for name, (w, opt) in runs.items():
+            with torch.no_grad():
+                error = w.double() - truth
+                loss = 0.5 * (a * (w.double() - target) ** 2).sum()
+            history[name]["loss"].append(loss.item())
+            history[name]["rms_error"].append(error.pow(2).mean().sqrt().item())
+            history[name]["mean_error"].append(error.mean().item())
+            if step < steps:  # ∇f = a (w - w*), in the weights' dtype
+                w.grad = (a * (w.double() - target)).to(w.dtype)
+                opt.step()
+    return {name: {key: torch.tensor(values, dtype=torch.float64)
+                   for key, values in curves.items()} for name, curves in history.items()}
