@@ -69,7 +69,8 @@ def state_bytes_per_element(optimizer: torch.optim.Optimizer) -> dict[str, float
 Shape = tuple[int, ...]
 # state key -> (shape of the state tensor, dtype rule): "param" takes the parameter's dtype,
 # "scalar" torch's scalar dtype for counters (float32, or float64 under a float64 default),
-# "param_scalar" the parameter's dtype for numbers kept per tensor or per pair (L-BFGS's rho)
+# "param_scalar" the parameter's dtype for numbers kept per tensor or per pair (L-BFGS's rho),
+# "uint8" one byte (8-bit codes), "absmax" the parameter's dtype promoted to at least float32
 Layout = dict[str, tuple[Shape, str]]
 
 
@@ -111,6 +112,20 @@ def _asgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return {**_step(shape, "ax"), "eta": ((), "scalar"), "mu": ((), "scalar")}
 
 
+def _adam8bit(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """optedu.Adam8bit: uint8 codes plus one absmax per block for each moment;
+    tensors under ``min_8bit_size`` elements keep Adam's layout."""
+    n = math.prod(shape)
+    if n < group.get("min_8bit_size", 4096):
+        return _step(shape, "exp_avg", "exp_avg_sq")
+    blocks = (math.ceil(n / group.get("block_size", 2048)),)
+    layout: Layout = {"step": ((), "scalar")}
+    for moment in ("exp_avg", "exp_avg_sq"):
+        layout[f"{moment}_indices"] = (shape, "uint8")
+        layout[f"{moment}_absmax"] = (blocks, "absmax")
+    return layout
+
+
 def _fixed(maker: Callable[..., Layout], *names: str) -> Callable[[Shape, Any], Layout]:
     return lambda shape, group: maker(shape, *names)
 
@@ -137,6 +152,8 @@ STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "Lamb": _fixed(_step, "exp_avg", "exp_avg_sq"),
     "SGDScheduleFree": _fixed(_buffers, "z"),
     "AdamWScheduleFree": _fixed(_buffers, "z", "exp_avg_sq"),
+    "Adam8bit": _adam8bit,
+    "AdamW8bit": _adam8bit,
 }
 
 
@@ -184,13 +201,17 @@ def state_per_element(name: str, shape: Shape = (1024, 1024), **settings: Any) -
     :math:`r \\times c` matrix (a vector keeps a full ``variance``: 1).
     """
     layout = state_layout(name, shape, **settings)
-    tensors = [math.prod(s) for s, rule in layout.values() if not rule.endswith("scalar")]
+    tensors = [math.prod(s) for s, rule in layout.values()
+               if not rule.endswith("scalar") and rule != "absmax"]
     return sum(tensors) / math.prod(shape)
 
 
 def _itemsize(rule: str, param_dtype: torch.dtype) -> int:
     from .optimizer import scalar_dtype  # the dtype torch.optim gives ``step``
-    dtype = scalar_dtype() if rule == "scalar" else param_dtype
+    if rule == "uint8":
+        return 1
+    dtype = {"scalar": scalar_dtype(),
+             "absmax": torch.promote_types(param_dtype, torch.float32)}.get(rule, param_dtype)
     return torch.empty((), dtype=dtype).element_size()
 
 
@@ -219,6 +240,44 @@ def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
         for key, (shape, rule) in layout.items():
             total[key] += math.prod(shape) * _itemsize(rule, dtype)
     return dict(sorted(total.items()))
+
+
+def stepped(cls: type[torch.optim.Optimizer], shapes: Sequence[Shape] = ((64, 32), (32,)),
+            dtype: torch.dtype = torch.float32, seed: int = 0,
+            **kwargs: Any) -> torch.optim.Optimizer:
+    r"""An optimizer of class ``cls`` over random tensors of ``shapes``,
+    after one ``step()`` on :math:`\sum_i (i+1)\lVert p_i\rVert^2`: its
+    state is then in place, ready for :func:`state_bytes`.
+
+    Each class is built as it must be: L-BFGS steps with a closure (one
+    ``step()`` runs ``max_iter`` iterations); SparseAdam updates an
+    embedding table of ``shapes[0]`` from a sparse gradient (rows 0, 1, 3);
+    Muon takes matrices only (pass 2-D shapes).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if cls.__name__ == "SparseAdam":
+        table = torch.nn.Embedding(*shapes[0], sparse=True).to(dtype)
+        optimizer = cls(table.parameters(), **kwargs)
+        table(torch.tensor([0, 1, 1, 3])).pow(2).sum().backward()
+        optimizer.step()
+        return optimizer
+    params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
+    optimizer = cls(params, **kwargs)
+    if hasattr(optimizer, "train"):   # schedule-free: the training point
+        optimizer.train()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = sum((p * p).sum() * (i + 1) for i, p in enumerate(params))
+        loss.backward()
+        return loss
+
+    closure()
+    if cls.__name__ == "LBFGS":
+        optimizer.step(closure)
+    else:
+        optimizer.step()
+    return optimizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,8 +315,9 @@ class Budget:
         return {key: value / n for key, value in {**asdict(self), "total": self.total}.items()}
 
 
-def _state_bytes(layout: Layout, state: str, block_size: int) -> int:
-    """Bytes of one parameter's state: buffers in ``state`` precision, counters 4 bytes."""
+def _state_bytes(layout: Layout, state: str, block_size: int, fallback: str) -> int:
+    """Bytes of one parameter's state: buffers in ``state`` precision, counters 4 bytes;
+    under ``"int8"``, a tensor too small to quantise (``fallback`` set) keeps ``fallback``."""
     total = 0
     for shape, rule in layout.values():
         n = math.prod(shape)
@@ -265,6 +325,8 @@ def _state_bytes(layout: Layout, state: str, block_size: int) -> int:
             total += 4 * n                               # torch's float32 step counters
         elif rule == "param_scalar":
             total += n * (4 if state == "int8" else _BYTES[state])
+        elif state == "int8" and fallback:
+            total += n * _BYTES[fallback]
         elif state == "int8":
             total += n + 4 * math.ceil(n / block_size)   # codes + one fp32 scale per block
         else:
@@ -274,7 +336,7 @@ def _state_bytes(layout: Layout, state: str, block_size: int) -> int:
 
 def training_budget(shapes: int | Sequence[int | Sequence[int]], optimizer: str = "Adam", *,
                     precision: str = "fp32", state: str | None = None, block_size: int = 2048,
-                    kahan: bool = False, activations: int = 0, **settings: Any) -> Budget:
+                    min_8bit_size: int = 4096, kahan: bool = False, activations: int = 0, **settings: Any) -> Budget:
     r"""Bytes to train a model whose parameters have ``shapes`` (an ``int``
     :math:`N`: one tensor of :math:`N` elements) with ``optimizer``.
 
@@ -296,7 +358,8 @@ def training_budget(shapes: int | Sequence[int | Sequence[int]], optimizer: str 
     ``zeros_like`` makes them). Else ``"fp32"`` (4 bytes), ``"bf16"`` (2) or
     ``"int8"`` (1 byte per value plus one fp32 scale per ``block_size``
     values of each state tensor: the block-wise layout of Dettmers et al.,
-    2022; small tensors that libraries keep in fp32 are not modelled). ``kahan`` adds a compensation buffer of the weights'
+    2022); a tensor under ``min_8bit_size`` elements keeps its state
+    unquantised, as bitsandbytes and :class:`optedu.Adam8bit` do. ``kahan`` adds a compensation buffer of the weights'
     precision. torch's ``step`` counters add 4 bytes per tensor. The 16
     bytes per parameter of mixed-precision Adam (2 + 2 + 4 + 8) are Rajbhandari
     et al. (2020, ZeRO), whose count leaves out the transient fp32 gradients.
@@ -308,11 +371,12 @@ def training_budget(shapes: int | Sequence[int | Sequence[int]], optimizer: str 
     if state is not None and state not in STATE_PRECISIONS:
         raise invalid("state", repr(state), "one of " + ", ".join(STATE_PRECISIONS))
     check_integer("block_size", block_size, 1)
+    check_integer("min_8bit_size", min_8bit_size, 0)
     check_integer("activations", activations, 0)
     mixed = precision.endswith("-mixed")
     weight_bytes = _BYTES[precision.split("-")[0]]
-    if state is None:
-        state = "fp32" if mixed or precision == "fp32" else precision
+    plain = "fp32" if mixed or precision == "fp32" else precision.split("-")[0]
+    state = plain if state is None else state
     sizes = [int(s) if isinstance(s, int) else math.prod(s) for s in shapes]
     n = sum(sizes)
     if optimizer == "LBFGS":
@@ -325,8 +389,9 @@ def training_budget(shapes: int | Sequence[int | Sequence[int]], optimizer: str 
         gradients=weight_bytes * n,
         master_weights=4 * n if mixed else 0,
         master_gradients=4 * n if mixed else 0,
-        optimizer_state=sum(_state_bytes(layout, state, block_size)
-                            for layout in layouts),
+        optimizer_state=sum(
+            _state_bytes(layout, state, block_size, plain if size < min_8bit_size else "")
+            for layout, size in zip(layouts, [n] if optimizer == "LBFGS" else sizes)),
         compensation=weight_bytes * n if kahan else 0,
         activations=activations,
     )

@@ -9,7 +9,7 @@ from optimizers import FULL
 
 import optedu
 from optedu.memory import (STATE_LAYOUTS, predicted_state_bytes, state_bytes,
-                           state_bytes_per_element, state_layout, state_per_element,
+                           state_bytes_per_element, state_layout, state_per_element, stepped,
                            training_budget)
 from optedu.precision import MasterWeights
 
@@ -108,6 +108,9 @@ SETTINGS = {
     "Lamb": [dict(lr=1e-3)],
     "SGDScheduleFree": [{}],
     "AdamWScheduleFree": [{}],
+    # 8-bit state: the 24-element tensor is quantised in 3 blocks, the others stay float32
+    "Adam8bit": [dict(block_size=8, min_8bit_size=16)],
+    "AdamW8bit": [dict(block_size=8, min_8bit_size=16)],
 }
 
 
@@ -125,31 +128,10 @@ def torch_classes():
                   and name != "Optimizer")
 
 
-def _measured_run(cls, kwargs, dtype=torch.float32):
-    """Build ``cls`` on small tensors, take steps, return the optimizer."""
-    gen = torch.Generator().manual_seed(0)
+def _measured_run(cls, kwargs):
     name = cls.__name__
-    if name == "SparseAdam":
-        table = torch.nn.Embedding(10, 3, sparse=True).to(dtype)
-        opt = cls(table.parameters(), **kwargs)
-        table(torch.tensor([1, 4, 4, 7])).pow(2).sum().backward()
-        opt.step()
-        return opt
-    shapes = MATRICES if name == "Muon" else SHAPES
-    params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
-    opt = cls(params, **kwargs)
-    if hasattr(opt, "train") and "ScheduleFree" in name:
-        opt.train()
-
-    def closure():
-        opt.zero_grad()
-        loss = sum((p * p * (1 + i)).sum() for i, p in enumerate(params))
-        loss.backward()
-        return loss
-
-    closure()
-    opt.step(closure) if name == "LBFGS" else opt.step()
-    return opt
+    shapes = ((10, 3),) if name == "SparseAdam" else MATRICES if name == "Muon" else SHAPES
+    return stepped(cls, shapes, **kwargs)
 
 
 def test_every_optedu_class_has_a_layout_and_a_setting():
@@ -164,7 +146,13 @@ def _cases(classes):
             for kwargs in SETTINGS[name]]
 
 
-ALL_CASES = _cases([(optedu, optedu_classes()), (torch.optim, torch_classes())])
+try:  # 8-bit Adam, until optedu exports it
+    from optedu import adam8bit as _adam8bit
+except ImportError:  # pragma: no cover
+    _adam8bit = None
+EXTRA = ([(_adam8bit, ["Adam8bit", "AdamW8bit"])]
+         if _adam8bit is not None and "Adam8bit" not in optedu.__all__ else [])
+ALL_CASES = _cases([(optedu, optedu_classes()), (torch.optim, torch_classes()), *EXTRA])
 QUICK_CASES = [c for c in ALL_CASES if c[0] is optedu and c[1] in ("Adam", "Adafactor", "SGD")]
 
 
@@ -310,13 +298,45 @@ def test_budget_of_a_7b_model():
 
 def test_budget_int8_state_per_block():
     """One byte per value and one fp32 scale per block, per state tensor (ceil)."""
-    b = training_budget([(100, 30), (7,)], "Adam", state="int8", block_size=64)
+    b = training_budget([(100, 30), (7,)], "Adam", state="int8", block_size=64,
+                        min_8bit_size=0)
     blocks = math.ceil(3000 / 64) + math.ceil(7 / 64)
     assert b.optimizer_state == 2 * (3007 + 4 * blocks) + 2 * 4
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed"])
+def test_budget_int8_state_equals_adam8bit(precision):
+    """optedu.Adam8bit's state (uint8 codes, a float32 absmax per block; tensors under
+    min_8bit_size elements kept unquantised) measured on an MLP whose weight matrices are
+    quantised and whose biases are not, against training_budget(state="int8")."""
+    adam8bit = pytest.importorskip("optedu.adam8bit")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.ReLU(),
+                                torch.nn.Linear(96, 50))
+    if precision == "bf16-mixed":
+        model = model.to(torch.bfloat16)
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    x = torch.randn(4, 64).to(next(model.parameters()).dtype)
+    model(x).float().pow(2).mean().backward()
+    make = lambda p: adam8bit.Adam8bit(p, block_size=2048, min_8bit_size=4096)  # noqa: E731
+    if precision == "bf16-mixed":
+        wrapper = MasterWeights(model.parameters(), make)
+        wrapper.step()
+        opt = wrapper.optimizer
+    else:
+        opt = make(model.parameters())
+        opt.step()
+    measured = state_bytes(opt)
+    assert measured["exp_avg_indices"] == 64 * 96 + 96 * 50        # one byte per weight
+    budget = training_budget(shapes, "Adam", precision=precision, state="int8",
+                             block_size=2048, min_8bit_size=4096)
+    assert budget.optimizer_state == sum(measured.values())
+    assert predicted_state_bytes(opt) == measured
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(precision="fp8"), "Invalid precision value: 'fp8'"),
+    (dict(min_8bit_size=-1), "Invalid min_8bit_size value: -1"),
     (dict(state="int4"), "Invalid state value: 'int4'"),
     (dict(block_size=0), "Invalid block_size value: 0"),
     (dict(activations=-1), "Invalid activations value: -1"),
