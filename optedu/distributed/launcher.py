@@ -2,8 +2,8 @@ r"""Run a function on N processes of one machine, joined by torch.distributed.
 
 :func:`launch` is what a notebook calls: it picks a free port on
 127.0.0.1, starts ``world_size`` processes with
-``torch.multiprocessing.start_processes`` (the ``spawn`` method, so each child
-imports torch afresh), joins them in a gloo process group, runs
+``torch.multiprocessing.start_processes``, joins them in a gloo process
+group, runs
 ``fn(rank, world_size, *args)`` on each, and returns the list of the ranks'
 results, rank 0 first. Nothing can hang: the process group has a timeout,
 the parent waits at most ``timeout`` seconds and then kills every process
@@ -14,6 +14,16 @@ error that names the rank.
 ``optedu.distributed.runs``, say): the children find it by its module path,
 so a function defined in a notebook cell cannot run there.
 
+Start methods. ``"spawn"`` starts each child as a fresh interpreter that
+imports torch, optedu and (at the first optimizer) ``torch._dynamo``: about
+6 s of CPU per child on this machine, at every launch. ``"forkserver"`` (the
+default) pays that once: the first launch starts a server process that
+imports those modules, and every child of every later launch is a fork of
+it, ready at once (a launch then takes about a second). The server is
+single-threaded and has never touched a process group, so forking it is
+safe; ``"fork"`` (forking the notebook's kernel, with its threads) is not
+offered.
+
 >>> from optedu.distributed.runs import rank_and_sum
 >>> launch(rank_and_sum, 2, timeout=60.0)  # doctest: +SKIP
 [(0, 1.0), (1, 1.0)]
@@ -22,6 +32,7 @@ so a function defined in a notebook cell cannot run there.
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 import os
 import socket
 import tempfile
@@ -136,13 +147,17 @@ def _failure(error: ProcessException, out: Path) -> RankError:
 
 
 def _run_once(fn: Callable[..., Any], world_size: int, args: Sequence[Any],
-              port: int, timeout: float) -> list[Any]:
+              port: int, timeout: float, start_method: str) -> list[Any]:
     with tempfile.TemporaryDirectory(prefix="optedu-dist-") as out_dir:
         out = Path(out_dir)
+        if start_method == "forkserver":
+            # read once, when the server starts: the modules every child needs
+            multiprocessing.get_context("forkserver").set_forkserver_preload(
+                ["torch", "torch._dynamo", __name__, fn.__module__])
         context = mp.start_processes(
             _worker, args=(fn, tuple(args), world_size, port,
                            timeout + PG_GRACE, out_dir),
-            nprocs=world_size, join=False, start_method="spawn")
+            nprocs=world_size, join=False, start_method=start_method)
         deadline = time.monotonic() + timeout
         try:
             while not context.join(timeout=0.1, grace_period=1.0):
@@ -162,7 +177,8 @@ def _run_once(fn: Callable[..., Any], world_size: int, args: Sequence[Any],
 
 def launch(fn: Callable[..., Any], world_size: int = 2,
            args: Sequence[Any] = (), *, timeout: float = 60.0,
-           port: int | None = None, retries: int = 2) -> list[Any]:
+           port: int | None = None, retries: int = 2,
+           start_method: str = "forkserver") -> list[Any]:
     """Run ``fn(rank, world_size, *args)`` on ``world_size`` processes in a
     gloo group on 127.0.0.1; return the ranks' results (picklable), rank 0
     first.
@@ -179,6 +195,8 @@ def launch(fn: Callable[..., Any], world_size: int = 2,
             retries on a fresh port (``retries`` times) if another program
             took it first. A given port that is in use raises ``OSError``
             at once.
+        start_method: ``"forkserver"`` (default) or ``"spawn"`` (see the
+            module docstring).
 
     Raises:
         RankError: a rank raised (the message names the rank, the
@@ -195,13 +213,17 @@ def launch(fn: Callable[..., Any], world_size: int = 2,
     check_integer("world_size", world_size, 1)
     check_greater("timeout", timeout)
     check_integer("retries", retries, 0)
+    if start_method not in ("forkserver", "spawn"):
+        raise ValueError(f"Invalid start_method value: {start_method!r} "
+                         "(expected 'forkserver' or 'spawn')")
     if port is not None:
         check_integer("port", port, 1, 65535)
         check_port_free(port)
-        return _run_once(fn, world_size, args, port, timeout)
+        return _run_once(fn, world_size, args, port, timeout, start_method)
     for attempt in range(retries + 1):
         try:
-            return _run_once(fn, world_size, args, free_port(), timeout)
+            return _run_once(fn, world_size, args, free_port(), timeout,
+                             start_method)
         except RankError as error:
             taken = "address already in use" in str(error).lower()
             if not taken or attempt == retries:

@@ -228,8 +228,10 @@ def train_jobs(rank: int, world_size: int,
 def relative_difference(a: Sequence[torch.Tensor],
                         b: Sequence[torch.Tensor]) -> float:
     r"""``max |a - b| / max |b|`` over lists of tensors."""
-    num = max(float((u - v).abs().max()) for u, v in zip(a, b, strict=True))
-    den = max(float(v.abs().max()) for v in b)
+    with torch.no_grad():
+        num = max(float((u - v).abs().max())
+                  for u, v in zip(a, b, strict=True))
+        den = max(float(v.abs().max()) for v in b)
     return num / den
 
 
