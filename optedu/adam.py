@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ._validation import check_adam_arguments
-from .optimizer import Group, Optimizer, State, step_and_buffers
+from .foreach import ForeachOptimizer, adam_foreach, check_foreach
+from .optimizer import Group, State, step_and_buffers
 
 
 def adam(
@@ -75,7 +76,7 @@ def adam(
     param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
-class Adam(Optimizer):
+class Adam(ForeachOptimizer):
     r"""Adam (Kingma & Ba: arXiv 2014, ICLR 2015), a drop-in for
     ``torch.optim.Adam`` (torch 2.13).
 
@@ -95,12 +96,16 @@ class Adam(Optimizer):
         maximize: ascend instead of descend (default ``False``).
         decoupled_weight_decay: AdamW's decay (Loshchilov & Hutter, 2019)
             (default ``False``).
+        foreach: ``True`` for the multi-tensor path
+            (:func:`optedu.foreach.adam_foreach`, same results bit for bit);
+            ``None`` (default) or ``False``: the one-tensor :func:`adam`.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, plus
     ``max_exp_avg_sq`` with AMSGrad.
 
-    Differences from torch.optim.Adam: no ``foreach``/``fused``/
-    ``capturable``/``differentiable`` and no tensor ``lr`` or ``betas``. Like
+    Differences from torch.optim.Adam: ``foreach=None`` means the one-tensor
+    path on every device; no ``fused``/``capturable``/``differentiable`` and
+    no tensor ``lr`` or ``betas``. Like
     torch, optedu updates :math:`m_t` as a lerp,
     :math:`m + (1-\beta_1)(g - m)`, which is the paper's average rearranged.
     """
@@ -114,13 +119,15 @@ class Adam(Optimizer):
         weight_decay: float = 0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
         betas = check_adam_arguments(lr, eps, betas, weight_decay)
+        check_foreach(foreach)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            amsgrad=amsgrad, maximize=maximize,
+            amsgrad=amsgrad, maximize=maximize, foreach=foreach,
             decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
@@ -141,6 +148,21 @@ class Adam(Optimizer):
              weight_decay=group["weight_decay"],
              decoupled_weight_decay=group["decoupled_weight_decay"],
              maximize=group["maximize"])
+
+    def update_foreach(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                       states: list[State], group: Group) -> None:
+        steps = [state["step"] for state in states]
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        adam_foreach(
+            params, grads, [state["exp_avg"] for state in states],
+            [state["exp_avg_sq"] for state in states],
+            [state["max_exp_avg_sq"] for state in states] if group["amsgrad"] else None,
+            [int(step.item()) for step in steps],
+            lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"])
 
 
 class AdamW(Adam):
@@ -163,9 +185,11 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
-                         maximize=maximize, decoupled_weight_decay=True)
+                         foreach=foreach, maximize=maximize,
+                         decoupled_weight_decay=True)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ._validation import check_nesterov, check_non_negative
-from .optimizer import Group, Optimizer, State
+from .foreach import ForeachOptimizer, check_foreach, sgd_foreach
+from .optimizer import Group, State
 
 
 def sgd(
@@ -58,7 +59,7 @@ def sgd(
     return momentum_buffer
 
 
-class SGD(Optimizer):
+class SGD(ForeachOptimizer):
     r"""Stochastic gradient descent, a drop-in for ``torch.optim.SGD``
     (torch 2.13).
 
@@ -71,11 +72,15 @@ class SGD(Optimizer):
             (default ``0``).
         nesterov: use Nesterov's look-ahead (default ``False``).
         maximize: ascend instead of descend (default ``False``).
+        foreach: ``True`` for the multi-tensor path
+            (:func:`optedu.foreach.sgd_foreach`, same results bit for bit);
+            ``None`` (default) or ``False``: the one-tensor :func:`sgd`.
 
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
 
-    Differences from torch.optim.SGD: no ``foreach``/``fused``/
-    ``differentiable`` switches and no tensor learning rate; sparse gradients
+    Differences from torch.optim.SGD: ``foreach=None`` means the one-tensor
+    path on every device; no ``fused``/``differentiable`` switches and no
+    tensor learning rate; sparse gradients
     are refused; a NaN ``lr`` is rejected (torch's check ``lr < 0`` lets it
     through). The arithmetic is torch's, step for step.
 
@@ -92,14 +97,16 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         check_non_negative("lr", lr)
         check_non_negative("momentum", momentum)
         check_non_negative("weight_decay", weight_decay)
         check_nesterov(nesterov, momentum, dampening)
+        check_foreach(foreach)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov,
-                        maximize=maximize)
+                        maximize=maximize, foreach=foreach)
         super().__init__(params, defaults)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
@@ -114,3 +121,14 @@ class SGD(Optimizer):
                      nesterov=group["nesterov"], maximize=group["maximize"])
         if group["momentum"] != 0:
             state["momentum_buffer"] = buffer
+
+    def update_foreach(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                       states: list[State], group: Group) -> None:
+        buffers = sgd_foreach(
+            params, grads, [state.get("momentum_buffer") for state in states],
+            lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+            weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+            maximize=group["maximize"])
+        if group["momentum"] != 0:
+            for state, buffer in zip(states, buffers):
+                state["momentum_buffer"] = buffer
