@@ -23,7 +23,7 @@ from optedu.distributed import (LaunchTimeout, RankError, ZeroOptimizer, count_c
                                 zero_volume)
 from optedu.distributed import launcher as launch_module
 from optedu.distributed import runs
-from optedu.distributed.runs import Job, relative_difference, train_jobs, train_single
+from optedu.distributed.runs import Job, compare, relative_difference
 from optimizers import FULL
 
 full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
@@ -225,14 +225,26 @@ KEYS = ([(m, name) for name in OPTIMIZERS for m in ("zero", "torch_zero")] + OTH
 
 @pytest.fixture(scope="module")
 def two_ranks():
-    """Every job on 2 processes (one launch), and each job's single-process reference."""
-    jobs = [_job(*key) for key in KEYS]
-    start = time.perf_counter()
-    results = launch(train_jobs, 2, (jobs,), timeout=180.0)
-    wall = time.perf_counter() - start
-    torch.set_default_dtype(torch.float64)
-    single = {key: train_single(job) for key, job in zip(KEYS, jobs)}
-    return {key: (r0, r1) for key, r0, r1 in zip(KEYS, *results)}, single, wall
+    """Every job on 2 processes (one launch) beside its single-process run: compare()'s rows,
+    and the raw results by key."""
+    rows = compare([_job(*key) for key in KEYS], 2, timeout=180.0)
+    ranks = {key: row["ranks"] for key, row in zip(KEYS, rows)}
+    single = {key: row["single"] for key, row in zip(KEYS, rows)}
+    return ranks, single, dict(zip(KEYS, rows))
+
+
+@full_only
+def test_compare_rows(two_ranks):
+    ranks, single, rows = two_ranks
+    for key, row in rows.items():
+        assert (row["method"], row["optimizer"]) == (key[0], key[1].split(".")[1])
+        assert row["relative_difference"] == relative_difference(ranks[key][0]["params"],
+                                                                 single[key]["params"])
+        assert row["ranks_identical"]
+        assert row["state_bytes"] == [sum(r["state_bytes"].values()) for r in ranks[key]]
+        assert row["single_state_bytes"] == sum(single[key]["state_bytes"].values())
+        assert row["comm"] == totals(ranks[key][0]["comm"])
+        assert row["launch_seconds"] > 0
 
 
 @full_only

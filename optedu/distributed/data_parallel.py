@@ -15,8 +15,9 @@ so one all-reduce (a sum over ranks, left on every rank) and a division by
 :math:`n` turn :math:`n` small batches into the large one. This is what
 ``torch.nn.parallel.DistributedDataParallel`` does, in buckets and
 overlapped with the backward pass
-(``torch/csrc/distributed/c10d/reducer.cpp``); it divides each :math:`g_r` by :math:`n` before the sum, which gives the
-same bits when :math:`n` is a power of two (division by it is exact).
+(``torch/csrc/distributed/c10d/reducer.cpp``); it divides each :math:`g_r`
+by :math:`n` before the sum, which gives the same bits when :math:`n` is a
+power of two (division by it is exact).
 """
 
 from __future__ import annotations

@@ -31,9 +31,10 @@ purpose, to show what :func:`launch` does then.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +44,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..memory import state_bytes
-from .comm import count_collectives
+from .comm import count_collectives, totals
 from .data_parallel import average_gradients
+from .launcher import launch
 from .zero import ZeroOptimizer
 
 METHODS = ("allreduce", "ddp", "ddp_hook", "zero", "torch_zero", "fsdp")
@@ -111,6 +113,19 @@ def groups(model: nn.Module, job: Job) -> list[dict[str, Any]]:
              **job.bias_group}]
 
 
+@contextlib.contextmanager
+def float64_default() -> Iterator[None]:
+    """float64 as torch's default dtype inside the block (optimizers create
+    their ``step`` counters in it: 8 bytes each, on every side alike)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@float64_default()
 def train_single(job: Job) -> dict[str, Any]:
     """The reference: the whole model and the whole batch in one process."""
     model = make_model(job)
@@ -197,8 +212,9 @@ def train_rank(rank: int, world_size: int, job: Job) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     params = [p.full_tensor() if hasattr(p, "full_tensor") else p
               for p in model.parameters()]
+    counted = local_state_bytes if job.method == "fsdp" else state_bytes
     return {"params": [p.detach().clone() for p in params],
-            "losses": losses, "state_bytes": local_state_bytes(local),
+            "losses": losses, "state_bytes": counted(local),
             "comm": log, "seconds": seconds, "owners": owners(opt)}
 
 
@@ -218,11 +234,48 @@ def owners(opt: torch.optim.Optimizer) -> list[list[int]] | None:
     return [[rank_of[p] for p in g["params"]] for g in opt.param_groups]
 
 
+@float64_default()
 def train_jobs(rank: int, world_size: int,
                jobs: Sequence[Job]) -> list[dict[str, Any]]:
     """Every job in turn on this rank (one launch, one process group)."""
-    torch.set_default_dtype(torch.float64)
     return [train_rank(rank, world_size, job) for job in jobs]
+
+
+def compare(jobs: Sequence[Job], world_size: int = 2,
+            timeout: float = 120.0) -> list[dict[str, Any]]:
+    """Run ``jobs`` on ``world_size`` processes (one :func:`launch`) and
+    each job in this process on the whole batch; one row per job.
+
+    A row holds the job's ``method`` and ``optimizer`` (class name);
+    ``relative_difference`` of rank 0's final parameters from the single
+    process's (:func:`relative_difference`); ``ranks_identical`` (every
+    rank ends with the same parameters, bit for bit); ``state_bytes`` (the
+    total on each rank) beside ``single_state_bytes``; ``comm``, the bytes
+    per collective of rank 0's last step; ``launch_seconds`` (the whole
+    launch, the same for every row); and the raw results, ``ranks`` (one
+    dict per rank, as :func:`train_rank` returns) and ``single``
+    (:func:`train_single`'s).
+    """
+    start = time.perf_counter()
+    per_rank = launch(train_jobs, world_size, (list(jobs),), timeout=timeout)
+    seconds = time.perf_counter() - start
+    rows = []
+    for i, job in enumerate(jobs):
+        ranks = [results[i] for results in per_rank]
+        single = train_single(job)
+        first = ranks[0]["params"]
+        rows.append({
+            "method": job.method, "optimizer": job.optimizer.__name__,
+            "relative_difference": relative_difference(first,
+                                                       single["params"]),
+            "ranks_identical": all(
+                all(torch.equal(p, q) for p, q in zip(first, r["params"]))
+                for r in ranks[1:]),
+            "state_bytes": [sum(r["state_bytes"].values()) for r in ranks],
+            "single_state_bytes": sum(single["state_bytes"].values()),
+            "comm": totals(ranks[0]["comm"]), "launch_seconds": seconds,
+            "ranks": ranks, "single": single})
+    return rows
 
 
 def relative_difference(a: Sequence[torch.Tensor],

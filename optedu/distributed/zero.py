@@ -134,7 +134,7 @@ class ZeroOptimizer(torch.optim.Optimizer):
             average_gradients(params, self.process_group)   # g = mean_r g_r
         for mine, local in zip(self.param_groups, self.optim.param_groups):
             _copy_options(mine, local)     # a scheduler's lr reaches the shard
-        self.optim.step()                  # θ_P ← update(θ_P, g_P), P = P_r
+        self.optim.step()                  # θ_{P_r} ← update(θ, g) on P_r
         self.broadcast_shards()
         return loss
 
