@@ -37,7 +37,8 @@ import torch
 from ._validation import check_integer, invalid
 
 
-def unscale_grads_(grads: Iterable[torch.Tensor], inv_scale: torch.Tensor) -> bool:
+def unscale_grads_(grads: Iterable[torch.Tensor],
+                   inv_scale: torch.Tensor) -> bool:
     r"""Multiply each gradient by ``inv_scale`` in place; return whether any
     held ``inf`` or NaN (checked before the multiplication).
 
@@ -51,21 +52,22 @@ def unscale_grads_(grads: Iterable[torch.Tensor], inv_scale: torch.Tensor) -> bo
     return found_inf
 
 
-def update_scale_(scale: torch.Tensor, growth_tracker: torch.Tensor, found_inf: bool,
-                  growth_factor: float, backoff_factor: float,
-                  growth_interval: int) -> None:
+def update_scale_(scale: torch.Tensor, growth_tracker: torch.Tensor,
+                  found_inf: bool, growth_factor: float,
+                  backoff_factor: float, growth_interval: int) -> None:
     r"""One update of the scale :math:`S` (float32) and the count :math:`n`
     of clean steps in a row, in place (torch's ``_amp_update_scale_``):
 
     .. math::
-        \text{overflow:}\quad S \leftarrow \beta_\text{back} S,\; n \leftarrow 0;
-        \qquad \text{else } n \leftarrow n + 1, \text{ and if } n = N:\;
+        \text{overflow:}\quad S \leftarrow \beta_\text{back} S,\;
+        n \leftarrow 0; \qquad \text{else } n \leftarrow n + 1,
+        \text{ and if } n = N:\;
         S \leftarrow \gamma S \text{ (if finite)},\; n \leftarrow 0.
 
     Products are taken in float64 and rounded to float32.
     """
     if found_inf:
-        scale.fill_(scale.item() * backoff_factor)      # S ← β S, rounded to float32
+        scale.fill_(scale.item() * backoff_factor)  # S ← β S, to float32
         growth_tracker.fill_(0)
         return
     successful = int(growth_tracker.item()) + 1
@@ -96,21 +98,24 @@ class LossScaler:
         growth_interval: clean steps before a growth (default ``2000``).
     """
 
-    def __init__(self, init_scale: float = 2.0**16, growth_factor: float = 2.0,
-                 backoff_factor: float = 0.5, growth_interval: int = 2000) -> None:
+    def __init__(self, init_scale: float = 2.0**16,
+                 growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                 growth_interval: int = 2000) -> None:
         if not init_scale > 0:
             raise invalid("init_scale", init_scale, "a number > 0")
         if not growth_factor > 1.0:
             raise invalid("growth_factor", growth_factor, "a number > 1")
         if not 0.0 < backoff_factor < 1.0:
-            raise invalid("backoff_factor", backoff_factor, "a number in (0, 1)")
+            raise invalid("backoff_factor", backoff_factor,
+                          "a number in (0, 1)")
         check_integer("growth_interval", growth_interval, 1)
         self._scale = torch.tensor(init_scale, dtype=torch.float32)
         self._growth_tracker = torch.tensor(0, dtype=torch.int32)
         self._growth_factor = growth_factor
         self._backoff_factor = backoff_factor
         self._growth_interval = growth_interval
-        self._found_inf: dict[int, bool] = {}     # per optimizer, since the last update
+        # per optimizer (by id), since the last update()
+        self._found_inf: dict[int, bool] = {}
         self._stepped: set[int] = set()
 
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
@@ -125,30 +130,33 @@ class LossScaler:
         if key in self._stepped:
             raise RuntimeError("unscale_() is being called after step().")
         if key in self._found_inf:
-            raise RuntimeError("unscale_() has already been called on this optimizer "
-                               "since the last update().")
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
-                 if p.grad is not None]
+            raise RuntimeError("unscale_() has already been called on this "
+                               "optimizer since the last update().")
+        grads = [p.grad for group in optimizer.param_groups
+                 for p in group["params"] if p.grad is not None]
         if any(g.dtype == torch.float16 for g in grads):
             raise ValueError("Attempting to unscale FP16 gradients.")
-        inv_scale = self._scale.double().reciprocal().float()   # 1/S in float64, then float32
+        # 1/S in float64, then float32
+        inv_scale = self._scale.double().reciprocal().float()
         with torch.no_grad():
             self._found_inf[key] = unscale_grads_(grads, inv_scale)
 
-    def step(self, optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+    def step(self, optimizer: torch.optim.Optimizer, *args: Any,
+             **kwargs: Any) -> Any:
         """Unscale (unless done already), then ``optimizer.step()`` unless a
-        gradient was ``inf``/NaN. Returns what ``step`` returns (or ``None``)."""
+        gradient was ``inf``/NaN. Returns what ``step`` returns, or None."""
         if "closure" in kwargs:
-            raise RuntimeError("Closure use is not currently supported if GradScaler is "
-                               "enabled.")
+            raise RuntimeError("Closure use is not currently supported if "
+                               "GradScaler is enabled.")
         key = id(optimizer)
         if key in self._stepped:
-            raise RuntimeError("step() has already been called since the last update().")
+            raise RuntimeError("step() has already been called since the "
+                               "last update().")
         if key not in self._found_inf:
             self.unscale_(optimizer)
         self._stepped.add(key)
         if self._found_inf[key]:
-            return None                                  # skip: the gradients overflowed
+            return None                      # skip: the gradients overflowed
         return optimizer.step(*args, **kwargs)
 
     def update(self, new_scale: float | None = None) -> None:
@@ -158,9 +166,11 @@ class LossScaler:
             self._scale.fill_(new_scale)
         else:
             if not self._found_inf:
-                raise RuntimeError("No inf checks were recorded prior to update.")
-            update_scale_(self._scale, self._growth_tracker, any(self._found_inf.values()),
-                          self._growth_factor, self._backoff_factor, self._growth_interval)
+                raise RuntimeError("No inf checks were recorded prior to "
+                                   "update.")
+            update_scale_(self._scale, self._growth_tracker,
+                          any(self._found_inf.values()), self._growth_factor,
+                          self._backoff_factor, self._growth_interval)
         self._found_inf, self._stepped = {}, set()
 
     def get_scale(self) -> float:
@@ -178,8 +188,9 @@ class LossScaler:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load entries saved by :meth:`state_dict` or by GradScaler."""
         if len(state_dict) == 0:
-            raise RuntimeError("The source state dict is empty, possibly because it was saved "
-                               "from a disabled instance of GradScaler.")
+            raise RuntimeError("The source state dict is empty, possibly "
+                               "because it was saved from a disabled instance "
+                               "of GradScaler.")
         self._scale.fill_(state_dict["scale"])
         self._growth_factor = float(state_dict["growth_factor"])
         self._backoff_factor = float(state_dict["backoff_factor"])

@@ -49,7 +49,8 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def state_bytes_per_element(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+def state_bytes_per_element(
+        optimizer: torch.optim.Optimizer) -> dict[str, float]:
     """:func:`state_bytes` divided by the number of parameter elements.
 
     The elements are those of every parameter in ``optimizer.param_groups``
@@ -57,20 +58,24 @@ def state_bytes_per_element(optimizer: torch.optim.Optimizer) -> dict[str, float
     ``exp_avg`` and for ``exp_avg_sq``, plus ``4 × (tensors) / (elements)``
     for the ``step`` counters.
     """
-    n = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+    n = sum(p.numel() for group in optimizer.param_groups
+            for p in group["params"])
     if n == 0:
-        raise invalid("optimizer", type(optimizer).__name__, "parameters with elements")
+        raise invalid("optimizer", type(optimizer).__name__,
+                      "parameters with elements")
     return {key: size / n for key, size in state_bytes(optimizer).items()}
 
 
-# ---------------------------------------------------------------------------------------------
-# The closed form: which state tensors each optimizer keeps for a parameter of a given shape.
+# ----------------------------------------------------------------------------
+# The closed form: which state tensors each optimizer keeps for a parameter
+# of a given shape.
 
 Shape = tuple[int, ...]
-# state key -> (shape of the state tensor, dtype rule): "param" takes the parameter's dtype,
-# "scalar" torch's scalar dtype for counters (float32, or float64 under a float64 default),
-# "param_scalar" the parameter's dtype for numbers kept per tensor or per pair (L-BFGS's rho),
-# "uint8" one byte (8-bit codes), "absmax" the parameter's dtype promoted to at least float32
+# state key -> (shape of the state tensor, dtype rule). Rules: "param", the
+# parameter's dtype; "scalar", torch's dtype for counters (float32, float64
+# under a float64 default); "param_scalar", the parameter's dtype for numbers
+# kept per tensor or per pair (L-BFGS's rho); "uint8", one byte (8-bit
+# codes); "absmax", the parameter's dtype promoted to at least float32.
 Layout = dict[str, tuple[Shape, str]]
 
 
@@ -83,7 +88,9 @@ def _step(shape: Shape, *names: str) -> Layout:
 
 
 def _sgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    return _buffers(shape, "momentum_buffer") if group.get("momentum", 0) != 0 else {}
+    if group.get("momentum", 0) == 0:
+        return {}
+    return _buffers(shape, "momentum_buffer")
 
 
 def _adam(shape: Shape, group: Mapping[str, Any]) -> Layout:
@@ -101,11 +108,13 @@ def _adafactor(shape: Shape, group: Mapping[str, Any]) -> Layout:
     if len(shape) < 2:
         return _step(shape, "variance")
     rows, cols = (*shape[:-1], 1), (*shape[:-2], 1, shape[-1])
-    return {"step": ((), "scalar"), "row_var": (rows, "param"), "col_var": (cols, "param")}
+    return {"step": ((), "scalar"), "row_var": (rows, "param"),
+            "col_var": (cols, "param")}
 
 
 def _nadam(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    return {**_step(shape, "exp_avg", "exp_avg_sq"), "mu_product": ((), "scalar")}
+    return {**_step(shape, "exp_avg", "exp_avg_sq"),
+            "mu_product": ((), "scalar")}
 
 
 def _asgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
@@ -126,12 +135,14 @@ def _adam8bit(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return layout
 
 
-def _fixed(maker: Callable[..., Layout], *names: str) -> Callable[[Shape, Any], Layout]:
+def _fixed(maker: Callable[..., Layout],
+           *names: str) -> Callable[[Shape, Any], Layout]:
     return lambda shape, group: maker(shape, *names)
 
 
-# one entry per optimizer class name, optedu's and torch.optim's (same names, same state keys);
-# SparseAdam's ``step`` is a Python int (no bytes); L-BFGS is per optimizer, see lbfgs_layout
+# one entry per optimizer class name, optedu's and torch.optim's (same
+# names, same state keys); SparseAdam's ``step`` is a Python int (no bytes);
+# L-BFGS keeps one state for all parameters: lbfgs_layout
 STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "SGD": _sgd,
     "Adam": _adam,
@@ -170,7 +181,8 @@ def lbfgs_layout(n: int, pairs: int) -> Layout:
     (without a line search); counters are Python ints.
     """
     return {"d": ((n,), "param"), "prev_flat_grad": ((n,), "param"),
-            "old_dirs": ((pairs, n), "param"), "old_stps": ((pairs, n), "param"),
+            "old_dirs": ((pairs, n), "param"),
+            "old_stps": ((pairs, n), "param"),
             "ro": ((pairs,), "param_scalar"), "al": ((pairs,), "param_scalar"),
             "H_diag": ((), "param_scalar")}
 
@@ -190,11 +202,13 @@ def state_layout(name: str, shape: Shape, **settings: Any) -> Layout:
     if name == "LBFGS":
         return lbfgs_layout(math.prod(shape), settings.get("history_size", 100))
     if name not in STATE_LAYOUTS:
-        raise invalid("name", repr(name), "one of " + ", ".join(sorted(STATE_LAYOUTS)) + ", LBFGS")
+        names = ", ".join(sorted([*STATE_LAYOUTS, "LBFGS"]))
+        raise invalid("name", repr(name), "one of " + names)
     return STATE_LAYOUTS[name](shape, settings)
 
 
-def state_per_element(name: str, shape: Shape = (1024, 1024), **settings: Any) -> float:
+def state_per_element(name: str, shape: Shape = (1024, 1024),
+                      **settings: Any) -> float:
     """State elements per parameter element for a parameter of ``shape``,
     scalars left out: Adam 2, AMSGrad 3, SGD 0 (1 with momentum), Lion 1,
     L-BFGS :math:`2 + 2m`, Adafactor :math:`(r + c)/(rc)` for an
@@ -211,7 +225,8 @@ def _itemsize(rule: str, param_dtype: torch.dtype) -> int:
     if rule == "uint8":
         return 1
     dtype = {"scalar": scalar_dtype(),
-             "absmax": torch.promote_types(param_dtype, torch.float32)}.get(rule, param_dtype)
+             "absmax": torch.promote_types(param_dtype, torch.float32),
+             }.get(rule, param_dtype)
     return torch.empty((), dtype=dtype).element_size()
 
 
@@ -230,19 +245,22 @@ def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
         group = optimizer.param_groups[0]
         params = group["params"]
         pairs = group["history_size"] if lbfgs_pairs is None else lbfgs_pairs
-        layouts = [(lbfgs_layout(sum(p.numel() for p in params), pairs), params[0].dtype)]
+        n = sum(p.numel() for p in params)
+        layouts = [(lbfgs_layout(n, pairs), params[0].dtype)]
     elif name in STATE_LAYOUTS:
         layouts = [(STATE_LAYOUTS[name](tuple(p.shape), group), p.dtype)
                    for group in optimizer.param_groups for p in group["params"]]
     else:
-        raise invalid("optimizer", name, "a class named in optedu.memory.STATE_LAYOUTS")
+        raise invalid("optimizer", name,
+                      "a class named in optedu.memory.STATE_LAYOUTS")
     for layout, dtype in layouts:
         for key, (shape, rule) in layout.items():
             total[key] += math.prod(shape) * _itemsize(rule, dtype)
     return dict(sorted(total.items()))
 
 
-def stepped(cls: type[torch.optim.Optimizer], shapes: Sequence[Shape] = ((64, 32), (32,)),
+def stepped(cls: type[torch.optim.Optimizer],
+            shapes: Sequence[Shape] = ((64, 32), (32,)),
             dtype: torch.dtype = torch.float32, seed: int = 0,
             **kwargs: Any) -> torch.optim.Optimizer:
     r"""An optimizer of class ``cls`` over random tensors of ``shapes``,
@@ -261,7 +279,8 @@ def stepped(cls: type[torch.optim.Optimizer], shapes: Sequence[Shape] = ((64, 32
         table(torch.tensor([0, 1, 1, 3])).pow(2).sum().backward()
         optimizer.step()
         return optimizer
-    params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
+    params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_()
+              for s in shapes]
     optimizer = cls(params, **kwargs)
     if hasattr(optimizer, "train"):   # schedule-free: the training point
         optimizer.train()
@@ -280,7 +299,7 @@ def stepped(cls: type[torch.optim.Optimizer], shapes: Sequence[Shape] = ((64, 32
     return optimizer
 
 
-# ---------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------
 # A training budget: where the bytes go for a model of N parameters.
 
 _BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -312,86 +331,98 @@ class Budget:
 
     def per_parameter(self, n: int) -> dict[str, float]:
         """Each line divided by ``n`` (bytes per parameter)."""
-        return {key: value / n for key, value in {**asdict(self), "total": self.total}.items()}
+        lines = {**asdict(self), "total": self.total}
+        return {key: value / n for key, value in lines.items()}
 
 
-def _state_bytes(layout: Layout, state: str, block_size: int, fallback: str) -> int:
-    """Bytes of one parameter's state: buffers in ``state`` precision, counters 4 bytes;
-    under ``"int8"``, a tensor too small to quantise (``fallback`` set) keeps ``fallback``."""
+def _state_bytes(layout: Layout, state: str, block_size: int,
+                 fallback: str) -> int:
+    """Bytes of one parameter's state: buffers in ``state`` precision,
+    counters 4 bytes; under ``"int8"``, a tensor too small to quantise
+    (``fallback`` set) keeps ``fallback``."""
     total = 0
     for shape, rule in layout.values():
         n = math.prod(shape)
         if rule == "scalar":
-            total += 4 * n                               # torch's float32 step counters
+            total += 4 * n                     # torch's float32 counters
         elif rule == "param_scalar":
             total += n * (4 if state == "int8" else _BYTES[state])
         elif state == "int8" and fallback:
             total += n * _BYTES[fallback]
-        elif state == "int8":
-            total += n + 4 * math.ceil(n / block_size)   # codes + one fp32 scale per block
+        elif state == "int8":                  # codes + an fp32 scale a block
+            total += n + 4 * math.ceil(n / block_size)
         else:
             total += n * _BYTES[state]
     return total
 
 
-def training_budget(shapes: int | Sequence[int | Sequence[int]], optimizer: str = "Adam", *,
-                    precision: str = "fp32", state: str | None = None, block_size: int = 2048,
-                    min_8bit_size: int = 4096, kahan: bool = False, activations: int = 0, **settings: Any) -> Budget:
+def training_budget(shapes: int | Sequence[int | Sequence[int]],
+                    optimizer: str = "Adam", *, precision: str = "fp32",
+                    state: str | None = None, block_size: int = 2048,
+                    min_8bit_size: int = 4096, kahan: bool = False,
+                    activations: int = 0, **settings: Any) -> Budget:
     r"""Bytes to train a model whose parameters have ``shapes`` (an ``int``
-    :math:`N`: one tensor of :math:`N` elements) with ``optimizer``.
+    :math:`N`: one tensor of :math:`N` elements) with ``optimizer`` (a
+    class name of :data:`STATE_LAYOUTS`, its layout ``settings`` such as
+    ``momentum=0.9``).
 
     Per parameter element, with :math:`k` state buffers
     (:func:`state_per_element`):
 
-    ============== ======= ===== ====== ============ ================
+    ============== ======= ===== ====== ============ =====
     precision      weights grads master master grads state
-    ============== ======= ===== ====== ============ ================
+    ============== ======= ===== ====== ============ =====
     ``fp32``       4       4     0      0            4k
     ``bf16-mixed`` 2       2     4      4 (in step)  4k
     ``fp16-mixed`` 2       2     4      4 (in step)  4k
     ``bf16``       2       2     0      0            2k
-    ============== ======= ===== ====== ============ ================
+    ============== ======= ===== ====== ============ =====
 
     ``state``: the precision of the state buffers. ``None`` (default): that
-    of the tensors the optimizer updates (fp32 master weights under mixed
-    precision; the 16-bit weights themselves in a pure ``bf16`` run, as
-    ``zeros_like`` makes them). Else ``"fp32"`` (4 bytes), ``"bf16"`` (2) or
+    of the tensors the optimizer updates (fp32 masters under mixed
+    precision; the 16-bit weights in a pure ``bf16`` run, as ``zeros_like``
+    makes them; :class:`optedu.precision.LowPrecisionOptimizer` keeps fp32
+    state: pass ``"fp32"``). Else ``"fp32"`` (4 bytes), ``"bf16"`` (2) or
     ``"int8"`` (1 byte per value plus one fp32 scale per ``block_size``
     values of each state tensor: the block-wise layout of Dettmers et al.,
     2022); a tensor under ``min_8bit_size`` elements keeps its state
-    unquantised, as bitsandbytes and :class:`optedu.Adam8bit` do. ``kahan`` adds a compensation buffer of the weights'
-    precision. torch's ``step`` counters add 4 bytes per tensor. The 16
-    bytes per parameter of mixed-precision Adam (2 + 2 + 4 + 8) are Rajbhandari
-    et al. (2020, ZeRO), whose count leaves out the transient fp32 gradients.
+    unquantised, as bitsandbytes and :class:`optedu.Adam8bit` do.
+    ``kahan`` adds a compensation buffer in the weights' precision. torch's
+    ``step`` counters add 4 bytes per tensor. The 16 bytes per parameter
+    of mixed-precision Adam (2 + 2 + 4 + 8) in Rajbhandari et al. (2020,
+    ZeRO) leave out the fp32 gradients held during the step.
     """
     if isinstance(shapes, int):
         shapes = [shapes]
     if precision not in PRECISIONS:
-        raise invalid("precision", repr(precision), "one of " + ", ".join(PRECISIONS))
+        raise invalid("precision", repr(precision),
+                      "one of " + ", ".join(PRECISIONS))
     if state is not None and state not in STATE_PRECISIONS:
-        raise invalid("state", repr(state), "one of " + ", ".join(STATE_PRECISIONS))
+        raise invalid("state", repr(state),
+                      "one of " + ", ".join(STATE_PRECISIONS))
     check_integer("block_size", block_size, 1)
     check_integer("min_8bit_size", min_8bit_size, 0)
     check_integer("activations", activations, 0)
     mixed = precision.endswith("-mixed")
     weight_bytes = _BYTES[precision.split("-")[0]]
-    plain = "fp32" if mixed or precision == "fp32" else precision.split("-")[0]
+    plain = "fp32" if mixed else precision   # what zeros_like would give
     state = plain if state is None else state
-    sizes = [int(s) if isinstance(s, int) else math.prod(s) for s in shapes]
+    shapes = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]
     n = sum(sizes)
-    if optimizer == "LBFGS":
-        layouts = [state_layout("LBFGS", (n,), **settings)]
-    else:
-        layouts = [state_layout(optimizer, (s,) if isinstance(s, int) else s, **settings)
-                   for s in shapes]
+    if optimizer == "LBFGS":       # one state for all parameters
+        shapes, sizes = [(n,)], [n]
+    state_total = 0
+    for shape, size in zip(shapes, sizes):
+        layout = state_layout(optimizer, shape, **settings)
+        fallback = plain if size < min_8bit_size else ""
+        state_total += _state_bytes(layout, state, block_size, fallback)
     return Budget(
         weights=weight_bytes * n,
         gradients=weight_bytes * n,
         master_weights=4 * n if mixed else 0,
         master_gradients=4 * n if mixed else 0,
-        optimizer_state=sum(
-            _state_bytes(layout, state, block_size, plain if size < min_8bit_size else "")
-            for layout, size in zip(layouts, [n] if optimizer == "LBFGS" else sizes)),
+        optimizer_state=state_total,
         compensation=weight_bytes * n if kahan else 0,
         activations=activations,
     )

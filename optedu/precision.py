@@ -34,7 +34,7 @@ import torch
 from ._validation import check_integer, check_non_negative, invalid
 from .optimizer import Optimizer
 
-# ---------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------
 # fp32 master weights
 
 
@@ -44,14 +44,17 @@ def master_copy(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def grads_to_master_(params: list[torch.Tensor], master: list[torch.Tensor]) -> None:
-    """Cast each model gradient up to fp32 as its master's ``grad`` (None stays None)."""
+def grads_to_master_(params: list[torch.Tensor],
+                     master: list[torch.Tensor]) -> None:
+    """Cast each model gradient up to fp32 as its master's ``grad`` (a
+    missing gradient stays ``None``)."""
     for p, q in zip(params, master, strict=True):
         q.grad = None if p.grad is None else p.grad.float()   # ĝ = fp32(g)
 
 
 @torch.no_grad()
-def master_to_model_(master: list[torch.Tensor], params: list[torch.Tensor]) -> None:
+def master_to_model_(master: list[torch.Tensor],
+                     params: list[torch.Tensor]) -> None:
     """Round each master weight to its model parameter's dtype (nearest)."""
     for p, q in zip(params, master, strict=True):
         p.copy_(q)                                            # w = round(θ)
@@ -75,10 +78,13 @@ class MasterWeights:
     """
 
     def __init__(self, params: Iterable[torch.Tensor],
-                 make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer]) -> None:
+                 make_optimizer: Callable[[list[torch.Tensor]],
+                                          torch.optim.Optimizer]) -> None:
         self.params = list(params)
-        if not self.params or not all(isinstance(p, torch.Tensor) for p in self.params):
-            raise TypeError("MasterWeights expects a non-empty iterable of tensors")
+        if not self.params or not all(isinstance(p, torch.Tensor)
+                                      for p in self.params):
+            raise TypeError("MasterWeights expects a non-empty iterable of "
+                            "tensors")
         self.master = master_copy(self.params)
         self.optimizer = make_optimizer(self.master)
 
@@ -112,13 +118,13 @@ class MasterWeights:
         master_to_model_(self.master, self.params)
 
 
-# ---------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------
 # Kahan summation and stochastic rounding
 
 
 @torch.no_grad()
-def kahan_add_(param: torch.Tensor, update: torch.Tensor, compensation: torch.Tensor,
-               alpha: float = 1.0) -> None:
+def kahan_add_(param: torch.Tensor, update: torch.Tensor,
+               compensation: torch.Tensor, alpha: float = 1.0) -> None:
     r"""``param += alpha * update`` with the rounding error carried over.
 
     .. math::
@@ -136,8 +142,9 @@ def kahan_add_(param: torch.Tensor, update: torch.Tensor, compensation: torch.Te
     compensation.add_(previous.sub_(param))  # c = c + (w - w'): the part lost
 
 
-def stochastic_round_to_bf16(x: torch.Tensor,
-                             generator: torch.Generator | None = None) -> torch.Tensor:
+def stochastic_round_to_bf16(
+        x: torch.Tensor,
+        generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Round float32 ``x`` to bfloat16, up with probability equal to the
     fraction of the gap it has crossed, so :math:`E[\mathrm{round}(x)] = x`.
 
@@ -186,15 +193,21 @@ class LowPrecisionOptimizer:
 
     def __init__(self, optimizer: Optimizer, rounding: str = "kahan",
                  generator: torch.Generator | None = None) -> None:
-        # torch wraps step() in a profiling hook; optedu.foreach's step falls back to the loop
+        # torch wraps step() in a profiling hook; optedu.foreach's step
+        # falls back to the per-parameter loop
         step = inspect.unwrap(type(optimizer).step)
-        if (not isinstance(optimizer, Optimizer) or type(optimizer).update is Optimizer.update
-                or step.__module__ not in ("optedu.optimizer", "optedu.foreach")):
-            raise TypeError(f"{type(optimizer).__name__} is not an optedu optimizer with "
-                            "optedu's per-parameter step")
+        if (not isinstance(optimizer, Optimizer)
+                or type(optimizer).update is Optimizer.update
+                or step.__module__ not in ("optedu.optimizer",
+                                           "optedu.foreach")):
+            raise TypeError(f"{type(optimizer).__name__} is not an optedu "
+                            "optimizer with optedu's per-parameter step")
         if rounding not in ROUNDINGS:
-            raise invalid("rounding", repr(rounding), "one of " + ", ".join(ROUNDINGS))
-        self.optimizer, self.rounding, self.generator = optimizer, rounding, generator
+            raise invalid("rounding", repr(rounding),
+                          "one of " + ", ".join(ROUNDINGS))
+        self.optimizer = optimizer
+        self.rounding = rounding
+        self.generator = generator
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -208,8 +221,9 @@ class LowPrecisionOptimizer:
                 if w.grad is None:
                     continue
                 if self.rounding == "stochastic" and w.dtype != torch.bfloat16:
-                    raise TypeError(f"stochastic rounding writes bfloat16, not {w.dtype}")
-                theta = w.float()                  # exact copy of the 16-bit weight
+                    raise TypeError("stochastic rounding writes bfloat16, "
+                                    f"not {w.dtype}")
+                theta = w.float()      # exact copy of the 16-bit weight
                 theta.grad = w.grad.float()
                 state = opt.state.get(w)
                 if state is None:
@@ -218,7 +232,8 @@ class LowPrecisionOptimizer:
                 self._write(w, theta, state)
                 opt.state[w] = state
 
-    def _write(self, w: torch.Tensor, theta: torch.Tensor, state: dict[str, Any]) -> None:
+    def _write(self, w: torch.Tensor, theta: torch.Tensor,
+               state: dict[str, Any]) -> None:
         if self.rounding == "nearest":
             w.copy_(theta)
         elif self.rounding == "stochastic":
@@ -232,16 +247,22 @@ class LowPrecisionOptimizer:
         self.optimizer.zero_grad()
 
 
-# ---------------------------------------------------------------------------------------------
-# The measured demonstration: bf16 weights stall; Kahan and stochastic rounding do not
+# ----------------------------------------------------------------------------
+# The measured demonstration: bf16 weights stall; Kahan and stochastic
+# rounding do not
 
 
-def _quadratic(dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Curvatures a in [0.5, 1.5], start w0 in [1.5, 1.9], minimum w* = w0 - [0.2, 0.6]."""
+def _quadratic(dim: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """Curvatures a in [0.5, 1.5], start w0 in [1.5, 1.9], minimum
+    w* = w0 - [0.2, 0.6] (float64)."""
     gen = torch.Generator().manual_seed(seed)
-    a = 0.5 + torch.rand(dim, generator=gen, dtype=torch.float64)
-    w0 = 1.5 + 0.4 * torch.rand(dim, generator=gen, dtype=torch.float64)
-    target = w0 - 0.2 - 0.4 * torch.rand(dim, generator=gen, dtype=torch.float64)
+
+    def uniform() -> torch.Tensor:
+        return torch.rand(dim, generator=gen, dtype=torch.float64)
+
+    a = 0.5 + uniform()
+    w0 = 1.5 + 0.4 * uniform()
+    target = w0 - 0.2 - 0.4 * uniform()
     return a, w0, target
 
 
@@ -274,7 +295,8 @@ def bf16_stall(steps: int = 1000, lr: float = 1e-3, dim: int = 256,
     for rounding in ROUNDINGS:
         w = w0.to(torch.bfloat16)
         gen = torch.Generator().manual_seed(seed)
-        runs[rounding] = (w, LowPrecisionOptimizer(SGD([w], lr=lr), rounding, gen))
+        opt = LowPrecisionOptimizer(SGD([w], lr=lr), rounding, gen)
+        runs[rounding] = (w, opt)
 
     history: dict[str, dict[str, list[float]]] = {
         name: {"loss": [], "rms_error": [], "mean_error": []} for name in runs}
@@ -291,4 +313,5 @@ def bf16_stall(steps: int = 1000, lr: float = 1e-3, dim: int = 256,
                 w.grad = (a * (w.double() - target)).to(w.dtype)
                 opt.step()
     return {name: {key: torch.tensor(values, dtype=torch.float64)
-                   for key, values in curves.items()} for name, curves in history.items()}
+                   for key, values in curves.items()}
+            for name, curves in history.items()}

@@ -11,7 +11,7 @@ import optedu
 from optedu.memory import (STATE_LAYOUTS, predicted_state_bytes, state_bytes,
                            state_bytes_per_element, state_layout, state_per_element, stepped,
                            training_budget)
-from optedu.precision import MasterWeights
+from optedu.precision import LowPrecisionOptimizer, MasterWeights
 
 
 @pytest.fixture(autouse=True)
@@ -344,3 +344,20 @@ def test_budget_int8_state_equals_adam8bit(precision):
 def test_budget_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         training_budget(10, "Adam", **kwargs)
+
+
+def test_budget_of_bf16_weights_with_kahan_compensation():
+    """Pure bf16 weights stepped by LowPrecisionOptimizer (fp32 state, a bf16 Kahan buffer in
+    ``state["kahan_comp"]``), measured on the MLP: the budget with state="fp32", kahan=True."""
+    torch.manual_seed(0)
+    model = _mlp().to(torch.bfloat16)
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    model(_inputs(model, torch.bfloat16)).float().pow(2).mean().backward()
+    opt = LowPrecisionOptimizer(optedu.AdamW(model.parameters(), lr=1e-3), "kahan")
+    opt.step()
+    measured = state_bytes(opt.optimizer)
+    budget = training_budget(shapes, "AdamW", precision="bf16", state="fp32", kahan=True)
+    assert budget.weights == budget.gradients == _nbytes(model.parameters())
+    assert budget.compensation == measured.pop("kahan_comp")
+    assert budget.optimizer_state == sum(measured.values())
+    assert budget.master_weights == budget.master_gradients == 0
