@@ -7,6 +7,14 @@ of those tensors, by state key, for ``torch.optim`` optimizers and optedu's
 alike, so a memory table is measured, not typed. torch's scalar ``step``
 counters take the default dtype: 4 bytes under float32, 8 under float64.
 
+Beside the measurement, the closed form: :data:`STATE_LAYOUTS` says which
+state tensors each optimizer class (optedu's and torch.optim's) keeps for a
+parameter of a given shape; :func:`predicted_state_bytes` turns that into
+bytes, to set beside :func:`state_bytes`; :func:`state_per_element` gives
+the count per parameter element (Adam 2, AMSGrad 3, Lion 1, L-BFGS
+:math:`2 + 2m`). :func:`training_budget` adds weights, gradients, master
+weights and state for a model of :math:`N` parameters in each precision.
+
 >>> import torch
 >>> w = torch.nn.Parameter(torch.zeros(1000))
 >>> opt = torch.optim.Adam([w])
