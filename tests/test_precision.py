@@ -418,3 +418,30 @@ def test_stochastic_rounding_needs_bf16_weights():
     w.grad = torch.ones(3, dtype=torch.float16)
     with pytest.raises(TypeError, match="writes bfloat16, not torch.float16"):
         LowPrecisionOptimizer(optedu.SGD([w], lr=0.1), "stochastic").step()
+
+
+def test_loss_scaler_two_optimizers_and_a_set_scale_as_grad_scaler():
+    """Two optimizers under one scaler: one overflows, so its step alone is skipped and the
+    scale backs off for both; update(new_scale) sets the scale. As GradScaler, bit for bit."""
+    def run(scaler):
+        a = torch.ones(3, requires_grad=True)
+        b = torch.ones(2, requires_grad=True)
+        opt_a, opt_b = torch.optim.SGD([a], lr=0.1), optedu.SGD([b], lr=0.1)
+        scales = []
+        for big in (1e3, 1.0, 1.0):   # 1e3 * 2^16 overflows in float16
+            loss = (a.half() * big).sum().float() + (b * b).sum()
+            scaler.scale(loss).backward()
+            scaler.step(opt_a)
+            scaler.step(opt_b)
+            scaler.update()
+            scales.append(scaler.get_scale())
+            opt_a.zero_grad()
+            opt_b.zero_grad()
+        scaler.update(new_scale=1024.0)
+        return scales + [scaler.get_scale()], a.detach(), b.detach()
+
+    ours, theirs = run(LossScaler()), run(torch.amp.GradScaler("cpu"))
+    assert ours[0] == theirs[0] == [32768.0, 32768.0, 32768.0, 1024.0]
+    assert torch.equal(ours[1], theirs[1]) and torch.equal(ours[2], theirs[2])
+    two_steps = torch.ones(3).sub_(0.1).sub_(0.1)                # a: its first step skipped
+    assert torch.equal(ours[1], two_steps)
