@@ -221,7 +221,7 @@ def test_master_weights_equal_an_fp32_optimizer_fed_upcast_gradients():
     opt = MasterWeights(model.parameters(), lambda p: optedu.AdamW(p, lr=1e-4))
     ref = master_copy(model.parameters())
     ref_opt = torch.optim.AdamW(ref, lr=1e-4)
-    for x, y in _batches(6):
+    for x, y in _batches(3):
         opt.zero_grad()
         (model(x.to(BF16)).float() - y).pow(2).mean().backward()
         for r, p in zip(ref, model.parameters()):
@@ -273,16 +273,16 @@ def test_kahan_add_equals_torch_optimi_kernel():
 
 
 def test_kahan_sum_recovers_what_rounding_drops():
-    """Adding 1000 increments of 1e-3 to 1.0 in bf16: plain addition never moves (each is under
+    """Adding 500 increments of 1e-3 to 1.0 in bf16: plain addition never moves (each is under
     half an ulp, 2^-8); Kahan's weight is the exact sum rounded to bf16."""
     plain, w, c = torch.ones(1, dtype=BF16), torch.ones(1, dtype=BF16), torch.zeros(1, dtype=BF16)
     step = torch.full((1,), 1e-3, dtype=BF16)
-    for _ in range(1000):
+    for _ in range(500):
         plain.add_(step)
         kahan_add_(w, step, c)
-    exact = 1.0 + 1000 * step.double().item()
+    exact = 1.0 + 500 * step.double().item()
     assert plain.item() == 1.0
-    assert w.item() == torch.tensor(exact).to(BF16).item() == 2.0
+    assert w.item() == torch.tensor(exact).to(BF16).item() == 1.5
 
 
 # --- stochastic rounding ----------------------------------------------------------------------
