@@ -223,14 +223,16 @@ class LowPrecisionOptimizer:
                 if self.rounding == "stochastic" and w.dtype != torch.bfloat16:
                     raise TypeError("stochastic rounding writes bfloat16, "
                                     f"not {w.dtype}")
-                theta = w.float()      # exact copy of the 16-bit weight
+                # exact fp32 copy of the weight (a copy even if w is fp32)
+                theta = w.to(torch.float32, copy=True)
                 theta.grad = w.grad.float()
                 state = opt.state.get(w)
                 if state is None:
                     state = opt.init_state(theta, group)   # fp32 state
                 opt.update(theta, theta.grad, state, group)
                 self._write(w, theta, state)
-                opt.state[w] = state
+                if state:   # like torch.optim: no entry for a stateless rule
+                    opt.state[w] = state
 
     def _write(self, w: torch.Tensor, theta: torch.Tensor,
                state: dict[str, Any]) -> None:

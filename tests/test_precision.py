@@ -445,3 +445,20 @@ def test_loss_scaler_two_optimizers_and_a_set_scale_as_grad_scaler():
     assert torch.equal(ours[1], theirs[1]) and torch.equal(ours[2], theirs[2])
     two_steps = torch.ones(3).sub_(0.1).sub_(0.1)                # a: its first step skipped
     assert torch.equal(ours[1], two_steps)
+
+
+def test_low_precision_on_fp32_weights_is_the_plain_optimizer():
+    """On fp32 weights the working copy is a copy (not the weight itself) and the Kahan
+    write-back adds Δ = θ - w back in fp32: on this run the same weights as optedu.AdamW run
+    directly, bit for bit."""
+    gen = torch.Generator().manual_seed(0)
+    w0, grads = torch.randn(5, generator=gen), torch.randn(4, 5, generator=gen)
+    ours, ref = w0.clone(), w0.clone()
+    opt = LowPrecisionOptimizer(optedu.AdamW([ours], lr=0.1), "kahan")
+    ref_opt = optedu.AdamW([ref], lr=0.1)
+    for g in grads:
+        ours.grad, ref.grad = g.clone(), g.clone()
+        opt.step()
+        ref_opt.step()
+    assert torch.equal(ours, ref)
+    assert not torch.equal(ours, w0)
