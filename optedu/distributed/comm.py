@@ -16,7 +16,9 @@ What a rank actually sends depends on the algorithm. For a ring over
 all-reduce is a reduce-scatter then an all-gather,
 :math:`2\Psi(n-1)/n`; an all-gather or a reduce-scatter
 :math:`\Psi(n-1)/n`; broadcasting each rank's shard in turn moves what an
-all-gather of them moves, so a broadcast counts :math:`\Psi(n-1)/n` too.
+all-gather of them moves, so a broadcast counts :math:`\Psi(n-1)/n` too,
+and a reduce (each shard's gradients summed onto its owner in turn) what a
+reduce-scatter moves, :math:`\Psi(n-1)/n`.
 gloo's own algorithms differ in detail (gloo picks ring or halving-doubling
 by size); the formulas are the standard cost model, not a measurement of the
 wire.
@@ -124,8 +126,8 @@ def totals(log: list[tuple[str, int]]) -> dict[str, int]:
 def ring_bytes_sent(op: str, size: float, world_size: int) -> float:
     r"""Bytes one rank sends for a collective of ``size`` bytes on a ring of
     ``world_size`` ranks: :math:`2\Psi(n-1)/n` for ``all_reduce``,
-    :math:`\Psi(n-1)/n` for ``all_gather``, ``reduce_scatter`` and
-    ``broadcast`` (see the module docstring).
+    :math:`\Psi(n-1)/n` for ``all_gather``, ``reduce_scatter``,
+    ``broadcast`` and ``reduce`` (see the module docstring).
 
     >>> ring_bytes_sent("all_reduce", 800, 2)
     800.0
@@ -133,7 +135,7 @@ def ring_bytes_sent(op: str, size: float, world_size: int) -> float:
     check_integer("world_size", world_size, 1)
     share = size * (world_size - 1) / world_size
     factors = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0,
-               "broadcast": 1.0}
+               "broadcast": 1.0, "reduce": 1.0}
     if op not in factors:
         raise ValueError(f"Invalid op value: {op!r} (expected one of "
                          f"{sorted(factors)})")
@@ -148,9 +150,11 @@ def zero_volume(stage: int, param_bytes: float,
 
     * stage 0 (plain data parallelism): all-reduce the gradients,
       :math:`2\Psi(n-1)/n`;
-    * stage 1, as built here and in torch (gradients all-reduced whole, then
-      each shard broadcast): :math:`2\Psi(n-1)/n + \Psi(n-1)/n`; the paper's
-      stage 1 reduce-scatters instead, :math:`2\Psi(n-1)/n` in all;
+    * stage 1, as torch builds it and :class:`ZeroOptimizer` by default
+      (gradients all-reduced whole, then each shard broadcast):
+      :math:`2\Psi(n-1)/n + \Psi(n-1)/n`; the paper's stage 1
+      reduce-scatters instead (``ZeroOptimizer(gradients="reduce")``), the
+      volume of stage 2;
     * stage 2: reduce-scatter the gradients, all-gather the parameters,
       :math:`2\Psi(n-1)/n`;
     * stage 3 (FSDP): all-gather the parameters for the forward pass and

@@ -133,16 +133,57 @@ def _kill(context: Any) -> list[int]:
     return alive
 
 
-def _failure(error: ProcessException, out: Path) -> RankError:
-    """The :class:`RankError` for a child that raised or died."""
-    rank = error.error_index
-    saved = out / f"error{rank}.pt"
-    if saved.exists():
-        info = torch.load(saved, weights_only=False)
+# what a rank raises when a peer failed first (torch.distributed's DistError
+# family, or gloo's RuntimeError on a lost connection): a consequence, not
+# the cause
+_PEER_ERRORS = ("DistError", "DistBackendError", "DistNetworkError",
+                "DistStoreError")
+_PEER_MESSAGES = ("by peer", "gloo/transport")
+
+
+def _is_peer_error(info: dict[str, str]) -> bool:
+    """Whether a rank's saved error says that a peer went away."""
+    return (info["type"] in _PEER_ERRORS
+            or any(text in info["message"] for text in _PEER_MESSAGES))
+
+
+def _cause(reported: int, errors: dict[int, dict[str, str]],
+           exitcodes: list[int | None]) -> int:
+    """The rank to blame: one that raised an error of its own, else one that
+    died without raising, else the rank torch saw fail first (a peer's
+    communication error can reach the parent before the failure it follows
+    from)."""
+    for rank in sorted(errors):
+        if not _is_peer_error(errors[rank]):
+            return rank
+    for rank, code in enumerate(exitcodes):
+        if code not in (0, None) and rank not in errors:
+            return rank
+    return reported
+
+
+def _failure(error: ProcessException, out: Path,
+             exitcodes: list[int | None]) -> RankError:
+    """The :class:`RankError` for a run in which a child raised or died."""
+    errors = {}
+    for rank in range(len(exitcodes)):
+        saved = out / f"error{rank}.pt"
+        if saved.exists():
+            errors[rank] = torch.load(saved, weights_only=False)
+    rank = _cause(error.error_index, errors, exitcodes)
+    if rank in errors:
+        info = errors[rank]
         text = (f"rank {rank} raised {info['type']}: {info['message']}\n"
                 f"--- traceback in rank {rank} ---\n{info['traceback']}")
     else:
-        text = f"rank {rank} died: {error.msg}"
+        code = exitcodes[rank]
+        how = (f"exit code {code}" if code is not None and code >= 0
+               else f"signal {-code}" if code is not None else "no exit code")
+        text = f"rank {rank} died ({how}) without raising"
+    others = [f"rank {r} then raised {e['type']}: {e['message'][:200]}"
+              for r, e in sorted(errors.items()) if r != rank]
+    if others:
+        text += "\n" + "\n".join(others)
     return RankError(text, rank)
 
 
@@ -168,7 +209,8 @@ def _run_once(fn: Callable[..., Any], world_size: int, args: Sequence[Any],
                         "(a hang, or a peer waiting on it): killed", alive)
         except ProcessException as error:
             _kill(context)
-            raise _failure(error, out) from None
+            codes = [proc.exitcode for proc in context.processes]
+            raise _failure(error, out, codes) from None
         finally:
             _kill(context)
         return [torch.load(out / f"result{rank}.pt", weights_only=False)

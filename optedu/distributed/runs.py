@@ -15,6 +15,7 @@ optimizer; :func:`train_single` runs it in this process on the whole batch,
   the same with torch's Python ``allreduce_hook`` (so its all-reduces can be
   counted);
 * ``"zero"``: :class:`~optedu.distributed.zero.ZeroOptimizer`;
+  ``"zero_reduce"`` the same with ``gradients="reduce"``;
 * ``"torch_zero"``: ``torch.distributed.optim.ZeroRedundancyOptimizer``
   behind DDP;
 * ``"fsdp"``: FSDP2, ``torch.distributed.fsdp.fully_shard`` on each linear
@@ -49,7 +50,8 @@ from .data_parallel import average_gradients
 from .launcher import launch
 from .zero import ZeroOptimizer
 
-METHODS = ("allreduce", "ddp", "ddp_hook", "zero", "torch_zero", "fsdp")
+METHODS = ("allreduce", "ddp", "ddp_hook", "zero", "zero_reduce",
+           "torch_zero", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -179,8 +181,10 @@ def _build(job: Job, rank: int, world_size: int
             from torch.distributed.algorithms.ddp_comm_hooks import \
                 default_hooks
             model.register_comm_hook(None, default_hooks.allreduce_hook)
-    if job.method == "zero":
-        opt: Any = ZeroOptimizer(param_groups, job.optimizer, **job.kwargs)
+    if job.method in ("zero", "zero_reduce"):
+        how = "reduce" if job.method == "zero_reduce" else "all_reduce"
+        opt: Any = ZeroOptimizer(param_groups, job.optimizer, gradients=how,
+                                 **job.kwargs)
         return model, opt, opt.optim
     if job.method == "torch_zero":
         from torch.distributed.optim import ZeroRedundancyOptimizer

@@ -7,7 +7,9 @@ only :math:`P_r`'s ``exp_avg``, ``exp_avg_sq``, ... live there), and sends
 the updated :math:`P_r` to the others. One step, on every rank:
 
 1. :math:`g \leftarrow \frac{1}{n}\sum_r g_r` (all-reduce, as data
-   parallelism does);
+   parallelism does; or, with ``gradients="reduce"``, summed onto each
+   parameter's owner only, which is all the owner needs: the paper's
+   reduce-scatter);
 2. the inner optimizer steps :math:`\theta_{P_r}` with :math:`g_{P_r}`;
 3. every owner broadcasts its updated :math:`\theta_{P_r}`, so all ranks
    hold the whole new model.
@@ -67,9 +69,12 @@ class ZeroOptimizer(torch.optim.Optimizer):
             every rank (the whole model).
         optimizer_class: a ``torch.optim`` or optedu optimizer class; it is
             built on this rank's shard with ``**defaults``.
-        average_gradients: average the gradients over the ranks at the
-            start of :meth:`step` (default ``True``); ``False`` when they
-            arrive averaged already (a model in ``DistributedDataParallel``).
+        gradients: how :meth:`step` averages the gradients over the ranks:
+            ``"all_reduce"`` (default: every rank gets every mean, as data
+            parallelism does), ``"reduce"`` (each parameter's mean reaches
+            its owner only, half the traffic; the other ranks' ``grad`` of
+            it is then not the mean) or ``"none"`` (they arrive averaged
+            already: a model in ``DistributedDataParallel``).
         process_group: the group to shard over (default: the whole world).
         **defaults: the inner optimizer's arguments (``lr=...``).
 
@@ -82,25 +87,29 @@ class ZeroOptimizer(torch.optim.Optimizer):
 
     Differences from ``torch.distributed.optim.ZeroRedundancyOptimizer``:
     the gradients are averaged here unless told otherwise (torch leaves that
-    to DDP); one broadcast per parameter (torch's default too, without
-    ``parameters_as_bucket_view``); no ``consolidate_state_dict``, no
-    overlap with DDP, no ``add_param_group`` after construction.
+    to DDP, which all-reduces them); one broadcast per parameter (torch's
+    default too, without ``parameters_as_bucket_view``); no
+    ``consolidate_state_dict``, no overlap with DDP, no ``add_param_group``
+    after construction.
     """
 
     def __init__(self, params: Iterable[Any],
                  optimizer_class: type[torch.optim.Optimizer], *,
-                 average_gradients: bool = True,
+                 gradients: str = "all_reduce",
                  process_group: dist.ProcessGroup | None = None,
                  **defaults: Any) -> None:
         if not (isinstance(optimizer_class, type)
                 and issubclass(optimizer_class, torch.optim.Optimizer)):
             raise TypeError("optimizer_class must be a torch.optim.Optimizer "
                             f"subclass, got {optimizer_class!r}")
+        if gradients not in ("all_reduce", "reduce", "none"):
+            raise ValueError(f"Invalid gradients value: {gradients!r} "
+                             "(expected 'all_reduce', 'reduce' or 'none')")
         super().__init__(params, defaults)
         self.process_group = process_group
         self.rank = dist.get_rank(process_group)
         self.world_size = dist.get_world_size(process_group)
-        self.average = average_gradients
+        self.gradients = gradients
         self.owners = partition_sizes(
             [[p.numel() for p in g["params"]] for g in self.param_groups],
             self.world_size)
@@ -130,8 +139,10 @@ class ZeroOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         params = [p for g in self.param_groups for p in g["params"]]
-        if self.average:
+        if self.gradients == "all_reduce":
             average_gradients(params, self.process_group)   # g = mean_r g_r
+        elif self.gradients == "reduce":
+            self.reduce_to_owners()
         for mine, local in zip(self.param_groups, self.optim.param_groups):
             _copy_options(mine, local)     # a scheduler's lr reaches the shard
         self.optim.step()                  # θ_{P_r} ← update(θ, g) on P_r
@@ -139,13 +150,32 @@ class ZeroOptimizer(torch.optim.Optimizer):
         return loss
 
     @torch.no_grad()
+    def reduce_to_owners(self) -> None:
+        r"""Sum every rank's gradient of a parameter onto its owner, then
+        divide by :math:`n` there: :math:`g_{P_r} = \frac{1}{n}\sum_s
+        g_{P_r, s}` on rank :math:`r` only."""
+        for rank in range(self.world_size):
+            dst = self._global(rank)
+            for p in self.shard(rank):
+                if p.grad is None:
+                    continue
+                dist.reduce(p.grad, dst=dst, group=self.process_group)
+                if rank == self.rank:
+                    p.grad.div_(self.world_size)
+
+    def _global(self, rank: int) -> int:
+        """The global rank of ``rank`` of the process group."""
+        if self.process_group is None:
+            return rank
+        return dist.get_global_rank(self.process_group, rank)
+
+    @torch.no_grad()
     def broadcast_shards(self) -> None:
         """Every rank sends the parameters it owns to all the others."""
         for rank in range(self.world_size):
-            src = dist.get_global_rank(self.process_group, rank) \
-                if self.process_group is not None else rank
             for p in self.shard(rank):
-                dist.broadcast(p, src=src, group=self.process_group)
+                dist.broadcast(p, src=self._global(rank),
+                               group=self.process_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients of every parameter (not only the shard's)."""
