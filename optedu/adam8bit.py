@@ -32,16 +32,16 @@ from ._validation import check_adam_arguments, check_integer, invalid
 from .adam import adam
 from .optimizer import Group, Optimizer, State, step_and_buffers, new_step_counter
 from .quantize import (dequantize_blockwise, dynamic_code, linear_code,
-                       quantize_blockwise)
+                       no_zero_code, quantize_blockwise)
 
 CODES: dict[str, Callable[[bool], torch.Tensor]] = {
-    "dynamic": dynamic_code, "linear": linear_code}
+    "dynamic": dynamic_code, "no_zero": no_zero_code, "linear": linear_code}
 MOMENTS = ("exp_avg", "exp_avg_sq")     # signed, unsigned
 
 
 def check_codes(code: str | Sequence[str]) -> tuple[str, str]:
-    """``code`` as a pair of code names, one for each moment: ``"dynamic"``,
-    ``"linear"``, or a pair of them for (``exp_avg``, ``exp_avg_sq``)."""
+    """``code`` as a pair of code names, one for each moment: a name of
+    :data:`CODES`, or a pair of them for (``exp_avg``, ``exp_avg_sq``)."""
     pair = (code, code) if isinstance(code, str) else tuple(code)
     if len(pair) != 2 or any(name not in CODES for name in pair):
         raise invalid("code", code, f"one of {sorted(CODES)} or a pair of them")
@@ -80,9 +80,11 @@ class Adam8bit(Optimizer):
         min_8bit_size: parameters with fewer elements keep float state
             ``exp_avg``/``exp_avg_sq`` as torch's Adam (default ``4096``, as
             bitsandbytes).
-        code: ``"dynamic"`` (:func:`optedu.quantize.dynamic_code`, default)
-            or ``"linear"`` (:func:`optedu.quantize.linear_code`), or a pair
-            of them for (``exp_avg``, ``exp_avg_sq``).
+        code: ``"dynamic"`` (:func:`optedu.quantize.dynamic_code`,
+            default), ``"no_zero"`` (:func:`optedu.quantize.no_zero_code`:
+            no 0 for :math:`v`) or ``"linear"``
+            (:func:`optedu.quantize.linear_code`), or a pair of them for
+            (``exp_avg``, ``exp_avg_sq``).
 
     State of a quantised parameter: ``step``; ``exp_avg_indices`` and
     ``exp_avg_sq_indices`` (uint8, shaped like the parameter);
@@ -249,15 +251,16 @@ def train_losses(make_optimizer: Callable[[Iterable[torch.nn.Parameter]],
 
 
 def memory_and_drift(settings: Iterable[tuple[str | Sequence[str], int]] = (
-                         ("dynamic", 256), ("dynamic", 2048), ("linear", 2048),
-                         (("dynamic", "linear"), 2048), (("linear", "dynamic"), 2048)),
+                         ("dynamic", 256), ("dynamic", 2048), ("no_zero", 2048),
+                         ("linear", 2048), (("dynamic", "linear"), 2048),
+                         (("linear", "dynamic"), 2048)),
                      steps: int = 300, lr: float = 3e-3, min_8bit_size: int = 4096,
                      seed: int = 0) -> list[dict[str, Any]]:
     """Train :func:`digits_mlp` with float32 Adam and with :class:`Adam8bit`
     for each ``(code, block_size)`` setting, same seed and data; one row per
     run: state bytes per parameter (measured with
-    :func:`optedu.memory.state_bytes`), final loss, and the loss gap to
-    float32 Adam (largest over the steps, and at the end)."""
+    :func:`optedu.memory.state_bytes`), final loss, the loss gap to float32
+    Adam (largest over the steps, and at the end), and the losses."""
     from .memory import state_bytes
 
     def row(name: Any, block_size: int | None, losses: list[float],
@@ -266,7 +269,8 @@ def memory_and_drift(settings: Iterable[tuple[str | Sequence[str], int]] = (
         gaps = [abs(a - b) for a, b in zip(losses, reference)]
         return dict(code=name, block_size=block_size,
                     bytes_per_param=sum(state_bytes(optimizer).values()) / n,
-                    final_loss=losses[-1], max_gap=max(gaps), final_gap=gaps[-1])
+                    final_loss=losses[-1], max_gap=max(gaps), final_gap=gaps[-1],
+                    losses=losses)
 
     reference, fp32 = train_losses(lambda p: torch.optim.Adam(p, lr=lr), steps, seed=seed)
     rows = [row("float32", None, reference, fp32)]

@@ -35,10 +35,12 @@ each round once, and the rounding itself is exact (the midpoints between
 code values are exact in float64), so :math:`|x_i - \hat x_i| \le a_b(\rho(\hat
 u_i) + 2\varepsilon)`. Since :math:`x/x = 1` exactly, an element equal to
 :math:`\pm a_b` comes back exactly when the code holds :math:`\pm 1`, and 0
-comes back exactly when the code holds 0 (both codes here do).
+comes back exactly when the code holds 0.
 
-Two codes: :func:`dynamic_code` (Dettmers' dynamic tree, exactly as
-bitsandbytes builds it) and :func:`linear_code` (evenly spaced). The working
+Codes: :func:`dynamic_code` (Dettmers' dynamic tree, exactly as
+bitsandbytes builds it), :func:`no_zero_code` (the same without 0 for an
+unsigned moment) and
+:func:`linear_code` (evenly spaced). The working
 dtype is the input's, promoted to at least float32; ``absmax`` is kept in it
 (float32 for float32 tensors, as bitsandbytes; float64 for float64 ones).
 """
@@ -93,6 +95,26 @@ def dynamic_code(signed: bool = True) -> torch.Tensor:
     :func:`dynamic_code` reproduces value for value).
     """
     return _dynamic_code(bool(signed)).clone()
+
+
+def no_zero_code(signed: bool = True) -> torch.Tensor:
+    r"""The dynamic code for a second moment that must not round to 0.
+
+    Signed: :func:`dynamic_code` unchanged. Unsigned: :func:`dynamic_code`
+    with its 0 replaced by :math:`-1`, a value never nearest to a
+    :math:`u \ge 0`; so a positive :math:`v` never comes back as 0 (the
+    smallest value left is :math:`3.25 \cdot 10^{-7}`), and 0 comes back
+    as :math:`3.25 \cdot 10^{-7} a_b`. Adam divides by
+    :math:`\sqrt{\hat v} + \epsilon`: a :math:`v` rounded to 0 under a
+    non-zero :math:`m` makes a step of :math:`\eta\,\hat m/\epsilon`.
+    (bitsandbytes 0.50's CPU kernel does not round small :math:`v` to 0
+    either: its approximate search sends them to :math:`8.875 \cdot
+    10^{-6} a_b`, the unsigned code's eighth value.)
+    """
+    code = dynamic_code(signed)
+    if not signed:
+        code[0] = -1.0
+    return code
 
 
 def linear_code(signed: bool = True) -> torch.Tensor:

@@ -7,10 +7,10 @@ import pytest
 import torch
 from optimizers import FULL
 
-from optedu.quantize import (dequantize_blockwise, dynamic_code, error_bound, linear_code,
-                             nearest_code, quantize_blockwise)
+from optedu.quantize import (no_zero_code, dequantize_blockwise, dynamic_code, error_bound,
+                             linear_code, nearest_code, quantize_blockwise)
 
-CODES = {"dynamic": dynamic_code, "linear": linear_code}
+CODES = {"dynamic": dynamic_code, "no_zero": no_zero_code, "linear": linear_code}
 EPS = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}  # unit roundoff
 
 
@@ -119,11 +119,13 @@ def _expand(absmax, x, block_size):
 
 CASES = [(name, signed, block_size)
          for name in CODES for signed in (True, False) for block_size in (1, 64, 256, 2048)]
+QUICK = [("dynamic", True, 64), ("dynamic", False, 2048), ("linear", True, 2048),
+         ("linear", False, 64), ("no_zero", False, 64)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("name", "signed", "block_size"),
-                         CASES if FULL else [c for c in CASES if c[2] == 64])
+                         CASES if FULL else QUICK)
 def test_round_trip_error_bound(dtype, name, signed, block_size):
     r"""|x - x̂| <= a_b (ρ(û) + 2ε) per element (plus ε for this test's own
     subtraction in float64); the index is the argmin over the 256 codes."""
@@ -155,7 +157,7 @@ def test_error_bound_values():
         return u[(u >= low) & (u <= 1)]
 
     worst = {(n, s): error_bound(points(_code(n, s), -1.0 if s else 0.0), _code(n, s)).max().item()
-             for n in CODES for s in (True, False)}
+             for n in ("dynamic", "linear") for s in (True, False)}
     # float32 code values: within an ulp of 1 (6e-8)
     assert worst[("linear", True)] == pytest.approx(1 / 254, abs=1e-7)
     assert worst[("linear", False)] == pytest.approx(1 / 510, abs=1e-7)
@@ -179,11 +181,14 @@ def test_zero_and_absmax_exact(name, signed, dtype):
     indices, absmax = quantize_blockwise(x, code, 4)
     x_hat = dequantize_blockwise(indices, absmax, code, 4)
     assert torch.equal(absmax, torch.tensor([3.0, 0.0, 7.0], dtype=dtype))
-    assert (x_hat[x == 0] == 0).all()                            # 0 exact
+    if name == "no_zero" and not signed:    # no 0 in the code: c_1 a_b
+        assert torch.equal(x_hat[x == 0], code[1].to(dtype) * absmax.repeat_interleave(4)[x == 0])
+    else:
+        assert (x_hat[x == 0] == 0).all()                        # 0 exact
     assert x_hat[2] == 3 and x_hat[8] == 7                       # +a_b exact
     if signed and name == "linear":
         assert x_hat[10] == -7                                   # -a_b exact
-    if signed and name == "dynamic":   # no -1 in the code: c_0 a_b
+    if signed and name != "linear":    # no -1 in the code: c_0 a_b
         assert x_hat[10] == code[0].to(dtype) * 7
 
 
@@ -197,11 +202,24 @@ def test_requantising_is_idempotent(name, signed):
     x = torch.randn(4000, generator=g)
     x = x.abs() if not signed else x
     blocks = x.view(-1, 100)
-    if name == "dynamic":   # make each block's extreme positive
+    if name != "linear":    # make each block's extreme positive (no -1 in the code)
         blocks[:, 0] = blocks.abs().amax(dim=1) * 1.5
     indices, absmax = quantize_blockwise(x, code, 100)
     again = quantize_blockwise(dequantize_blockwise(indices, absmax, code, 100), code, 100)
     assert torch.equal(again[0], indices) and torch.equal(again[1], absmax)
+
+
+def test_no_zero_code():
+    """The unsigned dynamic code with -1 in place of 0: a positive v never
+    rounds to 0; the signed code is the dynamic code."""
+    assert torch.equal(no_zero_code(True), dynamic_code(True))
+    code = no_zero_code(False)
+    assert code[0] == -1 and torch.equal(code[1:], dynamic_code(False)[1:])
+    v = torch.tensor([1.0, 1e-9, 1e-12, 0.0])
+    indices, absmax = quantize_blockwise(v, code, 4)
+    assert torch.equal(indices, torch.tensor([255, 1, 1, 1], dtype=torch.uint8))
+    plain = quantize_blockwise(v, dynamic_code(False), 4)[0]
+    assert torch.equal(plain, torch.tensor([255, 0, 0, 0], dtype=torch.uint8))
 
 
 def test_negative_extreme_shrinks_with_the_signed_dynamic_code():
