@@ -287,6 +287,10 @@ def impl_labels(case: Case, compiled: bool) -> list[str]:
     return labels
 
 
+# the torch implementation each optedu one is held against (besides torch's single-tensor)
+TWINS = {"optedu": "torch", "optedu-foreach": "torch-foreach", "optedu-compiled": "torch-fused"}
+
+
 def quartiles(values: Sequence[float]) -> dict[str, float]:
     """Median, first and third quartiles, minimum and maximum."""
     ordered = sorted(values)
@@ -362,6 +366,12 @@ def measure(case: Case, shape_name: str, dtype_name: str, threads: int, rounds: 
         row["roofline_fraction"] = (None if roofline is None else
                                     quartiles([roofline / x for x in t]))
         row["cpu_time_s"] = quartiles(cpu_times[label])
+        twin = TWINS.get(label)
+        if twin in times:  # optedu-foreach against torch-foreach, per round
+            row["twin"] = twin
+            row["ratio_to_twin"] = quartiles([x / y for x, y in zip(t, times[twin])])
+            row["cpu_ratio_to_twin"] = quartiles(
+                [x / y for x, y in zip(cpu_times[label], cpu_times[twin])])
         if reference is not None:
             row["ratio_to_torch"] = quartiles([x / y for x, y in zip(t, reference)])
             row["cpu_ratio_to_torch"] = quartiles(
@@ -407,7 +417,9 @@ def same_ops(case: Case) -> dict[str, Any]:
 CSV_FIELDS = ["optimizer", "impl", "shape", "tensors", "numel", "dtype", "threads", "rounds",
               "steps_per_round", "time_median_s", "time_q1_s", "time_q3_s",
               "ratio_median", "ratio_q1", "ratio_q3", "ratio_min", "ratio_max",
-              "cpu_ratio_median", "cpu_ratio_q1", "cpu_ratio_q3",
+              "cpu_ratio_median", "cpu_ratio_q1", "cpu_ratio_q3", "twin",
+              "twin_ratio_median", "twin_ratio_q1", "twin_ratio_q3", "twin_ratio_min",
+              "twin_ratio_max",
               "bytes_per_element", "roofline_s", "roofline_fraction_median",
               "load_before", "load_after", "error"]
 
@@ -425,6 +437,11 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
         ratio = row["cpu_ratio_to_torch"]
         out.update(cpu_ratio_median=ratio["median"], cpu_ratio_q1=ratio["q1"],
                    cpu_ratio_q3=ratio["q3"])
+    if "ratio_to_twin" in row:
+        ratio = row["ratio_to_twin"]
+        out.update(twin_ratio_median=ratio["median"], twin_ratio_q1=ratio["q1"],
+                   twin_ratio_q3=ratio["q3"], twin_ratio_min=ratio["min"],
+                   twin_ratio_max=ratio["max"])
     if row.get("roofline_fraction"):
         out["roofline_fraction_median"] = row["roofline_fraction"]["median"]
     return out
@@ -472,7 +489,8 @@ def figure(rows: list[dict[str, Any]], path: pathlib.Path, meta: dict[str, Any])
         ax.set_ylim(0, max(1.05, ax.get_ylim()[1]))
     axes[0, 0].legend(ncol=len(IMPL_ORDER), fontsize=8, loc="upper right")
     fig.suptitle(f"Optimizer step: fraction of the memory roofline (higher is faster)\n"
-                 f"{meta['cpu']}, torch {meta['torch']}, {meta['date_utc']}", fontsize=10)
+                 f"{meta['cpu']}, torch {meta['torch']}, {meta['date_utc']}, "
+                 f"load average {meta['load_average_start'][0]:.1f}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -495,8 +513,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         cpu_text = "" if cpu is None else f"{cpu['median']:.3f} ({cpu['q1']:.2f}-{cpu['q3']:.2f})"
         frac = r.get("roofline_fraction")
         frac_text = "" if frac is None else f"{frac['median']:.3f}"
+        twin = r.get("ratio_to_twin")
+        twin_text = ("" if twin is None or r["twin"] == "torch" else
+                     f"  vs {r['twin']}: {twin['median']:.3f} ({twin['q1']:.2f}-{twin['q3']:.2f})"
+                     f" [{twin['min']:.2f}-{twin['max']:.2f}]")
         print(f"{head} {1e3 * r['time_s']['median']:8.2f} {ratio_text:>30} {cpu_text:>18} "
-              f"{frac_text:>8} {r['load_before']:5.2f}", flush=True)
+              f"{frac_text:>8} {r['load_before']:5.2f}{twin_text}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -523,6 +545,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", default=None, help="results file suffix (quick / full)")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "bench")
     parser.add_argument("--no-figure", action="store_true")
+    parser.add_argument("--replot", type=pathlib.Path, default=None, metavar="JSON",
+                        help="only redraw the figure of a stored results file")
     args = parser.parse_args(argv)
     args.dtypes = args.dtypes or (["fp32"] if args.quick else list(DTYPES))
     args.threads = args.threads or (["1"] if args.quick else ["1", "all"])
@@ -535,6 +559,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    if args.replot is not None:
+        stored = json.loads(args.replot.read_text())
+        path = args.replot.with_name(args.replot.stem.replace("results_", "figure_") + ".png")
+        figure(stored["results"], path, stored["machine"])
+        print(f"wrote {path}")
+        return 0
     meta = machine()
     meta["arguments"] = {k: (str(v) if isinstance(v, pathlib.Path) else v)
                          for k, v in vars(args).items()}
