@@ -12,6 +12,7 @@ clear error in time.
 
 import socket
 import time
+import types
 
 import pytest
 import torch
@@ -94,6 +95,14 @@ def test_launch_refuses_a_local_function():
         launch(lambda rank, world_size: rank, 2)
 
 
+def test_launch_refuses_a_notebook_function():
+    # a function defined in a notebook cell lives in __main__: the children cannot import it
+    cell = types.FunctionType(runs.all_reduce_rank.__code__, {}, "cell_function")
+    cell.__module__, cell.__qualname__ = "__main__", "cell_function"
+    with pytest.raises(TypeError, match="not __main__"):
+        launch(cell, 2)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(world_size=0), "Invalid world_size value: 0"),
     (dict(timeout=0.0), "Invalid timeout value: 0.0"),
@@ -129,6 +138,8 @@ def test_the_cause_is_blamed_not_the_peer_that_lost_it():
             "[127.0.0.1]:5034: Connection reset by peer."}
     assert launch_module._cause(0, {0: gloo, 1: own}, [1, 1]) == 1
     assert launch_module._cause(1, {1: gloo}, [7, 1]) == 0
+    # a rank our clean-up killed (SIGTERM, -15) is not blamed for one that exited first
+    assert launch_module._cause(1, {}, [-15, 7]) == 1
     # only communication errors: the rank torch reported
     assert launch_module._cause(1, {0: peer, 1: peer}, [1, 1]) == 1
 
@@ -146,7 +157,10 @@ def test_job_checks_its_method():
 # --- a world of one, in this process ----------------------------------------------------------
 
 @pytest.fixture
-def world_of_one():
+def world_of_one(monkeypatch):
+    loopback = launch_module.loopback_interface()
+    if loopback is not None:
+        monkeypatch.setenv("GLOO_SOCKET_IFNAME", loopback)
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
         yield

@@ -94,13 +94,23 @@ def check_port_free(port: int) -> None:
                           "port=None for a free one") from None
 
 
+def loopback_interface() -> str | None:
+    """The name of this machine's loopback interface (``lo`` on Linux,
+    ``lo0`` on macOS), for gloo to bind 127.0.0.1 only; ``None`` if there is
+    neither."""
+    names = {name for _, name in socket.if_nameindex()}
+    return next((name for name in ("lo", "lo0") if name in names), None)
+
+
 def _worker(rank: int, fn: Callable[..., Any], args: Sequence[Any],
             world_size: int, port: int, pg_timeout: float,
             out_dir: str) -> None:
     """Body of one child: join the group, run ``fn``, save its result."""
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR=HOST, MASTER_PORT=str(port),
-                      GLOO_SOCKET_IFNAME="lo")
+    os.environ.update(MASTER_ADDR=HOST, MASTER_PORT=str(port))
+    loopback = loopback_interface()
+    if loopback is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = loopback  # gloo on 127.0.0.1
     out = Path(out_dir)
     try:
         dist.init_process_group(
@@ -110,12 +120,12 @@ def _worker(rank: int, fn: Callable[..., Any], args: Sequence[Any],
             result = fn(rank, world_size, *args)
         finally:
             dist.destroy_process_group()
+        torch.save(result, out / f"result{rank}.pt")  # must pickle
     except BaseException as error:
         torch.save({"type": type(error).__name__, "message": str(error),
                     "traceback": traceback.format_exc()},
                    out / f"error{rank}.pt")
         raise
-    torch.save(result, out / f"result{rank}.pt")
 
 
 def _kill(context: Any) -> list[int]:
@@ -149,15 +159,18 @@ def _is_peer_error(info: dict[str, str]) -> bool:
 
 def _cause(reported: int, errors: dict[int, dict[str, str]],
            exitcodes: list[int | None]) -> int:
-    """The rank to blame: one that raised an error of its own, else one that
-    died without raising, else the rank torch saw fail first (a peer's
-    communication error can reach the parent before the failure it follows
-    from)."""
+    """The rank to blame: one that raised an error of its own; else the rank
+    torch saw fail first if it died without raising; else one that exited
+    with an error code without raising (a peer's communication error can
+    reach the parent before the failure it follows from; a negative code is
+    a signal, most likely our own clean-up's)."""
     for rank in sorted(errors):
         if not _is_peer_error(errors[rank]):
             return rank
+    if reported not in errors:
+        return reported
     for rank, code in enumerate(exitcodes):
-        if code not in (0, None) and rank not in errors:
+        if code is not None and code > 0 and rank not in errors:
             return rank
     return reported
 
