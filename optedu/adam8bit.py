@@ -42,8 +42,13 @@ MOMENTS = ("exp_avg", "exp_avg_sq")     # signed, unsigned
 def check_codes(code: str | Sequence[str]) -> tuple[str, str]:
     """``code`` as a pair of code names, one for each moment: a name of
     :data:`CODES`, or a pair of them for (``exp_avg``, ``exp_avg_sq``)."""
-    pair = (code, code) if isinstance(code, str) else tuple(code)
-    if len(pair) != 2 or any(name not in CODES for name in pair):
+    pair: tuple[Any, ...] = ()
+    if isinstance(code, str):
+        pair = (code, code)
+    elif isinstance(code, (tuple, list)):
+        pair = tuple(code)
+    if len(pair) != 2 or any(not isinstance(name, str) or name not in CODES
+                             for name in pair):
         raise invalid("code", code, f"one of {sorted(CODES)} or a pair of them")
     return pair  # type: ignore[return-value]
 
