@@ -30,7 +30,8 @@ import torch
 
 from ._validation import check_adam_arguments, check_integer, invalid
 from .adam import adam
-from .optimizer import Group, Optimizer, State, step_and_buffers, new_step_counter
+from .optimizer import (Group, Optimizer, State, new_step_counter,
+                        step_and_buffers)
 from .quantize import (dequantize_blockwise, dynamic_code, linear_code,
                        no_zero_code, quantize_blockwise)
 
@@ -120,7 +121,8 @@ class Adam8bit(Optimizer):
     ) -> None:
         betas = check_adam_arguments(lr, eps, betas, weight_decay)
         if amsgrad:
-            raise invalid("amsgrad", amsgrad, "False: 8-bit Adam keeps no max_exp_avg_sq")
+            raise invalid("amsgrad", amsgrad,
+                          "False: 8-bit Adam keeps no max_exp_avg_sq")
         check_integer("block_size", block_size, 1)
         check_integer("min_8bit_size", min_8bit_size, 0)
         defaults = dict(
@@ -176,8 +178,8 @@ class Adam8bit(Optimizer):
 def load_moment(state: State, name: str, code: torch.Tensor,
                 block_size: int) -> torch.Tensor:
     """The moment ``name`` of a quantised state, dequantised."""
-    return dequantize_blockwise(state[f"{name}_indices"], state[f"{name}_absmax"],
-                                code, block_size)
+    return dequantize_blockwise(state[f"{name}_indices"],
+                                state[f"{name}_absmax"], code, block_size)
 
 
 def store_moment(state: State, name: str, moment: torch.Tensor,

@@ -31,18 +31,20 @@ is within half the gap, so the nearest code satisfies
 
 In floating point (unit roundoff :math:`\varepsilon` of the working dtype)
 :math:`\hat u = \mathrm{fl}(x/a_b)` and :math:`\hat x = \mathrm{fl}(c_q a_b)`
-each round once, and the rounding itself is exact (the midpoints between
-code values are exact in float64), so :math:`|x_i - \hat x_i| \le a_b(\rho(\hat
-u_i) + 2\varepsilon)`. Since :math:`x/x = 1` exactly, an element equal to
-:math:`\pm a_b` comes back exactly when the code holds :math:`\pm 1`, and 0
-comes back exactly when the code holds 0.
+each round once, and the rounding to the code is exact (the midpoints
+between float32 code values are exact in float64), so
+:math:`|x - \hat x| \le |x - a_b \hat u| + a_b |\hat u - c_q| +
+|c_q a_b - \hat x| \le a_b(\rho(\hat u) + 2\varepsilon)`. Since
+:math:`x/x = 1` exactly, an element equal to :math:`\pm a_b` comes back
+exactly when the code holds :math:`\pm 1`, and 0 comes back exactly when the
+code holds 0.
 
 Codes: :func:`dynamic_code` (Dettmers' dynamic tree, exactly as
 bitsandbytes builds it), :func:`no_zero_code` (the same without 0 for an
-unsigned moment) and
-:func:`linear_code` (evenly spaced). The working
-dtype is the input's, promoted to at least float32; ``absmax`` is kept in it
-(float32 for float32 tensors, as bitsandbytes; float64 for float64 ones).
+unsigned moment) and :func:`linear_code` (evenly spaced). The working dtype
+is the input's, promoted to at least float32; ``absmax`` is kept in it
+(float32 for float32 tensors, as bitsandbytes; float64 for float64 ones). A
+block of zeros has :math:`a_b = 0`; it is divided by 1 instead.
 """
 
 from __future__ import annotations
@@ -130,18 +132,21 @@ def linear_code(signed: bool = True) -> torch.Tensor:
     ``torch.linspace`` values (a few float32 ulps from :math:`k/127`, and
     :math:`3.7 \cdot 10^{-9}` where 0 should be) plus an inserted 0.
     """
-    ks = torch.arange(-128 if signed else 0, 128 if signed else 256, dtype=torch.float64)
-    return (ks / (127 if signed else 255)).to(torch.float32)
+    low, high, top = (-128, 128, 127) if signed else (0, 256, 255)
+    ks = torch.arange(low, high, dtype=torch.float64)
+    return (ks / top).to(torch.float32)                 # k/127 or k/255
 
 
 def check_code(code: torch.Tensor) -> None:
     """Raise ``ValueError`` unless ``code`` holds 256 finite, strictly
     increasing values (nearest-code rounding needs them sorted)."""
     if not isinstance(code, torch.Tensor) or code.shape != (CODE_SIZE,):
-        shape = tuple(code.shape) if isinstance(code, torch.Tensor) else type(code).__name__
+        shape = (tuple(code.shape) if isinstance(code, torch.Tensor)
+                 else type(code).__name__)
         raise invalid("code", shape, "a tensor of 256 values")
     if not (torch.isfinite(code).all() and (code[1:] > code[:-1]).all()):
-        raise invalid("code", "unsorted or non-finite", "256 finite increasing values")
+        raise invalid("code", "unsorted or non-finite",
+                      "256 finite increasing values")
 
 
 def nearest_code(u: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
@@ -171,8 +176,9 @@ def working_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def quantize_blockwise(x: torch.Tensor, code: torch.Tensor,
-                       block_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_blockwise(
+    x: torch.Tensor, code: torch.Tensor, block_size: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Quantise ``x`` block-wise onto ``code``: returns ``(indices,
     absmax)``.
 
@@ -188,12 +194,14 @@ def quantize_blockwise(x: torch.Tensor, code: torch.Tensor,
     absmax = blocks.abs().amax(dim=1)                   # a_b = max |x_i|
     scale = torch.where(absmax > 0, absmax, torch.ones_like(absmax))
     u = blocks / scale[:, None]                         # u_i = x_i / a_b
-    indices = nearest_code(u, code).to(torch.uint8)     # q_i = argmin |u_i - c_k|
+    indices = nearest_code(u, code).to(torch.uint8)     # argmin |u_i - c_k|
     return indices.reshape(-1)[: x.numel()].view(x.shape), absmax
 
 
-def dequantize_blockwise(indices: torch.Tensor, absmax: torch.Tensor,
-                         code: torch.Tensor, block_size: int = 2048) -> torch.Tensor:
+def dequantize_blockwise(
+    indices: torch.Tensor, absmax: torch.Tensor, code: torch.Tensor,
+    block_size: int = 2048,
+) -> torch.Tensor:
     r""":math:`\hat x_i = c_{q_i} a_b`, shaped like ``indices``, in
     ``absmax``'s dtype."""
     check_code(code)
@@ -213,6 +221,8 @@ def error_bound(u: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     :math:`a_b\,\rho(x/a_b)` plus rounding."""
     c = code.to(torch.float64)
     u = u.to(torch.float64)
-    j = torch.searchsorted(c, u, right=True).clamp(1, CODE_SIZE - 1)  # c_{j-1} <= u < c_j
+    # c_{j-1} <= u < c_j
+    j = torch.searchsorted(c, u, right=True).clamp(1, CODE_SIZE - 1)
     half_gap = (c[j] - c[j - 1]) / 2
-    return torch.where(u < c[0], c[0] - u, torch.where(u > c[-1], u - c[-1], half_gap))
+    outside = torch.where(u < c[0], c[0] - u, u - c[-1])
+    return torch.where((u < c[0]) | (u > c[-1]), outside, half_gap)
