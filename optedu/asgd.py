@@ -39,9 +39,9 @@ def asgd(
         \mu_{t+1} = \frac{1}{\max(1,\ t - t_0)}
 
     :math:`\bar\theta` is ``ax``: a copy of :math:`\theta` through step
-    :math:`t_0 + 2`, then the mean of :math:`\theta_{t_0+2}, \dots, \theta_t`. ``eta``
-    and ``mu`` are the scalar tensors of the state, updated in place for the
-    next step; ``g`` has ``weight_decay`` added as an L2 term, and
+    :math:`t_0 + 2`, then the mean of :math:`\theta_{t_0+2}, \dots, \theta_t`.
+    ``eta`` and ``mu`` are the scalar tensors of the state, updated in place
+    for the next step; ``g`` has ``weight_decay`` added as an L2 term, and
     ``lambd`` also shrinks the weights by :math:`1 - \lambda\eta_t`.
     """
     g = -grad if maximize else grad
