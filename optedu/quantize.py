@@ -109,9 +109,10 @@ def no_zero_code(signed: bool = True) -> torch.Tensor:
     as :math:`3.25 \cdot 10^{-7} a_b`. Adam divides by
     :math:`\sqrt{\hat v} + \epsilon`: a :math:`v` rounded to 0 under a
     non-zero :math:`m` makes a step of :math:`\eta\,\hat m/\epsilon`.
-    (bitsandbytes 0.50's CPU kernel does not round small :math:`v` to 0
-    either: its approximate search sends them to :math:`8.875 \cdot
-    10^{-6} a_b`, the unsigned code's eighth value.)
+    (bitsandbytes 0.50.2's CPU kernel does not round small :math:`v` to 0
+    either: its approximate search sends every :math:`u` below about
+    :math:`2 \cdot 10^{-5}`, 0 included, to :math:`1.5625 \cdot 10^{-5}`,
+    the unsigned code's value at index 7; measured.)
     """
     code = dynamic_code(signed)
     if not signed:

@@ -230,7 +230,7 @@ def test_memory_and_drift():
 def test_against_bitsandbytes_adam8bit():
     """bitsandbytes 0.50's CPU Adam8bit (block 256, float32, the dynamic maps):
     step 1 moves the parameters identically. Its CPU search never rounds a
-    small v to 0 (it sends them to 8.9e-6 a_b); with no_zero neither does
+    small v to 0 (it sends them to 1.6e-5 a_b); with no_zero neither does
     optedu, and over 300 steps on digits the two 8-bit losses differ by at
     most 0.00064 (measured), less than either differs from float32 Adam
     (0.0017 bitsandbytes, 0.0023 optedu). The rest: its approximate search

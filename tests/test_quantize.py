@@ -312,3 +312,17 @@ def test_quantize_against_bitsandbytes(block_size):
     ours_d = (u - code.double()[indices[differ].long()]).abs()
     theirs_d = (u - code.double()[theirs[differ].long()]).abs()
     assert (ours_d <= theirs_d).all()
+
+
+@pytest.mark.skipif(not FULL, reason="imports bitsandbytes (about 7 s of CPU)")
+def test_bitsandbytes_cpu_search_keeps_small_v_off_zero():
+    """bitsandbytes 0.50.2's CPU search sends every u below about 2e-5 of the
+    unsigned dynamic code, 0 included, to index 7 (1.5625e-5); optedu rounds
+    to the nearest value (0 for u below 1.6e-7)."""
+    code = dynamic_code(False)
+    u = torch.tensor([1.0, 0.0, 1e-9, 1e-7, 1e-6, 6e-6, 1.2e-5])
+    theirs, _ = _bnb().quantize_blockwise(u, code=code.clone(), blocksize=64)
+    assert theirs[1:].tolist() == [7] * 6
+    ours, _ = quantize_blockwise(u, code, 64)
+    assert ours[1:].tolist() == [0, 0, 0, 2, 5, 6]
+    assert code[7].item() == pytest.approx(1.5625e-5, rel=1e-6)
