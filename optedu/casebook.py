@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +35,7 @@ from torch import nn
 from .clip import clip_grad_norm_, get_total_norm
 
 __all__ = ["Run", "digits", "mlp", "full_loss", "train", "plot_symptoms",
-           "sgd_restarts", "relative"]
+           "sgd_restarts"]
 
 
 @dataclass
@@ -163,7 +163,7 @@ def train(
     run = Run() if run is None else run
     sampler = torch.Generator().manual_seed(seed)
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    every = [p for p in model.parameters()]
+    every = list(model.parameters())  # the norm covers every tensor
     micro = batch // accumulate
     for t in range(steps):
         if zero_grad:
@@ -278,7 +278,3 @@ def sgd_restarts(model: nn.Module, optimizer: torch.optim.Optimizer,
 def _half_cosine(n: int) -> Callable[[int], float]:
     return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, n) / n))
 
-
-def relative(a: Sequence[float], b: Sequence[float]) -> float:
-    """Largest relative difference between two sequences of numbers."""
-    return max(abs(u - v) / max(abs(v), 1e-30) for u, v in zip(a, b))

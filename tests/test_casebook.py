@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import optedu
-from optedu.casebook import Run, full_loss, mlp, plot_symptoms, sgd_restarts, train
+from optedu.casebook import (Run, full_loss, mlp, plot_symptoms, sgd_restarts,
+                             train)
 from optedu.schedules import linear_warmup_cosine
 from optimizers import FULL
 
