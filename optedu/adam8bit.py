@@ -221,6 +221,12 @@ class AdamW8bit(Adam8bit):
                          block_size=block_size, min_8bit_size=min_8bit_size,
                          code=code)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            # a checkpoint from Adam8bit stays AdamW8bit (as optedu.AdamW)
+            group["decoupled_weight_decay"] = True
+
 
 # --- measuring 8-bit Adam: memory against drift ------------------------------
 

@@ -164,6 +164,15 @@ def test_state_dict_round_trip(make):
         assert torch.equal(p, q)
 
 
+def test_adamw8bit_stays_decoupled_after_loading_an_adam8bit_checkpoint():
+    w = torch.nn.Parameter(torch.ones(3))
+    source = Adam8bit([w], weight_decay=0.1)
+    target = AdamW8bit([w])
+    target.load_state_dict(source.state_dict())
+    assert target.param_groups[0]["decoupled_weight_decay"] is True
+    assert target.param_groups[0]["weight_decay"] == 0.1
+
+
 def test_linear_code_is_used():
     params, opt = _run(lambda p: Adam8bit(p, block_size=256, min_8bit_size=100,
                                           code="linear"), dtype=torch.float32, steps=1)
