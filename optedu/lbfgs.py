@@ -20,8 +20,9 @@ from ._validation import check_integer, check_non_negative, invalid
 Number = float | torch.Tensor  # torch keeps some scalars as 0-d tensors; so does optedu
 
 
-def two_loop(grad: torch.Tensor, dirs: list[torch.Tensor], steps: list[torch.Tensor],
-             rhos: list[Number], h_diag: Number, alphas: list[Any]) -> torch.Tensor:
+def two_loop(grad: torch.Tensor, dirs: list[torch.Tensor],
+             steps: list[torch.Tensor], rhos: list[Number], h_diag: Number,
+             alphas: list[Any]) -> torch.Tensor:
     r"""The L-BFGS direction :math:`d = -H g` by the two-loop recursion.
 
     ``dirs`` are the gradient differences :math:`y_i`, ``steps`` the
@@ -36,7 +37,8 @@ def two_loop(grad: torch.Tensor, dirs: list[torch.Tensor], steps: list[torch.Ten
         q &\leftarrow -g;\quad \text{for } i = k{-}1, \dots, 0:\
             \alpha_i = \rho_i s_i^\top q,\ q \leftarrow q - \alpha_i y_i \\
         r &\leftarrow \gamma q;\quad \text{for } i = 0, \dots, k{-}1:\
-            \beta_i = \rho_i y_i^\top r,\ r \leftarrow r + (\alpha_i - \beta_i) s_i
+            \beta_i = \rho_i y_i^\top r,\
+            r \leftarrow r + (\alpha_i - \beta_i) s_i
 
     and :math:`d = r`. No matrix is formed: :math:`O(kn)` work and memory.
     """
