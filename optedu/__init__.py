@@ -6,21 +6,29 @@ exactly as torch.optim does and calls that function. Around the rules: clipping 
 (``clip``, ``monitor``), parameter groups (``param_groups``; ``muon_groups`` splits a model
 between Muon and AdamW), schedules (``schedules``,
 ``lr_scheduler``), theory on a quadratic (``quadratic``), optimizer-state sizes
-(``memory``), and the chapters' tools (``landscapes``, ``parity``, ``display``). Rules as other
-frameworks or sources write them live in ``optedu.variants.<topic>`` (imported by name).
+(``memory``), mixed precision (``precision``: fp32 master weights, Kahan sums, stochastic
+rounding; ``loss_scaling``: GradScaler's dynamic loss scale), 8-bit state (``quantize``,
+``Adam8bit``), sharding on torch.distributed (``distributed``: a launcher, ZeRO-1), the
+multi-tensor path (``foreach``), broken training runs (``casebook``), and the chapters' tools
+(``landscapes``, ``parity``, ``display``). Rules as other frameworks or sources write them live
+in ``optedu.variants.<topic>`` (imported by name).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (clip, display, landscapes, lr_scheduler, memory, momentum, monitor, muon,
-               muon_groups, nesterov, param_groups, parity, quadratic, schedules)
+from . import (casebook, clip, display, distributed, foreach, landscapes, loss_scaling,
+               lr_scheduler, memory, momentum, monitor, muon, muon_groups, nesterov,
+               param_groups, parity, precision, quadratic, quantize, schedules)
 from .adadelta import Adadelta, adadelta
 from .adafactor import Adafactor, adafactor
 from .adagrad import Adagrad, adagrad
 from .adam import Adam, AdamW, adam
+from .adam8bit import Adam8bit, AdamW8bit
 from .adamax import Adamax, adamax
 from .asgd import ASGD, asgd
 from .clip import clip_grad_norm_, clip_grad_value_
+from .foreach import adam_foreach, sgd_foreach
+from .loss_scaling import LossScaler
 from .lamb import Lamb, lamb
 from .lbfgs import LBFGS
 from .lars import LARS, lars
@@ -29,6 +37,8 @@ from .muon import Muon
 from .muon_groups import muon_adamw_groups
 from .nadam import NAdam, nadam
 from .optimizer import Optimizer
+from .precision import (LowPrecisionOptimizer, MasterWeights, kahan_add_,
+                        stochastic_round_to_bf16)
 from .radam import RAdam, radam
 from .rmsprop import RMSprop, rmsprop
 from .rprop import Rprop, rprop
@@ -51,8 +61,10 @@ __all__ = [
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
     "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",
+    "Adam8bit", "AdamW8bit", "sgd_foreach", "adam_foreach",
+    "LossScaler", "MasterWeights", "LowPrecisionOptimizer", "kahan_add_", "stochastic_round_to_bf16",
     "clip_grad_norm_", "clip_grad_value_",
-    "clip", "display", "landscapes", "lr_scheduler", "memory", "momentum", "monitor", "muon_groups",
-    "nesterov",
-    "param_groups", "parity", "quadratic", "schedules",
+    "casebook", "clip", "display", "distributed", "foreach", "landscapes", "loss_scaling",
+    "lr_scheduler", "memory", "momentum", "monitor", "muon_groups", "nesterov",
+    "param_groups", "parity", "precision", "quadratic", "quantize", "schedules",
 ]

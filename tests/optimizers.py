@@ -43,7 +43,9 @@ MATRIX_SHAPES = ((4, 3), (3, 5), (4, 4))
 # every combination of each grid (make test, CI) or a pairwise cover (a quick pytest)
 FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
 
-# arguments of torch's constructors that optedu leaves out on purpose (see STYLE.md)
+# arguments of torch's constructors that the signature test leaves out: the implementation
+# choices (optedu.SGD, Adam and AdamW take `foreach`, tested in tests/test_foreach.py; the rest
+# optedu leaves out on purpose, see STYLE.md)
 TORCH_ONLY = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
