@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test unit nbval site-test lab outputs clean
+.PHONY: setup book test unit nbval site-test lab outputs bench clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,12 @@ lab: $(STAMP)
 ## outputs: re-run every chapter in a fresh kernel and store its outputs (NB=book/x.ipynb for one)
 outputs: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py $(NB)
+
+## bench: optimizer-step benchmark (not part of `make test`): optedu against torch's single-tensor,
+## foreach and fused steps, with the memory roofline; writes bench/results_full.* (about an hour;
+## run it on an idle machine). BENCH_ARGS=--quick for a five-minute version.
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis
