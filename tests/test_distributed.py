@@ -21,7 +21,7 @@ import torch.distributed as dist
 import optedu
 from optedu.distributed import (LaunchTimeout, RankError, ZeroOptimizer, count_collectives,
                                 launch, partition_sizes, ring_bytes_sent, totals,
-                                zero_volume)
+                                zero_memory, zero_volume)
 from optedu.distributed import launcher as launch_module
 from optedu.distributed import runs
 from optedu.distributed.runs import Job, compare, relative_difference
@@ -73,7 +73,20 @@ def test_zero_volume_per_stage():
     assert zero_volume(3, 1000, 4) == {"all_gather": 1500, "reduce_scatter": 750}
 
 
+def test_zero_memory_per_stage():
+    # the paper's 7.5B example, 64 ranks, mixed-precision Adam (K = 12): 120, 31.4, 16.6, 1.9 GB
+    totals_gb = [sum(zero_memory(s, 7.5e9, 64).values()) / 1e9 for s in range(4)]
+    assert [round(t, 1) for t in totals_gb] == [120.0, 31.4, 16.6, 1.9]
+    # float64 Adam on one rank: every stage is the whole model, 8 + 8 + 16 bytes a parameter
+    for stage in range(4):
+        assert zero_memory(stage, 484, 1, param_bytes=8, grad_bytes=8,
+                           state_bytes=16) == {"parameters": 3872, "gradients": 3872,
+                                               "optimizer state": 7744}
+
+
 @pytest.mark.parametrize("call, message", [
+    (lambda: zero_memory(4, 8, 2), "Invalid stage value: 4"),
+    (lambda: zero_memory(1, 8, 0), "Invalid world_size value: 0"),
     (lambda: ring_bytes_sent("gather", 8, 2), "Invalid op value: 'gather'"),
     (lambda: ring_bytes_sent("all_reduce", 8, 0), "Invalid world_size value: 0"),
     (lambda: zero_volume(4, 8, 2), "Invalid stage value: 4"),

@@ -8,8 +8,8 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 * :mod:`~optedu.distributed.data_parallel`: :func:`average_gradients`, the
   data-parallel rule written as one all-reduce;
 * :mod:`~optedu.distributed.zero`: :class:`ZeroOptimizer` (ZeRO stage 1
-  around any optimizer class) and its partition rule
-  :func:`partition_sizes`;
+  around any optimizer class), its partition rule :func:`partition_sizes`
+  and the bytes per rank of each stage, :func:`zero_memory`;
 * :mod:`~optedu.distributed.comm`: :func:`count_collectives` (bytes per
   collective, recorded), the ring cost model :func:`ring_bytes_sent` and
   :func:`zero_volume`;
@@ -21,10 +21,10 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 from .comm import count_collectives, ring_bytes_sent, totals, zero_volume
 from .data_parallel import average_gradients
 from .launcher import LaunchTimeout, RankError, free_port, launch
-from .zero import ZeroOptimizer, partition_sizes
+from .zero import ZeroOptimizer, partition_sizes, zero_memory
 
 __all__ = [
     "launch", "RankError", "LaunchTimeout", "free_port", "average_gradients",
-    "ZeroOptimizer", "partition_sizes",
+    "ZeroOptimizer", "partition_sizes", "zero_memory",
     "count_collectives", "totals", "ring_bytes_sent", "zero_volume",
 ]

@@ -1,6 +1,7 @@
 r"""Training runs a chapter launches on 2 processes, and the same run on one.
 
-One small problem serves every method: an MLP (float64) fitted by mean
+One small problem serves every method: an MLP (float64 unless the job says
+otherwise) fitted by mean
 squared error to a fixed random batch, the batch cut into ``world_size``
 equal contiguous slices, rank :math:`r` taking slice :math:`r`. Parameters
 come in two groups (weights; biases with their own options), so the sharded
@@ -23,7 +24,9 @@ optimizer; :func:`train_single` runs it in this process on the whole batch,
 
 Each run returns a :class:`dict`: the final parameters (whole tensors),
 the loss before every step (the mean over the whole batch), this rank's
-optimizer-state bytes by key, the collectives of the last step
+optimizer-state bytes by key, the bytes of the parameters and of the
+gradients this rank holds after the last step (its local pieces: a shard
+under FSDP2), the collectives of the last step
 (``(op, bytes)``, see :mod:`optedu.distributed.comm`) and the seconds the
 training loop took, and for the ZeRO methods who owns each parameter.
 The last section holds tiny functions that fail on
@@ -59,7 +62,8 @@ class Job:
     """One training run: ``method`` (one of :data:`METHODS`, ignored by
     :func:`train_single`), the optimizer class and its arguments, the
     options of the second (bias) group, the MLP's layer widths, the batch
-    size, the number of steps and the seed."""
+    size, the number of steps, the seed and the dtype (of the model, the
+    batch and the optimizers' ``step`` counters)."""
 
     method: str
     optimizer: type[torch.optim.Optimizer]
@@ -69,6 +73,7 @@ class Job:
     batch: int = 32
     steps: int = 5
     seed: int = 0
+    dtype: torch.dtype = torch.float64
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -77,12 +82,12 @@ class Job:
 
 
 def make_model(job: Job) -> nn.Sequential:
-    """The MLP (float64, tanh between linear layers), seeded: the same
-    weights on every rank."""
+    """The MLP (``job.dtype``, tanh between linear layers), seeded: the
+    same weights on every rank."""
     torch.manual_seed(job.seed)
     layers: list[nn.Module] = []
     for d_in, d_out in zip(job.widths[:-1], job.widths[1:]):
-        layers += [nn.Linear(d_in, d_out, dtype=torch.float64), nn.Tanh()]
+        layers += [nn.Linear(d_in, d_out, dtype=job.dtype), nn.Tanh()]
     return nn.Sequential(*layers[:-1])
 
 
@@ -90,9 +95,9 @@ def make_batch(job: Job) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole batch ``(x, y)``, seeded apart from the model."""
     gen = torch.Generator().manual_seed(job.seed + 1)
     x = torch.randn(job.batch, job.widths[0], generator=gen,
-                    dtype=torch.float64)
+                    dtype=job.dtype)
     y = torch.randn(job.batch, job.widths[-1], generator=gen,
-                    dtype=torch.float64)
+                    dtype=job.dtype)
     return x, y
 
 
@@ -116,20 +121,25 @@ def groups(model: nn.Module, job: Job) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def float64_default() -> Iterator[None]:
-    """float64 as torch's default dtype inside the block (optimizers create
-    their ``step`` counters in it: 8 bytes each, on every side alike)."""
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """``dtype`` as torch's default dtype inside the block (optimizers create
+    their ``step`` counters in it: 8 bytes each in float64, on every side
+    alike)."""
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
+    torch.set_default_dtype(dtype)
     try:
         yield
     finally:
         torch.set_default_dtype(previous)
 
 
-@float64_default()
 def train_single(job: Job) -> dict[str, Any]:
     """The reference: the whole model and the whole batch in one process."""
+    with default_dtype(job.dtype):
+        return _train_single(job)
+
+
+def _train_single(job: Job) -> dict[str, Any]:
     model = make_model(job)
     opt = job.optimizer(groups(model, job), **job.kwargs)
     x, y = make_batch(job)
@@ -143,8 +153,21 @@ def train_single(job: Job) -> dict[str, Any]:
         losses.append(loss.item())
     return {"params": [p.detach().clone() for p in model.parameters()],
             "losses": losses, "state_bytes": state_bytes(opt),
-            "comm": [], "seconds": time.perf_counter() - start,
-            "owners": None}
+            **local_bytes(model), "comm": [],
+            "seconds": time.perf_counter() - start, "owners": None}
+
+
+def local_bytes(model: nn.Module) -> dict[str, int]:
+    """``param_bytes`` and ``grad_bytes``: what this process holds of the
+    parameters and of their gradients (a DTensor's local shard only)."""
+    def size(t: torch.Tensor | None) -> int:
+        if t is None:
+            return 0
+        local = getattr(t, "_local_tensor", t)
+        return local.numel() * local.element_size()
+    params = list(model.parameters())
+    return {"param_bytes": sum(size(p) for p in params),
+            "grad_bytes": sum(size(p.grad) for p in params)}
 
 
 def local_state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
@@ -198,6 +221,11 @@ def _build(job: Job, rank: int, world_size: int
 def train_rank(rank: int, world_size: int, job: Job) -> dict[str, Any]:
     """One job on this rank: the rank's slice of the batch, the method's
     way of combining gradients; result as :func:`train_single`'s."""
+    with default_dtype(job.dtype):
+        return _train_rank(rank, world_size, job)
+
+
+def _train_rank(rank: int, world_size: int, job: Job) -> dict[str, Any]:
     model, opt, local = _build(job, rank, world_size)
     x, y = local_batch(job, rank, world_size)
     losses, log = [], []
@@ -214,11 +242,12 @@ def train_rank(rank: int, world_size: int, job: Job) -> dict[str, Any]:
         dist.all_reduce(mean)                  # the whole batch's mean loss
         losses.append(mean.item() / world_size)
     seconds = time.perf_counter() - start
+    held = local_bytes(model)
     params = [p.full_tensor() if hasattr(p, "full_tensor") else p
               for p in model.parameters()]
     counted = local_state_bytes if job.method == "fsdp" else state_bytes
     return {"params": [p.detach().clone() for p in params],
-            "losses": losses, "state_bytes": counted(local),
+            "losses": losses, "state_bytes": counted(local), **held,
             "comm": log, "seconds": seconds, "owners": owners(opt)}
 
 
@@ -238,7 +267,6 @@ def owners(opt: torch.optim.Optimizer) -> list[list[int]] | None:
     return [[rank_of[p] for p in g["params"]] for g in opt.param_groups]
 
 
-@float64_default()
 def train_jobs(rank: int, world_size: int,
                jobs: Sequence[Job]) -> list[dict[str, Any]]:
     """Every job in turn on this rank (one launch, one process group)."""

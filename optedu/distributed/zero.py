@@ -187,3 +187,34 @@ def _copy_options(source: dict[str, Any], target: dict[str, Any]) -> None:
     for key, value in source.items():
         if key != "params":
             target[key] = value
+
+
+def zero_memory(stage: int, n_params: float, world_size: int, *,
+                param_bytes: float = 2, grad_bytes: float = 2,
+                state_bytes: float = 12) -> dict[str, float]:
+    r"""Bytes each rank holds for the parameters, the gradients and the
+    optimizer state, by ZeRO stage (Rajbhandari et al. 2020, Section 5):
+    :math:`\Psi` = ``n_params`` parameters, :math:`N` = ``world_size`` ranks,
+    per parameter ``param_bytes`` (:math:`P`), ``grad_bytes`` (:math:`G`)
+    and ``state_bytes`` (:math:`K`; the defaults are the paper's mixed
+    precision Adam: bf16/fp16 weights and gradients, fp32 master weights and
+    moments, :math:`K = 12`).
+
+    * stage 0 (data parallelism): :math:`(P + G + K)\Psi`;
+    * stage 1 (state sharded): :math:`(P + G + K/N)\Psi`;
+    * stage 2 (gradients too): :math:`(P + (G + K)/N)\Psi`;
+    * stage 3 (parameters too): :math:`(P + G + K)\Psi/N`.
+
+    An even split: a real partition of whole tensors is only as even as the
+    tensors' sizes allow (:func:`partition_sizes`).
+
+    >>> zero_memory(3, 1000, 4)
+    {'parameters': 500.0, 'gradients': 500.0, 'optimizer state': 3000.0}
+    """
+    from .._validation import check_integer
+    check_integer("stage", stage, 0, 3)
+    check_integer("world_size", world_size, 1)
+    n = world_size
+    return {"parameters": param_bytes * n_params / (n if stage == 3 else 1),
+            "gradients": grad_bytes * n_params / (n if stage >= 2 else 1),
+            "optimizer state": state_bytes * n_params / (n if stage else 1)}
