@@ -141,11 +141,13 @@ def make_classifier(n_in: int, n_out: int, hidden: int = 0,
 
 def train_epochs(make_optimizer: Callable[..., torch.optim.Optimizer],
                  x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int,
-                 hidden: int = 0, seed: int = 0) -> list[float]:
+                 hidden: int = 0, seed: int = 0, return_model: bool = False
+                 ) -> list[float] | tuple[list[float], nn.Module]:
     """Train a classifier by mini-batch cross-entropy, reshuffling each
     epoch (seeded; the last short batch kept); return the full-data loss
     before training and after every epoch (``epochs + 1`` numbers, ``inf``
-    once it is no longer finite)."""
+    once it is no longer finite), and the trained model if
+    ``return_model``."""
     check_integer("batch", batch, 1)
     check_integer("epochs", epochs, 0)
     model = make_classifier(x.shape[1], int(y.max()) + 1, hidden, seed,
@@ -169,4 +171,4 @@ def train_epochs(make_optimizer: Callable[..., torch.optim.Optimizer],
         if losses[-1] == math.inf:
             losses += [math.inf] * (epochs + 1 - len(losses))
             break
-    return losses
+    return (losses, model) if return_model else losses

@@ -41,5 +41,6 @@ def test_ddp_accumulation_and_batchnorm():
     assert step[0] == {} and list(step[1]) == ["all_reduce"]
     assert all(list(c) == ["all_reduce"] for c in ranks[0]["sync"]["comm"][-1])
     assert relative(ranks[0]["batchnorm"]["params"], single["batchnorm"]) > 1e-4
+    assert "sync_batchnorm" in ranks[0]
     assert all(torch.equal(p, q) for p, q in zip(ranks[0]["batchnorm"]["params"],
                                                   ranks[1]["batchnorm"]["params"]))

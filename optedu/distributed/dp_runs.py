@@ -14,7 +14,8 @@ batch, the reference.
   reducer is invisible to :func:`~optedu.distributed.comm.count_collectives`,
   so torch's Python ``allreduce_hook`` is registered: same arithmetic).
 * BatchNorm: the MLP with ``BatchNorm1d`` after its first layer; under DDP
-  each rank normalises with its own slice's statistics.
+  each rank normalises with its own slice's statistics. Whether torch's
+  ``SyncBatchNorm`` runs here (CPU, gloo) is recorded too.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def dp_extras(rank: int, world_size: int, k: int = 2, steps: int = 3,
         out[name] = {"params": params, "comm": log}
     params, log = _train(_ddp(bn_model(job)), [(x, y)], steps, lr)
     out["batchnorm"] = {"params": params, "comm": log}
+    sync_bn = nn.SyncBatchNorm.convert_sync_batchnorm(bn_model(job))
+    try:                          # torch's fix for BatchNorm, on this CPU
+        _train(_ddp(sync_bn), [(x, y)], 1, lr)
+        out["sync_batchnorm"] = "ran"
+    except ValueError as error:
+        out["sync_batchnorm"] = f"ValueError: {error}"
     return out
 
 
