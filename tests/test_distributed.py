@@ -167,6 +167,18 @@ def test_job_checks_its_method():
         Job("zero2", optedu.Adam)
 
 
+@pytest.mark.parametrize("dtype, size", [(torch.float64, 8), (torch.float32, 4)])
+def test_single_run_in_the_jobs_dtype_reports_bytes_held(dtype, size):
+    before = torch.get_default_dtype()
+    result = runs.train_single(Job("allreduce", optedu.Adam, dict(lr=0.01), dtype=dtype))
+    assert torch.get_default_dtype() == before                   # restored
+    assert all(p.dtype == dtype for p in result["params"])
+    # 484 parameters, their gradients, two moments, one step counter per tensor (6)
+    assert (result["param_bytes"], result["grad_bytes"]) == (484 * size, 484 * size)
+    assert result["state_bytes"] == {"exp_avg": 484 * size, "exp_avg_sq": 484 * size,
+                                     "step": 6 * size}
+
+
 # --- a world of one, in this process ----------------------------------------------------------
 
 @pytest.fixture
