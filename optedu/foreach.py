@@ -1,28 +1,32 @@
 r"""The multi-tensor ("foreach") path: SGD and Adam/AdamW over lists of tensors.
 
-``optedu.sgd`` and ``optedu.adam`` update one tensor; a model has hundreds, so a step makes a few
-Python calls per tensor, and with many small tensors that per-call overhead, not the arithmetic,
-is the step's cost. torch's ``_foreach_*`` operations take *lists* of tensors: one call does one
-operation on every tensor of the list (on CPU a C++ loop over the tensors; on CUDA a few fused
-kernel launches). The functions here are line-for-line translations of the one-tensor rules, each
-``x.op_(y)`` becoming ``torch._foreach_op_(xs, ys)``; the one-tensor functions stay the reference
-the book shows.
+``optedu.sgd`` and ``optedu.adam`` update one tensor; a model has hundreds,
+so a step makes a few Python calls per tensor, and with many small tensors
+that per-call overhead, not the arithmetic, is the step's cost. torch's
+``_foreach_*`` operations take *lists* of tensors: one call does one operation
+on every tensor of the list (on CPU a C++ loop over the tensors; on CUDA a few
+fused kernel launches). The functions here are line-for-line translations of
+the one-tensor rules, each ``x.op_(y)`` becoming ``torch._foreach_op_(xs,
+ys)``; the one-tensor functions stay the reference the book shows.
 
-Every line performs the same elementwise operation, in the same order, as its one-tensor
-original, so the results are the same bit for bit (``tests/test_foreach.py`` checks it in float64
-and float32, against the one-tensor rule and against torch's own foreach implementations).
+Every line performs the same elementwise operation, in the same order, as its
+one-tensor original, so the results are the same bit for bit
+(``tests/test_foreach.py`` checks it in float64 and float32, against the
+one-tensor rule and against torch's own foreach implementations).
 
-Choose the path the torch way: ``optedu.SGD(..., foreach=True)``, ``optedu.Adam``,
-``optedu.AdamW``. ``foreach=None`` (the default, as in torch) means the one-tensor path in
-optedu, on every device: on CPU that is also what torch picks, while on CUDA torch would pick
-foreach; optedu keeps the reference path unless asked.
+Choose the path the torch way: ``optedu.SGD(..., foreach=True)``,
+``optedu.Adam``, ``optedu.AdamW``. ``foreach=None`` (the default, as in torch)
+means the one-tensor path in optedu, on every device: on CPU that is also what
+torch picks, while on CUDA torch would pick foreach; optedu keeps the
+reference path unless asked.
 
-Differences from torch's ``_multi_tensor_sgd`` / ``_multi_tensor_adam``: no grouping of the lists
-by device and dtype (a ``_foreach_*`` call takes mixed lists; on CUDA it then loops instead of
-fusing), no ``capturable``, complex or tensor learning rates; and SGD with Nesterov leaves
-``param.grad`` untouched, where torch's foreach SGD overwrites it with the Nesterov direction
-:math:`g_t + \mu b_t` when neither ``maximize`` nor ``weight_decay`` made a copy first
-(tested).
+Differences from torch's ``_multi_tensor_sgd`` / ``_multi_tensor_adam``: no
+grouping of the lists by device and dtype (a ``_foreach_*`` call takes mixed
+lists; on CUDA it then loops instead of fusing), no ``capturable``, complex or
+tensor learning rates; and SGD with Nesterov leaves ``param.grad`` untouched,
+where torch's foreach SGD overwrites it with the Nesterov direction
+:math:`g_t + \mu b_t` when neither ``maximize`` nor ``weight_decay`` made a
+copy first (tested).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ Tensors = list[torch.Tensor]
 
 
 def check_foreach(foreach: Any) -> None:
-    """Raise ``ValueError`` unless ``foreach`` is ``None``, ``True`` or ``False``."""
+    """Raise ``ValueError`` unless ``foreach`` is None, True or False."""
     if foreach is not None and not isinstance(foreach, bool):
         raise invalid("foreach", foreach, "None, True or False")
 
@@ -56,10 +60,11 @@ def sgd_foreach(
     nesterov: bool,
     maximize: bool,
 ) -> list[torch.Tensor | None]:
-    r"""One SGD step on lists of tensors, in place: :func:`optedu.sgd` on every tensor.
+    r"""One SGD step on lists of tensors, in place: :func:`optedu.sgd` on each.
 
-    Returns the momentum buffers (``None`` entries without momentum). A ``None`` buffer, a
-    parameter's first step, becomes a copy of its gradient, as in :func:`optedu.sgd`:
+    Returns the momentum buffers (``None`` entries without momentum). A
+    ``None`` buffer, a parameter's first step, becomes a copy of its gradient,
+    as in :func:`optedu.sgd`:
 
     .. math::
 
@@ -70,7 +75,8 @@ def sgd_foreach(
     """
     g = torch._foreach_neg(grads) if maximize else grads
     if weight_decay != 0:
-        g = torch._foreach_add(g, params, alpha=weight_decay)   # g_t = g_t + λ θ_{t-1}
+        # g_t = g_t + λ θ_{t-1}
+        g = torch._foreach_add(g, params, alpha=weight_decay)
     buffers = list(momentum_buffers)
     if momentum != 0:
         old = [i for i, b in enumerate(buffers) if b is not None]
@@ -78,14 +84,16 @@ def sgd_foreach(
             b_old = [buffers[i] for i in old]
             # b_t = μ b_{t-1} + (1-τ) g_t
             torch._foreach_mul_(b_old, momentum)
-            torch._foreach_add_(b_old, [g[i] for i in old], alpha=1 - dampening)
-        buffers = [g_i.detach().clone() if b is None else b     # b_1 = g_1
+            torch._foreach_add_(b_old, [g[i] for i in old],
+                                alpha=1 - dampening)
+        buffers = [g_i.detach().clone() if b is None else b  # b_1 = g_1
                    for g_i, b in zip(g, buffers)]
         if nesterov:
-            g = torch._foreach_add(g, buffers, alpha=momentum)  # d_t = g_t + μ b_t
+            # d_t = g_t + μ b_t
+            g = torch._foreach_add(g, buffers, alpha=momentum)
         else:
-            g = buffers                                         # d_t = b_t
-    torch._foreach_add_(params, g, alpha=-lr)                   # θ_t = θ_{t-1} - η d_t
+            g = buffers                                      # d_t = b_t
+    torch._foreach_add_(params, g, alpha=-lr)        # θ_t = θ_{t-1} - η d_t
     return buffers
 
 
@@ -105,9 +113,9 @@ def adam_foreach(
     decoupled_weight_decay: bool,
     maximize: bool,
 ) -> None:
-    r"""One Adam (or AdamW) step on lists of tensors, in place: :func:`optedu.adam` on every
-    tensor. ``steps`` holds each tensor's 1-based step number; ``max_exp_avg_sqs`` is given for
-    AMSGrad.
+    r"""One Adam (or AdamW) step on lists of tensors, in place:
+    :func:`optedu.adam` on every tensor. ``steps`` holds each tensor's 1-based
+    step number; ``max_exp_avg_sqs`` is given for AMSGrad.
 
     .. math::
 
@@ -121,17 +129,21 @@ def adam_foreach(
     g = torch._foreach_neg(grads) if maximize else grads
     if weight_decay != 0:
         if decoupled_weight_decay:
-            torch._foreach_mul_(params, 1 - lr * weight_decay)  # θ ← (1 - ηλ) θ
+            # θ ← (1 - ηλ) θ
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
         else:
-            g = torch._foreach_add(g, params, alpha=weight_decay)  # g_t ← g_t + λ θ_{t-1}
-    torch._foreach_lerp_(exp_avgs, g, 1 - beta1)    # m_t = β1 m_{t-1} + (1-β1) g_t
+            # g_t ← g_t + λ θ_{t-1}
+            g = torch._foreach_add(g, params, alpha=weight_decay)
+    # m_t = β1 m_{t-1} + (1-β1) g_t
+    torch._foreach_lerp_(exp_avgs, g, 1 - beta1)
     # v_t = β2 v_{t-1} + (1-β2) g_t²
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, g, g, value=1 - beta2)
-    bias_correction1 = [1 - beta1**t for t in steps]            # 1 - β1^t
-    bias_correction2 = [1 - beta2**t for t in steps]            # 1 - β2^t
-    if max_exp_avg_sqs is not None:                             # AMSGrad
-        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)   # v_max = max(v_max, v_t)
+    bias_correction1 = [1 - beta1**t for t in steps]        # 1 - β1^t
+    bias_correction2 = [1 - beta2**t for t in steps]        # 1 - β2^t
+    if max_exp_avg_sqs is not None:                         # AMSGrad
+        # v_max = max(v_max, v_t)
+        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
         second_moments = max_exp_avg_sqs
     else:
         second_moments = exp_avg_sqs
@@ -145,17 +157,18 @@ def adam_foreach(
 
 
 class ForeachOptimizer(Optimizer):
-    """An :class:`~optedu.optimizer.Optimizer` whose parameter groups may take the multi-tensor
-    path: a group with ``foreach=True`` is updated by ``update_foreach`` (lists of the group's
-    parameters, gradients and states) instead of ``update`` once per parameter.
+    """An :class:`~optedu.optimizer.Optimizer` whose parameter groups may take
+    the multi-tensor path: a group with ``foreach=True`` is updated by
+    ``update_foreach`` (lists of the group's parameters, gradients and
+    states) instead of ``update`` once per parameter.
 
     Without any such group, ``step`` is :meth:`Optimizer.step`, unchanged.
     """
 
-    def update_foreach(self, params: Tensors, grads: Tensors, states: list[State],
-                       group: Group) -> None:
-        """Apply one step of the rule to every tensor of ``params`` in place, updating
-        ``states`` in place."""
+    def update_foreach(self, params: Tensors, grads: Tensors,
+                       states: list[State], group: Group) -> None:
+        """Apply one step of the rule to every tensor of ``params`` in place,
+        updating ``states`` in place."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -169,9 +182,11 @@ class ForeachOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params = [param for param in group["params"] if param.grad is not None]
+            params = [param for param in group["params"]
+                      if param.grad is not None]
             if any(param.grad.is_sparse for param in params):
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                raise RuntimeError(f"{type(self).__name__} does not support "
+                                   "sparse gradients")
             states = [self.state.get(param) or self.init_state(param, group)
                       for param in params]
             grads = [param.grad for param in params]
@@ -183,6 +198,7 @@ class ForeachOptimizer(Optimizer):
                 for param, grad, state in zip(params, grads, states):
                     self.update(param, grad, state, group)
             for param, state in zip(params, states):
-                if state:  # like torch.optim, keep no entry for a rule without state
+                # like torch.optim, keep no entry for a rule without state
+                if state:
                     self.state[param] = state
         return loss
