@@ -106,3 +106,6 @@ def test_train_epochs_is_seeded_and_learns():
     first = run()
     assert first == run() and len(first) == 4
     assert first[-1] < first[0]
+    losses, model = train_epochs(lambda p: optedu.SGD(p, lr=0.5), x, y, 16, 3,
+                                 return_model=True)
+    assert losses == first and isinstance(model, nn.Linear)
