@@ -121,13 +121,16 @@ def palette_png(fig: object, colors: int = 128) -> bytes | None:
 def compact_figures(colors: int = 128) -> None:
     """From now on, show this kernel's matplotlib figures through :func:`palette_png`.
 
-    Call it after ``import matplotlib.pyplot`` (which sets up the inline backend); outside
-    IPython it does nothing.
+    Outside IPython it does nothing. A Jupyter kernel sets up its inline backend, and with it
+    the PNG formatter, when the first figure is made: one is made and closed here first, so
+    that set-up cannot replace this formatter afterwards.
     """
+    import matplotlib.pyplot as plt
     from IPython import get_ipython
     from matplotlib.figure import Figure
 
     shell = get_ipython()
     if shell is not None:
+        plt.close(plt.figure())
         formatter = shell.display_formatter.formatters["image/png"]
         formatter.for_type(Figure, lambda fig: palette_png(fig, colors))

@@ -89,3 +89,24 @@ def test_palette_png_is_smaller_and_looks_the_same():
     assert len(compact) < 0.7 * len(default)
     with pytest.raises(ValueError, match="colors"):
         palette_png(fig, colors=1)
+
+
+@pytest.mark.skipif(not FULL, reason="starts a Jupyter kernel (a few seconds): full tier")
+def test_compact_figures_holds_in_a_real_kernel():
+    """In a kernel, figures drawn after compact_figures() come out as palette PNGs (the
+    kernel's own figure set-up, at the first figure, must not undo it)."""
+    import base64
+    import io
+
+    import nbformat
+    from nbclient import NotebookClient
+    from PIL import Image
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+                    "import matplotlib.pyplot as plt\n"
+                    "from optedu.display import compact_figures\ncompact_figures()"),
+                nbformat.v4.new_code_cell("plt.plot([0, 1], [1, 0]);")]
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    [png] = [o["data"]["image/png"] for o in nb.cells[1].outputs if "image/png" in o.get("data", {})]
+    assert Image.open(io.BytesIO(base64.b64decode(png))).mode == "P"
