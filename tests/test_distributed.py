@@ -399,6 +399,16 @@ def test_bytes_communicated_per_step(two_ranks):
                 assert sent == sorted(zero_volume(stage, psi, 2).values())
 
 
+@full_only
+@pytest.mark.parametrize("cls, kwargs, op", [(optedu.Rprop, {}, "aten.index_put_"),
+                                             (optedu.Adafactor, dict(lr=0.01), "aten.pow_")])
+def test_fsdp_refuses_rules_that_change_a_shards_placement(cls, kwargs, op):
+    """The zero chapter's claim: on FSDP2, optedu's Rprop and Adafactor stop with DTensor's
+    error for an in-place operation that would need a placement change (a loud failure)."""
+    with pytest.raises(RankError, match=f"{op}.*in-place operations that require placement"):
+        compare([Job("fsdp", cls, kwargs)], 2, timeout=120.0)
+
+
 # --- failures end in time, with the rank named (full tier) ------------------------------------
 
 @full_only
