@@ -124,10 +124,14 @@ def totals(log: list[tuple[str, int]]) -> dict[str, int]:
 
 
 def ring_bytes_sent(op: str, size: float, world_size: int) -> float:
-    r"""Bytes one rank sends for a collective of ``size`` bytes on a ring of
-    ``world_size`` ranks: :math:`2\Psi(n-1)/n` for ``all_reduce``,
-    :math:`\Psi(n-1)/n` for ``all_gather``, ``reduce_scatter``,
-    ``broadcast`` and ``reduce`` (see the module docstring).
+    r"""Bytes one rank sends, on average over the ranks, for a collective of
+    ``size`` bytes on a ring of ``world_size`` ranks: :math:`2\Psi(n-1)/n`
+    for ``all_reduce``, :math:`\Psi(n-1)/n` for ``all_gather``,
+    ``reduce_scatter``, ``broadcast`` and ``reduce`` (see the module
+    docstring). For the last two the average is what matters: a single
+    pipelined broadcast of :math:`\Psi` bytes makes every rank but the last
+    send :math:`\Psi`; :math:`n` owners broadcasting :math:`n` equal shards
+    in turn make every rank send :math:`\Psi(n-1)/n`.
 
     >>> ring_bytes_sent("all_reduce", 800, 2)
     800.0
