@@ -45,10 +45,11 @@ TRAFFIC: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "RAdam": (("θ", "g", "m", "v"), ("θ", "m", "v"), ""),
     "Rprop": (("θ", "g", "g_prev", "η"), ("θ", "g_prev", "η"), "η: step sizes"),
     "ASGD": (("θ", "g", "θ̄"), ("θ", "θ̄"), "θ̄: average"),
-    "Adafactor": (("θ", "g"), ("θ",), "state O(m + n)"),
+    "Adafactor": (("g", "θ", "g", "g", "θ"), ("θ",),
+                  "g² means, ‖θ‖, ‖u‖: 3 passes"),
     "Lion": (("θ", "g", "m"), ("θ", "m"), ""),
     "LARS": (("θ", "g", "b", "θ", "g"), ("θ", "b"), "norms: 2nd pass"),
-    "Lamb": (("θ", "g", "m", "v", "θ", "u"), ("θ", "m", "v"),
+    "Lamb": (("θ", "g", "m", "v", "θ", "u"), ("m", "v", "u", "θ"),
              "trust ratio: 2nd pass"),
 }
 

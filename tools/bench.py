@@ -77,13 +77,16 @@ import optedu  # noqa: E402
 #   RAdam:          read θ, g, m, v       write θ, m, v       4 + 3 = 7
 #   Rprop:          read θ, g, g_prev, η  write θ, g_prev, η  4 + 3 = 7   (η: per-element steps)
 #   ASGD:           read θ, g, θ̄          write θ, θ̄          3 + 2 = 5   (η_t, μ_t scalars)
-#   Adafactor:      read θ, g             write θ             2 + 1 = 3   (a matrix's second
-#                   moment is a row and a column vector: O(m + n), not O(mn))
+#   Adafactor:      for a matrix, torch's rule needs the row and column means of g² (a pass
+#                   reading g; the state is a row and a column vector: O(m + n), not O(mn)) and
+#                   the norms of θ and of the update before it can write θ: read g three times
+#                   and θ twice, write θ once: 5 + 1 = 6 at least
 #   Lion:           read θ, g, m          write θ, m          3 + 2 = 5
 #   LARS (momentum) read θ, g, b          write θ, b          3 + 2 = 5   (+ the two norms' reads of
 #                   θ and g, which a one-pass kernel cannot share with the update: + 2 = 7)
-#   LAMB:           read θ, g, m, v       write θ, m, v       7, + a second pass for the trust
-#                   ratio ‖θ‖/‖u‖ (read θ and the update u): + 2 = 9
+#   LAMB:           first pass: read θ, g, m, v, write m, v and the update u (its norm and
+#                   ‖θ‖ taken on the way); second pass for the trust ratio ‖θ‖/‖u‖: read θ, u,
+#                   write θ: 6 + 4 = 10
 #   SparseAdam:     Adam's 7, on the gradient's nonzero elements only (counted with its density)
 #   Muon:           read θ, g, b, write θ, b = 5, but its step is Newton–Schulz matrix products:
 #                   compute-bound, so the memory roofline is a loose lower bound
@@ -91,8 +94,8 @@ import optedu  # noqa: E402
 # ------------------------------------------------------------------------------------------------
 BYTES: dict[str, int | None] = {
     "SGD": 5, "Adam": 7, "AdamW": 7, "Adagrad": 5, "RMSprop": 5, "Adadelta": 7, "Adamax": 7,
-    "NAdam": 7, "RAdam": 7, "Rprop": 7, "ASGD": 5, "Adafactor": 3, "SparseAdam": 7, "Muon": 5,
-    "LBFGS": None, "Lion": 5, "LARS": 7, "Lamb": 9,
+    "NAdam": 7, "RAdam": 7, "Rprop": 7, "ASGD": 5, "Adafactor": 6, "SparseAdam": 7, "Muon": 5,
+    "LBFGS": None, "Lion": 5, "LARS": 7, "Lamb": 10,
 }
 
 # STREAM's triad a = b + s c moves three arrays: two read, one written. The probe runs it in
