@@ -105,15 +105,19 @@ def run(form: Form, problem: Problem, lrs: Sequence[float]) -> torch.Tensor:
 
 
 def run_torch(make: Callable[[list], torch.optim.Optimizer],
-              problem: Problem, lrs: Sequence[float]) -> torch.Tensor:
+              problem: Problem, lrs: Sequence[float],
+              **per_step: Sequence[float]) -> torch.Tensor:
     """The path of a torch optimizer; the rate of every group is set to
-    ``lrs[t - 1]`` before step ``t``, as a scheduler would."""
+    ``lrs[t - 1]`` before step ``t``, as a scheduler would, and so is
+    every hyperparameter given as a sequence in ``per_step`` (for example
+    ``momentum=[...]``)."""
     theta = problem.start().requires_grad_()
     opt = make([theta])
     path = [theta.detach().clone()]
     for t, lr in enumerate(lrs, start=1):
         for group in opt.param_groups:
             group["lr"] = lr
+            group.update({k: v[t - 1] for k, v in per_step.items()})
         theta.grad = problem.grad(theta.detach(), t)
         opt.step()
         path.append(theta.detach().clone())

@@ -115,15 +115,9 @@ def test_ema_is_torch_at_rescaled_rate_unless_beta_changes():
 
 def torch_sgd_following(betas, lr=1e-2):
     """torch's SGD with momentum β_t and rate η(1 - β_t) at every step."""
-    theta = PROBLEM.start().requires_grad_()
-    opt = torch.optim.SGD([theta], lr=lr, momentum=betas[0])
-    path = [theta.detach().clone()]
-    for t, beta in enumerate(betas, start=1):
-        opt.param_groups[0].update(momentum=beta, lr=lr * (1 - beta))
-        theta.grad = PROBLEM.grad(theta.detach(), t)
-        opt.step()
-        path.append(theta.detach().clone())
-    return torch.stack(path)
+    return cv.run_torch(lambda p: torch.optim.SGD(p, lr=lr, momentum=0.5),
+                        PROBLEM, [lr * (1 - b) for b in betas],
+                        momentum=betas)
 
 
 def test_ema_follows_torch_while_beta_is_constant():
