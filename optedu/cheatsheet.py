@@ -88,7 +88,7 @@ ENTRIES: dict[str, Entry] = {
         "The baseline; with momentum and a step or cosine schedule, the "
         "classic recipe for vision models.",
         "torch's buffer is a sum, not an average: along a steady gradient "
-        "the step tends to η/(1−μ), so a rate tuned for the EMA form is "
+        "the step tends to ηg/(1−μ), so a rate tuned for the EMA form is "
         "off by the factor 1−μ.",
         "gradient_descent", "Three ways to write momentum", "momentum"),
     "Adagrad": Entry(
@@ -154,7 +154,7 @@ ENTRIES: dict[str, Entry] = {
         r"\Big(\frac{(1-\mu_t)g_t}{1-\Pi_t}"
         r"+\frac{\mu_{t+1}m_t}{1-\Pi_{t+1}}\Big)",
         "Adam with Nesterov's look-ahead in the first moment.",
-        "Dozat's schedule: μ_t starts at β₁/2 and nears β₁ only over a "
+        "Dozat's schedule: μₜ starts at β₁/2 and nears β₁ only over a "
         "long run, so short runs use less momentum than betas says.",
         "adamax_nadam", "Dozat's momentum schedule"),
     "RAdam": Entry(
@@ -163,7 +163,7 @@ ENTRIES: dict[str, Entry] = {
         r"=\sqrt{\hat v_t}+\epsilon)",
         "Adam whose first steps are damped by the variance of v̂: a "
         "warmup built in.",
-        "While ρ_t ≤ 5 the steps are un-adapted, η m̂_t: they scale with "
+        "While ρₜ ≤ 5 the steps are un-adapted, η m̂ₜ: they scale with "
         "the gradient, so large gradients give large first steps.",
         "radam", r"The switch at $\rho_t > 5$: what torch does before it"),
     "SparseAdam": Entry(
@@ -276,8 +276,8 @@ SCHEDULES: dict[str, str] = {
                   r"\tfrac{\eta_{\max}}{d\,d_f}\ \text{(cosine)}",
     "SequentialLR": r"\text{scheduler }i\text{ from milestone }i\text{ on}",
     "ChainedScheduler": r"\text{every scheduler, each step: factors multiply}",
-    "ReduceLROnPlateau": r"\eta\leftarrow\max(f\eta,\eta_{\min})\text{ after "
-                         r"patience steps without gain}",
+    "ReduceLROnPlateau": r"\eta\leftarrow\max(f\eta,\eta_{\min})\text{ once more "
+                         r"than patience steps pass without gain}",
     "linear_warmup_cosine": r"f=\tfrac{s+1}{w+1},\text{ then }r+\tfrac12"
                             r"(1-r)(1+\cos\pi\tfrac{s-w}{T-w})",
     "linear_warmup_linear_decay": r"f=\tfrac{s+1}{w+1},\text{ then }"
@@ -451,7 +451,18 @@ def measure(name: str, shapes: Sequence[Sequence[int]] = SHAPES,
 
 
 def _math(tex: str) -> str:
-    return r"\(" + html.escape(tex, quote=False) + r"\)"
+    """Inline maths for MathJax, cut at the top-level ``,\ `` separators
+    into pieces the browser can wrap between (MathJax 3 does not break
+    lines inside one formula)."""
+    pieces, depth, start = [], 0, 0
+    for k, char in enumerate(tex):
+        depth += {"{": 1, "}": -1, "(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and tex.startswith(r",\ ", k):
+            pieces.append(tex[start:k])
+            start = k + 3
+    pieces.append(tex[start:])
+    return ", ".join(r'<span class="nowrap">\(' + html.escape(p, quote=False)
+                     + r"\)</span>" for p in pieces)
 
 
 def _code(text: str) -> str:
@@ -492,24 +503,33 @@ def optimizer_rows(shapes: Sequence[Sequence[int]] = SHAPES
 
 CSS = """<style>
 .optedu-sheet {overflow-x: auto}
-.optedu-sheet table {border-collapse: collapse; font-size: 0.72em;
-  line-height: 1.25; width: 100%}
+.optedu-sheet table {border-collapse: collapse; font-size: 0.75em;
+  line-height: 1.3; width: 100%; min-width: 48em; table-layout: fixed}
 .optedu-sheet th, .optedu-sheet td {border: 1px solid #bbb;
   padding: 2px 4px; vertical-align: top; text-align: left}
-.optedu-sheet th {background: #eee}
+.optedu-sheet th {font-weight: bold}
 .optedu-sheet td.num {text-align: right; white-space: nowrap}
-.optedu-sheet code {font-size: 0.95em; white-space: normal}
+.optedu-sheet .nowrap {white-space: nowrap}
+.optedu-sheet .note {font-size: 0.85em; opacity: 0.8}
+.optedu-sheet code {font-size: 0.95em; white-space: normal;
+  word-break: break-word; padding: 0; border: 0}
+@page {size: landscape; margin: 10mm}
 @media print {
+  div.cell.tag_full-width {width: 100% !important; max-width: 100% !important}
   .optedu-sheet {overflow: visible}
-  .optedu-sheet table {font-size: 6.5pt}
+  .optedu-sheet table {font-size: 6.5pt; min-width: 0}
   .optedu-sheet tr {break-inside: avoid}
+  .optedu-sheet a {color: inherit; text-decoration: none}
 }
 </style>"""
 
 
-def _table(head: Sequence[str], body: list[list[str]]) -> str:
+def _table(head: Sequence[str], widths: Sequence[int],
+           body: list[list[str]]) -> str:
+    cols = "".join(f'<col style="width: {w}%">' for w in widths)
     cells = "".join(f"<th>{h}</th>" for h in head)
-    lines = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
+    lines = [f"<table><colgroup>{cols}</colgroup>"
+             f"<thead><tr>{cells}</tr></thead><tbody>"]
     for row in body:
         lines.append("<tr>" + "".join(row) + "</tr>")
     lines.append("</tbody></table>")
@@ -521,7 +541,8 @@ def _state_html(row: Mapping[str, Any]) -> tuple[str, str]:
     per = _bytes(row["default"].per_element)
     variant = row["variant"]
     if variant is not None:
-        extra = [k for k in variant.measured if k not in row["default"].measured]
+        extra = [k for k in variant.measured
+                 if k not in row["default"].measured]
         switch = ", ".join(f"{k}={literal(v)}" for k, v in
                            VARIANTS[row["name"]].items())
         keys += f"; {_code(switch)}: + " + ", ".join(_code(k) for k in extra)
@@ -529,28 +550,31 @@ def _state_html(row: Mapping[str, Any]) -> tuple[str, str]:
     return keys, per
 
 
+def _note(text: str) -> str:
+    return f'<span class="note">{text}</span>'
+
+
 def optimizer_table(rows: list[dict[str, Any]]) -> str:
-    """The optimizer cheat sheet as an HTML table."""
+    """The optimizer cheat sheet as an HTML table, one row per class."""
     body = []
     for row in rows:
         entry: Entry = row["entry"]
         keys, per = _state_html(row)
-        source = checked_against(row["name"])
+        title = html.escape(entry.section.replace("$", "").replace("\\", ""))
         link = (f'<a href="{entry.section_chapter}.html#'
-                f'{anchor(entry.section)}">§ {html.escape(entry.section.replace("$", ""))}</a>')
+                f'{anchor(entry.section)}">§ {title}</a>')
         body.append([
             f'<td><a href="{entry.chapter}.html"><b>{row["name"]}</b></a>'
-            f"<br><small>{source}</small></td>",
-            f"<td>{_math(entry.rule)}</td>",
-            f"<td>{keys}</td>",
+            f"<br>{_note(checked_against(row['name']))}</td>",
+            f"<td>{_math(entry.rule)}<br>{_note('state: ' + keys)}</td>",
             f'<td class="num">{per}</td>',
             f"<td>{_arguments_html(row['cls'])}</td>",
-            f"<td>{html.escape(entry.use)}</td>",
-            f"<td>{html.escape(entry.pitfall)} {link}</td>",
+            f"<td>{html.escape(entry.use)}<br><b>Pitfall:</b> "
+            f"{html.escape(entry.pitfall)} {_note(link)}</td>",
         ])
-    head = ["Optimizer", "Update rule", "State keys", "B/param",
-            "Arguments = defaults", "Used for", "Pitfall (where shown)"]
-    return _table(head, body)
+    head = ["Optimizer", "Update rule; state keys", "B/param",
+            "Arguments = defaults", "Used for; one pitfall (where shown)"]
+    return _table(head, (11, 33, 7, 22, 27), body)
 
 
 def scheduler_classes() -> dict[str, Any]:
@@ -583,6 +607,7 @@ def scheduler_table(rows: list[dict[str, Any]]) -> str:
                                 else f"{n}={literal(v)}") for n, v in args)
         where = ("torch.optim.lr_scheduler" if row["torch"] is not None
                  else "optedu.schedules")
-        body.append([f"<td><b>{row['name']}</b><br><small>{where}</small></td>",
+        body.append([f"<td><b>{row['name']}</b><br>{_note(where)}</td>",
                      f"<td>{_math(row['formula'])}</td>", f"<td>{shown}</td>"])
-    return _table(["Schedule", "Formula", "Arguments = defaults"], body)
+    return _table(["Schedule", "Formula", "Arguments = defaults"],
+                  (22, 45, 33), body)
