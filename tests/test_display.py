@@ -89,6 +89,26 @@ def test_palette_png_is_smaller_and_looks_the_same():
     assert len(compact) < 0.7 * len(default)
     with pytest.raises(ValueError, match="colors"):
         palette_png(fig, colors=1)
+    with pytest.raises(ValueError, match="Invalid scale: 3"):
+        palette_png(fig, scale=3)
+
+
+def test_screen_png_is_twice_the_pixels_shown_at_the_usual_size():
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from optedu.display import _screen_png, palette_png
+
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.plot([0, 1], [1, 0])
+    usual = Image.open(io.BytesIO(palette_png(fig))).size
+    data, shown = _screen_png(fig, 128, 2)
+    plt.close(fig)
+    width, height = Image.open(io.BytesIO(data)).size
+    assert abs(width - 2 * usual[0]) <= 2 and abs(height - 2 * usual[1]) <= 2
+    assert shown == {"width": width // 2, "height": height // 2}
 
 
 @pytest.mark.skipif(not FULL, reason="starts a Jupyter kernel (a few seconds): full tier")
@@ -108,5 +128,7 @@ def test_compact_figures_holds_in_a_real_kernel():
                     "from optedu.display import compact_figures\ncompact_figures()"),
                 nbformat.v4.new_code_cell("plt.plot([0, 1], [1, 0]);")]
     NotebookClient(nb, kernel_name="python3", timeout=120).execute()
-    [png] = [o["data"]["image/png"] for o in nb.cells[1].outputs if "image/png" in o.get("data", {})]
-    assert Image.open(io.BytesIO(base64.b64decode(png))).mode == "P"
+    [out] = [o for o in nb.cells[1].outputs if "image/png" in o.get("data", {})]
+    image = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"])))
+    assert image.mode == "P"
+    assert out["metadata"]["image/png"]["width"] == image.size[0] // 2

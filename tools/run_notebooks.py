@@ -36,7 +36,18 @@ def run(path: pathlib.Path, timeout: int) -> float:
     elapsed = time.perf_counter() - start
     for cell in nb.cells:  # keep stored notebooks free of volatile execution metadata
         cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
+    # Store the outputs in the notebook as it is now, so that prose edited while it ran is
+    # kept; if its code changed meanwhile, the outputs would be stale: refuse.
+    current = nbformat.read(path, as_version=4)
+    ran = [cell for cell in nb.cells if cell.cell_type == "code"]
+    now = [cell for cell in current.cells if cell.cell_type == "code"]
+    if [c.source for c in ran] != [c.source for c in now]:
+        raise RuntimeError(f"{path}: code changed while it ran; run it again")
+    for old, new in zip(ran, now):
+        new.outputs, new.execution_count = old.outputs, old.execution_count
+        new.metadata.pop("execution", None)
+    current.metadata = nb.metadata
+    nbformat.write(current, path)
     return elapsed
 
 
