@@ -28,7 +28,10 @@ OUTPUT_CALLS = {"print", "display", "glue", "show"}
 
 
 def _cells(path):
-    return json.loads(path.read_text())["cells"]
+    """The notebook's cells, less the install cell that tools/launch.py adds when the book
+    has a public repository (an IPython magic, hidden on the site)."""
+    return [cell for cell in json.loads(path.read_text())["cells"]
+            if "optedu-install" not in cell.get("metadata", {}).get("tags", [])]
 
 
 def _source(cell) -> str:
