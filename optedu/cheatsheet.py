@@ -451,7 +451,7 @@ def measure(name: str, shapes: Sequence[Sequence[int]] = SHAPES,
 
 
 def _math(tex: str) -> str:
-    """Inline maths for MathJax, cut at the top-level ``,\ `` separators
+    r"""Inline maths for MathJax, cut at the top-level ``,\ `` separators
     into pieces the browser can wrap between (MathJax 3 does not break
     lines inside one formula)."""
     pieces, depth, start = [], 0, 0
