@@ -55,47 +55,23 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import optedu  # noqa: E402
+from optedu.bench import TRAFFIC, bytes_per_element  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
-# Bytes moved per parameter per step, in units of one element (× 4 bytes in fp32, × 2 in bf16).
-#
-# The count is that of an ideal one-pass ("fused") kernel: every tensor the rule reads is read
-# once and every tensor it changes is written once; temporaries (g + λθ, √v + ε, ...) live in
-# registers and cost nothing; scalars (β^t, learning rates) cost nothing. Each state tensor has
-# the parameter's size and dtype. Derivation, for the settings benchmarked (torch's defaults,
-# SGD with momentum 0.9), from each rule's equations after the first step:
-#
-#   SGD, momentum:  read θ, g, b          write θ, b          3 + 2 = 5
-#   Adam / AdamW:   read θ, g, m, v       write θ, m, v       4 + 3 = 7   (AdamW's decay scales
-#                                                                           θ, already counted)
-#   Adam, AMSGrad:  also read and write v_max                 7 + 2 = 9
-#   Adagrad:        read θ, g, G          write θ, G          3 + 2 = 5
-#   RMSprop:        read θ, g, v          write θ, v          3 + 2 = 5   (no momentum, uncentered)
-#   Adadelta:       read θ, g, v, u       write θ, v, u       4 + 3 = 7
-#   Adamax:         read θ, g, m, u       write θ, m, u       4 + 3 = 7
-#   NAdam:          read θ, g, m, v       write θ, m, v       4 + 3 = 7   (μ_t, Πμ are scalars)
-#   RAdam:          read θ, g, m, v       write θ, m, v       4 + 3 = 7
-#   Rprop:          read θ, g, g_prev, η  write θ, g_prev, η  4 + 3 = 7   (η: per-element steps)
-#   ASGD:           read θ, g, θ̄          write θ, θ̄          3 + 2 = 5   (η_t, μ_t scalars)
-#   Adafactor:      for a matrix, torch's rule needs the row and column means of g² (a pass
-#                   reading g; the state is a row and a column vector: O(m + n), not O(mn)) and
-#                   the norms of θ and of the update before it can write θ: read g three times
-#                   and θ twice, write θ once: 5 + 1 = 6 at least
-#   Lion:           read θ, g, m          write θ, m          3 + 2 = 5
-#   LARS (momentum) read θ, g, b          write θ, b          3 + 2 = 5   (+ the two norms' reads of
-#                   θ and g, which a one-pass kernel cannot share with the update: + 2 = 7)
-#   LAMB:           first pass: read θ, g, m, v, write m, v and the update u (its norm and
-#                   ‖θ‖ taken on the way); second pass for the trust ratio ‖θ‖/‖u‖: read θ, u,
-#                   write θ: 6 + 4 = 10
-#   SparseAdam:     Adam's 7, on the gradient's nonzero elements only (counted with its density)
-#   Muon:           read θ, g, b, write θ, b = 5, but its step is Newton–Schulz matrix products:
-#                   compute-bound, so the memory roofline is a loose lower bound
+# Bytes moved per parameter per step, in units of one element (× 4 bytes in fp32, × 2 in bf16):
+# an ideal one-pass ("fused") kernel reads each tensor the rule reads once and writes each
+# tensor it changes once; temporaries and scalars cost nothing. The counts, with their
+# derivation from each rule's equations, are optedu.bench.TRAFFIC (the chapter "Making the step
+# fast" prints that table); three rules are counted from another's:
+#   SparseAdam:     Adam's traffic, on the gradient's nonzero rows only (the benchmark's
+#                   gradients are sparse with their density, reported beside it)
+#   Muon:           SGD-momentum's traffic (read θ, g, b; write θ, b), but its step is
+#                   Newton–Schulz matrix products: compute-bound, the memory roofline is a
+#                   loose lower bound
 #   LBFGS:          not counted (a line search and a history of vector pairs, not one pass)
-# ------------------------------------------------------------------------------------------------
 BYTES: dict[str, int | None] = {
-    "SGD": 5, "Adam": 7, "AdamW": 7, "Adagrad": 5, "RMSprop": 5, "Adadelta": 7, "Adamax": 7,
-    "NAdam": 7, "RAdam": 7, "Rprop": 7, "ASGD": 5, "Adafactor": 6, "SparseAdam": 7, "Muon": 5,
-    "LBFGS": None, "Lion": 5, "LARS": 7, "Lamb": 10,
+    **{name: bytes_per_element(name) for name in TRAFFIC},
+    "SparseAdam": bytes_per_element("Adam"), "Muon": bytes_per_element("SGD"), "LBFGS": None,
 }
 
 # STREAM's triad a = b + s c moves three arrays: two read, one written. The probe runs it in
