@@ -33,7 +33,9 @@ wraps it, so each rule has one source:
   and in Sutskever's (Keras's) velocity;
 - :func:`nesterov_lookahead`, :func:`nesterov_velocity`: Sutskever's
   look-ahead, reported at torch's point, and Keras's form;
-- :func:`adamax_eps_after`: Keras's Adamax.
+- :func:`adamax_eps_after`: Keras's Adamax;
+- :func:`nadam_keras`: Keras's NAdam, Dozat's momentum schedule at another
+  speed.
 """
 
 from __future__ import annotations
@@ -129,38 +131,35 @@ def run_optax(make: Callable[[Callable], Any], problem: Problem,
     """The path of an optax transformation built by ``make(schedule)``.
 
     ``schedule(count)`` returns ``lrs[count]``, so optax's learning rate at
-    step ``t`` is ``lrs[t - 1]``. The gradients are the problem's own,
-    computed in torch; jax must run in float64
-    (``jax.config.update("jax_enable_x64", True)``). optax is imported
-    here, not at the top, so that optedu does not need it.
+    step ``t`` is ``lrs[t - 1]``. One jitted step per call, with the
+    problem's gradient :meth:`Problem.grad` written again in jax (the same
+    operations in the same order, so the same numbers: the ledger's
+    assertions against torch check it). jax must run in float64
+    (``jax.config.update("jax_enable_x64", True)``). optax and jax are
+    imported here, not at the top, so that optedu does not need them.
     """
+    import jax
     import jax.numpy as jnp
+    import numpy as np
     import optax
 
     rates = jnp.asarray(list(lrs), dtype=jnp.float64)
     tx = make(lambda count: rates[count])
+    scales = jnp.asarray(problem.scales.numpy())
+    noise = jnp.asarray(problem.noise.numpy())
+
+    @jax.jit
+    def step(params, opt_state, index):
+        grad = scales * (params + problem.sigma * noise[index])
+        updates, opt_state = tx.update(grad, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
     params = jnp.asarray(problem.start().numpy())
-    opt_state = tx.init(params)
-    update = _jitted(tx)
-    path = [problem.start()]
-    for t in range(1, len(lrs) + 1):
-        grad = jnp.asarray(problem.grad(path[-1], t).numpy())
-        updates, opt_state = update(grad, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        path.append(torch.from_numpy(_numpy(params)))
-    return torch.stack(path)
-
-
-def _jitted(tx: Any) -> Callable:
-    import jax
-
-    return jax.jit(tx.update)
-
-
-def _numpy(x: Any) -> Any:
-    import numpy as np
-
-    return np.array(x, dtype=np.float64)
+    opt_state, path = tx.init(params), [params]
+    for index in range(len(lrs)):
+        params, opt_state = step(params, opt_state, index)
+        path.append(params)
+    return torch.from_numpy(np.array(jnp.stack(path), dtype=np.float64))
 
 
 def gap(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -172,9 +171,11 @@ def gap(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def source_lines(obj: Any, *needles: str) -> list[str]:
     """The lines of ``obj``'s source that contain any of ``needles``,
-    stripped: the lines that decide a convention, read from the code."""
+    stripped and each once: the lines that decide a convention, read from
+    the code."""
     lines = inspect.getsource(obj).splitlines()
-    return [ln.strip() for ln in lines if any(n in ln for n in needles)]
+    found = [ln.strip() for ln in lines if any(n in ln for n in needles)]
+    return list(dict.fromkeys(found))
 
 
 # --- Adam -------------------------------------------------------------------
@@ -281,6 +282,41 @@ def adamax_eps_after(param: torch.Tensor, grad_at: GradAt, state: dict,
     state["m"].mul_(beta1).add_(g, alpha=1 - beta1)                 # m_t
     torch.maximum(state["u"] * beta2, g.abs(), out=state["u"])      # u_t
     param.sub_(lr * state["m"] / ((1 - beta1**t) * (state["u"] + eps)))
+
+
+def nadam_keras(param: torch.Tensor, grad_at: GradAt, state: dict, t: int,
+                lr: float, *, betas: tuple[float, float] = (0.9, 0.999),
+                eps: float = 1e-7, psi: float = 1.0) -> None:
+    r"""VARIANT (Keras 3 ``Nadam``): Dozat's momentum schedule with
+    :math:`\psi = 1`.
+
+    .. math::
+
+        \mu_t &= \beta_1\bigl(1 - \tfrac12\, 0.96^{\,t\psi}\bigr), \qquad
+        \bar m_t = \frac{\mu_{t+1} m_t}{1 - \prod_{i\le t+1}\mu_i}
+        + \frac{(1-\mu_t)\, g_t}{1 - \prod_{i\le t}\mu_i} \\
+        \theta &\leftarrow \theta - \eta\, \bar m_t / (\sqrt{\hat v_t}
+        + \epsilon)
+
+    Keras computes ``u_t = beta_1 * (1 - 0.5 * 0.96 ** t)``: the power is the
+    step itself, :math:`\psi = 1`. torch's ``NAdam`` has the same rule with
+    ``momentum_decay`` :math:`= \psi = 0.004` by default (Dozat's
+    :math:`0.96^{t/250}`); optax's ``nadam`` keeps :math:`\mu_t = \beta_1`.
+    """
+    if not state:
+        state.update(m=torch.zeros_like(param), v=torch.zeros_like(param),
+                     mu_product=1.0)
+    beta1, beta2 = betas
+    g = grad_at(param)
+    mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))                  # μ_t
+    mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))       # μ_{t+1}
+    state["mu_product"] *= mu                                   # Π_{i≤t} μ_i
+    state["m"].mul_(beta1).add_(g, alpha=1 - beta1)             # m_t
+    state["v"].mul_(beta2).addcmul_(g, g, value=1 - beta2)      # v_t
+    m_bar = (mu_next * state["m"] / (1 - state["mu_product"] * mu_next)
+             + (1 - mu) * g / (1 - state["mu_product"]))        # m̄_t
+    v_hat = state["v"] / (1 - beta2**t)                         # v̂_t
+    param.sub_(lr * m_bar / (v_hat.sqrt() + eps))
 
 
 # --- AdaGrad and RMSProp ------------------------------------------------------

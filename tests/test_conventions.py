@@ -78,6 +78,23 @@ def test_adamax_eps_after_is_torch_when_eps_is_zero():
     assert cv.gap(cv.run(form, PROBLEM, CONST), ref) < TIGHT
 
 
+@pytest.fixture
+def float64_scalars():
+    """torch keeps NAdam's mu_product in the default dtype."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("psi", [1.0, 4e-3])
+def test_keras_nadam_is_torch_nadam_with_momentum_decay_psi(psi,
+                                                            float64_scalars):
+    form = partial(cv.nadam_keras, eps=1e-8, psi=psi)
+    ref = torch_path(torch.optim.NAdam, lr=1e-2, momentum_decay=psi)
+    assert cv.gap(cv.run(form, PROBLEM, CONST), ref) < TIGHT
+
+
 def test_adagrad_inside_is_torch_started_at_g0_plus_eps():
     form = partial(cv.adagrad_eps_inside, eps=1e-7,
                    initial_accumulator_value=0.1)
