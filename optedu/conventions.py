@@ -271,9 +271,11 @@ def adamax_eps_after(param: torch.Tensor, grad_at: GradAt, state: dict,
     .. math::
 
         u_t = \max(\beta_2 u_{t-1}, |g_t|), \qquad
-        \theta \leftarrow \theta - \frac{\eta\, m_t}{(1-\beta_1^t)(u_t+\epsilon)}
+        \theta \leftarrow \theta
+        - \frac{\eta\, m_t}{(1-\beta_1^t)(u_t+\epsilon)}
 
-    torch and optax put it inside: :math:`\max(\beta_2 u_{t-1}, |g_t|+\epsilon)`.
+    torch and optax put it inside:
+    :math:`\max(\beta_2 u_{t-1}, |g_t|+\epsilon)`.
     """
     if not state:
         state.update(m=torch.zeros_like(param), u=torch.zeros_like(param))
@@ -298,10 +300,11 @@ def nadam_keras(param: torch.Tensor, grad_at: GradAt, state: dict, t: int,
         \theta &\leftarrow \theta - \eta\, \bar m_t / (\sqrt{\hat v_t}
         + \epsilon)
 
-    Keras computes ``u_t = beta_1 * (1 - 0.5 * 0.96 ** t)``: the power is the
-    step itself, :math:`\psi = 1`. torch's ``NAdam`` has the same rule with
-    ``momentum_decay`` :math:`= \psi = 0.004` by default (Dozat's
-    :math:`0.96^{t/250}`); optax's ``nadam`` keeps :math:`\mu_t = \beta_1`.
+    Keras computes, in effect, ``u_t = beta_1 * (1 - 0.5 * 0.96 ** t)``: the
+    power is the step itself, :math:`\psi = 1`. torch's ``NAdam`` has the
+    same rule with ``momentum_decay`` :math:`= \psi = 0.004` by default
+    (Dozat's :math:`0.96^{t/250}`); optax's ``nadam`` keeps
+    :math:`\mu_t = \beta_1`.
     """
     if not state:
         state.update(m=torch.zeros_like(param), v=torch.zeros_like(param),
@@ -310,7 +313,7 @@ def nadam_keras(param: torch.Tensor, grad_at: GradAt, state: dict, t: int,
     g = grad_at(param)
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))                  # μ_t
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))       # μ_{t+1}
-    state["mu_product"] *= mu                                   # Π_{i≤t} μ_i
+    state["mu_product"] *= mu                                  # Π_{i≤t} μ_i
     state["m"].mul_(beta1).add_(g, alpha=1 - beta1)             # m_t
     state["v"].mul_(beta2).addcmul_(g, g, value=1 - beta2)      # v_t
     m_bar = (mu_next * state["m"] / (1 - state["mu_product"] * mu_next)
