@@ -9,8 +9,10 @@ between Muon and AdamW), schedules (``schedules``,
 (``memory``), mixed precision (``precision``: fp32 master weights, Kahan sums, stochastic
 rounding; ``loss_scaling``: GradScaler's dynamic loss scale), 8-bit state (``quantize``,
 ``Adam8bit``), sharding on torch.distributed (``distributed``: a launcher, ZeRO-1), the
-multi-tensor path (``foreach``), broken training runs (``casebook``), and the chapters' tools
-(``landscapes``, ``parity``, ``display``). Rules as other frameworks or sources write them live
+multi-tensor path (``foreach``), broken training runs (``casebook``), the practice pages'
+generators (``quiz``: the interview questions, read from the chapters; ``cheatsheet``;
+``conventions``: how frameworks write each rule), and the chapters' tools (``landscapes``,
+``parity``, ``display``). Rules as other frameworks or sources write them live
 in ``optedu.variants.<topic>`` (imported by name).
 """
 

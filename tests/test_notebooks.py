@@ -21,7 +21,7 @@ NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkp
 IDS = [p.stem for p in NOTEBOOKS]
 # The pages of the "Practice" part: not chapters (no derivation, exercises or citation of their
 # own); each has a bar of its own below.
-PRACTICE = {"casebook"}
+PRACTICE = {"casebook", "cheatsheet", "conventions"}
 CHAPTERS = [p for p in NOTEBOOKS if p.stem not in PRACTICE]
 GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
 OUTPUT_CALLS = {"print", "display", "glue", "show"}
@@ -161,6 +161,50 @@ def test_casebook_meets_its_bar():
     assert len(diagnoses) >= len(cases), "a case without a folded diagnosis"
     assert _figures(cells) >= len(cases), "a case without its figure"
     assert len(re.findall(r"^\s*assert ", code, re.M)) >= len(cases), "a fix nobody checked"
+
+
+@pytest.mark.skipif(not (ROOT / "book" / "cheatsheet.ipynb").exists(), reason="not written yet")
+def test_cheatsheet_meets_its_bar():
+    """A row for every optimizer class optedu exports, generated in the page, whose defaults
+    and byte counts the page asserts."""
+    import torch
+
+    import optedu
+
+    cells = _cells(ROOT / "book" / "cheatsheet.ipynb")
+    html = "".join("".join(o["data"]["text/html"]) for c in cells for o in c.get("outputs", [])
+                   if "text/html" in o.get("data", {}))
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    classes = [name for name in optedu.__all__ if name != "Optimizer"
+               and isinstance(getattr(optedu, name), type)
+               and issubclass(getattr(optedu, name), torch.optim.Optimizer)]
+    missing = [name for name in classes if f"<b>{name}</b>" not in html]
+    assert len(classes) >= 20 and not missing, f"optimizers without a row: {missing}"
+    assert re.search(r"^\s*assert .*measured", code, re.M), "bytes not checked"
+    assert re.search(r"^\s*assert default_mismatches", code, re.M), "defaults not checked"
+
+
+@pytest.mark.skipif(not (ROOT / "book" / "conventions.ipynb").exists(), reason="not written yet")
+def test_conventions_ledger_meets_its_bar():
+    """At least the issue's seven disagreements, each a section with an executed comparison
+    (a code cell with output), optax run beside torch, sources cited, checks asserted."""
+    cells = _cells(ROOT / "book" / "conventions.ipynb")
+    sections, current = [], None
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            heading = re.search(r"^## \d+\. ", _source(cell), re.M)
+            if heading:
+                current = {"runs": 0}
+                sections.append(current)
+        elif current is not None and cell.get("outputs"):
+            current["runs"] += 1
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    assert len(sections) >= 7, f"{len(sections)} numbered conventions, want at least 7"
+    assert all(s["runs"] for s in sections), "a convention without an executed comparison"
+    assert "optax" in code and "torch.optim" in code, "optax and torch not run side by side"
+    assert len(re.findall(r"\{cite", markdown)) >= 7, "sources not cited"
+    assert re.search(r"^\s*assert ", code, re.M), "nothing asserted"
 
 
 CODE_WIDTH = 80
