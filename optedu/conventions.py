@@ -303,7 +303,7 @@ def nadam_keras(param: torch.Tensor, grad_at: GradAt, state: dict, t: int,
     Keras computes, in effect, ``u_t = beta_1 * (1 - 0.5 * 0.96 ** t)``: the
     power is the step itself, :math:`\psi = 1`. torch's ``NAdam`` has the
     same rule with ``momentum_decay`` :math:`= \psi = 0.004` by default
-    (Dozat's :math:`0.96^{t/250}`); optax's ``nadam`` keeps
+    (:math:`0.96^{t/250}`); optax's ``nadam`` keeps
     :math:`\mu_t = \beta_1`.
     """
     if not state:
