@@ -16,7 +16,9 @@ Two kinds of content, kept apart:
   set beside :func:`optedu.memory.predicted_state_bytes`.
 
 :func:`optimizer_table` and :func:`scheduler_table` render both as compact,
-print-friendly HTML tables (MathJax typesets the ``\(...\)`` maths).
+print-friendly HTML tables (MathJax typesets the ``\(...\)`` maths: the
+tables carry the class ``mathjax_process``, without which MathJax skips an
+HTML output in a MyST page, whose sections are ``mathjax_ignore``).
 
 >>> sorted(ENTRIES) == sorted(optimizer_classes())
 True
@@ -48,7 +50,8 @@ __all__ = [
     "REFERENCES", "torch_class", "default_mismatches", "shared_mismatches",
     "reference", "checked_against", "literal", "anchor",
     "chapter_headings", "measure", "optimizer_rows", "optimizer_table",
-    "scheduler_classes", "scheduler_rows", "scheduler_table", "CSS",
+    "scheduler_classes", "recursive", "scheduler_rows", "scheduler_table",
+    "CSS",
 ]
 
 
@@ -84,7 +87,8 @@ _8BIT = (r"m_t,v_t\text{ kept as }c_{q}a_b,\ "
 
 ENTRIES: dict[str, Entry] = {
     "SGD": Entry(
-        r"b_t=\mu b_{t-1}+(1-\tau)g_t,\ \theta_t=\theta_{t-1}-\eta b_t",
+        r"b_t=\mu b_{t-1}+(1-\tau)g_t\ (b_1=g_1),\ "
+        r"\theta_t=\theta_{t-1}-\eta b_t",
         "The baseline; with momentum and a step or cosine schedule, the "
         "classic recipe for vision models.",
         "torch's buffer is a sum, not an average: along a steady gradient "
@@ -115,8 +119,8 @@ ENTRIES: dict[str, Entry] = {
         "adam", "Two ways to decay weights", "adamw"),
     "AdamW": Entry(
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-" + _ADAM_STEP,
-        "Transformers and most large models: Adam with a decay that means "
-        "what it says.",
+        "Transformers and most large models: Adam with the decay taken out "
+        "of the gradient (not divided by √v̂).",
         "The decay per step is ηλ: a schedule, or a new learning rate, "
         "changes the decay too.",
         "adamw", "Decay follows the learning rate"),
@@ -137,7 +141,8 @@ ENTRIES: dict[str, Entry] = {
     "Adadelta": Entry(
         r"\Delta_t=\frac{\sqrt{u_{t-1}+\epsilon}}{\sqrt{v_t+\epsilon}}g_t,"
         r"\ \theta_t=\theta_{t-1}-\eta\Delta_t",
-        "Steps in the units of θ, with no rate to tune.",
+        "Steps in the units of θ. Sold as needing no rate, but ε then sets "
+        "the step size, as a rate does.",
         "ε sets the start: the first step is about √(ε/(1−ρ)) whatever "
         "the gradient, then steps grow like √t.",
         "adadelta", r"What $\epsilon$ does at the start"),
@@ -158,11 +163,11 @@ ENTRIES: dict[str, Entry] = {
         "long run, so short runs use less momentum than betas says.",
         "adamax_nadam", "Dozat's momentum schedule"),
     "RAdam": Entry(
-        r"\theta_t=\theta_{t-1}-\eta\hat m_t\,\frac{r_t}"
-        r"{\sqrt{\hat v_t}+\epsilon}\ (\rho_t>5;\text{ else }r_t"
-        r"=\sqrt{\hat v_t}+\epsilon)",
-        "Adam whose first steps are damped by the variance of v̂: a "
-        "warmup built in.",
+        r"\theta_t=\theta_{t-1}-\eta\hat m_t r_t\frac{\sqrt{1-\beta_2^t}}"
+        r"{\sqrt{v_t}+\epsilon}\text{ if }\rho_t>5,\ "
+        r"\theta_t=\theta_{t-1}-\eta\hat m_t\text{ else}",
+        "Adam with a warmup built in: once ρₜ > 5, rₜ < 1 (from the variance "
+        "of the adaptive rate) shortens the steps.",
         "While ρₜ ≤ 5 the steps are un-adapted, η m̂ₜ: they scale with "
         "the gradient, so large gradients give large first steps.",
         "radam", r"The switch at $\rho_t > 5$: what torch does before it"),
@@ -213,7 +218,7 @@ ENTRIES: dict[str, Entry] = {
         "schedule_free", "BatchNorm: statistics collected at the wrong point"),
     "Adafactor": Entry(
         r"\hat V_t=\frac{r_tc_t}{\bar r_t},\ U_t=\frac{G_t}{\sqrt{\hat V_t}},"
-        r"\ \theta_t=\theta_{t-1}-\frac{\alpha_t U_t}"
+        r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\frac{\alpha_t U_t}"
         r"{\max(1,\mathrm{RMS}(U_t)/d)}",
         "Training when memory binds: a matrix's second moment kept as a "
         "row and a column.",
@@ -231,7 +236,7 @@ ENTRIES: dict[str, Entry] = {
     "Rprop": Entry(
         r"\Delta_t=\mathrm{clip}(\eta_\pm\Delta_{t-1},\Delta_{\min},"
         r"\Delta_{\max}),\ \theta_t=\theta_{t-1}-\Delta_t\,"
-        r"\mathrm{sign}(g_t)",
+        r"\mathrm{sign}(g_t)\ (g_t:=0\text{ after a sign flip})",
         "Small full-batch problems; blind to the scale of the loss.",
         "Breaks with mini-batches: near a minimum the signs flip at "
         "random, and the sign of an average is not the average of signs.",
@@ -242,7 +247,7 @@ ENTRIES: dict[str, Entry] = {
         "Noisy convex problems: the average beats the last iterate's "
         "noise floor.",
         "The parameters stay the SGD iterates; the average is "
-        "state['ax'], a plain copy of θ for the first t0 steps.",
+        "state['ax'], a plain copy of θ until step t0 + 2 (see t0's default).",
         "asgd", "torch's ASGD"),
     "LBFGS": Entry(
         r"\theta_{k+1}=\theta_k-t_kH_kg_k,\ H_kg_k\text{ by two loops "
@@ -250,7 +255,7 @@ ENTRIES: dict[str, Entry] = {
         "Deterministic, smooth, full-batch losses of modest size "
         "(logistic regression, style transfer).",
         "Mini-batches break the curvature pairs (y from two different "
-        "losses); without a line search the run blows up.",
+        "losses); without a line search the chapter's run blew up.",
         "lbfgs", "Why L-BFGS is rare in deep learning"),
 }
 
@@ -267,19 +272,24 @@ SCHEDULES: dict[str, str] = {
     "ExponentialLR": r"\eta_t=\eta_0\gamma^t",
     "PolynomialLR": r"\eta_t=\eta_0\big(1-\min(t,T)/T\big)^p",
     "CosineAnnealingLR":
-        r"\eta_t=\eta_{\min}+\tfrac12(\eta_0-\eta_{\min})(1+\cos\tfrac{\pi t}{T})",
+        r"\eta_t=\eta_{\min}+\tfrac{1}{2}(\eta_0-\eta_{\min})"
+        r"(1+\cos\tfrac{\pi t}{T})",
     "CosineAnnealingWarmRestarts":
         r"\text{cosine over }T_i=T_0T_{\mathrm{mult}}^i\text{, restarted}",
     "CyclicLR": r"\eta_b+(\eta_{\max}-\eta_b)\max(0,1-|x|),\ "
-                r"x=\tfrac ts-1-2\lfloor\tfrac t{2s}\rfloor",
+                r"x=\tfrac{t}{s}-1-2\lfloor\tfrac{t}{2s}\rfloor"
+                r"\ \text{(triangular)}",
     "OneCycleLR": r"\tfrac{\eta_{\max}}{d}\nearrow\eta_{\max}\searrow"
                   r"\tfrac{\eta_{\max}}{d\,d_f}\ \text{(cosine)}",
-    "SequentialLR": r"\text{scheduler }i\text{ from milestone }i\text{ on}",
-    "ChainedScheduler": r"\text{every scheduler, each step: factors multiply}",
-    "ReduceLROnPlateau": r"\eta\leftarrow\max(f\eta,\eta_{\min})\text{ once more "
+    "SequentialLR": r"\text{scheduler }i+1\text{ from milestones}[i]"
+                    r"\text{ on, counting from 0 again}",
+    "ChainedScheduler": r"\text{every scheduler steps in turn; recursive "
+                        r"ones multiply the rate}",
+    "ReduceLROnPlateau": r"\eta\leftarrow\max(f\eta,\eta_{\min})"
+                         r"\text{ once more "
                          r"than patience steps pass without gain}",
-    "linear_warmup_cosine": r"f=\tfrac{s+1}{w+1},\text{ then }r+\tfrac12"
-                            r"(1-r)(1+\cos\pi\tfrac{s-w}{T-w})",
+    "linear_warmup_cosine": r"f=\tfrac{s+1}{w+1},\text{ then }r+\tfrac{1}{2}"
+                            r"(1-r)(1+\cos\pi\min(1,\tfrac{s-w}{T-w}))",
     "linear_warmup_linear_decay": r"f=\tfrac{s+1}{w+1},\text{ then }"
                                   r"\max(0,\tfrac{T-s}{T-w})",
     "inverse_sqrt": r"f=\min\big(\tfrac{s+1}{w+1},"
@@ -359,7 +369,8 @@ def shared_mismatches(ours: Any, theirs: Any) -> dict[str, tuple[Any, Any]]:
     """Like :func:`default_mismatches`, over the arguments both have (for a
     reference package that names a few arguments of its own)."""
     other = arguments(theirs)
-    return {name: pair for name, pair in default_mismatches(ours, theirs).items()
+    found = default_mismatches(ours, theirs)
+    return {name: pair for name, pair in found.items()
             if name in other}
 
 
@@ -533,7 +544,10 @@ def _table(head: Sequence[str], widths: Sequence[int],
     for row in body:
         lines.append("<tr>" + "".join(row) + "</tr>")
     lines.append("</tbody></table>")
-    return CSS + '<div class="optedu-sheet">' + "\n".join(lines) + "</div>"
+    # mathjax_process: MyST marks each page's section mathjax_ignore, and
+    # MathJax typesets inside it only classes of processHtmlClass.
+    return (CSS + '<div class="optedu-sheet mathjax_process">'
+            + "\n".join(lines) + "</div>")
 
 
 def _state_html(row: Mapping[str, Any]) -> tuple[str, str]:
@@ -566,13 +580,14 @@ def optimizer_table(rows: list[dict[str, Any]]) -> str:
         body.append([
             f'<td><a href="{entry.chapter}.html"><b>{row["name"]}</b></a>'
             f"<br>{_note(checked_against(row['name']))}</td>",
-            f"<td>{_math(entry.rule)}<br>{_note('state: ' + keys)}</td>",
+            f"<td>{_math(entry.rule)}<br>"
+            f"{_note('state tensors: ' + keys)}</td>",
             f'<td class="num">{per}</td>',
             f"<td>{_arguments_html(row['cls'])}</td>",
             f"<td>{html.escape(entry.use)}<br><b>Pitfall:</b> "
             f"{html.escape(entry.pitfall)} {_note(link)}</td>",
         ])
-    head = ["Optimizer", "Update rule; state keys", "B/param",
+    head = ["Optimizer", "Update rule; state tensors", "B/param",
             "Arguments = defaults", "Used for; one pitfall (where shown)"]
     return _table(head, (11, 33, 7, 22, 27), body)
 
@@ -590,9 +605,18 @@ def scheduler_classes() -> dict[str, Any]:
     return found
 
 
+def recursive(obj: Any) -> bool:
+    """Whether the scheduler moves the *current* rate by a factor
+    (:class:`optedu.lr_scheduler.ChainableLR`, torch's recursive form):
+    its closed form then holds only while nothing else changes the rate."""
+    from .lr_scheduler import ChainableLR
+    return isinstance(obj, type) and issubclass(obj, ChainableLR)
+
+
 def scheduler_rows() -> list[dict[str, Any]]:
     return [{"name": name, "obj": obj, "formula": SCHEDULES[name],
-             "torch": torch_class(name) if isinstance(obj, type) else None}
+             "torch": torch_class(name) if isinstance(obj, type) else None,
+             "recursive": recursive(obj)}
             for name, obj in scheduler_classes().items()]
 
 
@@ -607,6 +631,8 @@ def scheduler_table(rows: list[dict[str, Any]]) -> str:
                                 else f"{n}={literal(v)}") for n, v in args)
         where = ("torch.optim.lr_scheduler" if row["torch"] is not None
                  else "optedu.schedules")
+        if row["recursive"]:
+            where += "; recursive"
         body.append([f"<td><b>{row['name']}</b><br>{_note(where)}</td>",
                      f"<td>{_math(row['formula'])}</td>", f"<td>{shown}</td>"])
     return _table(["Schedule", "Formula", "Arguments = defaults"],

@@ -60,7 +60,7 @@ def test_anchor_is_the_id_sphinx_gives_the_heading():
 
 def test_text_fields_are_short_and_written():
     for name, entry in C.ENTRIES.items():
-        assert entry.rule and len(entry.rule) <= 140, name
+        assert entry.rule and len(entry.rule) <= 170, name
         assert 20 <= len(entry.use) <= 120, name
         assert 40 <= len(entry.pitfall) <= 160, name
 
@@ -157,3 +157,41 @@ def test_tables_render_every_row():
     assert "<code>gamma=0.1</code>" in sched       # StepLR, read
     assert "params" not in C._arguments_html(optedu.Adam)
     assert inspect.signature(optedu.Adam).parameters["lr"].default == 0.001
+
+
+def test_tables_are_typeset_by_mathjax_in_the_book():
+    # MyST marks a page's section mathjax_ignore; _config.yml's
+    # processHtmlClass names mathjax_process, so the tables must carry it.
+    for page in (C.optimizer_table(C.optimizer_rows(SMALL)),
+                 C.scheduler_table(C.scheduler_rows())):
+        div = page.index('<div class="optedu-sheet mathjax_process">')
+        assert page.index(r"\(") > div
+
+
+def test_recursive_schedulers_are_marked():
+    rows = {r["name"]: r for r in C.scheduler_rows()}
+    for name in ("StepLR", "CosineAnnealingLR", "MultiplicativeLR"):
+        assert rows[name]["recursive"], name
+    for name in ("LambdaLR", "OneCycleLR", "CyclicLR", "inverse_sqrt"):
+        assert not rows[name]["recursive"], name
+    table = C.scheduler_table(list(rows.values()))
+    assert table.count("lr_scheduler; recursive") == sum(
+        r["recursive"] for r in rows.values())
+
+
+def test_every_formula_parses_as_tex():
+    # matplotlib's mathtext, with the few MathJax commands it lacks mapped to
+    # near equivalents: catches unbalanced braces and misspelt commands.
+    import re
+
+    from matplotlib.mathtext import MathTextParser
+    parser = MathTextParser("agg")
+    subs = [(r"\tfrac", r"\frac"), (r"\text", r"\mathrm"), (r"\Big", ""),
+            (r"\big", ""), (r"\mathrel{-}=", "-="), (r"\nearrow", r"\uparrow"),
+            (r"\searrow", r"\downarrow"), (r"\arg\min", r"\mathrm{argmin}")]
+    formulas = {n: e.rule for n, e in C.ENTRIES.items()} | C.SCHEDULES
+    for name, tex in formulas.items():
+        for old, new in subs:
+            tex = tex.replace(old, new)
+        tex = re.sub(r"\\le(?![a-z])", r"\\leq", tex)
+        parser.parse(f"${tex}$", dpi=72)          # raises on invalid TeX
