@@ -128,15 +128,16 @@ ENTRIES: dict[str, Entry] = {
         _8BIT + r"\text{Adam step}",
         "Adam's state in about a quarter of the memory, for large "
         "tensors (bitsandbytes' block-wise layout).",
-        "A code that rounds small entries of v to 0 divides by ε: "
-        "steps of η m̂/ε. The dynamic code (or no_zero) for v.",
+        "A linear code rounds the small entries of v to 0, and Adam then "
+        "divides by ε: steps of η m̂/ε. Keep v in the dynamic code, better "
+        "no_zero.",
         "memory", "8-bit Adam: memory against drift"),
     "AdamW8bit": Entry(
         _8BIT + r"\text{AdamW step}",
         "AdamW's state in about a quarter of the memory, for large "
         "tensors.",
         "Tensors under min_8bit_size elements (biases, small layers) keep "
-        "float32 state: a small model saves far less.",
+        "float32 state, so a model of small tensors saves less.",
         "memory", "8-bit Adam: memory against drift"),
     "Adadelta": Entry(
         r"\Delta_t=\frac{\sqrt{u_{t-1}+\epsilon}}{\sqrt{v_t+\epsilon}}g_t,"
@@ -212,7 +213,8 @@ ENTRIES: dict[str, Entry] = {
         "schedule_free", "The train/eval switch"),
     "AdamWScheduleFree": Entry(
         _SF.replace("GRAD", r"\frac{\nabla f(y_t)}{\sqrt{\hat v_t}+\epsilon}"),
-        "AdamW without a schedule (decay at y, through z).",
+        "AdamW without a decay schedule or a fixed end (decay at y, "
+        "through z).",
         "BatchNorm's running statistics are collected at y: after eval(), "
         "recompute them at x with a few forward passes.",
         "schedule_free", "BatchNorm: statistics collected at the wrong point"),
@@ -227,7 +229,8 @@ ENTRIES: dict[str, Entry] = {
         "adafactor", "What torch 2.13 chose"),
     "Muon": Entry(
         r"B_t=\mu B_{t-1}+(1-\mu)G_t,\ O_t=\mathrm{NS}_k(G_t+\mu(B_t-G_t)),"
-        r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'O_t",
+        r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'O_t,\ "
+        r"\eta'=\eta\sqrt{\max(1,\text{rows}/\text{cols})}",
         "The hidden weight matrices of a network, beside AdamW for the "
         "rest.",
         "2-D parameters only (others raise), and embeddings and the "
@@ -265,7 +268,7 @@ ENTRIES: dict[str, Entry] = {
 SCHEDULES: dict[str, str] = {
     "LambdaLR": r"\eta_t=\eta_0\,\lambda(t)",
     "MultiplicativeLR": r"\eta_t=\eta_{t-1}\,\lambda(t)",
-    "StepLR": r"\eta_t=\eta_0\gamma^{\lfloor t/s\rfloor}",
+    "StepLR": r"\eta_t=\eta_0\gamma^{\lfloor t/k\rfloor}",
     "MultiStepLR": r"\eta_t=\eta_0\gamma^{|\{i:\,m_i\le t\}|}",
     "ConstantLR": r"\eta_t=\eta_0\,(f\text{ if }t<T\text{ else }1)",
     "LinearLR": r"\eta_t=\eta_0\big(f_0+(f_1-f_0)\min(t,T)/T\big)",
@@ -277,7 +280,7 @@ SCHEDULES: dict[str, str] = {
     "CosineAnnealingWarmRestarts":
         r"\text{cosine over }T_i=T_0T_{\mathrm{mult}}^i\text{, restarted}",
     "CyclicLR": r"\eta_b+(\eta_{\max}-\eta_b)\max(0,1-|x|),\ "
-                r"x=\tfrac{t}{s}-1-2\lfloor\tfrac{t}{2s}\rfloor"
+                r"x=\tfrac{t}{k}-1-2\lfloor\tfrac{t}{2k}\rfloor"
                 r"\ \text{(triangular)}",
     "OneCycleLR": r"\tfrac{\eta_{\max}}{d}\nearrow\eta_{\max}\searrow"
                   r"\tfrac{\eta_{\max}}{d\,d_f}\ \text{(cosine)}",
