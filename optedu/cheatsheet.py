@@ -92,8 +92,8 @@ ENTRIES: dict[str, Entry] = {
         "The baseline; with momentum and a step or cosine schedule, the "
         "classic recipe for vision models.",
         "torch's buffer is a sum, not an average: along a steady gradient "
-        "the step tends to ηg/(1−μ), so a rate tuned for the EMA form is "
-        "off by the factor 1−μ.",
+        "the step tends to ηg/(1−μ), so a rate tuned for the EMA form "
+        "must be multiplied by 1−μ.",
         "gradient_descent", "Three ways to write momentum", "momentum"),
     "Adagrad": Entry(
         r"G_t=G_{t-1}+g_t^2,\ \theta_t=\theta_{t-1}"
