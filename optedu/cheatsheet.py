@@ -246,7 +246,9 @@ ENTRIES: dict[str, Entry] = {
         "rprop", "Why Rprop breaks with mini-batches"),
     "ASGD": Entry(
         r"\theta_t=(1-\lambda\eta_t)\theta_{t-1}-\eta_tg_t,\ "
-        r"a_t=a_{t-1}+\mu_t(\theta_t-a_{t-1})",
+        r"a_t=a_{t-1}+\mu_t(\theta_t-a_{t-1}),\ "
+        r"\eta_t=\frac{\eta}{(1+\lambda\eta(t-1))^\alpha},\ "
+        r"\mu_t=\frac{1}{\max(1,t-1-t_0)}",
         "Noisy convex problems: the average beats the last iterate's "
         "noise floor.",
         "The parameters stay the SGD iterates; the average is "
