@@ -1,0 +1,44 @@
+"""The same floating-point results on every x86-64 processor: pin torch's CPU kernels.
+
+torch picks its CPU kernels at run time from what the processor offers. On a processor with
+AVX-512 it runs other ATen, MKL and oneDNN kernels than on one with AVX2 only: the sums are
+taken in another order, so float32 and bfloat16 results differ in their last bits, and a
+training run, or an iteration such as Newton–Schulz or L-BFGS, carries those differences
+into the printed digits (measured: a bf16 Muon run's final loss, an fp16 run's zero-gradient
+count and L-BFGS's iteration counts changed between two such machines). The stored outputs of
+the chapters are therefore computed, and checked by nbval, with the kernels capped at AVX2,
+which every x86-64 processor of the last decade has. The variables only cap what torch may
+choose; they change no result on a processor without AVX-512, and none on other architectures,
+where they are not set.
+
+``book/conftest.py`` (nbval) and ``tools/run_notebooks.py`` (``make outputs``) call
+:func:`pin_cpu_kernels` before any kernel starts; the kernels inherit the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import MutableMapping
+
+# ATen's own kernels (ATEN_CPU_CAPABILITY), Intel MKL's BLAS and oneDNN's convolutions and
+# matrix products: the three places where torch dispatches on the processor's instruction set.
+CPU_KERNELS = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+
+
+def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None,
+                    machine: str | None = None) -> dict[str, str]:
+    """Set :data:`CPU_KERNELS` in ``environ`` (default ``os.environ``) where not already set,
+    on x86-64 only; returns what was set. Call it before torch is imported in the process
+    whose results must be reproducible (or before starting that process)."""
+    environ = os.environ if environ is None else environ
+    machine = platform.machine() if machine is None else machine
+    if machine.lower() not in ("x86_64", "amd64"):
+        return {}
+    added = {k: v for k, v in CPU_KERNELS.items() if k not in environ}
+    environ.update(added)
+    return added
