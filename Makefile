@@ -63,8 +63,8 @@ outputs: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py $(NB)
 
 ## bench: optimizer-step benchmark (not part of `make test`): optedu against torch's single-tensor,
-## foreach and fused steps, with the memory roofline; writes bench/results_full.* (about an hour;
-## run it on an idle machine). BENCH_ARGS=--quick for a five-minute version.
+## foreach and fused steps, with the memory roofline; writes bench/results_full.* (5 minutes on
+## an idle 2-core machine, much longer under load: run it idle). BENCH_ARGS=--quick for a short one.
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(BENCH_ARGS)
 

@@ -43,6 +43,7 @@ import json
 import os
 import pathlib
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -83,7 +84,12 @@ TRIAD_ARRAYS = 3
 SHAPES: dict[str, tuple[int, tuple[int, ...]]] = {
     "large": (10, (1000, 1000)),  # few large tensors: the issue's 10 x 10^6
     "small": (1000, (32, 32)),    # many small ones: ~10^6 elements in 1000 tensors
+    # large's 10^7 elements as one tensor (40 MB in fp32, more than a typical L3 cache): no path
+    # can keep a tensor in cache from one line of the rule to the next (--shapes one; not in
+    # the default grid)
+    "one": (1, (10_000, 1000)),
 }
+DEFAULT_SHAPES = ["large", "small"]
 # Muon's step is matrix products (Newton-Schulz): 10 x 1000 x 1000 would take seconds a step
 MUON_SHAPES: dict[str, tuple[int, tuple[int, ...]]] = {
     "large": (10, (64, 64)),   # torch and optedu multiply in bf16, slow on this CPU
@@ -170,6 +176,12 @@ def machine() -> dict[str, Any]:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_start": list(os.getloadavg()),
     }
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far: a step whose temporaries come from memory
+    newly mapped by the allocator pays one per 4 KiB page, on top of its traffic."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def triad_bandwidth(threads: int, n: int = 1 << 24, repeats: int = 15) -> dict[str, float]:
@@ -304,16 +316,19 @@ def measure(case: Case, shape_name: str, dtype_name: str, threads: int, rounds: 
     load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {impl.label: [] for impl in impls}
     cpu_times: dict[str, list[float]] = {impl.label: [] for impl in impls}
+    faults: dict[str, list[float]] = {impl.label: [] for impl in impls}
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for r in range(rounds):
             order = impls[r % len(impls):] + impls[:r % len(impls)]  # rotate the order
             for impl in order:
+                start_faults = minor_faults()
                 start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(steps):
                     impl.step()
                 cpu_times[impl.label].append((time.process_time() - start_cpu) / steps)
+                faults[impl.label].append((minor_faults() - start_faults) / steps)
                 times[impl.label].append((time.perf_counter() - start) / steps)
     finally:
         if gc_was_enabled:
@@ -345,6 +360,7 @@ def measure(case: Case, shape_name: str, dtype_name: str, threads: int, rounds: 
         row["roofline_fraction"] = (None if roofline is None else
                                     quartiles([roofline / x for x in t]))
         row["cpu_time_s"] = quartiles(cpu_times[label])
+        row["minor_faults_per_step"] = quartiles(faults[label])
         twin = TWINS.get(label)
         if twin in times:  # optedu-foreach against torch-foreach, per round
             row["twin"] = twin
@@ -400,7 +416,7 @@ CSV_FIELDS = ["optimizer", "impl", "shape", "tensors", "numel", "dtype", "thread
               "twin_ratio_median", "twin_ratio_q1", "twin_ratio_q3", "twin_ratio_min",
               "twin_ratio_max",
               "bytes_per_element", "roofline_s", "roofline_fraction_median",
-              "load_before", "load_after", "error"]
+              "minor_faults_median", "load_before", "load_after", "error"]
 
 
 def csv_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -408,6 +424,8 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
     if "time_s" in row:
         out.update(time_median_s=row["time_s"]["median"], time_q1_s=row["time_s"]["q1"],
                    time_q3_s=row["time_s"]["q3"])
+    if "minor_faults_per_step" in row:
+        out.update(minor_faults_median=row["minor_faults_per_step"]["median"])
     if "ratio_to_torch" in row:
         ratio = row["ratio_to_torch"]
         out.update(ratio_median=ratio["median"], ratio_q1=ratio["q1"], ratio_q3=ratio["q3"],
@@ -512,7 +530,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         choices=[c.name for c in CASES], metavar="NAME")
     parser.add_argument("--impls", nargs="+", default=None, choices=IMPL_ORDER,
                         help="only these implementations (default: all that exist)")
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--shapes", nargs="+", default=DEFAULT_SHAPES, choices=list(SHAPES))
     parser.add_argument("--dtypes", nargs="+", default=None, choices=list(DTYPES))
     parser.add_argument("--threads", nargs="+", default=None,
                         help="thread counts, 'all' for every core (default: 1 all)")
@@ -570,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for threads in args.threads:
             bandwidth = meta["bandwidth"][str(threads)]["best"]
             for shape_name in args.shapes:
-                for case in selected:
+                for case in (c for c in selected if shape_name in c.shapes):
                     labels = impl_labels(case, args.compile)
                     if args.impls:
                         labels = [x for x in labels if x in args.impls]
