@@ -69,9 +69,9 @@ def radam(
         # r_t, the variance rectification
         rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
                 / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-        denom = exp_avg_sq.sqrt().add_(eps)        # √v_t + ε
-        # l_t = √(1-β2^t) / (√v_t + ε), the adaptive rate
-        adaptive_lr = (bias_correction2**0.5) / denom
+        # l_t = √(1-β2^t) / (√v_t + ε), the adaptive rate; √v_t + ε is a
+        # temporary freed at once, so no more than torch's memory is live
+        adaptive_lr = (bias_correction2**0.5) / exp_avg_sq.sqrt().add_(eps)
         # θ_t = θ_{t-1} - η m̂_t l_t r_t
         param.add_(m_hat * lr * adaptive_lr * rect, alpha=-1.0)
     else:
