@@ -175,6 +175,9 @@ def machine() -> dict[str, Any]:
         "torch_threads_default": torch.get_num_threads(), "git_commit": commit,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_start": list(os.getloadavg()),
+        # glibc malloc's tunables, when set: they decide whether large temporaries are mapped
+        # afresh (and page-fault) at every step
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }
 
 
