@@ -312,7 +312,9 @@ def _show(markdown: str) -> None:
     except ImportError:  # pragma: no cover - optedu does not require IPython
         print(markdown)
         return
-    if get_ipython() is None:
-        print(markdown)
-    else:
+    # Markdown renders only in a notebook's kernel; a terminal IPython (or any other shell)
+    # would print the object's repr, so it gets the text
+    if type(get_ipython()).__name__ == "ZMQInteractiveShell":
         display(Markdown(markdown))
+    else:
+        print(markdown)

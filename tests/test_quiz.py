@@ -141,3 +141,18 @@ def test_the_bank_page_is_up_to_date():
     current = tool.PAGE.read_text(encoding="utf-8")
     assert tool.render(current) == current, "book/questions.md is out of date: run " \
         "python tools/questions.py"
+
+
+def test_a_terminal_ipython_shell_gets_text_not_a_markdown_repr(book, capsys):
+    """In a terminal IPython (an InteractiveShell, no notebook front end) the question is
+    printed as text: display(Markdown(...)) would print '<IPython.core.display.Markdown ...>'."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    existed = InteractiveShell.initialized()
+    InteractiveShell.instance()
+    try:
+        quiz.Quiz(topic="sgd", book=book).ask()
+        assert "What is a step?" in capsys.readouterr().out
+    finally:
+        if not existed:
+            InteractiveShell.clear_instance()
