@@ -83,3 +83,15 @@ def test_find_reads_a_results_file(tmp_path):
     assert find(results, "Adam", "torch") == row
     with pytest.raises(KeyError):
         find(results, "Adam", "torch-fused")
+
+
+def test_cpu_caches_reads_linux_sizes(tmp_path):
+    """Sizes as /sys writes them ("48K", "32768K") become bytes, named L1d/L1i/L2/L3."""
+    for i, (level, kind, size) in enumerate([("1", "Data", "48K"), ("1", "Instruction", "32K"),
+                                             ("3", "Unified", "32768K")]):
+        index = tmp_path / f"index{i}"
+        index.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (index / name).write_text(value + "\n")
+    assert tools_bench().cpu_caches(tmp_path) == {"L1d": 48 * 2**10, "L1i": 32 * 2**10,
+                                                  "L3": 32 * 2**20}

@@ -163,6 +163,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_caches(root: pathlib.Path = pathlib.Path("/sys/devices/system/cpu/cpu0/cache")
+               ) -> dict[str, int]:
+    """Bytes of each cache level of CPU 0 as Linux reports them under ``root``
+    ({"L1d": ..., "L3": ...}); empty where it does not say."""
+    caches = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        value = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+        caches[f"L{level}{suffix}"] = value
+    return caches
+
+
 def machine() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
@@ -170,7 +189,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         commit = ""
     return {
-        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "caches": cpu_caches(),
+        "platform": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__,
         "torch_threads_default": torch.get_num_threads(), "git_commit": commit,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
