@@ -20,15 +20,14 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
+from optedu.reproducible import pin_cpu_kernels
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Stored outputs are what the website shows: static figures, never live widgets
 # (optedu.landscapes.explore reads this; the kernels inherit it).
 os.environ["OPTEDU_STATIC"] = "1"
 # The same digits on every x86-64 processor: torch's CPU kernels capped at AVX2, as nbval runs
 # them (book/conftest.py).
-sys.path.insert(0, str(ROOT))
-from optedu.reproducible import pin_cpu_kernels  # noqa: E402
-
 pin_cpu_kernels()
 
 
