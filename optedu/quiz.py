@@ -8,13 +8,18 @@ The chapters are the single source of the questions. Each ends with folded admon
     The answer, in MyST, with numbers glued from the chapter's cells ...
     :::
 
-:func:`load` reads them from the notebooks (with the glued values the notebooks store), so a
-question and its answer cannot differ between a chapter, the question bank page
-(:func:`render_bank`) and a practice session in Jupyter (:class:`Quiz`)::
+:func:`parse_notebook` reads them from the notebooks (with the glued values the notebooks
+store). ``tools/questions.py`` writes them into the question bank page (:func:`render_bank`)
+and into ``optedu/questions.json``, which ships with the package, so a practice session
+(:class:`Quiz`) works from any folder, with or without the book beside it; a test keeps both
+in step with the chapters::
 
     quiz = Quiz(topic="adam", level="deep", seed=0)
     quiz.ask()      # shows a question
     quiz.reveal()   # shows its model answer, numbers filled in
+
+In a notebook the text is shown as Markdown; anywhere else (a terminal, a script) it is
+printed as plain text, with the maths in Unicode (:func:`to_text`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import random
 import re
 from collections.abc import Iterable, Sequence
+from importlib import resources
 from pathlib import Path
 
 LEVELS = ("warm-up", "standard", "deep")
@@ -121,15 +127,22 @@ def parse_notebook(path: str | Path) -> list[Question]:
     return questions
 
 
+BANK = "questions.json"  # the packaged questions, beside this module
+
+
 def load(book: str | Path | None = None, chapters: Iterable[str] | None = None
          ) -> list[Question]:
     """Every interview question of the chapters in ``book`` (a folder of notebooks).
 
-    ``book`` defaults to the current folder if it holds notebooks (Jupyter started in the
-    book's folder), else ``./book``. ``chapters`` (stems, in order) restricts and orders them;
-    by default every notebook, in name order.
+    Without ``book``, the questions that ship with optedu (``optedu/questions.json``, written
+    from the chapters by ``tools/questions.py``), whatever the current folder. ``chapters``
+    (stems, in order) restricts and orders them; by default every chapter, in name order.
     """
-    folder = _book_folder(book)
+    if book is None:
+        return _packaged(chapters)
+    folder = Path(book)
+    if not folder.is_dir():
+        raise ValueError(f"Invalid book folder: {folder} (not a directory)")
     if chapters is None:
         paths = sorted(folder.glob("*.ipynb"))
     else:
@@ -137,16 +150,30 @@ def load(book: str | Path | None = None, chapters: Iterable[str] | None = None
     return [q for path in paths for q in parse_notebook(path)]
 
 
-def _book_folder(book: str | Path | None) -> Path:
-    if book is not None:
-        folder = Path(book)
-    elif any(Path.cwd().glob("*.ipynb")):
-        folder = Path.cwd()
-    else:
-        folder = Path.cwd() / "book"
-    if not folder.is_dir():
-        raise ValueError(f"Invalid book folder: {folder} (not a directory)")
-    return folder
+def to_json(questions: Sequence[Question]) -> str:
+    """The questions as the packaged bank stores them: each with only the glued values its
+    title and answer use."""
+    rows = []
+    for q in questions:
+        row = dataclasses.asdict(q)
+        row["glued"] = {key: q.glued[key] for key in dict.fromkeys(q.glue_keys)}
+        rows.append(row)
+    return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+
+
+def _packaged(chapters: Iterable[str] | None) -> list[Question]:
+    bank = resources.files(__package__) / BANK
+    questions = [Question(**row) for row in json.loads(bank.read_text(encoding="utf-8"))]
+    if chapters is None:
+        return sorted(questions, key=lambda q: q.chapter)
+    by_chapter: dict[str, list[Question]] = {}
+    for q in questions:
+        by_chapter.setdefault(q.chapter, []).append(q)
+    unknown = [stem for stem in chapters if stem not in by_chapter]
+    if unknown:
+        raise ValueError(f"Invalid chapters: {unknown} (no questions; chapters: "
+                         f"{', '.join(sorted(by_chapter))})")
+    return [q for stem in chapters for q in by_chapter[stem]]
 
 
 def select(questions: Sequence[Question], topic: str | None = None,
@@ -293,7 +320,7 @@ class Quiz:
     def ask(self) -> Question:
         """Draw the next question and show it."""
         q = self.next()
-        _show(f"**{q.chapter_title} · {q.level} · Q{q.number}.** {q.title}")
+        _show(f"**{q.chapter_title} · {q.level} · Q{q.number}.** {_title_text(q)}")
         return q
 
     def reveal(self) -> str:
@@ -305,16 +332,131 @@ class Quiz:
         return text
 
 
+def _title_text(q: Question) -> str:
+    return to_markdown(q, q.title)
+
+
+# --- Plain text for a terminal ---------------------------------------------------------------
+
+_SYMBOLS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε",
+    "eta": "η", "theta": "θ", "kappa": "κ", "lambda": "λ", "mu": "μ", "pi": "π", "rho": "ρ",
+    "sigma": "σ", "tau": "τ", "phi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω",
+    "Delta": "Δ", "Sigma": "Σ", "Psi": "Ψ", "Phi": "Φ", "Omega": "Ω", "Gamma": "Γ",
+    "Lambda": "Λ", "Theta": "Θ", "nabla": "∇", "sum": "Σ", "prod": "Π", "infty": "∞",
+    "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠", "ll": "≪",
+    "gg": "≫", "approx": "≈", "sim": "~", "pm": "±", "times": "×", "cdot": "·",
+    "odot": "⊙", "to": "→", "leftarrow": "←", "rightarrow": "→", "top": "ᵀ", "star": "*",
+    "dots": "…", "ldots": "…", "cdots": "⋯", "langle": "⟨", "rangle": "⟩", "|": "‖",
+    "propto": "∝", "in": "∈", "partial": "∂", "ell": "ℓ",
+    ",": " ", ";": " ", "!": "", " ": " ", "quad": "  ", "{": "{", "}": "}", "%": "%",
+    "max": "max", "min": "min", "ln": "ln", "log": "log", "exp": "exp", "cos": "cos",
+    "sin": "sin", "arg": "arg", "sign": "sign",
+    "left": "", "right": "", "big": "", "Big": "", "bigl": "", "bigr": "", "Bigl": "",
+    "Bigr": "",
+}
+_ACCENTS = {"hat": "\u0302", "bar": "\u0304", "tilde": "\u0303", "vec": "\u20d7",
+            "dot": "\u0307"}
+_FONTS = ("text", "mathrm", "operatorname", "mathbf", "mathbb", "mathcal", "boldsymbol",
+          "textrm", "mathit", "textit", "textbf")
+_SUP = str.maketrans("0123456789+-=()nTtki", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿᵀᵗᵏⁱ")
+_SUB = str.maketrans("0123456789+-=()aeiklmnoprstx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑᵢₖₗₘₙₒₚᵣₛₜₓ")
+
+
+def _group(tex: str, i: int) -> tuple[str, int]:
+    """The argument starting at ``tex[i]`` (a braced group or one character) and the index
+    after it."""
+    while i < len(tex) and tex[i] == " ":
+        i += 1
+    if i >= len(tex):
+        return "", i
+    if tex[i] != "{":
+        if tex[i] == "\\":
+            name = re.match(r"\\([A-Za-z]+|.)", tex[i:]).group(0)
+            return name, i + len(name)
+        return tex[i], i + 1
+    depth = 0
+    for j in range(i, len(tex)):
+        depth += {"{": 1, "}": -1}.get(tex[j], 0)
+        if depth == 0:
+            return tex[i + 1:j], j + 1
+    raise ValueError(f"unbalanced braces in {tex!r}")
+
+
+def _script(body: str, table: dict, mark: str) -> str:
+    """A sub- or superscript in Unicode where every character has one, else ``mark(body)``."""
+    if all(ord(c) in table for c in body):
+        return body.translate(table)
+    return f"{mark}{body}" if len(body) == 1 else f"{mark}({body})"
+
+
+def tex_to_text(tex: str) -> str:
+    """Inline LaTeX as Unicode text: ``\\hat{v}_t`` -> ``v̂ₜ``, ``\\sqrt{x}`` -> ``√(x)``.
+
+    Covers the commands the book's questions use; an unknown command raises ``ValueError``
+    (a test converts every question, so a new command is caught)."""
+    out, i = [], 0
+    while i < len(tex):
+        c = tex[i]
+        if c == "\\":
+            name = re.match(r"\\([A-Za-z]+|.)", tex[i:]).group(1)
+            i += 1 + len(name)
+            if name in _SYMBOLS:
+                out.append(_SYMBOLS[name])
+            elif name in ("frac", "tfrac", "dfrac"):
+                num, i = _group(tex, i)
+                den, i = _group(tex, i)
+                num, den = tex_to_text(num), tex_to_text(den)
+                wrap = (lambda x: x if re.fullmatch(r"[\w.√ₜ₀-₉⁰-⁹]+", x) else f"({x})")
+                out.append(f"{wrap(num)}/{wrap(den)}")
+            elif name == "sqrt":
+                arg, i = _group(tex, i)
+                arg = tex_to_text(arg)
+                out.append(f"√{arg}" if len(arg) == 1 else f"√({arg})")
+            elif name in _ACCENTS:
+                arg, i = _group(tex, i)
+                arg = tex_to_text(arg)
+                out.append(arg + _ACCENTS[name] if len(arg) == 1 else f"{name}({arg})")
+            elif name in _FONTS:
+                arg, i = _group(tex, i)
+                out.append(tex_to_text(arg) if not name.startswith("text") else arg)
+            else:
+                raise ValueError(f"Invalid LaTeX command for text: \\{name} in {tex!r}")
+        elif c in "_^":
+            arg, i = _group(tex, i + 1)
+            arg = tex_to_text(arg)
+            out.append(_script(arg, _SUB if c == "_" else _SUP, c))
+        elif c in "{}":
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return re.sub(r" {2,}", " ", "".join(out))
+
+
+def to_text(markdown: str) -> str:
+    """Markdown (with ``$...$`` maths) as plain text for a terminal: maths in Unicode, emphasis
+    and code marks removed, links as their text."""
+    def maths(match: re.Match) -> str:
+        return tex_to_text(match.group(1) or match.group(2))
+
+    text = re.sub(r"\$\$(.+?)\$\$|\$(.+?)\$", maths, markdown, flags=re.S)
+    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)       # [text](target)
+    text = re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"\1", text)
+    return text.replace("`", "")
+
+
 def _show(markdown: str) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import Markdown, display
     except ImportError:  # pragma: no cover - optedu does not require IPython
-        print(markdown)
+        print(to_text(markdown))
         return
     # Markdown renders only in a notebook's kernel; a terminal IPython (or any other shell)
-    # would print the object's repr, so it gets the text
+    # would print the object's repr, so it gets plain text
     if type(get_ipython()).__name__ == "ZMQInteractiveShell":
         display(Markdown(markdown))
     else:
-        print(markdown)
+        print(to_text(markdown))

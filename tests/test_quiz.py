@@ -104,7 +104,7 @@ def test_quiz_draws_every_question_once_then_repeats(book, capsys):
     one = quiz.Quiz(topic="sgd", book=book)
     one.ask()
     assert one.reveal() == "Plain."
-    assert "SGD · standard · Q1.** What is a step?" in capsys.readouterr().out
+    assert "SGD · standard · Q1. What is a step?" in capsys.readouterr().out  # plain text
 
 
 def test_malformed_questions_are_named(tmp_path):
@@ -134,13 +134,37 @@ def test_every_chapter_question_has_a_level_and_its_numbers():
     assert all(sum(row.values()) >= 4 for row in table.values())
 
 
-def test_the_bank_page_is_up_to_date():
+def _tool():
     spec = importlib.util.spec_from_file_location("questions", ROOT / "tools/questions.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_the_bank_page_and_the_packaged_bank_are_up_to_date():
+    tool = _tool()
     current = tool.PAGE.read_text(encoding="utf-8")
     assert tool.render(current) == current, "book/questions.md is out of date: run " \
         "python tools/questions.py"
+    assert tool.bank() == tool.BANK.read_text(encoding="utf-8"), \
+        "optedu/questions.json is out of date: run python tools/questions.py"
+
+
+def test_the_quiz_works_from_any_folder(tmp_path, monkeypatch, capsys):
+    """Without a book argument the packaged questions are used: the same as the chapters',
+    whatever the current folder (an empty one here)."""
+    monkeypatch.chdir(tmp_path)
+    packaged = quiz.load()
+    assert sorted(packaged, key=lambda q: (q.chapter, q.number)) == \
+        sorted(quiz.load(BOOK), key=lambda q: (q.chapter, q.number))
+    assert [q.chapter for q in quiz.load(chapters=["momentum", "adam"])][0] == "momentum"
+    q = quiz.Quiz(topic="adam", level="deep", seed=0)
+    asked = q.ask()
+    text = q.reveal()
+    assert "adam" in asked.chapter_title.lower() and asked.level == "deep"
+    assert "{glue" not in text and text.strip()
+    with pytest.raises(ValueError, match=r"Invalid chapters: \['nope'\]"):
+        quiz.load(chapters=["nope"])
 
 
 def test_a_terminal_ipython_shell_gets_text_not_a_markdown_repr(book, capsys):
@@ -152,7 +176,29 @@ def test_a_terminal_ipython_shell_gets_text_not_a_markdown_repr(book, capsys):
     InteractiveShell.instance()
     try:
         quiz.Quiz(topic="sgd", book=book).ask()
-        assert "What is a step?" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "What is a step?" in out and "**" not in out
     finally:
         if not existed:
             InteractiveShell.clear_instance()
+
+
+def test_plain_text_for_a_terminal():
+    assert quiz.tex_to_text(r"\hat{v}_t") == "v\u0302ₜ"
+    assert quiz.tex_to_text(r"\eta/\sqrt{\hat v_t} + \epsilon") == "η/√(v̂ₜ) + ε"
+    assert quiz.tex_to_text(r"\tfrac{1}{1-\beta_2^t}") == "1/(1-β₂ᵗ)"
+    assert quiz.tex_to_text(r"\|g\|_2 \le 10^{-3}") == "‖g‖₂ ≤ 10⁻³"
+    assert quiz.tex_to_text(r"x_{\text{best}}") == "x_(best)"
+    with pytest.raises(ValueError, match=r"\\oint"):
+        quiz.tex_to_text(r"\oint f")
+    assert quiz.to_text("**Adam · Q1.** Why $\\beta_1$? See [the box](adam.ipynb), "
+                        "`lr` and *this*.") == "Adam · Q1. Why β₁? See the box, lr and this."
+
+
+def test_every_question_reads_as_plain_text():
+    """What a terminal prints: no Markdown marks, no LaTeX left, for every question."""
+    for q in quiz.load():
+        for text in (quiz.to_markdown(q, q.title), quiz.to_markdown(q)):
+            plain = quiz.to_text(text)
+            left = [mark for mark in ("$", "\\", "**", "`", "{glue") if mark in plain]
+            assert not left, f"{q.chapter} Q{q.number}: {left} in {plain[:200]!r}"

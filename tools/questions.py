@@ -1,11 +1,13 @@
-"""Write the question bank (book/questions.md) from the chapters' interview questions.
+"""Write the question bank from the chapters' interview questions: the page
+book/questions.md and the packaged optedu/questions.json that optedu.quiz.Quiz reads.
 
 The page's own prose is kept as it is, down to the MARKER line; everything below it is
 generated: a count per topic and level, then every chapter's questions (optedu.quiz reads them
-from the notebooks, with their levels and glued numbers), in the order of _toc.yml.
+from the notebooks, with their levels and glued numbers), in the order of _toc.yml. The JSON
+holds the same questions, so a practice session needs neither the book nor a folder.
 
-    python tools/questions.py          # rewrite book/questions.md
-    python tools/questions.py --check  # exit 1 if the page is out of date
+    python tools/questions.py          # rewrite book/questions.md and optedu/questions.json
+    python tools/questions.py --check  # exit 1 if either is out of date
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from optedu import quiz
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "questions.md"
+BANK = ROOT / "optedu" / quiz.BANK
 MARKER = "<!-- Generated below by tools/questions.py from the chapters: do not edit. -->"
 
 
@@ -38,18 +41,26 @@ def render(current: str) -> str:
     return prose + MARKER + "\n\n" + quiz.render_bank(parts(), ROOT / "book")
 
 
+def bank() -> str:
+    """optedu/questions.json: every chapter's questions, in the book's order."""
+    stems = [stem for _, chapter_stems in parts() for stem in chapter_stems]
+    return quiz.to_json(quiz.load(ROOT / "book", stems))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, write nothing")
     args = parser.parse_args()
-    current = PAGE.read_text(encoding="utf-8")
-    page = render(current)
+    page = render(PAGE.read_text(encoding="utf-8"))
+    wanted = {PAGE: page, BANK: bank()}
     if args.check:
-        if page != current:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python tools/questions.py")
-            return 1
-        return 0
-    PAGE.write_text(page, encoding="utf-8")
+        stale = [path for path, text in wanted.items()
+                 if not path.exists() or path.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"{path.relative_to(ROOT)} is out of date: run python tools/questions.py")
+        return 1 if stale else 0
+    for path, text in wanted.items():
+        path.write_text(text, encoding="utf-8")
     return 0
 
 
