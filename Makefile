@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test unit nbval site-test lab outputs bench clean
+.PHONY: setup book test unit nbval unpinned site-test lab outputs bench clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,11 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest book -p nbval --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -q
+
+## unpinned: every chapter (NB=book/x.ipynb for one) as a reader's Jupyter runs it, torch's CPU
+## kernels not capped at AVX2: fails if a cell raises; outputs neither compared nor stored
+unpinned: $(STAMP)
+	$(BIN)/python tools/run_notebooks.py --unpinned --check --jobs 2 $(NB)
 
 ## site-test: the built site (make book first) in headless Chromium: links, equations, figures,
 ## dropdowns, search, phone width, page weight. Needs Debian's chromium and chromium-driver.

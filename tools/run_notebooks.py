@@ -2,11 +2,20 @@
 
     python tools/run_notebooks.py                 # every notebook under book/
     python tools/run_notebooks.py book/adam.ipynb  # just these
+    python tools/run_notebooks.py --unpinned --check --jobs 2   # as a reader runs them
 
 This is the only way outputs enter the repository: nobody edits notebook JSON by hand. Each
 notebook runs with its own folder as the working directory, like `jupyter lab` and nbval do.
 The wall time of every notebook is printed, and the command fails if one takes longer than the
 budget (30 s by default, `--budget`), so slow chapters are caught when they are written.
+
+Outputs are computed with torch's CPU kernels capped at AVX2 (optedu.reproducible), as nbval
+checks them. A reader's Jupyter has no cap: on a processor with AVX-512, torch runs other
+kernels, whose results differ in their last bits. `--check` runs the notebooks and stores
+nothing: it fails if a cell raises (one tagged raises-exception aside), naming the notebook, the
+cell and the error, and compares no output. With `--unpinned` the kernels start without the
+cap, its three variables removed from their environment even where the caller set them, so an
+assertion that holds with one family of kernels and not with the reader's fails here.
 """
 
 from __future__ import annotations
@@ -14,31 +23,49 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
-from optedu.reproducible import pin_cpu_kernels
+from optedu.reproducible import CPU_KERNELS, pin_cpu_kernels
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Stored outputs are what the website shows: static figures, never live widgets
-# (optedu.landscapes.explore reads this; the kernels inherit it).
-os.environ["OPTEDU_STATIC"] = "1"
-# The same digits on every x86-64 processor: torch's CPU kernels capped at AVX2, as nbval runs
-# them (book/conftest.py).
-pin_cpu_kernels()
 
 
-def run(path: pathlib.Path, timeout: int) -> float:
-    nb = nbformat.read(path, as_version=4)
+def kernel_env(unpinned: bool = False, environ=None) -> dict[str, str]:
+    """The environment a notebook's kernel starts with: ``environ`` (default ``os.environ``),
+    with static figures (stored outputs are what the website shows; optedu.landscapes.explore
+    reads OPTEDU_STATIC) and torch's CPU kernels capped at AVX2, as nbval runs them
+    (book/conftest.py); ``unpinned``: with the cap's variables removed, as a reader's Jupyter
+    runs them."""
+    env = dict(os.environ if environ is None else environ, OPTEDU_STATIC="1")
+    if unpinned:
+        for name in CPU_KERNELS:
+            env.pop(name, None)
+    else:
+        pin_cpu_kernels(env)
+    return env
+
+
+def execute(nb, path: pathlib.Path, timeout: int, env: dict[str, str]) -> float:
+    """Run ``nb`` (read from ``path``) top to bottom in a fresh kernel started with ``env``,
+    filling in its outputs; returns the wall time. Raises CellExecutionError."""
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute()
-    elapsed = time.perf_counter() - start
+    client.execute(env=env)
+    return time.perf_counter() - start
+
+
+def run(path: pathlib.Path, timeout: int) -> float:
+    nb = nbformat.read(path, as_version=4)
+    elapsed = execute(nb, path, timeout, kernel_env())
     for cell in nb.cells:  # keep stored notebooks free of volatile execution metadata
         cell.metadata.pop("execution", None)
     # Store the outputs in the notebook as it is now, so that prose edited while it ran is
@@ -56,22 +83,75 @@ def run(path: pathlib.Path, timeout: int) -> float:
     return elapsed
 
 
+def check(path: pathlib.Path, timeout: int, env: dict[str, str]) -> tuple[float, str | None]:
+    """Run the notebook at ``path`` and store nothing; returns its wall time and, if a cell
+    raised, which cell (its number among all cells, from 1, and its id), the line and the
+    error."""
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    try:
+        execute(nb, path, timeout, env)
+    except CellExecutionError as error:
+        where = next(((i, c) for i, c in enumerate(nb.cells, 1) if c.cell_type == "code"
+                      and "raises-exception" not in c.metadata.get("tags", [])
+                      and any(o.output_type == "error" for o in c.get("outputs", []))), None)
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", error.traceback)
+        line = next((s.strip() for s in plain.splitlines() if re.match(r"-+> *\d+", s)), "")
+        cell = f"cell {where[0]} (id {where[1].get('id')})" if where else "a cell"
+        return time.perf_counter() - start, f"{cell}: {line}\n    {error.ename}: {error.evalue}"
+    except Exception as error:  # the kernel died, or a cell ran past --timeout
+        return time.perf_counter() - start, f"{type(error).__name__}: {error}"
+    return time.perf_counter() - start, None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path)
     parser.add_argument("--budget", type=float, default=30.0, help="seconds allowed per notebook")
     parser.add_argument("--timeout", type=int, default=120, help="seconds allowed per cell")
+    parser.add_argument("--check", action="store_true",
+                        help="store nothing; fail if a cell raises (outputs not compared)")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="torch's CPU kernels not capped at AVX2, as in a reader's Jupyter"
+                             " (with --check only: such outputs are never stored)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at a time (--check)")
     args = parser.parse_args()
+    if args.unpinned and not args.check:
+        parser.error("--unpinned needs --check: stored outputs are computed with the cap")
     paths = args.notebooks or sorted((ROOT / "book").rglob("*.ipynb"))
-    paths = [p for p in paths if ".ipynb_checkpoints" not in p.parts]
+    paths = [p.resolve() for p in paths if ".ipynb_checkpoints" not in p.parts]
+    if args.check:
+        return check_all(paths, args.timeout, kernel_env(args.unpinned), args.jobs)
     slow = []
     for path in paths:
-        elapsed = run(path.resolve(), args.timeout)
+        elapsed = run(path, args.timeout)
         flag = "" if elapsed <= args.budget else f"  over the {args.budget:g} s budget"
         print(f"{elapsed:6.1f} s  {path}{flag}", flush=True)
         if flag:
             slow.append(path)
     return 1 if slow else 0
+
+
+def check_all(paths, timeout: int, env: dict[str, str], jobs: int) -> int:
+    kernels = ", ".join(f"{k}={env[k]}" for k in CPU_KERNELS if k in env) or "not capped"
+    print(f"checking {len(paths)} notebooks, {jobs} at a time; CPU kernels: {kernels}",
+          flush=True)
+    start = time.perf_counter()
+    failed = []
+    with ProcessPoolExecutor(max(1, jobs)) as pool:
+        futures = [pool.submit(check, path, timeout, env) for path in paths]
+        for path, future in zip(paths, futures):
+            elapsed, error = future.result()
+            name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            print(f"{elapsed:6.1f} s  {'FAIL' if error else 'ok  '}  {name}", flush=True)
+            if error:
+                print(f"    {error}", flush=True)
+                failed.append(f"{name}, {error}")
+    print(f"{len(paths) - len(failed)} of {len(paths)} notebooks ran without error in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
+    for failure in failed:
+        print(f"FAILED {failure}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
