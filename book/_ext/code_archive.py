@@ -1,0 +1,101 @@
+"""The book's code, downloadable from every page: an archive built into the site.
+
+At the end of an HTML build, the repository at the built commit (optedu, the notebooks, the
+tests, requirements.txt, the Makefile: everything git tracks) is written to
+``_downloads/optedu-<commit>.zip`` in the site, and every page's footer links to it and to
+the intro's "Run it yourself" section. A chapter's own download button gives its ``.ipynb``,
+which imports optedu; this archive is where optedu comes from.
+
+The archive is ``git archive`` of ``HEAD``: what was committed, not uncommitted edits. Outside
+a git checkout (a source tarball), it zips the same folders from the working tree instead.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import zipfile
+from typing import Any
+
+FOLDER = "_downloads"
+# Outside git: what a reader needs to run the book, as git would have it.
+TREE = ("book", "optedu", "tests", "tools", "bench", ".binder", ".ci", "_config.yml",
+        "_toc.yml", "requirements.txt", "pyproject.toml", "Makefile", "README.md",
+        ".gitignore")
+SKIP = {"__pycache__", ".ipynb_checkpoints", "_build", ".pytest_cache", ".hypothesis"}
+
+
+def commit(root: pathlib.Path) -> str | None:
+    """The short hash of ``HEAD`` in ``root``, or ``None`` outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=10", "HEAD"],
+                             capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def archive_name(root: pathlib.Path) -> str:
+    found = commit(root)
+    return f"optedu-{found}.zip" if found else "optedu-source.zip"
+
+
+def write_archive(root: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    """Write the archive of ``root`` into the folder ``target``; returns its path."""
+    target.mkdir(parents=True, exist_ok=True)
+    name = archive_name(root)
+    path = target / name
+    prefix = name.removesuffix(".zip") + "/"
+    if commit(root):
+        subprocess.run(["git", "-C", str(root), "archive", "--format=zip",
+                        f"--prefix={prefix}", "-o", str(path), "HEAD"], check=True)
+        return path
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for entry in TREE:
+            top = root / entry
+            files = [top] if top.is_file() else sorted(top.rglob("*")) if top.is_dir() else []
+            for file in files:
+                if file.is_file() and not SKIP & set(file.relative_to(root).parts):
+                    zf.write(file, prefix + file.relative_to(root).as_posix())
+    return path
+
+
+def footer(href: str, guide: str, name: str) -> str:
+    """The footer line every page carries."""
+    return (f'<p class="code-archive">The code of this book: <a href="{href}" download>'
+            f"{name}</a> (optedu, every chapter as a notebook, the tests). "
+            f'<a href="{guide}">How to run a chapter</a>.</p>')
+
+
+def _page_context(app: Any, pagename: str, templatename: str, context: dict,
+                  doctree: Any) -> None:
+    pathto = context["pathto"]
+    name = app.env.optedu_archive
+    context["theme_extra_footer"] = footer(
+        pathto(f"{FOLDER}/{name}", 1), pathto("book/intro") + "#run-it-yourself", name)
+
+
+def _config_inited(app: Any, config: Any) -> None:
+    """The substitution ``{{ code_archive }}``: the archive's link, for the intro's "Run it
+    yourself" (book/intro.md sits one folder below the site's root)."""
+    name = archive_name(pathlib.Path(app.srcdir))
+    config.myst_substitutions = dict(
+        config.myst_substitutions or {},
+        code_archive=f'<a href="../{FOLDER}/{name}" download>{name}</a>')
+
+
+def _builder_inited(app: Any) -> None:
+    app.env.optedu_archive = archive_name(pathlib.Path(app.srcdir))
+
+
+def _build_finished(app: Any, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        write_archive(pathlib.Path(app.srcdir), pathlib.Path(app.outdir) / FOLDER)
+
+
+def setup(app: Any) -> dict[str, bool]:
+    app.connect("config-inited", _config_inited)
+    app.connect("builder-inited", _builder_inited)
+    app.connect("html-page-context", _page_context)
+    app.connect("build-finished", _build_finished)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
