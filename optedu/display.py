@@ -92,6 +92,29 @@ def glue(name: str, variable: object, display: bool = True) -> None:
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     show({prefix + key: value for key, value in bundle.items()}, raw=True, metadata=metadata)
+    if _shown is not None and name in _shown and bundle.get("text/plain") != _shown[name]:
+        shown, now = _shown[name], bundle.get("text/plain")
+        show({"text/markdown": f"⚠ The text above says **{shown}** for `{name}`; this run "
+                               f"computed **{now}**.",
+              "text/plain": f"The text above says {shown} for {name}; this run computed {now}."},
+             raw=True)
+
+
+# Reader copies of the chapters (tools/reader.py, for JupyterLab) write glued values into their
+# prose. Their first cell hands those values to reader_values(); glue() then flags a value that
+# a re-run computes differently, since the prose cannot follow. None: not a reader copy.
+_shown: dict[str, str] | None = None
+
+
+def reader_values(values: dict[str, str] | None) -> None:
+    """Tell :func:`glue` which ``text/plain`` the prose shows for each key (``None``: no prose).
+
+    From then on, a ``glue(name, value)`` whose ``value`` displays as other text than the
+    prose's adds a visible note under its cell: "The text above says X for `name`; this run
+    computed Y." What glue stores for the website is unchanged.
+    """
+    global _shown
+    _shown = None if values is None else dict(values)
 
 
 def palette_png(fig: object, colors: int = 128, scale: float = 1) -> bytes | None:

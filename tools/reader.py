@@ -1,0 +1,651 @@
+"""Reader copies of the chapters for JupyterLab (``make lab``): the website's text, still runnable.
+
+JupyterLab renders a Markdown cell as CommonMark, so the MyST of the chapters (glued numbers,
+cross-references, citations, directives) would show as raw source. This writes a copy of every
+``book/*.ipynb`` into ``_reader/`` (beside ``book/``, at the same depth, so paths the chapters
+resolve from the working folder still work) in which each Markdown cell is plain Markdown and
+the HTML JupyterLab's sanitizer keeps:
+
+- ``{glue:text}`key``` (also ``key:format``, ``{glue}``, ``{glue:md}`` and ``other.ipynb::key``)
+  becomes the value stored in the notebook's outputs;
+- ``{numref}``, ``{eq}``, ``{prf:ref}`` become "Fig. 7.1", "Eq. 7.1", "Proposition 7.1",
+  numbered per chapter in document order as the website's Sphinx (numfig) numbers them;
+  ``{ref}`` and ``{doc}`` become the target's title (a link when it is another chapter);
+- ``{cite:p}`` / ``{cite:t}`` become "[Kingma and Ba, 2015]" / "Kingma and Ba [2015]" from
+  ``book/references.bib``, and each copy ends with the references it cites;
+- labels ``(x)=`` are dropped; labelled equations get their number as ``\\tag``;
+- admonitions become framed blocks, dropdown admonitions and solutions closed
+  ``<details>`` (interview questions keep their level), exercises and ``{prf:*}`` framed blocks
+  titled "Exercise 7.1", "Proposition 7.1 (title)"; figure captions follow their figure cell.
+
+Code cells keep their source and stored outputs. Cells the website hides (``remove-input``,
+``hide-input``, ...) are collapsed (``metadata.jupyter.source_hidden`` / ``outputs_hidden``).
+A first, collapsed cell hands the values the prose shows to ``optedu.display.reader_values``:
+when a re-run glues another value, ``glue`` says so under the cell (the prose is not updated).
+
+    python tools/reader.py                 # every chapter, when a source is newer than its copy
+    python tools/reader.py --force         # every chapter
+    python tools/reader.py book/adam.ipynb --out /tmp/copies
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import html
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+OUT = ROOT / "_reader"
+GLUE_PREFIX = "application/papermill.record/"
+
+ADMONITIONS = {  # type: (frame colour, default title)
+    "admonition": ("#5c7080", ""), "note": ("#2f6fb0", "Note"), "tip": ("#2e8540", "Tip"),
+    "hint": ("#2e8540", "Hint"), "important": ("#2e8540", "Important"),
+    "seealso": ("#2f6fb0", "See also"), "attention": ("#c77c02", "Attention"),
+    "caution": ("#c77c02", "Caution"), "warning": ("#c77c02", "Warning"),
+    "danger": ("#b3261e", "Danger"), "error": ("#b3261e", "Error"),
+}
+LEVELS = {"q-warmup": "warm-up", "q-standard": "standard", "q-deep": "deep"}
+HIDE_SOURCE = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
+HIDE_OUTPUTS = {"remove-output", "hide-output", "remove-cell", "hide-cell"}
+
+FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,}|~{3,})(?P<info>.*)$")
+DIRECTIVE = re.compile(r"^\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
+ROLE = re.compile(r"\{(?P<name>[a-z][\w:-]*)\}`(?P<content>[^`]+)`")
+LABEL = re.compile(r"^\((?P<label>[^()\s]+)\)=\s*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+EQUATION = re.compile(r"\$\$(?P<body>.+?)\$\$[ \t]*\((?P<label>[^()\s]+)\)[ \t]*$",
+                      re.S | re.M)
+EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
+
+
+# -- blocks: a Markdown text as plain text and (nested) directives ---------------------------
+
+@dataclasses.dataclass
+class Directive:
+    name: str
+    arg: str
+    options: dict
+    body: str
+
+
+def parse(text: str) -> list[str | Directive]:
+    """``text`` split into plain stretches and directives (``` or ::: fences with ``{name}``).
+
+    Plain code fences are kept verbatim inside the plain stretches; a directive's body is
+    parsed again where it is used. An unclosed fence runs to the end, as in MyST.
+    """
+    lines = text.split("\n")
+    out: list[str | Directive] = []
+    plain: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            plain.append(lines[i])
+            i += 1
+            continue
+        fence, info = m["fence"], m["info"].strip()
+        end = i + 1
+        while end < len(lines):
+            close = FENCE.match(lines[end])
+            if (close and close["fence"][0] == fence[0] and len(close["fence"]) >= len(fence)
+                    and not close["info"].strip()):
+                break
+            end += 1
+        d = DIRECTIVE.match(info)
+        if not d:  # a code fence: verbatim
+            plain.extend(lines[i:end + 1])
+            i = end + 1
+            continue
+        body = lines[i + 1:end]
+        options: dict[str, str] = {}
+        if body and body[0].strip() == "---":  # YAML options block
+            close = next((k for k in range(1, len(body)) if body[k].strip() == "---"), None)
+            if close is not None:
+                for line in body[1:close]:
+                    key, _, value = line.partition(":")
+                    options[key.strip()] = value.strip()
+                body = body[close + 1:]
+        while body and re.match(r"^:[\w-]+:", body[0]):
+            key, _, value = body[0][1:].partition(":")
+            options[key] = value.strip()
+            body = body[1:]
+        if plain:
+            out.append("\n".join(plain))
+            plain = []
+        out.append(Directive(d["name"], d["arg"].strip(), options, "\n".join(body).strip("\n")))
+        i = end + 1
+    if plain:
+        out.append("\n".join(plain))
+    return out
+
+
+# -- the book: numbers, titles and values every reference needs ------------------------------
+
+@dataclasses.dataclass
+class Target:
+    doc: str          # notebook (or page) stem
+    kind: str         # section, figure, equation, exercise, prf:<type>
+    text: str         # what a reference shows: "Fig. 7.1", a title, ...
+    title: str = ""   # a figure's caption, a directive's title
+
+
+class Book:
+    """Every chapter of ``book``: chapter numbers (``_toc.yml``), labels, glued values, citations."""
+
+    def __init__(self, book: pathlib.Path = BOOK, toc: pathlib.Path | None = None,
+                 bib: pathlib.Path | None = None):
+        self.folder = pathlib.Path(book)
+        self.notebooks = {p.stem: json.loads(p.read_text()) for p in
+                          sorted(self.folder.glob("*.ipynb"))}
+        order, self.chapters = _toc(toc if toc is not None else self.folder.parent / "_toc.yml")
+        bib = bib if bib is not None else self.folder / "references.bib"
+        self.bib = _bibliography(bib) if pathlib.Path(bib).exists() else {}
+        self.labels: dict[str, Target] = {}
+        self.titles: dict[str, str] = {}
+        self.figures: dict[str, dict[int, str]] = {}  # doc -> cell index -> "Fig. 7.1"
+        # Sphinx numbers per chapter in numbered parts ("Fig. 7.1"); the pages of unnumbered
+        # parts share one count, in the order of the table of contents ("Fig. 25").
+        unnumbered: dict[str, int] = {}
+        pages = {p.stem: p for p in self.folder.glob("*.md")}
+        for stem in [*order, *sorted(set(self.notebooks) | set(pages))]:
+            if stem in self.titles:
+                continue
+            counts = {} if stem in self.chapters else unnumbered
+            if stem in self.notebooks:
+                self._index(stem, self.notebooks[stem]["cells"], counts)
+            elif stem in pages:
+                self._index(stem, [{"cell_type": "markdown", "source": pages[stem].read_text()}],
+                            counts)
+            self.titles.setdefault(stem, stem)
+        self._glued: dict[str, dict[str, dict]] = {}
+        self.missing: dict[str, list[str]] = {}  # doc -> glue keys its prose has no value for
+
+    def number(self, doc: str, n: int) -> str:
+        chapter = self.chapters.get(doc)
+        return f"{chapter}.{n}" if chapter is not None else str(n)
+
+    def _index(self, doc: str, cells: list[dict], counts: dict[str, int]) -> None:
+        """Labels of ``doc`` numbered in document order (``counts``: the numbers so far)."""
+
+        def count(kind: str) -> str:
+            counts[kind] = counts.get(kind, 0) + 1
+            return self.number(doc, counts[kind])
+
+        def walk(blocks: list) -> None:
+            for block in blocks:
+                if isinstance(block, Directive):
+                    kind = block.name
+                    if kind.startswith("prf:") and kind != "prf:proof":
+                        n = count(kind)
+                        name = kind[4:].capitalize()
+                        if "label" in block.options:
+                            self.labels[block.options["label"]] = Target(
+                                doc, kind, f"{name} {n}", block.arg)
+                    elif kind == "exercise":
+                        n = count(kind)
+                        if "label" in block.options:
+                            self.labels[block.options["label"]] = Target(
+                                doc, kind, f"Exercise {n}", block.arg)
+                    elif kind == "math" and "label" in block.options:
+                        n = count("equation")
+                        self.labels[block.options["label"]] = Target(doc, "equation", n)
+                    walk(parse(block.body))
+                    continue
+                lines = block.split("\n")
+                for k, line in enumerate(lines):
+                    m = LABEL.match(line)
+                    if m:
+                        following = next((x for x in lines[k + 1:] if x.strip()), "")
+                        h = HEADING.match(following)
+                        title = _plain_title(h[2]) if h else m["label"]
+                        self.labels[m["label"]] = Target(doc, "section", title, title)
+                    h = HEADING.match(line)
+                    if h and len(h[1]) == 1 and doc not in self.titles:
+                        self.titles[doc] = _plain_title(h[2])
+                for m in EQUATION.finditer(block):
+                    self.labels[m["label"]] = Target(doc, "equation", count("equation"))
+
+        for index, cell in enumerate(cells):
+            if cell["cell_type"] == "markdown":
+                walk(parse(_source(cell)))
+            elif cell["cell_type"] == "code":
+                figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+                if figure and figure.get("caption"):
+                    n = count("figure")
+                    if figure.get("name"):
+                        self.labels[figure["name"]] = Target(doc, "figure", f"Fig. {n}",
+                                                             figure["caption"])
+                    self.figures.setdefault(doc, {})[index] = f"Fig. {n}"
+
+    def glued(self, doc: str) -> dict[str, dict]:
+        """Key -> the MIME bundle glued under it in ``doc``'s stored outputs (the last one)."""
+        if doc not in self._glued:
+            values: dict[str, dict] = {}
+            for cell in self.notebooks.get(doc, {"cells": []})["cells"]:
+                for output in cell.get("outputs", []):
+                    scrap = output.get("metadata", {}).get("scrapbook")
+                    if scrap and "data" in output:
+                        prefix = scrap.get("mime_prefix", "")
+                        values[scrap["name"]] = {k[len(prefix):]: v for k, v in
+                                                 output["data"].items() if k.startswith(prefix)}
+            self._glued[doc] = values
+        return self._glued[doc]
+
+
+def _source(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _heading_id(title: str) -> str:
+    """The id JupyterLab gives a heading: its rendered text, spaces as hyphens."""
+    text = re.sub(r"`([^`]*)`", r"\1", title)
+    text = re.sub(r"(\*\*|__|\*|_)(\S(?:.*?\S)?)\1", r"\2", text)
+    return text.replace(" ", "-")
+
+
+def _plain_title(title: str) -> str:
+    return re.sub(ROLE, lambda m: m["content"], title).strip()
+
+
+def _toc(toc: pathlib.Path) -> tuple[list[str], dict[str, int]]:
+    """The stems in reading order, and the chapter numbers: the chapters of numbered parts,
+    counted on across parts (the root page and unnumbered parts have none)."""
+    import yaml
+
+    if not pathlib.Path(toc).exists():
+        return [], {}
+    data = yaml.safe_load(pathlib.Path(toc).read_text())
+    order = [pathlib.Path(data["root"]).stem] if "root" in data else []
+    numbers: dict[str, int] = {}
+    for part in data.get("parts", []):
+        for chapter in part.get("chapters", []):
+            stem = pathlib.Path(chapter["file"]).stem
+            order.append(stem)
+            if part.get("numbered"):
+                numbers[stem] = len(numbers) + 1
+    return order, numbers
+
+
+def _bibliography(path: pathlib.Path) -> dict[str, tuple[str, str, str]]:
+    """Key -> (authors, year, full reference) as sphinxcontrib-bibtex's author_year style."""
+    import codecs
+
+    import latexcodec  # noqa: F401  (registers the "ulatex" codec; pybtex's own is far slower)
+    from pybtex.database import parse_file
+
+    def latex(s: str) -> str:
+        return codecs.decode(s, "ulatex").replace("{", "").replace("}", "")
+
+    entries = {}
+    for key, entry in parse_file(str(path)).entries.items():
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        last = [latex(" ".join(p.prelast_names + p.last_names)) for p in people]
+        # As the website: "and others" counts as a second author ("Paszke and others").
+        if not last:
+            authors = latex(entry.fields.get("organization", key))
+        elif len(last) <= 2:
+            authors = " and ".join(last)
+        else:
+            authors = f"{last[0]} et al."
+        year = entry.fields.get("year", "n.d.")
+        names = [latex(" ".join(p.first_names + p.middle_names + p.prelast_names
+                                + p.last_names)) for p in people]
+        full_names = (", ".join(names[:-1]) + " and " + names[-1]) if len(names) > 1 else \
+            "".join(names) or authors
+        title = latex(entry.fields.get("title", ""))
+        where = latex(entry.fields.get("journal", entry.fields.get("booktitle", "")))
+        url = entry.fields.get("url", "")
+        full = f"{full_names}. {title}." + (f" *{where}*," if where else "") + f" {year}."
+        if url:
+            full += f" <{url}>"
+        entries[key] = (authors, year, full)
+    return entries
+
+
+# -- Markdown: one cell of MyST to CommonMark + HTML -----------------------------------------
+
+class Converter:
+    """Converts the Markdown cells of one notebook ``doc`` of ``book``."""
+
+    def __init__(self, book: Book, doc: str):
+        self.book, self.doc = book, doc
+        self.cited: list[str] = []
+        self.missing: list[str] = []  # glue keys with no stored value
+        self.log: list[tuple[str, str, str]] = []  # (role, content, what it became)
+        self.shown: dict[str, str] = {}  # glue key -> the text/plain the prose was written from
+
+    # roles --------------------------------------------------------------------------------
+    def roles(self, text: str) -> str:
+        """Every role of ``text`` replaced, outside code spans and maths."""
+        return ROLE.sub(self._role, text)
+
+    def _role(self, m: re.Match) -> str:
+        shown = self._shown_role(m["name"], " ".join(m["content"].split()))
+        self.log.append((m["name"], m["content"], shown))
+        return shown
+
+    def _shown_role(self, name: str, content: str) -> str:
+        if name.startswith("glue"):
+            return self.glue(name, content)
+        if name in ("numref", "eq", "prf:ref", "ref", "doc"):
+            return self.reference(name, content)
+        if name in ("cite:p", "cite:t", "cite"):
+            return self.cite(name, content)
+        if name == "math":
+            return f"${content}$"
+        if name in ("term", "abbr", "sub", "sup"):
+            return content
+        raise ValueError(f"{self.doc}: unknown role {{{name}}}`{content}`")
+
+    def glue(self, name: str, content: str) -> str:
+        doc, key = self.doc, content
+        if "::" in key:
+            doc, key = key.split("::", 1)
+            doc = pathlib.Path(doc).stem
+        key, _, spec = key.partition(":")
+        bundle = self.book.glued(doc).get(key)
+        if bundle is None:  # e.g. a chapter being edited, whose outputs are not yet stored
+            self.missing.append(content)
+            return f"**[{key}: not in the stored outputs]**"
+        if doc == self.doc and "text/plain" in bundle:
+            self.shown[key] = bundle["text/plain"]
+        if name == "glue:md" and "text/markdown" in bundle:
+            return bundle["text/markdown"].strip()
+        text = bundle.get("text/plain", "")
+        if spec:
+            try:
+                return format(float(text), spec)
+            except ValueError:
+                return format(text, spec)
+        return text
+
+    def reference(self, name: str, content: str) -> str:
+        m = EXPLICIT.match(content)
+        text, label = (m["text"], m["target"]) if m else (None, content)
+        if name == "doc":
+            stem = pathlib.Path(label).stem
+            return self.link(text or self.book.titles.get(stem, stem), stem)
+        target = self.book.labels.get(label)
+        if target is None:
+            raise ValueError(f"{self.doc}: no target for {{{name}}}`{content}`")
+        if name == "numref" and text:
+            shown = text.replace("%s", target.text.split()[-1]).replace("{number}",
+                                                                          target.text.split()[-1])
+        elif name == "eq":
+            shown = f"Eq. {target.text}"
+        elif name == "ref" and target.kind != "section":
+            shown = text or (target.title or target.text)
+        else:
+            shown = text or target.text
+        if name == "ref" and target.kind == "section":
+            return self.link(shown, target.doc, target.title)
+        return self.link(shown, target.doc) if target.doc != self.doc else shown
+
+    def link(self, text: str, doc: str, heading: str | None = None) -> str:
+        anchor = "#" + _heading_id(heading) if heading else ""
+        if doc == self.doc:
+            return f"[{text}](<{anchor}>)" if anchor else text
+        if doc in self.book.notebooks:
+            return f"[{text}](<{doc}.ipynb{anchor}>)"
+        return text
+
+    def cite(self, name: str, content: str) -> str:
+        keys = [k.strip() for k in content.split(",")]
+        for key in keys:
+            if key not in self.book.bib:
+                raise ValueError(f"{self.doc}: {key!r} is not in references.bib")
+            if key not in self.cited:
+                self.cited.append(key)
+        if name == "cite:t":
+            return ", ".join(f"{self.book.bib[k][0]} [{self.book.bib[k][1]}]" for k in keys)
+        return "[" + ", ".join(f"{self.book.bib[k][0]}, {self.book.bib[k][1]}" for k in keys) + "]"
+
+    # blocks -------------------------------------------------------------------------------
+    def markdown(self, text: str) -> str:
+        """One Markdown cell's text (or a directive's body) as CommonMark + HTML."""
+        parts = []
+        for block in parse(text):
+            parts.append(self.directive(block) if isinstance(block, Directive)
+                         else self.plain(block))
+        return "\n\n".join(p.strip("\n") for p in parts if p.strip())
+
+    def plain(self, text: str) -> str:
+        """Roles replaced and labels dropped, outside code fences (kept verbatim)."""
+        text = EQUATION.sub(self._tag, text)
+        out, prose, code = [], [], None
+        for line in text.split("\n"):
+            fence = FENCE.match(line)
+            if code is None and fence:
+                out.append(self.roles("\n".join(prose)))
+                prose, code = [], fence["fence"]
+                out.append(line)
+            elif code is not None:
+                if fence and fence["fence"][0] == code[0] and len(fence["fence"]) >= len(code):
+                    code = None
+                out.append(line)
+            elif not LABEL.match(line):
+                prose.append(line)
+        out.append(self.roles("\n".join(prose)))
+        return "\n".join(x for x in out if x)
+
+    def _tag(self, m: re.Match) -> str:
+        target = self.book.labels[m["label"]]
+        return f"$${m['body'].rstrip()} \\tag{{{target.text}}}\n$$"
+
+    def directive(self, d: Directive) -> str:
+        classes = d.options.get("class", "").split()
+        if d.name in ADMONITIONS:
+            colour, default = ADMONITIONS[d.name]
+            title = d.arg or default
+            level = next((LEVELS[c] for c in classes if c in LEVELS), None)
+            if "dropdown" in classes:
+                return self.details(title, self.markdown(d.body), level)
+            return self.frame(title, self.markdown(d.body), colour)
+        if d.name == "exercise":
+            target = self._labelled(d, "Exercise")
+            title = target + (f" ({d.arg})" if d.arg else "")
+            return self.frame(title, self.markdown(d.body), "#2f6fb0")
+        if d.name == "solution":
+            return self.details(self.solution_title(d.arg), self.markdown(d.body))
+        if d.name.startswith("prf:"):
+            if d.name == "prf:proof":
+                body = self.markdown(d.body)
+                if not re.search(r"(\\square|\\blacksquare|∎|□)\$?\.?\s*$", body):
+                    body += " ∎"
+                return self.frame("Proof.", body, "#5c7080", italic=True)
+            name = self._labelled(d, d.name[4:].capitalize())
+            title = name + (f" ({d.arg})" if d.arg else "") + "."
+            return self.frame(title, self.markdown(d.body), "#6a3d9a")
+        if d.name == "math":
+            body = d.body.strip()
+            if "label" in d.options:
+                body += f" \\tag{{{self.book.labels[d.options['label']].text}}}"
+            return f"$$\n{body}\n$$"
+        if d.name in ("solution-start", "solution-end"):
+            raise ValueError(f"{self.doc}: {{{d.name}}} is handled per cell")
+        raise ValueError(f"{self.doc}: unknown directive {{{d.name}}}")
+
+    def _labelled(self, d: Directive, name: str) -> str:
+        label = d.options.get("label")
+        if label in self.book.labels:
+            return self.book.labels[label].text
+        return name
+
+    def solution_title(self, label: str) -> str:
+        target = self.book.labels.get(label.strip())
+        return f"Solution to {target.text}" if target else "Solution"
+
+    # HTML frames the sanitizer keeps: tags and inline styles, no classes of its own ----------
+    def title_html(self, title: str) -> str:
+        """A title's inline Markdown as HTML (inside HTML, Markdown is not parsed)."""
+        title = self.roles(title)
+        parts = re.split(r"(\$[^$]+\$|`[^`]+`)", title)
+        out = []
+        for part in parts:
+            if part.startswith("$") and part.endswith("$") and len(part) > 1:
+                out.append(part)  # MathJax typesets it in place
+            elif part.startswith("`") and part.endswith("`") and len(part) > 1:
+                out.append(f"<code>{html.escape(part[1:-1])}</code>")
+            else:
+                part = html.escape(part, quote=False)
+                part = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", part)
+                part = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<i>\1</i>", part)
+                out.append(part)
+        return "".join(out)
+
+    def details(self, title: str, body: str, level: str | None = None) -> str:
+        badge = (f' <span style="font-size: 0.8em; font-weight: normal; padding: 0 0.4em; '
+                 f'border: 1px solid #999; border-radius: 0.6em">{level}</span>' if level else "")
+        return (f'<details style="border: 1px solid #bbb; border-radius: 4px; '
+                f'padding: 0.2em 0.8em; margin: 0.6em 0">\n'
+                f'<summary style="cursor: pointer"><b>{self.title_html(title)}</b>{badge}'
+                f"</summary>\n\n{body}\n\n</details>")
+
+    def frame(self, title: str, body: str, colour: str, italic: bool = False) -> str:
+        heading = self.title_html(title)
+        heading = f"<i>{heading}</i>" if italic else f"<b>{heading}</b>"
+        return (f'<div style="border-left: 4px solid {colour}; padding: 0.1em 0.8em; '
+                f'margin: 0.6em 0; background: rgba(127, 127, 127, 0.06)">\n'
+                f"<p>{heading}</p>\n\n{body}\n\n</div>")
+
+
+# -- a notebook ------------------------------------------------------------------------------
+
+def reader_notebook(book: Book, doc: str) -> dict:
+    """The reader copy of ``book``'s notebook ``doc`` (a new nbformat dict)."""
+    nb = copy.deepcopy(book.notebooks[doc])
+    conv = Converter(book, doc)
+    cells = []
+    solution: str | None = None  # the summary of the solution a span of cells belongs to
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "markdown":
+            cell["source"], solution = _markdown(conv, _source(cell), solution,
+                                                 nb["cells"][index + 1:])
+            cells.append(cell)
+            continue
+        if cell["cell_type"] == "code":
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            jupyter = {}
+            if tags & HIDE_SOURCE or solution is not None:
+                jupyter["source_hidden"] = True
+            if tags & HIDE_OUTPUTS or solution is not None:
+                jupyter["outputs_hidden"] = True
+            if jupyter:
+                cell["metadata"].setdefault("jupyter", {}).update(jupyter)
+        cells.append(cell)
+        figure = book.figures.get(doc, {}).get(index)
+        if figure:
+            caption = cell["metadata"]["mystnb"]["figure"]["caption"]
+            cells.append(_markdown_cell(f"**{figure}.** {conv.markdown(caption)}"))
+    if conv.cited:
+        refs = "\n".join(f"- {conv.book.bib[k][2]}" for k in conv.cited)
+        cells.append(_markdown_cell(f"## Works cited\n\n{refs}"))
+    first = _code_cell(
+        f"# Reader copy of book/{doc}.ipynb, written by tools/reader.py: edits here are\n"
+        f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
+        f"# computes another one.\n"
+        f"from optedu.display import reader_values\n"
+        f"reader_values({_literal(conv.shown)})")
+    nb["cells"] = [first] + cells
+    if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
+        for k, cell in enumerate(nb["cells"]):  # the cells the copy adds need ids
+            cell.setdefault("id", f"reader-{k}")
+    book.missing[doc] = conv.missing
+    return nb
+
+
+def _markdown(conv: Converter, text: str, solution: str | None, rest: list[dict]
+              ) -> tuple[str, str | None]:
+    """A Markdown cell converted, and the solution whose span of cells goes on past it.
+
+    A solution that ``{solution-start}`` opens and ``{solution-end}`` closes cells later folds
+    its Markdown into ``<details>`` in each cell; its code cells are folded by the caller.
+    """
+    out: list[str] = []
+    start = 0 if solution is not None else None  # where this cell's part of the solution begins
+    title = f"{solution} (continued)" if solution is not None else None
+    for block in parse(text):
+        if isinstance(block, Directive) and block.name == "solution-start":
+            solution, start = conv.solution_title(block.arg), len(out)
+            title = solution
+        elif isinstance(block, Directive) and block.name == "solution-end":
+            if start is not None and len(out) > start:
+                out[start:] = [conv.details(title, "\n\n".join(out[start:]))]
+            solution = start = None
+        else:
+            text = conv.directive(block) if isinstance(block, Directive) else conv.plain(block)
+            if text.strip():
+                out.append(text.strip("\n"))
+    if solution is not None and start is not None and len(out) > start:
+        span = []
+        for cell in rest:
+            if cell["cell_type"] == "markdown" and "{solution-end}" in _source(cell):
+                break
+            span.append(cell["cell_type"])
+        more = "\n\n*Its code is in the folded cells below.*" if "code" in span else ""
+        out[start:] = [conv.details(title, "\n\n".join(out[start:]) + more)]
+    return "\n\n".join(out), solution
+
+
+def _literal(values: dict[str, str]) -> str:
+    if not values:
+        return "{}"
+    return "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in values.items()) + "}"
+
+
+def _markdown_cell(text: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def _code_cell(text: str) -> dict:
+    return {"cell_type": "code", "execution_count": None, "outputs": [], "source": text,
+            "metadata": {"tags": ["remove-input"], "jupyter": {"source_hidden": True}}}
+
+
+def _out_of_date(sources: list[pathlib.Path], copies: list[pathlib.Path]) -> bool:
+    if not all(c.exists() for c in copies):
+        return True
+    newest = max(p.stat().st_mtime for p in sources if p.exists())
+    return newest > min(c.stat().st_mtime for c in copies)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=pathlib.Path,
+                        help="chapters to copy (default: every book/*.ipynb)")
+    parser.add_argument("--book", type=pathlib.Path, default=BOOK)
+    parser.add_argument("--out", type=pathlib.Path, default=OUT)
+    parser.add_argument("--force", action="store_true", help="write even if up to date")
+    args = parser.parse_args(argv)
+    stems = [p.stem for p in args.notebooks] or sorted(p.stem for p in args.book.glob("*.ipynb"))
+    copies = [args.out / f"{s}.ipynb" for s in stems]
+    # Any chapter can change another's numbers or titles: one newer source renews them all.
+    sources = [*args.book.glob("*.ipynb"), *args.book.glob("*.md"), args.book / "references.bib",
+               args.book.parent / "_toc.yml", pathlib.Path(__file__),
+               ROOT / "optedu" / "display.py"]
+    if not args.force and not _out_of_date(sources, copies):
+        print(f"reader copies in {args.out} are up to date")
+        return 0
+    book = Book(args.book)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for stem, path in zip(stems, copies):
+        nb = reader_notebook(book, stem)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        if book.missing[stem]:
+            print(f"warning: {stem}: no stored value for {', '.join(book.missing[stem])} "
+                  "(shown as such; run the chapter: make outputs)", file=sys.stderr)
+    print(f"wrote {len(copies)} reader copies to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
