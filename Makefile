@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test unit nbval unpinned site-test lab outputs bench clean
+.PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench clean
 
 setup: $(STAMP)
 
@@ -59,8 +59,14 @@ unpinned: $(STAMP)
 site-test: $(STAMP)
 	$(BIN)/python -m pytest tests/site --site _build/html -q -n 2 --dist loadgroup
 
-## lab: JupyterLab on the book, with optedu importable
+## lab: JupyterLab on reader copies of the chapters (_reader/, rewritten by tools/reader.py when
+## a source is newer): the website's text, numbers and folded answers, still runnable.
+## lab-source: JupyterLab on book/ itself, MyST and all, for editing chapters
 lab: $(STAMP)
+	$(BIN)/python tools/reader.py
+	$(BIN)/jupyter lab _reader
+
+lab-source: $(STAMP)
 	$(BIN)/jupyter lab book
 
 ## outputs: re-run every chapter in a fresh kernel and store its outputs (NB=book/x.ipynb for one)

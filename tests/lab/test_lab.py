@@ -1,0 +1,109 @@
+"""A reader copy of the Adam chapter (tools/reader.py) in JupyterLab, in headless Chromium.
+
+JupyterLab renders Markdown cells itself (marked, its sanitizer, MathJax): this checks what it
+shows, not what the converter writes. The rendered text must hold no raw MyST, the interview
+answers must be folded, and screenshots of the top and of the questions are saved to
+``$OPTEDU_LAB_SHOTS`` (default: the test's temporary folder).
+
+``OPTEDU_LAB_NOTEBOOK=book/adam.ipynb`` opens that notebook as it is instead of a reader copy;
+on the stored chapter the checks fail (they can).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labdriver import ROOT, start_lab, stop_lab
+
+# One worker for the module (one server, one browser) when run with xdist's --dist loadgroup.
+pytestmark = pytest.mark.xdist_group("lab")
+
+RAW = ("{glue", "{numref", "{cite", "{eq}", "{prf:", ":::{", "```{")
+
+
+@pytest.fixture(scope="module")
+def notebook(tmp_path_factory) -> pathlib.Path:
+    """The notebook to open: a fresh reader copy of book/adam.ipynb, in a folder of its own."""
+    folder = tmp_path_factory.mktemp("lab")
+    given = os.environ.get("OPTEDU_LAB_NOTEBOOK")
+    if given:
+        shutil.copy(ROOT / given, folder / pathlib.Path(given).name)
+        return folder / pathlib.Path(given).name
+    subprocess.run([sys.executable, str(ROOT / "tools" / "reader.py"), "--force",
+                    "--out", str(folder), str(ROOT / "book" / "adam.ipynb")], check=True)
+    return folder / "adam.ipynb"
+
+
+@pytest.fixture(scope="module")
+def lab(notebook, tmp_path_factory):
+    proc, url = start_lab(notebook.parent, tmp_path_factory.mktemp("jupyter"))
+    yield url
+    stop_lab(proc)
+
+
+@pytest.fixture(scope="module")
+def page(browser, lab, notebook):
+    """The notebook open in JupyterLab, every Markdown cell rendered and typeset."""
+    cells = json.loads(notebook.read_text())["cells"]
+    markdown = sum(c["cell_type"] == "markdown" for c in cells)
+    browser.get(f"{lab}/lab/tree/{notebook.name}")
+    count = ("return [document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown').length,"
+             " document.querySelectorAll('.jp-MarkdownCell mjx-container').length]")
+    deadline, last = time.monotonic() + 90, None
+    while time.monotonic() < deadline:
+        rendered, maths = browser.execute_script(count)
+        if rendered == markdown and maths and (rendered, maths) == last:
+            break
+        last = (rendered, maths)
+        time.sleep(1)
+    else:
+        pytest.fail(f"JupyterLab rendered {last} of {markdown} Markdown cells in 90 s")
+    return browser
+
+
+def shots() -> pathlib.Path | None:
+    folder = os.environ.get("OPTEDU_LAB_SHOTS")
+    return pathlib.Path(folder) if folder else None
+
+
+def test_rendered_markdown_has_no_raw_myst(page, tmp_path):
+    text = page.execute_script(
+        "return [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown')]"
+        ".map(e => e.textContent).join('\\n')")
+    folder = shots() or tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.execute_script("document.querySelector('.jp-MarkdownCell').scrollIntoView()")
+    time.sleep(0.5)
+    page.save_screenshot(str(folder / "lab_top.png"))
+    left = {raw: text.count(raw) for raw in RAW if raw in text}
+    assert not left, f"raw MyST in JupyterLab's rendering: {left}"
+    assert "Fig. 7.1" in text and "[Kingma and Ba, 2015]" in text
+
+
+def test_interview_answers_are_folded(page, tmp_path):
+    found = page.execute_script("""
+        const cell = [...document.querySelectorAll('.jp-MarkdownCell')]
+            .find(e => e.querySelector('h2') &&
+                       e.querySelector('h2').textContent.startsWith('Interview questions'));
+        if (!cell) return null;
+        cell.scrollIntoView({block: 'start'});
+        return [...document.querySelectorAll('.jp-MarkdownCell details')].map(d =>
+            [d.open, d.querySelector('summary') ? d.querySelector('summary').textContent : '',
+             d.getBoundingClientRect().height]);""")
+    folder = shots() or tmp_path
+    time.sleep(0.5)
+    page.save_screenshot(str(folder / "lab_questions.png"))
+    assert found is not None, "no 'Interview questions' heading"
+    questions = [f for f in found if f[1].startswith("Q")]
+    assert len(questions) >= 5, f"interview questions as <details>: {len(questions)}"
+    assert not [f[1] for f in found if f[0]], "answers shown unfolded"
+    # Folded: one line high (the summary), not the answer's paragraphs.
+    assert max(height for _, _, height in questions) < 80
