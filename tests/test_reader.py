@@ -140,9 +140,13 @@ def test_figures_equations_and_propositions_are_numbered_per_chapter(tmp_path):
 
 def test_unnumbered_pages_share_one_count_in_toc_order(tmp_path):
     """As Sphinx's numfig: outside numbered parts, figures count on from page to page."""
-    bank = [md("# Bank"), code("plot()", **{"mystnb": {"figure": {"caption": "b"}}})]
+    bank = [md("# Bank"), code("plot()", **{"mystnb": {"figure": {"caption": "b", "name": "b"}}}),
+            code("plot()", **{"mystnb": {"figure": {"caption": "unnamed: no number"}}})]
     book = write_book(tmp_path, [md("# Two")], bank_cells=bank)
     assert book.labels["fig-sheet"].text == "Fig. 2"
+    texts = [c["source"] for c in reader.reader_notebook(book, "bank")["cells"]
+             if c["cell_type"] == "markdown"]
+    assert texts[1:3] == ["**Fig. 1.** b", "unnamed: no number"]
     texts = [c["source"] for c in reader.reader_notebook(book, "sheet")["cells"]
              if c["cell_type"] == "markdown"]
     assert texts[-1] == "See Fig. 2."

@@ -219,11 +219,14 @@ class Book:
             elif cell["cell_type"] == "code":
                 figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
                 if figure and figure.get("caption"):
-                    n = count("figure")
+                    # Sphinx numbers only figures with an id: a named one. Unnamed, the
+                    # caption shows without a number (e.g. a figure folded away).
+                    shown = ""
                     if figure.get("name"):
-                        self.labels[figure["name"]] = Target(doc, "figure", f"Fig. {n}",
+                        shown = f"Fig. {count('figure')}"
+                        self.labels[figure["name"]] = Target(doc, "figure", shown,
                                                              figure["caption"])
-                    self.figures.setdefault(doc, {})[index] = f"Fig. {n}"
+                    self.figures.setdefault(doc, {})[index] = shown
 
     def glued(self, doc: str) -> dict[str, dict]:
         """Key -> the MIME bundle glued under it in ``doc``'s stored outputs (the last one)."""
@@ -543,9 +546,9 @@ def reader_notebook(book: Book, doc: str) -> dict:
                 cell["metadata"].setdefault("jupyter", {}).update(jupyter)
         cells.append(cell)
         figure = book.figures.get(doc, {}).get(index)
-        if figure:
-            caption = cell["metadata"]["mystnb"]["figure"]["caption"]
-            cells.append(_markdown_cell(f"**{figure}.** {conv.markdown(caption)}"))
+        if figure is not None:
+            caption = conv.markdown(cell["metadata"]["mystnb"]["figure"]["caption"])
+            cells.append(_markdown_cell(f"**{figure}.** {caption}" if figure else caption))
     if conv.cited:
         refs = "\n".join(f"- {conv.book.bib[k][2]}" for k in conv.cited)
         cells.append(_markdown_cell(f"## Works cited\n\n{refs}"))
