@@ -60,6 +60,23 @@ def check_non_negative(name: str, value: Any) -> None:
         raise invalid(name, value)
 
 
+def check_tensor_lr(lr: Any, foreach: bool | None = False) -> None:
+    """torch's checks of a learning rate given as a tensor, made before its value is checked:
+    one element, and (Adam, AdamW) not with ``foreach=True``. A float passes.
+
+    >>> check_tensor_lr(torch.tensor([0.1, 0.1]))
+    Traceback (most recent call last):
+    ...
+    ValueError: Tensor lr must be 1-element
+    """
+    if isinstance(lr, torch.Tensor):
+        if foreach:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and "
+                             "foreach=True")
+        if lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+
+
 def check_greater(name: str, value: Any, bound: float = 0.0) -> None:
     """Raise ``ValueError`` unless ``value > bound`` (``bound`` 0: a positive number)."""
     if not _at_least(value, bound, strict=True):
@@ -103,9 +120,25 @@ def check_betas(betas: Sequence[float]) -> tuple[float, float]:
     return float(betas[0]), float(betas[1])
 
 
+def check_beta_types(betas: Sequence[Any], foreach: bool | None) -> None:
+    """torch.optim.Adam's checks of the betas' types, in its words: both floats or both
+    tensors, and tensors not with ``foreach=True``; then optedu's own: floats (optedu's Adam
+    takes no tensor betas)."""
+    if not (all(isinstance(beta, float) for beta in betas)
+            or all(isinstance(beta, torch.Tensor) for beta in betas)):
+        raise ValueError("betas must be either both floats or both Tensors")
+    for index, beta in enumerate(betas):
+        if isinstance(beta, torch.Tensor):
+            if foreach:
+                raise ValueError(f"betas[{index}] as a Tensor is not supported for "
+                                 "capturable=False and foreach=True")
+            raise invalid("betas", tuple(betas), "two floats")
+
+
 def check_adam_arguments(lr: Any, eps: Any, betas: Sequence[float],
                          weight_decay: Any) -> tuple[float, float]:
     """The checks of Adam and its relatives, in torch.optim.Adam's order; returns ``betas``."""
+    check_tensor_lr(lr)
     check_non_negative("lr", lr)
     check_non_negative("eps", eps)
     betas = check_betas(betas)

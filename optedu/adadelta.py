@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_non_negative, invalid
-from .optimizer import Group, Optimizer, State, step_and_buffers
+from ._validation import check_non_negative, check_tensor_lr, invalid
+from .optimizer import Group, Optimizer, State, as_real, step_and_buffers
 
 
 def adadelta(
@@ -38,16 +38,24 @@ def adadelta(
     :math:`v` is ``square_avg`` (squared gradients), :math:`u` is
     ``acc_delta`` (squared updates). :math:`\epsilon` sits *inside* both
     roots, as in Zeiler's paper; :math:`\eta = 1` is the paper's rule.
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` on the gradient and the state after the
+    weight decay; :math:`\Delta_t` is added back to the complex parameter, as
+    torch does.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)             # g_t = g_t + λ θ_{t-1}
+    g, square_avg, acc_delta = as_real(g, square_avg, acc_delta)  # complex: two reals
     square_avg.mul_(rho).addcmul_(g, g, value=1 - rho)  # v_t = ρ v + (1-ρ) g_t²
     std = square_avg.add(eps).sqrt_()                   # √(v_t + ε)
     delta = acc_delta.add(eps).sqrt_()                  # √(u_{t-1} + ε)
     delta.div_(std).mul_(g)                             # Δ_t = √(u+ε)/√(v+ε)·g
     # u_t = ρ u_{t-1} + (1-ρ) Δ_t²
     acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+    if param.is_complex():  # torch adds Δ_t back to the complex parameter
+        delta = torch.view_as_complex(delta)
     param.add_(delta, alpha=-lr)                        # θ_t = θ_{t-1} - η Δ_t
 
 
@@ -69,7 +77,7 @@ class Adadelta(Optimizer):
     State per parameter: ``step``, ``square_avg``, ``acc_delta``.
 
     Differences from torch.optim.Adadelta: no ``foreach``/``capturable``/
-    ``differentiable``, no tensor ``lr``, no complex parameters. The paper
+    ``differentiable``. The paper
     suggests :math:`\rho = 0.95`; torch's default is ``0.9``.
     """
 
@@ -83,6 +91,7 @@ class Adadelta(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         if not 0.0 <= rho <= 1.0:  # torch accepts ρ = 1 (nothing moves)
             raise invalid("rho", rho)

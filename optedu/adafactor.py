@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._validation import check_bound
+from ._validation import check_bound, check_tensor_lr
 from .optimizer import Group, Optimizer, State, new_step_counter
 
 
@@ -55,6 +55,9 @@ def adafactor(
 
     :math:`c` is ``beta2_decay``; ``eps1=None`` means the machine epsilon
     of the parameter's dtype.
+
+    Complex tensors are not for this rule: :class:`Adafactor` refuses them,
+    as torch's does.
     """
     g = -grad if maximize else grad
     if eps1 is None:
@@ -112,10 +115,9 @@ class Adafactor(Optimizer):
     ``row_var`` and ``col_var`` (the last two dimensions factored, the
     others kept); for a vector, ``variance``.
 
-    Differences from torch.optim.Adafactor: no ``foreach`` and no tensor
-    ``lr``. With ``eps=(None, ...)`` torch takes the machine epsilon of the
-    group's *first* parameter for the whole group; optedu takes each
-    parameter's own (the same unless a group mixes dtypes).
+    Differences from torch.optim.Adafactor: no ``foreach``. With
+    ``eps=(None, ...)`` torch takes the machine epsilon of the group's
+    *first* parameter for the whole group; optedu takes each parameter's own (the same unless a group mixes dtypes).
 
     Differences from the paper, as torch writes the rule: no first moment;
     :math:`\rho_t` capped by ``lr`` (the paper: 0.01); weight decay, which
@@ -123,6 +125,8 @@ class Adafactor(Optimizer):
     denominator instead of being added to :math:`G_t^2` (the paper: 1e-30);
     tensors of three or more dimensions factored over their last two.
     """
+
+    supports_complex = False  # torch's Adafactor refuses complex parameters at step
 
     def __init__(
         self,
@@ -135,6 +139,7 @@ class Adafactor(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         check_bound("Learning rate", lr, 0.0)
         check_bound("beta2_decay", beta2_decay, 0.0, above=False)
         if eps[0] is not None:

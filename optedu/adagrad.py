@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_non_negative
-from .optimizer import Group, Optimizer, State, new_step_counter
+from ._validation import check_non_negative, check_tensor_lr
+from .optimizer import Group, Optimizer, State, as_real, new_step_counter
 
 
 def adagrad(
@@ -35,14 +35,62 @@ def adagrad(
 
     with :math:`G_0` the ``initial_accumulator_value`` and :math:`\delta`
     the ``lr_decay``. Note :math:`\epsilon` sits *outside* the square root.
+
+    A complex tensor is two real ones: give the ``torch.view_as_real`` views
+    of ``param``, ``grad`` and ``state_sum`` (the class does, as torch does).
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)  # g_t = g_t + λ θ_{t-1}
     clr = lr / (1 + (step - 1) * lr_decay)  # η̃_t = η / (1 + (t-1) δ)
+    g, state_sum, param = as_real(g, state_sum, param)  # complex: two reals
     state_sum.addcmul_(g, g, value=1)       # G_t = G_{t-1} + g_t²
     denom = state_sum.sqrt().add_(eps)      # √G_t + ε
     param.addcdiv_(g, denom, value=-clr)    # θ_t = θ_{t-1} - η̃_t g_t/(√G_t+ε)
+
+
+def adagrad_sparse(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state_sum: torch.Tensor,
+    step: int,
+    *,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
+    r"""One AdaGrad step for a sparse (COO) gradient, in place: only the rows
+    the gradient holds change, in ``state_sum`` and in ``param``.
+
+    With :math:`S` the rows present in :math:`g_t` (an embedding's looked-up
+    rows):
+
+    .. math::
+
+        G_{t,i} &\leftarrow G_{t-1,i} + g_{t,i}^2 \quad (i \in S) \\
+        \theta_{t,i} &\leftarrow \theta_{t-1,i}
+            - \tilde\eta_t\, g_{t,i} \,/\, \bigl(\sqrt{G_{t,i}} + \epsilon\bigr)
+            \quad (i \in S)
+
+    and every other row keeps its :math:`G` and :math:`\theta`. Same
+    numbers as :func:`adagrad` on the dense gradient wherever :math:`g = 0`
+    off :math:`S`, except that a row outside :math:`S` is not even read.
+    Weight decay would touch every row, so it is refused (torch's error).
+    Complex gradients are stepped as complex numbers, as torch does here.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:  # torch's message, raised during step as torch does
+        raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+    clr = lr / (1 + (step - 1) * lr_decay)  # η̃_t = η / (1 + (t-1) δ)
+    g = g.coalesce()  # one value per row: the update is not linear in g
+    rows, values = g._indices(), g._values()
+    # G_t = G_{t-1} + g_t² on the rows present
+    state_sum.add_(torch.sparse_coo_tensor(rows, values.pow(2), g.size()))
+    denom = state_sum.sparse_mask(g)._values().sqrt_().add_(eps)  # √G_t + ε there
+    # θ_t = θ_{t-1} - η̃_t g_t/(√G_t+ε) there
+    param.add_(torch.sparse_coo_tensor(rows, values / denom, g.size()), alpha=-clr)
 
 
 class Adagrad(Optimizer):
@@ -64,9 +112,14 @@ class Adagrad(Optimizer):
     in the constructor for every parameter, so ``state_dict()`` lists it
     before the first step.
 
-    Differences from torch.optim.Adagrad: dense gradients only; no
-    ``foreach``/``fused`` switches.
+    Sparse gradients (``nn.Embedding(sparse=True)``) take
+    :func:`adagrad_sparse`, as in torch; complex parameters are stepped as
+    their real and imaginary parts, and :math:`G_0` is given to both.
+
+    Differences from torch.optim.Adagrad: no ``foreach``/``fused`` switches.
     """
+
+    supports_sparse = True  # adagrad_sparse
 
     def __init__(
         self,
@@ -79,6 +132,7 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         check_non_negative("lr_decay", lr_decay)
         check_non_negative("weight_decay", weight_decay)
@@ -95,16 +149,19 @@ class Adagrad(Optimizer):
                 self.state[param].update(self.init_state(param, group))
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
+        value = group["initial_accumulator_value"]
+        if param.is_complex():  # G_0 for the real and the imaginary part alike, as torch
+            value = complex(value, value)
         return {
             "step": new_step_counter(),
-            "sum": torch.full_like(param, group["initial_accumulator_value"],
-                                   memory_format=torch.preserve_format),
+            "sum": torch.full_like(param, value, memory_format=torch.preserve_format),
         }
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:
         state["step"] += 1
-        adagrad(param, grad, state["sum"], int(state["step"].item()),
+        rule = adagrad_sparse if grad.is_sparse else adagrad
+        rule(param, grad, state["sum"], int(state["step"].item()),
                 lr=group["lr"], lr_decay=group["lr_decay"],
                 weight_decay=group["weight_decay"], eps=group["eps"],
                 maximize=group["maximize"])

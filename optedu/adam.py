@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from ._validation import check_adam_arguments
+from ._validation import check_adam_arguments, check_beta_types, check_tensor_lr
 from .foreach import ForeachOptimizer, adam_foreach, check_foreach
-from .optimizer import Group, State, step_and_buffers
+from .optimizer import Group, State, as_real, step_and_buffers
 
 
 def adam(
@@ -51,6 +51,9 @@ def adam(
     AMSGrad keeps the maximum of the *uncorrected* :math:`v_t`, as Reddi et
     al.'s Algorithm 2 does, then applies both bias corrections, as torch does
     (the paper corrects neither moment).
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` after the weight decay, as torch does.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
@@ -58,6 +61,9 @@ def adam(
             param.mul_(1 - lr * weight_decay)           # θ ← (1 - ηλ) θ
         else:
             g = g.add(param, alpha=weight_decay)        # g_t ← g_t + λ θ_{t-1}
+    # a complex tensor: its real and imaginary parts, from here on (torch's order)
+    param, g, exp_avg, exp_avg_sq, max_exp_avg_sq = as_real(
+        param, g, exp_avg, exp_avg_sq, max_exp_avg_sq)
     exp_avg.lerp_(g, 1 - beta1)                 # m_t = β1 m_{t-1} + (1-β1) g_t
     # v_t = β2 v_{t-1} + (1-β2) g_t²
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
@@ -105,7 +111,8 @@ class Adam(ForeachOptimizer):
 
     Differences from torch.optim.Adam: ``foreach=None`` means the one-tensor
     path on every device; no ``fused``/``capturable``/``differentiable`` and
-    no tensor ``lr`` or ``betas``. Like
+    no tensor ``betas`` (torch's type checks on them are made, in its words,
+    and two floats are asked for). Like
     torch, optedu updates :math:`m_t` as a lerp,
     :math:`m + (1-\beta_1)(g - m)`, which is the paper's average rearranged.
     """
@@ -123,7 +130,10 @@ class Adam(ForeachOptimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        betas = check_adam_arguments(lr, eps, betas, weight_decay)
+        check_tensor_lr(lr, foreach)
+        float_betas = check_adam_arguments(lr, eps, betas, weight_decay)
+        check_beta_types(betas, foreach)
+        betas = float_betas
         check_foreach(foreach)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

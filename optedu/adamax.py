@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ._validation import check_adam_arguments
-from .optimizer import Group, Optimizer, State, step_and_buffers
+from .optimizer import Group, Optimizer, State, as_real, step_and_buffers
 
 
 def adamax(
@@ -40,10 +40,15 @@ def adamax(
     no bias correction. Kingma & Ba's Algorithm 2 has no :math:`\epsilon`;
     torch adds it to :math:`|g_t|` inside the maximum, so :math:`u_t \ge
     \epsilon` and an all-zero gradient never divides by zero.
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` after the weight decay, as torch does
+    (so :math:`|g|` is taken per part, not as a modulus).
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)  # g_t = g_t + λ θ_{t-1}
+    param, g, exp_avg, exp_inf = as_real(param, g, exp_avg, exp_inf)  # complex: two reals
     exp_avg.lerp_(g, 1 - beta1)               # m_t = β1 m_{t-1} + (1-β1) g_t
     # u_t = max(β2 u_{t-1}, |g_t| + ε)
     torch.maximum(exp_inf.mul_(beta2), g.abs().add_(eps), out=exp_inf)
@@ -70,7 +75,7 @@ class Adamax(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_inf``.
 
     Differences from torch.optim.Adamax: no ``foreach``/``capturable``/
-    ``differentiable``, no tensor ``lr``, no complex parameters.
+    ``differentiable``.
     """
 
     def __init__(

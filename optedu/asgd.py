@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
-from ._validation import check_non_negative
-from .optimizer import Group, Optimizer, State, new_step_counter, scalar_dtype, zero_buffer
+from ._validation import check_non_negative, check_tensor_lr
+from .optimizer import (Group, Optimizer, State, as_real, new_step_counter, scalar_dtype,
+                        zero_buffer)
 
 
 def asgd(
@@ -43,8 +44,12 @@ def asgd(
     ``eta`` and ``mu`` are the scalar tensors of the state, updated in place
     for the next step; ``g`` has ``weight_decay`` added as an L2 term, and
     ``lambd`` also shrinks the weights by :math:`1 - \lambda\eta_t`.
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` before the weight decay, as torch does.
     """
     g = -grad if maximize else grad
+    g, param, ax = as_real(g, param, ax)              # complex: two reals (torch's order)
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)          # g_t = g_t + wd θ_{t-1}
     eta_value = eta.item()
@@ -82,7 +87,7 @@ class ASGD(Optimizer):
     copy ``ax`` into them.
 
     Differences from torch.optim.ASGD: no ``foreach``/``capturable``/
-    ``differentiable``, no tensor ``lr``, no complex parameters.
+    ``differentiable``.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class ASGD(Optimizer):
         weight_decay: float = 0,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         check_non_negative("weight_decay", weight_decay)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,

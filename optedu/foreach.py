@@ -22,22 +22,25 @@ reference path unless asked.
 
 Differences from torch's ``_multi_tensor_sgd`` / ``_multi_tensor_adam``: no
 grouping of the lists by device and dtype (a ``_foreach_*`` call takes mixed
-lists; on CUDA it then loops instead of fusing), no ``capturable``, complex or
-tensor learning rates; and SGD with Nesterov leaves ``param.grad`` untouched,
-where torch's foreach SGD overwrites it with the Nesterov direction
-:math:`g_t + \mu b_t` when neither ``maximize`` nor ``weight_decay`` made a
-copy first (tested).
+lists; on CUDA it then loops instead of fusing), no ``capturable``; and SGD
+with Nesterov leaves ``param.grad`` untouched, where torch's foreach SGD
+overwrites it with the Nesterov direction :math:`g_t + \mu b_t` when neither
+``maximize`` nor ``weight_decay`` made a copy first (tested). Complex
+parameters are viewed as real at the start of the step, as torch's foreach
+Adam does (its one-tensor Adam views them after the weight decay; foreach SGD
+steps them as complex tensors).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from ._validation import invalid
-from .optimizer import Group, Optimizer, State
+from .optimizer import Group, Optimizer, State, complex_as_real
 
 Tensors = list[torch.Tensor]
 
@@ -162,7 +165,9 @@ class ForeachOptimizer(Optimizer):
     ``update_foreach`` (lists of the group's parameters, gradients and
     states) instead of ``update`` once per parameter.
 
-    Without any such group, ``step`` is :meth:`Optimizer.step`, unchanged.
+    Complex parameters enter the lists as their real views, as in torch's
+    ``_multi_tensor_*`` functions. A group holding a sparse gradient takes the
+    one-tensor path (torch's foreach SGD, too, falls back to a loop there).
     """
 
     def update_foreach(self, params: Tensors, grads: Tensors,
@@ -171,34 +176,13 @@ class ForeachOptimizer(Optimizer):
         updating ``states`` in place."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def step(  # type: ignore[override]
-        self, closure: Callable[[], float] | None = None
-    ) -> float | None:
-        if not any(group.get("foreach") for group in self.param_groups):
-            return super().step(closure)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [param for param in group["params"]
-                      if param.grad is not None]
-            if any(param.grad.is_sparse for param in params):
-                raise RuntimeError(f"{type(self).__name__} does not support "
-                                   "sparse gradients")
-            states = [self.state.get(param) or self.init_state(param, group)
-                      for param in params]
-            grads = [param.grad for param in params]
-            if not params:
-                continue
-            if group.get("foreach"):
-                self.update_foreach(params, grads, states, group)
-            else:
-                for param, grad, state in zip(params, grads, states):
-                    self.update(param, grad, state, group)
-            for param, state in zip(params, states):
-                # like torch.optim, keep no entry for a rule without state
-                if state:
-                    self.state[param] = state
-        return loss
+    def update_group(self, params: Tensors, grads: Tensors,
+                     states: list[State], group: Group) -> None:
+        if not group.get("foreach") or not params or any(g.is_sparse for g in grads):
+            super().update_group(params, grads, states, group)
+            return
+        with contextlib.ExitStack() as stack:
+            views = [stack.enter_context(complex_as_real(*args)) if self.complex_as_real
+                     else args for args in zip(params, grads, states)]
+            real_params, real_grads, real_states = (list(column) for column in zip(*views))
+            self.update_foreach(real_params, real_grads, real_states, group)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ._validation import check_integer, check_non_negative, invalid
+from ._validation import check_integer, check_non_negative, check_tensor_lr, invalid
 
 Number = float | torch.Tensor  # torch keeps some scalars as 0-d tensors; so does optedu
 
@@ -225,10 +225,9 @@ class LBFGS(torch.optim.Optimizer):
     iteration, ``al``. After each ``step``, :attr:`stop_reason` says which
     rule ended it (not part of the state).
 
-    Differences from torch.optim.LBFGS: no tensor ``lr``, no complex
-    parameters; a ``line_search_fn`` other than ``None`` or
-    ``"strong_wolfe"`` and a ``history_size`` below 1 are refused when the
-    optimizer is made (torch raises in the first ``step``, or fails there
+    Differences from torch.optim.LBFGS: a ``line_search_fn`` other than
+    ``None`` or ``"strong_wolfe"`` and a ``history_size`` below 1 are refused
+    when the optimizer is made (torch raises in the first ``step``, or fails there
     with an ``IndexError``).
     """
 
@@ -243,6 +242,7 @@ class LBFGS(torch.optim.Optimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         check_integer("history_size", history_size, 1)
         if line_search_fn not in (None, "strong_wolfe"):
@@ -258,22 +258,26 @@ class LBFGS(torch.optim.Optimizer):
         self._params: list[torch.Tensor] = self.param_groups[0]["params"]
         self.stop_reason: str | None = None
 
-    # the parameters as one flat vector: its gradient, a move along it, a copy
+    # the parameters as one flat vector: its gradient, a move along it, a copy. A complex
+    # parameter enters as its real view (two real numbers per entry), as in torch
     def _flat_grad(self) -> torch.Tensor:
         views = []
         for p in self._params:
             if p.grad is None:
-                views.append(p.new(p.numel()).zero_())
+                view = p.new(p.numel()).zero_()
             elif p.grad.is_sparse:
-                views.append(p.grad.to_dense().view(-1))
+                view = p.grad.to_dense().view(-1)
             else:
-                views.append(p.grad.view(-1))
+                view = p.grad.view(-1)
+            views.append(torch.view_as_real(view).view(-1) if view.is_complex() else view)
         return torch.cat(views, 0)
 
     def _move(self, t: Number, d: torch.Tensor) -> None:
         """θ ← θ + t d, tensor by tensor."""
         offset = 0
         for p in self._params:
+            if p.is_complex():
+                p = torch.view_as_real(p)
             p.add_(d[offset:offset + p.numel()].view_as(p), alpha=t)
             offset += p.numel()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ._validation import check_bound
+from ._validation import check_bound, check_tensor_lr
 from .optimizer import Group, Optimizer, State
 
 # Keller Jordan's quintic, as torch 2.13 takes it
@@ -102,6 +102,9 @@ def muon(
 
     :math:`\eta'` is :math:`\eta` adjusted to the shape
     (:func:`adjusted_lr`); the decay uses the unadjusted :math:`\eta`.
+
+    Complex tensors are not for this rule: :class:`Muon` refuses them, as
+    torch's does.
     """
     if grad.ndim != 2:
         raise ValueError("Param gradient must be a 2D matrix")   # torch's
@@ -142,7 +145,7 @@ class Muon(Optimizer):
 
     State per parameter: ``momentum_buffer`` (no ``step``).
 
-    Differences from torch.optim.Muon: no tensor ``lr``. As torch, the
+    Differences from torch.optim.Muon: as torch, the
     momentum is an average (``lerp``), :math:`B_t = \mu B_{t-1} +
     (1-\mu)G_t`, not the sum :math:`\mu B_{t-1} + G_t` of Keller Jordan's
     first write-up and of torch's own docstring. Like torch, with bfloat16
@@ -151,6 +154,8 @@ class Muon(Optimizer):
     of a bfloat16 tensor is that tensor): the state keeps the normalised
     momentum.
     """
+
+    supports_complex = False  # torch's Muon refuses complex parameters at step
 
     def __init__(
         self,
@@ -164,6 +169,7 @@ class Muon(Optimizer):
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
     ) -> None:
+        check_tensor_lr(lr)
         check_bound("Learning rate", lr, 0.0)
         check_bound("momentum", momentum, 0.0)
         check_bound("weight decay", weight_decay, 0.0)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ._validation import check_adam_arguments, check_non_negative
-from .optimizer import (Group, Optimizer, State, new_step_counter, zero_buffer,
+from .optimizer import (Group, Optimizer, State, as_real, new_step_counter, zero_buffer,
                         scalar_dtype)
 
 
@@ -52,8 +52,13 @@ def nadam(
     :math:`\psi` is ``momentum_decay`` (Dozat's 0.004, i.e.
     :math:`0.96^{t/250}`). The numerator is Nesterov's look-ahead: the
     current gradient plus the momentum the *next* step will apply.
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` before the weight decay, as torch does.
     """
     g = -grad if maximize else grad
+    # a complex tensor: its real and imaginary parts, from here on (torch's order)
+    param, g, exp_avg, exp_avg_sq = as_real(param, g, exp_avg, exp_avg_sq)
     bias_correction2 = 1 - beta2**step                # 1 - β2^t
     if weight_decay != 0:
         if decoupled_weight_decay:
@@ -100,7 +105,7 @@ class NAdam(Optimizer):
     ``exp_avg``, ``exp_avg_sq``.
 
     Differences from torch.optim.NAdam: no ``foreach``/``capturable``/
-    ``differentiable``, no tensor ``lr``, no complex parameters. As torch,
+    ``differentiable``. As torch,
     :math:`m_t` averages with the constant :math:`\beta_1`; the schedule
     :math:`\mu_t` enters only the look-ahead weights.
     """

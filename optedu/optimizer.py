@@ -13,7 +13,8 @@ the foreach or fused kernels).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -49,6 +50,60 @@ def step_and_buffers(param: torch.Tensor, *names: str) -> State:
     return {"step": new_step_counter(), **{name: zero_buffer(param) for name in names}}
 
 
+def as_real(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """Each complex tensor as its real view (``torch.view_as_real``: a last dimension of two
+    holds the real and the imaginary part); real tensors and ``None`` unchanged.
+
+    torch.optim steps a complex parameter as two independent real numbers per entry: its
+    one-tensor rules call ``view_as_real`` on the parameter, the gradient and the state at one
+    point of the rule (after the weight decay in most, before it in NAdam, RAdam and ASGD), and
+    the operations before that point act on the complex tensors. optedu's rules call this at
+    the same point, so a complex parameter gets torch's numbers bit for bit (a complex
+    ``add(..., alpha=λ)`` rounds differently from the same add on the real view).
+
+    >>> p = torch.tensor([1 + 2j]); (view, none) = as_real(p, None)
+    >>> _ = view.sub_(1.0)
+    >>> p, none
+    (tensor([0.+1.j]), None)
+    """
+    return tuple(torch.view_as_real(t) if t is not None and t.is_complex() else t
+                 for t in tensors)
+
+
+@contextlib.contextmanager
+def complex_as_real(param: torch.Tensor, grad: torch.Tensor,
+                    state: State) -> Iterator[tuple[torch.Tensor, torch.Tensor, State]]:
+    """A complex parameter as torch.optim's multi-tensor (foreach) rules step
+    it: as its real and imaginary parts from the start of the step
+    (``_view_as_real`` on the lists, before the weight decay).
+
+    Yields ``param``, ``grad`` and ``state`` with every complex tensor replaced
+    by its ``torch.view_as_real`` view (the last dimension holds the real and
+    imaginary parts), so the rule's in-place updates land in the complex
+    tensors. A state entry the rule assigns anew is stored back, as a complex
+    tensor where it was one. A real parameter, or a sparse gradient, passes
+    through unchanged.
+
+    >>> p = torch.tensor([1 + 2j]); s = {"m": torch.zeros(1, dtype=p.dtype)}
+    >>> with complex_as_real(p, torch.ones_like(p), s) as (rp, rg, rs):
+    ...     _ = rs["m"].add_(rg), rp.sub_(rg)
+    >>> p, s["m"]
+    (tensor([0.+2.j]), tensor([1.+0.j]))
+    """
+    if not param.is_complex() or grad.is_sparse:
+        yield param, grad, state
+        return
+    views = {key: torch.view_as_real(value)
+             if isinstance(value, torch.Tensor) and value.is_complex() else value
+             for key, value in state.items()}
+    given = dict(views)
+    yield torch.view_as_real(param), torch.view_as_real(grad), views
+    for key, value in views.items():
+        if given.get(key) is not value:
+            was_complex = isinstance(state.get(key), torch.Tensor) and state[key].is_complex()
+            state[key] = torch.view_as_complex(value) if was_complex else value
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class: a subclass says how to create a parameter's state and how
     to update it.
@@ -56,8 +111,22 @@ class Optimizer(torch.optim.Optimizer):
     ``step()`` visits every parameter that has a gradient, creates its state
     on first sight (``init_state``), and hands parameter, gradient, state and
     group to ``update``. Parameters whose ``grad`` is ``None`` are skipped,
-    as in torch.optim. Sparse gradients are refused.
+    as in torch.optim.
+
+    Like torch's ``_init_group``, ``step()`` first checks a group's gradients
+    and refuses, before any of its parameters moves, a sparse gradient
+    (unless the class sets ``supports_sparse``; torch's SGD and Adagrad take
+    them) and a complex parameter (where the class clears
+    ``supports_complex``, as torch's Adafactor and Muon refuse them). A rule
+    that takes complex parameters steps them as torch does: the one-tensor
+    rules call :func:`as_real` where torch's do; the multi-tensor path views
+    them as real from the start (:func:`complex_as_real`) unless the class
+    clears ``complex_as_real`` (torch's SGD steps the complex tensor itself).
     """
+
+    supports_sparse: bool = False
+    supports_complex: bool = True
+    complex_as_real: bool = True
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         """Return the state of a parameter seen for the first time."""
@@ -68,6 +137,23 @@ class Optimizer(torch.optim.Optimizer):
         """Apply one step of the rule to ``param`` in place, updating
         ``state`` in place."""
         raise NotImplementedError
+
+    def check_gradients(self, params: list[torch.Tensor]) -> None:
+        """Refuse, in torch's words, what this rule does not take: complex
+        parameters, then sparse gradients (``params`` have gradients)."""
+        name = type(self).__name__
+        for param in params:
+            if param.is_complex() and not self.supports_complex:
+                raise RuntimeError(f"{name} does not support complex parameters")
+            if param.grad.is_sparse and not self.supports_sparse:
+                raise RuntimeError(f"{name} does not support sparse gradients")
+
+    def update_group(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                     states: list[State], group: Group) -> None:
+        """One step of the rule on a group's parameters that have gradients:
+        ``update`` on each."""
+        for param, grad, state in zip(params, grads, states):
+            self.update(param, grad, state, group)
 
     @torch.no_grad()
     def step(  # type: ignore[override]
@@ -80,16 +166,14 @@ class Optimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if param.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not "
-                                       "support sparse gradients")
+            params = [param for param in group["params"] if param.grad is not None]
+            self.check_gradients(params)
+            states = []
+            for param in params:
                 state = self.state.get(param)
-                if state is None:
-                    state = self.init_state(param, group)
-                self.update(param, param.grad, state, group)
+                states.append(self.init_state(param, group) if state is None else state)
+            self.update_group(params, [param.grad for param in params], states, group)
+            for param, state in zip(params, states):
                 # like torch.optim, keep no entry for a rule without state
                 if state:
                     self.state[param] = state

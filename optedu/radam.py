@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ._validation import check_adam_arguments
-from .optimizer import Group, Optimizer, State, step_and_buffers
+from .optimizer import Group, Optimizer, State, as_real, step_and_buffers
 
 
 def radam(
@@ -49,8 +49,13 @@ def radam(
     :math:`\rho_t` approximates the length of the simple moving average
     that :math:`v_t` stands for; while it is short, the variance of the
     adaptive rate is intractable and the step uses momentum alone.
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` before the weight decay, as torch does.
     """
     g = -grad if maximize else grad
+    # a complex tensor: its real and imaginary parts, from here on (torch's order)
+    param, g, exp_avg, exp_avg_sq = as_real(param, g, exp_avg, exp_avg_sq)
     if weight_decay != 0:
         if decoupled_weight_decay:
             param.mul_(1 - lr * weight_decay)      # θ ← (1 - ηλ) θ
@@ -96,7 +101,7 @@ class RAdam(Optimizer):
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``.
 
     Differences from torch.optim.RAdam: no ``foreach``/``capturable``/
-    ``differentiable``, no tensor ``lr``, no complex parameters. Like torch,
+    ``differentiable``. Like torch,
     the rectified step starts when :math:`\rho_t > 5` and adds
     :math:`\epsilon` to :math:`\sqrt{v_t}`; the paper's Algorithm 2 has
     neither (its threshold is :math:`\rho_t > 4`, its rate

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_non_negative
-from .optimizer import Group, Optimizer, State, new_step_counter
+from ._validation import check_non_negative, check_tensor_lr
+from .optimizer import Group, Optimizer, State, as_real, new_step_counter
 
 
 def rmsprop(
@@ -49,10 +49,16 @@ def rmsprop(
     :math:`\bar g + (1-\alpha)(g - \bar g)`: the same number as the equation
     in exact arithmetic, and the same floating-point operations as torch,
     which matters because :math:`v_t - \bar g_t^2` can cancel catastrophically.
+
+    A complex tensor is stepped as its real and imaginary parts:
+    :func:`~optedu.optimizer.as_real` after the weight decay, as torch does.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
         g = g.add(param, alpha=weight_decay)      # g_t = g_t + λ θ_{t-1}
+    # a complex tensor: its real and imaginary parts, from here on (torch's order)
+    param, g, square_avg, grad_avg, momentum_buffer = as_real(
+        param, g, square_avg, grad_avg, momentum_buffer)
     square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
     #                                             v_t = α v_{t-1} + (1-α) g_t²
     if grad_avg is not None:
@@ -106,6 +112,7 @@ class RMSprop(Optimizer):
         centered: bool = False,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         check_non_negative("eps", eps)
         check_non_negative("momentum", momentum)

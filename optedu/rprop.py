@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_non_negative, invalid
-from .optimizer import Group, Optimizer, State, new_step_counter, zero_buffer
+from ._validation import check_non_negative, check_tensor_lr, invalid
+from .optimizer import Group, Optimizer, State, as_real, new_step_counter, zero_buffer
 
 
 def rprop(
@@ -37,8 +37,13 @@ def rprop(
     ``prev`` holds :math:`g_{t-1}` (zeroed where the sign flipped, so the
     next step neither grows nor shrinks there); ``step_size`` holds
     :math:`\Delta`. The gradient's size never enters, only its sign.
+
+    A complex tensor is stepped as its real and imaginary parts
+    (:func:`~optedu.optimizer.as_real`), each with its own step size, as torch
+    does.
     """
     g = -grad if maximize else grad
+    g, prev, param, step_size = as_real(g, prev, param, step_size)  # complex: two reals
     factor = g.mul(prev).sign()                   # +1 same sign, -1 flipped, 0
     factor[factor.gt(0)] = etaplus
     factor[factor.lt(0)] = etaminus
@@ -70,7 +75,7 @@ class Rprop(Optimizer):
     ``lr`` does not reach it, as in torch).
 
     Differences from torch.optim.Rprop: no ``foreach``/``capturable``/
-    ``differentiable``, no tensor ``lr``, no complex parameters; a
+    ``differentiable``; a
     ``step_sizes`` pair whose minimum is negative or above its maximum is
     refused (torch takes it, and its clamp then pins every step size). torch's
     rule is the variant Igel and Hüsken (2000) call iRprop⁻: after a sign
@@ -87,6 +92,7 @@ class Rprop(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         if not 0.0 < etas[0] < 1.0 < etas[1]:
             raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")  # torch's
@@ -97,8 +103,11 @@ class Rprop(Optimizer):
         super().__init__(params, defaults)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
+        lr = group["lr"]
+        # a complex entry is two real ones, each starting at lr (torch's complex(lr, lr))
+        first = complex(lr, lr) if param.is_complex() else lr
         return {"step": new_step_counter(), "prev": zero_buffer(param),
-                "step_size": torch.full_like(param.grad, group["lr"])}
+                "step_size": torch.full_like(param.grad, first)}
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:

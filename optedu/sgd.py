@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ._validation import check_nesterov, check_non_negative
+from ._validation import check_nesterov, check_non_negative, check_tensor_lr
 from .foreach import ForeachOptimizer, check_foreach, sgd_foreach
 from .optimizer import Group, State
 
@@ -41,6 +41,10 @@ def sgd(
     with learning rate :math:`\eta`, momentum :math:`\mu`, dampening
     :math:`\tau` and weight decay :math:`\lambda`. The buffer starts as a copy
     of the first gradient, undampened.
+
+    A complex tensor is stepped as it is (complex arithmetic with real
+    scalars), as torch's SGD does; a sparse gradient is used as it is (its
+    momentum buffer is sparse too), as in torch.
     """
     g = -grad if maximize else grad
     if weight_decay != 0:
@@ -79,13 +83,17 @@ class SGD(ForeachOptimizer):
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
 
     Differences from torch.optim.SGD: ``foreach=None`` means the one-tensor
-    path on every device; no ``fused``/``differentiable`` switches and no
-    tensor learning rate; sparse gradients
-    are refused; a NaN ``lr`` is rejected (torch's check ``lr < 0`` lets it
+    path on every device; no ``fused``/``differentiable`` switches; a NaN
+    ``lr`` is rejected (torch's check ``lr < 0`` lets it
     through). The arithmetic is torch's, step for step.
 
     References: Robbins & Monro (1951); Polyak (1964); Sutskever et al. (2013).
     """
+
+    supports_sparse = True  # torch's rule, unchanged: a sparse gradient adds into param
+    # torch's SGD steps a complex tensor as it is, not as its real view: complex arithmetic
+    # with real scalars, which can round differently (in the last bit) from the real view's
+    complex_as_real = False
 
     def __init__(
         self,
@@ -99,6 +107,7 @@ class SGD(ForeachOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
+        check_tensor_lr(lr)
         check_non_negative("lr", lr)
         check_non_negative("momentum", momentum)
         check_non_negative("weight_decay", weight_decay)

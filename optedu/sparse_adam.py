@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ._validation import check_betas, invalid
+from ._validation import check_betas, check_tensor_lr, invalid
 from .optimizer import Optimizer, zero_buffer
 
 
@@ -86,7 +86,7 @@ class SparseAdam(Optimizer):
     this optimizer), ``exp_avg``, ``exp_avg_sq``. A dense gradient raises
     ``RuntimeError``, as in torch.
 
-    Differences from torch.optim.SparseAdam: no tensor ``lr``.
+    Differences from torch.optim.SparseAdam: none in what it computes.
     """
 
     def __init__(
@@ -97,6 +97,7 @@ class SparseAdam(Optimizer):
         eps: float = 1e-8,
         maximize: bool = False,
     ) -> None:
+        check_tensor_lr(lr)
         if not 0.0 < lr:  # torch refuses lr = 0 and eps = 0 here
             raise invalid("lr", lr)
         if not 0.0 < eps:

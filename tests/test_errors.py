@@ -138,12 +138,26 @@ def test_betas_must_be_a_pair():
         optedu.Adam(_params(), betas=(0.9,))
 
 
-@pytest.mark.parametrize("cls", OURS, ids=IDS)
+DENSE_ONLY = [cls for cls in OURS if not cls.supports_sparse]
+
+
+@pytest.mark.parametrize("cls", DENSE_ONLY, ids=[cls.__name__ for cls in DENSE_ONLY])
 def test_sparse_gradients_are_refused(cls):
+    """Every class but SGD and Adagrad (tests/test_optim_db.py steps those with sparse
+    gradients, as torch's optim_db says they take them) refuses a sparse gradient, as its
+    torch twin does, before any parameter moves."""
     p = torch.zeros(3, 2, requires_grad=True)  # a matrix: Muon takes nothing else
+    dense = torch.ones(3, 2, requires_grad=True)
     p.grad = torch.zeros(3, 2).to_sparse()
-    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
-        cls([p]).step()
+    dense.grad = torch.ones(3, 2)
+    for make in (cls, TWIN[cls]):
+        with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+            make([dense, p]).step()
+    assert torch.equal(dense, torch.ones(3, 2))
+
+
+def test_only_sgd_and_adagrad_take_sparse_gradients():
+    assert {cls.__name__ for cls in OURS if cls.supports_sparse} == {"SGD", "Adagrad"}
 
 
 def test_every_optimizer_has_bad_inputs_in_the_table():
