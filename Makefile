@@ -55,9 +55,11 @@ unpinned: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py --unpinned --check --jobs 2 $(NB)
 
 ## site-test: the built site (make book first) in headless Chromium: links, equations, figures,
-## dropdowns, search, phone width, page weight. Needs Debian's chromium and chromium-driver.
+## dropdowns, search, phone width, page weight; then a reader copy of a chapter opened in a
+## JupyterLab that the test starts (tests/lab). Needs Debian's chromium and chromium-driver.
 site-test: $(STAMP)
 	$(BIN)/python -m pytest tests/site --site _build/html -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest tests/lab --lab -q -n 0
 
 ## lab: JupyterLab on reader copies of the chapters (_reader/, rewritten by tools/reader.py when
 ## a source is newer): the website's text, numbers and folded answers, still runnable.
