@@ -127,6 +127,23 @@ class Optimizer(torch.optim.Optimizer):
     supports_sparse: bool = False
     supports_complex: bool = True
     complex_as_real: bool = True
+    tensor_step: bool = True  # state["step"] is a tensor (SparseAdam's is an int, as torch's)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Load an older checkpoint as torch's classes do: a group without the
+        flags added after a class's first release gets their old meaning
+        (``maximize=False``, ``foreach=None``), and a ``step`` stored as a
+        Python number becomes torch's scalar tensor."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for flag, older in (("maximize", False), ("foreach", None)):
+                if flag in self.defaults:
+                    group.setdefault(flag, older)
+        if self.tensor_step:
+            for param_state in self.state.values():
+                step = param_state.get("step")
+                if step is not None and not isinstance(step, torch.Tensor):
+                    param_state["step"] = torch.tensor(float(step), dtype=scalar_dtype())
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         """Return the state of a parameter seen for the first time."""

@@ -89,6 +89,8 @@ class SparseAdam(Optimizer):
     Differences from torch.optim.SparseAdam: none in what it computes.
     """
 
+    tensor_step = False  # torch's SparseAdam counts steps in a Python int
+
     def __init__(
         self,
         params: Iterable[Any],
