@@ -23,7 +23,7 @@ from . import (casebook, clip, display, distributed, foreach, landscapes, loss_s
                param_groups, parity, precision, quadratic, quantize, schedules)
 from .adadelta import Adadelta, adadelta
 from .adafactor import Adafactor, adafactor
-from .adagrad import Adagrad, adagrad
+from .adagrad import Adagrad, adagrad, adagrad_sparse
 from .adam import Adam, AdamW, adam
 from .adam8bit import Adam8bit, AdamW8bit
 from .adamax import Adamax, adamax
@@ -56,7 +56,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
-    "sgd", "adagrad", "rmsprop", "adam",
+    "sgd", "adagrad", "adagrad_sparse", "rmsprop", "adam",
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb",
