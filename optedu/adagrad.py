@@ -74,9 +74,11 @@ def adagrad_sparse(
             - \tilde\eta_t\, g_{t,i} \,/\, \bigl(\sqrt{G_{t,i}} + \epsilon\bigr)
             \quad (i \in S)
 
-    and every other row keeps its :math:`G` and :math:`\theta`. Same
-    numbers as :func:`adagrad` on the dense gradient wherever :math:`g = 0`
-    off :math:`S`, except that a row outside :math:`S` is not even read.
+    and every other row keeps its :math:`G` and :math:`\theta`. The same
+    rule as :func:`adagrad` on the dense gradient (zero off :math:`S`), up
+    to rounding, for :math:`\epsilon > 0`: with :math:`\epsilon = 0` the
+    dense rule divides 0 by 0 in a row never seen and writes NaN there,
+    while a row outside :math:`S` is not even read here.
     Weight decay would touch every row, so it is refused (torch's error).
     Complex gradients are stepped as complex numbers, as torch does here.
     """
