@@ -71,8 +71,9 @@ def _page_context(app: Any, pagename: str, templatename: str, context: dict,
                   doctree: Any) -> None:
     pathto = context["pathto"]
     name = app.env.optedu_archive
+    intro = pathto("book/intro")  # "#" on the intro itself
     context["theme_extra_footer"] = footer(
-        pathto(f"{FOLDER}/{name}", 1), pathto("book/intro") + "#run-it-yourself", name)
+        pathto(f"{FOLDER}/{name}", 1), intro.rstrip("#") + "#run-it-yourself", name)
 
 
 def _config_inited(app: Any, config: Any) -> None:
