@@ -1,7 +1,7 @@
 """JupyterLab in headless Chromium (tests/lab): run with ``pytest tests/lab --lab``.
 
 CI runs them in ``make site-test``. Without ``--lab`` they are skipped, so a plain ``pytest``
-stays quick. The server and the browser come from ``labdriver.py``.
+stays quick. The server comes from ``labdriver.py``, the browser from ``tests/chromium.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from labdriver import CHROMEDRIVER, CHROMIUM, chromium
+import chromium
 
 
 def pytest_addoption(parser):
@@ -29,9 +29,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def browser():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip(f"needs Chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER} not found; "
-                    "apt-get install chromium chromium-driver)")
-    driver = chromium()
+    if chromium.missing():
+        pytest.skip(chromium.missing())
+    driver = chromium.driver(1300, 1000)
     yield driver
     driver.quit()

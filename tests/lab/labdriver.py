@@ -2,8 +2,7 @@
 
 ``start_lab`` runs ``jupyter lab`` from this venv on 127.0.0.1 and a free port, token off, no
 browser, no update or news checks, with its config, data, runtime, settings and workspace
-folders in a temporary directory (``JUPYTER_*`` variables). ``chromium`` is Debian's Chromium
-through the system's ``chromedriver``, as tests/site uses it.
+folders in a temporary directory (``JUPYTER_*`` variables).
 """
 
 from __future__ import annotations
@@ -11,16 +10,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER",
-                              shutil.which("chromedriver") or "/usr/bin/chromedriver")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Lab settings for the test: every cell in the page (no windowing), so the whole notebook's
@@ -79,20 +74,3 @@ def stop_lab(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def chromium(width: int = 1300, height: int = 1000):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    # As tests/site: the background-networking flags keep Chromium from calling Google's hosts.
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 f"--window-size={width},{height}", "--disable-extensions", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    return driver

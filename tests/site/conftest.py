@@ -11,14 +11,12 @@ import functools
 import http.server
 import os
 import pathlib
-import shutil
 import threading
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER",
-                              shutil.which("chromedriver") or "/usr/bin/chromedriver")
+import chromium
+
 DESKTOP = (1280, 1000)  # a laptop's window
 PHONE = (390, 844)      # an iPhone 12 to 15's screen, in CSS pixels
 
@@ -58,43 +56,15 @@ def base_url(site):
     server.shutdown()
 
 
-def _driver(width: int, height: int, mobile: bool = False):
-    """Headless Chromium in a ``width`` x ``height`` window; ``mobile``: a phone's screen
-    (Chrome's mobileEmulation, 1 device pixel per CSS pixel), as a reader's phone lays out the
-    page. A plain window is no phone: headless Chrome makes a window at least 500 px wide."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    # The background-networking flags keep Chromium from calling Google's hosts, which a closed
-    # network refuses (slowly, many at a time).
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 f"--window-size={width},{height}", "--disable-extensions", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic",
-                 # the page gets the whole window, as under overlay scroll bars: a 1280 px
-                 # window shows 1280 px of page
-                 "--hide-scrollbars"):
-        options.add_argument(flag)
-    if mobile:
-        options.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    return driver
-
-
 @pytest.fixture(scope="session")
 def browser():
-    driver = _driver(DESKTOP[0], DESKTOP[1])
+    driver = chromium.driver(*DESKTOP, log=True)
     yield driver
     driver.quit()
 
 
 @pytest.fixture(scope="session")
 def phone():
-    driver = _driver(PHONE[0], PHONE[1], mobile=True)
+    driver = chromium.driver(*PHONE, mobile=True, log=True)
     yield driver
     driver.quit()
