@@ -107,7 +107,7 @@ def test_design_checks_its_arguments():
     job = Job("zero", optedu.Adam)
     with pytest.raises(ValueError, match="Invalid design value: 'rows'"):
         train_design(0, 1, "rows", job)
-    with pytest.raises(ValueError, match="max_norm needs design='flat'"):
+    with pytest.raises(ValueError, match="max_norm needs design='flat' or 'fsdp'"):
         train_design(0, 1, "tensors", job, 1.0)
 
 
@@ -117,13 +117,15 @@ def test_two_designs_on_two_ranks():
     adam = Job("zero", optedu.Adam, dict(lr=0.01), widths=widths)
     lamb = Job("zero", optedu.Lamb, dict(lr=0.01), widths=widths)
     specs = [("tensors", adam, None), ("flat", adam, None), ("tensors", lamb, None),
-             ("flat", lamb, None), ("flat", adam, 0.1)]
+             ("flat", lamb, None), ("flat", adam, 0.1), ("fsdp", adam, 0.1)]
     rows = compare_designs(specs, 2, timeout=180.0)
-    whole, flat, lamb_whole, lamb_flat, clipped = rows
-    for row in (whole, flat, lamb_whole, clipped):
+    whole, flat, lamb_whole, lamb_flat, clipped, fsdp_clipped = rows
+    for row in (whole, flat, lamb_whole, clipped, fsdp_clipped):
         assert row["relative_difference"] <= 1e-12, row["design"]
     assert lamb_flat["relative_difference"] > 1e-4    # a trust ratio of a flat piece
     assert clipped["norm_difference"] <= 1e-12
+    assert fsdp_clipped["norm_difference"] <= 1e-12     # torch's clip on DTensor gradients
+    assert len(fsdp_clipped["ranks"][0]["norms"]) == adam.steps
     # the same moments; 6 step counters (one per tensor) against 2 per rank (one per piece)
     assert sum(whole["state_bytes"]) - 6 * 8 == sum(flat["state_bytes"]) - 4 * 8 == 5378 * 16
     assert flat["state_bytes"][0] == flat["state_bytes"][1]

@@ -7,7 +7,10 @@ one :func:`~optedu.distributed.launcher.launch` with either design:
   tensors to ranks (torch's ``ZeroRedundancyOptimizer``);
 * ``"flat"``: :class:`~optedu.distributed.flat_zero.FlatZeroOptimizer`, each
   group's flat buffer in equal pieces (the ZeRO paper, DeepSpeed), optionally
-  clipped by the global gradient norm.
+  clipped by the global gradient norm;
+* ``"fsdp"``: FSDP2 (``fully_shard`` on each linear layer and the model),
+  optionally clipped by ``torch.nn.utils.clip_grad_norm_`` on its DTensor
+  gradients.
 
 :func:`compare_designs` runs a list of ``(design, job, max_norm)`` specs and
 the single-process reference of each (clipped by
@@ -27,8 +30,8 @@ from ..memory import state_bytes
 from .comm import count_collectives, totals
 from .flat_zero import FlatZeroOptimizer
 from .launcher import launch
-from .runs import (Job, default_dtype, groups, local_batch, make_batch,
-                   make_model, relative_difference)
+from .runs import (Job, default_dtype, groups, local_batch, local_state_bytes,
+                   make_batch, make_model, relative_difference)
 from .zero import ZeroOptimizer
 
 Spec = tuple[str, Job, "float | None"]
@@ -39,17 +42,20 @@ def train_design(rank: int, world_size: int, design: str, job: Job,
     """One spec on this rank: final parameters, this rank's state bytes,
     the collectives of the last step, the global norms (flat design with
     clipping)."""
-    if design not in ("tensors", "flat"):
+    if design not in ("tensors", "flat", "fsdp"):
         raise ValueError(f"Invalid design value: {design!r} "
-                         "(expected 'tensors' or 'flat')")
+                         "(expected 'tensors', 'flat' or 'fsdp')")
     if design == "tensors" and max_norm is not None:
-        raise ValueError("max_norm needs design='flat'")
+        raise ValueError("max_norm needs design='flat' or 'fsdp'")
     with default_dtype(job.dtype):
         model = make_model(job)
         x, y = local_batch(job, rank, world_size)
-        if design == "tensors":
-            opt: Any = ZeroOptimizer(groups(model, job), job.optimizer,
-                                     **job.kwargs)
+        if design == "fsdp":
+            _fully_shard(model, world_size)
+            opt: Any = job.optimizer(groups(model, job), **job.kwargs)
+        elif design == "tensors":
+            opt = ZeroOptimizer(groups(model, job), job.optimizer,
+                                **job.kwargs)
         else:
             opt = FlatZeroOptimizer(groups(model, job), job.optimizer,
                                     max_norm=max_norm, **job.kwargs)
@@ -58,12 +64,31 @@ def train_design(rank: int, world_size: int, design: str, job: Job,
             with count_collectives() as log:
                 opt.zero_grad()
                 F.mse_loss(model(x), y).backward()
+                if design == "fsdp" and max_norm is not None:
+                    total = torch.nn.utils.clip_grad_norm_(
+                        model.parameters(), max_norm)   # a DTensor
+                    norms.append(float(total.full_tensor()))
                 opt.step()
             if getattr(opt, "last_norm", None) is not None:
                 norms.append(float(opt.last_norm))
-        return {"params": [p.detach().clone() for p in model.parameters()],
-                "state_bytes": state_bytes(opt.optim), "comm": totals(log),
-                "norms": norms}
+        params = [p.full_tensor() if hasattr(p, "full_tensor") else p
+                  for p in model.parameters()]
+        held = (local_state_bytes(opt) if design == "fsdp"
+                else state_bytes(opt.optim))
+        return {"params": [p.detach().clone() for p in params],
+                "state_bytes": held, "comm": totals(log), "norms": norms}
+
+
+def _fully_shard(model: torch.nn.Module, world_size: int) -> None:
+    """FSDP2 on each linear layer and on the model, as the runs of
+    :mod:`~optedu.distributed.runs` apply it."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    mesh = init_device_mesh("cpu", (world_size,))
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
 
 
 def train_designs(rank: int, world_size: int,
