@@ -10,21 +10,28 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 * :mod:`~optedu.distributed.zero`: :class:`ZeroOptimizer` (ZeRO stage 1
   around any optimizer class), its partition rule :func:`partition_sizes`
   and the bytes per rank of each stage, :func:`zero_memory`;
+* :mod:`~optedu.distributed.flat_zero`: :class:`FlatZeroOptimizer`, ZeRO
+  stage 1 as the ZeRO paper and DeepSpeed cut it (each group one flat buffer,
+  equal pieces through tensors), its partition :func:`flat_partition`, and
+  clipping by the global norm on shards, :func:`clip_grad_norm_sharded_`;
 * :mod:`~optedu.distributed.comm`: :func:`count_collectives` (bytes per
   collective, recorded), the ring cost model :func:`ring_bytes_sent` and
   :func:`zero_volume`;
 * :mod:`~optedu.distributed.runs`: the runs a chapter launches (DDP, the
   by-hand all-reduce, ZeRO-1 and torch's ZeroRedundancyOptimizer, FSDP2)
-  and the single-process reference.
+  and the single-process reference; :mod:`~optedu.distributed.flat_runs`: the
+  runs that set the two ZeRO-1 designs (and FSDP2's clipping) side by side.
 """
 
 from .comm import count_collectives, ring_bytes_sent, totals, zero_volume
 from .data_parallel import average_gradients
+from .flat_zero import FlatZeroOptimizer, clip_grad_norm_sharded_, flat_partition
 from .launcher import LaunchTimeout, RankError, free_port, launch
 from .zero import ZeroOptimizer, partition_sizes, zero_memory
 
 __all__ = [
     "launch", "RankError", "LaunchTimeout", "free_port", "average_gradients",
     "ZeroOptimizer", "partition_sizes", "zero_memory",
+    "FlatZeroOptimizer", "flat_partition", "clip_grad_norm_sharded_",
     "count_collectives", "totals", "ring_bytes_sent", "zero_volume",
 ]
