@@ -31,6 +31,7 @@ $(MATHJAX):
 ## book: build the website from a clean _build, zero warnings allowed
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/python tools/questions.py --check
+	$(BIN)/python tools/claims.py --check
 	$(BIN)/python tools/launch.py --check
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
