@@ -2,9 +2,10 @@ r"""ZeRO-1 as the paper and DeepSpeed build it: one flat buffer per group.
 
 :class:`~optedu.distributed.zero.ZeroOptimizer` (and torch's
 ``ZeroRedundancyOptimizer``) hand each rank *whole tensors*. The ZeRO paper
-(Rajbhandari et al., SC 2020) and DeepSpeed's ``stage_1_and_2.py`` instead
-concatenate the parameters of each group into one flat vector, pad it to a
-multiple of the :math:`N` ranks, and cut it into :math:`N` equal pieces,
+(Rajbhandari et al., SC 2020) splits the optimizer state into :math:`N`
+equal partitions, and DeepSpeed's ``stage_1_and_2.py`` builds them so: it
+concatenates the parameters of each group into one flat vector, pads it to a
+multiple of the :math:`N` ranks, and cuts it into :math:`N` equal pieces,
 through tensors. Rank :math:`r` keeps piece :math:`r` of every group and the
 optimizer state of that piece only. One step, on every rank:
 
@@ -106,8 +107,11 @@ class FlatZeroOptimizer(torch.optim.Optimizer):
 
     Differences from DeepSpeed's ``DeepSpeedZeroOptimizer``: no mixed
     precision (the pieces have the parameters' dtype, DeepSpeed keeps fp32
-    master pieces), no buckets, no overlap with the backward pass, no
-    checkpoints.
+    master pieces); padding to a multiple of :math:`N` (DeepSpeed pads to a
+    multiple of :math:`N` times ``nccl_start_alignment_factor`` so that every
+    piece starts 4-byte aligned); one ``reduce_scatter`` per group (DeepSpeed
+    reduces each bucket's slices onto their owners during the backward
+    pass); no overlap with the backward pass, no checkpoints.
     """
 
     def __init__(self, params: Iterable[Any],
@@ -170,8 +174,7 @@ class FlatZeroOptimizer(torch.optim.Optimizer):
         self.optim.step()                               # θ^(r) ← update
         for group, piece in zip(self.param_groups, self.pieces):
             flat = piece.new_empty(piece.numel() * self.world_size)
-            dist.all_gather_single(flat, piece,
-                                        group=self.process_group)
+            dist.all_gather_single(flat, piece, group=self.process_group)
             offset = 0
             for p in group["params"]:
                 p.copy_(flat[offset:offset + p.numel()].view_as(p))
