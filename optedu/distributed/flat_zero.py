@@ -103,7 +103,10 @@ class FlatZeroOptimizer(torch.optim.Optimizer):
         process_group: the group to shard over (default: the whole world).
 
     ``self.pieces[g]`` is this rank's piece of group ``g`` (its padding
-    included), ``self.optim.state`` the state of those pieces only.
+    included), ``self.optim.state`` the state of those pieces only. A
+    parameter whose ``grad`` is ``None`` is stepped with a zero gradient
+    (torch skips it; DeepSpeed leaves parameters that do not require a
+    gradient out of its flat groups): pass only trainable parameters.
 
     Differences from DeepSpeed's ``DeepSpeedZeroOptimizer``: no mixed
     precision (the pieces have the parameters' dtype, DeepSpeed keeps fp32
