@@ -58,12 +58,14 @@ def test_an_unknown_chapter_and_missing_field_are_found():
 
 def test_entry_renders_folded_with_its_verdict_and_link():
     entry = {"source": ["the tutorial", "the long lesson"], "claim": "Adam needs no tuning.",
-             "verdict": "half true", "truth": "Its default rate often works.",
+             "verdict": "half true",
+             "truth": "Its default rate often works ({glue:text}`adam.ipynb::k`).",
              "run": "chap-adam"}
     page = claims.render(f"# T\n\n{claims.MARKER}\n", {"adam": [entry]})
     assert "(claims-adam)=\n## Adam" in page
     assert (":::{admonition} The tutorial and the long lesson: Adam needs no tuning.\n"
             ":class: dropdown claim") in page
-    assert "**Half true.** Its default rate often works." in page
+    # another page's text glue needs its format spec written out, or MyST-NB misreads the key
+    assert "**Half true.** Its default rate often works ({glue:text}`adam.ipynb::k:s`)." in page
     assert "Decided by the run in {ref}`Adam <chap-adam>`." in page
     assert "| the tutorial | 1 | 0 | 0 | 1 | 0 | 0 |" in page

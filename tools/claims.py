@@ -33,6 +33,9 @@ VERDICTS = ("true", "true, with a caveat", "half true", "false", "not decided he
 FIELDS = {"source", "claim", "verdict", "truth", "run"}
 LABEL = re.compile(r"^\(([A-Za-z0-9_\-]+)\)=\s*$", re.M)
 GLUE = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)\.ipynb::([A-Za-z0-9_\-]+)")
+# MyST-NB reads a trailing ":spec" off a text role before the "path::" prefix, so a text role
+# that glues from another page needs its format spec written out (as optedu.quiz does).
+TEXT_ROLE = re.compile(r"(\{glue:text\}`[A-Za-z0-9_\-]+\.ipynb::[A-Za-z0-9_\-]+)`")
 
 
 def chapters() -> list[str]:
@@ -87,6 +90,10 @@ def problems(data: dict) -> list[str]:
     return found
 
 
+def _glued(truth: str) -> str:
+    return TEXT_ROLE.sub(r"\1:s`", truth.strip())
+
+
 def _title(entry: dict) -> str:
     said = " and ".join(sources_of(entry))
     return f"{said[0].upper()}{said[1:]}: {entry['claim'].strip()}"
@@ -113,7 +120,7 @@ def render(current: str, data: dict) -> str:
         for entry in data[stem]:
             where = "Discussed in" if entry["verdict"] == VERDICTS[-1] else "Decided by the run in"
             lines += [f":::{{admonition}} {_title(entry)}", ":class: dropdown claim", "",
-                      f"**{entry['verdict'].capitalize()}.** {entry['truth'].strip()}", "",
+                      f"**{entry['verdict'].capitalize()}.** {_glued(entry['truth'])}", "",
                       f"{where} {{ref}}`{title} <{entry['run']}>`.", ":::", ""]
     return current.split(MARKER)[0] + "\n".join(lines).rstrip() + "\n"
 
