@@ -69,3 +69,28 @@ def test_entry_renders_folded_with_its_verdict_and_link():
     assert "**Half true.** Its default rate often works ({glue:text}`adam.ipynb::k:s`)." in page
     assert "Decided by the run in {ref}`Adam <chap-adam>`." in page
     assert "| the tutorial | 1 | 0 | 0 | 1 | 0 | 0 |" in page
+
+
+SOURCE_NAMES = re.compile(r"\b(?:the long lesson|interview page|the tutorial)\b", re.I)
+MOST_MENTIONS = 2  # a chapter names the documents at most twice; the claims page has the rest
+
+
+def _source_mentions(markdown: str) -> int:
+    return len(SOURCE_NAMES.findall(markdown))
+
+
+def test_the_mention_count_catches_an_audit():
+    audit = ("The long lesson says X. The tutorial says Y. The PyTorch interview page says Z; "
+             "the long lesson is wrong.")
+    assert _source_mentions(audit) == 4 > MOST_MENTIONS
+    assert _source_mentions("A tutorial-style walk through, an interview of the author.") == 0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_chapters_leave_the_audit_to_the_claims_page(path):
+    """A chapter keeps the runs that decide the sources' claims and teaches their point in its
+    own terms; naming the documents claim by claim belongs on the claims page."""
+    cells = json.loads(path.read_text())["cells"]
+    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert _source_mentions(markdown) <= MOST_MENTIONS, \
+        f"{path.name} names the source documents {_source_mentions(markdown)} times"
