@@ -63,7 +63,7 @@ def test_entry_renders_folded_with_its_verdict_and_link():
              "run": "chap-adam"}
     page = claims.render(f"# T\n\n{claims.MARKER}\n", {"adam": [entry]})
     assert "(claims-adam)=\n## Adam" in page
-    assert (":::{admonition} The tutorial and the long lesson: Adam needs no tuning.\n"
+    assert (":::{admonition} Adam needs no tuning. (the tutorial and the long lesson)\n"
             ":class: dropdown claim") in page
     # another page's text glue needs its format spec written out, or MyST-NB misreads the key
     assert "**Half true.** Its default rate often works ({glue:text}`adam.ipynb::k:s`)." in page

@@ -95,8 +95,7 @@ def _glued(truth: str) -> str:
 
 
 def _title(entry: dict) -> str:
-    said = " and ".join(sources_of(entry))
-    return f"{said[0].upper()}{said[1:]}: {entry['claim'].strip()}"
+    return f"{entry['claim'].strip()} ({' and '.join(sources_of(entry))})"
 
 
 def render(current: str, data: dict) -> str:
