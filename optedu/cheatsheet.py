@@ -116,14 +116,14 @@ ENTRIES: dict[str, Entry] = {
         "scale of the loss.",
         "weight_decay is L2: λθ joins g and is divided by √v̂, so weights "
         "with large gradients are hardly decayed. Use AdamW.",
-        "adam", "Two ways to decay weights", "adamw"),
+        "adam", "Adam + L2 leaves the weights with large gradients undecayed", "adamw"),
     "AdamW": Entry(
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-" + _ADAM_STEP,
         "Transformers and most large models: Adam with the decay taken out "
         "of the gradient (not divided by √v̂).",
         "The decay per step is ηλ: a schedule, or a new learning rate, "
         "changes the decay too.",
-        "adamw", "Decay follows the learning rate"),
+        "adamw", "What a `weight_decay` number means"),
     "Adam8bit": Entry(
         _8BIT + r"\text{Adam step}",
         "Adam's state in about a quarter of the memory, for large "
@@ -579,7 +579,7 @@ def optimizer_table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         entry: Entry = row["entry"]
         keys, per = _state_html(row)
-        title = html.escape(entry.section.replace("$", "").replace("\\", ""))
+        title = html.escape(re.sub(r"[$\\`]", "", entry.section))
         link = (f'<a href="{entry.section_chapter}.html#'
                 f'{anchor(entry.section)}">§ {title}</a>')
         body.append([
