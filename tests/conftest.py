@@ -3,6 +3,7 @@
 import os
 
 import matplotlib
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -19,3 +20,21 @@ settings.register_profile(
     deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,
 )
 settings.load_profile("optedu")
+
+
+@pytest.fixture
+def world_of_one(monkeypatch):
+    """A one-process gloo group on the loopback interface, for a rank's code run in-process
+    (tests/test_distributed.py, tests/test_flat_zero.py)."""
+    import torch.distributed as dist
+
+    from optedu.distributed import launcher
+
+    loopback = launcher.loopback_interface()
+    if loopback is not None:
+        monkeypatch.setenv("GLOO_SOCKET_IFNAME", loopback)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()

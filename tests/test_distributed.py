@@ -181,18 +181,6 @@ def test_single_run_in_the_jobs_dtype_reports_bytes_held(dtype, size):
 
 # --- a world of one, in this process ----------------------------------------------------------
 
-@pytest.fixture
-def world_of_one(monkeypatch):
-    loopback = launch_module.loopback_interface()
-    if loopback is not None:
-        monkeypatch.setenv("GLOO_SOCKET_IFNAME", loopback)
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.filterwarnings("ignore:`torch.distributed.*` is deprecated:FutureWarning")
 def test_count_collectives_bytes_and_restores(world_of_one):
     before = dist.all_reduce

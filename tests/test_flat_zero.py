@@ -8,11 +8,9 @@ the clipped flat design against the single process.
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 import optedu
-from optedu.distributed import launcher as launch_module
 from optedu.distributed import runs
 from optedu.distributed.flat_runs import compare_designs, train_design
 from optedu.distributed.flat_zero import (FlatZeroOptimizer, clip_grad_norm_sharded_,
@@ -49,18 +47,6 @@ def test_flat_partition_covers_every_element_once_in_equal_pieces(numels, n):
 def test_flat_partition_bad_world_size():
     with pytest.raises(ValueError, match="Invalid world_size value: 0"):
         flat_partition([3], 0)
-
-
-@pytest.fixture
-def world_of_one(monkeypatch):
-    loopback = launch_module.loopback_interface()
-    if loopback is not None:
-        monkeypatch.setenv("GLOO_SOCKET_IFNAME", loopback)
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
