@@ -2,52 +2,63 @@
 
 Each update rule is one function acting on one tensor (``optedu.sgd``, ``optedu.adam``, ...);
 each optimizer class (``optedu.SGD``, ``optedu.Adam``, ...) keeps ``param_groups`` and ``state``
-exactly as torch.optim does and calls that function. Around the rules: clipping and monitoring
-(``clip``, ``monitor``), parameter groups (``param_groups``; ``muon_groups`` splits a model
-between Muon and AdamW), schedules (``schedules``,
-``lr_scheduler``), theory on a quadratic (``quadratic``), optimizer-state sizes
-(``memory``), mixed precision (``precision``: fp32 master weights, Kahan sums, stochastic
-rounding; ``loss_scaling``: GradScaler's dynamic loss scale), 8-bit state (``quantize``,
-``Adam8bit``), sharding on torch.distributed (``distributed``: a launcher, ZeRO-1), the
-multi-tensor path (``foreach``), broken training runs (``casebook``), the practice pages'
-generators (``quiz``: the interview questions, read from the chapters; ``cheatsheet``;
-``conventions``: how frameworks write each rule), and the chapters' tools (``landscapes``,
-``parity``, ``display``). Rules as other frameworks or sources write them live
-in ``optedu.variants.<topic>`` (imported by name).
+exactly as torch.optim does and calls that function. This module is the public surface, as
+torch.optim's is: the classes and rule functions, ``optedu.lr_scheduler``, the clipping
+functions, and ``optedu.distributed``. Everything else is imported from its folder, which
+mirrors a part of the book:
+
+=================  ==========================================================================
+folder             what lives there
+=================  ==========================================================================
+``optim``          the base ``Optimizer``, the argument checks, one module per update rule, the
+                   multi-tensor path (``foreach``), and ``optim.variants``: rules as other
+                   frameworks, papers or sources write them
+``lr_scheduler``   torch's schedulers rebuilt, and closed-form schedules (``schedules``)
+``training``       clipping, gradient-norm monitoring, parameter groups, accumulation
+``precision``      mixed precision, loss scaling, 8-bit state, bytes of optimizer state
+``distributed``    torch.distributed on gloo: launcher, data parallelism, ZeRO-1, FSDP2 runs
+``theory``         quadratics, momentum's and Nesterov's forms
+``instruments``    what the chapters use to show things: numbers for reading, the parity
+                   harness, source display, 2-D landscapes, the benchmark, the CPU-kernel pin
+``practice``       the practice pages' generators: quiz, casebook, cheat sheet, conventions
+=================  ==========================================================================
+
+Imports run one way, from the rules up (``tests/test_layout.py`` reads them): ``optim`` imports
+nothing else of optedu; ``lr_scheduler``, ``training``, ``precision``, ``theory`` and
+``instruments`` import only ``optim``; ``distributed`` also imports ``training`` and
+``precision``; ``practice`` may import everything; nothing imports ``practice``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (casebook, clip, display, distributed, foreach, landscapes, loss_scaling,
-               lr_scheduler, memory, momentum, monitor, muon, muon_groups, nesterov,
-               param_groups, parity, precision, quadratic, quantize, schedules)
-from .adadelta import Adadelta, adadelta
-from .adafactor import Adafactor, adafactor
-from .adagrad import Adagrad, adagrad, adagrad_sparse
-from .adam import Adam, AdamW, adam
-from .adam8bit import Adam8bit, AdamW8bit
-from .adamax import Adamax, adamax
-from .asgd import ASGD, asgd
-from .clip import clip_grad_norm_, clip_grad_value_
-from .foreach import adam_foreach, sgd_foreach
-from .loss_scaling import LossScaler
-from .lamb import Lamb, lamb
-from .lbfgs import LBFGS
-from .lars import LARS, lars
-from .lion import Lion, lion
-from .muon import Muon
-from .muon_groups import muon_adamw_groups
-from .nadam import NAdam, nadam
-from .optimizer import Optimizer
-from .precision import (LowPrecisionOptimizer, MasterWeights, kahan_add_,
-                        stochastic_round_to_bf16)
-from .radam import RAdam, radam
-from .rmsprop import RMSprop, rmsprop
-from .rprop import Rprop, rprop
-from .schedule_free import (AdamWScheduleFree, SGDScheduleFree,
-                            schedule_free_adamw, schedule_free_sgd)
-from .sgd import SGD, sgd
-from .sparse_adam import SparseAdam, sparse_adam
+from . import distributed, lr_scheduler
+from .optim.adadelta import Adadelta, adadelta
+from .optim.adafactor import Adafactor, adafactor
+from .optim.adagrad import Adagrad, adagrad, adagrad_sparse
+from .optim.adam import Adam, AdamW, adam
+from .optim.adamax import Adamax, adamax
+from .optim.asgd import ASGD, asgd
+from .optim.foreach import adam_foreach, sgd_foreach
+from .optim.lamb import Lamb, lamb
+from .optim.lars import LARS, lars
+from .optim.lbfgs import LBFGS
+from .optim.lion import Lion, lion
+from .optim.muon import Muon, muon
+from .optim.nadam import NAdam, nadam
+from .optim.optimizer import Optimizer
+from .optim.radam import RAdam, radam
+from .optim.rmsprop import RMSprop, rmsprop
+from .optim.rprop import Rprop, rprop
+from .optim.schedule_free import (AdamWScheduleFree, SGDScheduleFree, schedule_free_adamw,
+                                  schedule_free_sgd)
+from .optim.sgd import SGD, sgd
+from .optim.sparse_adam import SparseAdam, sparse_adam
+from .precision.adam8bit import Adam8bit, AdamW8bit
+from .precision.loss_scaling import LossScaler
+from .precision.mixed import (LowPrecisionOptimizer, MasterWeights, kahan_add_,
+                              stochastic_round_to_bf16)
+from .training.clip import clip_grad_norm_, clip_grad_value_
+from .training.muon_groups import muon_adamw_groups
 
 try:
     __version__ = version("optedu")  # one source: pyproject.toml
@@ -66,7 +77,5 @@ __all__ = [
     "Adam8bit", "AdamW8bit", "sgd_foreach", "adam_foreach",
     "LossScaler", "MasterWeights", "LowPrecisionOptimizer", "kahan_add_", "stochastic_round_to_bf16",
     "clip_grad_norm_", "clip_grad_value_",
-    "casebook", "clip", "display", "distributed", "foreach", "landscapes", "loss_scaling",
-    "lr_scheduler", "memory", "momentum", "monitor", "muon_groups", "nesterov",
-    "param_groups", "parity", "precision", "quadratic", "quantize", "schedules",
+    "distributed", "lr_scheduler",
 ]

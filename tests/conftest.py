@@ -25,7 +25,7 @@ settings.load_profile("optedu")
 @pytest.fixture
 def world_of_one(monkeypatch):
     """A one-process gloo group on the loopback interface, for a rank's code run in-process
-    (tests/test_distributed.py, tests/test_flat_zero.py)."""
+    (tests/distributed/test_distributed.py, tests/distributed/test_flat_zero.py)."""
     import torch.distributed as dist
 
     from optedu.distributed import launcher

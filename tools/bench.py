@@ -13,7 +13,7 @@ implementation's *fraction of the roofline* is that limit over its measured time
 memory allows).
 
 Implementations (where they exist): ``optedu`` (one-tensor rule, a Python loop over tensors),
-``optedu-foreach`` (``optedu.foreach``: the same rule on lists), ``optedu-compiled``
+``optedu-foreach`` (``optedu.optim.foreach``: the same rule on lists), ``optedu-compiled``
 (``torch.compile`` of optedu's step, with ``--compile``), ``torch`` (``foreach=False``),
 ``torch-foreach`` (``foreach=True``), ``torch-fused`` (``fused=True``).
 
@@ -56,13 +56,13 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import optedu  # noqa: E402
-from optedu.bench import TRAFFIC, bytes_per_element  # noqa: E402
+from optedu.instruments.bench import TRAFFIC, bytes_per_element  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # Bytes moved per parameter per step, in units of one element (× 4 bytes in fp32, × 2 in bf16):
 # an ideal one-pass ("fused") kernel reads each tensor the rule reads once and writes each
 # tensor it changes once; temporaries and scalars cost nothing. The counts, with their
-# derivation from each rule's equations, are optedu.bench.TRAFFIC (the chapter "Making the step
+# derivation from each rule's equations, are optedu.instruments.bench.TRAFFIC (the chapter "Making the step
 # fast" prints that table); three rules are counted from another's:
 #   SparseAdam:     Adam's traffic, on the gradient's nonzero rows only (the benchmark's
 #                   gradients are sparse with their density, reported beside it)
@@ -141,9 +141,9 @@ SPARSE_DENSITY = 0.1
 
 
 def optedu_foreach_cases() -> set[str]:
-    """The optimizers whose optedu class takes ``foreach`` (optedu.foreach's rules)."""
+    """The optimizers whose optedu class takes ``foreach`` (optedu.optim.foreach's rules)."""
     try:
-        import optedu.foreach  # noqa: F401
+        import optedu.optim.foreach  # noqa: F401
     except ImportError:
         return set()
     return {"SGD", "Adam", "AdamW"}

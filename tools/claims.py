@@ -34,7 +34,7 @@ FIELDS = {"source", "claim", "verdict", "truth", "run"}
 LABEL = re.compile(r"^\(([A-Za-z0-9_\-]+)\)=\s*$", re.M)
 GLUE = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)\.ipynb::([A-Za-z0-9_\-]+)")
 # MyST-NB reads a trailing ":spec" off a text role before the "path::" prefix, so a text role
-# that glues from another page needs its format spec written out (as optedu.quiz does).
+# that glues from another page needs its format spec written out (as optedu.practice.quiz does).
 TEXT_ROLE = re.compile(r"(\{glue:text\}`[A-Za-z0-9_\-]+\.ipynb::[A-Za-z0-9_\-]+)`")
 
 

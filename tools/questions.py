@@ -1,12 +1,12 @@
 """Write the question bank from the chapters' interview questions: the page
-book/questions.md and the packaged optedu/questions.json that optedu.quiz.Quiz reads.
+book/questions.md and the packaged optedu/practice/questions.json that optedu.practice.quiz.Quiz reads.
 
 The page's own prose is kept as it is, down to the MARKER line; everything below it is
-generated: a count per topic and level, then every chapter's questions (optedu.quiz reads them
+generated: a count per topic and level, then every chapter's questions (optedu.practice.quiz reads them
 from the notebooks, with their levels and glued numbers), in the order of _toc.yml. The JSON
 holds the same questions, so a practice session needs neither the book nor a folder.
 
-    python tools/questions.py          # rewrite book/questions.md and optedu/questions.json
+    python tools/questions.py          # rewrite book/questions.md and optedu/practice/questions.json
     python tools/questions.py --check  # exit 1 if either is out of date
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from optedu import quiz
+from optedu.practice import quiz
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "questions.md"
-BANK = ROOT / "optedu" / quiz.BANK
+BANK = ROOT / "optedu" / "practice" / quiz.BANK
 MARKER = "<!-- Generated below by tools/questions.py from the chapters: do not edit. -->"
 
 
@@ -42,7 +42,7 @@ def render(current: str) -> str:
 
 
 def bank() -> str:
-    """optedu/questions.json: every chapter's questions, in the book's order."""
+    """optedu/practice/questions.json: every chapter's questions, in the book's order."""
     stems = [stem for _, chapter_stems in parts() for stem in chapter_stems]
     return quiz.to_json(quiz.load(ROOT / "book", stems))
 

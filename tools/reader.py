@@ -20,7 +20,7 @@ the HTML JupyterLab's sanitizer keeps:
 
 Code cells keep their source and stored outputs. Cells the website hides (``remove-input``,
 ``hide-input``, ...) are collapsed (``metadata.jupyter.source_hidden`` / ``outputs_hidden``).
-A first, collapsed cell hands the values the prose shows to ``optedu.display.reader_values``:
+A first, collapsed cell hands the values the prose shows to ``optedu.instruments.display.reader_values``:
 when a re-run glues another value, ``glue`` says so under the cell (the prose is not updated).
 
     python tools/reader.py                 # every chapter, when a source is newer than its copy
@@ -556,7 +556,7 @@ def reader_notebook(book: Book, doc: str) -> dict:
         f"# Reader copy of book/{doc}.ipynb, written by tools/reader.py: edits here are\n"
         f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
         f"# computes another one.\n"
-        f"from optedu.display import reader_values\n"
+        f"from optedu.instruments.display import reader_values\n"
         f"reader_values({_literal(conv.shown)})")
     nb["cells"] = [first] + cells
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
@@ -634,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     # Any chapter can change another's numbers or titles: one newer source renews them all.
     sources = [*args.book.glob("*.ipynb"), *args.book.glob("*.md"), args.book / "references.bib",
                args.book.parent / "_toc.yml", pathlib.Path(__file__),
-               ROOT / "optedu" / "display.py"]
+               ROOT / "optedu" / "instruments" / "display.py"]
     if not args.force and not _out_of_date(sources, copies):
         print(f"reader copies in {args.out} are up to date")
         return 0

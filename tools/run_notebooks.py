@@ -9,7 +9,7 @@ notebook runs with its own folder as the working directory, like `jupyter lab` a
 The wall time of every notebook is printed, and the command fails if one takes longer than the
 budget (30 s by default, `--budget`), so slow chapters are caught when they are written.
 
-Outputs are computed with torch's CPU kernels capped at AVX2 (optedu.reproducible), as nbval
+Outputs are computed with torch's CPU kernels capped at AVX2 (optedu.instruments.reproducible), as nbval
 checks them. A reader's Jupyter has no cap: on a processor with AVX-512, torch runs other
 kernels, whose results differ in their last bits. `--check` runs the notebooks and stores
 nothing: it fails if a cell raises (one tagged raises-exception aside), naming the notebook, the
@@ -32,14 +32,14 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from optedu.reproducible import CPU_KERNELS, pin_cpu_kernels
+from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def kernel_env(unpinned: bool = False, environ=None) -> dict[str, str]:
     """The environment a notebook's kernel starts with: ``environ`` (default ``os.environ``),
-    with static figures (stored outputs are what the website shows; optedu.landscapes.explore
+    with static figures (stored outputs are what the website shows; optedu.instruments.landscapes.explore
     reads OPTEDU_STATIC) and torch's CPU kernels capped at AVX2, as nbval runs them
     (book/conftest.py); ``unpinned``: with the cap's variables removed, as a reader's Jupyter
     runs them."""

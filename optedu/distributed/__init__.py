@@ -21,6 +21,9 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
   by-hand all-reduce, ZeRO-1 and torch's ZeroRedundancyOptimizer, FSDP2)
   and the single-process reference; :mod:`~optedu.distributed.flat_runs`: the
   runs that set the two ZeRO-1 designs (and FSDP2's clipping) side by side.
+
+Imports: :mod:`optedu.optim` (argument checks), :mod:`optedu.training` (clipping) and
+:mod:`optedu.precision` (state bytes), and this folder.
 """
 
 from .comm import count_collectives, ring_bytes_sent, totals, zero_volume

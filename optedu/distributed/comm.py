@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .._validation import check_integer
+from optedu.optim._validation import check_integer
 
 # collective -> how to find the tensor whose size is the volume
 _VOLUME: dict[str, Callable[..., torch.Tensor | list[torch.Tensor]]] = {

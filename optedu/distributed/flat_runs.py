@@ -25,13 +25,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..clip import clip_grad_norm_
-from ..memory import state_bytes
+from optedu.training.clip import clip_grad_norm_
+from optedu.precision.memory import state_bytes
 from .comm import count_collectives, totals
 from .flat_zero import FlatZeroOptimizer
 from .launcher import launch
-from .runs import (Job, default_dtype, groups, local_batch, local_state_bytes,
-                   make_batch, make_model, relative_difference)
+from .runs import (Job, default_dtype, groups, local_batch, local_state_bytes, make_batch,
+                   make_model, relative_difference)
 from .zero import ZeroOptimizer
 
 Spec = tuple[str, Job, "float | None"]

@@ -47,7 +47,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessException
 
-from .._validation import check_greater, check_integer
+from optedu.optim._validation import check_greater, check_integer
 
 HOST = "127.0.0.1"
 # the process group outlives the parent's deadline by this much, so a hang is

@@ -47,7 +47,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..memory import state_bytes
+from optedu.precision.memory import state_bytes
 from .comm import count_collectives, totals
 from .data_parallel import average_gradients
 from .launcher import launch
@@ -171,7 +171,7 @@ def local_bytes(model: nn.Module) -> dict[str, int]:
 
 
 def local_state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
-    """:func:`optedu.memory.state_bytes` counting only this rank's piece of
+    """:func:`optedu.precision.memory.state_bytes` counting only this rank's piece of
     a DTensor (FSDP2's sharded state): ``DTensor.numel()`` is the global
     size."""
     total: dict[str, int] = {}

@@ -211,7 +211,7 @@ def zero_memory(stage: int, n_params: float, world_size: int, *,
     >>> zero_memory(3, 1000, 4)
     {'parameters': 500.0, 'gradients': 500.0, 'optimizer state': 3000.0}
     """
-    from .._validation import check_integer
+    from optedu.optim._validation import check_integer
     check_integer("stage", stage, 0, 3)
     check_integer("world_size", world_size, 1)
     n = world_size

@@ -2,7 +2,7 @@
 
 Every class takes ``torch.optim.lr_scheduler``'s arguments, writes the same sequence of rates
 (and momenta) into an optedu or a torch optimizer, and checkpoints under torch's keys. The
-closed-form multipliers of :mod:`optedu.schedules` plug into :class:`LambdaLR`.
+closed-form multipliers of :mod:`optedu.lr_scheduler.schedules` plug into :class:`LambdaLR`.
 
 ===============================  ===================================================
 module                           classes
@@ -17,6 +17,11 @@ module                           classes
 :mod:`.plateau`                  :class:`ReduceLROnPlateau`
 :mod:`.trace`                    :func:`trace`: the rates a scheduler gives each step
 ===============================  ===================================================
+
+The closed-form schedules (:mod:`.schedules`: warmup-cosine, WSD, ...) are pure ``lr(step)``
+functions; :mod:`.variants` holds a schedule as another source writes it.
+
+Imports: :mod:`optedu.optim` (argument checks) and this folder only.
 """
 
 from ._base import ChainableLR, LRScheduler

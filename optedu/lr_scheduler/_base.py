@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from .._validation import check_optimizer
+from optedu.optim._validation import check_optimizer
 
 __all__ = ["LRScheduler", "ChainableLR"]
 

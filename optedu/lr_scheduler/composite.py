@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .._validation import invalid
+from optedu.optim._validation import invalid
 from ._base import _TRANSIENT, LRScheduler
 from .plateau import ReduceLROnPlateau
 

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .._validation import check_greater, check_non_negative
+from optedu.optim._validation import check_greater, check_non_negative
 from ._base import ChainableLR, LRScheduler
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts"]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._validation import check_greater, check_non_negative, check_optimizer, invalid
+from optedu.optim._validation import check_greater, check_non_negative, check_optimizer, invalid
 from ._base import LRScheduler, per_group
 
 __all__ = ["CyclicLR", "OneCycleLR"]

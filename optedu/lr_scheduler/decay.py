@@ -15,8 +15,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .._validation import (check_greater, check_integer, check_non_negative,
-                           invalid)
+from optedu.optim._validation import check_greater, check_integer, check_non_negative, invalid
 from ._base import ChainableLR
 
 __all__ = ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",

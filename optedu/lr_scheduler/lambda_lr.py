@@ -37,7 +37,7 @@ class LambdaLR(LRScheduler):
         optimizer: the optimizer to drive.
         lr_lambda: :math:`\lambda`, a function of the step count ``t`` (0, 1, 2, ...), or a list
             of them, one per parameter group. The closed-form schedules of
-            :mod:`optedu.schedules` fit here through ``functools.partial``.
+            :mod:`optedu.lr_scheduler.schedules` fit here through ``functools.partial``.
         last_epoch: ``-1`` to start; a step count to resume.
 
     Differences from torch: a non-callable ``lr_lambda`` raises ``TypeError`` here at once

@@ -7,7 +7,7 @@ from typing import Literal, SupportsFloat
 
 import torch
 
-from .._validation import check_non_negative, check_optimizer
+from optedu.optim._validation import check_non_negative, check_optimizer
 from ._base import LRScheduler
 
 __all__ = ["ReduceLROnPlateau"]

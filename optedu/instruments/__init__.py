@@ -1,0 +1,13 @@
+"""The chapters' instruments: how the book shows and checks things, not what it teaches.
+
+* :mod:`.display`: numbers for reading (2.6 × 10⁻⁶, bounds), ``glue`` and its stale-number note
+  in reader copies, figures as 2× palette PNGs;
+* :mod:`.parity`: the optedu-beside-torch harness the tests and chapters share;
+* :mod:`.source`: ``show_source``: optedu's code as a chapter shows it;
+* :mod:`.landscapes`: 2-D test surfaces, trajectories and their plots, sliders in Jupyter;
+* :mod:`.bench`: timing and traffic counting for the step benchmark;
+* :mod:`.reproducible`: torch's CPU kernels capped at AVX2, so stored outputs reproduce.
+
+Imports: :mod:`optedu.optim` and this folder only; nothing in optedu but :mod:`optedu.practice`
+imports from here.
+"""

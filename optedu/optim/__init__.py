@@ -1,0 +1,19 @@
+"""The update rules: the base class, the argument checks, and one module per rule.
+
+* :mod:`.optimizer`: the base :class:`Optimizer` every rule shares (``param_groups``, ``state``,
+  ``step``, state dicts and hooks as torch.optim keeps them) and its small helpers;
+* :mod:`._validation`: every argument check, in one wording (torch's where it has one);
+* one module per rule, each with its one-tensor function and its torch-compatible class:
+  :mod:`.sgd`, :mod:`.adagrad`, :mod:`.rmsprop`, :mod:`.adam` (Adam and AdamW), :mod:`.adadelta`,
+  :mod:`.adamax`, :mod:`.nadam`, :mod:`.radam`, :mod:`.sparse_adam`, :mod:`.adafactor`,
+  :mod:`.muon`, :mod:`.lion`, :mod:`.lars`, :mod:`.lamb`, :mod:`.schedule_free`, :mod:`.rprop`,
+  :mod:`.asgd`, :mod:`.lbfgs`;
+* :mod:`.foreach`: the multi-tensor path of SGD and Adam/AdamW (``foreach=True``), tested equal
+  to the one-tensor functions;
+* :mod:`.variants`: rules as other frameworks, papers or sources write them, for comparison.
+
+Imports: only the standard library, torch, and this folder. A rule module imports the base and
+the checks (and a rule it is built on: LAMB uses LARS's trust ratio); nothing here imports
+another folder of optedu. The public names are re-exported by :mod:`optedu` (``optedu.Adam``,
+``optedu.adam``): import them from there.
+"""

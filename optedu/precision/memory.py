@@ -1,0 +1,436 @@
+r"""How much memory an optimizer's state takes, measured from the state
+tensors themselves.
+
+An optimizer keeps per-parameter state (``exp_avg``, ``momentum_buffer``,
+``sum``, ...) in ``optimizer.state``. :func:`state_bytes` adds up the bytes
+of those tensors, by state key, for ``torch.optim`` optimizers and optedu's
+alike, so a memory table is measured, not typed. torch's scalar ``step``
+counters take the default dtype: 4 bytes under float32, 8 under float64.
+
+Beside the measurement, the closed form: :data:`STATE_LAYOUTS` says which
+state tensors each optimizer class (optedu's and torch.optim's) keeps for a
+parameter of a given shape; :func:`predicted_state_bytes` turns that into
+bytes, to set beside :func:`state_bytes`; :func:`state_per_element` gives
+the count per parameter element (Adam 2, AMSGrad 3, Lion 1, L-BFGS
+:math:`2 + 2m`). :func:`training_budget` adds weights, gradients, master
+weights and state for a model of :math:`N` parameters in each precision.
+
+>>> import torch
+>>> w = torch.nn.Parameter(torch.zeros(1000))
+>>> opt = torch.optim.Adam([w])
+>>> w.grad = torch.ones(1000)
+>>> opt.step()
+>>> state_bytes(opt)
+{'exp_avg': 4000, 'exp_avg_sq': 4000, 'step': 4}
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from optedu.optim._validation import check_integer, invalid
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Bytes of every tensor in ``optimizer.state``, per state key.
+
+    Sums over parameters. Keys whose value is not a tensor (``None``, Python
+    numbers) are left out. Scalar tensors such as torch's ``step`` counters
+    are included: a few bytes per parameter tensor, not per element. Lists of
+    tensors (L-BFGS's history ``old_dirs``, ``old_stps``, ``ro``, ``al``)
+    count the tensors they hold. Most optimizers create their state at the
+    first ``step()``; torch's Adagrad creates it in its constructor.
+    """
+    total: dict[str, int] = defaultdict(int)
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, torch.Tensor):
+                    total[key] += item.numel() * item.element_size()
+    return dict(sorted(total.items()))
+
+
+def state_bytes_per_element(
+        optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """:func:`state_bytes` divided by the number of parameter elements.
+
+    The elements are those of every parameter in ``optimizer.param_groups``
+    (with or without state). Adam in float32 gives 4 bytes per element for
+    ``exp_avg`` and for ``exp_avg_sq``, plus ``4 × (tensors) / (elements)``
+    for the ``step`` counters.
+    """
+    n = sum(p.numel() for group in optimizer.param_groups
+            for p in group["params"])
+    if n == 0:
+        raise invalid("optimizer", type(optimizer).__name__,
+                      "parameters with elements")
+    return {key: size / n for key, size in state_bytes(optimizer).items()}
+
+
+# ----------------------------------------------------------------------------
+# The closed form: which state tensors each optimizer keeps for a parameter
+# of a given shape.
+
+Shape = tuple[int, ...]
+# state key -> (shape of the state tensor, dtype rule). Rules: "param", the
+# parameter's dtype; "scalar", torch's dtype for counters (float32, float64
+# under a float64 default); "param_scalar", the parameter's dtype for numbers
+# kept per tensor or per pair (L-BFGS's rho); "uint8", one byte (8-bit
+# codes); "absmax", the parameter's dtype promoted to at least float32.
+Layout = dict[str, tuple[Shape, str]]
+
+
+def _buffers(shape: Shape, *names: str) -> Layout:
+    return {name: (shape, "param") for name in names}
+
+
+def _step(shape: Shape, *names: str) -> Layout:
+    return {"step": ((), "scalar"), **_buffers(shape, *names)}
+
+
+def _sgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    if group.get("momentum", 0) == 0:
+        return {}
+    return _buffers(shape, "momentum_buffer")
+
+
+def _adam(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    extra = ("max_exp_avg_sq",) if group.get("amsgrad", False) else ()
+    return _step(shape, "exp_avg", "exp_avg_sq", *extra)
+
+
+def _rmsprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    extra = ("momentum_buffer",) if group.get("momentum", 0) > 0 else ()
+    extra += ("grad_avg",) if group.get("centered", False) else ()
+    return _step(shape, "square_avg", *extra)
+
+
+def _adafactor(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    if len(shape) < 2:
+        return _step(shape, "variance")
+    rows, cols = (*shape[:-1], 1), (*shape[:-2], 1, shape[-1])
+    return {"step": ((), "scalar"), "row_var": (rows, "param"),
+            "col_var": (cols, "param")}
+
+
+def _nadam(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    return {**_step(shape, "exp_avg", "exp_avg_sq"),
+            "mu_product": ((), "scalar")}
+
+
+def _asgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    return {**_step(shape, "ax"), "eta": ((), "scalar"), "mu": ((), "scalar")}
+
+
+def _adam8bit(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """optedu.Adam8bit: uint8 codes plus one absmax per block for each moment;
+    tensors under ``min_8bit_size`` elements keep Adam's layout."""
+    n = math.prod(shape)
+    if n < group.get("min_8bit_size", 4096):
+        return _step(shape, "exp_avg", "exp_avg_sq")
+    blocks = (math.ceil(n / group.get("block_size", 2048)),)
+    layout: Layout = {"step": ((), "scalar")}
+    for moment in ("exp_avg", "exp_avg_sq"):
+        layout[f"{moment}_indices"] = (shape, "uint8")
+        layout[f"{moment}_absmax"] = (blocks, "absmax")
+    return layout
+
+
+def _fixed(maker: Callable[..., Layout],
+           *names: str) -> Callable[[Shape, Any], Layout]:
+    return lambda shape, group: maker(shape, *names)
+
+
+# one entry per optimizer class name, optedu's and torch.optim's (same
+# names, same state keys); SparseAdam's ``step`` is a Python int (no bytes);
+# L-BFGS keeps one state for all parameters: lbfgs_layout
+STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
+    "SGD": _sgd,
+    "Adam": _adam,
+    "AdamW": _adam,
+    "Adagrad": _fixed(_step, "sum"),
+    "RMSprop": _rmsprop,
+    "Adadelta": _fixed(_step, "square_avg", "acc_delta"),
+    "Adamax": _fixed(_step, "exp_avg", "exp_inf"),
+    "NAdam": _nadam,
+    "RAdam": _fixed(_step, "exp_avg", "exp_avg_sq"),
+    "SparseAdam": _fixed(_buffers, "exp_avg", "exp_avg_sq"),
+    "Rprop": _fixed(_step, "prev", "step_size"),
+    "ASGD": _asgd,
+    "Adafactor": _adafactor,
+    "Muon": _fixed(_buffers, "momentum_buffer"),
+    "Lion": _fixed(_buffers, "exp_avg"),
+    "LARS": _fixed(_buffers, "momentum_buffer"),
+    "Lamb": _fixed(_step, "exp_avg", "exp_avg_sq"),
+    "SGDScheduleFree": _fixed(_buffers, "z"),
+    "AdamWScheduleFree": _fixed(_buffers, "z", "exp_avg_sq"),
+    "Adam8bit": _adam8bit,
+    "AdamW8bit": _adam8bit,
+}
+
+
+def lbfgs_layout(n: int, pairs: int) -> Layout:
+    r"""L-BFGS's state for ``n`` parameter elements (all tensors flattened
+    into one vector) once it holds ``pairs`` curvature pairs
+    (:math:`\le` ``history_size``; equal to it in the steady state).
+
+    Two vectors of length ``n`` (the direction ``d`` and the previous
+    gradient), ``pairs`` pairs :math:`(s_i, y_i)` of length ``n`` each, and
+    scalars: :math:`\rho_i = 1/(y_i^\top s_i)` and :math:`\alpha_i` per pair
+    and the initial Hessian scale ``H_diag``. Elements: :math:`(2 + 2m)\,n`.
+    The step length ``t`` is a Python float after the first iteration
+    (without a line search); counters are Python ints.
+    """
+    return {"d": ((n,), "param"), "prev_flat_grad": ((n,), "param"),
+            "old_dirs": ((pairs, n), "param"),
+            "old_stps": ((pairs, n), "param"),
+            "ro": ((pairs,), "param_scalar"), "al": ((pairs,), "param_scalar"),
+            "H_diag": ((), "param_scalar")}
+
+
+def state_layout(name: str, shape: Shape, **settings: Any) -> Layout:
+    """The state tensors ``name`` keeps for one parameter of ``shape``, by
+    key: ``{key: (shape, dtype rule)}`` (see :data:`STATE_LAYOUTS`).
+
+    ``settings`` are the optimizer's arguments that change the layout
+    (``momentum``, ``amsgrad``, ``centered``). For ``"LBFGS"`` the shape is
+    flattened and ``history_size`` (default 100) pairs are held.
+
+    >>> state_layout("Adam", (3, 2), amsgrad=True)["max_exp_avg_sq"]
+    ((3, 2), 'param')
+    """
+    shape = tuple(int(s) for s in shape)
+    if name == "LBFGS":
+        return lbfgs_layout(math.prod(shape), settings.get("history_size", 100))
+    if name not in STATE_LAYOUTS:
+        names = ", ".join(sorted([*STATE_LAYOUTS, "LBFGS"]))
+        raise invalid("name", repr(name), "one of " + names)
+    return STATE_LAYOUTS[name](shape, settings)
+
+
+def state_per_element(name: str, shape: Shape = (1024, 1024),
+                      **settings: Any) -> float:
+    """State elements per parameter element for a parameter of ``shape``,
+    scalars left out: Adam 2, AMSGrad 3, SGD 0 (1 with momentum), Lion 1,
+    L-BFGS :math:`2 + 2m`, Adafactor :math:`(r + c)/(rc)` for an
+    :math:`r \\times c` matrix (a vector keeps a full ``variance``: 1).
+    """
+    layout = state_layout(name, shape, **settings)
+    tensors = [math.prod(s) for s, rule in layout.values()
+               if not rule.endswith("scalar") and rule != "absmax"]
+    return sum(tensors) / math.prod(shape)
+
+
+def _itemsize(rule: str, param_dtype: torch.dtype) -> int:
+    from optedu.optim.optimizer import scalar_dtype
+    if rule == "uint8":
+        return 1
+    dtype = {"scalar": scalar_dtype(),
+             "absmax": torch.promote_types(param_dtype, torch.float32),
+             }.get(rule, param_dtype)
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
+                          lbfgs_pairs: int | None = None) -> dict[str, int]:
+    """:func:`state_bytes` predicted from the closed form: the class name's
+    layout (:data:`STATE_LAYOUTS`), each group's settings and each
+    parameter's shape and dtype, once every parameter has taken a step.
+
+    For L-BFGS, ``lbfgs_pairs`` curvature pairs (default: the group's
+    ``history_size``, the steady state).
+    """
+    name = type(optimizer).__name__
+    total: dict[str, int] = defaultdict(int)
+    if name == "LBFGS":
+        group = optimizer.param_groups[0]
+        params = group["params"]
+        pairs = group["history_size"] if lbfgs_pairs is None else lbfgs_pairs
+        n = sum(p.numel() for p in params)
+        layouts = [(lbfgs_layout(n, pairs), params[0].dtype)]
+    elif name in STATE_LAYOUTS:
+        layouts = [(STATE_LAYOUTS[name](tuple(p.shape), group), p.dtype)
+                   for group in optimizer.param_groups for p in group["params"]]
+    else:
+        raise invalid("optimizer", name,
+                      "a class named in optedu.precision.memory.STATE_LAYOUTS")
+    for layout, dtype in layouts:
+        for key, (shape, rule) in layout.items():
+            total[key] += math.prod(shape) * _itemsize(rule, dtype)
+    return dict(sorted(total.items()))
+
+
+def stepped(cls: type[torch.optim.Optimizer],
+            shapes: Sequence[Shape] = ((64, 32), (32,)),
+            dtype: torch.dtype = torch.float32, seed: int = 0,
+            **kwargs: Any) -> torch.optim.Optimizer:
+    r"""An optimizer of class ``cls`` over random tensors of ``shapes``,
+    after one ``step()`` on :math:`\sum_i (i+1)\lVert p_i\rVert^2`: its
+    state is then in place, ready for :func:`state_bytes`.
+
+    Each class is built as it must be: L-BFGS steps with a closure (one
+    ``step()`` runs ``max_iter`` iterations); SparseAdam updates an
+    embedding table of ``shapes[0]`` from a sparse gradient (rows 0, 1, 3);
+    Muon takes matrices only (pass 2-D shapes).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    if cls.__name__ == "SparseAdam":
+        table = torch.nn.Embedding(*shapes[0], sparse=True).to(dtype)
+        optimizer = cls(table.parameters(), **kwargs)
+        table(torch.tensor([0, 1, 1, 3])).pow(2).sum().backward()
+        optimizer.step()
+        return optimizer
+    params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_()
+              for s in shapes]
+    optimizer = cls(params, **kwargs)
+    if hasattr(optimizer, "train"):   # schedule-free: the training point
+        optimizer.train()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = sum((p * p).sum() * (i + 1) for i, p in enumerate(params))
+        loss.backward()
+        return loss
+
+    closure()
+    if cls.__name__ == "LBFGS":
+        optimizer.step(closure)
+    else:
+        optimizer.step()
+    return optimizer
+
+
+# ----------------------------------------------------------------------------
+# A training budget: where the bytes go for a model of N parameters.
+
+_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16", "fp16")
+STATE_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Bytes of one training step, by kind (activations as given).
+
+    ``master_gradients`` is the fp32 copy of the gradients that a
+    mixed-precision step holds while ``optimizer.step()`` runs
+    (:class:`optedu.precision.mixed.MasterWeights`); ``compensation`` the Kahan
+    buffers of a pure 16-bit run.
+    """
+
+    weights: int
+    gradients: int
+    master_weights: int
+    master_gradients: int
+    optimizer_state: int
+    compensation: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return sum(asdict(self).values())
+
+    def per_parameter(self, n: int) -> dict[str, float]:
+        """Each line divided by ``n`` (bytes per parameter)."""
+        lines = {**asdict(self), "total": self.total}
+        return {key: value / n for key, value in lines.items()}
+
+
+def _state_bytes(layout: Layout, state: str, block_size: int,
+                 fallback: str) -> int:
+    """Bytes of one parameter's state: buffers in ``state`` precision,
+    counters 4 bytes; under ``"int8"``, a tensor too small to quantise
+    (``fallback`` set) keeps ``fallback``."""
+    total = 0
+    for shape, rule in layout.values():
+        n = math.prod(shape)
+        if rule == "scalar":
+            total += 4 * n                     # torch's float32 counters
+        elif rule == "param_scalar":
+            total += n * (4 if state == "int8" else _BYTES[state])
+        elif state == "int8" and fallback:
+            total += n * _BYTES[fallback]
+        elif state == "int8":                  # codes + an fp32 scale a block
+            total += n + 4 * math.ceil(n / block_size)
+        else:
+            total += n * _BYTES[state]
+    return total
+
+
+def training_budget(shapes: int | Sequence[int | Sequence[int]],
+                    optimizer: str = "Adam", *, precision: str = "fp32",
+                    state: str | None = None, block_size: int = 2048,
+                    min_8bit_size: int = 4096, kahan: bool = False,
+                    activations: int = 0, **settings: Any) -> Budget:
+    r"""Bytes to train a model whose parameters have ``shapes`` (an ``int``
+    :math:`N`: one tensor of :math:`N` elements) with ``optimizer`` (a
+    class name of :data:`STATE_LAYOUTS`, its layout ``settings`` such as
+    ``momentum=0.9``).
+
+    Per parameter element, with :math:`k` state buffers
+    (:func:`state_per_element`):
+
+    ============== ======= ===== ====== ============ =====
+    precision      weights grads master master grads state
+    ============== ======= ===== ====== ============ =====
+    ``fp32``       4       4     0      0            4k
+    ``bf16-mixed`` 2       2     4      4 (in step)  4k
+    ``fp16-mixed`` 2       2     4      4 (in step)  4k
+    ``bf16``       2       2     0      0            2k
+    ============== ======= ===== ====== ============ =====
+
+    ``state``: the precision of the state buffers. ``None`` (default): that
+    of the tensors the optimizer updates (fp32 masters under mixed
+    precision; the 16-bit weights in a pure ``bf16`` run, as ``zeros_like``
+    makes them; :class:`optedu.precision.mixed.LowPrecisionOptimizer` keeps fp32
+    state: pass ``"fp32"``). Else ``"fp32"`` (4 bytes), ``"bf16"`` (2) or
+    ``"int8"`` (1 byte per value plus one fp32 scale per ``block_size``
+    values of each state tensor: the block-wise layout of Dettmers et al.,
+    2022); a tensor under ``min_8bit_size`` elements keeps its state
+    unquantised, as bitsandbytes and :class:`optedu.Adam8bit` do.
+    ``kahan`` adds a compensation buffer in the weights' precision. torch's
+    ``step`` counters add 4 bytes per tensor. The 16 bytes per parameter
+    of mixed-precision Adam (2 + 2 + 4 + 8) in Rajbhandari et al. (2020,
+    ZeRO) leave out the fp32 gradients held during the step.
+    """
+    if isinstance(shapes, int):
+        shapes = [shapes]
+    if precision not in PRECISIONS:
+        raise invalid("precision", repr(precision),
+                      "one of " + ", ".join(PRECISIONS))
+    if state is not None and state not in STATE_PRECISIONS:
+        raise invalid("state", repr(state),
+                      "one of " + ", ".join(STATE_PRECISIONS))
+    check_integer("block_size", block_size, 1)
+    check_integer("min_8bit_size", min_8bit_size, 0)
+    check_integer("activations", activations, 0)
+    mixed = precision.endswith("-mixed")
+    weight_bytes = _BYTES[precision.split("-")[0]]
+    plain = "fp32" if mixed else precision   # what zeros_like would give
+    state = plain if state is None else state
+    shapes = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]
+    n = sum(sizes)
+    if optimizer == "LBFGS":       # one state for all parameters
+        shapes, sizes = [(n,)], [n]
+    state_total = 0
+    for shape, size in zip(shapes, sizes):
+        layout = state_layout(optimizer, shape, **settings)
+        fallback = plain if size < min_8bit_size else ""
+        state_total += _state_bytes(layout, state, block_size, fallback)
+    return Budget(
+        weights=weight_bytes * n,
+        gradients=weight_bytes * n,
+        master_weights=4 * n if mixed else 0,
+        master_gradients=4 * n if mixed else 0,
+        optimizer_state=state_total,
+        compensation=weight_bytes * n if kahan else 0,
+        activations=activations,
+    )

@@ -1,0 +1,9 @@
+"""Theory the chapters execute: what a rule does on a problem simple enough to solve.
+
+* :mod:`.quadratic`: quadratic theory: tunings, iteration matrices, stability, an SGD runner;
+* :mod:`.momentum`: momentum's EMA and Sutskever forms, and their equivalence;
+* :mod:`.nesterov`: Nesterov's look-ahead form beside torch's;
+* :mod:`.variants`: Nesterov's method as other sources write it, for comparison.
+
+Imports: :mod:`optedu.optim` and this folder only.
+"""

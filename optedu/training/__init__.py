@@ -1,0 +1,13 @@
+"""Tools around the step of a training loop, each as torch (or a common recipe) defines it.
+
+* :mod:`.clip`: gradient clipping with ``torch.nn.utils``' semantics (:func:`clip_grad_norm_`,
+  :func:`clip_grad_value_`, :func:`get_total_norm`);
+* :mod:`.monitor`: a gradient-norm monitor that flags explosions and vanishing gradients;
+* :mod:`.param_groups`: parameter-group builders (no weight decay on biases and norms,
+  layer-wise learning-rate decay);
+* :mod:`.muon_groups`: Muon for the hidden matrices, AdamW for the rest;
+* :mod:`.accumulation`: gradient accumulation over micro-batches;
+* :mod:`.variants`: these rules as other sources write them, for comparison.
+
+Imports: :mod:`optedu.optim` (its argument checks) and this folder only.
+"""

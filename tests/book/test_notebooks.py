@@ -1,0 +1,224 @@
+"""Static checks on the stored chapters, so that nbval never passes vacuously.
+
+nbval compares a fresh run against the stored outputs; a cell stored *without* outputs is compared
+against nothing. These tests require that every cell that prints, plots or glues has outputs,
+that the outputs come from one fresh top-to-bottom run, that every figure has a caption and alt
+text, that every number glued into prose exists, and that the table of contents and book/ agree.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+IDS = [p.stem for p in NOTEBOOKS]
+# The pages of the "Practice" part: not chapters (no derivation, exercises or citation of their
+# own); each has a bar of its own below.
+PRACTICE = {"casebook", "cheatsheet", "conventions"}
+CHAPTERS = [p for p in NOTEBOOKS if p.stem not in PRACTICE]
+GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
+OUTPUT_CALLS = {"print", "display", "glue", "show"}
+
+
+def _cells(path):
+    """The notebook's cells, less the install cell that tools/launch.py adds when the book
+    has a public repository (an IPython magic, hidden on the site)."""
+    return [cell for cell in json.loads(path.read_text())["cells"]
+            if "optedu-install" not in cell.get("metadata", {}).get("tags", [])]
+
+
+def _source(cell) -> str:
+    return "".join(cell["source"])
+
+
+def _should_have_output(source: str) -> bool:
+    """True if the cell prints, displays, glues, shows a figure, or ends in a bare expression."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in OUTPUT_CALLS:
+                return True
+    last = tree.body[-1] if tree.body else None
+    ends_quietly = source.rstrip().endswith(";")
+    return isinstance(last, ast.Expr) and not isinstance(last.value, ast.Constant) and not ends_quietly
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def test_there_are_chapters():
+    assert NOTEBOOKS, "book/ holds no notebooks"
+
+
+def test_toc_and_book_folder_agree():
+    listed = _toc_files()
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+    for nb in NOTEBOOKS:
+        assert str(nb.relative_to(ROOT).with_suffix("")) in listed, f"{nb.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_cells_that_print_or_plot_have_stored_outputs(path):
+    missing = [i for i, c in enumerate(_cells(path))
+               if c["cell_type"] == "code" and _source(c).strip()
+               and _should_have_output(_source(c)) and not c.get("outputs")]
+    assert not missing, f"{path.name}: code cells {missing} should have stored outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_come_from_one_fresh_run(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    counts = [c["execution_count"] for c in nb["cells"]
+              if c["cell_type"] == "code" and _source(c).strip()]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: re-run with `make outputs`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_stored_errors(path):
+    for i, cell in enumerate(_cells(path)):
+        if "raises-exception" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"{path.name}: cell {i} stored an error"
+            if output.get("name") == "stderr":
+                assert "Warning" not in output["text"], f"{path.name}: cell {i} stored a warning"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_has_a_caption_and_alt_text(path):
+    for i, cell in enumerate(_cells(path)):
+        if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            meta = cell.get("metadata", {}).get("mystnb", {})
+            assert meta.get("figure", {}).get("caption"), f"{path.name}: cell {i} has no caption"
+            # A label numbers the figure. A figure folded away (a hide-cell cell, such as the
+            # casebook's fixed runs) goes unnumbered, so the numbers a reader sees run 1, 2, 3.
+            folded = "hide-cell" in cell.get("metadata", {}).get("tags", [])
+            labelled = bool(meta.get("figure", {}).get("name"))
+            assert labelled != folded, (f"{path.name}: cell {i} " + (
+                "is folded: drop its label, it would take a number" if folded
+                else "has no label"))
+            assert meta.get("image", {}).get("alt"), f"{path.name}: cell {i} has no alt text"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_glued_numbers_exist(path):
+    cells = _cells(path)
+    glued = set()
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            glued.update(output.get("metadata", {}).get("scrapbook", {}).get("name", "").split())
+    referenced = {key for c in cells if c["cell_type"] == "markdown"
+                  for key in GLUE_REF.findall(_source(c))}
+    assert referenced <= glued, f"{path.name}: glue keys never computed: {referenced - glued}"
+
+
+def _figures(cells) -> int:
+    return sum(any("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in cells)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_meets_the_bar(path):
+    """The chapter shape every issue asks for: figures, exercises with solutions, interview
+    questions with folded answers, citations, and an executed check against torch."""
+    cells = _cells(path)
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    exercises = len(re.findall(r"[`:]{3}\{exercise\}", markdown))
+    solutions = len(re.findall(r"[`:]{3}\{solution(?:-start)?\}", markdown))
+    questions = re.findall(r":::\{admonition\} Q\d+\..*\n:class: dropdown", markdown)
+    assert _figures(cells) >= 2, f"{path.name}: fewer than two figures"
+    assert exercises >= 3, f"{path.name}: {exercises} exercises, want at least 3"
+    assert solutions >= exercises, f"{path.name}: an exercise without a solution"
+    assert len(questions) >= 4, f"{path.name}: {len(questions)} folded interview questions, want 4"
+    assert "{cite" in markdown, f"{path.name}: cites no paper"
+    assert re.search(r"torch\.(optim|nn\.utils)", code) and re.search(r"^\s*assert ", code, re.M), \
+        f"{path.name}: no executed comparison with torch that stops the notebook"
+
+
+CASES = 12
+
+
+@pytest.mark.skipif(not (ROOT / "book" / "casebook.ipynb").exists(), reason="not written yet")
+def test_casebook_meets_its_bar():
+    """Each case: a real broken run drawn (a captioned figure), the question, a folded diagnosis,
+    and the fixed run checked by an assert; at least twelve cases."""
+    cells = _cells(ROOT / "book" / "casebook.ipynb")
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    cases = re.findall(r"^## Case \d+", markdown, re.M)
+    diagnoses = re.findall(r":::\{admonition\} Diagnosis.*\n:class: dropdown", markdown)
+    assert len(cases) >= CASES, f"{len(cases)} cases, want at least {CASES}"
+    assert len(diagnoses) >= len(cases), "a case without a folded diagnosis"
+    assert _figures(cells) >= len(cases), "a case without its figure"
+    assert len(re.findall(r"^\s*assert ", code, re.M)) >= len(cases), "a fix nobody checked"
+
+
+@pytest.mark.skipif(not (ROOT / "book" / "cheatsheet.ipynb").exists(), reason="not written yet")
+def test_cheatsheet_meets_its_bar():
+    """A row for every optimizer class optedu exports, generated in the page, whose defaults
+    and byte counts the page asserts."""
+    import torch
+
+    import optedu
+
+    cells = _cells(ROOT / "book" / "cheatsheet.ipynb")
+    html = "".join("".join(o["data"]["text/html"]) for c in cells for o in c.get("outputs", [])
+                   if "text/html" in o.get("data", {}))
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    classes = [name for name in optedu.__all__ if name != "Optimizer"
+               and isinstance(getattr(optedu, name), type)
+               and issubclass(getattr(optedu, name), torch.optim.Optimizer)]
+    missing = [name for name in classes if f"<b>{name}</b>" not in html]
+    assert len(classes) >= 20 and not missing, f"optimizers without a row: {missing}"
+    assert re.search(r"^\s*assert .*measured", code, re.M), "bytes not checked"
+    assert re.search(r"^\s*assert default_mismatches", code, re.M), "defaults not checked"
+
+
+@pytest.mark.skipif(not (ROOT / "book" / "conventions.ipynb").exists(), reason="not written yet")
+def test_conventions_ledger_meets_its_bar():
+    """At least the issue's seven disagreements, each a section with an executed comparison
+    (a code cell with output), optax run beside torch, sources cited, checks asserted."""
+    cells = _cells(ROOT / "book" / "conventions.ipynb")
+    sections, current = [], None
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            heading = re.search(r"^## \d+\. ", _source(cell), re.M)
+            if heading:
+                current = {"runs": 0}
+                sections.append(current)
+        elif current is not None and cell.get("outputs"):
+            current["runs"] += 1
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    assert len(sections) >= 7, f"{len(sections)} numbered conventions, want at least 7"
+    assert all(s["runs"] for s in sections), "a convention without an executed comparison"
+    assert "optax" in code and "torch.optim" in code, "optax and torch not run side by side"
+    assert len(re.findall(r"\{cite", markdown)) >= 7, "sources not cited"
+    assert re.search(r"^\s*assert ", code, re.M), "nothing asserted"
+
+
+CODE_WIDTH = 80
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_fits_the_page(path):
+    """Code cells fit the website's column (about 80 characters) without a scroll bar."""
+    wide = [(i, len(line)) for i, c in enumerate(_cells(path)) if c["cell_type"] == "code"
+            for line in _source(c).splitlines() if len(line) > CODE_WIDTH]
+    assert not wide, f"{path.name}: (cell, width) of lines over {CODE_WIDTH} columns: {wide[:8]}"

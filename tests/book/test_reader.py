@@ -1,0 +1,366 @@
+"""tools/reader.py: the chapters' MyST as the Markdown + HTML JupyterLab renders (``make lab``),
+and glue's note when a re-run computes another value than the prose shows."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import re
+import sys
+
+import pytest
+
+from optimizers import FULL
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("reader", ROOT / "tools" / "reader.py")
+reader = importlib.util.module_from_spec(_spec)
+sys.modules["reader"] = reader  # dataclasses look their module up
+_spec.loader.exec_module(reader)
+
+# What JupyterLab would show raw if the converter missed it.
+RAW = ("{glue", "{numref", "{cite", "{eq}", "{ref}", "{doc}", "{prf:", "{math}", ":::{", "```{")
+LABEL_LINE = re.compile(r"^\([^()\s]+\)=\s*$", re.M)
+
+
+def raw_myst(nb: dict) -> list[str]:
+    """Each Markdown cell's leftover MyST: ``'cell 3: {numref'``."""
+    found = []
+    for k, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "markdown":
+            text = reader._source(cell)
+            found += [f"cell {k}: {raw}" for raw in RAW if raw in text]
+            found += [f"cell {k}: label" for _ in LABEL_LINE.findall(text)]
+    return found
+
+
+def md(text: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def code(text: str, outputs=(), **metadata) -> dict:
+    return {"cell_type": "code", "execution_count": 1, "metadata": metadata,
+            "outputs": list(outputs), "source": text}
+
+
+def glued(name: str, text: str) -> dict:
+    """A stored output of ``glue(name, Text(text), display=False)``."""
+    prefix = reader.GLUE_PREFIX
+    return {"output_type": "display_data", "data": {prefix + "text/plain": text},
+            "metadata": {"scrapbook": {"name": name, "mime_prefix": prefix}}}
+
+
+def notebook(*cells) -> dict:
+    return {"cells": list(cells), "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+TOC = """\
+format: jb-book
+root: intro
+parts:
+  - caption: Numbered
+    numbered: true
+    chapters:
+      - file: book/one
+      - file: book/two
+  - caption: Practice
+    chapters:
+      - file: book/bank
+      - file: book/sheet
+"""
+
+BIB = r"""
+@inproceedings{kingma2015, author = {Kingma, Diederik P. and Ba, Jimmy},
+  title = {Adam}, booktitle = {ICLR}, year = {2015}}
+@article{reddi2018, author = {Reddi, Sashank J. and Kale, Satyen and Kumar, Sanjiv},
+  title = {On the Convergence of Adam}, journal = {ICLR}, year = {2018}}
+@misc{paszke2019, author = {Paszke, Adam and others}, title = {PyTorch}, year = {2019}}
+@misc{goyal, author = {Goyal, Priya and Doll{\'a}r, Piotr}, title = {Large}, year = {2017}}
+"""
+
+FIGURE = {"mystnb": {"figure": {"caption": "Loss against {glue:text}`lr`.", "name": "fig-two-a"},
+                     "image": {"alt": "a plot"}}}
+
+
+def write_book(tmp_path, two_cells, one_cells=None, bank_cells=None) -> reader.Book:
+    book = tmp_path / "book"
+    book.mkdir()
+    (tmp_path / "_toc.yml").write_text(TOC)
+    (book / "references.bib").write_text(BIB)
+    (book / "intro.md").write_text("# Intro\n")
+    one = one_cells or [md("(chap-one)=\n# First chapter")]
+    (book / "one.ipynb").write_text(json.dumps(notebook(*one)))
+    (book / "two.ipynb").write_text(json.dumps(notebook(*two_cells)))
+    (book / "bank.ipynb").write_text(json.dumps(notebook(*(bank_cells or [md("# Bank")]))))
+    (book / "sheet.ipynb").write_text(json.dumps(notebook(
+        md("# Sheet"), code("plot()"),
+        code("plot()", **{"mystnb": {"figure": {"caption": "c", "name": "fig-sheet"}}}),
+        md("See {numref}`fig-sheet`."))))
+    return reader.Book(book)
+
+
+def convert(tmp_path, *cells, **kw) -> tuple[dict, list[str]]:
+    """The reader copy of chapter two (chapter 2) made of ``cells``; its Markdown texts."""
+    book = write_book(tmp_path, list(cells), **kw)
+    nb = reader.reader_notebook(book, "two")
+    return nb, [c["source"] for c in nb["cells"] if c["cell_type"] == "markdown"]
+
+
+# -- each construct ---------------------------------------------------------------------------
+
+def test_glue_text_and_format_take_the_stored_value(tmp_path):
+    nb, texts = convert(tmp_path, code("glue(...)", [glued("lr", "0.125"), glued("name", "Adam")]),
+                        md("Rate {glue:text}`lr`, {glue:text}`lr:.1f` and {glue}`name`."))
+    assert texts == ["Rate 0.125, 0.1 and Adam."]
+
+
+def test_glue_from_another_chapter_and_a_missing_value(tmp_path):
+    one = [md("# One"), code("glue()", [glued("steps", "44")])]
+    _, texts = convert(tmp_path, md("{glue:text}`one.ipynb::steps` and {glue:text}`gone`."),
+                       one_cells=one)
+    assert texts == ["44 and **[gone: not in the stored outputs]**."]
+
+
+def test_figures_equations_and_propositions_are_numbered_per_chapter(tmp_path):
+    cells = [md("(chap-two)=\n# Two\n\n$$\na = b\n$$ (eq-a)\n\n$$\nc\n$$\n\n$$ d $$ (eq-d)"),
+             code("plot()", [glued("lr", "0.5")], **FIGURE),
+             md("```{prf:proposition} Bias\n:label: two-prop\n\nTrue.\n```\n\n"
+                "```{prf:proof}\nBecause. $\\square$\n```"),
+             md("{numref}`fig-two-a`, {eq}`eq-d`, {prf:ref}`two-prop`, "
+                "{numref}`Figure %s <fig-two-a>`.")]
+    nb, texts = convert(tmp_path, *cells)
+    assert "$$\na = b \\tag{2.1}\n$$" in texts[0] and "$$ d \\tag{2.2}\n$$" in texts[0]
+    assert "c\n$$" in texts[0] and "\\tag{2.3}" not in texts[0]
+    assert texts[1] == "**Fig. 2.1.** Loss against 0.5."    # the caption follows its figure
+    assert "<b>Proposition 2.1 (Bias).</b>" in texts[2] and "Because. $\\square$" in texts[2]
+    assert "∎" not in texts[2]                              # the proof's own square suffices
+    assert texts[3] == "Fig. 2.1, Eq. 2.2, Proposition 2.1, Figure 2.1."
+
+
+def test_unnumbered_pages_share_one_count_in_toc_order(tmp_path):
+    """As Sphinx's numfig: outside numbered parts, figures count on from page to page."""
+    bank = [md("# Bank"), code("plot()", **{"mystnb": {"figure": {"caption": "b", "name": "b"}}}),
+            code("plot()", **{"mystnb": {"figure": {"caption": "unnamed: no number"}}})]
+    book = write_book(tmp_path, [md("# Two")], bank_cells=bank)
+    assert book.labels["fig-sheet"].text == "Fig. 2"
+    texts = [c["source"] for c in reader.reader_notebook(book, "bank")["cells"]
+             if c["cell_type"] == "markdown"]
+    assert texts[1:3] == ["**Fig. 1.** b", "unnamed: no number"]
+    texts = [c["source"] for c in reader.reader_notebook(book, "sheet")["cells"]
+             if c["cell_type"] == "markdown"]
+    assert texts[-1] == "See Fig. 2."
+
+
+def test_citations_as_the_website_writes_them(tmp_path):
+    _, texts = convert(tmp_path, md("{cite:p}`kingma2015` {cite:t}`reddi2018` "
+                                    "{cite:p}`paszke2019,goyal`"))
+    assert texts[0] == ("[Kingma and Ba, 2015] Reddi et al. [2018] "
+                        "[Paszke and others, 2019, Goyal and Dollár, 2017]")
+    assert texts[-1].startswith("## Works cited\n\n- Diederik P. Kingma and Jimmy Ba. Adam. *ICLR*, 2015.\n"
+                                     "- Sashank J. Reddi, Satyen Kale and Sanjiv Kumar.")
+
+
+def test_labels_dropped_refs_and_docs_become_titles_and_links(tmp_path):
+    one = [md("(chap-one)=\n# First chapter\n\n(one-sec)=\n## The `lr` *matters*")]
+    _, texts = convert(
+        tmp_path, md("(chap-two)=\n# Two\n\n(two-sec)=\n## Local part\n\nText."),
+        md("{ref}`chap-one`, {ref}`one-sec`, {ref}`here <two-sec>`, {doc}`one`."),
+        one_cells=one)
+    assert texts[0] == "# Two\n\n## Local part\n\nText."
+    assert texts[1] == ("[First chapter](<one.ipynb#First-chapter>), "
+                        "[The `lr` *matters*](<one.ipynb#The-lr-matters>), "
+                        "[here](<#Local-part>), [First chapter](<one.ipynb>).")
+
+
+def test_dropdowns_fold_and_interview_questions_keep_their_level(tmp_path):
+    _, texts = convert(tmp_path, md(
+        ":::{admonition} Q1. Why `lr`?\n:class: dropdown q-deep\n\nBecause $x$.\n:::\n\n"
+        ":::{admonition} Plain note\n\nSeen.\n:::\n\n```{note}\nA note.\n```"))
+    text = texts[0]
+    details = text[text.index("<details"):text.index("</details>")]
+    assert " open" not in details.split(">")[0]
+    assert "<summary" in details and "Q1. Why <code>lr</code>?" in details
+    assert ">deep</span></summary>\n\nBecause $x$.\n\n" in details   # blank lines: Markdown
+    assert "<b>Plain note</b></p>\n\nSeen." in text and "<b>Note</b></p>\n\nA note." in text
+    assert text.count("<details") == 1
+
+
+def test_exercises_and_solutions(tmp_path):
+    _, texts = convert(
+        tmp_path,
+        md("```{exercise}\n:label: two-ex-1\n\nCompute.\n```\n\n"
+           "```{solution} two-ex-1\n:class: dropdown\n\nDone.\n```"),
+        md("```{exercise} Named\n:label: two-ex-2\n\nAgain.\n```"))
+    assert "<b>Exercise 2.1</b></p>\n\nCompute." in texts[0]
+    assert "<summary" in texts[0] and "<b>Solution to Exercise 2.1</b>" in texts[0]
+    assert "Done.\n\n</details>" in texts[0]
+    assert "<b>Exercise 2.2 (Named)</b>" in texts[1]
+
+
+def test_a_solution_over_several_cells_folds_its_code(tmp_path):
+    nb, texts = convert(
+        tmp_path,
+        md("```{exercise}\n:label: two-ex-1\n\nCompute.\n```\n\n"
+           "```{solution-start} two-ex-1\n:class: dropdown\n```\n\nFirst part."),
+        code("answer()"),
+        md("```{solution-end}\n```\n\nAfter the solution."),
+        code("later()"))
+    assert texts[0].startswith("<div") and "</div>\n\n<details" in texts[0]
+    assert "First part.\n\n*Its code is in the folded cells below.*" in texts[0]
+    assert texts[1] == "After the solution."
+    answer, later = [c for c in nb["cells"] if c["cell_type"] == "code"][1:]
+    assert answer["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+    assert "jupyter" not in later["metadata"]
+
+
+def test_math_directive_and_code_fences_kept_verbatim(tmp_path):
+    _, texts = convert(tmp_path, md(
+        "```{math}\n:label: eq-m\nx = 1\n```\n\n```python\nprint('{glue:text}`k`')\n```\n\n"
+        "{eq}`eq-m`"))
+    assert texts[0] == ("$$\nx = 1 \\tag{2.1}\n$$\n\n```python\nprint('{glue:text}`k`')\n```"
+                        "\n\nEq. 2.1")
+
+
+def test_an_unknown_directive_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown directive {mystery}"):
+        convert(tmp_path, md("```{mystery}\nx\n```"))
+
+
+def test_hidden_cells_are_collapsed_and_code_is_kept(tmp_path):
+    cells = [code("glue()", [glued("a", "1")], tags=["remove-input"]),
+             code("show()", tags=["hide-input"]), code("print(1)", tags=["hide-output"]),
+             code("x = 1", tags=["remove-cell"]), code("y = 2")]
+    nb, _ = convert(tmp_path, *cells, md("{glue:text}`a`"))
+    got = [c["metadata"].get("jupyter") for c in nb["cells"][1:6]]
+    assert got == [{"source_hidden": True}, {"source_hidden": True}, {"outputs_hidden": True},
+                   {"source_hidden": True, "outputs_hidden": True}, None]
+    assert [c["source"] for c in nb["cells"][1:6]] == [c["source"] for c in cells]
+    assert nb["cells"][1]["outputs"] == cells[0]["outputs"]
+
+
+def test_first_cell_hands_the_prose_values_to_glue(tmp_path):
+    nb, _ = convert(tmp_path, code("glue()", [glued("a", "1.5"), glued("unused", "7")]),
+                    md("{glue:text}`a:.0f` and {glue:text}`a`."))
+    first = nb["cells"][0]
+    assert first["metadata"]["jupyter"] == {"source_hidden": True}
+    values = {}
+    exec(first["source"].replace("from optedu.instruments.display import reader_values\n", ""),
+         {"reader_values": values.update})
+    assert values == {"a": "1.5"}   # the stored text/plain, only for keys the prose shows
+
+
+# -- the book ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def book():
+    return reader.Book()
+
+
+def test_every_chapter_converts_with_no_myst_left(book):
+    import nbformat
+
+    left = {}
+    for doc in book.notebooks:
+        nb = reader.reader_notebook(book, doc)
+        nbformat.validate(nbformat.from_dict(nb))
+        if raw_myst(nb):
+            left[doc] = raw_myst(nb)[:5]
+    assert not left
+
+
+def test_the_check_finds_raw_myst_in_an_original_chapter(book):
+    """The check above can fail: on the stored chapter (not converted) it finds MyST."""
+    found = raw_myst(book.notebooks["adam"])
+    assert {"cell 0: {cite", "cell 0: label"} <= set(found)
+    assert any("{glue" in f for f in found) and any(":::{" in f for f in found)
+
+
+def test_the_books_numbers_are_the_websites(book):
+    """Numbers as the built site shows them (checked against _build/html once; kept here)."""
+    assert book.chapters["adam"] == 7 and "conventions" not in book.chapters
+    assert book.labels["fig-adam-problem"].text == "Fig. 7.1"
+    assert book.labels["eq-adam-m"].text == "7.1"
+    assert book.labels["adam-prop-bias"].text == "Proposition 7.1"
+    assert book.labels["adam-ex-1"].text == "Exercise 7.1"
+    assert book.bib["paszke2019"][:2] == ("Paszke and others", "2019")
+
+
+def test_copies_sit_beside_book_and_are_regenerated_when_older(tmp_path):
+    """The copies sit at book/'s depth (chapters find bench/ from their working folder)."""
+    assert reader.OUT.parent == reader.BOOK.parent
+    book = write_book(tmp_path, [md("# Two")])
+    out = tmp_path / "_reader"
+    args = ["--book", str(book.folder), "--out", str(out)]
+    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 4
+    stamp = (out / "two.ipynb").stat().st_mtime
+    assert reader.main(args) == 0 and (out / "two.ipynb").stat().st_mtime == stamp
+    import os
+    os.utime(book.folder / "two.ipynb", (stamp + 10, stamp + 10))
+    assert reader.main(args) == 0 and (out / "two.ipynb").stat().st_mtime > stamp
+
+
+# -- staleness: glue in a reader copy -----------------------------------------------------------
+
+class Text(str):
+    def __repr__(self):
+        return str(self)
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    import IPython.display
+
+    from optedu.instruments import display
+
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    yield display, calls
+    display.reader_values(None)
+
+
+def test_glue_flags_a_value_the_prose_does_not_show(shown):
+    display, calls = shown
+    display.reader_values({"loss": "0.65"})
+    display.glue("loss", Text("0.70"), display=False)
+    assert len(calls) == 2
+    note = calls[1][0][0]
+    assert note["text/plain"] == "The text above says 0.65 for loss; this run computed 0.70."
+    assert "**0.65**" in note["text/markdown"] and "**0.70**" in note["text/markdown"]
+
+
+def test_glue_is_silent_when_the_value_is_the_prose_s(shown):
+    display, calls = shown
+    display.reader_values({"loss": "0.65"})
+    display.glue("loss", Text("0.65"), display=False)
+    display.glue("other", Text("1"), display=False)    # not in the prose: nothing to compare
+    assert len(calls) == 2
+
+
+def test_glue_outside_a_reader_copy_is_unchanged(shown):
+    display, calls = shown
+    display.glue("loss", Text("0.70"), display=False)
+    display.reader_values({"loss": "0.65"})
+    display.reader_values(None)
+    display.glue("loss", Text("0.70"), display=False)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    (bundle,), kwargs = calls[0]
+    assert bundle == {reader.GLUE_PREFIX + "text/plain": "0.70"}
+    assert kwargs == {"raw": True, "metadata": {"scrapbook": {
+        "name": "loss", "mime_prefix": reader.GLUE_PREFIX}}}
+
+
+@pytest.mark.skipif(not FULL, reason="starts a Jupyter kernel (a few seconds): full tier")
+def test_a_reader_copy_run_in_a_kernel_flags_a_changed_value(tmp_path):
+    """End to end: a copy whose prose shows 0.5, re-run where the cell now computes 0.25."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cell = code("from optedu.instruments.display import glue\n"
+                "class Text(str):\n    __repr__ = str.__str__\n"
+                "glue('lr', Text(str(1 / 4)), display=False)", [glued("lr", "0.5")])
+    nb, _ = convert(tmp_path, cell, md("The rate is {glue:text}`lr`."))
+    nb = nbformat.from_dict(nb)
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    shown = [o["data"]["text/plain"] for o in nb.cells[1].outputs if "text/plain" in o["data"]]
+    assert shown == ["The text above says 0.5 for lr; this run computed 0.25."]

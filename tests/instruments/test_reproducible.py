@@ -1,0 +1,35 @@
+"""optedu.instruments.reproducible: torch's CPU kernels capped at AVX2 for the notebooks' kernels."""
+
+import platform
+import subprocess
+import sys
+
+import pytest
+from optimizers import FULL
+
+from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
+
+
+def test_pins_on_x86_64_without_overriding_what_is_set():
+    env = {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+    added = pin_cpu_kernels(env, machine="x86_64")
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "SSE4_2"       # a user's choice stands
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert set(added) == set(CPU_KERNELS) - {"MKL_ENABLE_INSTRUCTIONS"}
+    assert pin_cpu_kernels(env, machine="AMD64") == {}       # nothing left to add
+
+
+def test_leaves_other_architectures_alone():
+    env = {}
+    assert pin_cpu_kernels(env, machine="aarch64") == {} and env == {}
+
+
+@pytest.mark.skipif(not FULL, reason="a process that imports torch (2 s of CPU): full tier")
+def test_nbval_kernels_inherit_the_pin():
+    """book/conftest.py pins the environment that nbval's kernels inherit."""
+    code = ("import os, runpy; runpy.run_path('book/conftest.py'); "
+            "print(os.environ.get('ATEN_CPU_CAPABILITY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PATH": ""}).stdout.split()
+    expected = "avx2" if platform.machine().lower() in ("x86_64", "amd64") else "None"
+    assert out[-1] == expected

@@ -1,0 +1,198 @@
+"""optedu.practice.cheatsheet: every exported optimizer has an entry, every entry
+cites a real section of its chapter, defaults are read (and equal torch's),
+bytes are measured (and equal the closed form)."""
+
+import inspect
+
+import pytest
+import torch
+from optimizers import FULL
+
+import optedu
+from optedu.practice import cheatsheet as C
+from optedu import lr_scheduler
+from optedu.lr_scheduler import schedules
+
+SMALL = ((8, 4), (8,))
+
+
+@pytest.fixture(autouse=True)
+def _float32_default():
+    """torch's ``step`` counters take the default dtype; other modules
+    change it at import."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_every_exported_optimizer_has_an_entry():
+    exported = C.optimizer_classes()
+    assert len(exported) >= 22
+    assert set(exported) - set(C.ENTRIES) == set(), "optimizer without entry"
+
+
+def test_no_entry_names_a_class_that_does_not_exist():
+    for name in C.ENTRIES:
+        cls = getattr(optedu, name, None)
+        assert name in optedu.__all__ and isinstance(cls, type), name
+        assert issubclass(cls, torch.optim.Optimizer), name
+
+
+def test_every_cited_section_is_a_heading_of_its_chapter():
+    headings = {}
+    for name, entry in C.ENTRIES.items():
+        for chapter in (entry.chapter, entry.section_chapter):
+            assert (C.ROOT / f"{chapter}.ipynb").exists(), (name, chapter)
+        chapter = entry.section_chapter
+        if chapter not in headings:
+            headings[chapter] = C.chapter_headings(chapter)
+        assert entry.section in headings[chapter], (name, entry.section)
+
+
+def test_anchor_is_the_id_sphinx_gives_the_heading():
+    # ids read from the built site (_build/html/book/*.html)
+    assert C.anchor(r"torch's form, and where its $\epsilon$ sits") == \
+        "torch-s-form-and-where-its-epsilon-sits"
+    assert C.anchor(r"What $\epsilon$ does at the start") == \
+        "what-epsilon-does-at-the-start"
+    assert C.anchor("The train/eval switch") == "the-train-eval-switch"
+
+
+def test_text_fields_are_short_and_written():
+    for name, entry in C.ENTRIES.items():
+        assert entry.rule and len(entry.rule) <= 170, name
+        assert 20 <= len(entry.use) <= 120, name
+        assert 40 <= len(entry.pitfall) <= 160, name
+
+
+@pytest.mark.parametrize("name", sorted(C.optimizer_classes()))
+def test_defaults_equal_torchs(name):
+    cls = C.optimizer_classes()[name]
+    theirs = getattr(torch.optim, name, None)
+    if theirs is None:
+        pytest.skip("torch.optim has no such class")
+    assert C.default_mismatches(cls, theirs) == {}
+
+
+@pytest.mark.parametrize("name", ["Lion", "SGDScheduleFree",
+                                  "AdamWScheduleFree"])
+def test_defaults_equal_the_reference_packages(name):
+    ours = C.optimizer_classes()[name]
+    assert C.shared_mismatches(ours, C.reference(name)) == {}
+    assert C.checked_against(name) == C.REFERENCES[name][0]
+
+
+@pytest.mark.skipif(not FULL, reason="importing bitsandbytes takes seconds")
+@pytest.mark.parametrize("name", ["Adam8bit", "AdamW8bit"])
+def test_8bit_defaults_equal_bitsandbytes(name):
+    ours = C.optimizer_classes()[name]
+    assert C.shared_mismatches(ours, C.reference(name)) == {}
+
+
+def test_a_mismatch_is_reported():
+    def ours(params, lr=0.1, extra=1):
+        pass
+
+    def theirs(params, lr=0.01):
+        pass
+
+    found = C.default_mismatches(ours, theirs)
+    assert found["lr"] == (0.1, 0.01) and set(found) == {"lr", "extra"}
+    assert C.shared_mismatches(ours, theirs) == {"lr": (0.1, 0.01)}
+
+
+def test_scheduler_defaults_equal_torchs():
+    rows = C.scheduler_rows()
+    checked = [r for r in rows if r["torch"] is not None]
+    assert len(checked) >= 15
+    for row in checked:
+        assert C.default_mismatches(row["obj"], row["torch"]) == {}, row
+
+
+def test_every_schedule_has_a_formula():
+    names = {n for n in lr_scheduler.__all__
+             if n not in ("LRScheduler", "ChainableLR", "Trace", "trace")}
+    names |= {n for n in schedules.__all__ if n != "plot_schedules"}
+    assert names == set(C.SCHEDULES)
+
+
+def test_measured_bytes_equal_the_closed_form():
+    rows = C.optimizer_rows(SMALL)
+    for row in rows:
+        for measured in (row["default"], row["variant"]):
+            if measured is not None:
+                assert measured.measured == measured.predicted, row["name"]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["SGD"]["default"].measured == {}
+    assert by_name["SGD"]["variant"].per_element == 4.0
+    assert set(by_name["Adam"]["default"].measured) == {
+        "exp_avg", "exp_avg_sq", "step"}
+
+
+def test_8bit_state_is_measured_when_quantised():
+    got = C.measure("Adam8bit", SMALL, min_8bit_size=16, block_size=8)
+    assert got.measured == got.predicted
+    assert "exp_avg_indices" in got.measured
+
+
+def test_literal_is_exact_and_short():
+    assert C.literal(1e-08) == "10⁻⁸" and C.literal(1000000.0) == "10⁶"
+    assert C.literal(0.3333333333333333) == "1/3"
+    assert C.literal(0.001) == "0.001" and C.literal(2.0) == "2"
+    assert C.literal((None, 0.001)) == "(None, 0.001)"
+    assert C.literal(False) == "False" and C.literal("min") == "'min'"
+    assert C.literal(-4.775) == "-4.775" and C.literal(0) == "0"
+
+
+def test_tables_render_every_row():
+    rows = C.optimizer_rows(SMALL)
+    page = C.optimizer_table(rows)
+    assert page.count("<tr>") == len(rows) + 1
+    for name, entry in C.ENTRIES.items():
+        assert f"<b>{name}</b>" in page
+        assert f'href="{entry.section_chapter}.html#' in page
+    assert "@media print" in page and r"\(" in page
+    sched = C.scheduler_table(C.scheduler_rows())
+    assert sched.count("<tr>") == len(C.SCHEDULES) + 1
+    assert "<code>gamma=0.1</code>" in sched       # StepLR, read
+    assert "params" not in C._arguments_html(optedu.Adam)
+    assert inspect.signature(optedu.Adam).parameters["lr"].default == 0.001
+
+
+def test_tables_are_typeset_by_mathjax_in_the_book():
+    # MyST marks a page's section mathjax_ignore; _config.yml's
+    # processHtmlClass names mathjax_process, so the tables must carry it.
+    for page in (C.optimizer_table(C.optimizer_rows(SMALL)),
+                 C.scheduler_table(C.scheduler_rows())):
+        div = page.index('<div class="optedu-sheet mathjax_process">')
+        assert page.index(r"\(") > div
+
+
+def test_recursive_schedulers_are_marked():
+    rows = {r["name"]: r for r in C.scheduler_rows()}
+    for name in ("StepLR", "CosineAnnealingLR", "MultiplicativeLR"):
+        assert rows[name]["recursive"], name
+    for name in ("LambdaLR", "OneCycleLR", "CyclicLR", "inverse_sqrt"):
+        assert not rows[name]["recursive"], name
+    table = C.scheduler_table(list(rows.values()))
+    assert table.count("lr_scheduler; recursive") == sum(
+        r["recursive"] for r in rows.values())
+
+
+def test_every_formula_parses_as_tex():
+    # matplotlib's mathtext, with the few MathJax commands it lacks mapped to
+    # near equivalents: catches unbalanced braces and misspelt commands.
+    import re
+
+    from matplotlib.mathtext import MathTextParser
+    parser = MathTextParser("agg")
+    subs = [(r"\tfrac", r"\frac"), (r"\text", r"\mathrm"), (r"\Big", ""),
+            (r"\big", ""), (r"\mathrel{-}=", "-="), (r"\nearrow", r"\uparrow"),
+            (r"\searrow", r"\downarrow"), (r"\arg\min", r"\mathrm{argmin}")]
+    formulas = {n: e.rule for n, e in C.ENTRIES.items()} | C.SCHEDULES
+    for name, tex in formulas.items():
+        for old, new in subs:
+            tex = tex.replace(old, new)
+        tex = re.sub(r"\\le(?![a-z])", r"\\leq", tex)
+        parser.parse(f"${tex}$", dpi=72)          # raises on invalid TeX

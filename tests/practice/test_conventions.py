@@ -1,0 +1,186 @@
+"""The conventions ledger's forms (optedu.practice.conventions).
+
+Each form is checked where it must equal torch's rule (after mapping the
+hyperparameters) and where it must not (a learning-rate drop, a change of
+beta, a large epsilon); a first step by hand for the epsilon-hat form. The
+optax comparisons are FULL-only (jax's import costs about a second).
+"""
+
+import math
+from functools import partial
+
+import pytest
+import torch
+
+from optedu.practice import conventions as cv
+from optimizers import FULL
+
+PROBLEM = cv.common_problem(steps=30)
+CONST = [1e-2] * 30
+DROP = [1e-2] * 15 + [1e-3] * 15
+TIGHT = 1e-14
+
+
+def torch_path(cls, lrs=CONST, **kwargs):
+    return cv.run_torch(lambda p: cls(p, **kwargs), PROBLEM, lrs)
+
+
+def test_problem_gradient_and_start():
+    theta = torch.zeros(9, dtype=torch.float64)
+    g = PROBLEM.grad(theta, 1)
+    assert torch.equal(g, PROBLEM.scales * PROBLEM.noise[0])
+    assert PROBLEM.start().tolist() == [1.0] * 9 and PROBLEM.steps == 30
+
+
+def test_eps_root_form_is_torch_adam_without_eps_root():
+    form = partial(cv.adam_eps_root, eps=1e-8, eps_root=0.0)
+    assert cv.gap(cv.run(form, PROBLEM, CONST),
+                  torch_path(torch.optim.Adam, lr=1e-2)) < TIGHT
+
+
+def test_eps_hat_first_step_by_hand():
+    theta, g = torch.tensor([1.0], dtype=torch.float64), 1e-4
+    cv.adam_eps_hat(theta, lambda x: torch.full_like(x, g), {}, 1, 0.1,
+                    betas=(0.9, 0.999), eps=1e-5)
+    eps_eff = cv.effective_eps(1e-5, 0.999, 1)          # ε̂/√(1-β2)
+    assert abs(eps_eff - 1e-5 / math.sqrt(0.001)) < 1e-18
+    assert abs(theta.item() - (1 - 0.1 * g / (g + eps_eff))) < 1e-15
+
+
+def test_eps_hat_with_decay_is_torch_adamw_when_eps_is_zero():
+    form = partial(cv.adam_eps_hat, eps=0.0, weight_decay=0.1)
+    ref = torch_path(torch.optim.AdamW, DROP, lr=1e-2, eps=0.0,
+                     weight_decay=0.1)
+    assert cv.gap(cv.run(form, PROBLEM, DROP), ref) < TIGHT
+
+
+def test_eps_hat_differs_from_torch_with_a_large_eps():
+    form = partial(cv.adam_eps_hat, eps=1e-3)
+    ref = torch_path(torch.optim.Adam, lr=1e-2, eps=1e-3)
+    assert cv.gap(cv.run(form, PROBLEM, CONST), ref) > 1e-4
+
+
+def test_paper_adamw_is_torch_with_decay_over_alpha():
+    alpha, lam = 1e-2, 0.5
+    mult = [0.5 * (1 + math.cos(math.pi * t / 30)) for t in range(30)]
+    form = partial(cv.adamw_paper, alpha=alpha, weight_decay=lam)
+    ref = torch_path(torch.optim.AdamW, [alpha * m for m in mult],
+                     weight_decay=lam / alpha)
+    assert cv.gap(cv.run(form, PROBLEM, mult), ref) < TIGHT
+    fixed = partial(cv.adamw_paper, alpha=alpha, weight_decay=lam * 1e-2,
+                    follow_schedule=False)
+    assert cv.gap(cv.run(fixed, PROBLEM, mult), ref) > 1e-3
+
+
+def test_adamax_eps_after_is_torch_when_eps_is_zero():
+    form = partial(cv.adamax_eps_after, eps=0.0)
+    ref = torch_path(torch.optim.Adamax, lr=1e-2, eps=0.0)
+    assert cv.gap(cv.run(form, PROBLEM, CONST), ref) < TIGHT
+
+
+@pytest.fixture
+def float64_scalars():
+    """torch keeps NAdam's mu_product in the default dtype."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("psi", [1.0, 4e-3])
+def test_keras_nadam_is_torch_nadam_with_momentum_decay_psi(psi,
+                                                            float64_scalars):
+    form = partial(cv.nadam_keras, eps=1e-8, psi=psi)
+    ref = torch_path(torch.optim.NAdam, lr=1e-2, momentum_decay=psi)
+    assert cv.gap(cv.run(form, PROBLEM, CONST), ref) < TIGHT
+
+
+def test_adagrad_inside_is_torch_started_at_g0_plus_eps():
+    form = partial(cv.adagrad_eps_inside, eps=1e-7,
+                   initial_accumulator_value=0.1)
+    ref = torch_path(torch.optim.Adagrad, [1e-1] * 30, eps=0.0,
+                     initial_accumulator_value=0.1 + 1e-7)
+    assert cv.gap(cv.run(form, PROBLEM, [1e-1] * 30), ref) < TIGHT
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_rmsprop_inside_is_torch_when_eps_is_zero(centered):
+    form = partial(cv.rmsprop_eps_inside, alpha=0.9, eps=0.0,
+                   centered=centered)
+    ref = torch_path(torch.optim.RMSprop, lr=1e-2, alpha=0.9, eps=0.0,
+                     centered=centered)
+    assert cv.gap(cv.run(form, PROBLEM, CONST), ref) < TIGHT
+
+
+def test_rmsprop_lr_in_buffer_equal_at_constant_rate_only():
+    form = partial(cv.rmsprop_lr_in_buffer, momentum=0.9)
+    for lrs, equal in [(CONST, True), (DROP, False)]:
+        ref = torch_path(torch.optim.RMSprop, lrs, momentum=0.9)
+        assert (cv.gap(cv.run(form, PROBLEM, lrs), ref) < TIGHT) == equal
+
+
+def test_ema_is_torch_at_rescaled_rate_unless_beta_changes():
+    beta = 0.9
+    ref = torch_path(torch.optim.SGD, [lr * (1 - beta) for lr in DROP],
+                     momentum=beta)
+    ema = cv.run(partial(cv.ema_momentum, beta=beta), PROBLEM, DROP)
+    assert cv.gap(ema, ref) < TIGHT
+    betas = [0.5] * 15 + [0.9] * 15
+    ema = cv.run(partial(cv.ema_momentum, beta=betas), PROBLEM, CONST)
+    assert cv.gap(ema, torch_sgd_following(betas)) > 1e-3
+
+
+def torch_sgd_following(betas, lr=1e-2):
+    """torch's SGD with momentum β_t and rate η(1 - β_t) at every step."""
+    return cv.run_torch(lambda p: torch.optim.SGD(p, lr=lr, momentum=0.5),
+                        PROBLEM, [lr * (1 - b) for b in betas],
+                        momentum=betas)
+
+
+def test_ema_follows_torch_while_beta_is_constant():
+    betas = [0.9] * 30
+    ema = cv.run(partial(cv.ema_momentum, beta=betas), PROBLEM, CONST)
+    assert cv.gap(ema, torch_sgd_following(betas)) < TIGHT
+
+
+@pytest.mark.parametrize("form", [cv.velocity_momentum,
+                                  cv.nesterov_velocity,
+                                  cv.nesterov_lookahead])
+def test_velocity_forms_equal_torch_at_constant_rate_only(form):
+    nesterov = form is not cv.velocity_momentum
+    f = partial(form, momentum=0.9)
+    for lrs, equal in [(CONST, True), (DROP, False)]:
+        ref = torch_path(torch.optim.SGD, lrs, momentum=0.9,
+                         nesterov=nesterov)
+        assert (cv.gap(cv.run(f, PROBLEM, lrs), ref) < TIGHT) == equal
+
+
+def test_source_lines_reads_torch_adam():
+    from torch.optim.adam import _single_tensor_adam
+    lines = cv.source_lines(_single_tensor_adam, "bias_correction2_sqrt).")
+    assert "denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt)" \
+        ".add_(eps)" in lines
+
+
+def test_source_lines_reads_torch_sgd_first_buffer():
+    """The ledger prints the line that starts torch's buffer at g_1."""
+    from torch.optim.sgd import _single_tensor_sgd
+    lines = cv.source_lines(_single_tensor_sgd, "buf = grad.detach().clone()")
+    assert lines == ["buf = grad.detach().clone()"]
+
+
+@pytest.mark.skipif(not FULL, reason="optax comparison: full tier")
+def test_optax_adam_and_adagrad_agree_with_the_forms():
+    import jax
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    import optax
+    try:
+        ref = torch_path(torch.optim.Adam, lr=1e-2)
+        got = cv.run_optax(optax.adam, PROBLEM, CONST)
+        assert cv.gap(got, ref) < TIGHT
+        form = partial(cv.adagrad_eps_inside)
+        got = cv.run_optax(optax.adagrad, PROBLEM, [1e-1] * 30)
+        assert cv.gap(got, cv.run(form, PROBLEM, [1e-1] * 30)) < TIGHT
+    finally:
+        jax.config.update("jax_enable_x64", x64)   # leave jax as found
