@@ -151,12 +151,12 @@ def _has_layout(name: str) -> bool:
 
 def registries() -> dict[str, set[str]]:
     """Registry -> the optimizer classes it lists. README's "Adding an optimizer" names each."""
-    from optedu.practice import cheatsheet, quiz
+    from optedu.practice import cheatsheet_entries as cheatsheet, quiz
     bank = {q.chapter for q in quiz.load()}
     toc = (ROOT / "_toc.yml").read_text()
     names = optimizer_classes()
     return {
-        "optedu/practice/cheatsheet.py ENTRIES (the cheat sheet's row)": set(cheatsheet.ENTRIES),
+        "optedu/practice/cheatsheet_entries.py ENTRIES (the cheat sheet's row)": set(cheatsheet.ENTRIES),
         "optedu/precision/memory.py STATE_LAYOUTS (its state in closed form)":
             {n for n in names if _has_layout(n)},
         "SETTINGS in tests/precision/test_memory.py (closed form = measured)": _memory_settings(),

@@ -10,6 +10,7 @@ from optimizers import FULL
 
 import optedu
 from optedu.practice import cheatsheet as C
+from optedu.practice import cheatsheet_entries as E
 from optedu import lr_scheduler
 from optedu.lr_scheduler import schedules
 
@@ -29,11 +30,11 @@ def _float32_default():
 def test_every_exported_optimizer_has_an_entry():
     exported = C.optimizer_classes()
     assert len(exported) >= 22
-    assert set(exported) - set(C.ENTRIES) == set(), "optimizer without entry"
+    assert set(exported) - set(E.ENTRIES) == set(), "optimizer without entry"
 
 
 def test_no_entry_names_a_class_that_does_not_exist():
-    for name in C.ENTRIES:
+    for name in E.ENTRIES:
         cls = getattr(optedu, name, None)
         assert name in optedu.__all__ and isinstance(cls, type), name
         assert issubclass(cls, torch.optim.Optimizer), name
@@ -41,7 +42,7 @@ def test_no_entry_names_a_class_that_does_not_exist():
 
 def test_every_cited_section_is_a_heading_of_its_chapter():
     headings = {}
-    for name, entry in C.ENTRIES.items():
+    for name, entry in E.ENTRIES.items():
         for chapter in (entry.chapter, entry.section_chapter):
             assert (C.ROOT / f"{chapter}.ipynb").exists(), (name, chapter)
         chapter = entry.section_chapter
@@ -60,7 +61,7 @@ def test_anchor_is_the_id_sphinx_gives_the_heading():
 
 
 def test_text_fields_are_short_and_written():
-    for name, entry in C.ENTRIES.items():
+    for name, entry in E.ENTRIES.items():
         assert entry.rule and len(entry.rule) <= 170, name
         assert 20 <= len(entry.use) <= 120, name
         assert 40 <= len(entry.pitfall) <= 160, name
@@ -80,7 +81,7 @@ def test_defaults_equal_torchs(name):
 def test_defaults_equal_the_reference_packages(name):
     ours = C.optimizer_classes()[name]
     assert C.shared_mismatches(ours, C.reference(name)) == {}
-    assert C.checked_against(name) == C.REFERENCES[name][0]
+    assert C.checked_against(name) == E.REFERENCES[name][0]
 
 
 @pytest.mark.skipif(not FULL, reason="importing bitsandbytes takes seconds")
@@ -114,7 +115,7 @@ def test_every_schedule_has_a_formula():
     names = {n for n in lr_scheduler.__all__
              if n not in ("LRScheduler", "ChainableLR", "Trace", "trace")}
     names |= {n for n in schedules.__all__ if n != "plot_schedules"}
-    assert names == set(C.SCHEDULES)
+    assert names == set(E.SCHEDULES)
 
 
 def test_measured_bytes_equal_the_closed_form():
@@ -149,12 +150,12 @@ def test_tables_render_every_row():
     rows = C.optimizer_rows(SMALL)
     page = C.optimizer_table(rows)
     assert page.count("<tr>") == len(rows) + 1
-    for name, entry in C.ENTRIES.items():
+    for name, entry in E.ENTRIES.items():
         assert f"<b>{name}</b>" in page
         assert f'href="{entry.section_chapter}.html#' in page
     assert "@media print" in page and r"\(" in page
     sched = C.scheduler_table(C.scheduler_rows())
-    assert sched.count("<tr>") == len(C.SCHEDULES) + 1
+    assert sched.count("<tr>") == len(E.SCHEDULES) + 1
     assert "<code>gamma=0.1</code>" in sched       # StepLR, read
     assert "params" not in C._arguments_html(optedu.Adam)
     assert inspect.signature(optedu.Adam).parameters["lr"].default == 0.001
@@ -190,7 +191,7 @@ def test_every_formula_parses_as_tex():
     subs = [(r"\tfrac", r"\frac"), (r"\text", r"\mathrm"), (r"\Big", ""),
             (r"\big", ""), (r"\mathrel{-}=", "-="), (r"\nearrow", r"\uparrow"),
             (r"\searrow", r"\downarrow"), (r"\arg\min", r"\mathrm{argmin}")]
-    formulas = {n: e.rule for n, e in C.ENTRIES.items()} | C.SCHEDULES
+    formulas = {n: e.rule for n, e in E.ENTRIES.items()} | E.SCHEDULES
     for name, tex in formulas.items():
         for old, new in subs:
             tex = tex.replace(old, new)

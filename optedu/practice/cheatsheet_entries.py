@@ -1,0 +1,295 @@
+r"""The cheat sheet's written content: one :class:`Entry` per optimizer class, the closed forms of
+the schedules, and the settings the measured columns run with.
+
+Adding an optimizer adds one :class:`Entry` to :data:`ENTRIES`: the update rule in one line of
+LaTeX, what the optimizer is used for, one pitfall, the chapter that teaches it and the chapter
+section that demonstrates the pitfall. :mod:`optedu.practice.cheatsheet` renders these beside
+what it reads from the package (arguments, defaults, state bytes); ``tests/test_layout.py`` fails
+while an exported optimizer has no entry. Imports: nothing of optedu.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Entry", "ENTRIES", "SCHEDULES", "SHAPES", "SETTINGS", "VARIANTS",
+           "HIDDEN_ARGUMENTS", "REFERENCES"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The written part of one line of the cheat sheet.
+
+    ``rule``: LaTeX, one line (symbols of the key: :math:`g_t` the gradient,
+    :math:`m_t, v_t` Adam's averages, hats their bias corrections).
+    ``chapter``: the notebook stem of the chapter that teaches the class.
+    ``section``: the heading, as written in the chapter, of the section
+    that demonstrates the pitfall; ``where``: its chapter, if not
+    ``chapter``.
+    """
+
+    rule: str
+    use: str
+    pitfall: str
+    chapter: str
+    section: str
+    where: str = ""
+
+    @property
+    def section_chapter(self) -> str:
+        return self.where or self.chapter
+
+
+_ADAM_STEP = r"\eta\frac{\hat m_t}{\sqrt{\hat v_t}+\epsilon}"
+_SF = (r"y_t=(1-\beta)z_t+\beta x_t,\ z_{t+1}=z_t-\gamma_t GRAD"
+       r",\ x_{t+1}=(1-c_{t+1})x_t+c_{t+1}z_{t+1}")
+_8BIT = (r"m_t,v_t\text{ kept as }c_{q}a_b,\ "
+         r"q=\arg\min_k|x/a_b-c_k|;\ ")
+
+ENTRIES: dict[str, Entry] = {
+    "SGD": Entry(
+        r"b_t=\mu b_{t-1}+(1-\tau)g_t\ (b_1=g_1),\ "
+        r"\theta_t=\theta_{t-1}-\eta b_t",
+        "The baseline; with momentum and a step or cosine schedule, the "
+        "classic recipe for vision models.",
+        "torch's buffer is a sum, not an average: along a steady gradient "
+        "the step tends to ηg/(1−μ), so a rate tuned for the EMA form "
+        "must be multiplied by 1−μ.",
+        "gradient_descent", "Three ways to write momentum", "momentum"),
+    "Adagrad": Entry(
+        r"G_t=G_{t-1}+g_t^2,\ \theta_t=\theta_{t-1}"
+        r"-\frac{\eta\,g_t}{\sqrt{G_t}+\epsilon}",
+        "Rare, badly scaled features (sparse inputs), convex problems.",
+        "The sum only grows: on a moving target the rate shrinks after "
+        "every change and never comes back.",
+        "adagrad", "A moving target: where the rate dies"),
+    "RMSprop": Entry(
+        r"v_t=\alpha v_{t-1}+(1-\alpha)g_t^2,\ \theta_t=\theta_{t-1}"
+        r"-\frac{\eta\,g_t}{\sqrt{v_t}+\epsilon}",
+        "AdaGrad that forgets: gradients whose size changes during "
+        "training.",
+        "No bias correction: with v₀ = 0 the first steps are longer than "
+        "η, the first one η/√(1−α).",
+        "rmsprop", "The rule"),
+    "Adam": Entry(
+        r"\theta_t=\theta_{t-1}-" + _ADAM_STEP,
+        "The default for most networks: steps of about η whatever the "
+        "scale of the loss.",
+        "weight_decay is L2: λθ joins g and is divided by √v̂, so weights "
+        "with large gradients are hardly decayed. Use AdamW.",
+        "adam", "Adam + L2 leaves the weights with large gradients undecayed", "adamw"),
+    "AdamW": Entry(
+        r"\theta_t=(1-\eta\lambda)\theta_{t-1}-" + _ADAM_STEP,
+        "Transformers and most large models: Adam with the decay taken out "
+        "of the gradient (not divided by √v̂).",
+        "The decay per step is ηλ: a schedule, or a new learning rate, "
+        "changes the decay too.",
+        "adamw", "What a `weight_decay` number means"),
+    "Adam8bit": Entry(
+        _8BIT + r"\text{Adam step}",
+        "Adam's state in about a quarter of the memory, for large "
+        "tensors (bitsandbytes' block-wise layout).",
+        "A linear code rounds the small entries of v to 0, and Adam then "
+        "divides by ε: steps of η m̂/ε. Keep v in the dynamic code, better "
+        "no_zero.",
+        "memory", "8-bit Adam: memory against drift"),
+    "AdamW8bit": Entry(
+        _8BIT + r"\text{AdamW step}",
+        "AdamW's state in about a quarter of the memory, for large "
+        "tensors.",
+        "Tensors under min_8bit_size elements (biases, small layers) keep "
+        "float32 state, so a model of small tensors saves less.",
+        "memory", "8-bit Adam: memory against drift"),
+    "Adadelta": Entry(
+        r"\Delta_t=\frac{\sqrt{u_{t-1}+\epsilon}}{\sqrt{v_t+\epsilon}}g_t,"
+        r"\ \theta_t=\theta_{t-1}-\eta\Delta_t",
+        "Steps in the units of θ. Sold as needing no rate, but ε then sets "
+        "the step size, as a rate does.",
+        "ε sets the start: the first step is about √(ε/(1−ρ)) whatever "
+        "the gradient, then steps grow like √t.",
+        "adadelta", r"What $\epsilon$ does at the start"),
+    "Adamax": Entry(
+        r"u_t=\max(\beta_2u_{t-1},|g_t|+\epsilon),\ \theta_t=\theta_{t-1}"
+        r"-\frac{\eta\,m_t}{(1-\beta_1^t)u_t}",
+        "Adam in the ∞-norm: the divisor is a decaying maximum of |g|, "
+        "not an RMS.",
+        "torch puts ε inside the max, Keras after it, the paper nowhere: "
+        "the forms part when gradients near ε.",
+        "adamax_nadam", r"torch's form, and where its $\epsilon$ sits"),
+    "NAdam": Entry(
+        r"\theta_t=\theta_{t-1}-\frac{\eta}{\sqrt{\hat v_t}+\epsilon}"
+        r"\Big(\frac{(1-\mu_t)g_t}{1-\Pi_t}"
+        r"+\frac{\mu_{t+1}m_t}{1-\Pi_{t+1}}\Big)",
+        "Adam with Nesterov's look-ahead in the first moment.",
+        "Dozat's schedule: μₜ starts at β₁/2 and nears β₁ only over a "
+        "long run, so short runs use less momentum than betas says.",
+        "adamax_nadam", "Dozat's momentum schedule"),
+    "RAdam": Entry(
+        r"\theta_t=\theta_{t-1}-\eta\hat m_t r_t\frac{\sqrt{1-\beta_2^t}}"
+        r"{\sqrt{v_t}+\epsilon}\text{ if }\rho_t>5,\ "
+        r"\theta_t=\theta_{t-1}-\eta\hat m_t\text{ else}",
+        "Adam with a warmup built in: once ρₜ > 5, rₜ < 1 (from the variance "
+        "of the adaptive rate) shortens the steps.",
+        "While ρₜ ≤ 5 the steps are un-adapted, η m̂ₜ: they scale with "
+        "the gradient, so large gradients give large first steps.",
+        "radam", r"The switch at $\rho_t > 5$: what torch does before it"),
+    "SparseAdam": Entry(
+        r"i\in S_t:\ \theta_{t,i}\mathrel{-}=\eta"
+        r"\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}"
+        r"\frac{m_{t,i}}{\sqrt{v_{t,i}}+\epsilon}",
+        "Embedding tables with sparse=True: only the rows in the batch "
+        "are read and written.",
+        "Bias correction counts the tensor's steps, not the row's: a "
+        "rarely seen row takes steps of several η for the same gradient.",
+        "sparse_adam", "A row seen rarely: the global bias correction"),
+    "Lion": Entry(
+        r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta\,\mathrm{sign}"
+        r"(\beta_1m_{t-1}+(1-\beta_1)g_t),\ m_t=\beta_2m_{t-1}"
+        r"+(1-\beta_2)g_t",
+        "AdamW's job with one state buffer instead of two.",
+        "Every coordinate moves by ±η: with AdamW's rate the steps are "
+        "far too long; take a smaller η and a larger λ (keep ηλ).",
+        "lion", "Learning rate and decay against AdamW's"),
+    "LARS": Entry(
+        r"u_t=g_t+\lambda\theta,\ b_t=\mu b_{t-1}+\eta c"
+        r"\frac{\|\theta\|}{\|u_t\|+\epsilon}u_t,\ \theta_t=\theta_{t-1}-b_t",
+        "Large-batch SGD: each tensor moves by the same fraction of its "
+        "norm.",
+        "A zero-initialised bias has no trust ratio (ρ = 1): its first "
+        "step is the raw η u, huge at LARS's large rates.",
+        "lamb_lars", "Which tensors are excluded, and why"),
+    "Lamb": Entry(
+        r"u_t=\frac{\hat m_t}{\sqrt{\hat v_t}+\epsilon}+\lambda\theta,\ "
+        r"\theta_t=\theta_{t-1}-\eta\frac{\|\theta\|}{\|u_t\|}u_t",
+        "Large-batch Adam: a trust ratio per tensor on AdamW's direction.",
+        "Each step changes a tensor by at most η‖θ‖: a tensor near zero "
+        "(a bias) can grow only by a factor 1+η a step.",
+        "lamb_lars", "Which tensors are excluded, and why"),
+    "SGDScheduleFree": Entry(
+        _SF.replace("GRAD", r"\nabla f(y_t)"),
+        "SGD without a decay schedule or a fixed end: evaluate the "
+        "average x.",
+        "The parameters hold y while training: without optimizer.eval() "
+        "you evaluate or save y, not the average x.",
+        "schedule_free", "The train/eval switch"),
+    "AdamWScheduleFree": Entry(
+        _SF.replace("GRAD", r"\frac{\nabla f(y_t)}{\sqrt{\hat v_t}+\epsilon}"),
+        "AdamW without a decay schedule or a fixed end (decay at y, "
+        "through z).",
+        "BatchNorm's running statistics are collected at y: after eval(), "
+        "recompute them at x with a few forward passes.",
+        "schedule_free", "BatchNorm: statistics collected at the wrong point"),
+    "Adafactor": Entry(
+        r"\hat V_t=\frac{r_tc_t}{\bar r_t},\ U_t=\frac{G_t}{\sqrt{\hat V_t}},"
+        r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\frac{\alpha_t U_t}"
+        r"{\max(1,\mathrm{RMS}(U_t)/d)}",
+        "Training when memory binds: a matrix's second moment kept as a "
+        "row and a column.",
+        "torch's version has no first moment, and in float32 its ε₁ floor "
+        "binds for small gradients: updates too long, then clipped.",
+        "adafactor", "What torch 2.13 chose"),
+    "Muon": Entry(
+        r"B_t=\mu B_{t-1}+(1-\mu)G_t,\ O_t=\mathrm{NS}_k(G_t+\mu(B_t-G_t)),"
+        r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'O_t,\ "
+        r"\eta'=\eta\sqrt{\max(1,\text{rows}/\text{cols})}",
+        "The hidden weight matrices of a network, beside AdamW for the "
+        "rest.",
+        "2-D parameters only (others raise), and embeddings and the "
+        "output head belong to AdamW: split with muon_adamw_groups.",
+        "muon", "Muon for hidden matrices, AdamW for the rest"),
+    "Rprop": Entry(
+        r"\Delta_t=\mathrm{clip}(\eta_\pm\Delta_{t-1},\Delta_{\min},"
+        r"\Delta_{\max}),\ \theta_t=\theta_{t-1}-\Delta_t\,"
+        r"\mathrm{sign}(g_t)\ (g_t:=0\text{ after a sign flip})",
+        "Small full-batch problems; blind to the scale of the loss.",
+        "Breaks with mini-batches: near a minimum the signs flip at "
+        "random, and the sign of an average is not the average of signs.",
+        "rprop", "Why Rprop breaks with mini-batches"),
+    "ASGD": Entry(
+        r"\theta_t=(1-\lambda\eta_t)\theta_{t-1}-\eta_tg_t,\ "
+        r"a_t=a_{t-1}+\mu_t(\theta_t-a_{t-1}),\ "
+        r"\eta_t=\frac{\eta}{(1+\lambda\eta(t-1))^\alpha},\ "
+        r"\mu_t=\frac{1}{\max(1,t-1-t_0)}",
+        "Noisy convex problems: the average beats the last iterate's "
+        "noise floor.",
+        "The parameters stay the SGD iterates; the average is "
+        "state['ax'], a plain copy of θ until step t0 + 2 (see t0's default).",
+        "asgd", "torch's ASGD"),
+    "LBFGS": Entry(
+        r"\theta_{k+1}=\theta_k-t_kH_kg_k,\ H_kg_k\text{ by two loops "
+        r"over the last }m\text{ pairs }(s_i,y_i)",
+        "Deterministic, smooth, full-batch losses of modest size "
+        "(logistic regression, style transfer).",
+        "Mini-batches break the curvature pairs (y from two different "
+        "losses); without a line search the chapter's run blew up.",
+        "lbfgs", "Why L-BFGS is rare in deep learning"),
+}
+
+# The closed forms of the schedules: torch's schedulers as optedu writes
+# them (optedu.lr_scheduler; η₀ the initial rate, t the scheduler's step)
+# and the multipliers f(s) of optedu.lr_scheduler.schedules.
+SCHEDULES: dict[str, str] = {
+    "LambdaLR": r"\eta_t=\eta_0\,\lambda(t)",
+    "MultiplicativeLR": r"\eta_t=\eta_{t-1}\,\lambda(t)",
+    "StepLR": r"\eta_t=\eta_0\gamma^{\lfloor t/k\rfloor}",
+    "MultiStepLR": r"\eta_t=\eta_0\gamma^{|\{i:\,m_i\le t\}|}",
+    "ConstantLR": r"\eta_t=\eta_0\,(f\text{ if }t<T\text{ else }1)",
+    "LinearLR": r"\eta_t=\eta_0\big(f_0+(f_1-f_0)\min(t,T)/T\big)",
+    "ExponentialLR": r"\eta_t=\eta_0\gamma^t",
+    "PolynomialLR": r"\eta_t=\eta_0\big(1-\min(t,T)/T\big)^p",
+    "CosineAnnealingLR":
+        r"\eta_t=\eta_{\min}+\tfrac{1}{2}(\eta_0-\eta_{\min})"
+        r"(1+\cos\tfrac{\pi t}{T})",
+    "CosineAnnealingWarmRestarts":
+        r"\text{cosine over }T_i=T_0T_{\mathrm{mult}}^i\text{, restarted}",
+    "CyclicLR": r"\eta_b+(\eta_{\max}-\eta_b)\max(0,1-|x|),\ "
+                r"x=\tfrac{t}{k}-1-2\lfloor\tfrac{t}{2k}\rfloor"
+                r"\ \text{(triangular)}",
+    "OneCycleLR": r"\tfrac{\eta_{\max}}{d}\nearrow\eta_{\max}\searrow"
+                  r"\tfrac{\eta_{\max}}{d\,d_f}\ \text{(cosine)}",
+    "SequentialLR": r"\text{scheduler }i+1\text{ from milestones}[i]"
+                    r"\text{ on, counting from 0 again}",
+    "ChainedScheduler": r"\text{every scheduler steps in turn; recursive "
+                        r"ones multiply the rate}",
+    "ReduceLROnPlateau": r"\eta\leftarrow\max(f\eta,\eta_{\min})"
+                         r"\text{ once more "
+                         r"than patience steps pass without gain}",
+    "linear_warmup_cosine": r"f=\tfrac{s+1}{w+1},\text{ then }r+\tfrac{1}{2}"
+                            r"(1-r)(1+\cos\pi\min(1,\tfrac{s-w}{T-w}))",
+    "linear_warmup_linear_decay": r"f=\tfrac{s+1}{w+1},\text{ then }"
+                                  r"\max(0,\tfrac{T-s}{T-w})",
+    "inverse_sqrt": r"f=\min\big(\tfrac{s+1}{w+1},"
+                    r"\sqrt{\tfrac{w+1}{s+1}}\big)",
+    "warmup_stable_decay": r"f=\tfrac{s+1}{w+1},\text{ then }1,\text{ then }"
+                           r"1-(1-r)\min(1,\tfrac{s-w-S}{D})",
+}
+
+# What the measurement runs on: a float32 linear layer of 512 × 256 with
+# its bias (Muon and SparseAdam: the matrix alone). Arguments torch
+# requires are given (their value does not change the state); L-BFGS keeps
+# a short history so that one step fills it.
+SHAPES: tuple[tuple[int, ...], ...] = ((512, 256), (512,))
+SETTINGS: dict[str, dict[str, Any]] = {
+    "LARS": {"lr": 1e-3}, "Lamb": {"lr": 1e-3},
+    "LBFGS": {"history_size": 3, "max_iter": 9},
+}
+# The switches that add state, measured as a second configuration.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "SGD": {"momentum": 0.9}, "Adam": {"amsgrad": True},
+    "AdamW": {"amsgrad": True}, "RMSprop": {"momentum": 0.9, "centered": True},
+}
+# Read and checked like every argument, but not printed (every class has
+# them, or they choose an implementation, not the rule).
+HIDDEN_ARGUMENTS = ("params", "maximize", "foreach")
+
+# The package each optimizer torch lacks is checked against in its chapter
+# (module, class); LARS and Lamb are compared with optax, whose functions
+# name their arguments differently.
+REFERENCES: dict[str, tuple[str, str]] = {
+    "Lion": ("lion_pytorch", "Lion"),
+    "SGDScheduleFree": ("schedulefree", "SGDScheduleFree"),
+    "AdamWScheduleFree": ("schedulefree", "AdamWScheduleFree"),
+    "Adam8bit": ("bitsandbytes.optim", "Adam8bit"),
+    "AdamW8bit": ("bitsandbytes.optim", "AdamW8bit"),
+}
