@@ -222,3 +222,37 @@ def test_code_fits_the_page(path):
     wide = [(i, len(line)) for i, c in enumerate(_cells(path)) if c["cell_type"] == "code"
             for line in _source(c).splitlines() if len(line) > CODE_WIDTH]
     assert not wide, f"{path.name}: (cell, width) of lines over {CODE_WIDTH} columns: {wide[:8]}"
+
+
+def _book_markdown() -> dict[str, str]:
+    """Every page's Markdown: a chapter's Markdown cells, or a .md page, by file name."""
+    texts = {p.name: "\n\n".join(_source(c) for c in _cells(p) if c["cell_type"] == "markdown")
+             for p in NOTEBOOKS}
+    texts.update({p.name: p.read_text() for p in (ROOT / "book").glob("*.md")})
+    return texts
+
+
+def test_cross_references_have_a_title():
+    """Sphinx titles a bare {ref}`label` from the heading the label stands on; a label before
+    a paragraph has none ('A title or caption not found'), so its reference must bring its own
+    text, {ref}`text <label>`. sphinx-proof resolves no {prf:ref} to an algorithm box. Both
+    fail `make book` only: caught here, before the build."""
+    texts = _book_markdown()
+    before = {}      # label -> the first line after its (label)= line
+    algorithms = set()
+    for text in texts.values():
+        for m in re.finditer(r"^\(([\w\-]+)\)=[ \t]*\n\s*(.*)", text, re.M):
+            before[m.group(1)] = m.group(2)
+        for m in re.finditer(r"```\{prf:algorithm\}[^\n]*\n(?::[^\n]*\n)*?:label: ([\w\-]+)", text):
+            algorithms.add(m.group(1))
+    bad = []
+    for name, text in texts.items():
+        for label in re.findall(r"\{ref\}`([\w\-]+)`", text):
+            if label in before and not before[label].startswith("#"):
+                bad.append(f"{name}: {{ref}}`{label}` stands before a paragraph: "
+                           f"write {{ref}}`text <{label}>`")
+        for label in re.findall(r"\{prf:ref\}`(?:[^`<]*<)?([\w\-]+)>?`", text):
+            if label in algorithms:
+                bad.append(f"{name}: {{prf:ref}}`{label}` names an algorithm box, "
+                           "which sphinx-proof does not resolve")
+    assert not bad, "\n".join(bad)
