@@ -100,7 +100,9 @@ const text = article.textContent;
 return {
   untypeset: [...document.querySelectorAll('.math, .amsmath')]
       .filter(el => !el.querySelector('mjx-container')).length,
-  raw: ['\\\\(', '\\\\[', '\\\\begin', '$$'].filter(s => text.includes(s)),
+  // and MyST left unparsed in prose (a directive's fence that did not open)
+  raw: ['\\\\(', '\\\\[', '\\\\begin', '$$', '```', ':label:', '{glue', '{ref}', '{numref}',
+        '{prf:'].filter(s => text.includes(s)),
   images: [...document.querySelectorAll('article img')].map(img => ({
       src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
       loaded: img.complete && img.naturalWidth > 0})),
@@ -148,7 +150,7 @@ def test_every_equation_is_typeset(browser, base_url, page):
     seen = _visit(browser, base_url, page)
     assert seen["untypeset"] == 0, \
         f"{page}: {seen['untypeset']} math elements without MathJax output"
-    assert not seen["raw"], f"{page}: raw TeX left in the text: {seen['raw']}"
+    assert not seen["raw"], f"{page}: raw TeX or MyST left in the text: {seen['raw']}"
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
