@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -85,7 +86,10 @@ def test_rendered_markdown_has_no_raw_myst(page, tmp_path):
     page.save_screenshot(str(folder / "lab_top.png"))
     left = {raw: text.count(raw) for raw in RAW if raw in text}
     assert not left, f"raw MyST in JupyterLab's rendering: {left}"
-    assert "Fig. 7.1" in text and "[Kingma and Ba, 2015]" in text
+    # figure numbers and citations rendered as the site renders them (Fig. 7.1, [Kingma and
+    # Ba, 2015] in Adam; any chapter given by OPTEDU_LAB_NOTEBOOK)
+    assert re.search(r"Fig\. \d+\.1\b", text), "no figure number rendered"
+    assert re.search(r"\[[A-Z][^\]]*, (19|20)\d\d\]", text), "no citation rendered"
 
 
 def test_interview_answers_are_folded(page, tmp_path):
