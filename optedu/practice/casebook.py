@@ -111,6 +111,7 @@ def train(
     *,
     batch: int = 32,
     seed: int = 0,
+    one_batch: bool = False,
     zero_grad: bool = True,
     accumulate: int = 1,
     divide_loss: bool = True,
@@ -131,6 +132,8 @@ def train(
         batch: examples per optimizer step (split into ``accumulate``
             micro-batches).
         seed: seed of the mini-batch sampler (with replacement).
+        one_batch: draw nothing: every step uses the first ``batch``
+            examples (the test "can the loop overfit one batch?").
         zero_grad: call ``optimizer.zero_grad()`` before each step's
             backward passes (``False``: the bug, gradients pile up).
         accumulate: micro-batches whose gradients are summed per step.
@@ -169,8 +172,9 @@ def train(
         if zero_grad:
             optimizer.zero_grad()
         step_loss = 0.0
-        for _ in range(accumulate):
-            idx = torch.randint(0, len(x), (micro,), generator=sampler)
+        for i in range(accumulate):
+            idx = (torch.arange(i * micro, (i + 1) * micro) if one_batch else
+                   torch.randint(0, len(x), (micro,), generator=sampler))
             with torch.autocast("cpu", dtype=autocast or torch.bfloat16,
                                 enabled=autocast is not None):
                 out = model(x[idx])

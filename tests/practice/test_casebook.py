@@ -44,6 +44,21 @@ def test_undivided_accumulation_multiplies_the_gradient():
     assert runs[False].losses == pytest.approx(runs[True].losses)
 
 
+def test_one_batch_uses_the_first_examples_at_every_step():
+    # lr = 0: the weights stay put, so every step sees the same loss, that of
+    # the first 32 examples (also when they come in 4 micro-batches of 8).
+    from optedu.practice.casebook import digits
+
+    x, y = digits()
+    model = mlp(0, width=8)
+    with torch.no_grad():
+        first = torch.nn.functional.cross_entropy(model(x[:32]), y[:32])
+    for accumulate in (1, 4):
+        run = train(model, optedu.SGD(model.parameters(), lr=0.0), 3,
+                    one_batch=True, accumulate=accumulate)
+        assert run.losses == pytest.approx([first.item()] * 3, rel=1e-6)
+
+
 def test_clipping_bounds_the_step_and_records_the_norm_before():
     model = mlp(0, width=8)
     before = [p.detach().clone() for p in model.parameters()]
