@@ -244,8 +244,8 @@ LINEAGE: dict[str, tuple[str, str]] = {
               "flips."),
     "LARS": ("SGD", "Sets each tensor's step to a fraction of its norm (a "
              "trust ratio), for very large batches."),
-    "Muon": ("SGD", "Replaces a weight matrix's momentum by the nearest "
-             "semi-orthogonal matrix: a step with equal singular values."),
+    "Muon": ("SGD", "Replaces a weight matrix's momentum by a nearly "
+             "semi-orthogonal one (Newton-Schulz): singular values near 1."),
     "Adagrad": ("SGD", "Divides each coordinate by the root of its summed "
                 "squared gradients: rare features get larger steps."),
     "RMSprop": ("Adagrad", "Replaces AdaGrad's growing sum by a moving "
@@ -274,7 +274,7 @@ LINEAGE: dict[str, tuple[str, str]] = {
     "Lamb": ("AdamW", "LARS's per-tensor trust ratio applied to AdamW's "
              "direction, for very large batches."),
     "Lion": ("AdamW", "Steps by the sign of an interpolated momentum: one "
-             "buffer, and every coordinate moves by ±η."),
+             "buffer, and every coordinate's step is ±η before decay."),
     "LBFGS": ("", "Quasi-Newton: an inverse Hessian built from the last "
               "few pairs of step and gradient differences."),
 }
