@@ -36,6 +36,10 @@ wraps it, so each rule has one source:
 - :func:`adamax_eps_after`: Keras's Adamax;
 - :func:`nadam_keras`: Keras's NAdam, Dozat's momentum schedule at another
   speed.
+
+Two problems take every form: :func:`common_problem`, nine coordinates whose
+gradients span every :math:`\epsilon` in use, and :class:`NetProblem`, a
+small network's training run, to see which differences training notices.
 """
 
 from __future__ import annotations
