@@ -157,6 +157,8 @@ def registries() -> dict[str, set[str]]:
     names = optimizer_classes()
     return {
         "optedu/practice/cheatsheet_entries.py ENTRIES (the cheat sheet's row)": set(cheatsheet.ENTRIES),
+        "optedu/practice/cheatsheet_entries.py LINEAGE (its place in the family tree)":
+            set(cheatsheet.LINEAGE),
         "optedu/precision/memory.py STATE_LAYOUTS (its state in closed form)":
             {n for n in names if _has_layout(n)},
         "SETTINGS in tests/precision/test_memory.py (closed form = measured)": _memory_settings(),

@@ -45,13 +45,14 @@ import torch
 from optedu.instruments.display import power_of_ten
 from optedu.precision.memory import predicted_state_bytes, state_bytes, stepped
 
-from .cheatsheet_entries import (ENTRIES, HIDDEN_ARGUMENTS, REFERENCES, SCHEDULES, SETTINGS,
-                                 SHAPES, VARIANTS)
+from .cheatsheet_entries import (ENTRIES, HIDDEN_ARGUMENTS, LINEAGE, REFERENCES, SCHEDULES,
+                                 SETTINGS, SHAPES, VARIANTS)
 
 __all__ = [
     "Measured", "optimizer_classes", "arguments", "torch_class", "default_mismatches", "shared_mismatches",
     "reference", "checked_against", "literal", "anchor",
     "chapter_headings", "measure", "optimizer_rows", "optimizer_table",
+    "family_order", "family_tree",
     "scheduler_classes", "recursive", "scheduler_rows", "scheduler_table",
     "CSS",
 ]
@@ -252,6 +253,8 @@ CSS = """<style>
 .optedu-sheet td.num {text-align: right; white-space: nowrap}
 .optedu-sheet .nowrap {white-space: nowrap}
 .optedu-sheet .note {font-size: 0.85em; opacity: 0.8}
+.optedu-tree {font-size: 0.85em; line-height: 1.35}
+.optedu-tree ul {margin: 0; padding-left: 1.4em}
 .optedu-sheet code {font-size: 0.95em; white-space: normal;
   word-break: break-word; padding: 0; border: 0}
 @page {size: landscape; margin: 10mm}
@@ -320,6 +323,48 @@ def optimizer_table(rows: list[dict[str, Any]]) -> str:
     head = ["Optimizer", "Update rule; state tensors", "B/param",
             "Arguments = defaults", "Used for; one pitfall (where shown)"]
     return _table(head, (11, 33, 7, 22, 27), body)
+
+
+def family_order(lineage: Mapping[str, tuple[str, str]] = LINEAGE
+                 ) -> list[tuple[str, int]]:
+    """The optimizers of ``lineage`` depth-first from its roots, each with
+    its depth; children in the order the mapping lists them.
+
+    >>> family_order({"A": ("", ""), "C": ("A", ""), "B": ("", "")})
+    [('A', 0), ('C', 1), ('B', 0)]
+    """
+    children: dict[str, list[str]] = {}
+    for name, (parent, _) in lineage.items():
+        children.setdefault(parent, []).append(name)
+    order: list[tuple[str, int]] = []
+
+    def visit(name: str, depth: int) -> None:
+        order.append((name, depth))
+        for child in children.get(name, []):
+            visit(child, depth + 1)
+
+    for root in children.get("", []):
+        visit(root, 0)
+    return order
+
+
+def family_tree(lineage: Mapping[str, tuple[str, str]] = LINEAGE) -> str:
+    """The family tree as nested HTML lists: each optimizer, linked to its
+    chapter, under the rule it changes, with what it changes."""
+    lines, depth = ["<ul>"], 0
+    for name, level in family_order(lineage):
+        while depth > level:
+            lines.append("</ul></li>")
+            depth -= 1
+        if level > depth:
+            lines[-1] = lines[-1].removesuffix("</li>") + "<ul>"
+            depth = level
+        chapter = ENTRIES[name].chapter
+        lines.append(f'<li><a href="{chapter}.html"><b>{name}</b></a>: '
+                     f"{html.escape(lineage[name][1])}</li>")
+    lines.append("</ul></li>" * depth + "</ul>")
+    return (CSS + '<div class="optedu-sheet optedu-tree">'
+            + "\n".join(lines) + "</div>")
 
 
 def scheduler_classes() -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Entry", "ENTRIES", "SCHEDULES", "SHAPES", "SETTINGS", "VARIANTS",
-           "HIDDEN_ARGUMENTS", "REFERENCES"]
+__all__ = ["Entry", "ENTRIES", "LINEAGE", "SCHEDULES", "SHAPES", "SETTINGS",
+           "VARIANTS", "HIDDEN_ARGUMENTS", "REFERENCES"]
 
 
 @dataclass(frozen=True)
@@ -224,6 +224,59 @@ ENTRIES: dict[str, Entry] = {
         "Mini-batches break the curvature pairs (y from two different "
         "losses); without a line search the chapter's run blew up.",
         "lbfgs", "Why L-BFGS is rare in deep learning"),
+}
+
+# The family tree: for each optimizer, the rule it changes ("" for a root)
+# and what it changes, in one line. Read depth-first from the roots, it is
+# the history of the field as a chain of fixes, each to a named weakness of
+# its parent.
+LINEAGE: dict[str, tuple[str, str]] = {
+    "SGD": ("", "Step against the minibatch gradient; momentum sums past "
+            "gradients, so steady directions speed up and oscillations "
+            "cancel."),
+    "ASGD": ("SGD", "Averages the iterates: the average sits below the "
+             "last iterate's noise floor."),
+    "SGDScheduleFree": ("SGD", "Replaces the decaying schedule by an "
+                        "interpolation between the iterate and its "
+                        "running average."),
+    "Rprop": ("SGD", "Keeps only the gradient's sign, with a per-weight "
+              "step that grows while the sign holds and shrinks when it "
+              "flips."),
+    "LARS": ("SGD", "Sets each tensor's step to a fraction of its norm (a "
+             "trust ratio), for very large batches."),
+    "Muon": ("SGD", "Replaces a weight matrix's momentum by a nearly "
+             "semi-orthogonal one (Newton-Schulz): singular values near 1."),
+    "Adagrad": ("SGD", "Divides each coordinate by the root of its summed "
+                "squared gradients: rare features get larger steps."),
+    "RMSprop": ("Adagrad", "Replaces AdaGrad's growing sum by a moving "
+                "average, so the rate no longer dies."),
+    "Adadelta": ("Adagrad", "Replaces the rate by the RMS of past updates "
+                 "over the RMS of gradients: steps in θ's units."),
+    "Adam": ("RMSprop", "RMSprop's divisor plus momentum (an average of "
+             "g), both corrected for their start at zero."),
+    "Adamax": ("Adam", "Divides by a decaying maximum of |g| (the ∞-norm) "
+               "instead of a root mean square."),
+    "NAdam": ("Adam", "Puts Nesterov's look-ahead into Adam's first "
+              "moment."),
+    "RAdam": ("Adam", "Switches the divisor on only once its variance is "
+              "estimated well enough: a warmup built into the rule."),
+    "SparseAdam": ("Adam", "Reads and writes only the rows that a sparse "
+                   "gradient touches."),
+    "Adam8bit": ("Adam", "Stores m and v in 8 bits, quantised block by "
+                 "block: about a quarter of the state."),
+    "Adafactor": ("Adam", "Keeps a matrix's second moment as a row and a "
+                  "column: memory of rows + columns, not their product."),
+    "AdamW": ("Adam", "Takes weight decay out of the gradient, so the "
+              "divisor no longer weakens it on large-gradient weights."),
+    "AdamW8bit": ("AdamW", "AdamW with its state in 8 bits, as Adam8bit."),
+    "AdamWScheduleFree": ("AdamW", "AdamW's step inside schedule-free "
+                          "averaging: no decay schedule, no fixed end."),
+    "Lamb": ("AdamW", "LARS's per-tensor trust ratio applied to AdamW's "
+             "direction, for very large batches."),
+    "Lion": ("AdamW", "Steps by the sign of an interpolated momentum: one "
+             "buffer, and every coordinate's step is ±η before decay."),
+    "LBFGS": ("", "Quasi-Newton: an inverse Hessian built from the last "
+              "few pairs of step and gradient differences."),
 }
 
 # The closed forms of the schedules: torch's schedulers as optedu writes

@@ -36,6 +36,10 @@ wraps it, so each rule has one source:
 - :func:`adamax_eps_after`: Keras's Adamax;
 - :func:`nadam_keras`: Keras's NAdam, Dozat's momentum schedule at another
   speed.
+
+Two problems take every form: :func:`common_problem`, nine coordinates whose
+gradients span every :math:`\epsilon` in use, and :class:`NetProblem`, a
+small network's training run, to see which differences training notices.
 """
 
 from __future__ import annotations
@@ -94,6 +98,61 @@ def common_problem(steps: int = 200, seed: int = 0) -> Problem:
     scales = torch.logspace(-8, 0, 9, dtype=torch.float64)
     noise = torch.randn(steps, 9, generator=gen, dtype=torch.float64)
     return Problem(scales, noise)
+
+
+class NetProblem:
+    r"""A small training run: a 10-32-1 tanh network, logistic loss, on the
+    noisy labels of a linear teacher; minibatches of 32 drawn once.
+
+    The parameters are one flat float64 vector (``start()``), so every form
+    and :func:`run`, :func:`run_torch` take it as they take :class:`Problem`;
+    ``grad(theta, t)`` is the minibatch gradient of step ``t``, written out
+    (a test checks it against autograd), ``loss(theta)`` the loss over the
+    whole training set.
+    """
+
+    def __init__(self, seed: int = 0, steps: int = 150, n: int = 512,
+                 d: int = 10, h: int = 32, batch: int = 32) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        f64 = {"generator": gen, "dtype": torch.float64}
+        self.x = torch.randn(n, d, **f64)
+        teacher = torch.randn(d, **f64)
+        noisy = self.x @ teacher + 0.5 * torch.randn(n, **f64)
+        self.y = (noisy > 0).to(torch.float64)
+        self.batches = torch.randint(n, (steps, batch), generator=gen)
+        self.shapes = ((d, h), (h,), (h,), (1,))
+        w1 = torch.randn(d, h, **f64) / math.sqrt(d)
+        w2 = torch.randn(h, **f64) / math.sqrt(h)
+        self.theta0 = torch.cat([w1.reshape(-1), torch.zeros(h,
+                                 dtype=torch.float64), w2,
+                                 torch.zeros(1, dtype=torch.float64)])
+
+    @property
+    def steps(self) -> int:
+        return self.batches.shape[0]
+
+    def start(self) -> torch.Tensor:
+        return self.theta0.clone()
+
+    def _unpack(self, theta: torch.Tensor) -> list[torch.Tensor]:
+        sizes = [math.prod(s) for s in self.shapes]
+        return [t.view(s) for t, s in zip(theta.split(sizes), self.shapes)]
+
+    def loss(self, theta: torch.Tensor) -> float:
+        w1, b1, w2, b2 = self._unpack(theta)
+        out = torch.tanh(self.x @ w1 + b1) @ w2 + b2
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            out, self.y).item()
+
+    def grad(self, theta: torch.Tensor, t: int) -> torch.Tensor:
+        w1, b1, w2, b2 = self._unpack(theta)
+        idx = self.batches[t - 1]
+        x, y = self.x[idx], self.y[idx]
+        hidden = torch.tanh(x @ w1 + b1)
+        r = (torch.sigmoid(hidden @ w2 + b2) - y) / len(idx)   # dL/d out
+        dz = torch.outer(r, w2) * (1 - hidden**2)               # dL/d z
+        return torch.cat([(x.T @ dz).reshape(-1), dz.sum(0),
+                          hidden.T @ r, r.sum().reshape(1)])
 
 
 def run(form: Form, problem: Problem, lrs: Sequence[float]) -> torch.Tensor:

@@ -51,6 +51,46 @@ def test_every_cited_section_is_a_heading_of_its_chapter():
         assert entry.section in headings[chapter], (name, entry.section)
 
 
+def test_every_optimizer_has_one_place_in_the_family_tree():
+    assert set(E.LINEAGE) == set(E.ENTRIES)
+    order = C.family_order()
+    assert sorted(name for name, _ in order) == sorted(E.LINEAGE)
+    seen = set()
+    for name, depth in order:                     # parents come first
+        parent = E.LINEAGE[name][0]
+        assert (parent == "") == (depth == 0), name
+        assert parent == "" or parent in seen, name
+        seen.add(name)
+    for name, (_, idea) in E.LINEAGE.items():
+        assert 30 <= len(idea) <= 130, name
+
+
+def test_family_tree_is_balanced_html_with_a_link_per_optimizer():
+    from html.parser import HTMLParser
+
+    class Balance(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.items = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("ul", "li", "a", "b", "div"):
+                self.stack.append(tag)
+            self.items += tag == "li"
+
+        def handle_endtag(self, tag):
+            assert self.stack.pop() == tag
+
+    page = C.family_tree()
+    parser = Balance()
+    parser.feed(page[page.index("<div"):])
+    assert parser.stack == [] and parser.items == len(E.LINEAGE)
+    for name, entry in E.ENTRIES.items():
+        assert f'href="{entry.chapter}.html"><b>{name}</b>' in page
+    assert C.family_order({"A": ("", ""), "C": ("A", ""), "B": ("", "")}) \
+        == [("A", 0), ("C", 1), ("B", 0)]
+
+
 def test_anchor_is_the_id_sphinx_gives_the_heading():
     # ids read from the built site (_build/html/book/*.html)
     assert C.anchor(r"torch's form, and where its $\epsilon$ sits") == \

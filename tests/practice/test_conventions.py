@@ -32,6 +32,25 @@ def test_problem_gradient_and_start():
     assert PROBLEM.start().tolist() == [1.0] * 9 and PROBLEM.steps == 30
 
 
+def test_net_problem_gradient_is_autograds():
+    net = cv.NetProblem(seed=1, steps=3)
+    theta = net.start() + 0.1 * torch.randn(
+        net.theta0.shape, dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0))
+    w1, b1, w2, b2 = (p.requires_grad_() for p in
+                      [q.clone() for q in net._unpack(theta)])
+    idx = net.batches[1]
+    out = torch.tanh(net.x[idx] @ w1 + b1) @ w2 + b2
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        out, net.y[idx])
+    auto = torch.cat([g.reshape(-1) for g in
+                      torch.autograd.grad(loss, [w1, b1, w2, b2])])
+    assert torch.allclose(net.grad(theta, 2), auto, rtol=0, atol=1e-14)
+    path = cv.run_torch(lambda p: torch.optim.SGD(p, lr=0.1), net, [0.1] * 3)
+    assert path.shape == (4, net.theta0.numel())
+    assert net.loss(path[-1]) < net.loss(path[0])
+
+
 def test_eps_root_form_is_torch_adam_without_eps_root():
     form = partial(cv.adam_eps_root, eps=1e-8, eps_root=0.0)
     assert cv.gap(cv.run(form, PROBLEM, CONST),
