@@ -252,3 +252,64 @@ def test_cross_references_and_directives_parse():
         for line in re.findall(r"^ *```+\{[\w:\-]+\}.*`.*$", text, re.M):
             bad.append(f"{name}: a backtick in a directive's fence is no fence: {line[:60]}")
     assert not bad, "\n".join(bad)
+
+
+LIST_MARKER = re.compile(r"[-+*]|\d+[.)]")
+
+
+def _cut_inline_maths(text: str) -> list[str]:
+    """Lines that start a Markdown list item while an inline $…$ is open. Wrapping prose can
+    leave "+ \\epsilon)$" at the start of a line; CommonMark reads it as a new list (also
+    inside an algorithm box or a proof), and the maths on both sides renders as text. Code
+    fences and display maths ($$…$$, {math}) are skipped; a directive's body is prose."""
+    found = []
+    code = None          # the fence of the code block we are in
+    directives = []      # the fences of the directives we are in
+    open_maths = display = False
+    for line in text.split("\n"):
+        s = line.strip()
+        if code:
+            if s and s == s[0] * len(s) and s[0] == code[0] and len(s) >= len(code):
+                code = None
+            continue
+        fence = re.match(r"(`{3,}|~{3,})(.*)", s)
+        if fence:
+            mark, info = fence.group(1), fence.group(2).strip()
+            open_maths = False
+            if not info and directives and mark[0] == directives[-1][0] \
+                    and len(mark) >= len(directives[-1]):
+                directives.pop()
+            elif info.startswith("{") and not info.startswith(("{math}", "{code")):
+                directives.append(mark)
+            else:
+                code = mark
+            continue
+        if not s:
+            open_maths = False
+            continue
+        if s.count("$$") % 2:
+            display = not display
+            continue
+        if display:
+            continue
+        words = s.split()
+        if open_maths and LIST_MARKER.fullmatch(words[0]):
+            found.append(s[:60])
+        body = re.sub(r"`[^`]*`", "", s.replace(r"\$", "").replace("$$", ""))
+        if body.count("$") % 2:
+            open_maths = not open_maths
+    return found
+
+
+def test_inline_maths_is_not_cut_by_a_list_marker():
+    bad = [f"{name}: {line}" for name, text in _book_markdown().items()
+           for line in _cut_inline_maths(text)]
+    assert not bad, "a line starts a list inside inline maths:\n" + "\n".join(bad)
+
+
+def test_a_cut_in_inline_maths_is_found():
+    assert _cut_inline_maths("the step $\\eta / (\\sqrt{v}\n+ \\epsilon)$ is bounded") == \
+        ["+ \\epsilon)$ is bounded"]
+    assert _cut_inline_maths("a list\n- $x$ one\n- $y$ two\n\n```\n$a\n+ b$\n```") == []
+    assert _cut_inline_maths("```{prf:proof}\nSo $a = b\n+ c$ holds.\n```") == ["+ c$ holds."]
+    assert _cut_inline_maths("$$\na\n+ b\n$$\n\n````{math}\n$a\n+ b\n````") == []
