@@ -105,7 +105,7 @@ return {
         '{prf:'].filter(s => text.includes(s))
       // a $ or a TeX command outside maths: inline maths cut open, e.g. by a wrapped line
       // that starts with '+ ' and so starts a list
-      .concat((text.match(/\$[^$]{0,30}|\\[A-Za-z]{2,}[^\s]{0,20}/g) || []).slice(0, 3)),
+      .concat((text.match(/\\$[^$]{0,30}|\\\\[A-Za-z]{2,}[^\\s]{0,20}/g) || []).slice(0, 3)),
   images: [...document.querySelectorAll('article img')].map(img => ({
       src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
       loaded: img.complete && img.naturalWidth > 0})),
