@@ -237,7 +237,8 @@ def test_cross_references_and_directives_parse():
     a paragraph has none ('A title or caption not found'), so its reference must bring its own
     text, {ref}`text <label>`. A backtick fence whose info string holds a backtick is no fence
     (CommonMark), so ```{prf:algorithm} Adam, as `torch.optim.Adam` ... renders as a paragraph
-    and a code block, with no warning from the build: a directive's title has no code spans."""
+    and a code block, with no warning from the build: a directive's title has no code spans.
+    A bare {ref} to a heading with maths shows the heading's TeX as text in the link."""
     texts = _book_markdown()
     before = {}      # label -> the first line after its (label)= line
     for text in texts.values():
@@ -249,6 +250,9 @@ def test_cross_references_and_directives_parse():
             if label in before and not before[label].startswith("#"):
                 bad.append(f"{name}: {{ref}}`{label}` stands before a paragraph: "
                            f"write {{ref}}`text <{label}>`")
+            elif label in before and "$" in before[label]:
+                bad.append(f"{name}: {{ref}}`{label}` takes its text from a heading with "
+                           f"maths, which a link shows as raw TeX: write {{ref}}`text <{label}>`")
         for line in re.findall(r"^ *```+\{[\w:\-]+\}.*`.*$", text, re.M):
             bad.append(f"{name}: a backtick in a directive's fence is no fence: {line[:60]}")
     assert not bad, "\n".join(bad)
