@@ -52,15 +52,32 @@ def kernel_env(unpinned: bool = False, environ=None) -> dict[str, str]:
     return env
 
 
+def _did_not_start(error: Exception) -> bool:
+    """True if the kernel died before it ran anything: jupyter_client picks free ports and
+    hands them to the kernel, and a kernel started at the same moment (``--jobs 2``) can take
+    one first; the kernel then exits with "Address already in use"."""
+    return "before replying to kernel_info" in str(error)
+
+
 def execute(nb, path: pathlib.Path, timeout: int, env: dict[str, str]) -> float:
     """Run ``nb`` (read from ``path``) top to bottom in a fresh kernel started with ``env``,
-    filling in its outputs; returns the wall time. Raises CellExecutionError."""
+    filling in its outputs; returns the wall time. Raises CellExecutionError. A kernel that
+    dies before it runs anything (a port taken meanwhile) is started once more, on new
+    ports; a kernel that dies later is never retried."""
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute(env=env)
-    return time.perf_counter() - start
+    for attempt in (1, 2):
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute(env=env)
+        except RuntimeError as error:
+            if attempt == 2 or not _did_not_start(error):
+                raise
+            print(f"{path.name}: the kernel did not start ({error}); starting another",
+                  file=sys.stderr, flush=True)
+            continue
+        return time.perf_counter() - start
 
 
 def run(path: pathlib.Path, timeout: int) -> float:

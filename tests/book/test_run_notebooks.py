@@ -43,3 +43,39 @@ def test_unpinned_check_starts_the_kernel_without_the_cap(tmp_path, monkeypatch)
     assert error.startswith(f"cell 2 (id {nb.cells[1].id}): ----> 3 assert not seen")
     assert "AssertionError: {'ATEN_CPU_CAPABILITY': 'avx2'" in error
     assert path.read_text() == before                     # nothing stored
+
+
+class _Client:
+    """A NotebookClient whose kernel fails as ``failures`` says, one entry per start."""
+    starts = 0
+    failures: list[str] = []
+
+    def __init__(self, nb, **kwargs):
+        pass
+
+    def execute(self, env):
+        _Client.starts += 1
+        if _Client.starts <= len(_Client.failures):
+            raise RuntimeError(_Client.failures[_Client.starts - 1])
+
+
+def _check_with(monkeypatch, tmp_path, failures):
+    _Client.starts, _Client.failures = 0, failures
+    monkeypatch.setattr(run_notebooks, "NotebookClient", _Client)
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
+    return run_notebooks.check(path, 60, {})[1], _Client.starts
+
+
+NOT_STARTED = "Kernel died before replying to kernel_info"
+
+
+def test_a_kernel_that_did_not_start_is_started_once_more(monkeypatch, tmp_path):
+    """Two kernels started at once can be handed the same free port (CI: "Address already in
+    use", then this error). One more start, on new ports; never a third, and never for a
+    kernel that died while running cells."""
+    assert _check_with(monkeypatch, tmp_path, [NOT_STARTED]) == (None, 2)
+    error, starts = _check_with(monkeypatch, tmp_path, [NOT_STARTED, NOT_STARTED])
+    assert starts == 2 and NOT_STARTED in error
+    error, starts = _check_with(monkeypatch, tmp_path, ["Kernel died"])
+    assert starts == 1 and error == "RuntimeError: Kernel died"
