@@ -7,9 +7,10 @@ every rank of one :func:`~optedu.distributed.launcher.launch`;
 :func:`single_extras` is the same training in one process on the whole
 batch, the reference.
 
-* Accumulation: each rank cuts its slice into ``k`` micro-batches and calls
-  ``backward()`` on each (loss divided by ``k``), inside
-  ``DistributedDataParallel.no_sync()`` for all but the last one, or not.
+* Accumulation: each rank cuts its slice into ``k`` micro-batches and runs the
+  forward pass and ``backward()`` on each (loss divided by ``k``), inside
+  ``DistributedDataParallel.no_sync()`` for all but the last one, or not (the
+  forward pass decides whether the next ``backward()`` all-reduces).
   The all-reduces of every ``backward()`` are recorded (DDP's own C++
   reducer is invisible to :func:`~optedu.distributed.comm.count_collectives`,
   so torch's Python ``allreduce_hook`` is registered: same arithmetic).
