@@ -1,5 +1,6 @@
 // What a reader sees, measured on the page as laid out (tests/site/test_site.py: LOOK).
-// Returns {overlaps, bodyFont, equationFonts, smallEquations, scrolling, documentOverflow}.
+// Returns {overlaps, bodyFont, equationFonts, smallEquations, scrolling, clippedFormulas,
+// documentOverflow}.
 const article = document.querySelector('article') || document.body;
 
 const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
@@ -82,6 +83,7 @@ const equationFonts = [...article.querySelectorAll('mjx-container[display="true"
 
 // Blocks that scroll sideways inside themselves, by kind.
 const kind = el => el.matches('mjx-container') ? 'equation'
+    : el.matches('span.math') ? 'formula'
     : el.closest('table') || el.querySelector('table') ? 'table'
     : el.closest('.cell_output') ? 'printed'
     : el.closest('div.highlight, pre') || el.querySelector('pre') ? 'code' : 'other';
@@ -91,8 +93,26 @@ const scrolling = [...article.querySelectorAll('*')]
     .map(el => ({kind: kind(el), excess: el.scrollWidth - el.clientWidth,
                  what: el.tagName + '.' + el.className + ' ' + describe(el)}));
 
+// Formulas cut off: the typeset maths (mjx-math) reaches past an ancestor that hides what
+// overflows it, so the reader sees only the start of the formula. Inside a box that scrolls,
+// what counts from there on is that box (its content can be scrolled to).
+const clippedFormulas = [...article.querySelectorAll('mjx-container > mjx-math')]
+    .filter(math => {
+      let r = math.getBoundingClientRect();
+      for (let box = math.parentElement; box && box !== article.parentElement;
+           box = box.parentElement) {
+        const overflow = getComputedStyle(box).overflowX;
+        const b = box.getBoundingClientRect();
+        if (['hidden', 'clip'].includes(overflow)
+            && (r.right > b.right + 1 || r.left < b.left - 1)) return true;
+        if (['auto', 'scroll'].includes(overflow)) r = b;
+      }
+      return false;
+    })
+    .map(math => describe(math.closest('mjx-container')));
+
 return {overlaps, bodyFont, equationFonts,
         smallEquations: equationFonts.filter(size => size < bodyFont - 0.01).length,
-        scrolling,
+        scrolling, clippedFormulas,
         documentOverflow: document.documentElement.scrollWidth
             - document.documentElement.clientWidth};

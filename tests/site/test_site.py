@@ -8,7 +8,8 @@ a web server sends it). The search page finds the chapters a reader would look f
 
 What the page looks like, at 1280 px and on a 390 px phone (Chrome's mobile emulation), measured
 by tests/site/look.js: no badge, button or icon covers a title's text; every display equation is
-at least as large as the body text; the page never scrolls sideways; the blocks that scroll
+at least as large as the body text; no formula is cut off by a box that hides its overflow;
+the page never scrolls sideways; the blocks that scroll
 sideways inside themselves stay within a budget per kind (SCROLL_BUDGET). Each of these checks is
 shown to fail on a page broken on purpose (test_look_checks_catch_a_broken_page).
 """
@@ -251,9 +252,13 @@ WIDTHS = ["desktop", "phone"]
 # chapter has 6), and printed tables, whose aligned columns wrapping would scramble (2 to 14 a
 # chapter on a phone, 0 or 1 at 1280 px). A chapter over these numbers has a new wide block
 # to look at.
+# Inline formulas longer than a phone's line scroll in their own box (up to 9 a chapter,
+# momentum's; at 1280 px one, in adam).
 SCROLL_BUDGET = {
-    "desktop": {"code": 0, "table": 1, "other": 0, "equation": 2, "printed": 2},
-    "phone": {"code": 0, "table": 4, "other": 0, "equation": 8, "printed": 16},
+    "desktop": {"code": 0, "table": 1, "other": 0, "equation": 2, "formula": 1,
+                "printed": 2},
+    "phone": {"code": 0, "table": 4, "other": 0, "equation": 8, "formula": 10,
+              "printed": 16},
 }
 
 
@@ -307,9 +312,21 @@ def test_sideways_scrolling_blocks_within_budget(browser, phone, base_url, page,
     assert not over, f"{page} at {width} width: {counts}, over {SCROLL_BUDGET[width]}: {over}"
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page", BY_PAGE)
+def test_no_formula_is_cut_off(browser, phone, base_url, page, width):
+    """No typeset formula reaches past a box that hides its overflow: the theme's span.math
+    did, and a phone showed the start of 81 inline formulas only."""
+    look = _look(browser, phone, base_url, page, width)
+    assert not look["clippedFormulas"], \
+        f"{page} at {width} width: {len(look['clippedFormulas'])} formulas cut off: " \
+        f"{look['clippedFormulas'][:3]}"
+
+
 # Each check of look.js, shown to fail: a page is broken on purpose in the browser (the level
 # badge drawn as the theme's positioned ::after, as optedu.css drew it until issue 23; display
-# equations shrunk to 78%; a wide element in the text; code that does not wrap) and look.js
+# equations shrunk to 78%; a wide element in the text; code that does not wrap; inline
+# formulas clipped as the theme clips them) and look.js
 # must report every breakage.
 BREAK_PAGE = """
 const style = document.createElement('style');
@@ -318,7 +335,8 @@ style.textContent = `
     content: "standard"; margin-left: 0.6em; padding: 0 0.45em; border: 1px solid;
     font-size: 0.75em; font-weight: normal; }
   mjx-container[display="true"] { font-size: 78% !important; }
-  article div.highlight pre { white-space: pre !important; }`;
+  article div.highlight pre { white-space: pre !important; }
+  span.math { overflow: hidden !important; }`;
 document.head.appendChild(style);
 document.querySelectorAll('.optedu-level').forEach(badge => badge.remove());
 const wide = document.createElement('div');
@@ -344,5 +362,7 @@ def test_look_checks_catch_a_broken_page(browser, phone, base_url, width):
     assert any("standard" in o for o in broken["overlaps"])
     assert before["smallEquations"] == 0 < broken["smallEquations"], "small equations not seen"
     assert before["documentOverflow"] <= 0 < broken["documentOverflow"], "a wide page not seen"
+    assert not before["clippedFormulas"] and broken["clippedFormulas"], \
+        "formulas cut off not seen"
     code = [b for b in broken["scrolling"] if b["kind"] == "code"]
     assert code and SCROLL_BUDGET[width]["code"] < len(code), "scrolling code not seen"
