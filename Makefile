@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench clean
+.PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
+	experiments-quick clean
 
 setup: $(STAMP)
 
@@ -81,6 +82,17 @@ outputs: $(STAMP)
 ## an idle 2-core machine, much longer under load: run it idle). BENCH_ARGS=--quick for a short one.
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(BENCH_ARGS)
+
+## experiments: the optimizer benchmark of the part "Choosing an optimizer" (not part of the
+## tests): every contestant of optedu.choosing on every workload, external tuning (20 quasi-random
+## trials, the best one on two more seeds) and self-tuning (defaults, three seeds), on every core;
+## appends each run to experiments/results-full.jsonl and resumes where it stopped.
+## experiments-quick: 5 trials, base workloads, one seed (experiments/results-quick.jsonl).
+experiments: $(STAMP)
+	$(BIN)/python -m optedu.choosing.runner $(EXPERIMENTS_ARGS)
+
+experiments-quick: $(STAMP)
+	$(BIN)/python -m optedu.choosing.runner --quick $(EXPERIMENTS_ARGS)
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

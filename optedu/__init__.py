@@ -20,13 +20,16 @@ folder             what lives there
 ``theory``         quadratics, momentum's and Nesterov's forms
 ``instruments``    what the chapters use to show things: numbers for reading, the parity
                    harness, source display, 2-D landscapes, the benchmark, the CPU-kernel pin
+``choosing``       the benchmark of "Choosing an optimizer": workloads, contestants, search,
+                   AlgoPerf's scoring, the resumable grid (``make experiments``)
 ``practice``       the practice pages' generators: quiz, casebook, cheat sheet, conventions
 =================  ==========================================================================
 
 Imports run one way, from the rules up (``tests/test_layout.py`` reads them): ``optim`` imports
 nothing else of optedu; ``lr_scheduler``, ``training``, ``precision``, ``theory`` and
 ``instruments`` import only ``optim``; ``distributed`` also imports ``training`` and
-``precision``; ``practice`` may import everything; nothing imports ``practice``.
+``precision``; ``choosing`` imports those and ``instruments``; ``practice`` may import
+everything; nothing imports ``practice``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
