@@ -16,6 +16,7 @@ from typing import Any
 
 from . import profiles, workloads
 from .runner import EXPERIMENTS, best_trial, load
+from .trial import steps_to_target
 
 __all__ = ["Results", "read"]
 
@@ -23,9 +24,14 @@ Record = dict[str, Any]
 
 
 def _reached(record: Record | None) -> float:
-    if record is None or record["reached"] is None:
+    """Steps to the workload's target, from the stored curve (so a target changed after the
+    grid ran is applied to every run), or infinity."""
+    if record is None:
         return math.inf
-    return float(record["reached"])
+    target = workloads.get(record["workload"]).target
+    step = steps_to_target([(s, math.inf if v is None else v) for s, v in record["evals"]],
+                           target)
+    return math.inf if step is None else float(step)
 
 
 def _best_value(record: Record) -> float:
