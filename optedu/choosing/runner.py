@@ -279,13 +279,19 @@ def run_grid(grid: Grid, out: pathlib.Path, *, workers: int = 2,
     _execute_all(todo2, out, workers, plugins, counter, max(counter[0] + len(todo2), 1),
                  start)
     records = load(out)
+    where = machine()
+    session = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall)),
+               "ran": counter[0], "seconds": round(time.monotonic() - start, 1),
+               "workers": workers, "commit": where.pop("commit")}
+    path = out.with_suffix(".meta.json")
+    sessions = json.loads(path.read_text()).get("sessions", []) if path.exists() else []
+    if session["ran"] or not sessions:
+        sessions.append(session)   # a resumed grid lists every invocation that ran something
     meta = {"grid": grid.name, "runs": len(records), "ran_now": counter[0],
-            "seconds_now": round(time.monotonic() - start, 1),
+            "seconds_now": session["seconds"],
             "seconds_of_runs": round(sum(r["seconds"] for r in records), 1),
-            "workers": workers, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC",
-                                                           time.gmtime(wall)),
-            **machine()}
-    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+            "sessions": sessions, **where}
+    path.write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
 
@@ -306,8 +312,9 @@ def machine() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
+        # changed code, not data (questions.json): what a run executes
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
-                                     "optedu"], cwd=ROOT,
+                                     "--", ":(glob)optedu/**/*.py"], cwd=ROOT,
                                     capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", False
