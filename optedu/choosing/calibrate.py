@@ -9,8 +9,14 @@ For one workload, :func:`calibrate`
    seed 0, at the full step budget, and keeps the learning rate whose run reached the lowest
    validation value;
 2. runs each baseline at that learning rate with the seeds :data:`SEEDS`;
-3. takes the baseline whose median over the seeds of the best validation value is lowest: that
-   median, rounded up (towards easier) to :data:`DIGITS` significant digits, is the target.
+3. takes the baseline whose median over the seeds of the best validation value within the
+   first :data:`REACH` of the budget is lowest: that median, rounded up (towards easier) to
+   :data:`DIGITS` significant digits, is the target.
+
+AlgoPerf sets a target as the median of the best validation values of 20 target-setting
+trials drawn near a tuned baseline's optimum (mlcommons/algorithmic-efficiency, pull request
+541): half of those good runs reach it. Here the median is over three seeds of the one best
+setting, which is stricter; taking it at three quarters of the budget leaves the margin.
 
 A target set so is reached by at least two of the three seeds of the baseline that set it (the
 median and the better one), so :func:`calibrate` also reports what says whether a target is
@@ -29,7 +35,8 @@ from . import contestants
 from .trial import run, steps_to_target
 from .workloads import Workload
 
-__all__ = ["BASELINES", "SEEDS", "GRID", "DIGITS", "RULE", "lr_grid", "round_up", "calibrate"]
+__all__ = ["BASELINES", "SEEDS", "GRID", "DIGITS", "REACH", "RULE", "lr_grid", "round_up",
+           "calibrate"]
 
 #: the baselines that set the targets (AlgoPerf's are NAdamW and Nesterov, among others)
 BASELINES = ("adamw", "nadamw", "nesterov")
@@ -39,10 +46,15 @@ SEEDS = (0, 1, 2)
 GRID = 8
 #: significant digits of a target (rounded up)
 DIGITS = 4
+#: share of the step budget within which the setter's best value is taken: the tuned
+#: baseline reaches the target with a quarter of the budget to spare, so that other runs
+#: have room to reach it and steps-to-target measure speed, not only success
+REACH = 0.75
 #: how every target was set; each workload's ``target_rule``
-RULE = (f"median over seeds {', '.join(map(str, SEEDS))} of the best validation value of the "
-        f"best of {', '.join(BASELINES)}, each at its best of {GRID} log-spaced learning rates "
-        f"(seed 0), rounded up to {DIGITS} significant digits (tools/calibrate_targets.py)")
+RULE = (f"median over seeds {', '.join(map(str, SEEDS))} of the best validation value within "
+        f"the first {REACH:.0%} of the step budget, of the best of {', '.join(BASELINES)}, each "
+        f"at its best of {GRID} log-spaced learning rates (seed 0), rounded up to {DIGITS} "
+        f"significant digits (tools/calibrate_targets.py)")
 
 
 def lr_grid(contestant: contestants.Contestant, n: int = GRID) -> list[float]:
@@ -60,6 +72,12 @@ def round_up(value: float, digits: int = DIGITS) -> float:
     unit = 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
     rounded = float(f"{math.ceil(value / unit) * unit:.{digits}g}")
     return rounded if rounded >= value else float(f"{rounded + unit:.{digits}g}")
+
+
+def _best_within(result: Any, steps: float) -> float:
+    """The lowest validation value ``result`` measured at or before ``steps``."""
+    values = [v for s, v in result.evals if s <= steps and math.isfinite(v)]
+    return min(values) if values else math.inf
 
 
 def calibrate(workload: Workload, baselines: tuple[str, ...] = BASELINES,
@@ -89,7 +107,7 @@ def calibrate(workload: Workload, baselines: tuple[str, ...] = BASELINES,
             finals.append(run(workload, contestant, {**contestant.defaults, "lr": best_lr},
                               seed, target=math.inf))
             times.append(finals[-1].seconds)
-        bests = [r.best for r in finals]
+        bests = [_best_within(r, REACH * workload.steps) for r in finals]
         results[name] = {"sweep": [(lr, r.best) for lr, r in runs.items()], "lr": best_lr,
                          "bests": bests, "median": statistics.median(bests), "runs": finals,
                          "seconds": statistics.median(times), "count": len(times)}

@@ -9,9 +9,9 @@ Most search spaces here have the same shape: the peak learning rate ``lr``, the 
 ``weight_decay`` and ``one_minus_beta1`` (1 − β₁, or 1 − momentum), each log-uniform over a
 range of two to three decades around the values the literature and the libraries use for that
 rule (RMSprop and Adadelta search their averaging constant instead of a momentum; Adagrad has
-no third dimension). The ranges are wide enough that the calibration's best rates
-(:mod:`.calibrate`) lie inside them, except for Nesterov momentum on the sigmoid autoencoder,
-whose best rate is the top of its range, 3. A schedule multiplies the peak learning rate: a linear warmup over 5 % of the steps, then
+no third dimension). The calibration's best rates (:mod:`.calibrate`) lie inside these
+ranges except twice, at the top: Nesterov momentum's 3 on the sigmoid autoencoder and AdamW's
+0.1 on the CNN with BatchNorm. A schedule multiplies the peak learning rate: a linear warmup over 5 % of the steps, then
 a cosine to zero (:func:`optedu.lr_scheduler.schedules.linear_warmup_cosine`). Schedule-free
 AdamW takes its own warmup and no schedule: replacing the schedule is its point.
 
@@ -22,7 +22,7 @@ Adding one (the book's chapter "How to compare optimizers fairly" shows it end t
         space={"lr": (1e-4, 1e-1), "weight_decay": (1e-4, 1e-1),
                "one_minus_beta1": (0.02, 0.2)},
         defaults={"lr": 1e-3, "weight_decay": 1e-2, "one_minus_beta1": 0.1},
-        build=lambda params, hp: [MyAdam(params, lr=hp["lr"], ...)]))
+        build=lambda model, hp, head: [MyAdam(model.parameters(), lr=hp["lr"], ...)]))
 """
 
 from __future__ import annotations

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import profiles, workloads
-from .runner import EXPERIMENTS, best_trial, load
-from .trial import steps_to_target
+from .runner import EXPERIMENTS, best_trial, load, reached
 
 __all__ = ["Results", "read"]
 
@@ -24,14 +23,7 @@ Record = dict[str, Any]
 
 
 def _reached(record: Record | None) -> float:
-    """Steps to the workload's target, from the stored curve (so a target changed after the
-    grid ran is applied to every run), or infinity."""
-    if record is None:
-        return math.inf
-    target = workloads.get(record["workload"]).target
-    step = steps_to_target([(s, math.inf if v is None else v) for s, v in record["evals"]],
-                           target)
-    return math.inf if step is None else float(step)
+    return math.inf if record is None else reached(record)
 
 
 def _best_value(record: Record) -> float:

@@ -134,14 +134,23 @@ def jobs_for(grid: Grid, done: Sequence[dict[str, Any]] = (),
     return first, second
 
 
+def reached(record: dict[str, Any]) -> float:
+    """Steps a stored run took to reach its workload's target (read from its validation
+    curve, so that a target set after the run applies), or infinity."""
+    from .trial import steps_to_target
+    from .workloads import get
+    curve = [(s, math.inf if v is None else v) for s, v in record["evals"]]
+    step = steps_to_target(curve, get(record["workload"]).target)
+    return math.inf if step is None else float(step)
+
+
 def best_trial(records: Sequence[dict[str, Any]]) -> int:
     """Index of the best trial: the fewest steps to the target, ties and misses decided by
     the lowest validation value reached (a diverged run is worst)."""
     def rank(i: int) -> tuple[float, float, int]:
         r = records[i]
-        reached = math.inf if r["reached"] is None else r["reached"]
         values = [v for _, v in r["evals"] if v is not None and math.isfinite(v)]
-        return (reached, min(values) if values else math.inf, i)
+        return (reached(r), min(values) if values else math.inf, i)
     return min(range(len(records)), key=rank)
 
 
@@ -189,7 +198,9 @@ def execute(job: Job) -> dict[str, Any]:
     data["evals"] = [[s, _round(v)] for s, v in data["evals"]]
     data["train_loss"] = [[s, _round(v)] for s, v in data["train_loss"]]
     data["seconds"] = round(data["seconds"], 3)
-    for k in ("workload", "contestant", "seed", "hyper"):
+    # the curve is stored, not the step it crossed the target: targets are calibrated
+    # separately and read from the workloads when results are scored (``reached``)
+    for k in ("workload", "contestant", "seed", "hyper", "reached"):
         data.pop(k)
     record.update(data)
     return record
