@@ -50,6 +50,7 @@ from optedu.optim.radam import RAdam
 from optedu.optim.rmsprop import RMSprop
 from optedu.optim.schedule_free import AdamWScheduleFree, SGDScheduleFree
 from optedu.optim.sgd import SGD
+from optedu.precision.memory import state_bytes
 from optedu.training.muon_groups import muon_adamw_groups
 
 __all__ = ["Contestant", "CONTESTANTS", "EXCLUDED", "register", "get", "Training",
@@ -137,14 +138,7 @@ class Training:
 
     def state_bytes(self) -> int:
         """Bytes of optimizer state (tensors in ``state``), all optimizers together."""
-        total = 0
-        for o in self.optimizers:
-            for state in o.state.values():
-                for value in state.values():
-                    for item in value if isinstance(value, (list, tuple)) else [value]:
-                        if isinstance(item, torch.Tensor):
-                            total += item.numel() * item.element_size()
-        return total
+        return sum(sum(state_bytes(o).values()) for o in self.optimizers)
 
 
 def schedule_for(steps: int) -> Callable[[int], float]:
