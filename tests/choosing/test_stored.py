@@ -72,16 +72,22 @@ def test_a_sample_of_stored_runs_reproduces(grid):
         c = contestants.get(job["contestant"])
         job["hyper"] = dict(c.defaults) if job["trial"] is None else \
             search.trials(c.space, runner.GRIDS[grid].trials)[job["trial"]]
-    # the check can fail: the first run again with its learning rate one float32 ulp higher
-    nudged = dict(jobs[0], hyper=dict(jobs[0]["hyper"]))
-    lr = numpy.float32(nudged["hyper"]["lr"])
-    nudged["hyper"]["lr"] = float(numpy.nextafter(lr, numpy.float32(numpy.inf)))
+    # the check can fail: AdamW's first trial on the logistic regression again, its learning
+    # rate one float32 ulp higher (some runs absorb so small a change: a sign-based rule's,
+    # an error-rate curve)
+    probe = next(r for r in records if (r["ruleset"], r["workload"], r["contestant"],
+                                        r["trial"], r["seed"])
+                 == ("external", "digits_logreg", "adamw", 0, 0))
+    nudged = {k: probe[k] for k in ("ruleset", "workload", "contestant", "trial", "seed")}
+    lr = numpy.float32(search.trials(contestants.get("adamw").space, 1)[0]["lr"])
+    nudged["hyper"] = {**search.trials(contestants.get("adamw").space, 1)[0],
+                       "lr": float(numpy.nextafter(lr, numpy.float32(numpy.inf)))}
     env = dict(os.environ)
     pin_cpu_kernels(env)
     out = subprocess.run([sys.executable, "-c", RERUN], input=json.dumps(jobs + [nudged]), env=env,
                          capture_output=True, text=True, check=True, timeout=600)
     *reruns, moved = json.loads(out.stdout)
-    assert moved["train_loss"] != sample[0]["train_loss"] or moved["diverged"], \
+    assert moved["train_loss"] != probe["train_loss"], \
         "a learning rate one ulp off gave the same curve: the comparison cannot fail"
     for stored, again in zip(sample, reruns):
         what = (stored["ruleset"], stored["workload"], stored["contestant"], stored["trial"],
