@@ -13,10 +13,11 @@ For one workload, :func:`calibrate`
    first :data:`REACH` of the budget is lowest: that median, rounded up (towards easier) to
    :data:`DIGITS` significant digits, is the target.
 
-AlgoPerf sets a target as the median of the best validation values of 20 target-setting
-trials drawn near a tuned baseline's optimum (mlcommons/algorithmic-efficiency, pull request
-541): half of those good runs reach it. Here the median is over three seeds of the one best
-setting, which is stricter; taking it at three quarters of the budget leaves the margin.
+AlgoPerf tunes four baselines (200 trials each), reruns the best setting 20 times and takes
+the median of the reruns' best validation values as the target (mlcommons/algorithmic-efficiency,
+issue 373 and pull request 541); submissions then get 4/3 of the time those runs took. Here the
+median is over three reruns (seeds) of the best setting, the same rule with fewer reruns, and
+taking it within three quarters of the budget gives the same 4/3 margin.
 
 A target set so is reached by at least two of the three seeds of the baseline that set it (the
 median and the better one), so :func:`calibrate` also reports what says whether a target is

@@ -3,7 +3,8 @@
 A contestant is what AlgoPerf calls a submission. Under the *external tuning* ruleset it
 brings one search space, the same for every workload; the benchmark draws trials from it
 (:mod:`.search`) and keeps the best trial per workload. Under the *self-tuning* ruleset it
-runs with its ``defaults`` only.
+runs with its ``defaults`` only, with the same step budget: the simplest self-tuning entry
+(AlgoPerf's self-tuning submissions may adapt during training and get a longer budget).
 
 Most search spaces here have the same shape: the peak learning rate ``lr``, the weight decay
 ``weight_decay`` and ``one_minus_beta1`` (1 − β₁, or 1 − momentum), each log-uniform over a

@@ -17,12 +17,13 @@ that never comes within a factor 4 of the fastest.
 How :math:`t_{s,w}` comes from runs depends on the ruleset:
 
 * *external tuning*, studies of ``n`` trials: a study's time is its fastest trial's;
-  :math:`t_{s,w}` is the median over studies (AlgoPerf: 3 studies of 5 trials; here also
-  one study of 20);
+  :math:`t_{s,w}` is the median over studies (AlgoPerf since its rules v0.6, 2025: 3 studies
+  of 5 trials; its first competition: 5 studies of 5; here also one study of 20);
 * *self-tuning*: one setting, its defaults; :math:`t_{s,w}` is the median over seeds.
 
 A held-out variant guards each base workload: a contestant that does not reach the variant's
-target has :math:`t_{s,w} = \infty` on the base workload too (AlgoPerf's rule).
+target has :math:`t_{s,w} = \infty` on the base workload too (the rule of AlgoPerf's first
+competition; its rules v0.6 dropped the held-out workloads).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def external_time(trial_times: Sequence[float | int | None], n: int,
                   studies: int = 1) -> float:
     """:math:`t_{s,w}` under external tuning: ``studies`` studies of ``n`` consecutive trials
     each (the first ``n * studies`` of ``trial_times``), each study scored by its fastest
-    trial, and the median over the studies (AlgoPerf: ``n = 5``, ``studies = 3``)."""
+    trial, and the median over the studies (AlgoPerf since v0.6: ``n = 5``, ``studies = 3``;
+    its first competition: ``studies = 5``)."""
     if n < 1 or studies < 1 or len(trial_times) < n * studies:
         raise ValueError(f"Invalid studies: {studies} of {n} trials for {len(trial_times)} "
                          f"trials")
