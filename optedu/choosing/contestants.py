@@ -104,7 +104,9 @@ class Training:
     ``step(t)`` sets every group's learning rate to its peak times the schedule at step
     ``t`` (0-based), then steps every optimizer. ``eval()`` and ``train()`` switch
     schedule-free optimizers between the averaged point and the gradient point (a no-op for
-    the others).
+    the others). A schedule that is not a function of the step (1cycle's momentum,
+    ReduceLROnPlateau) subclasses it and moves the rates in ``after_step`` and
+    ``after_eval``, which :func:`.trial.run` calls.
     """
 
     def __init__(self, optimizers: Sequence[torch.optim.Optimizer],
@@ -126,6 +128,14 @@ class Training:
                     g["lr"] = peak * factor
         for o in self.optimizers:
             o.step()
+
+    def after_step(self, t: int) -> None:
+        """Called after step ``t``: where a scheduler that is not a function of the step
+        (1cycle's momentum, a plateau's warmup) moves the rates; nothing here."""
+
+    def after_eval(self, done: int, value: float) -> None:
+        """Called with each finite validation value, measured after ``done`` steps (a
+        ReduceLROnPlateau reads it); nothing here."""
 
     def eval(self) -> None:
         for o in self.optimizers:

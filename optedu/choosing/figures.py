@@ -1,4 +1,4 @@
-"""Tables and figures of the chapter "How to compare optimizers fairly", kept out of its cells.
+"""Tables and figures of the part "Choosing an optimizer", kept out of its chapters' cells.
 
 Each helper takes what the chapter computed (a :class:`.results.Results`, rankings, points of
 a search) and returns rows, a number or a matplotlib figure; none reads files or runs
@@ -18,7 +18,7 @@ from . import profiles, workloads
 
 __all__ = ["workload_rows", "format_rows", "best_values", "ranks", "largest_gap",
            "plot_rank_maps", "plot_search_points", "plot_profiles", "plot_seed_spread",
-           "steps_spread"]
+           "steps_spread", "plot_lr_curves", "plot_lr_wd"]
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def plot_profiles(curves: Mapping[str, Mapping[str, Mapping[str, float]]],
         if handles:
             ax.legend(handles[::-1], labels[::-1], fontsize=6.5, loc="best")
     panels[0].set_ylabel("ρ(τ): share of workloads")
-    fig.tight_layout()
+    fig.tight_layout(w_pad=2.5)
     return fig
 
 
@@ -224,3 +224,92 @@ def plot_seed_spread(results: Any, loads: Sequence[str], names: Sequence[str]) -
     fig.tight_layout()
     return fig
 
+
+
+# --- figures of the sweeps (chapter "What the benchmark found") -------------------------------
+
+def plot_lr_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float],
+                                                           Sequence[Sequence[float]]]]],
+                   families: Mapping[str, Sequence[str]],
+                   ceiling: Mapping[str, float]) -> Any:
+    """A grid of panels, one row per family (title -> contestants), one column per workload
+    of ``curves`` (``{workload: {contestant: (rates, values per rate, one per seed)}}``):
+    the median over seeds of the final validation value against the learning rate, a band
+    from the lowest to the highest seed; a run that diverged is drawn at the top edge (×).
+    Each panel's vertical range runs from the workload's best value to ``ceiling[w]`` (its
+    value at initialisation, say), the same in every row of a column."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    loads = list(curves)
+    fig, panels = plt.subplots(len(families), len(loads),
+                               figsize=(2.3 * len(loads), 2.1 * len(families) + 0.6),
+                               sharex=False, squeeze=False)
+    for j, w in enumerate(loads):
+        finite = [v for c in curves[w].values() for seeds in c[1] for v in seeds
+                  if math.isfinite(v)]
+        low, start = min(finite), ceiling[w]
+        top = start + 0.05 * (start - low)
+        for i, (family, names) in enumerate(families.items()):
+            ax = panels[i][j]
+            for k, name in enumerate(names):
+                if name not in curves[w]:
+                    continue
+                rates, runs = curves[w][name]
+                runs = np.array([[min(v, top) for v in seeds] for seeds in runs])
+                mid = np.median(runs, axis=1)
+                line, = ax.plot(rates, mid, lw=1.3, color=f"C{k}", label=name)
+                ax.fill_between(rates, runs.min(axis=1), runs.max(axis=1),
+                                color=line.get_color(), alpha=0.18, lw=0)
+                gone = mid >= top
+                ax.plot(np.array(rates)[gone], mid[gone], "x", ms=4, color=line.get_color())
+            ax.axhline(workloads.get(w).target, color="0.3", lw=0.7, ls=":")
+            ax.set(xscale="log", ylim=(low - 0.05 * (top - low), top))
+            ax.tick_params(labelsize=6.5)
+            if i == 0:
+                ax.set_title(w.removeprefix("digits_"), fontsize=8)
+            if j == 0:
+                ax.set_ylabel(family, fontsize=8)
+                ax.legend(fontsize=5.8, loc="lower left")
+    fig.supxlabel("peak learning rate (other hyperparameters at their defaults)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_wd(maps: Mapping[str, tuple[Sequence[float], Sequence[float],
+                                        Sequence[Sequence[float]]]],
+               labels: Mapping[str, str]) -> Any:
+    """One heat map per entry of ``maps`` (title -> ``(rates, decays, values[rate][decay])``,
+    the median final validation value): rows the learning rate, columns the decay (axis
+    label from ``labels[title]``), a shared logarithmic colour scale from the best value to
+    the worst finite one (a diverged cell takes the worst colour), the best cell of each map
+    outlined."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
+    finite = [np.array(v, dtype=float)[np.isfinite(np.array(v, dtype=float))]
+              for _, _, v in maps.values()]
+    best = min(float(f.min()) for f in finite)
+    worst = max(float(f.max()) for f in finite)
+    fig, panels = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.3), sharey=True)
+    panels = [panels] if len(maps) == 1 else list(panels)
+    for ax, (title, (rates, decays, grid)) in zip(panels, maps.items()):
+        grid = np.array(grid, dtype=float)
+        shown = np.where(np.isfinite(grid), grid, worst)
+        image = ax.imshow(shown, cmap="viridis_r", norm=LogNorm(best, worst), origin="lower",
+                          aspect="auto")
+        i, j = np.unravel_index(np.argmin(np.where(np.isfinite(grid), grid, np.inf)),
+                                grid.shape)
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.6, color="red"))
+        ax.set_xticks(range(0, len(decays), 2), [f"{d:.0e}" for d in decays[::2]],
+                      rotation=45, fontsize=6.5)
+        ax.set_xlabel(labels[title], fontsize=8)
+        ax.set_title(title, fontsize=8.5)
+    panels[0].set_yticks(range(len(rates)), [f"{r:.0e}" for r in rates], fontsize=6.5)
+    panels[0].set_ylabel("peak learning rate", fontsize=8)
+    bar = fig.colorbar(image, ax=panels, fraction=0.03, pad=0.02)
+    bar.set_label("final validation loss (log scale)", fontsize=7)
+    bar.ax.tick_params(labelsize=6.5)
+    return fig

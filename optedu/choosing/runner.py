@@ -38,13 +38,14 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from optedu.instruments.reproducible import pin_cpu_kernels
 
-__all__ = ["Grid", "GRIDS", "Key", "jobs_for", "run_grid", "load", "best_trial", "main"]
+__all__ = ["Grid", "GRIDS", "Key", "jobs_for", "run_grid", "load", "best_trial", "write_meta",
+           "main"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -244,9 +245,13 @@ def _progress(done: int, total: int, start: float, stream=sys.stderr) -> None:
     stream.flush()
 
 
-def _execute_all(jobs: list[Job], out: pathlib.Path, workers: int,
+def _execute_all(jobs: Sequence[Any], out: pathlib.Path, workers: int,
                  plugins: Sequence[str], counter: list[int], total: int,
-                 start: float) -> None:
+                 start: float, work: Callable[[Any], dict[str, Any]] | None = None) -> None:
+    """Run ``jobs`` with ``work`` (default :func:`execute`; a module-level function, so that
+    worker processes can import it) on ``workers`` processes, appending each record to
+    ``out`` as it arrives, with a progress bar."""
+    work = execute if work is None else work
     if not jobs:
         return
     with out.open("a") as sink:
@@ -258,11 +263,11 @@ def _execute_all(jobs: list[Job], out: pathlib.Path, workers: int,
         if workers == 1:
             _init_worker(plugins)
             for job in jobs:
-                store(execute(job))
+                store(work(job))
             return
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers, _init_worker, (tuple(plugins),)) as pool:
-            for record in pool.imap_unordered(execute, jobs, chunksize=1):
+            for record in pool.imap_unordered(work, jobs, chunksize=1):
                 store(record)
 
 
@@ -289,16 +294,24 @@ def run_grid(grid: Grid, out: pathlib.Path, *, workers: int = 2,
     todo2 = [j for j in second if j.key not in stored]
     _execute_all(todo2, out, workers, plugins, counter, max(counter[0] + len(todo2), 1),
                  start)
+    return write_meta(out, grid.name, counter[0], time.monotonic() - start, wall, workers)
+
+
+def write_meta(out: pathlib.Path, name: str, ran: int, seconds: float, wall: float,
+               workers: int) -> dict[str, Any]:
+    """Write ``out``'s meta data beside it (``.meta.json``): the runs stored, this
+    invocation's (appended to the earlier ones that ran something), machine, versions and
+    commit; returns it."""
     records = load(out)
     where = machine()
     session = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall)),
-               "ran": counter[0], "seconds": round(time.monotonic() - start, 1),
-               "workers": workers, "commit": where.pop("commit")}
+               "ran": ran, "seconds": round(seconds, 1), "workers": workers,
+               "commit": where.pop("commit")}
     path = out.with_suffix(".meta.json")
     sessions = json.loads(path.read_text()).get("sessions", []) if path.exists() else []
     if session["ran"] or not sessions:
         sessions.append(session)   # a resumed grid lists every invocation that ran something
-    meta = {"grid": grid.name, "runs": len(records), "ran_now": counter[0],
+    meta = {"grid": name, "runs": len(records), "ran_now": ran,
             "seconds_now": session["seconds"],
             "seconds_of_runs": round(sum(r["seconds"] for r in records), 1),
             "sessions": sessions, **where}

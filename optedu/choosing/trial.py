@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from .contestants import Contestant, Hyper, training
+from .contestants import Contestant, Hyper, Training, training
 from .workloads import Workload
 
 __all__ = ["Run", "run", "steps_to_target"]
@@ -81,11 +82,16 @@ def steps_to_target(evals: list[tuple[int, float]], target: float) -> int | None
 
 
 def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
-        steps: int | None = None, target: float | None = None) -> Run:
+        steps: int | None = None, target: float | None = None,
+        schedule: Callable[[list[torch.optim.Optimizer], int], Training] | None = None
+        ) -> Run:
     """Train ``workload``'s model from ``seed`` with ``contestant`` at ``hyper``.
 
     ``steps`` shortens the budget (the schedule still spans ``steps``); ``target`` overrides
-    the workload's (calibration uses both).
+    the workload's (calibration uses both). ``schedule(optimizers, steps)`` replaces the
+    contestant's schedule: it returns the :class:`.contestants.Training` that drives the
+    rates of ``contestant.build``'s optimizers (the chapters' experiments on warmup, 1cycle
+    and ReduceLROnPlateau).
     """
     steps = workload.steps if steps is None else steps
     target = workload.target if target is None else target
@@ -94,7 +100,10 @@ def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
     try:
         start = time.perf_counter()
         model = workload.model(seed)
-        opt = training(contestant, model, hyper, steps=steps, head=workload.head)
+        if schedule is None:
+            opt = training(contestant, model, hyper, steps=steps, head=workload.head)
+        else:
+            opt = schedule(contestant.build(model, dict(hyper), workload.head), steps)
         result = Run(workload.name, contestant.name, dict(hyper), seed, steps)
         batches = workload.batches(seed)
         since, count = 0.0, 0
@@ -108,6 +117,7 @@ def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
             opt.zero_grad()
             loss.backward()
             opt.step(t)
+            opt.after_step(t)
             since, count = since + float(loss.detach()), count + 1
             done = t + 1
             if done % workload.eval_every == 0 or done == steps:
@@ -117,6 +127,8 @@ def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
                 result.evals.append((done, value if math.isfinite(value) else math.inf))
                 result.train_loss.append((done, since / count))
                 since, count = 0.0, 0
+                if math.isfinite(value):
+                    opt.after_eval(done, value)
         result.reached = steps_to_target(result.evals, target)
         result.state_bytes = opt.state_bytes()
         result.seconds = time.perf_counter() - start

@@ -267,3 +267,18 @@ def test_runner_rejects_bad_input(tmp_path):
         runner.main(["--jobs", "0", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="Invalid contestant: 'nope'"):
         runner.main(["--quick", "--only", "nope", "--out", str(tmp_path)])
+
+
+def test_results_refuse_a_grid_with_gaps():
+    from optedu.choosing import results
+
+    def record(trial):
+        return {"ruleset": "external", "workload": "digits_logreg", "contestant": "adamw",
+                "trial": trial, "seed": 0, "evals": [[10, 1.0]]}
+
+    whole = results.Results([record(0), record(1), record(2)])
+    assert [r["trial"] for r in whole.trials("adamw", "digits_logreg")] == [0, 1, 2]
+    gappy = results.Results([record(0), record(2)])
+    with pytest.raises(ValueError, match=r"Invalid grid: the trials of 'adamw' on "
+                                         r"'digits_logreg' \(seed 0\) have gaps"):
+        gappy.trials("adamw", "digits_logreg")

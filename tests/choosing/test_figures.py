@@ -105,3 +105,56 @@ def test_figures_draw(grid):
     fig4 = figures.plot_seed_spread(grid, ["digits_logreg"], ["a", "b"])
     assert len(fig4.axes) == 1
     plt.close("all")
+
+
+def test_times_by_seed_and_by_study(grid):
+    assert grid.seed_time("a", "digits_logreg", 2) == 60
+    assert grid.seed_time("b", "digits_logreg", 1, "self") == math.inf
+    with pytest.raises(ValueError, match="Invalid seed: 7"):
+        grid.seed_time("a", "digits_logreg", 7)
+    assert grid.study_time("a", "digits_logreg", 0, n=1) == 40
+    assert grid.study_time("a", "digits_logreg", 1, n=1) == math.inf
+    assert grid.study_time("a", "digits_logreg", 0, n=2) == 40
+    with pytest.raises(ValueError, match=r"Invalid study: 1 \(1 studies of 2\)"):
+        grid.study_time("a", "digits_logreg", 1, n=2)
+    # the seed-0 study of all trials is the external time with one study of them all
+    assert grid.scores_from(lambda s, w: grid.seed_time(s, w, 0)) == \
+        grid.scores("external", n=2, studies=1)
+    # the held-out rule: a time that misses the variant voids the base workload
+    slow = grid.times_from(lambda s, w: math.inf if w.endswith("_raw") else 10.0)
+    assert slow == {"a": {"digits_logreg": math.inf}, "b": {"digits_logreg": math.inf}}
+    free = grid.times_from(lambda s, w: math.inf if w.endswith("_raw") else 10.0,
+                           held_out=False)
+    assert free == {"a": {"digits_logreg": 10.0}, "b": {"digits_logreg": 10.0}}
+
+
+def test_sweep_figures_draw():
+    import matplotlib.pyplot as plt
+
+    rates = [1e-3, 1e-2, 1e-1]
+    curves = {"digits_logreg": {"a": (rates, [[1.0, 1.1, 1.2], [0.3, 0.3, 0.4],
+                                              [math.inf] * 3]),
+                                "b": (rates, [[0.9, 0.9, 0.9], [0.5, 0.6, 0.7],
+                                              [0.8, 0.9, math.inf]])}}
+    fig = figures.plot_lr_curves(curves, {"one": ["a"], "two": ["b", "missing"]},
+                                 {"digits_logreg": 2.3})
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_ylim()[1] == pytest.approx(2.3 + 0.05 * (2.3 - 0.3))
+    # the diverged rate is drawn at the top edge, with a cross
+    marks = [line for line in fig.axes[0].get_lines() if line.get_marker() == "x"]
+    assert [list(m.get_xdata()) for m in marks] == [[1e-1]]
+    grid = [[0.5, 0.4], [0.3, math.inf]]
+    fig2 = figures.plot_lr_wd({"m": ([1e-3, 1e-2], [1e-2, 1e-1], grid)}, {"m": "decay"})
+    assert fig2.axes[0].get_xlabel() == "decay"
+    outlined = [p for p in fig2.axes[0].patches]
+    assert len(outlined) == 1 and outlined[0].get_xy() == (-0.5, 0.5)   # row 1, column 0
+    plt.close("all")
+
+
+def test_a_study_is_its_own_consecutive_trials():
+    records = [_record("external", "digits_logreg", "a", i, 0, t, 0.5)
+               for i, t in enumerate([50, 20, 30, 60])]
+    four = Results(records)
+    assert [four.study_time("a", "digits_logreg", k, n=2) for k in (0, 1)] == [20, 30]
+    assert [four.study_time("a", "digits_logreg", k, n=1) for k in range(4)] == \
+        [50, 20, 30, 60]
