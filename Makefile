@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr clean
 
 setup: $(STAMP)
 
@@ -93,6 +93,26 @@ experiments: $(STAMP)
 
 experiments-quick: $(STAMP)
 	$(BIN)/python -m optedu.choosing.runner --quick $(EXPERIMENTS_ARGS)
+
+## experiments-folklore: the chapter "The folklore, tested": warmup against none at several rates
+## on every base workload, and the best rate per batch size (equal epochs): 840 runs on one
+## worker, about 15 minutes on a shared 2-core machine; appends to experiments/folklore.jsonl
+## and resumes where it stopped.
+experiments-folklore: $(STAMP)
+	$(BIN)/python -m optedu.choosing.folklore
+
+## experiments-sweeps: one or two hyperparameters on a fixed grid, the others at their defaults
+## (optedu.choosing.sweeps): the learning rate of ten optimizers on the five base workloads, and
+## the learning rate against the weight decay; experiments/sweeps.jsonl, resumable
+experiments-sweeps: $(STAMP)
+	$(BIN)/python -m optedu.choosing.sweeps $(EXPERIMENTS_ARGS)
+
+## experiments-lr: the chapter "Finding the learning rate in practice": the range test of eight
+## optimizers on every base workload (three seeds), and 1cycle and ReduceLROnPlateau against
+## warmup with cosine (a small rate sweep each, three seeds); one worker, experiments/lr.jsonl,
+## resumable
+experiments-lr: $(STAMP)
+	$(BIN)/python -m optedu.choosing.lr_experiments
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

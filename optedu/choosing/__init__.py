@@ -14,7 +14,15 @@
   them;
 * :mod:`.runner`: the grid (``make experiments``): both rulesets, resumable, stored in
   ``experiments/``;
-* :mod:`.results`: the stored grid read back: times to target, scores, spread over seeds.
+* :mod:`.results`: the stored grid read back: times to target, scores, spread over seeds;
+* :mod:`.sweeps`: one or two hyperparameters on a fixed grid, the others at their defaults
+  (``make experiments-sweeps``): learning-rate curves, learning rate against weight decay;
+* :mod:`.figures`: the part's tables and figures.
+* :mod:`.folklore`: warmup against none, and the best rate per batch size, on the
+  workloads (``make experiments-folklore``), for the chapter "The folklore, tested".
+* :mod:`.lr_experiments`: the learning-rate range test on every base workload, and 1cycle and
+  ReduceLROnPlateau against warmup with cosine (``make experiments-lr``), for the chapter
+  "Finding the learning rate in practice".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.instruments` (the CPU-kernel pin) and this folder.

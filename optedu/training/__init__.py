@@ -7,6 +7,7 @@
   layer-wise learning-rate decay);
 * :mod:`.muon_groups`: Muon for the hidden matrices, AdamW for the rest;
 * :mod:`.accumulation`: gradient accumulation over micro-batches;
+* :mod:`.lr_range_test`: the learning-rate range test (Smith, 2017) with fastai's suggestions;
 * :mod:`.variants`: these rules as other sources write them, for comparison.
 
 Imports: :mod:`optedu.optim` (its argument checks) and this folder only.
