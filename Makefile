@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-warmup clean
 
 setup: $(STAMP)
 
@@ -113,6 +113,19 @@ experiments-sweeps: $(STAMP)
 ## resumable
 experiments-lr: $(STAMP)
 	$(BIN)/python -m optedu.choosing.lr_experiments
+
+## experiments-warmup: the chapter "Why warmup works": the largest peak rate that trains per
+## warmup length (gradient descent, Adam, RAdam on the digits MLP, three seeds), and the
+## sharpness along runs with and without warmup; one worker, experiments/warmup.jsonl, resumable
+experiments-warmup: $(STAMP)
+	$(BIN)/python -m optedu.choosing.warmup_runs
+
+## experiments-flat: the chapter "Flat minima and sharpness-aware minimisation": SGD with
+## momentum and Adam alone, with SAM and with ASAM, on a grid of rates (five seeds) on a small
+## digits problem; sharpness, Hessian trace and test loss at the end; 550 runs on one worker,
+## about 25 minutes on a shared 2-core machine; experiments/flat.jsonl, resumable
+experiments-flat: $(STAMP)
+	$(BIN)/python -m optedu.choosing.flat_runs
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

@@ -46,6 +46,7 @@ from .optim.lamb import Lamb, lamb
 from .optim.lars import LARS, lars
 from .optim.lbfgs import LBFGS
 from .optim.lion import Lion, lion
+from .optim.sam import SAM, sam_perturbation
 from .optim.muon import Muon, muon
 from .optim.nadam import NAdam, nadam
 from .optim.optimizer import Optimizer
@@ -73,7 +74,7 @@ __all__ = [
     "sgd", "adagrad", "adagrad_sparse", "rmsprop", "adam",
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
-    "Lion", "lion", "LARS", "lars", "Lamb", "lamb",
+    "Lion", "lion", "LARS", "lars", "Lamb", "lamb", "SAM", "sam_perturbation",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
     "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",

@@ -284,4 +284,5 @@ REFERENCE_TESTS = {
     "AdamWScheduleFree": "optim/test_schedule_free.py",
     "Adam8bit": "precision/test_adam8bit.py",
     "AdamW8bit": "precision/test_adam8bit.py",
+    "SAM": "optim/test_sam.py",
 }

@@ -31,7 +31,7 @@ ALLOWED = {
     "theory": {"optim"},
     "instruments": {"optim"},
     "distributed": {"optim", "training", "precision"},
-    "choosing": {"optim", "lr_scheduler", "training", "precision", "instruments"},
+    "choosing": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments"},
     "practice": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",
                  "distributed", "choosing"},
 }

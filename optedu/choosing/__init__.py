@@ -23,7 +23,14 @@
 * :mod:`.lr_experiments`: the learning-rate range test on every base workload, and 1cycle and
   ReduceLROnPlateau against warmup with cosine (``make experiments-lr``), for the chapter
   "Finding the learning rate in practice".
+* :mod:`.warmup_runs`: the largest peak rate that trains per warmup length, and the
+  sharpness with and without warmup (``make experiments-warmup``), for the chapter "Why
+  warmup works".
+* :mod:`.flat_runs`: SGD with momentum and Adam, alone, with SAM and with ASAM, on a small
+  problem that overfits, with the sharpness at the end (``make experiments-flat``), for the
+  chapter "Flat minima and sharpness-aware minimisation".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
-:mod:`optedu.precision`, :mod:`optedu.instruments` (the CPU-kernel pin) and this folder.
+:mod:`optedu.precision`, :mod:`optedu.theory` (the curvature tools), :mod:`optedu.instruments`
+(the CPU-kernel pin) and this folder.
 """

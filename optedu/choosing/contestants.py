@@ -341,6 +341,9 @@ EXCLUDED = {
     "Adam8bit": "Adam's rule with quantised state: its loss curve matches Adam's (chapter "
                 "'Optimizer memory'); it would compete as Adam does",
     "AdamW8bit": "AdamW's rule with quantised state, as Adam8bit",
+    "SAM": "a wrapper that doubles any contestant's gradients a step, for generalisation "
+           "rather than speed; chapter 'Flat minima and sharpness-aware minimisation' "
+           "compares it with its base at equal steps and equal gradients",
 }
 
 

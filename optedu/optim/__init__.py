@@ -7,7 +7,7 @@
   :mod:`.sgd`, :mod:`.adagrad`, :mod:`.rmsprop`, :mod:`.adam` (Adam and AdamW), :mod:`.adadelta`,
   :mod:`.adamax`, :mod:`.nadam`, :mod:`.radam`, :mod:`.sparse_adam`, :mod:`.adafactor`,
   :mod:`.muon`, :mod:`.lion`, :mod:`.lars`, :mod:`.lamb`, :mod:`.schedule_free`, :mod:`.rprop`,
-  :mod:`.asgd`, :mod:`.lbfgs`;
+  :mod:`.asgd`, :mod:`.lbfgs`; :mod:`.sam` (SAM and ASAM, around any of them);
 * :mod:`.foreach`: the multi-tensor path of SGD and Adam/AdamW (``foreach=True``), tested equal
   to the one-tensor functions;
 * :mod:`.variants`: rules as other frameworks, papers or sources write them, for comparison.

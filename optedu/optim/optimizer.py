@@ -188,7 +188,7 @@ class Optimizer(torch.optim.Optimizer):
             states = []
             for param in params:
                 state = self.state.get(param)
-                states.append(self.init_state(param, group) if state is None else state)
+                states.append(self.init_state(param, group) if not state else state)
             self.update_group(params, [param.grad for param in params], states, group)
             for param, state in zip(params, states):
                 # like torch.optim, keep no entry for a rule without state

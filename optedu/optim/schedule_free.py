@@ -138,7 +138,7 @@ class _ScheduleFree(Optimizer):
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not "
                                        "support sparse gradients")
-                if p not in self.state:
+                if not self.state.get(p):
                     self.state[p] = self.init_state(p, group)
                 self.update(p, p.grad, self.state[p], group)
             del group["_step"]

@@ -186,6 +186,8 @@ def measure(name: str, shapes: Sequence[Sequence[int]] = SHAPES,
     if name in ("Muon", "SparseAdam"):
         shapes = shapes[:1]
     settings = {**SETTINGS.get(name, {}), **settings}
+    if isinstance(settings.get("base_optimizer"), str):   # SAM's base, by name
+        settings["base_optimizer"] = optimizer_classes()[settings["base_optimizer"]]
     opt = stepped(cls, tuple(tuple(s) for s in shapes), **settings)
     elements = sum(p.numel() for g in opt.param_groups for p in g["params"])
     return Measured(state_bytes(opt), predicted_state_bytes(opt), elements,

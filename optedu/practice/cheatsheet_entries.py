@@ -180,6 +180,14 @@ ENTRIES: dict[str, Entry] = {
         "BatchNorm's running statistics are collected at y: after eval(), "
         "recompute them at x with a few forward passes.",
         "schedule_free", "BatchNorm: statistics collected at the wrong point"),
+    "SAM": Entry(
+        r"\hat\epsilon=\rho\frac{g_t}{\|g_t\|},\ \theta_t=\mathrm{base}"
+        r"\big(\theta_{t-1},\nabla L(\theta_{t-1}+\hat\epsilon)\big)",
+        "Wraps any optimizer to prefer minima whose whole ρ-ball is low: "
+        "for generalisation, when data is short.",
+        "Two gradients a step: at equal steps it costs twice the compute, "
+        "so compare it with its base at equal gradient evaluations too.",
+        "flat_minima", "The experiment: SAM, ASAM and their bases, tuned alike"),
     "Adafactor": Entry(
         r"\hat V_t=\frac{r_tc_t}{\bar r_t},\ U_t=\frac{G_t}{\sqrt{\hat V_t}},"
         r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\frac{\alpha_t U_t}"
@@ -275,6 +283,8 @@ LINEAGE: dict[str, tuple[str, str]] = {
              "direction, for very large batches."),
     "Lion": ("AdamW", "Steps by the sign of an interpolated momentum: one "
              "buffer, and every coordinate's step is ±η before decay."),
+    "SAM": ("SGD", "Steps its base optimizer with the gradient taken ρ "
+            "uphill of the weights: two gradients a step, flatter minima."),
     "LBFGS": ("", "Quasi-Newton: an inverse Hessian built from the last "
               "few pairs of step and gradient differences."),
 }
@@ -326,6 +336,9 @@ SHAPES: tuple[tuple[int, ...], ...] = ((512, 256), (512,))
 SETTINGS: dict[str, dict[str, Any]] = {
     "LARS": {"lr": 1e-3}, "Lamb": {"lr": 1e-3},
     "LBFGS": {"history_size": 3, "max_iter": 9},
+    # SAM holds its base's state: measured around SGD with momentum, the
+    # paper's base (the name resolves to optedu's class)
+    "SAM": {"base_optimizer": "SGD", "lr": 0.1, "momentum": 0.9},
 }
 # The switches that add state, measured as a second configuration.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -345,4 +358,5 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "AdamWScheduleFree": ("schedulefree", "AdamWScheduleFree"),
     "Adam8bit": ("bitsandbytes.optim", "Adam8bit"),
     "AdamW8bit": ("bitsandbytes.optim", "AdamW8bit"),
+    "SAM": ("pytorch_optimizer", "SAM"),
 }

@@ -143,6 +143,18 @@ def _adam8bit(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return layout
 
 
+def _sam(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """SAM between steps holds its base optimizer's state (``old_p``, one
+    copy of the weights, lives only inside ``step``): ``base_optimizer`` names
+    the base (a class or its name; default ``"SGD"``, the paper's)."""
+    base = group.get("base_optimizer", "SGD")
+    base = base if isinstance(base, str) else base.__name__
+    if base not in STATE_LAYOUTS or base == "SAM":
+        raise invalid("base_optimizer", repr(base),
+                      "an optimizer named in STATE_LAYOUTS")
+    return STATE_LAYOUTS[base](shape, group)
+
+
 def _fixed(maker: Callable[..., Layout],
            *names: str) -> Callable[[Shape, Any], Layout]:
     return lambda shape, group: maker(shape, *names)
@@ -173,6 +185,7 @@ STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "AdamWScheduleFree": _fixed(_buffers, "z", "exp_avg_sq"),
     "Adam8bit": _adam8bit,
     "AdamW8bit": _adam8bit,
+    "SAM": _sam,
 }
 
 
@@ -248,6 +261,9 @@ def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
     ``history_size``, the steady state).
     """
     name = type(optimizer).__name__
+    if name == "SAM":   # between steps, its base's state (the groups are shared)
+        return predicted_state_bytes(optimizer.base_optimizer,  # type: ignore[attr-defined]
+                                     lbfgs_pairs=lbfgs_pairs)
     total: dict[str, int] = defaultdict(int)
     if name == "LBFGS":
         group = optimizer.param_groups[0]
@@ -278,7 +294,8 @@ def stepped(cls: type[torch.optim.Optimizer],
     Each class is built as it must be: L-BFGS steps with a closure (one
     ``step()`` runs ``max_iter`` iterations); SparseAdam updates an
     embedding table of ``shapes[0]`` from a sparse gradient (rows 0, 1, 3);
-    Muon takes matrices only (pass 2-D shapes).
+    Muon takes matrices only (pass 2-D shapes); SAM takes its second
+    gradient through the closure.
     """
     gen = torch.Generator().manual_seed(seed)
     if cls.__name__ == "SparseAdam":
@@ -300,7 +317,7 @@ def stepped(cls: type[torch.optim.Optimizer],
         return loss
 
     closure()
-    if cls.__name__ == "LBFGS":
+    if cls.__name__ in ("LBFGS", "SAM"):
         optimizer.step(closure)
     else:
         optimizer.step()

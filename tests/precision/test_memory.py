@@ -111,6 +111,9 @@ SETTINGS = {
     # 8-bit state: the 24-element tensor is quantised in 3 blocks, the others stay float32
     "Adam8bit": [dict(block_size=8, min_8bit_size=16)],
     "AdamW8bit": [dict(block_size=8, min_8bit_size=16)],
+    # between steps SAM holds its base's state; the base is named by class
+    "SAM": [dict(base_optimizer=optedu.SGD, lr=0.1, momentum=0.9),
+            dict(base_optimizer=optedu.AdamW, amsgrad=True)],
 }
 
 
@@ -153,7 +156,8 @@ except ImportError:  # pragma: no cover
 EXTRA = ([(_adam8bit, ["Adam8bit", "AdamW8bit"])]
          if _adam8bit is not None and "Adam8bit" not in optedu.__all__ else [])
 ALL_CASES = _cases([(optedu, optedu_classes()), (torch.optim, torch_classes()), *EXTRA])
-QUICK_CASES = [c for c in ALL_CASES if c[0] is optedu and c[1] in ("Adam", "Adafactor", "SGD")]
+QUICK_CASES = [c for c in ALL_CASES
+               if c[0] is optedu and c[1] in ("Adam", "Adafactor", "SGD", "SAM")]
 
 
 @pytest.mark.parametrize(("lib", "name", "kwargs"), ALL_CASES if FULL else QUICK_CASES,
@@ -201,6 +205,18 @@ def test_per_element_bytes():
 ])
 def test_state_per_element_table(name, settings, expected):
     assert state_per_element(name, (1024, 1024), **settings) == expected
+
+
+def test_sam_layout_is_its_base_s():
+    """SAM keeps its base's state between steps: the base named by class or by name, SGD
+    (stateless without momentum) when none is named; SAM around SAM is refused."""
+    assert state_layout("SAM", (3, 2), base_optimizer="AdamW", amsgrad=True) == \
+        state_layout("AdamW", (3, 2), amsgrad=True)
+    assert state_layout("SAM", (3, 2), base_optimizer=optedu.SGD, momentum=0.9) == \
+        {"momentum_buffer": ((3, 2), "param")}
+    assert state_layout("SAM", (3, 2)) == {}
+    with pytest.raises(ValueError, match="Invalid base_optimizer value: 'SAM'"):
+        state_layout("SAM", (3, 2), base_optimizer="SAM")
 
 
 def test_state_layout_rejects_unknown_names():
