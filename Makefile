@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-warmup clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup clean
 
 setup: $(STAMP)
 
@@ -126,6 +126,13 @@ experiments-warmup: $(STAMP)
 ## about 25 minutes on a shared 2-core machine; experiments/flat.jsonl, resumable
 experiments-flat: $(STAMP)
 	$(BIN)/python -m optedu.choosing.flat_runs
+
+## experiments-lrfree: the chapter "Learning-rate-free optimizers": D-Adaptation, Prodigy, DoG
+## and LDoG against AdamW and schedule-free AdamW tuned over six rates (five seeds) on a small
+## digits network; schedules, bias correction and the initial estimate d0 over six orders of
+## magnitude; 245 runs on one worker, about 6 minutes; experiments/lrfree.jsonl, resumable
+experiments-lrfree: $(STAMP)
+	$(BIN)/python -m optedu.choosing.lrfree_runs
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

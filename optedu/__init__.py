@@ -47,6 +47,10 @@ from .optim.lars import LARS, lars
 from .optim.lbfgs import LBFGS
 from .optim.lion import Lion, lion
 from .optim.sam import SAM, sam_perturbation
+from .optim.dadapt_sgd import DAdaptSGD
+from .optim.dadapt_adam import DAdaptAdam
+from .optim.prodigy import Prodigy
+from .optim.dog import DoG, LDoG
 from .optim.muon import Muon, muon
 from .optim.nadam import NAdam, nadam
 from .optim.optimizer import Optimizer
@@ -75,6 +79,7 @@ __all__ = [
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb", "SAM", "sam_perturbation",
+    "DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
     "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",

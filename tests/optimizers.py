@@ -285,4 +285,9 @@ REFERENCE_TESTS = {
     "Adam8bit": "precision/test_adam8bit.py",
     "AdamW8bit": "precision/test_adam8bit.py",
     "SAM": "optim/test_sam.py",
+    "DAdaptSGD": "optim/test_dadapt.py",
+    "DAdaptAdam": "optim/test_dadapt.py",
+    "Prodigy": "optim/test_prodigy.py",
+    "DoG": "optim/test_dog.py",
+    "LDoG": "optim/test_dog.py",
 }

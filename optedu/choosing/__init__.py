@@ -29,6 +29,9 @@
 * :mod:`.flat_runs`: SGD with momentum and Adam, alone, with SAM and with ASAM, on a small
   problem that overfits, with the sharpness at the end (``make experiments-flat``), for the
   chapter "Flat minima and sharpness-aware minimisation".
+* :mod:`.lrfree_runs`: D-Adaptation, Prodigy and DoG against AdamW and schedule-free AdamW
+  tuned over a grid of rates, with schedules and the initial estimate swept (``make
+  experiments-lrfree``), for the chapter "Learning-rate-free optimizers".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.theory` (the curvature tools), :mod:`optedu.instruments`

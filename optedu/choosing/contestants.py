@@ -344,6 +344,10 @@ EXCLUDED = {
     "SAM": "a wrapper that doubles any contestant's gradients a step, for generalisation "
            "rather than speed; chapter 'Flat minima and sharpness-aware minimisation' "
            "compares it with its base at equal steps and equal gradients",
+    **{name: "learning-rate-free (self-tuning), added after the grid was run; chapter "
+             "'Learning-rate-free optimizers' compares it with AdamW tuned over a grid and "
+             "schedule-free AdamW"
+       for name in ("DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG")},
 }
 
 

@@ -8,6 +8,8 @@
   :mod:`.adamax`, :mod:`.nadam`, :mod:`.radam`, :mod:`.sparse_adam`, :mod:`.adafactor`,
   :mod:`.muon`, :mod:`.lion`, :mod:`.lars`, :mod:`.lamb`, :mod:`.schedule_free`, :mod:`.rprop`,
   :mod:`.asgd`, :mod:`.lbfgs`; :mod:`.sam` (SAM and ASAM, around any of them);
+  the learning-rate-free :mod:`.dadapt_sgd`, :mod:`.dadapt_adam`, :mod:`.prodigy`,
+  :mod:`.dog` (DoG and LDoG);
 * :mod:`.foreach`: the multi-tensor path of SGD and Adam/AdamW (``foreach=True``), tested equal
   to the one-tensor functions;
 * :mod:`.variants`: rules as other frameworks, papers or sources write them, for comparison.

@@ -188,6 +188,49 @@ ENTRIES: dict[str, Entry] = {
         "Two gradients a step: at equal steps it costs twice the compute, "
         "so compare it with its base at equal gradient evaluations too.",
         "flat_minima", "The experiment: SAM, ASAM and their bases, tuned alike"),
+    "DAdaptSGD": Entry(
+        r"\lambda_k=\frac{d_k}{\|g_0\|},\ s_{k+1}=s_k+\lambda_kg_k,\ d_{k+1}="
+        r"\max\big(d_k,\frac{2\sum_i\lambda_i\langle g_i,s_i\rangle}{\|s_{k+1}\|}"
+        r"\big),\ x_{k+1}=x_0-s_{k+1}",
+        "SGD without a learning rate: the step grows from d0 as the run "
+        "estimates its distance to a solution.",
+        "The package's estimate is twice the ratio the lower bound proves, "
+        "so d can pass D; on the book's MLP with momentum 0.9 it never trained.",
+        "lr_free", "A lower bound on $D$ from the gradients"),
+    "DAdaptAdam": Entry(
+        r"\text{Adam with }\eta_k=d_k,\ d_{k+1}=\max(d_k,\hat d_{k+1}),\ "
+        r"\hat d_{k+1}=\frac{r_{k+1}}{(1-\sqrt{\beta_2})\|s_{k+1}\|_1},\ "
+        r"s\text{: an EMA of }d_kg_k",
+        "Adam(W) without a learning rate (decouple=True for AdamW's decay); "
+        "lr stays 1 and scales d.",
+        "use_bias_correction defaults to False: the early steps, several times "
+        "the rate, inflate d and some seeds never train. Set it True.",
+        "lr_free", "Why D-Adaptation overshot: the first steps"),
+    "Prodigy": Entry(
+        r"\text{Adam }\eta_t=d_t,\ d_{t+1}=\max(d_t,\hat d),\ \hat d="
+        r"\frac{\sum_i\lambda_i\langle g_i,x_0-x_i\rangle}{\|\sum_i\lambda_ig_i"
+        r"\|_1},\ \lambda_i\propto\beta_3^{t-i}d_i^2",
+        "Adam(W) without a learning rate: D-Adaptation's estimate, gradients "
+        "weighted by d²; pair it with a cosine decay.",
+        "use_bias_correction defaults to False, so the early steps run several "
+        "times d·lr; it trailed tuned AdamW here until corrected.",
+        "lr_free", "On a network, against tuned AdamW"),
+    "DoG": Entry(
+        r"\eta_t=c\frac{\max(r_\epsilon,\max_{i\le t}\|x_i-x_0\|)}"
+        r"{\sqrt{\epsilon+\sum_{i\le t}\|g_i\|^2}},\ x_{t+1}=x_t-\eta_tg_t",
+        "SGD whose step is the distance travelled over the root of the "
+        "summed squared gradients.",
+        "rbar is the distance travelled, not a bound: it can pass D. The step "
+        "never decays, so the authors pair DoG with iterate averaging.",
+        "lr_free", "Three estimators on a problem with known $D$"),
+    "LDoG": Entry(
+        r"\text{DoG per tensor: }\eta_t^{(l)}=c\frac{\bar r_t^{(l)}}"
+        r"{\sqrt{\epsilon+\sum_{i\le t}\|g_i^{(l)}\|^2}}",
+        "DoG with one step size per tensor, for layers whose gradients "
+        "differ in scale.",
+        "One estimate per tensor (rbar and eta are vectors to log), and the "
+        "copy of x₀ held in the groups is one more model in memory.",
+        "lr_free", "On a network, against tuned AdamW"),
     "Adafactor": Entry(
         r"\hat V_t=\frac{r_tc_t}{\bar r_t},\ U_t=\frac{G_t}{\sqrt{\hat V_t}},"
         r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\frac{\alpha_t U_t}"
@@ -285,6 +328,15 @@ LINEAGE: dict[str, tuple[str, str]] = {
              "buffer, and every coordinate's step is ±η before decay."),
     "SAM": ("SGD", "Steps its base optimizer with the gradient taken ρ "
             "uphill of the weights: two gradients a step, flatter minima."),
+    "DAdaptSGD": ("SGD", "Replaces the learning rate by d/‖g₀‖, d a growing "
+                  "lower estimate of the distance to a solution."),
+    "DoG": ("SGD", "Sets the step to the farthest distance from x₀ over the "
+            "root of the summed squared gradient norms."),
+    "LDoG": ("DoG", "DoG's step size computed per tensor."),
+    "DAdaptAdam": ("Adam", "Replaces Adam's learning rate by d, D-Adaptation's "
+                   "estimate of the distance to a solution."),
+    "Prodigy": ("DAdaptAdam", "Weights each gradient in D-Adaptation's sums by "
+                "d² and decays the sums by β₃."),
     "LBFGS": ("", "Quasi-Newton: an inverse Hessian built from the last "
               "few pairs of step and gradient differences."),
 }
@@ -359,4 +411,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "Adam8bit": ("bitsandbytes.optim", "Adam8bit"),
     "AdamW8bit": ("bitsandbytes.optim", "AdamW8bit"),
     "SAM": ("pytorch_optimizer", "SAM"),
+    "DAdaptSGD": ("dadaptation", "DAdaptSGD"),
+    "DAdaptAdam": ("dadaptation", "DAdaptAdam"),
+    "Prodigy": ("prodigyopt", "Prodigy"),
+    "DoG": ("dog", "DoG"),
+    "LDoG": ("dog", "LDoG"),
 }

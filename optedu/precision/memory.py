@@ -46,9 +46,17 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
     tensors (L-BFGS's history ``old_dirs``, ``old_stps``, ``ro``, ``al``)
     count the tensors they hold. Most optimizers create their state at the
     first ``step()``; torch's Adagrad creates it in its constructor.
+
+    State a rule keeps in its parameter groups counts too: tensors under a
+    group key that is not a constructor argument (DoG's ``init_buffer``, the
+    copy of :math:`x_0`, and its ``rbar``, ``G`` and ``eta``); a tensor
+    learning rate, an argument, does not.
     """
     total: dict[str, int] = defaultdict(int)
-    for state in optimizer.state.values():
+    group_state = [{key: value for key, value in group.items()
+                    if key != "params" and key not in optimizer.defaults}
+                   for group in optimizer.param_groups]
+    for state in [*optimizer.state.values(), *group_state]:
         for key, value in state.items():
             items = value if isinstance(value, (list, tuple)) else [value]
             for item in items:
@@ -155,6 +163,31 @@ def _sam(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return STATE_LAYOUTS[base](shape, group)
 
 
+def _dog(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """DoG keeps its state in the group: a copy of :math:`x_0` and a step
+    size per tensor (the group's ``rbar`` and ``G``, one each, are added by
+    :func:`predicted_state_bytes`)."""
+    return {"init_buffer": (shape, "param"), "eta": ((), "param_scalar")}
+
+
+def _ldog(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """LDoG: DoG's state with ``rbar`` and ``G`` per tensor."""
+    return {**_dog(shape, group), "rbar": ((), "param_scalar"),
+            "G": ((), "param_scalar")}
+
+
+def _prodigy(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """Prodigy: Adam's moments (``exp_avg`` only for β₁ > 0), and ``s`` and
+    ``p0`` over every ``slice_p``-th element, flattened (``p0`` is a scalar
+    zero for a parameter that starts all zero: not modelled here)."""
+    n = math.ceil(math.prod(shape) / group.get("slice_p", 1))
+    layout = {"s": ((n,), "param"), "p0": ((n,), "param"),
+              "exp_avg_sq": (shape, "param")}
+    if group.get("betas", (0.9, 0.999))[0] > 0:
+        layout["exp_avg"] = (shape, "param")
+    return layout
+
+
 def _fixed(maker: Callable[..., Layout],
            *names: str) -> Callable[[Shape, Any], Layout]:
     return lambda shape, group: maker(shape, *names)
@@ -186,6 +219,12 @@ STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "Adam8bit": _adam8bit,
     "AdamW8bit": _adam8bit,
     "SAM": _sam,
+    # learning-rate-free rules; DAdaptAdam's and Prodigy's ``step`` is a Python int
+    "DAdaptSGD": _fixed(_buffers, "z", "s", "x0"),
+    "DAdaptAdam": _fixed(_buffers, "s", "exp_avg", "exp_avg_sq"),
+    "Prodigy": _prodigy,
+    "DoG": _dog,
+    "LDoG": _ldog,
 }
 
 
@@ -280,6 +319,11 @@ def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
     for layout, dtype in layouts:
         for key, (shape, rule) in layout.items():
             total[key] += math.prod(shape) * _itemsize(rule, dtype)
+    if name == "DoG":   # one rbar and one G per group
+        for group in optimizer.param_groups:
+            size = _itemsize("param_scalar", group["params"][0].dtype)
+            total["rbar"] += size
+            total["G"] += size
     return dict(sorted(total.items()))
 
 

@@ -114,6 +114,11 @@ SETTINGS = {
     # between steps SAM holds its base's state; the base is named by class
     "SAM": [dict(base_optimizer=optedu.SGD, lr=0.1, momentum=0.9),
             dict(base_optimizer=optedu.AdamW, amsgrad=True)],
+    "DAdaptSGD": [{}, dict(momentum=0.9)],
+    "DAdaptAdam": [{}],
+    "Prodigy": [{}, dict(betas=(0.0, 0.99), slice_p=3)],
+    "DoG": [{}],
+    "LDoG": [{}],
 }
 
 
