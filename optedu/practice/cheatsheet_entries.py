@@ -181,7 +181,7 @@ ENTRIES: dict[str, Entry] = {
         "recompute them at x with a few forward passes.",
         "schedule_free", "BatchNorm: statistics collected at the wrong point"),
     "SAM": Entry(
-        r"\hat\epsilon=\rho\frac{g_t}{\|g_t\|},\ \theta_t=\mathrm{base}"
+        r"g=\nabla L(\theta_{t-1}),\ \hat\epsilon=\rho\frac{g}{\|g\|},\ \theta_t=\mathrm{base}"
         r"\big(\theta_{t-1},\nabla L(\theta_{t-1}+\hat\epsilon)\big)",
         "Wraps any optimizer to prefer minima whose whole ρ-ball is low: "
         "for generalisation, when data is short.",
@@ -212,8 +212,8 @@ ENTRIES: dict[str, Entry] = {
         r"\|_1},\ \lambda_i\propto\beta_3^{t-i}d_i^2",
         "Adam(W) without a learning rate: D-Adaptation's estimate, gradients "
         "weighted by d²; pair it with a cosine decay.",
-        "use_bias_correction defaults to False, so the early steps run several "
-        "times d·lr; it trailed tuned AdamW here until corrected.",
+        "use_bias_correction defaults to False: every step runs above d·lr "
+        "(several times at first). Even corrected, it trailed tuned AdamW here.",
         "lr_free", "On a network, against tuned AdamW"),
     "DoG": Entry(
         r"\eta_t=c\frac{\max(r_\epsilon,\max_{i\le t}\|x_i-x_0\|)}"
@@ -335,8 +335,8 @@ LINEAGE: dict[str, tuple[str, str]] = {
     "LDoG": ("DoG", "DoG's step size computed per tensor."),
     "DAdaptAdam": ("Adam", "Replaces Adam's learning rate by d, D-Adaptation's "
                    "estimate of the distance to a solution."),
-    "Prodigy": ("DAdaptAdam", "Weights each gradient in D-Adaptation's sums by "
-                "d² and decays the sums by β₃."),
+    "Prodigy": ("DAdaptAdam", "Weights each gradient by d² rather than d, and "
+                "measures progress by ⟨g, x₀ − x⟩."),
     "LBFGS": ("", "Quasi-Newton: an inverse Hessian built from the last "
               "few pairs of step and gradient differences."),
 }
