@@ -16,6 +16,8 @@ module                           classes
 :mod:`.composite`                :class:`SequentialLR`, :class:`ChainedScheduler`
 :mod:`.plateau`                  :class:`ReduceLROnPlateau`
 :mod:`.trace`                    :func:`trace`: the rates a scheduler gives each step
+:mod:`.wsd`                      :func:`get_wsd_schedule`: warmup-stable-decay with
+                                 ``pytorch_optimizer``'s arguments and rates
 ===============================  ===================================================
 
 The closed-form schedules (:mod:`.schedules`: warmup-cosine, WSD, ...) are pure ``lr(step)``
@@ -32,6 +34,7 @@ from .decay import ConstantLR, ExponentialLR, LinearLR, MultiStepLR, PolynomialL
 from .lambda_lr import LambdaLR, MultiplicativeLR
 from .plateau import ReduceLROnPlateau
 from .trace import Trace, trace
+from .wsd import get_wsd_schedule
 
 __all__ = [
     "LRScheduler", "ChainableLR",
@@ -42,4 +45,5 @@ __all__ = [
     "SequentialLR", "ChainedScheduler",
     "ReduceLROnPlateau",
     "Trace", "trace",
+    "get_wsd_schedule",
 ]

@@ -36,13 +36,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from optedu.optim._validation import check_integer, check_interval, check_non_negative
+from optedu.optim._validation import check_integer, check_interval, check_non_negative, invalid
 
 __all__ = [
     "linear_warmup_cosine",
     "linear_warmup_linear_decay",
     "inverse_sqrt",
     "warmup_stable_decay",
+    "decay_shape",
+    "WSD_DECAYS",
     "plot_schedules",
 ]
 
@@ -145,24 +147,45 @@ def inverse_sqrt(step: float, *, warmup_steps: int) -> float:
     return min(n / big_w, math.sqrt(big_w / n))
 
 
+WSD_DECAYS = ("linear", "cosine", "1-sqrt", "1-square")
+
+
+def decay_shape(progress: float, decay: str) -> float:
+    r"""How far a WSD decay has come down, in :math:`[0, 1]`, at ``progress`` :math:`p` in
+    :math:`[0, 1]`: :math:`p` (linear), :math:`\tfrac12(1 - \cos \pi p)` (cosine),
+    :math:`\sqrt p` (1-sqrt, Hägele et al. 2024) or :math:`p^2` (1-square)."""
+    if decay not in WSD_DECAYS:
+        raise invalid("decay", repr(decay), f"one of {', '.join(WSD_DECAYS)}")
+    if decay == "linear":
+        return progress
+    if decay == "cosine":
+        return 0.5 * (1.0 - math.cos(math.pi * progress))
+    if decay == "1-sqrt":
+        return math.sqrt(progress)
+    return progress * progress
+
+
 def warmup_stable_decay(step: float, *, warmup_steps: int, stable_steps: int,
-                        decay_steps: int, min_ratio: float = 0.0) -> float:
-    r"""Warmup, a long constant stretch at the peak, then a short linear decay
-    (WSD).
+                        decay_steps: int, min_ratio: float = 0.0,
+                        decay: str = "linear") -> float:
+    r"""Warmup, a long constant stretch at the peak, then a short decay (WSD).
 
     .. math::
 
         f(s) = \begin{cases}
             \dfrac{s+1}{w+1} & s < w \\[4pt]
             1 & w \le s < w + S \\[4pt]
-            1 - (1 - r)\min\left(1, \dfrac{s - w - S}{D}\right) & s \ge w + S
+            1 - (1 - r)\,\delta\!\left(\min\left(1, \dfrac{s - w - S}{D}\right)\right)
+                & s \ge w + S
         \end{cases}
 
     with :math:`S` = ``stable_steps``, :math:`D` = ``decay_steps``, :math:`r` =
-    ``min_ratio``. Hu et al. (2024, MiniCPM) introduce the shape: because the
-    stable phase does not depend on the training length, one run at the peak can
-    be branched into short decays at any point. They leave the decay function
-    free (their runs use an exponential); this one is linear.
+    ``min_ratio`` and :math:`\delta` the decay's shape (:func:`decay_shape`: linear, cosine,
+    1-sqrt or 1-square), which runs from 0 to 1. Hu et al. (2024, MiniCPM) introduce the
+    shape: because the stable phase does not depend on the training length, one run at the
+    peak can be branched into short decays at any point. They leave the decay function free
+    (their runs use an exponential); Hägele et al. (2024) find 1-sqrt the best of these.
+    Every shape ends exactly at ``min_ratio`` and stays there.
 
     Args:
         step: scheduler step, 0-based.
@@ -170,19 +193,22 @@ def warmup_stable_decay(step: float, *, warmup_steps: int, stable_steps: int,
         stable_steps: steps held at the peak after warmup (``>= 0``).
         decay_steps: steps from the peak down to ``min_ratio`` (``>= 1``).
         min_ratio: final multiplier, in ``[0, 1]`` (default 0).
+        decay: the decay's shape, one of ``WSD_DECAYS`` (default ``"linear"``).
     """
     check_non_negative("step", step)
     check_integer("warmup_steps", warmup_steps, 0)
     check_integer("stable_steps", stable_steps, 0)
     check_integer("decay_steps", decay_steps, 1)
     check_interval("min_ratio", min_ratio, 0, 1)
+    if decay not in WSD_DECAYS:
+        raise invalid("decay", repr(decay), f"one of {', '.join(WSD_DECAYS)}")
     if step < warmup_steps:
         return _warmup(step, warmup_steps)
     decay_start = warmup_steps + stable_steps
     if step < decay_start:
         return 1.0
-    return 1.0 - (1.0 - min_ratio) * min(1.0,
-                                         (step - decay_start) / decay_steps)
+    progress = min(1.0, (step - decay_start) / decay_steps)
+    return 1.0 - (1.0 - min_ratio) * decay_shape(progress, decay)
 
 
 def plot_schedules(schedules: Mapping[str, Sequence[float]],

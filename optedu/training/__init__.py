@@ -8,6 +8,8 @@
 * :mod:`.muon_groups`: Muon for the hidden matrices, AdamW for the rest;
 * :mod:`.accumulation`: gradient accumulation over micro-batches;
 * :mod:`.lr_range_test`: the learning-rate range test (Smith, 2017) with fastai's suggestions;
+* :mod:`.noise_scale`: the gradient noise scale :math:`B_\text{simple}` (McCandlish et al.,
+  2018) from gradient norms at two batch sizes, with its standard error;
 * :mod:`.variants`: these rules as other sources write them, for comparison.
 
 Imports: :mod:`optedu.optim` (its argument checks) and this folder only.
