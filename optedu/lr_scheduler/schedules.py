@@ -43,8 +43,6 @@ __all__ = [
     "linear_warmup_linear_decay",
     "inverse_sqrt",
     "warmup_stable_decay",
-    "decay_shape",
-    "WSD_DECAYS",
     "plot_schedules",
 ]
 

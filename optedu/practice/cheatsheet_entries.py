@@ -376,8 +376,11 @@ SCHEDULES: dict[str, str] = {
                                   r"\max(0,\tfrac{T-s}{T-w})",
     "inverse_sqrt": r"f=\min\big(\tfrac{s+1}{w+1},"
                     r"\sqrt{\tfrac{w+1}{s+1}}\big)",
-    "warmup_stable_decay": r"f=\tfrac{s+1}{w+1},\text{ then }1,\text{ then }"
-                           r"1-(1-r)\min(1,\tfrac{s-w-S}{D})",
+    "warmup_stable_decay": r"f=\tfrac{s+1}{w+1},\ \text{then }1,\ \text{then }"
+                           r"1-(1-r)\,\delta(p),\ p=\min(1,\tfrac{s-w-S}{D}),\ "
+                           r"\delta\in\{p,\tfrac{1-\cos\pi p}{2},\sqrt{p},p^2\}",
+    "get_wsd_schedule": r"f=\tfrac{s}{w},\ \text{then }1,\ \text{then }1-\delta(p)"
+                        r"\text{ (cosine: }r+(1-r)(1-\delta)\text{)},\ \text{then }r",
 }
 
 # What the measurement runs on: a float32 linear layer of 512 × 256 with
