@@ -8,6 +8,7 @@ holds the same questions, so a practice session needs neither the book nor a fol
 
     python tools/questions.py          # rewrite book/questions.md and optedu/practice/questions.json
     python tools/questions.py --check  # exit 1 if either is out of date
+    python tools/questions.py --lint [stem ...]  # questions not in the bank's shape
 """
 
 from __future__ import annotations
@@ -47,10 +48,28 @@ def bank() -> str:
     return quiz.to_json(quiz.load(ROOT / "book", stems))
 
 
+def lint(stems: list[str]) -> int:
+    """Print each question's problems (quiz.lint); 1 if any."""
+    if not stems:
+        stems = [stem for _, chapter_stems in parts() for stem in chapter_stems]
+    bad = 0
+    for q in quiz.load(ROOT / "book", stems):
+        for problem in quiz.lint(q):
+            print(f"{q.chapter} Q{q.number}: {problem}")
+            bad += 1
+    print(f"{bad} problems")
+    return 1 if bad else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, write nothing")
+    parser.add_argument("--lint", nargs="*", metavar="STEM",
+                        help="list the questions (of these chapters) not in the bank's "
+                             "shape: themes, a spoken layer, the evidence")
     args = parser.parse_args()
+    if args.lint is not None:
+        return lint(args.lint)
     page = render(PAGE.read_text(encoding="utf-8"))
     wanted = {PAGE: page, BANK: bank()}
     if args.check:

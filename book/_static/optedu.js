@@ -1,6 +1,7 @@
 /* optedu's small additions to the theme's pages; their styles are in optedu.css. Each one
    improves a page that already reads without JavaScript:
-   - interview questions get their level badge as a real element after the title's text
+   - interview questions get their level badge (with their kind and a torch-detail mark) as
+     a real element after the title's text
      (without JavaScript, optedu.css draws it as the title's ::after instead);
    - code and printed text wrap with a hanging indent: each line becomes a span whose wrapped
      continuation starts 4 columns right of the line's own indentation (the text, and so what
@@ -15,13 +16,19 @@
 
   const LEVELS = {"q-warmup": "warm-up", "q-standard": "standard", "q-deep": "deep"};
 
+  // What the badge adds after the level: the question's kind and the torch-detail mark.
+  const MARKS = {"k-scenario": "scenario", "k-choice": "choice", "k-estimate": "estimate",
+                 "torch-detail": "torch detail"};
+
   function levelBadges() {
     for (const [cls, label] of Object.entries(LEVELS)) {
       for (const title of document.querySelectorAll(`div.admonition.${cls} > .admonition-title`)) {
         if (title.querySelector(".optedu-level")) continue;
+        const box = title.parentElement.classList;
+        const marks = Object.keys(MARKS).filter(mark => box.contains(mark)).map(m => MARKS[m]);
         const badge = document.createElement("span");
         badge.className = "optedu-level";
-        badge.textContent = label;
+        badge.textContent = [label, ...marks].join(" · ");
         title.insertBefore(badge, title.querySelector("button.toggle-button"));
       }
     }

@@ -35,8 +35,33 @@ from pathlib import Path
 LEVELS = ("warm-up", "standard", "deep")
 LEVEL_CLASSES = {"q-warmup": "warm-up", "q-standard": "standard", "q-deep": "deep"}
 
-_OPEN = re.compile(r"^:::\{admonition\} Q(\d+)\. (.+)$")
+# Themes cut across chapters: a question carries one or more, as classes "t-<slug>".
+THEMES = {
+    "update-rules": "Update rules",
+    "adaptive": "Adaptive methods",
+    "schedules": "Schedules and warmup",
+    "regularisation": "Regularisation and generalisation",
+    "curvature": "Curvature and convergence",
+    "debugging": "Stability and debugging",
+    "precision": "Mixed precision and numerics",
+    "memory": "Memory",
+    "distributed": "Distributed training",
+    "performance": "Performance",
+    "large-models": "Large models",
+    "tuning": "Choosing and tuning",
+}
+# What the question asks for, as a class "k-<kind>"; a question without one explains a
+# concept. A scenario is a symptom to diagnose (a triage); a choice, a decision with its
+# trade-offs; an estimate, a number to work out at a stated scale (memory, time, traffic).
+KINDS = ("concept", "scenario", "choice", "estimate")
+DETAIL_CLASS = "torch-detail"  # one framework's or paper's convention, not general knowledge
+EVIDENCE = "**The evidence.**"  # starts the answer's second layer
+SPOKEN_SENTENCES = (3, 6)  # the spoken layer's length, in sentences
+
+_OPEN = re.compile(r"^:::\{admonition\} (?:Q(\d+)\. (.+)|(Diagnosis))$")
 _CLASS = re.compile(r"^:class: (.+)$")
+_CASE = re.compile(r"^## Case (\d+): (.+)$")
+_FOLLOWS = re.compile(r"^follows-q(\d+)$")
 _GLUE_ROLE = re.compile(r"\{glue(?::(\w+))?\}`([^`]+)`")
 _ROLE = re.compile(r"\{([\w:-]+)\}`([^`]+)`")
 _RECORD = "application/papermill.record/"
@@ -48,17 +73,58 @@ class Question:
 
     chapter: str  # the notebook's stem: "adam"
     chapter_title: str  # the notebook's first heading
-    number: int  # Q<number> in the chapter
+    number: int  # Q<number> in the chapter (a casebook case: its number)
     title: str  # the question
     level: str  # one of LEVELS
     answer: str  # MyST source, as in the chapter
     # the chapter's glued values (text/plain), by key
     glued: dict[str, str] = dataclasses.field(compare=False, repr=False)
+    themes: tuple[str, ...] = ()  # keys of THEMES
+    kind: str = "concept"  # one of KINDS
+    detail: bool = False  # a question about one framework's or paper's convention
+    follows: int | None = None  # the question (number) this one follows up
+    prompt: str = ""  # a scenario's set-up, shown before the question (MyST)
 
     @property
     def glue_keys(self) -> list[str]:
-        """The glued values the answer uses, in order."""
-        return [_split_glue(text)[0] for _, text in _GLUE_ROLE.findall(self.answer)]
+        """The glued values the prompt, title and answer use, in order."""
+        return [_split_glue(text)[0] for text in
+                (t for _, t in _GLUE_ROLE.findall(self.prompt + self.title + self.answer))]
+
+    @property
+    def spoken(self) -> str:
+        """The answer one says aloud: the answer's first layer, before "The evidence"."""
+        return self.answer.split(EVIDENCE)[0].strip()
+
+    @property
+    def evidence(self) -> str:
+        """The runs and derivations behind the spoken answer: the second layer."""
+        head, sep, tail = self.answer.partition(EVIDENCE)
+        return (sep + tail).strip() if sep else ""
+
+    @property
+    def points(self) -> list[str]:
+        """The spoken answer's sentences: the key points a self-marking sheet lists."""
+        return sentences(self.spoken)
+
+
+_MATHS = re.compile(r"\$\$.+?\$\$|\$.+?\$|`[^`]*`", re.S)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\s]+(?=[A-Z\"*(`$\d\x00])")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut into sentences: at ".", "!" or "?" followed by a space and a capital,
+    a digit, a quote, emphasis, maths or code; never inside maths or code."""
+    hidden: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        hidden.append(match.group(0))
+        return f"\x00{len(hidden) - 1}\x00"
+
+    masked = _MATHS.sub(hide, " ".join(text.split()))
+    parts = [part for part in _SENTENCE_END.split(masked) if part.strip()]
+    return [re.sub(r"\x00(\d+)\x00", lambda m: hidden[int(m.group(1))], part)
+            for part in parts]
 
 
 def _split_glue(text: str) -> tuple[str, str]:
@@ -91,40 +157,98 @@ def _glued(cells: Sequence[dict]) -> dict[str, str]:
     return values
 
 
+def _classes(where: str, line: str | None) -> dict:
+    """The level, themes, kind, detail mark and follow-up read from a ':class:' line."""
+    classes = _CLASS.match(line) if line is not None else None
+    if classes is None or "dropdown" not in classes.group(1).split():
+        raise ValueError(f"{where}: expected ':class: dropdown q-<level>'")
+    tokens = classes.group(1).split()
+    levels = [LEVEL_CLASSES[c] for c in tokens if c in LEVEL_CLASSES]
+    if len(levels) != 1:
+        raise ValueError(f"{where}: needs exactly one level class of "
+                         f"{sorted(LEVEL_CLASSES)}")
+    themes = tuple(c[2:] for c in tokens if c.startswith("t-"))
+    unknown = [t for t in themes if t not in THEMES]
+    if unknown:
+        raise ValueError(f"{where}: invalid themes {unknown} (themes: {', '.join(THEMES)})")
+    kinds = [c[2:] for c in tokens if c.startswith("k-")]
+    if len(kinds) > 1 or any(k not in KINDS[1:] for k in kinds):
+        raise ValueError(f"{where}: invalid kind classes {kinds} (at most one of "
+                         f"{', '.join('k-' + k for k in KINDS[1:])})")
+    follows = [int(m.group(1)) for m in map(_FOLLOWS.match, tokens) if m]
+    return {"level": levels[0], "themes": themes, "kind": kinds[0] if kinds else "concept",
+            "detail": DETAIL_CLASS in tokens, "follows": follows[0] if follows else None}
+
+
 def parse_notebook(path: str | Path) -> list[Question]:
-    """The interview questions of one chapter notebook, in order."""
+    """The interview questions of one chapter notebook, in order.
+
+    A question is a folded admonition titled "Q<n>. <question>"; in the casebook, a case
+    ("## Case <n>: <title>") is a scenario whose question is its set-up (the Markdown between
+    the heading and its "Diagnosis" admonition) and whose answer is the diagnosis.
+    """
     path = Path(path)
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     title, glued = _title(cells), _glued(cells)
     questions = []
+    case: tuple[int, str] | None = None
+    setup: list[str] = []
     for cell in cells:
         if cell["cell_type"] != "markdown":
             continue
         lines = "".join(cell["source"]).splitlines()
         i = 0
         while i < len(lines):
-            opened = _OPEN.match(lines[i])
-            if not opened:
+            heading = _CASE.match(lines[i])
+            if heading:
+                case, setup = (int(heading.group(1)), heading.group(2).strip()), []
                 i += 1
                 continue
-            number, question = int(opened.group(1)), opened.group(2).strip()
-            classes = _CLASS.match(lines[i + 1]) if i + 1 < len(lines) else None
+            opened = _OPEN.match(lines[i])
+            if not opened:
+                if case is not None:
+                    setup.append(lines[i])
+                i += 1
+                continue
+            if opened.group(3):  # a casebook diagnosis
+                if case is None:
+                    raise ValueError(f"{path.name}: a Diagnosis outside a '## Case <n>:'")
+                number, question = case[0], f"Case {case[0]}: {case[1]}"
+                prompt = "\n".join(setup).strip()
+            else:
+                number, question = int(opened.group(1)), opened.group(2).strip()
+                prompt = ""
             where = f"{path.name}, Q{number}"
-            if classes is None or "dropdown" not in classes.group(1).split():
-                raise ValueError(f"{where}: expected ':class: dropdown q-<level>'")
-            levels = [LEVEL_CLASSES[c] for c in classes.group(1).split()
-                      if c in LEVEL_CLASSES]
-            if len(levels) != 1:
-                raise ValueError(f"{where}: needs exactly one level class of "
-                                 f"{sorted(LEVEL_CLASSES)}")
+            marks = _classes(where, lines[i + 1] if i + 1 < len(lines) else None)
             end = next((j for j in range(i + 2, len(lines)) if lines[j] == ":::"), None)
             if end is None:
                 raise ValueError(f"{where}: no closing ':::'")
             answer = "\n".join(lines[i + 2:end]).strip()
-            questions.append(Question(path.stem, title, number, question, levels[0],
-                                      answer, glued))
+            questions.append(Question(path.stem, title, number, question, marks["level"],
+                                      answer, glued, marks["themes"], marks["kind"],
+                                      marks["detail"], marks["follows"], prompt))
+            case, setup = None, []
             i = end + 1
     return questions
+
+
+def lint(question: Question) -> list[str]:
+    """What keeps a question from the bank's shape: themes, a spoken layer of 3 to 6
+    sentences with no number glued from a run, then the evidence."""
+    problems = []
+    if not question.themes:
+        problems.append("no theme (a class t-<theme>)")
+    if EVIDENCE not in question.answer:
+        problems.append(f"no evidence layer (a paragraph starting {EVIDENCE})")
+    low, high = SPOKEN_SENTENCES
+    n = len(question.points)
+    if not low <= n <= high:
+        problems.append(f"the spoken answer has {n} sentences, not {low} to {high}")
+    if _GLUE_ROLE.search(question.spoken):
+        problems.append("the spoken answer glues a number from a run (move it to the evidence)")
+    if question.follows is not None and question.follows >= question.number:
+        problems.append(f"follows Q{question.follows}, which does not come before it")
+    return problems
 
 
 BANK = "questions.json"  # the packaged questions, beside this module
@@ -176,19 +300,45 @@ def _packaged(chapters: Iterable[str] | None) -> list[Question]:
     return [q for stem in chapters for q in by_chapter[stem]]
 
 
+def theme_of(words: str) -> str:
+    """The theme named by ``words``: its key ("precision") or words of its title ("mixed
+    precision")."""
+    words = " ".join(words.lower().replace("-", " ").split())
+    if words.replace(" ", "-") in THEMES:
+        return words.replace(" ", "-")
+    found = [key for key, title in THEMES.items() if words and words in title.lower()]
+    if len(found) != 1:
+        why = "matches " + ", ".join(found) if found else "no theme"
+        raise ValueError(f"Invalid theme: {words!r} ({why}; themes: {', '.join(THEMES)})")
+    return found[0]
+
+
 def select(questions: Sequence[Question], topic: str | None = None,
-           level: str | None = None) -> list[Question]:
-    """The questions of a topic (a chapter's stem, or words of its title) and/or a level."""
+           level: str | None = None, theme: str | None = None, details: bool = True,
+           kind: str | None = None) -> list[Question]:
+    """The questions of a topic (a chapter's stem, or words of its title), a level, a theme
+    (:func:`theme_of`) and a kind; ``details=False`` leaves out the questions about one
+    framework's conventions (:data:`DETAIL_CLASS`)."""
     if level is not None and level not in LEVELS:
         raise ValueError(f"Invalid level: {level!r} (expected one of {LEVELS})")
-    chosen = [q for q in questions if level is None or q.level == level]
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"Invalid kind: {kind!r} (expected one of {KINDS})")
+    key = theme_of(theme) if theme is not None else None
+    chosen = [q for q in questions
+              if (level is None or q.level == level) and (details or not q.detail)
+              and (key is None or key in q.themes) and (kind is None or q.kind == kind)]
     if topic is not None:
         words = topic.lower()
         chosen = [q for q in chosen
                   if q.chapter == words or words in q.chapter_title.lower()]
-        if not chosen:
+        if not chosen and not any(q.chapter == words or words in q.chapter_title.lower()
+                                  for q in questions):
             topics = sorted({q.chapter for q in questions})
-            raise ValueError(f"Invalid topic: {topic!r} (no questions; topics: "
+            try:
+                hint = f"; for the theme, theme={theme_of(topic)!r}"
+            except ValueError:
+                hint = ""
+            raise ValueError(f"Invalid topic: {topic!r} (no questions{hint}; topics: "
                              f"{', '.join(topics)})")
     return chosen
 
@@ -233,8 +383,31 @@ def to_markdown(question: Question, text: str | None = None) -> str:
     return _ROLE.sub(words, text)
 
 
+def label(question: Question) -> str:
+    """The bank page's target name for a question: ``q-sparse-adam-3``."""
+    return f"q-{question.chapter.replace('_', '-')}-{question.number}"
+
+
+def name(question: Question) -> str:
+    """How the question is called: "Q3", or "Case 8" for a casebook case."""
+    return question.title.split(":")[0] if question.prompt else f"Q{question.number}"
+
+
+def _classes_of(question: Question) -> str:
+    level = next(c for c, name in LEVEL_CLASSES.items() if name == question.level)
+    tokens = ["dropdown", level, *(f"t-{t}" for t in question.themes)]
+    if question.kind != "concept":
+        tokens.append(f"k-{question.kind}")
+    if question.detail:
+        tokens.append(DETAIL_CLASS)
+    if question.follows is not None:
+        tokens.append(f"follows-q{question.follows}")
+    return " ".join(tokens)
+
+
 def to_bank(question: Question) -> str:
-    """The question as a folded admonition for the bank page, its glue read from its chapter."""
+    """The question as a folded admonition for the bank page, its glue read from its chapter;
+    a casebook case as its set-up, then its folded diagnosis."""
     def cross(match: re.Match) -> str:
         kind, text = match.groups()
         # MyST-NB reads a trailing ":spec" off a text role before the "path::" prefix, so
@@ -246,11 +419,17 @@ def to_bank(question: Question) -> str:
         return f"{{{role}}}`{question.chapter}.ipynb::{key}`"
 
     answer = _GLUE_ROLE.sub(cross, question.answer)
-    level = next(c for c, name in LEVEL_CLASSES.items() if name == question.level)
-    return (f":::{{admonition}} Q{question.number}. {question.title}\n"
-            f":class: dropdown {level}\n\n{answer}\n\n"
-            f"*From [{question.chapter_title}]({question.chapter}.ipynb), "
-            f"question {question.number}.*\n:::")
+    source = (f"*From [{question.chapter_title}]({question.chapter}.ipynb), "
+              f"{'case' if question.prompt else 'question'} {question.number}.*")
+    heading = f"Q{question.number}. {_GLUE_ROLE.sub(cross, question.title)}"
+    before = ""
+    if question.follows is not None:
+        before = f"*Follow-up to Q{question.follows}.*\n\n"
+    if question.prompt:
+        before = (f"**{question.title}.** {_GLUE_ROLE.sub(cross, question.prompt)}\n\n")
+        heading = "Diagnosis"
+    return (f"{before}:::{{admonition}} {heading}\n:class: {_classes_of(question)}\n"
+            f":name: {label(question)}\n\n{answer}\n\n{source}\n:::")
 
 
 def counts(questions: Sequence[Question]) -> dict[str, dict[str, int]]:
@@ -262,47 +441,85 @@ def counts(questions: Sequence[Question]) -> dict[str, dict[str, int]]:
     return table
 
 
+def _level_row(first: str, questions: Sequence[Question], bold: bool = False) -> str:
+    cells = [sum(q.level == level for q in questions) for level in LEVELS]
+    cells.append(len(questions))
+    shown = [f"**{c}**" if bold else str(c) for c in cells]
+    return f"| {first} | " + " | ".join(shown) + " |"
+
+
+def _link_text(question: Question) -> str:
+    """A question's title as plain text for a link (maths in Unicode)."""
+    text = to_text(to_markdown(question, question.title))
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def render_themes(questions: Sequence[Question]) -> str:
+    """The bank by theme: a count per theme and level, the kinds, then each theme's questions
+    as a folded list of links to them."""
+    header = "| theme | warm-up | standard | deep | all |\n|:--|--:|--:|--:|--:|"
+    rows, folds = [], []
+    for key, title in THEMES.items():
+        mine = [q for q in questions if key in q.themes]
+        rows.append(_level_row(f"[{title}](#theme-{key})", mine))
+        links = "\n".join(f"- {{ref}}`{q.chapter_title}, {name(q)} <{label(q)}>`: "
+                          f"{_link_text(q)}" + (" *(torch detail)*" if q.detail else "")
+                          for q in mine)
+        folds.append(f"(theme-{key})=\n:::{{admonition}} {title}: {len(mine)} questions\n"
+                     f":class: dropdown\n\n{links}\n:::")
+    rows.append(_level_row("**all**", questions, bold=True))
+    kinds = ("| kind | questions |\n|:--|--:|\n" + "\n".join(
+        f"| {kind} | {sum(q.kind == kind for q in questions)} |" for kind in KINDS)
+        + f"\n| torch detail | {sum(q.detail for q in questions)} |"
+        + f"\n| follow-up | {sum(q.follows is not None for q in questions)} |")
+    return "\n\n".join(["\n".join([header, *rows]), kinds, *folds])
+
+
 def render_bank(parts: Sequence[tuple[str, Sequence[str]]], book: str | Path) -> str:
-    """The question bank (MyST): a count per topic and level, then every chapter's
-    questions under its part's heading. ``parts`` are (caption, chapter stems)."""
-    sections, rows = [], []
-    total = dict.fromkeys(LEVELS, 0)
+    """The question bank (MyST): a count per topic and level, the bank by theme
+    (:func:`render_themes`), then every chapter's questions under its part's heading.
+    ``parts`` are (caption, chapter stems)."""
+    sections, rows, everything = [], [], []
     for caption, stems in parts:
         questions = load(book, stems)
         if not questions:
             continue
+        everything.extend(questions)
         sections.append(f"## {caption}")
         for stem in stems:
             chapter = [q for q in questions if q.chapter == stem]
             if not chapter:
                 continue
             title = chapter[0].chapter_title
-            row = counts(chapter)[stem]
-            for level in LEVELS:
-                total[level] += row[level]
-            rows.append(f"| [{title}]({stem}.ipynb) | "
-                        + " | ".join(str(row[level]) for level in LEVELS)
-                        + f" | {len(chapter)} |")
+            rows.append(_level_row(f"[{title}]({stem}.ipynb)", chapter))
             sections.append(f"### {title}")
             sections.extend(to_bank(q) for q in chapter)
     header = ("| topic | warm-up | standard | deep | all |\n"
               "|:--|--:|--:|--:|--:|")
-    rows.append("| **all** | " + " | ".join(f"**{total[level]}**" for level in LEVELS)
-                + f" | **{sum(total.values())}** |")
+    rows.append(_level_row("**all**", everything, bold=True))
     table = "\n".join([header, *rows])
-    return "\n\n".join([table, *sections]) + "\n"
+    by_theme = "## By theme\n\n" + render_themes(everything)
+    return "\n\n".join(["## By chapter", table, by_theme, *sections]) + "\n"
 
 
 class Quiz:
-    """Draw interview questions at random (by topic and level) and reveal their answers.
+    """Draw interview questions at random and reveal their answers.
 
-    ``Quiz(topic="adam", level="standard", seed=0)``; ``ask()`` shows the next question,
-    ``reveal()`` its answer. Every question is drawn once before any repeats.
+    ``Quiz(topic="adam", level="standard", theme=None, details=True, kind=None, seed=0)``
+    (filters as :func:`select`); ``ask()`` shows the next question, ``reveal()`` its answer.
+    Every question is drawn once before any repeats. :meth:`mock` builds a mock interview.
     """
 
     def __init__(self, topic: str | None = None, level: str | None = None,
-                 seed: int | None = None, book: str | Path | None = None) -> None:
-        self.questions = select(load(book), topic, level)
+                 seed: int | None = None, book: str | Path | None = None, *,
+                 theme: str | None = None, details: bool = True,
+                 kind: str | None = None) -> None:
+        self.bank = load(book)
+        self.questions = select(self.bank, topic, level, theme, details, kind)
+        if not self.questions:
+            raise ValueError("No question matches these filters: "
+                             f"topic={topic!r}, level={level!r}, theme={theme!r}, "
+                             f"details={details!r}, kind={kind!r}")
         self._rng = random.Random(seed)
         self._queue: list[Question] = []
         self.current: Question | None = None
@@ -320,7 +537,7 @@ class Quiz:
     def ask(self) -> Question:
         """Draw the next question and show it."""
         q = self.next()
-        _show(f"**{q.chapter_title} · {q.level} · Q{q.number}.** {_title_text(q)}")
+        _show(question_text(q, self.bank))
         return q
 
     def reveal(self) -> str:
@@ -328,6 +545,174 @@ class Quiz:
         if self.current is None:
             raise RuntimeError("no question asked yet: call ask() first")
         text = to_markdown(self.current)
+        _show(text)
+        return text
+
+    @classmethod
+    def mock(cls, minutes: int = 30, theme: str | None = None, seed: int | None = None,
+             details: bool = False, book: str | Path | None = None) -> Mock:
+        """A mock interview of about ``minutes``: a balanced set of main questions (levels
+        in turn, the least asked themes and kinds first), each followed by a follow-up;
+        torch details left out unless ``details``. See :class:`Mock`."""
+        return Mock(load(book), minutes, theme, seed, details)
+
+
+def question_text(q: Question, bank: Sequence[Question] = ()) -> str:
+    """A question as the quiz shows it: where it is from, its level, a follow-up's parent
+    question, a scenario's set-up, then the question."""
+    head = f"**{q.chapter_title} · {q.level} · {name(q)}.**"
+    if q.prompt:
+        return f"{head} {_title_text(q)}\n\n{to_markdown(q, q.prompt)}"
+    parent = next((p for p in bank if p.chapter == q.chapter and p.number == q.follows),
+                  None)
+    context = f"*(Following Q{q.follows}: {_title_text(parent)})*\n\n" if parent else ""
+    return f"{context}{head} {_title_text(q)}"
+
+
+# Minutes a candidate gets for a main question, by level, and for a follow-up.
+MOCK_MINUTES = {"warm-up": 3, "standard": 5, "deep": 7}
+FOLLOW_UP_MINUTES = 3
+_LEVEL_TURNS = ("standard", "warm-up", "deep", "standard")
+
+
+@dataclasses.dataclass(frozen=True)
+class Turn:
+    """One question of a mock interview, with its minutes; ``main`` is the main question a
+    follow-up follows (None for a main question)."""
+
+    question: Question
+    minutes: int
+    main: Question | None = None
+
+
+def _follow_up(main: Question, pool: Sequence[Question], used: set) -> Question | None:
+    """The follow-up to ``main``: its own (a question marked ``follows-q<n>``), else the
+    nearest question of its chapter sharing a theme, else one of another chapter on its
+    first theme; at its level or deeper where there is one."""
+    def fresh(q: Question) -> bool:
+        return id(q) not in used and q is not main
+
+    own = [q for q in pool if q.chapter == main.chapter and q.follows == main.number
+           and fresh(q)]
+    if own:
+        return own[0]
+    near = [q for q in pool if fresh(q) and q.follows is None and (
+        q.chapter == main.chapter and set(q.themes) & set(main.themes)
+        or main.themes and main.themes[0] in q.themes)]
+    if not near:
+        return None
+    return min(near, key=lambda q: (LEVELS.index(q.level) < LEVELS.index(main.level),
+                                    q.chapter != main.chapter,
+                                    abs(q.number - main.number), q.chapter))
+
+
+class Mock:
+    """A mock interview drawn from the bank: ``Quiz.mock(minutes=30, theme=None, seed=0)``.
+
+    Main questions take their level's minutes (:data:`MOCK_MINUTES`) and each is followed by
+    a follow-up (:data:`FOLLOW_UP_MINUTES`): its own, or a deeper question on its theme.
+    Levels come in turn (standard, warm-up, deep, standard, ...); among a level's questions
+    the draw prefers the themes and kinds asked least so far, so a session spreads over the
+    bank. ``ask()`` and ``reveal()`` go through the turns in order; ``sheet()`` shows the
+    self-marking sheet: each answer's key points (the sentences of its spoken layer).
+    """
+
+    def __init__(self, bank: Sequence[Question], minutes: int = 30,
+                 theme: str | None = None, seed: int | None = None,
+                 details: bool = False) -> None:
+        shortest = min(MOCK_MINUTES.values()) + FOLLOW_UP_MINUTES
+        if not isinstance(minutes, (int, float)) or minutes < shortest:
+            raise ValueError(f"Invalid minutes: {minutes!r} (at least {shortest}: one "
+                             "question and its follow-up)")
+        self.minutes, self.bank = minutes, list(bank)
+        pool = select(self.bank, theme=theme, details=details)
+        if not pool:
+            raise ValueError(f"No question for theme={theme!r}, details={details!r}")
+        rng = random.Random(seed)
+        mains = [q for q in pool if q.follows is None]
+        rng.shuffle(mains)
+        used: set = set()
+        theme_count: dict[str, int] = {}
+        kind_count: dict[str, int] = {}
+        self.turns: list[Turn] = []
+        left = minutes
+        for turn in range(len(mains)):
+            level = _LEVEL_TURNS[turn % len(_LEVEL_TURNS)]
+            fits = [q for q in mains if id(q) not in used
+                    and MOCK_MINUTES[q.level] + FOLLOW_UP_MINUTES <= left
+                    and _follow_up(q, pool, used | {id(q)}) is not None]
+            if not fits:
+                break
+            at_level = [q for q in fits if q.level == level] or fits
+            main = min(at_level, key=lambda q: (
+                kind_count.get(q.kind, 0),
+                min((theme_count.get(t, 0) for t in q.themes), default=0)))
+            used.add(id(main))
+            follow = _follow_up(main, pool, used)
+            used.add(id(follow))
+            for q in (main, follow):
+                kind_count[q.kind] = kind_count.get(q.kind, 0) + 1
+                for t in q.themes:
+                    theme_count[t] = theme_count.get(t, 0) + 1
+            self.turns += [Turn(main, MOCK_MINUTES[main.level]),
+                           Turn(follow, FOLLOW_UP_MINUTES, main)]
+            left -= MOCK_MINUTES[main.level] + FOLLOW_UP_MINUTES
+        self._at = -1
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    @property
+    def total_minutes(self) -> int:
+        return sum(turn.minutes for turn in self.turns)
+
+    def plan(self) -> str:
+        """The interview's shape, questions hidden: turns, levels, themes and minutes."""
+        mains = [t for t in self.turns if t.main is None]
+        themes = sorted({THEMES[k] for t in self.turns for k in t.question.themes})
+        return (f"A mock interview of {self.total_minutes} minutes: {len(mains)} main "
+                f"questions ({', '.join(t.question.level for t in mains)}), each with a "
+                f"follow-up. Themes: {', '.join(themes)}. Answer aloud, then call "
+                "reveal(); sheet() marks the whole interview.")
+
+    def _repr_markdown_(self) -> str:
+        return self.plan()
+
+    def __repr__(self) -> str:
+        return self.plan()
+
+    def ask(self) -> Question:
+        """Show the next turn's question (a follow-up says so)."""
+        if self._at + 1 >= len(self.turns):
+            raise RuntimeError("the interview is over: call sheet() to mark it")
+        self._at += 1
+        turn = self.turns[self._at]
+        where = f"Question {self._at + 1} of {len(self.turns)}, about {turn.minutes} min"
+        if turn.main is not None:
+            where += f", a follow-up to {name(turn.main)}"
+        _show(f"*{where}.*\n\n" + question_text(turn.question, self.bank))
+        return turn.question
+
+    def reveal(self) -> str:
+        """Show (and return) the answer to the question asked last."""
+        if self._at < 0:
+            raise RuntimeError("no question asked yet: call ask() first")
+        text = to_markdown(self.turns[self._at].question)
+        _show(text)
+        return text
+
+    def sheet(self) -> str:
+        """Show (and return) the self-marking sheet: for each question, the key points a
+        full answer makes (tick those you said), and where the evidence is."""
+        blocks = []
+        for i, turn in enumerate(self.turns, 1):
+            q = turn.question
+            points = "\n".join(f"- [ ] {to_markdown(q, point)}" for point in q.points)
+            blocks.append(f"**{i}. {q.chapter_title}, {name(q)}** ({q.level}, "
+                          f"{turn.minutes} min): {_title_text(q)}\n\n{points}")
+        total = sum(len(t.question.points) for t in self.turns)
+        text = ("\n\n".join(blocks) + f"\n\n**Score:** points ticked out of {total}; "
+                "re-read the evidence of every answer that scored under half.")
         _show(text)
         return text
 

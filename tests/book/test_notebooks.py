@@ -21,7 +21,8 @@ NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkp
 IDS = [p.stem for p in NOTEBOOKS]
 # The pages of the "Practice" part: not chapters (no derivation, exercises or citation of their
 # own); each has a bar of its own below.
-PRACTICE = {"casebook", "cheatsheet", "conventions"}
+PRACTICE = {"casebook", "cheatsheet", "conventions", "drill_triage", "drill_estimates",
+            "drill_choices"}
 CHAPTERS = [p for p in NOTEBOOKS if p.stem not in PRACTICE]
 GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
 OUTPUT_CALLS = {"print", "display", "glue", "show"}
@@ -167,6 +168,33 @@ def test_casebook_meets_its_bar():
     assert len(diagnoses) >= len(cases), "a case without a folded diagnosis"
     assert _figures(cells) >= len(cases), "a case without its figure"
     assert len(re.findall(r"^\s*assert ", code, re.M)) >= len(cases), "a fix nobody checked"
+
+
+DRILLS = {"drill_triage": ("scenario", 22), "drill_estimates": ("estimate", 22),
+          "drill_choices": ("choice", 20)}
+
+
+@pytest.mark.parametrize("stem", sorted(DRILLS))
+def test_drill_page_meets_its_bar(stem):
+    """A drill page: at least its number of questions of its kind, in the bank's shape (themes,
+    a spoken layer, the evidence), a third of them in follow-up chains, and its evidence
+    computed on the page (glued numbers, asserted)."""
+    from optedu.practice import quiz
+
+    path = ROOT / "book" / f"{stem}.ipynb"
+    kind, least = DRILLS[stem]
+    questions = quiz.parse_notebook(path)
+    problems = [f"Q{q.number}: {p}" for q in questions for p in quiz.lint(q)]
+    assert not problems, f"{stem}: {problems[:5]}"
+    assert sum(q.kind == kind for q in questions) >= least, f"{stem}: too few {kind} questions"
+    chained = {q.number for q in questions if q.follows is not None} | {
+        q.follows for q in questions if q.follows is not None}
+    assert len(chained) >= len(questions) / 3, f"{stem}: {len(chained)} questions in chains"
+    assert all(q.evidence.count("{glue") >= 1 for q in questions), f"{stem}: an answer " \
+        "without a number computed on the page"
+    code = "\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "code")
+    assert len(re.findall(r"^\s*assert ", code, re.M)) >= len(questions) // 2, \
+        f"{stem}: its numbers are not checked"
 
 
 @pytest.mark.skipif(not (ROOT / "book" / "cheatsheet.ipynb").exists(), reason="not written yet")

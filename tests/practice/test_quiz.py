@@ -202,3 +202,251 @@ def test_every_question_reads_as_plain_text():
             plain = quiz.to_text(text)
             left = [mark for mark in ("$", "\\", "**", "`", "{glue") if mark in plain]
             assert not left, f"{q.chapter} Q{q.number}: {left} in {plain[:200]!r}"
+
+
+# --- Themes, two layers, scenarios and the mock interview --------------------------------------
+
+DRILL = """## Interview questions
+
+:::{admonition} Q1. Why does Adam divide by the root of v?
+:class: dropdown q-standard t-adaptive t-update-rules
+
+It scales each coordinate by its own gradient size. Coordinates with small gradients get
+larger steps. The step is then about $\\eta$ in size. That makes one rate fit all layers.
+
+**The evidence.** The ratio was {glue:text}`ratio`.
+:::
+
+:::{admonition} Q2. Follow-up: and what does torch put in the denominator?
+:class: dropdown q-deep t-adaptive torch-detail follows-q1
+
+torch adds $\\epsilon$ after the square root. Keras adds it before. The difference matters
+when $v$ is tiny.
+
+**The evidence.** The two differ by {glue:text}`gap`.
+:::
+
+:::{admonition} Q3. The loss went NaN at step 500 in fp16: what do you check first?
+:class: dropdown q-standard t-debugging t-precision k-scenario
+
+Check the loss scale first. Then the gradient norm before the spike. Then the learning rate
+at that step.
+
+**The evidence.** The scale fell to {glue:text}`scale`.
+:::
+
+:::{admonition} Q4. How many bytes does Adam keep per parameter?
+:class: dropdown q-warmup t-memory k-estimate
+
+Two float32 moments: 8 bytes. With mixed precision the total is 16 bytes per parameter. That
+counts weights, gradients, master weights and moments.
+
+**The evidence.** Measured {glue:text}`bytes` bytes.
+:::
+"""
+
+CASES = """## Case 1: A flat loss
+
+An MLP with SGD. **Symptoms.** The gradient norm is {glue:text}`c1_norm` at every step.
+**What is wrong, and how would you fix it?**
+"""
+
+DIAGNOSIS = """:::{admonition} Diagnosis
+:class: dropdown q-standard k-scenario t-debugging
+
+The learning rate is too high. The first steps blow the weights up. Lower it tenfold.
+
+**The evidence.** The loss ended at {glue:text}`c1_loss`.
+:::
+"""
+
+
+@pytest.fixture
+def drill(tmp_path):
+    _notebook(tmp_path / "adam.ipynb", ["# Adam", DRILL],
+              {"ratio": "1.0", "gap": "2e-8", "scale": "1", "bytes": "16"})
+    _notebook(tmp_path / "casebook.ipynb", ["# Casebook", CASES, DIAGNOSIS],
+              {"c1_norm": "0", "c1_loss": "2.3"})
+    return tmp_path
+
+
+def test_themes_kinds_details_and_follow_ups_are_read(drill):
+    q1, q2, q3, q4 = quiz.load(drill, ["adam"])
+    assert q1.themes == ("adaptive", "update-rules") and q1.kind == "concept"
+    assert q2.detail and q2.follows == 1 and not q1.detail and q1.follows is None
+    assert (q3.kind, q4.kind) == ("scenario", "estimate")
+    assert q1.spoken.startswith("It scales") and q1.spoken.endswith("fit all layers.")
+    assert q1.evidence == "**The evidence.** The ratio was {glue:text}`ratio`."
+    assert len(q1.points) == 4 and q1.points[2] == "The step is then about $\\eta$ in size."
+    assert all(quiz.lint(q) == [] for q in (q1, q2, q3, q4))
+
+
+def test_sentences_are_cut_outside_maths_and_code():
+    text = ("Adam uses $\\beta_2 = 0.999. A$ here. It works, e.g. on LLMs. `x. Y` stays. "
+            "10 steps later it stops! Why?")
+    assert quiz.sentences(text) == ["Adam uses $\\beta_2 = 0.999. A$ here.",
+                                    "It works, e.g. on LLMs.", "`x. Y` stays.",
+                                    "10 steps later it stops!", "Why?"]
+
+
+def test_lint_names_what_is_missing(tmp_path):
+    _notebook(tmp_path / "x.ipynb", ["# X", ":::{admonition} Q1. Bare?\n"
+              ":class: dropdown q-deep follows-q2\n\nOne {glue:text}`k`.\n:::"], {"k": "1"})
+    (q,) = quiz.load(tmp_path)
+    problems = " | ".join(quiz.lint(q))
+    for expected in ("no theme", "no evidence layer", "1 sentences, not 3 to 6",
+                     "glues a number", "follows Q2"):
+        assert expected in problems
+
+
+@pytest.mark.parametrize("line, message", [
+    (":class: dropdown q-deep t-moods", r"invalid themes \['moods'\]"),
+    (":class: dropdown q-deep t-memory k-riddle", r"invalid kind classes \['riddle'\]"),
+    (":class: dropdown q-deep t-memory k-choice k-estimate", "invalid kind classes"),
+])
+def test_bad_marks_are_named(tmp_path, line, message):
+    _notebook(tmp_path / "x.ipynb", ["# X", f":::{{admonition}} Q1. Q?\n{line}\n\nA.\n:::"],
+              {})
+    with pytest.raises(ValueError, match=r"x.ipynb, Q1: " + message):
+        quiz.load(tmp_path)
+
+
+def test_casebook_cases_are_scenario_questions(drill):
+    (case,) = quiz.load(drill, ["casebook"])
+    assert (case.number, case.title, case.kind) == (1, "Case 1: A flat loss", "scenario")
+    assert case.prompt.startswith("An MLP with SGD. **Symptoms.**")
+    assert case.glue_keys == ["c1_norm", "c1_loss"]
+    shown = quiz.question_text(case)
+    assert "Casebook · standard · Case 1.** Case 1: A flat loss" in shown
+    assert "The gradient norm is 0 at every step." in shown
+    bank = quiz.to_bank(case)
+    assert bank.startswith("**Case 1: A flat loss.** An MLP")
+    assert "{glue:text}`casebook.ipynb::c1_norm:s`" in bank
+    assert ":::{admonition} Diagnosis\n:class: dropdown q-standard t-debugging k-scenario\n" \
+        ":name: q-casebook-1" in bank
+
+
+def test_selection_by_theme_kind_and_details(drill):
+    questions = quiz.load(drill)
+    numbers = lambda chosen: [(q.chapter, q.number) for q in chosen]  # noqa: E731
+    assert numbers(quiz.select(questions, theme="adaptive")) == [("adam", 1), ("adam", 2)]
+    assert numbers(quiz.select(questions, theme="adaptive", details=False)) == [("adam", 1)]
+    assert numbers(quiz.select(questions, theme="mixed precision")) == [("adam", 3)]
+    assert numbers(quiz.select(questions, theme="Debugging")) == [("adam", 3),
+                                                                   ("casebook", 1)]
+    assert numbers(quiz.select(questions, kind="estimate")) == [("adam", 4)]
+    with pytest.raises(ValueError, match=r"Invalid theme: 'cooking' \(no theme"):
+        quiz.select(questions, theme="cooking")
+    with pytest.raises(ValueError, match=r"Invalid theme: 'a' \(matches "):
+        quiz.select(questions, theme="a")
+    with pytest.raises(ValueError, match=r"Invalid kind: 'quiz'"):
+        quiz.select(questions, kind="quiz")
+    # a topic that is a theme's name says so
+    with pytest.raises(ValueError, match=r"for the theme, theme='precision'"):
+        quiz.select(questions, topic="mixed precision")
+    with pytest.raises(ValueError, match="No question matches"):
+        quiz.Quiz(theme="memory", level="deep", book=drill)
+
+
+def test_a_follow_up_is_asked_with_its_parent(drill, capsys):
+    q = quiz.Quiz(theme="adaptive", level="deep", book=drill)
+    assert q.ask().number == 2
+    out = capsys.readouterr().out
+    assert "(Following Q1: Why does Adam divide by the root of v?)" in out
+
+
+def test_the_bank_is_navigable_by_theme(drill):
+    page = quiz.render_bank([("Update rules", ["adam"]), ("Practice", ["casebook"])], drill)
+    assert page.index("## By chapter") < page.index("## By theme") < page.index(
+        "## Update rules")
+    assert "| [Adaptive methods](#theme-adaptive) | 0 | 1 | 1 | 2 |" in page
+    assert "| [Memory](#theme-memory) | 1 | 0 | 0 | 1 |" in page
+    assert "| scenario | 2 |" in page and "| torch detail | 1 |" in page
+    assert "(theme-debugging)=\n:::{admonition} Stability and debugging: 2 questions" in page
+    assert ("- {ref}`Adam, Q2 <q-adam-2>`: Follow-up: and what does torch put in the "
+            "denominator? *(torch detail)*") in page
+    assert "- {ref}`Casebook, Case 1 <q-casebook-1>`: Case 1: A flat loss" in page
+    assert "*Follow-up to Q1.*\n\n:::{admonition} Q2." in page
+    assert ":name: q-adam-4" in page
+
+
+def _bank(n_chapters: int = 6) -> list:
+    """A synthetic bank: chapters of six questions (two per level) over two themes each,
+    one declared follow-up per chapter."""
+    questions = []
+    for c in range(n_chapters):
+        themes = (list(quiz.THEMES)[c % 12], list(quiz.THEMES)[(c + 5) % 12])
+        for n in range(1, 7):
+            level = quiz.LEVELS[(n - 1) // 2]
+            questions.append(quiz.Question(
+                f"ch{c}", f"Chapter {c}", n, f"Question {c}.{n}?", level,
+                "One. Two. Three.\n\n**The evidence.** Here.", {},
+                (themes[n % 2],), quiz.KINDS[n % 4], n == 6, 1 if n == 2 else None))
+    return questions
+
+
+def test_a_mock_interview_is_balanced_timed_and_reproducible(capsys):
+    bank = _bank()
+    mock = quiz.Mock(bank, minutes=45, seed=1)
+    mains = [t for t in mock.turns if t.main is None]
+    follows = [t for t in mock.turns if t.main is not None]
+    assert len(mains) == len(follows) >= 3 and mock.total_minutes <= 45
+    assert 45 - mock.total_minutes < 10  # the time is used
+    # each main question is followed by its follow-up: its own where it has one
+    for main, follow in zip(mock.turns[::2], mock.turns[1::2]):
+        assert main.main is None and follow.main is main.question
+        if main.question.number == 1:
+            assert follow.question.number == 2
+        else:
+            assert set(follow.question.themes) & set(main.question.themes)
+    assert not any(t.question.detail for t in mock.turns)  # details left out by default
+    # levels in turn: standard, warm-up, deep, ...
+    assert [t.question.level for t in mains][:3] == ["standard", "warm-up", "deep"]
+    # themes and kinds spread: no theme or kind holds more than half the main questions
+    for values in ([t.question.themes[0] for t in mains], [t.question.kind for t in mains]):
+        assert max(values.count(v) for v in values) <= len(mains) / 2
+    assert len({id(t.question) for t in mock.turns}) == len(mock.turns)  # no repeats
+    again = quiz.Mock(bank, minutes=45, seed=1)
+    assert [t.question for t in again.turns] == [t.question for t in mock.turns]
+    assert [t.question for t in quiz.Mock(bank, 45, seed=2).turns] != \
+        [t.question for t in mock.turns]
+    # a theme restricts every question
+    themed = quiz.Mock(bank, minutes=30, theme="memory", seed=0)
+    assert themed.turns and all("memory" in t.question.themes for t in themed.turns)
+    with pytest.raises(ValueError, match="Invalid minutes: 5"):
+        quiz.Mock(bank, minutes=5)
+
+
+def test_a_mock_interview_asks_in_order_and_marks_itself(capsys):
+    mock = quiz.Mock(_bank(), minutes=20, seed=0)
+    assert "A mock interview of" in repr(mock) and "each with a follow-up" in repr(mock)
+    with pytest.raises(RuntimeError, match="ask"):
+        mock.reveal()
+    for turn in mock.turns:
+        assert mock.ask() is turn.question
+        assert mock.reveal().startswith("One. Two. Three.")
+    with pytest.raises(RuntimeError, match="sheet"):
+        mock.ask()
+    out = capsys.readouterr().out
+    assert "Question 2 of" in out and "a follow-up to Q" in out
+    sheet = mock.sheet()
+    assert sheet.count("- [ ] One.") == len(mock.turns)
+    assert f"points ticked out of {3 * len(mock.turns)}" in sheet
+
+
+def test_the_real_bank_is_in_the_drill_shape():
+    """Every question has a theme, a spoken layer of 3 to 6 sentences without numbers from
+    a run, and its evidence; every theme has questions at every level; the casebook's cases
+    are in the quiz; a real mock interview has its follow-ups."""
+    questions = quiz.load(BOOK)
+    problems = [f"{q.chapter} Q{q.number}: {p}" for q in questions for p in quiz.lint(q)]
+    assert not problems, "\n".join(problems[:20])
+    for key in quiz.THEMES:
+        levels = {q.level for q in questions if key in q.themes}
+        assert levels == set(quiz.LEVELS), f"theme {key}: levels {levels}"
+    cases = [q for q in questions if q.chapter == "casebook"]
+    assert len(cases) == 12 and all(q.kind == "scenario" and q.prompt for q in cases)
+    for kind in quiz.KINDS:
+        assert sum(q.kind == kind for q in questions) >= 15, kind
+    mock = quiz.Quiz.mock(minutes=30, seed=0)
+    assert len(mock) >= 6 and not any(t.question.detail for t in mock.turns)
