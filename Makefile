@@ -15,6 +15,9 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# mup 1.0.0 (µP's reference, tests/training/test_mup.py) without its declared torchvision,
+	# pandas and seaborn, which its core does not import: with them pip would replace torch
+	$(BIN)/python -m pip install --quiet --no-deps mup==1.0.0
 	touch $(STAMP)
 
 # MathJax 3 served by the site itself, so equations render offline: unpacked from the npm

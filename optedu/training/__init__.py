@@ -10,6 +10,8 @@
 * :mod:`.lr_range_test`: the learning-rate range test (Smith, 2017) with fastai's suggestions;
 * :mod:`.noise_scale`: the gradient noise scale :math:`B_\text{simple}` (McCandlish et al.,
   2018) from gradient norms at two batch sizes, with its standard error;
+* :mod:`.mup`: µP (Yang et al., 2021): the readout layer, the shapes against a base model, the
+  parameter groups that run any optimizer in µP, its initialisation, and the coordinate check;
 * :mod:`.variants`: these rules as other sources write them, for comparison.
 
 Imports: :mod:`optedu.optim` (its argument checks) and this folder only.
