@@ -287,7 +287,8 @@ def to_json(questions: Sequence[Question]) -> str:
 
 def _packaged(chapters: Iterable[str] | None) -> list[Question]:
     bank = resources.files(__package__) / BANK
-    questions = [Question(**row) for row in json.loads(bank.read_text(encoding="utf-8"))]
+    questions = [Question(**(row | {"themes": tuple(row.get("themes", ()))}))
+                 for row in json.loads(bank.read_text(encoding="utf-8"))]
     if chapters is None:
         return sorted(questions, key=lambda q: q.chapter)
     by_chapter: dict[str, list[Question]] = {}
