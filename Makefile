@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd clean
 
 setup: $(STAMP)
 
@@ -129,6 +129,12 @@ experiments-warmup: $(STAMP)
 ## about 25 minutes on a shared 2-core machine; experiments/flat.jsonl, resumable
 experiments-flat: $(STAMP)
 	$(BIN)/python -m optedu.choosing.flat_runs
+
+## experiments-wsd: the chapter "Warmup–stable–decay": WSD against cosine at three budgets
+## (char transformer, digits MLP, AdamW, three seeds), one stable run branched into decays,
+## decay length swept, peak moved; 30 runs on one worker, about 7 minutes; experiments/wsd.jsonl
+experiments-wsd: $(STAMP)
+	$(BIN)/python -m optedu.choosing.wsd_runs
 
 ## experiments-lrfree: the chapter "Learning-rate-free optimizers": D-Adaptation, Prodigy, DoG
 ## and LDoG against AdamW and schedule-free AdamW tuned over six rates (five seeds) on a small

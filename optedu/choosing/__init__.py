@@ -32,6 +32,8 @@
 * :mod:`.lrfree_runs`: D-Adaptation, Prodigy and DoG against AdamW and schedule-free AdamW
   tuned over a grid of rates, with schedules and the initial estimate swept (``make
   experiments-lrfree``), for the chapter "Learning-rate-free optimizers".
+* :mod:`.wsd_runs`: warmup–stable–decay against cosine at three budgets, one run branched into
+  decays (``make experiments-wsd``), for the chapter "Warmup–stable–decay".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.theory` (the curvature tools), :mod:`optedu.instruments`
