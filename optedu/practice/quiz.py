@@ -498,9 +498,12 @@ def render_bank(parts: Sequence[tuple[str, Sequence[str]]], book: str | Path) ->
     header = ("| topic | warm-up | standard | deep | all |\n"
               "|:--|--:|--:|--:|--:|")
     rows.append(_level_row("**all**", everything, bold=True))
-    table = "\n".join([header, *rows])
+    table = (f":::{{admonition}} Questions per chapter and level ({len(rows) - 1} pages)\n"
+             ":class: dropdown\n\n" + "\n".join([header, *rows]) + "\n:::")
     by_theme = "## By theme\n\n" + render_themes(everything)
-    return "\n\n".join(["## By chapter", table, by_theme, *sections]) + "\n"
+    by_chapter = ("## By chapter\n\nThe questions follow, part by part, in the book's order; "
+                  "each links back to its chapter.")
+    return "\n\n".join([by_theme, by_chapter, table, *sections]) + "\n"
 
 
 class Quiz:

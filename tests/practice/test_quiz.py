@@ -357,8 +357,9 @@ def test_a_follow_up_is_asked_with_its_parent(drill, capsys):
 
 def test_the_bank_is_navigable_by_theme(drill):
     page = quiz.render_bank([("Update rules", ["adam"]), ("Practice", ["casebook"])], drill)
-    assert page.index("## By chapter") < page.index("## By theme") < page.index(
+    assert page.index("## By theme") < page.index("## By chapter") < page.index(
         "## Update rules")
+    assert ":::{admonition} Questions per chapter and level (2 pages)\n:class: dropdown" in page
     assert "| [Adaptive methods](#theme-adaptive) | 0 | 1 | 1 | 2 |" in page
     assert "| [Memory](#theme-memory) | 1 | 0 | 0 | 1 |" in page
     assert "| scenario | 2 |" in page and "| torch detail | 1 |" in page
