@@ -40,14 +40,13 @@ from typing import Any
 
 import torch
 
-from optedu.instruments.reproducible import pin_cpu_kernels
 from optedu.optim.adam import Adam
 from optedu.optim.sam import SAM
 from optedu.optim.sgd import SGD
 from optedu.theory.curvature import hutchinson_trace, top_eigenvalue
 
 from . import runner
-from .runner import EXPERIMENTS, load, repair
+from .runner import EXPERIMENTS
 
 __all__ = ["BASES", "RATES", "SEEDS", "STEPS", "BATCH", "SAM_RHOS", "ASAM_RHOS", "N_TRAIN",
            "N_VAL", "PATH", "Job", "Data", "digits", "network", "optimizer", "train",
@@ -251,24 +250,14 @@ def _DATA() -> Data:
 def run(out: pathlib.Path = PATH) -> dict[str, Any]:
     """Run what ``out`` lacks, in one worker process (kernels pinned before torch computes
     anything); returns the meta data written beside it."""
-    pin_cpu_kernels()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    repair(out)
-    stored = {key_of(r) for r in load(out)}
-    todo = [j for j in jobs() if j.key not in stored]
-    start, wall = time.monotonic(), time.time()
-    runner._execute_all(todo, out, 1, (), [0], len(todo), start, work=_work)
-    return runner.write_meta(out, "flat", len(todo), time.monotonic() - start, wall, 1)
+    return runner.run_missing(jobs(), key_of, _work, out, "flat")
 
 
 # --- reading the stored runs -------------------------------------------------------------
 
 def read(path: pathlib.Path = PATH) -> list[dict[str, Any]]:
     """The stored runs (``make experiments-flat`` writes them)."""
-    records = load(path)
-    if not records:
-        raise ValueError(f"Invalid path: no runs stored in {path} (make experiments-flat)")
-    return records
+    return runner.read_stored(path, "experiments-flat")
 
 
 def _score(values: Sequence[float | None]) -> float:

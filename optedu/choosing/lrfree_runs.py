@@ -56,7 +56,6 @@ from typing import Any
 import torch
 from dog import PolynomialDecayAverager
 
-from optedu.instruments.reproducible import pin_cpu_kernels
 from optedu.optim.adam import AdamW
 from optedu.optim.dadapt_adam import DAdaptAdam
 from optedu.optim.dadapt_sgd import DAdaptSGD
@@ -65,7 +64,7 @@ from optedu.optim.prodigy import Prodigy
 from optedu.optim.schedule_free import AdamWScheduleFree
 
 from . import runner
-from .runner import EXPERIMENTS, load, repair
+from .runner import EXPERIMENTS
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "RATES", "D0S", "SEEDS", "STEPS", "BATCH", "WARMUP",
            "EVERY", "EARLY", "N_TRAIN", "N_VAL", "PATH", "Job", "Data", "digits", "network",
@@ -318,24 +317,14 @@ def _work(job: Job) -> dict[str, Any]:
 def run(out: pathlib.Path = PATH) -> dict[str, Any]:
     """Run what ``out`` lacks, in one worker process (kernels pinned before torch computes
     anything); returns the meta data written beside it."""
-    pin_cpu_kernels()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    repair(out)
-    stored = {key_of(r) for r in load(out)}
-    todo = [j for j in jobs() if j.key not in stored]
-    start, wall = time.monotonic(), time.time()
-    runner._execute_all(todo, out, 1, (), [0], len(todo), start, work=_work)
-    return runner.write_meta(out, "lrfree", len(todo), time.monotonic() - start, wall, 1)
+    return runner.run_missing(jobs(), key_of, _work, out, "lrfree")
 
 
 # --- reading the stored runs -------------------------------------------------------------
 
 def read(path: pathlib.Path = PATH) -> list[dict[str, Any]]:
     """The stored runs (``make experiments-lrfree`` writes them)."""
-    records = load(path)
-    if not records:
-        raise ValueError(f"Invalid path: no runs stored in {path} (make experiments-lrfree)")
-    return records
+    return runner.read_stored(path, "experiments-lrfree")
 
 
 def select(records: Sequence[dict[str, Any]], optimizer: str, schedule: str = "constant",

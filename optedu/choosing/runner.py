@@ -297,6 +297,34 @@ def run_grid(grid: Grid, out: pathlib.Path, *, workers: int = 2,
     return write_meta(out, grid.name, counter[0], time.monotonic() - start, wall, workers)
 
 
+def run_missing(jobs: Iterable[Any], key_of: Callable[[dict[str, Any]], Any],
+                work: Callable[[Any], dict[str, Any]], out: pathlib.Path,
+                name: str) -> dict[str, Any]:
+    """Run, in one worker process, the jobs whose ``key`` no record in ``out`` has
+    (``key_of(record)``), appending each record as it finishes; torch's CPU kernels are
+    pinned before anything is computed. Returns the meta data written beside ``out``
+    (:func:`write_meta`). The chapters' experiment modules (warmup, flat minima, LR-free,
+    WSD) run their grids through it."""
+    from optedu.instruments.reproducible import pin_cpu_kernels
+    pin_cpu_kernels()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    repair(out)
+    stored = {key_of(r) for r in load(out)}
+    todo = [j for j in jobs if j.key not in stored]
+    start, wall = time.monotonic(), time.time()
+    _execute_all(todo, out, 1, (), [0], max(len(todo), 1), start, work=work)
+    return write_meta(out, name, len(todo), time.monotonic() - start, wall, 1)
+
+
+def read_stored(path: pathlib.Path, target: str) -> list[dict[str, Any]]:
+    """The records stored in ``path``; a clear error naming the ``make`` target that writes
+    them when there are none."""
+    records = load(path)
+    if not records:
+        raise ValueError(f"Invalid path: no runs stored in {path} (make {target})")
+    return records
+
+
 def write_meta(out: pathlib.Path, name: str, ran: int, seconds: float, wall: float,
                workers: int) -> dict[str, Any]:
     """Write ``out``'s meta data beside it (``.meta.json``): the runs stored, this

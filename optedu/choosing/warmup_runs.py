@@ -255,25 +255,14 @@ def execute(job: Job) -> dict[str, Any]:
 def run(out: pathlib.Path = PATH) -> dict[str, Any]:
     """Run what ``out`` lacks, in one worker process (kernels pinned first); returns the meta
     data written beside it."""
-    from optedu.instruments.reproducible import pin_cpu_kernels
-    pin_cpu_kernels()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    runner.repair(out)
-    stored = {key_of(r) for r in runner.load(out)}
-    todo = [j for j in jobs() if j.key not in stored]
-    start, wall = time.monotonic(), time.time()
-    runner._execute_all(todo, out, 1, (), [0], max(len(todo), 1), start, work=execute)
-    return runner.write_meta(out, "warmup", len(todo), time.monotonic() - start, wall, 1)
+    return runner.run_missing(jobs(), key_of, execute, out, "warmup")
 
 
 # --- reading the stored runs ------------------------------------------------------------------
 
 def read(path: pathlib.Path = PATH) -> list[dict[str, Any]]:
     """The stored runs (``make experiments-warmup`` writes them)."""
-    records = runner.load(path)
-    if not records:
-        raise ValueError(f"Invalid path: no runs stored in {path} (make experiments-warmup)")
-    return records
+    return runner.read_stored(path, "experiments-warmup")
 
 
 def table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int, int], float]:

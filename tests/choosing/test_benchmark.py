@@ -282,3 +282,38 @@ def test_results_refuse_a_grid_with_gaps():
     with pytest.raises(ValueError, match=r"Invalid grid: the trials of 'adamw' on "
                                          r"'digits_logreg' \(seed 0\) have gaps"):
         gappy.trials("adamw", "digits_logreg")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    key: tuple
+    value: int
+
+
+def _square(job: _Job) -> dict:
+    return {"key": list(job.key), "value": job.value ** 2, "seconds": 0.0}
+
+
+def test_run_missing_runs_only_what_is_not_stored(tmp_path, monkeypatch):
+    """The chapters' grids (warmup, flat minima, LR-free, WSD) resume through
+    runner.run_missing: a second call runs nothing, a new job runs alone."""
+    import torch
+
+    from optedu.instruments import reproducible
+    monkeypatch.setattr(reproducible, "pin_cpu_kernels", lambda: {})
+    threads = torch.get_num_threads()
+    out = tmp_path / "grid.jsonl"
+    key_of = lambda record: tuple(record["key"])  # noqa: E731
+    jobs = [_Job(("a", i), i) for i in range(3)]
+    try:
+        meta = runner.run_missing(jobs, key_of, _square, out, "demo")
+        assert meta["ran_now"] == 3 and meta["runs"] == 3 and meta["grid"] == "demo"
+        assert runner.run_missing(jobs, key_of, _square, out, "demo")["ran_now"] == 0
+        meta = runner.run_missing(jobs + [_Job(("a", 7), 7)], key_of, _square, out, "demo")
+        assert meta["ran_now"] == 1
+        assert [r["value"] for r in runner.read_stored(out, "experiments-demo")] == [
+            0, 1, 4, 49]
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError, match=r"no runs stored in .* \(make experiments-demo\)"):
+        runner.read_stored(tmp_path / "none.jsonl", "experiments-demo")

@@ -25,7 +25,7 @@ MEASURED = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test
 
 @pytest.fixture(scope="module")
 def stored():
-    records = flat_runs.load(flat_runs.PATH)
+    records = flat_runs.runner.load(flat_runs.PATH)
     assert records, f"{flat_runs.PATH} holds no runs: make experiments-flat"
     return records
 

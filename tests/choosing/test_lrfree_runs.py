@@ -25,7 +25,7 @@ MEASURED = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in (
 
 @pytest.fixture(scope="module")
 def stored():
-    records = lf.load(lf.PATH)
+    records = lf.runner.load(lf.PATH)
     assert records, f"{lf.PATH} holds no runs: make experiments-lrfree"
     return records
 
