@@ -45,7 +45,7 @@ from optedu.optim.sam import SAM
 from optedu.optim.sgd import SGD
 from optedu.theory.curvature import hutchinson_trace, top_eigenvalue
 
-from . import runner
+from . import runner, workloads
 from .runner import EXPERIMENTS
 
 __all__ = ["BASES", "RATES", "SEEDS", "STEPS", "BATCH", "SAM_RHOS", "ASAM_RHOS", "N_TRAIN",
@@ -119,36 +119,18 @@ def key_of(record: dict[str, Any]) -> tuple:
     return tuple(record[f.name] for f in dataclasses.fields(Job))
 
 
-@dataclasses.dataclass(frozen=True)
-class Data:
-    """Standardised inputs and labels of the three splits."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+Data = workloads.Splits  # train, validation and test tensors
 
 
 def digits() -> Data:
-    """``load_digits`` shuffled once (seed 0): the first :data:`N_TRAIN` images train, the
-    next :data:`N_VAL` validate, the rest test; pixels scaled to [0, 1] by 16."""
-    from sklearn.datasets import load_digits
-    x, y = load_digits(return_X_y=True)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    x = torch.tensor(x, dtype=torch.float32)[order] / 16
-    y = torch.tensor(y, dtype=torch.long)[order]
-    a, b = N_TRAIN, N_TRAIN + N_VAL
-    return Data(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
+    """The digits, shuffled once: :data:`N_TRAIN` images train, :data:`N_VAL` validate, the
+    rest test (:func:`optedu.choosing.workloads.digit_splits`)."""
+    return workloads.digit_splits(N_TRAIN, N_VAL)
 
 
 def network(seed: int) -> torch.nn.Sequential:
     """The ReLU network 64-64-64-10, torch's default initialisation from ``seed``."""
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(64, HIDDEN), torch.nn.ReLU(),
-                               torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.ReLU(),
-                               torch.nn.Linear(HIDDEN, 10))
+    return workloads.relu_mlp(seed, HIDDEN)
 
 
 def _base(name: str):

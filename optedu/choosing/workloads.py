@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 __all__ = ["Data", "Workload", "WORKLOADS", "TARGET_RULE", "get", "base_workloads", "held_out",
-           "digits", "help_text", "text_windows"]
+           "digits", "help_text", "text_windows", "Splits", "digit_splits", "relu_mlp"]
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,39 @@ def digits(scale: str = "standard") -> Data:
     elif scale != "raw":
         raise ValueError(f"Invalid scale: {scale!r}")
     return Data(train_x, y[:n_train], val_x, y[n_train:])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train, validation and test tensors: the three splits of the chapters' small digits
+    experiments (flat minima, learning-rate-free rules)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def digit_splits(n_train: int, n_val: int) -> Splits:
+    """``load_digits`` shuffled once (seed 0): the first ``n_train`` images train, the next
+    ``n_val`` validate, the rest test; pixels scaled to [0, 1] by 16."""
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    x = torch.tensor(x, dtype=torch.float32)[order] / 16
+    y = torch.tensor(y, dtype=torch.long)[order]
+    a, b = n_train, n_train + n_val
+    return Splits(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
+
+
+def relu_mlp(seed: int, hidden: int = 64) -> nn.Sequential:
+    """The ReLU network 64-``hidden``-``hidden``-10, torch's default initialisation from
+    ``seed``."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                         nn.ReLU(), nn.Linear(hidden, 10))
 
 
 #: the language model's alphabet: newline and the printable ASCII characters; every other
