@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch clean
 
 setup: $(STAMP)
 
@@ -129,6 +129,19 @@ experiments-warmup: $(STAMP)
 ## about 25 minutes on a shared 2-core machine; experiments/flat.jsonl, resumable
 experiments-flat: $(STAMP)
 	$(BIN)/python -m optedu.choosing.flat_runs
+
+## experiments-mup: the chapter "Learning rates that transfer across width": Adam's best rate
+## against the width of the digits MLP (64 to 2048), standard parametrisation and µP, 7 rates,
+## 3 seeds, 2 budgets; 504 runs on one worker, about 18 minutes; experiments/mup.jsonl
+experiments-mup: $(STAMP)
+	$(BIN)/python -m optedu.choosing.mup_runs
+
+## experiments-batch: the chapter "How large a batch?": SGD steps to a target loss at batches 4
+## to 1024 (each at its best of five rates; digits MLP and logistic regression, three seeds) and
+## the gradient noise scale along training; 276 runs on one worker, about 4 minutes;
+## experiments/batch.jsonl
+experiments-batch: $(STAMP)
+	$(BIN)/python -m optedu.choosing.batch_runs
 
 ## experiments-wsd: the chapter "Warmup–stable–decay": WSD against cosine at three budgets
 ## (char transformer, digits MLP, AdamW, three seeds), one stable run branched into decays,

@@ -34,6 +34,10 @@
   experiments-lrfree``), for the chapter "Learning-rate-free optimizers".
 * :mod:`.wsd_runs`: warmup–stable–decay against cosine at three budgets, one run branched into
   decays (``make experiments-wsd``), for the chapter "Warmup–stable–decay".
+* :mod:`.mup_runs`: Adam's best learning rate against width, standard parametrisation and µP
+  (``make experiments-mup``), for the chapter "Learning rates that transfer across width".
+* :mod:`.batch_runs`: steps to a target loss against the batch size and the gradient noise
+  scale along training (``make experiments-batch``), for the chapter "How large a batch?".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.theory` (the curvature tools), :mod:`optedu.instruments`
