@@ -8,7 +8,9 @@ tensor the collective acts on, :math:`\Psi` bytes for a tensor of
 
 * ``all_reduce``, ``broadcast``, ``reduce``: the tensor passed;
 * ``all_gather*``: the gathered output (every rank's piece together);
-* ``reduce_scatter*``: the input that is reduced (every rank's piece).
+* ``reduce_scatter*``: the input that is reduced (every rank's piece);
+* ``gather``, ``scatter``: the whole that one rank receives or sends (every
+  rank's piece).
 
 What a rank actually sends depends on the algorithm. For a ring over
 :math:`n` ranks (Patarasuk & Yuan, 2009; the ZeRO paper's accounting),
@@ -56,6 +58,11 @@ _VOLUME: dict[str, Callable[..., torch.Tensor | list[torch.Tensor]]] = {
     "reduce_scatter": lambda output, input_list, *a, **k: input_list,
     "reduce_scatter_tensor": lambda output, input, *a, **k: input,
     "reduce_scatter_single": lambda output, input, *a, **k: input,
+    # one rank's whole: every rank's piece (the same size on every rank)
+    "gather": lambda tensor, *a, group=None, **k:
+        [tensor] * dist.get_world_size(group),
+    "scatter": lambda tensor, *a, group=None, **k:
+        [tensor] * dist.get_world_size(group),
 }
 
 _KIND = {"all_gather_into_tensor": "all_gather",
@@ -75,9 +82,10 @@ def tensor_bytes(tensors: torch.Tensor | list[torch.Tensor]) -> int:
 def count_collectives() -> Iterator[list[tuple[str, int]]]:
     """Record ``(op, bytes)`` for every collective called in the block.
 
-    ``op`` is ``all_reduce``, ``broadcast``, ``reduce``, ``all_gather`` or
-    ``reduce_scatter`` (the ``*_into_tensor``/``*_tensor``/``*_single``
-    forms are counted under their family's name). A collective that calls
+    ``op`` is ``all_reduce``, ``broadcast``, ``reduce``, ``all_gather``,
+    ``reduce_scatter``, ``gather`` or ``scatter`` (the
+    ``*_into_tensor``/``*_tensor``/``*_single`` forms are counted under
+    their family's name). A collective that calls
     another one inside is counted once. Patches the functions of the
     ``torch.distributed`` module (and of ``distributed_c10d``) and restores
     them on exit.
@@ -131,7 +139,10 @@ def ring_bytes_sent(op: str, size: float, world_size: int) -> float:
     docstring). For the last two the average is what matters: a single
     pipelined broadcast of :math:`\Psi` bytes makes every rank but the last
     send :math:`\Psi`; :math:`n` owners broadcasting :math:`n` equal shards
-    in turn make every rank send :math:`\Psi(n-1)/n`.
+    in turn make every rank send :math:`\Psi(n-1)/n`. A ``gather`` of
+    :math:`\Psi` bytes onto one rank (or a ``scatter`` from it) moves the
+    :math:`n-1` other pieces once, :math:`\Psi(n-1)/n` in all:
+    :math:`\Psi(n-1)/n^2` a rank on average.
 
     >>> ring_bytes_sent("all_reduce", 800, 2)
     800.0
@@ -139,7 +150,8 @@ def ring_bytes_sent(op: str, size: float, world_size: int) -> float:
     check_integer("world_size", world_size, 1)
     share = size * (world_size - 1) / world_size
     factors = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0,
-               "broadcast": 1.0, "reduce": 1.0}
+               "broadcast": 1.0, "reduce": 1.0, "gather": 1 / world_size,
+               "scatter": 1 / world_size}
     if op not in factors:
         raise ValueError(f"Invalid op value: {op!r} (expected one of "
                          f"{sorted(factors)})")

@@ -20,7 +20,14 @@ optimizer state of that piece only. One step, on every rank:
 The split is even to within the padding, whatever the tensors' sizes. The
 price: the inner optimizer sees one flat vector per group, so a rule that
 reads a quantity of a whole tensor (LARS's and LAMB's trust ratio, Muon's
-orthogonalisation) reads it from the wrong set of numbers, as under FSDP.
+orthogonalisation, Adafactor's row and column means) would read it from the
+wrong set of numbers: a piece of one tensor, or pieces of several together.
+:class:`FlatZeroOptimizer` therefore takes only rules that act element by
+element (:func:`check_element_wise`: an optedu class with
+``element_wise = True``, or one of torch's element-wise classes,
+:data:`TORCH_ELEMENT_WISE`) and refuses the others when it is built. Those
+run whole tensors per rank (:class:`~optedu.distributed.zero.ZeroOptimizer`)
+or, under FSDP2, reduce over the mesh (:mod:`optedu.optim._sharding`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,30 @@ import torch.distributed as dist
 from .zero import _copy_options
 
 EPS = 1e-6  # added to the norm before dividing, as torch's clip_grad_norm_
+
+# torch.optim's rules that act element by element (their state and update of
+# each element read that element only, and per-step numbers)
+TORCH_ELEMENT_WISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW,
+                      torch.optim.Adagrad, torch.optim.RMSprop,
+                      torch.optim.Adadelta, torch.optim.Adamax,
+                      torch.optim.NAdam, torch.optim.RAdam, torch.optim.ASGD,
+                      torch.optim.Rprop)
+
+
+def check_element_wise(optimizer_class: type[torch.optim.Optimizer]) -> None:
+    """Raise ``ValueError`` unless ``optimizer_class`` acts element by
+    element (``element_wise = True`` on an optedu class, or a class in
+    :data:`TORCH_ELEMENT_WISE`): the rules a flat piece cannot break."""
+    if (getattr(optimizer_class, "element_wise", False)
+            or optimizer_class in TORCH_ELEMENT_WISE):
+        return
+    name = getattr(optimizer_class, "__name__", repr(optimizer_class))
+    raise ValueError(
+        f"FlatZeroOptimizer cannot run {name}: its pieces are cut from one "
+        f"flat vector per group, through and across tensors, and {name} "
+        f"does not act element by element (it reads whole tensors or sums "
+        f"over parameters: a norm, a factorisation, a quantisation block). "
+        f"Use ZeroOptimizer (whole tensors per rank) or an element-wise rule.")
 
 
 def flat_partition(numels: Sequence[int], world_size: int
@@ -96,7 +127,9 @@ class FlatZeroOptimizer(torch.optim.Optimizer):
         params: tensors, or dicts defining parameter groups, the same on
             every rank (the whole model); one dtype per group.
         optimizer_class: the inner optimizer, built on this rank's flat
-            pieces (one 1-D tensor per group) with ``**defaults``.
+            pieces (one 1-D tensor per group) with ``**defaults``; an
+            element-wise rule (:func:`check_element_wise`, else
+            ``ValueError``).
         max_norm: if given, clip the gradient by its global norm
             (:func:`clip_grad_norm_sharded_`) before the update;
             :attr:`last_norm` holds the norm.
@@ -122,6 +155,7 @@ class FlatZeroOptimizer(torch.optim.Optimizer):
                  max_norm: float | None = None,
                  process_group: dist.ProcessGroup | None = None,
                  **defaults: Any) -> None:
+        check_element_wise(optimizer_class)
         super().__init__(params, defaults)
         self.process_group = process_group
         self.rank = dist.get_rank(process_group)

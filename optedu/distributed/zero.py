@@ -15,7 +15,8 @@ the updated :math:`P_r` to the others. One step, on every rank:
    hold the whole new model.
 
 The update is the single-process update: the shards do not interact (each
-rule acts parameter by parameter). The same design as
+rule acts parameter by parameter; a rule that sums over several tensors, DoG
+or SAM, say, is refused: :func:`check_per_tensor`). The same design as
 ``torch.distributed.optim.ZeroRedundancyOptimizer`` (torch 2.13), whose
 constructor :class:`ZeroOptimizer` mirrors and whose partition rule
 :func:`partition_sizes` reproduces.
@@ -60,6 +61,24 @@ def partition_sizes(group_sizes: Sequence[Sequence[int]],
     return owners
 
 
+def check_per_tensor(optimizer_class: type[torch.optim.Optimizer]) -> None:
+    """Raise ``ValueError`` if ``optimizer_class``'s step reads sums over
+    several tensors (``couples_tensors = True`` on an optedu class: DoG,
+    D-Adaptation, Prodigy, SAM, L-BFGS; or torch's LBFGS): each rank holds
+    only the whole tensors it owns and would read those sums in part. Rules
+    that read one whole tensor at a time (LARS, LAMB, Adafactor, Muon) are
+    exact here."""
+    if not (getattr(optimizer_class, "couples_tensors", False)
+            or optimizer_class is torch.optim.LBFGS):
+        return
+    name = optimizer_class.__name__
+    raise ValueError(
+        f"ZeroOptimizer cannot run {name}: its step reads sums over several "
+        f"tensors (a group's or every parameter's), and each rank holds only "
+        f"the whole tensors it owns. Use data parallelism, or a rule that "
+        f"works tensor by tensor.")
+
+
 class ZeroOptimizer(torch.optim.Optimizer):
     r"""ZeRO-1: wrap any optimizer class so that each rank keeps the state
     of its own shard of the parameters only.
@@ -68,7 +87,8 @@ class ZeroOptimizer(torch.optim.Optimizer):
         params: tensors, or dicts defining parameter groups, the same on
             every rank (the whole model).
         optimizer_class: a ``torch.optim`` or optedu optimizer class; it is
-            built on this rank's shard with ``**defaults``.
+            built on this rank's shard with ``**defaults``. A rule whose step
+            sums over several tensors is refused (:func:`check_per_tensor`).
         gradients: how :meth:`step` averages the gradients over the ranks:
             ``"all_reduce"`` (default: every rank gets every mean, as data
             parallelism does), ``"reduce"`` (each parameter's mean reaches
@@ -102,6 +122,7 @@ class ZeroOptimizer(torch.optim.Optimizer):
                 and issubclass(optimizer_class, torch.optim.Optimizer)):
             raise TypeError("optimizer_class must be a torch.optim.Optimizer "
                             f"subclass, got {optimizer_class!r}")
+        check_per_tensor(optimizer_class)
         if gradients not in ("all_reduce", "reduce", "none"):
             raise ValueError(f"Invalid gradients value: {gradients!r} "
                              "(expected 'all_reduce', 'reduce' or 'none')")

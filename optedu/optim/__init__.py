@@ -3,6 +3,8 @@
 * :mod:`.optimizer`: the base :class:`Optimizer` every rule shares (``param_groups``, ``state``,
   ``step``, state dicts and hooks as torch.optim keeps them) and its small helpers;
 * :mod:`._validation`: every argument check, in one wording (torch's where it has one);
+* :mod:`._sharding`: parameters cut into pieces (FSDP2's DTensors): detect them, refuse a
+  rule with a clear error, or add a whole-tensor sum over the mesh;
 * one module per rule, each with its one-tensor function and its torch-compatible class:
   :mod:`.sgd`, :mod:`.adagrad`, :mod:`.rmsprop`, :mod:`.adam` (Adam and AdamW), :mod:`.adadelta`,
   :mod:`.adamax`, :mod:`.nadam`, :mod:`.radam`, :mod:`.sparse_adam`, :mod:`.adafactor`,

@@ -81,6 +81,8 @@ class Adadelta(Optimizer):
     suggests :math:`\rho = 0.95`; torch's default is ``0.9``.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

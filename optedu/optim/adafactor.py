@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ._sharding import global_sum, is_sharded, local, refuse_sharded, sharded_dims
 from ._validation import check_bound, check_tensor_lr
 from .optimizer import Group, Optimizer, State, new_step_counter
 
@@ -91,6 +92,76 @@ def adafactor(
     param.add_(update, alpha=-alpha / denom)             # θ_t = θ - α_t Û_t
 
 
+def adafactor_sharded(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    row_var: torch.Tensor | None,
+    col_var: torch.Tensor | None,
+    variance: torch.Tensor | None,
+    step: float,
+    *,
+    lr: float,
+    beta2_decay: float,
+    eps1: float | None,
+    eps2: float,
+    d: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    r""":func:`adafactor` on a parameter cut into row blocks (a DTensor
+    sharded along a dimension other than the last, FSDP2's ``Shard(0)``):
+    the same rule, each whole-tensor quantity summed over the mesh.
+
+    The state holds this rank's piece (plain tensors): ``row_var`` for its
+    rows, ``col_var`` whole (every rank the same), ``variance`` for its
+    elements. Per matrix, two all-reduces: :math:`\|\theta\|^2`, the
+    column sums of :math:`G^2` (when the rows are split) and
+    :math:`\sum R_t` together; then :math:`\|U_t\|^2`. A vector needs one,
+    of :math:`\|\theta\|^2` and :math:`\|U_t\|^2`.
+    """
+    p, g = local(param), local(grad)
+    g = -g if maximize else g
+    if eps1 is None:
+        eps1 = torch.finfo(p.dtype).eps
+    one_minus_beta2 = step**beta2_decay
+    rho = min(lr, 1 / (step**0.5))
+    theta_sq = p.square().sum().reshape(1)
+    if g.dim() > 1:
+        split = g.dim() - 2 in sharded_dims(param)    # rows across ranks
+        rows, cols = param.shape[-2], param.shape[-1]
+        row_var.lerp_(g.square().sum(dim=-1, keepdim=True).div_(cols),
+                      one_minus_beta2)                 # R_t (rows are local)
+        col_sum = g.square().sum(dim=-2, keepdim=True)  # Σ_rows G², partial
+        r_sum = row_var.sum(dim=-2, keepdim=True)       # Σ R_t, partial
+        parts = [theta_sq] + ([col_sum.flatten(), r_sum.flatten()]
+                              if split else [])
+        packed = global_sum(torch.cat(parts), param)     # one all-reduce
+        theta_sq = packed[:1]
+        if split:
+            n = col_sum.numel()
+            col_sum = packed[1:1 + n].view_as(col_sum)
+            r_sum = packed[1 + n:].view_as(r_sum)
+        col_var.lerp_(col_sum.div(rows), one_minus_beta2)  # C_t
+        v_hat = (row_var @ col_var).div_(
+            r_sum.div(rows).clamp_(min=eps1))          # R C / max(mean R, ε1)
+    else:
+        variance.lerp_(g * g, one_minus_beta2)           # V_t
+        v_hat = variance.clone()
+    update = v_hat.clamp_(min=eps1 * eps1).rsqrt_().mul_(g)  # U_t
+    if g.dim() > 1:
+        u_sq = global_sum(update.square().sum(), param)  # ‖U_t‖²
+    else:
+        both = global_sum(torch.cat([theta_sq, update.square().sum()
+                                     .reshape(1)]), param)
+        theta_sq, u_sq = both[:1], both[1]
+    n_all = param.numel()                                # the whole tensor's
+    alpha = max(eps2, float(theta_sq.sqrt()) / n_all**0.5) * rho
+    if weight_decay != 0:
+        p.mul_(1 - lr * weight_decay)
+    denom = max(1.0, float(u_sq.sqrt()) / (n_all**0.5 * d))
+    p.add_(update, alpha=-alpha / denom)
+
+
 class Adafactor(Optimizer):
     r"""Adafactor (Shazeer & Stern, ICML 2018), a drop-in for
     ``torch.optim.Adafactor`` (torch 2.13).
@@ -114,6 +185,12 @@ class Adafactor(Optimizer):
     State per parameter: ``step`` and, for two or more dimensions,
     ``row_var`` and ``col_var`` (the last two dimensions factored, the
     others kept); for a vector, ``variance``.
+
+    A parameter sharded by FSDP2 (a DTensor cut along any dimension but the
+    last) steps by :func:`adafactor_sharded`: the column means, the mean of
+    :math:`R` and both RMS values are sums over the mesh, so the step is the
+    whole tensor's; its state is this rank's piece, as plain tensors. A
+    placement that cuts the last dimension is refused.
 
     Differences from torch.optim.Adafactor: no ``foreach``. With
     ``eps=(None, ...)`` torch takes the machine epsilon of the group's
@@ -153,7 +230,11 @@ class Adafactor(Optimizer):
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         state: State = {"step": new_step_counter()}
-        grad = param.grad
+        grad = local(param.grad)          # a sharded parameter: its piece
+        if grad.dim() > 1 and grad.dim() - 1 in sharded_dims(param):
+            refuse_sharded("Adafactor", param, "its row statistics need "
+                           "whole rows, and this placement cuts the last "
+                           "dimension")
         if grad.dim() > 1:
             # the last dimension reduced to 1, then the second-to-last
             state["row_var"] = grad.new_zeros((*grad.shape[:-1], 1))
@@ -168,9 +249,10 @@ class Adafactor(Optimizer):
                group: Group) -> None:
         state["step"] += 1
         eps1, eps2 = group["eps"]
-        adafactor(param, grad, state.get("row_var"), state.get("col_var"),
-                  state.get("variance"), state["step"].item(),
-                  lr=group["lr"], beta2_decay=group["beta2_decay"],
-                  eps1=eps1, eps2=eps2, d=group["d"],
-                  weight_decay=group["weight_decay"],
-                  maximize=group["maximize"])
+        rule = adafactor_sharded if is_sharded(param) else adafactor
+        rule(param, grad, state.get("row_var"), state.get("col_var"),
+             state.get("variance"), state["step"].item(),
+             lr=group["lr"], beta2_decay=group["beta2_decay"],
+             eps1=eps1, eps2=eps2, d=group["d"],
+             weight_decay=group["weight_decay"],
+             maximize=group["maximize"])

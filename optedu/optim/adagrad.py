@@ -121,6 +121,8 @@ class Adagrad(Optimizer):
     Differences from torch.optim.Adagrad: no ``foreach``/``fused`` switches.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     supports_sparse = True  # adagrad_sparse
 
     def __init__(

@@ -117,6 +117,8 @@ class Adam(ForeachOptimizer):
     :math:`m + (1-\beta_1)(g - m)`, which is the paper's average rearranged.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -78,6 +78,8 @@ class Adamax(Optimizer):
     ``differentiable``.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

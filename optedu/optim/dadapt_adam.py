@@ -114,6 +114,13 @@ class DAdaptAdam(Optimizer):
     refused.
     """
 
+    couples_tensors = True  # sums over every parameter (see ._sharding)
+
+    refuses_shards = (  # see ._sharding
+        "its step size d is built from sums over every parameter (the "
+        "inner product of the gradient with the step sum and the norm "
+        "of that sum), which a piece reads only in part")
+
     supports_complex = False
     tensor_step = False
 
@@ -149,6 +156,7 @@ class DAdaptAdam(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.refuse_pieces()
         first = self.param_groups[0]
         beta1, beta2 = first["betas"]
         k, d, decouple = first["k"], first["d"], first["decouple"]

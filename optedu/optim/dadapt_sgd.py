@@ -104,6 +104,13 @@ class DAdaptSGD(Optimizer):
     refused.
     """
 
+    couples_tensors = True  # sums over every parameter (see ._sharding)
+
+    refuses_shards = (  # see ._sharding
+        "its step size d is built from sums over every parameter (the "
+        "inner product of the gradient with the step sum and the norm "
+        "of that sum), which a piece reads only in part")
+
     supports_complex = False
     tensor_step = False
 
@@ -135,6 +142,7 @@ class DAdaptSGD(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.refuse_pieces()
         first = self.param_groups[0]
         lr = max(group["lr"] for group in self.param_groups)
         decay, momentum = first["weight_decay"], first["momentum"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ._sharding import local, norms, sharded_sums
 from ._validation import check_greater, check_non_negative
 from .optimizer import Group, Optimizer
 
@@ -45,18 +46,18 @@ def dog_step_size(group: Group, params: list[torch.Tensor],
     group is one long vector), the identity for LDoG (each tensor is a block). A tensor
     without a gradient adds 0 to :math:`G`. Nothing is stored until :math:`G > 0` is checked.
     """
-    squares = [(g ** 2).sum() if g is not None else p.new_zeros(())
+    # sharded parameters (FSDP2): each sum is this rank's piece's, added over the mesh
+    squares = [(local(g) ** 2).sum() if g is not None else local(p).new_zeros(())
                for p, g in zip(params, grads)]
-    grad_sq = total(torch.stack(squares))                               # ‖g_t‖²
+    grad_sq = total(sharded_sums(torch.stack(squares), params))         # ‖g_t‖²
     if "init_buffer" not in group:                                      # t = 0
         init = [torch.clone(p).detach() for p in params]                # x_0
-        x0_norm = block(torch.stack([p.norm() for p in params]))        # ‖x_0‖
+        x0_norm = block(norms(params))                                  # ‖x_0‖
         rbar = group["reps_rel"] * (1 + x0_norm)            # r̄_0 = r_ε = reps_rel (1 + ‖x_0‖)
         G = grad_sq + group["eps"]                                      # G_0 = ‖g_0‖² + ε
     else:
         init = group["init_buffer"]
-        distance = block(torch.stack([torch.norm(p - x0)
-                                      for p, x0 in zip(params, init)])) # ‖x_t - x_0‖
+        distance = block(norms([p - x0 for p, x0 in zip(params, init)])) # ‖x_t - x_0‖
         rbar = torch.maximum(group["rbar"], distance)       # r̄_t = max(r̄_{t-1}, ‖x_t - x_0‖)
         G = group["G"] + grad_sq                                        # G_t = G_{t-1} + ‖g_t‖²
     if not torch.all(G > 0).item():
@@ -113,6 +114,8 @@ class DoG(Optimizer):
 
     A second learning rate is not refused: each group's ``lr`` is its own :math:`c`, as there.
     """
+
+    couples_tensors = True  # its step size sums over the group (see ._sharding)
 
     supports_complex = False  # ‖g‖² is summed as g ** 2: complex, not ordered
 
@@ -199,6 +202,8 @@ class LDoG(DoG):
     per tensor of the group (a tensor without a gradient keeps its :math:`r_\epsilon` and adds
     0 to its :math:`G`). Differences from ``dog-optimizer`` 1.0.3: as :class:`DoG`'s.
     """
+
+    couples_tensors = False  # each tensor its own block
 
     @staticmethod
     def _block(norms: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ._sharding import is_sharded, sum_of_squares
 from ._validation import check_non_negative
 from .optimizer import Group, Optimizer, State
 
@@ -16,9 +17,18 @@ def trust_ratio(param: torch.Tensor, update: torch.Tensor,
                 trust_coefficient: float = 1.0, eps: float = 0.0) -> float:
     r""":math:`c\,\|\theta\|/(\|u\|+\epsilon)` over the whole tensor, or 1
     when either norm is 0 (a zero tensor still moves; a zero step is
-    harmless). Shared by LARS and LAMB."""
-    param_norm = torch.linalg.vector_norm(param).item()        # ‖θ‖
-    update_norm = torch.linalg.vector_norm(update).item()      # ‖u‖
+    harmless). Shared by LARS and LAMB.
+
+    On a sharded DTensor (FSDP2) the two norms are of the *whole* tensors:
+    each rank sums the squares of its piece and one all-reduce of the two
+    sums adds them (:func:`._sharding.sum_of_squares`); a norm of the piece
+    alone would give each piece its own ratio, silently."""
+    if is_sharded(param):
+        sums = sum_of_squares(param, update)                   # ‖θ‖², ‖u‖²
+        param_norm, update_norm = sums.sqrt().tolist()
+    else:
+        param_norm = torch.linalg.vector_norm(param).item()    # ‖θ‖
+        update_norm = torch.linalg.vector_norm(update).item()  # ‖u‖
     if param_norm == 0 or update_norm == 0:
         return 1.0
     return trust_coefficient * param_norm / (update_norm + eps)

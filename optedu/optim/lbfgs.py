@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ._sharding import refuse_sharded
 from ._validation import check_integer, check_non_negative, check_tensor_lr, invalid
 
 Number = float | torch.Tensor  # torch keeps some scalars as 0-d tensors; so does optedu
@@ -231,6 +232,8 @@ class LBFGS(torch.optim.Optimizer):
     with an ``IndexError``).
     """
 
+    couples_tensors = True  # sums over every parameter (see ._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -256,6 +259,10 @@ class LBFGS(torch.optim.Optimizer):
         if len(self.param_groups) != 1:  # torch's message
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params: list[torch.Tensor] = self.param_groups[0]["params"]
+        for p in self._params:
+            refuse_sharded("LBFGS", p, "it flattens all parameters into one vector "
+                           "and takes dot products and norms of it (curvature pairs, "
+                           "line search), which a piece reads only in part")
         self.stop_reason: str | None = None
 
     # the parameters as one flat vector: its gradient, a move along it, a copy. A complex

@@ -67,6 +67,8 @@ class Lion(Optimizer):
     :math:`[0, 1)`, as torch.optim.Adam does.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

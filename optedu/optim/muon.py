@@ -1,5 +1,18 @@
 r"""Muon: momentum orthogonalised by a Newton–Schulz iteration, for
-matrices."""
+matrices.
+
+On a sharded parameter (FSDP2's DTensor, each rank holding a block of
+rows) the orthogonalisation needs the whole matrix: :func:`muon` gathers the
+Nesterov momentum with one all-gather (:func:`gather_matrix`), runs the same
+Newton–Schulz iteration on every rank, and keeps this rank's rows
+(:func:`local_rows`). The momentum stays sharded (an element-wise average).
+Per matrix of :math:`\Psi` bytes and :math:`n` ranks this costs one
+all-gather, in the bfloat16 that the iteration reads (:math:`\Psi` bytes
+of bfloat16 gathered, :math:`\Psi(n-1)/n` sent per rank on a ring), a whole
+matrix (and its orthogonalised copy) in memory on every rank for the time
+of its step, and the iteration computed :math:`n` times over.
+``optedu.distributed.muon`` computes each matrix once, on one owner.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
+from ._sharding import is_sharded, local, refuse_sharded
 from ._validation import check_bound, check_tensor_lr
 from .optimizer import Group, Optimizer, State
 
@@ -59,6 +74,65 @@ def zeropower_via_newtonschulz(
     return x.T if tall else x
 
 
+def shard_layout(t: torch.Tensor) -> tuple[int, int, int, Any]:
+    """Where a sharded matrix is cut: the dimension, the rows of a full
+    piece (``torch.chunk``'s size, as DTensor's ``Shard``), this rank's
+    index and the process group; refuses any other layout."""
+    mesh, placements = t.device_mesh, t.placements
+    if mesh.ndim != 1 or not placements[0].is_shard():
+        refuse_sharded("Muon", t, "it gathers a matrix cut along one "
+                       "dimension of a 1-D mesh only")
+    dim = placements[0].dim
+    rows = -(-t.shape[dim] // mesh.size())                 # ⌈A/n⌉
+    return dim, rows, mesh.get_local_rank(), mesh.get_group()
+
+
+def padded_piece(t: torch.Tensor,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
+    """This rank's piece of a sharded matrix in ``dtype`` (default: its
+    own), cut dimension first, padded with zero rows to a full piece (the
+    collectives need equal sizes)."""
+    dim, rows, _, _ = shard_layout(t)
+    piece = local(t).to(dtype or t.dtype).movedim(dim, 0)
+    out = piece.new_zeros((rows, *piece.shape[1:]))
+    out[:piece.size(0)] = piece
+    return out
+
+
+def unpad(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The padded pieces, stacked, back into the matrix shaped as ``like``
+    (the padding of each piece is at its end, and only the last pieces of
+    ``torch.chunk`` are short, so the real rows come first)."""
+    dim = shard_layout(like)[0]
+    return whole[:like.shape[dim]].movedim(0, dim)
+
+
+def gather_matrix(t: torch.Tensor,
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The whole matrix of a sharded DTensor in ``dtype`` (default: its
+    own), on every rank: one ``all_gather_single`` over its mesh (seen
+    by ``optedu.distributed.count_collectives``). A plain or replicated
+    tensor comes back as it is."""
+    if not is_sharded(t):
+        return t
+    _, _, _, group = shard_layout(t)
+    piece = padded_piece(t, dtype)
+    whole = piece.new_empty((dist.get_world_size(group) * piece.size(0),
+                             *piece.shape[1:]))
+    dist.all_gather_single(whole, piece, group=group)
+    return unpad(whole, t)
+
+
+def local_rows(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """This rank's piece of ``whole``, cut as the sharded ``like`` is cut
+    (``whole`` itself when ``like`` is not sharded). No communication."""
+    if not is_sharded(like):
+        return whole
+    dim, rows, rank, _ = shard_layout(like)
+    return whole.narrow(dim, min(rank * rows, like.shape[dim]),
+                        local(like).shape[dim])
+
+
 def adjusted_lr(lr: float, adjust_lr_fn: str | None,
                 shape: torch.Size) -> float:
     r"""The step size for an :math:`A\times B` matrix: Keller Jordan's
@@ -105,6 +179,13 @@ def muon(
 
     Complex tensors are not for this rule: :class:`Muon` refuses them, as
     torch's does.
+
+    Sharded tensors (DTensors cut along one dimension, as FSDP2 cuts them)
+    get the same numbers as the whole matrix in one process: the momentum
+    is averaged piece by piece, :math:`\tilde B_t` gathered whole in
+    bfloat16 (:func:`gather_matrix`; the iteration rounds to bfloat16
+    first, element by element, so nothing changes), orthogonalised, and this rank keeps its rows of
+    :math:`O_t`; :math:`\eta'` uses the global shape.
     """
     if grad.ndim != 2:
         raise ValueError("Param gradient must be a 2D matrix")   # torch's
@@ -112,12 +193,20 @@ def muon(
     # B̃_t = G_t + μ(B_t - G_t) with Nesterov, else B_t
     update = grad.lerp(momentum_buffer, momentum) if nesterov else \
         momentum_buffer
+    # B̃_t whole if sharded, in the bfloat16 the iteration reads
+    whole = gather_matrix(update, torch.bfloat16)
     # O_t ≈ U Vᵀ of B̃_t (bfloat16)
-    update = zeropower_via_newtonschulz(update, ns_coefficients, ns_steps,
-                                        eps)
+    orthogonal = zeropower_via_newtonschulz(whole, ns_coefficients, ns_steps,
+                                            eps)
+    if whole is not update and update is momentum_buffer \
+            and whole.dtype == torch.bfloat16:
+        # bfloat16 without Nesterov: the buffer keeps its normalised
+        # value, as in one process (see Muon's note)
+        local(update).copy_(local_rows(whole, update))
     step_size = adjusted_lr(lr, adjust_lr_fn, param.shape)      # η'
     param.mul_(1 - lr * weight_decay)                # θ ← (1 - ηλ) θ
-    param.add_(update, alpha=-step_size)             # θ_t = θ - η' O_t
+    local(param).add_(local_rows(orthogonal, param),
+                      alpha=-step_size)              # θ_t = θ - η' O_t
 
 
 class Muon(Optimizer):

@@ -110,6 +110,8 @@ class NAdam(Optimizer):
     :math:`\mu_t` enters only the look-ahead weights.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from ._sharding import refuse_sharded
+
 State = dict[str, Any]
 Group = dict[str, Any]
 
@@ -128,6 +130,16 @@ class Optimizer(torch.optim.Optimizer):
     supports_complex: bool = True
     complex_as_real: bool = True
     tensor_step: bool = True  # state["step"] is a tensor (SparseAdam's is an int, as torch's)
+    # how the rule meets a piece of a tensor (FSDP2's DTensor shards, flat
+    # ZeRO-1 pieces): ``element_wise`` rules step any piece as the whole;
+    # a non-empty ``refuses_shards`` says why the rule cannot, and step()
+    # raises before any state is touched (see ._sharding)
+    element_wise: bool = False
+    refuses_shards: str = ""
+    # the step reads sums over several tensors (a group's, or every
+    # parameter's): a rank holding only some whole tensors (ZeroOptimizer)
+    # would read them in part
+    couples_tensors: bool = False
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Load an older checkpoint as torch's classes do: a group without the
@@ -144,6 +156,17 @@ class Optimizer(torch.optim.Optimizer):
                 step = param_state.get("step")
                 if step is not None and not isinstance(step, torch.Tensor):
                     param_state["step"] = torch.tensor(float(step), dtype=scalar_dtype())
+
+    def refuse_pieces(self) -> None:
+        """Raise ``ValueError`` (:func:`._sharding.refuse_sharded`) if this
+        rule ``refuses_shards`` and a parameter with a gradient is a
+        sharded DTensor; before any parameter or state moves."""
+        if not self.refuses_shards:
+            return
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    refuse_sharded(type(self).__name__, param, self.refuses_shards)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         """Return the state of a parameter seen for the first time."""
@@ -182,6 +205,7 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.refuse_pieces()
         for group in self.param_groups:
             params = [param for param in group["params"] if param.grad is not None]
             self.check_gradients(params)

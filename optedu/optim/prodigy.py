@@ -151,6 +151,14 @@ class Prodigy(Optimizer):
     :math:`d = d_0` test in :func:`next_d` reads the last group's ``d0``.
     """
 
+    couples_tensors = True  # sums over every parameter (see ._sharding)
+
+    refuses_shards = (  # see ._sharding
+        "its step size d is built from sums over every parameter (the "
+        "inner product of the gradient with the distance from the "
+        "start, and the norm of the step sum), which a piece reads "
+        "only in part")
+
     supports_complex = False
     tensor_step = False  # prodigyopt's state["step"] is a Python int
 
@@ -211,6 +219,7 @@ class Prodigy(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.refuse_pieces()
         first = self.param_groups[0]
         beta1, beta2 = first["betas"]
         beta3 = math.sqrt(beta2) if first["beta3"] is None else first["beta3"]

@@ -108,6 +108,8 @@ class RAdam(Optimizer):
     :math:`\sqrt{(1-\beta_2^t)/v_t}`).
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

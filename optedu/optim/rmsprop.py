@@ -101,6 +101,8 @@ class RMSprop(Optimizer):
     ``differentiable`` switches.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],

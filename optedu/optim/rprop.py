@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ._sharding import local
 from ._validation import check_non_negative, check_tensor_lr, invalid
 from .optimizer import Group, Optimizer, State, as_real, new_step_counter, zero_buffer
 
@@ -83,6 +84,8 @@ class Rprop(Optimizer):
     1993 rule also took the previous step back.
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -114,7 +117,9 @@ class Rprop(Optimizer):
         state["step"] += 1
         etaminus, etaplus = group["etas"]
         step_size_min, step_size_max = group["step_sizes"]
-        rprop(param, grad, state["prev"], state["step_size"],
+        # element-wise: a sharded DTensor steps its local piece (DTensor
+        # refuses the masked in-place writes on the DTensor itself)
+        rprop(local(param), local(grad), local(state["prev"]), local(state["step_size"]),
               etaminus=etaminus, etaplus=etaplus,
               step_size_min=step_size_min, step_size_max=step_size_max,
               maximize=group["maximize"])

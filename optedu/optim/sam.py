@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ._sharding import norms
 from ._validation import check_non_negative, invalid
 from .optimizer import Group, Optimizer
 
@@ -51,16 +52,17 @@ def perturbation_norm(groups: Iterable[Group]) -> torch.Tensor:
     dtype), the norms squared and summed in float32 (float64 parameters
     included), a one-element float32 tensor.
     """
-    norms = []
+    grads = []
     for group in groups:
         for p in group["params"]:
             if p.grad is None:
                 continue
             grad = p.grad * p.abs() if group.get("adaptive", False) else p.grad
-            norms.append(grad.norm())
-    if not norms:
+            grads.append(grad)
+    if not grads:
         return torch.zeros((), dtype=torch.float32)
-    return torch.stack(norms).float().square_().sum().sqrt_()
+    # whole-tensor norms: one all-reduce of the pieces' squares when sharded
+    return norms(grads).float().square_().sum().sqrt_()
 
 
 class SAM(Optimizer):
@@ -114,6 +116,8 @@ class SAM(Optimizer):
     and refuses a step with no gradient, and a missing closure raises
     ``ValueError`` (theirs ``NoClosureError``).
     """
+
+    couples_tensors = True  # sums over every parameter (see ._sharding)
 
     def __init__(
         self,
@@ -188,6 +192,9 @@ class SAM(Optimizer):
             raise invalid("closure", None, "a function that zeroes the "
                           "gradients, computes the loss, calls backward() "
                           "and returns the loss: SAM takes two gradients")
+        refuse = getattr(self.base_optimizer, "refuse_pieces", None)
+        if refuse is not None:
+            refuse()              # before the weights move to w + ε̂
         self.first_step(zero_grad=True)
         with torch.enable_grad():
             loss = closure()

@@ -86,6 +86,8 @@ class _ScheduleFree(Optimizer):
     """Bookkeeping both rules share: per group the step count ``k``, the
     warmed-up rate, the averaging weights, and the train/eval switch."""
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     def _beta(self, group: Group) -> float:
         raise NotImplementedError
 

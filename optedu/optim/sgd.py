@@ -90,6 +90,8 @@ class SGD(ForeachOptimizer):
     References: Robbins & Monro (1951); Polyak (1964); Sutskever et al. (2013).
     """
 
+    element_wise = True  # any piece of a tensor steps as the whole (._sharding)
+
     supports_sparse = True  # torch's rule, unchanged: a sparse gradient adds into param
     # torch's SGD steps a complex tensor as it is, not as its real view: complex arithmetic
     # with real scalars, which can round differently (in the last bit) from the real view's

@@ -89,6 +89,10 @@ class SparseAdam(Optimizer):
     Differences from torch.optim.SparseAdam: none in what it computes.
     """
 
+    refuses_shards = (  # see ._sharding
+        "it takes sparse gradients only (rows of an embedding), and a "
+        "sharded parameter gets dense gradient pieces")
+
     tensor_step = False  # torch's SparseAdam counts steps in a Python int
 
     def __init__(
@@ -134,6 +138,7 @@ class SparseAdam(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.refuse_pieces()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             todo = []

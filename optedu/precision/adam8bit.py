@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from optedu.optim._sharding import refuse_sharded
 from optedu.optim._validation import check_adam_arguments, check_integer, invalid
 from optedu.optim.adam import adam
 from optedu.optim.optimizer import Group, Optimizer, State, new_step_counter, step_and_buffers
@@ -141,6 +142,9 @@ class Adam8bit(Optimizer):
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         if param.numel() < group["min_8bit_size"]:
             return step_and_buffers(param, *MOMENTS)
+        refuse_sharded(type(self).__name__, param, "its quantisation blocks of "
+                       "block_size elements, each with its own absmax, are cut from the "
+                       "whole flattened tensor; a piece's blocks are other blocks")
         state: State = {"step": new_step_counter()}
         zeros = torch.zeros_like(param)
         for name, code in zip(MOMENTS, moment_codes(group)):
