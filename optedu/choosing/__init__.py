@@ -38,6 +38,9 @@
   (``make experiments-mup``), for the chapter "Learning rates that transfer across width".
 * :mod:`.batch_runs`: steps to a target loss against the batch size and the gradient noise
   scale along training (``make experiments-batch``), for the chapter "How large a batch?".
+* :mod:`.spike_runs`: a small transformer at a rate ten times too high, with each remedy
+  (QK-norm, soft cap, QK-clip, β₂, clipping, warmup) (``make experiments-spikes``), for the
+  chapter "Loss spikes".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.theory` (the curvature tools), :mod:`optedu.instruments`

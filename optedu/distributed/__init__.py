@@ -17,10 +17,19 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 * :mod:`~optedu.distributed.comm`: :func:`count_collectives` (bytes per
   collective, recorded), the ring cost model :func:`ring_bytes_sent` and
   :func:`zero_volume`;
+* :mod:`~optedu.distributed.muon`: :class:`~optedu.distributed.muon.OwnerMuon`,
+  Muon on FSDP2's shards with each matrix orthogonalised once, by its owner,
+  and the runs that set it beside ``optedu.Muon``'s gathered design;
 * :mod:`~optedu.distributed.runs`: the runs a chapter launches (DDP, the
   by-hand all-reduce, ZeRO-1 and torch's ZeroRedundancyOptimizer, FSDP2)
   and the single-process reference; :mod:`~optedu.distributed.flat_runs`: the
-  runs that set the two ZeRO-1 designs (and FSDP2's clipping) side by side.
+  runs that set the two ZeRO-1 designs (and FSDP2's clipping) side by side;
+* :mod:`~optedu.distributed.sharded_rules`: every optedu optimizer under FSDP2
+  on two processes against one process, :func:`classify` (element-wise,
+  fixed, refused), stored in ``experiments/sharded_rules.json``;
+* :mod:`~optedu.distributed.checkpoint`: sharded checkpoints with
+  torch.distributed.checkpoint for ZeRO-1 and FSDP2, keyed by parameter name,
+  saved on N ranks and loaded on another number, :func:`reshard`.
 
 Imports: :mod:`optedu.optim` (argument checks), :mod:`optedu.training` (clipping) and
 :mod:`optedu.precision` (state bytes), and this folder.

@@ -3,6 +3,9 @@
 * :mod:`.clip`: gradient clipping with ``torch.nn.utils``' semantics (:func:`clip_grad_norm_`,
   :func:`clip_grad_value_`, :func:`get_total_norm`);
 * :mod:`.monitor`: a gradient-norm monitor that flags explosions and vanishing gradients;
+* :mod:`.nan_locator`: the first non-finite tensor of a run (module, phase, step), by hooks;
+* :mod:`.checkpoint`: a training checkpoint that resumes bit for bit (model, optimizer,
+  scheduler, step, random generators, data position), its checks, and the ablation of each part;
 * :mod:`.param_groups`: parameter-group builders (no weight decay on biases and norms,
   layer-wise learning-rate decay);
 * :mod:`.muon_groups`: Muon for the hidden matrices, AdamW for the rest;
@@ -12,6 +15,10 @@
   2018) from gradient norms at two batch sizes, with its standard error;
 * :mod:`.mup`: µP (Yang et al., 2021): the readout layer, the shapes against a base model, the
   parameter groups that run any optimizer in µP, its initialisation, and the coordinate check;
+* :mod:`.layer_stats`: per-layer statistics to log each step: update-to-weight ratios, Adam's
+  √v̂, attention logit maxima;
+* :mod:`.spikes`: a loss and update-norm spike detector, rollback-and-skip around any training
+  loop, and MuonClip's QK-clip;
 * :mod:`.variants`: these rules as other sources write them, for comparison.
 
 Imports: :mod:`optedu.optim` (its argument checks) and this folder only.

@@ -1,0 +1,114 @@
+"""optedu.training.checkpoint: a checkpoint that resumes bit for bit, and the refusals.
+
+Quick tier: the checks refuse another model (keys, shapes) and another optimizer (class,
+group layout, state keys) with a ValueError naming the difference, and a checkpoint goes
+through torch.save / torch.load(weights_only=True). Full tier: the ablation -- resumed with
+every part the run is identical to the uninterrupted one; without any one part it is not.
+"""
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+import optedu
+from optedu.training import checkpoint as ckpt
+from optimizers import FULL
+
+full_only = pytest.mark.skipif(not FULL, reason="about 3 s: full tier only")
+
+
+def small(out=1, cls=optedu.AdamW, **kwargs):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, out))
+    opt = cls(model.parameters(), lr=0.1, **kwargs)
+    model(torch.ones(2, 3)).sum().backward()
+    opt.step()
+    return model, opt
+
+
+def test_check_model_names_keys_and_shapes():
+    model, _ = small()
+    other, _ = small(out=2)
+    ckpt.check_model(model.state_dict(), model)
+    with pytest.raises(ValueError, match=r"2.weight: checkpoint shape \(1, 4\), model shape "
+                                         r"\(2, 4\)"):
+        ckpt.check_model(model.state_dict(), other)
+    extra = {**model.state_dict(), "3.weight": torch.zeros(1)}
+    with pytest.raises(ValueError, match=r"unexpected keys \['3.weight'\]"):
+        ckpt.check_model(extra, model)
+
+
+def test_check_optimizer_class_layout_and_state_keys():
+    model, opt = small()
+    layout = ckpt.optimizer_layout(opt, model)
+    ckpt.check_optimizer(opt.state_dict(), layout, opt, model)
+    _, adam = small(cls=optedu.Adam)
+    with pytest.raises(ValueError, match="checkpoint of optedu.optim.adam.AdamW, resuming "
+                                         "optedu.optim.adam.Adam"):
+        ckpt.check_optimizer(opt.state_dict(), layout, adam, model)
+    # torch's own load_state_dict takes it without a word
+    adam.load_state_dict(opt.state_dict())
+    amsgrad_model, amsgrad = small(amsgrad=True)
+    with pytest.raises(ValueError, match=r"holds \['exp_avg', 'exp_avg_sq', 'step'\], the "
+                                         r"optimizer keeps \['exp_avg', 'exp_avg_sq', "
+                                         r"'max_exp_avg_sq', 'step'\]"):
+        ckpt.check_optimizer(opt.state_dict(), layout, amsgrad, amsgrad_model)
+    one_group = {**layout, "groups": [sum(layout["groups"], [])[:3]]}
+    with pytest.raises(ValueError, match="parameter group 0 differs"):
+        ckpt.check_optimizer(opt.state_dict(), one_group, opt, model)
+
+
+def test_state_keys_by_probe_leave_the_optimizer_alone():
+    model = nn.Linear(2, 1)
+    opt = optedu.Adam(model.parameters(), lr=0.1, amsgrad=True)
+    before = [p.clone() for p in model.parameters()]
+    assert ckpt.state_keys(opt) == [[{"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}] * 2]
+    assert not opt.state and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_restore_refuses_before_loading_and_checks_skip():
+    recipe = ckpt.Recipe(steps=4, resume_at=2)
+    model, opt, sched, batches = ckpt.build(recipe)
+    state = ckpt.capture(model, opt, sched, 2, batches)
+    file = io.BytesIO()
+    ckpt.save(state, file)
+    file.seek(0)
+    loaded = ckpt.load(file)
+    other = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 2))
+    with pytest.raises(ValueError, match="another model"):
+        ckpt.restore(loaded, other, opt, sched, batches)
+    with pytest.raises(ValueError, match=r"Invalid skip value: \['rng'\]"):
+        ckpt.restore(loaded, model, opt, sched, batches, skip=("rng",))
+    assert ckpt.restore(loaded, model, opt, sched, batches) == 2
+
+
+def test_batches_resume_mid_epoch():
+    recipe = ckpt.Recipe()
+    *_, batches = ckpt.build(recipe)
+    seen = [next(batches)[2].tolist() for _ in range(15)]     # epoch 1, 3 batches in
+    epoch, taken, state = batches.epoch, batches.taken, batches.epoch_rng
+    rest = [next(batches)[2].tolist() for _ in range(5)]
+    *_, again = ckpt.build(recipe)
+    again.resume(epoch, taken, state)
+    assert (epoch, taken) == (1, 3) and seen
+    assert [next(again)[2].tolist() for _ in range(5)] == rest
+
+
+@full_only
+def test_ablation_everything_restored_is_identical_and_each_part_matters():
+    runs = ckpt.ablation()
+    assert runs["nothing"]["identical"]
+    for part in ckpt.PARTS:
+        assert not runs[part]["identical"], part
+    assert runs["step"]["extra_steps"] == ckpt.Recipe().resume_at
+    assert runs["step"]["param_gap"] == 0.0          # the extra steps run at lr 0
+    for part in ("sampler_rng", "data_position"):
+        assert runs[part]["repeated"] > 0 and runs[part]["missed"] > 0, part
+    assert runs["nothing"]["repeated"] == runs["nothing"]["missed"] == 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Invalid resume_at value: 10"):
+        ckpt.Recipe(steps=10, resume_at=10)
