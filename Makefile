@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch experiments-spikes experiments-sharded-rules clean
 
 setup: $(STAMP)
 
@@ -155,6 +155,18 @@ experiments-wsd: $(STAMP)
 ## magnitude; 245 runs on one worker, about 6 minutes; experiments/lrfree.jsonl, resumable
 experiments-lrfree: $(STAMP)
 	$(BIN)/python -m optedu.choosing.lrfree_runs
+
+## experiments-spikes: the chapter "Loss spikes": a two-block char transformer, Adam at 10x the
+## healthy rate, alone and with each remedy, three seeds; 27 runs on one worker, about 2 minutes;
+## experiments/spikes.jsonl
+experiments-spikes: $(STAMP)
+	$(BIN)/python -m optedu.choosing.spike_runs --jobs 1
+
+## experiments-sharded-rules: the chapter "Whole-tensor rules on shards": every optedu optimizer
+## under FSDP2 on 2 gloo processes against one process: element-wise, fixed or refused;
+## experiments/sharded_rules.json (about 10 s)
+experiments-sharded-rules: $(STAMP)
+	$(BIN)/python -m optedu.distributed.sharded_rules
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis
