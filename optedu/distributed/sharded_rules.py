@@ -392,6 +392,16 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
 STORED = pathlib.Path("experiments/sharded_rules.json")
 
 
+def read_stored() -> dict[str, Any]:
+    """The stored classification (``make experiments-sharded-rules``), read
+    from the repository this module lives in, whatever the working folder."""
+    path = pathlib.Path(__file__).resolve().parents[2] / STORED
+    if not path.exists():
+        raise ValueError(f"Invalid path: no classification stored in {path} "
+                         f"(make experiments-sharded-rules)")
+    return json.loads(path.read_text())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Classify every rule, print the table, store it (``--out``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
