@@ -15,13 +15,18 @@ The data is scikit-learn's digits (8×8 images, 10 classes), scaled to
 :math:`[0, 1]`; the models are small MLPs (:func:`mlp`), optionally with a
 LayerNorm after each hidden layer. Everything is seeded: a run is a function
 of its arguments.
+
+The large-run cases bring their own loops and logs: :func:`train_on` trains on
+the batches it is given (a ``DataLoader`` restored from a checkpoint, say) and
+records the same two numbers; :func:`plot_signs` draws any statistics a run
+logs per step (an attention logit, a data position) or per tensor (as bars).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,8 +39,8 @@ from torch import nn
 
 from optedu.training.clip import clip_grad_norm_, get_total_norm
 
-__all__ = ["Run", "digits", "mlp", "full_loss", "train", "plot_symptoms",
-           "sgd_restarts"]
+__all__ = ["Run", "digits", "mlp", "full_loss", "train", "train_on",
+           "plot_symptoms", "plot_signs", "sgd_restarts"]
 
 
 @dataclass
@@ -203,6 +208,106 @@ def train(
         if due and not scheduler_first:
             scheduler.step()
     return run
+
+
+def train_on(model: nn.Module, optimizer: torch.optim.Optimizer,
+             batches: Iterator, steps: int, *, run: Run | None = None) -> Run:
+    """Train ``model`` for ``steps`` optimizer steps on the batches that
+    ``batches`` yields, ``(inputs, labels, ...)`` tuples (e.g. from a
+    ``DataLoader``; entries after the labels are ignored), recording the
+    mini-batch loss and the gradient norm of each step as :func:`train`
+    does (appended to ``run`` if given)."""
+    if steps < 0:
+        raise ValueError(f"Invalid steps: {steps}")
+    run = Run() if run is None else run
+    params = list(model.parameters())
+    for _ in range(steps):
+        x, y = next(batches)[:2]
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x.to(_dtype(model))).float(), y)
+        loss.backward()
+        run.losses.append(loss.item())
+        run.norms.append(get_total_norm(
+            [p.grad for p in params if p.grad is not None]).item())
+        run.lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+    return run
+
+
+def plot_signs(panels: dict[str, dict[str, Sequence[float] | Mapping[str, float]]],
+               *, log: Sequence[str] = (), start: int = 1,
+               marks: Sequence[float] = (),
+               figsize: tuple[float, float] = (7.0, 2.8)):
+    """One panel per entry of ``panels``, ``{y label: {run label: values}}``:
+    the warning signs a run logs (a loss, an attention logit, a data
+    position, a statistic per tensor).
+
+    Args:
+        panels: the panels, left to right. A run's values are either one
+            number per step, drawn as a line against the step, or a mapping
+            ``{name: value}`` (one number per tensor, say), drawn as bars
+            grouped by name. A run label keeps its colour in every panel.
+        log: the y labels of the panels drawn on a logarithmic axis.
+        start: number of the first step.
+        marks: steps marked by a dotted vertical line in every line panel
+            (a resume, a change of data).
+
+    Non-finite values are not drawn; a line whose values stop being finite
+    is marked with a cross at its last finite value, labelled "diverged".
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    unknown = sorted(set(log) - set(panels))
+    if unknown:
+        raise ValueError(f"Invalid log: {unknown} (not a panel)")
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
+    colours: dict[str, str] = {}
+    for ax, (ylabel, series) in zip(axes[0], panels.items()):
+        bars = [label for label, values in series.items()
+                if isinstance(values, Mapping)]
+        for k, label in enumerate(bars):
+            names = list(series[label])
+            colour = colours.setdefault(label, f"C{len(colours)}")
+            width = 0.8 / len(bars)
+            ax.bar([i + (k - (len(bars) - 1) / 2) * width
+                    for i in range(len(names))],
+                   [series[label][n] for n in names], width, color=colour,
+                   label=label)
+            ax.set_xticks(range(len(names)), names, fontsize=8, rotation=30,
+                          ha="right")
+        longest = 0
+        for label, values in series.items():
+            if isinstance(values, Mapping):
+                continue
+            values = [float(v) for v in values]
+            longest = max(longest, len(values))
+            shown = [v if math.isfinite(v) and (v > 0 or ylabel not in log)
+                     else math.nan for v in values]
+            colour = colours.setdefault(label, f"C{len(colours)}")
+            ax.plot(range(start, start + len(values)), shown, lw=1,
+                    color=colour, label=label)
+            bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+            good = ([i for i in range(bad[0]) if not math.isnan(shown[i])]
+                    if bad else [])
+            if good:
+                ax.plot(start + good[-1], shown[good[-1]], "x", color=colour, ms=8)
+                ax.annotate("diverged", (start + good[-1], shown[good[-1]]),
+                            textcoords="offset points", xytext=(4, 6), fontsize=8)
+        if longest:
+            end = start + longest - 1
+            pad = 0.03 * (end - start) + 0.5
+            ax.set_xlim(start - pad, end + pad)
+            for step in marks:
+                ax.axvline(step, ls=":", lw=1, color="k")
+            ax.set_xlabel("step")
+        if ylabel in log:
+            ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def plot_symptoms(runs: dict[str, Run], *, threshold: float | None = None,

@@ -152,7 +152,7 @@ def test_chapter_meets_the_bar(path):
         f"{path.name}: no executed comparison with torch that stops the notebook"
 
 
-CASES = 12
+CASES = 16
 
 
 @pytest.mark.skipif(not (ROOT / "book" / "casebook.ipynb").exists(), reason="not written yet")

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import optedu
-from optedu.practice.casebook import (Run, full_loss, mlp, plot_symptoms, sgd_restarts,
-                             train)
+from optedu.practice.casebook import (Run, full_loss, mlp, plot_signs, plot_symptoms,
+                                      sgd_restarts, train, train_on)
 from optedu.lr_scheduler.schedules import linear_warmup_cosine
 from optimizers import FULL
 
@@ -119,6 +119,24 @@ def test_fp16_gradients_underflow_without_loss_scaling():
     assert plain.norms == [0.0] and scaled.norms[0] > 0
 
 
+def test_train_on_records_the_loss_of_each_batch_it_is_given():
+    # lr = 0: the weights stay put, so each step's loss is its batch's loss; entries after
+    # the labels (here the examples' indices) are ignored.
+    x = torch.rand(12, 64, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(12) % 10
+    model = mlp(0, width=8)
+    batches = [(x[i:i + 4], y[i:i + 4], torch.arange(i, i + 4)) for i in (0, 4, 8)]
+    run = train_on(model, optedu.SGD(model.parameters(), lr=0.0), iter(batches), 3)
+    with torch.no_grad():
+        want = [torch.nn.functional.cross_entropy(model(b[0]), b[1]).item() for b in batches]
+    assert run.losses == pytest.approx(want, rel=1e-6)
+    assert len(run.norms) == 3 and min(run.norms) > 0 and run.lrs == [0.0] * 3
+    more = train_on(model, optedu.SGD(model.parameters(), lr=0.0), iter(batches), 2, run=run)
+    assert more is run and len(run.losses) == 5
+    with pytest.raises(ValueError, match="Invalid steps: -1"):
+        train_on(model, optedu.SGD(model.parameters(), lr=0.0), iter(batches), -1)
+
+
 @pytest.mark.skipif(not FULL, reason="full tier")
 def test_fixes_train_better_than_the_bugs():
     losses = {}
@@ -144,6 +162,32 @@ def test_plot_symptoms_draws_two_panels():
     assert norm_ax.get_ylabel() == "gradient norm"
     assert any(t.get_text() == "diverged" for t in loss_ax.texts)
     plt.close(fig)
+
+
+@pytest.mark.skipif(not FULL, reason="full tier")
+def test_plot_signs_draws_lines_and_bars():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # "a" stops being finite (marked), "c" starts with NaN as a moving mean does (not marked)
+    fig = plot_signs({"loss": {"a": [2.0, 1.0, math.nan], "c": [math.nan, 1.5, 1.0]},
+                      "share": {"c": {"w": 0.5, "b": 0.25}, "a": {"w": 0.1, "b": 0.0}}},
+                     log=["loss"], start=11, marks=[12])
+    loss_ax, share_ax = fig.axes
+    assert loss_ax.get_ylabel() == "loss" and loss_ax.get_yscale() == "log"
+    assert [t.get_text() for t in loss_ax.texts] == ["diverged"]
+    lines = {ln.get_label(): ln for ln in loss_ax.lines if ln.get_label() in ("a", "c")}
+    assert [ln.get_xdata()[0] for ln in lines.values()] == [11, 11]
+    assert [p.get_height() for p in share_ax.patches] == [0.5, 0.25, 0.1, 0.0]
+    assert [t.get_text() for t in share_ax.get_xticklabels()] == ["w", "b"]
+    # a label keeps its colour across panels
+    bars = {"c": share_ax.patches[0], "a": share_ax.patches[2]}
+    for label, line in lines.items():
+        assert matplotlib.colors.to_rgba(line.get_color()) == bars[label].get_facecolor()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="Invalid log"):
+        plot_signs({"loss": {"a": [1.0]}}, log=["norm"])
 
 
 @pytest.mark.skipif(not FULL, reason="full tier")

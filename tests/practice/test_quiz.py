@@ -446,7 +446,7 @@ def test_the_real_bank_is_in_the_drill_shape():
         levels = {q.level for q in questions if key in q.themes}
         assert levels == set(quiz.LEVELS), f"theme {key}: levels {levels}"
     cases = [q for q in questions if q.chapter == "casebook"]
-    assert len(cases) == 12 and all(q.kind == "scenario" and q.prompt for q in cases)
+    assert len(cases) == 16 and all(q.kind == "scenario" and q.prompt for q in cases)
     for kind in quiz.KINDS:
         assert sum(q.kind == kind for q in questions) >= 15, kind
     mock = quiz.Quiz.mock(minutes=30, seed=0)
