@@ -1,30 +1,41 @@
 """tools/run_notebooks.py --unpinned --check: kernels without the AVX2 cap; nothing stored."""
 
+import functools
 import importlib.util
 from pathlib import Path
 
-import nbformat
+import pytest
 
 from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
+from optimizers import FULL
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools/run_notebooks.py")
-run_notebooks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_notebooks)
+
+
+@functools.cache
+def tool():
+    """tools/run_notebooks.py, loaded when a test first needs it: it imports nbformat, whose
+    jsonschema formats take a second or more to import, in every worker that collects."""
+    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools/run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 CAPPED = dict(CPU_KERNELS, PATH="/usr/bin:/bin")
 
 
 def test_kernel_env_pins_or_strips_the_cap():
-    pinned = run_notebooks.kernel_env(environ={"PATH": "/bin"})
+    pinned = tool().kernel_env(environ={"PATH": "/bin"})
     assert pinned == {"PATH": "/bin", "OPTEDU_STATIC": "1", **pin_cpu_kernels({})}
-    unpinned = run_notebooks.kernel_env(unpinned=True, environ=CAPPED)
+    unpinned = tool().kernel_env(unpinned=True, environ=CAPPED)
     assert not set(CPU_KERNELS) & set(unpinned) and unpinned["PATH"] == CAPPED["PATH"]
 
 
+@pytest.mark.skipif(not FULL, reason="full tier (make test): starts two kernels")
 def test_unpinned_check_starts_the_kernel_without_the_cap(tmp_path, monkeypatch):
     """The caller's environment sets the cap; the kernel must not see it. The same notebook,
     checked with the cap, fails, naming its cell and error: the check can fail."""
+    import nbformat
     for name, value in CPU_KERNELS.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "env.ipynb"
@@ -37,9 +48,9 @@ def test_unpinned_check_starts_the_kernel_without_the_cap(tmp_path, monkeypatch)
     ])
     nbformat.write(nb, path)
     before = path.read_text()
-    elapsed, error = run_notebooks.check(path, 60, run_notebooks.kernel_env(unpinned=True))
+    elapsed, error = tool().check(path, 60, tool().kernel_env(unpinned=True))
     assert error is None and elapsed > 0
-    _, error = run_notebooks.check(path, 60, run_notebooks.kernel_env())
+    _, error = tool().check(path, 60, tool().kernel_env())
     assert error.startswith(f"cell 2 (id {nb.cells[1].id}): ----> 3 assert not seen")
     assert "AssertionError: {'ATEN_CPU_CAPABILITY': 'avx2'" in error
     assert path.read_text() == before                     # nothing stored
@@ -60,11 +71,12 @@ class _Client:
 
 
 def _check_with(monkeypatch, tmp_path, failures):
+    import nbformat
     _Client.starts, _Client.failures = 0, failures
-    monkeypatch.setattr(run_notebooks, "NotebookClient", _Client)
+    monkeypatch.setattr(tool(), "NotebookClient", _Client)
     path = tmp_path / "n.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
-    return run_notebooks.check(path, 60, {})[1], _Client.starts
+    return tool().check(path, 60, {})[1], _Client.starts
 
 
 NOT_STARTED = "Kernel died before replying to kernel_info"

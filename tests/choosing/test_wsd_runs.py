@@ -59,6 +59,7 @@ def test_schedules_reach_zero_and_hold_the_peak():
         wd.wsd_schedule(100, 3, 5, "linear")
 
 
+@pytest.mark.skipif(not FULL, reason="full tier (make test): trains the branch and the run")
 def test_a_branch_is_the_separate_wsd_run(monkeypatch):
     """The stable run's state, branched at T − D, decays to exactly the separate run's final
     validation loss: the point of WSD's "one run, many budgets"."""

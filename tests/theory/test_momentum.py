@@ -8,6 +8,7 @@ import torch
 
 import optedu
 from optedu.theory import momentum, quadratic
+from optimizers import FULL
 
 STEPS = 60
 
@@ -109,7 +110,9 @@ def test_hand_computed_steps():
     assert theta.item() == pytest.approx(0.72)
 
 
-@pytest.mark.parametrize("m, L", [(1.0, 10.0), (0.01, 1.0), (1.0, 1000.0)])
+@pytest.mark.parametrize("m, L", [(1.0, 10.0)] + [pytest.param(
+    m, L, marks=pytest.mark.skipif(not FULL, reason="full tier (make test): a grid search each"))
+    for m, L in [(0.01, 1.0), (1.0, 1000.0)]])
 def test_polyak_optimum_beats_a_grid(m, L):
     lr, mu, rate = quadratic.polyak_optimal(m, L)
 
