@@ -28,7 +28,6 @@ trace (Hutchinson), and the gradients evaluated.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import pathlib
@@ -340,13 +339,8 @@ def rescale(model: torch.nn.Sequential, layer: int, alpha: float) -> torch.nn.Se
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, default=PATH)
-    args = parser.parse_args(None if argv is None else list(argv))
-    meta = run(args.out)
-    print(f"flat: {meta['runs']} runs stored in {args.out}, {meta['ran_now']} run now "
-          f"in {meta['seconds_now'] / 60:.1f} min on one worker")
-    return 0
+    return runner.grid_main(argv, description=__doc__.splitlines()[0], run=run, out=PATH,
+                            name="flat")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ Adam-type rule it equals; DoG's ``eta``). At the end: loss and accuracy on the t
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import math
@@ -345,13 +344,8 @@ def tuned(records: Sequence[dict[str, Any]], optimizer: str, schedule: str) -> f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, default=PATH)
-    args = parser.parse_args(None if argv is None else list(argv))
-    meta = run(args.out)
-    print(f"lrfree: {meta['runs']} runs stored in {args.out}, {meta['ran_now']} run now "
-          f"in {meta['seconds_now'] / 60:.1f} min on one worker")
-    return 0
+    return runner.grid_main(argv, description=__doc__.splitlines()[0], run=run, out=PATH,
+                            name="lrfree")
 
 
 if __name__ == "__main__":

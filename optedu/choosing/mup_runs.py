@@ -32,7 +32,6 @@ Hyperparameter Transfer*, NeurIPS 2021.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import pathlib
@@ -245,17 +244,8 @@ def best_rates(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int, int], 
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, default=PATH)
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1 only)")
-    args = parser.parse_args(None if argv is None else list(argv))
-    if args.jobs != 1:
-        raise ValueError(f"Invalid jobs: {args.jobs} (the grid runs on one worker)")
-    start = time.monotonic()
-    meta = run(args.out)
-    print(f"mup experiments: {meta['runs']} runs stored in {args.out}, {meta['ran_now']} "
-          f"run now in {(time.monotonic() - start) / 60:.1f} min on 1 worker")
-    return 0
+    return runner.grid_main(argv, description=__doc__.splitlines()[0], run=run, out=PATH,
+                            name="mup")
 
 
 if __name__ == "__main__":

@@ -316,6 +316,25 @@ def run_missing(jobs: Iterable[Any], key_of: Callable[[dict[str, Any]], Any],
     return write_meta(out, name, len(todo), time.monotonic() - start, wall, 1)
 
 
+def grid_main(argv: Iterable[str] | None, *, description: str,
+              run: Callable[[pathlib.Path], dict[str, Any]], out: pathlib.Path,
+              name: str) -> int:
+    """The command line of a chapter's experiment module (``python -m
+    optedu.choosing.<name>_runs [--out PATH] [--jobs 1]``): run what ``out`` lacks with
+    ``run(out)`` (:func:`run_missing`) on one worker and say what was stored."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=pathlib.Path, default=out)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1 only)")
+    args = parser.parse_args(None if argv is None else list(argv))
+    if args.jobs != 1:
+        raise ValueError(f"Invalid jobs: {args.jobs} (the grid runs on one worker)")
+    start = time.monotonic()
+    meta = run(args.out)
+    print(f"{name} experiments: {meta['runs']} runs stored in {args.out}, {meta['ran_now']} "
+          f"run now in {(time.monotonic() - start) / 60:.1f} min on 1 worker")
+    return 0
+
+
 def read_stored(path: pathlib.Path, target: str) -> list[dict[str, Any]]:
     """The records stored in ``path``; a clear error naming the ``make`` target that writes
     them when there are none."""

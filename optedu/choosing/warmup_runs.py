@@ -37,7 +37,6 @@ adaptive learning rate and beyond*, ICLR 2020.
 
 from __future__ import annotations
 
-import argparse
 import math
 import pathlib
 import sys
@@ -281,14 +280,8 @@ def table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int, int], float
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path, default=PATH)
-    args = parser.parse_args(None if argv is None else list(argv))
-    start = time.monotonic()
-    meta = run(args.out)
-    print(f"warmup experiments: {meta['runs']} runs stored in {args.out}, {meta['ran_now']} "
-          f"run now in {(time.monotonic() - start) / 60:.1f} min on 1 worker")
-    return 0
+    return runner.grid_main(argv, description=__doc__.splitlines()[0], run=run, out=PATH,
+                            name="warmup")
 
 
 if __name__ == "__main__":
