@@ -18,6 +18,9 @@ $(STAMP): requirements.txt pyproject.toml
 	# mup 1.0.0 (µP's reference, tests/training/test_mup.py) without its declared torchvision,
 	# pandas and seaborn, which its core does not import: with them pip would replace torch
 	$(BIN)/python -m pip install --quiet --no-deps mup==1.0.0
+	# kron-torch 0.3.3 (PSGD-Kron's reference) without triton, a GPU compiler it declares and
+	# its CPU path never imports
+	$(BIN)/python -m pip install --quiet --no-deps kron-torch==0.3.3
 	touch $(STAMP)
 
 # MathJax 3 served by the site itself, so equations render offline: unpacked from the npm
