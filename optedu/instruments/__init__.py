@@ -3,6 +3,8 @@
 * :mod:`.display`: numbers for reading (2.6 × 10⁻⁶, bounds), ``glue`` and its stale-number note
   in reader copies, figures as 2× palette PNGs;
 * :mod:`.parity`: the optedu-beside-torch harness the tests and chapters share;
+* :mod:`.references`: reference packages' modules imported as they are compared (galore-torch
+  and apollo-torch without transformers or their ``__init__``);
 * :mod:`.source`: ``show_source``: optedu's code as a chapter shows it;
 * :mod:`.landscapes`: 2-D test surfaces, trajectories and their plots, sliders in Jupyter;
 * :mod:`.bench`: timing and traffic counting for the step benchmark;

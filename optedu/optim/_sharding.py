@@ -125,6 +125,19 @@ def refuse_sharded(rule: str, p: Any, why: str) -> None:
         f"or an element-wise rule.")
 
 
+def refuse_pieces(optimizer: Any) -> None:
+    """:func:`refuse_sharded` for every parameter with a gradient of ``optimizer``, whose
+    class says why in ``refuses_shards``: for the rules built on ``torch.optim.Optimizer``
+    rather than optedu's base (whose ``step`` does this itself), before any state moves."""
+    why = getattr(optimizer, "refuses_shards", "")
+    if not why:
+        return
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if param.grad is not None:
+                refuse_sharded(type(optimizer).__name__, param, why)
+
+
 def local(t: torch.Tensor) -> torch.Tensor:
     """A DTensor's local piece; a plain tensor itself."""
     return t.to_local() if _is_dtensor(t) else t

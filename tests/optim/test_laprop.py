@@ -1,0 +1,212 @@
+"""optedu LaProp against pytorch_optimizer.LaProp 4.1.0: bit for bit with its per-parameter
+path over every option, float32 and float64, one and two groups, a scheduled rate, checkpoints
+both ways; its multi-tensor path to a measured bound; its L2 setting, which does not decay;
+then the paper's bound on the step, which Adam breaks when beta1 > sqrt(beta2)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+
+import pytest
+import torch
+from pytorch_optimizer import LaProp as Reference
+
+import optedu
+from optedu.optim.laprop import LaProp
+from optimizers import FULL
+
+STEPS = 25
+SHAPES = [(4, 5), (5,), (5, 3), (3,)]
+STATE = ("exp_avg", "exp_avg_sq", "exp_mean_avg_beta2", "max_exp_avg_sq", "exp_avg_lr_1",
+         "exp_avg_lr_2")
+
+
+def _params(dtype: torch.dtype) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
+
+
+def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
+    """A small tanh network on a new batch each step."""
+    g = torch.Generator().manual_seed(100 + step)
+    dtype = params[0].dtype
+    x = torch.randn(8, 4, generator=g, dtype=dtype)
+    y = torch.randn(8, 3, generator=g, dtype=dtype)
+    w1, b1, w2, b2 = params
+    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
+
+
+def _groups(params, two: bool, second: dict):
+    return [{"params": params[:2]}, {"params": params[2:], **second}] if two else params
+
+
+def _train(params, opt, steps=STEPS, start=0, scheduler=None):
+    sched = scheduler(opt) if scheduler else None
+    for t in range(start, start + steps):
+        opt.zero_grad()
+        _loss(params, t).backward()
+        opt.step()
+        if sched:
+            sched.step()
+    return params, opt
+
+
+def _run(make, dtype=torch.float64, two=False, second=None, **kwargs):
+    params = _params(dtype)
+    return _train(params, make(_groups(params, two, second or {})), **kwargs)
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _worst(a, b) -> float:
+    return max((x.detach() - y.detach()).abs().max().item() for x, y in zip(a, b))
+
+
+DECAYS = {"none": dict(weight_decay=0.0), "decoupled": dict(weight_decay=0.1),
+          "fixed": dict(weight_decay=0.01, fixed_decay=True)}
+OPTIONS = dict(decay=list(DECAYS), centered=[False, True], ams_bound=[False, True],
+               maximize=[False, True])
+BASE = dict(lr=0.01, betas=(0.8, 0.99), eps=1e-8, steps_before_using_centered=5)
+SECOND = {"betas": (0.7, 0.9), "eps": 1e-3, "weight_decay": 0.3}
+# a scheduled rate: the momentum's correction weighs the rates it holds
+HALVING = lambda opt: torch.optim.lr_scheduler.StepLR(opt, 7, gamma=0.5)  # noqa: E731
+
+
+def _cases():
+    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
+    cases = [(c, dtype, two) for c in combos
+             for dtype in (torch.float32, torch.float64) for two in (False, True)]
+    # quick tier: every 13th of the 96 (13 is prime to each factor)
+    return cases if FULL else cases[::13]
+
+
+@pytest.mark.parametrize(("options", "dtype", "two"), _cases(),
+                         ids=lambda x: str(x).replace("torch.", ""))
+def test_bit_identical_to_pytorch_optimizer(options, dtype, two):
+    """25 steps under a halving rate: parameters, every state entry and the group's step bit
+    for bit against its per-parameter path (foreach=False)."""
+    options = dict(options)
+    kwargs = {**BASE, **DECAYS[options.pop("decay")], **options}
+    a, ours = _run(lambda g: LaProp(g, **kwargs), dtype, two, SECOND, scheduler=HALVING)
+    b, theirs = _run(lambda g: Reference(g, foreach=False, **kwargs), dtype, two, SECOND,
+                     scheduler=HALVING)
+    assert _same(a, b)
+    for p, q in zip(a, b):
+        assert sorted(ours.state[p]) == sorted(theirs.state[q])
+        for key in STATE:
+            if key in ours.state[p]:
+                assert torch.equal(torch.as_tensor(ours.state[p][key]),
+                                   torch.as_tensor(theirs.state[q][key])), key
+    assert [g["step"] for g in ours.param_groups] == [g["step"] for g in theirs.param_groups]
+    assert not _same(a, _params(dtype))
+
+
+def test_its_multi_tensor_path():
+    """Its CPU default (foreach=None) keeps the step size 1/c_t as a float32 tensor: float32
+    parameters bit for bit; float64 ones differ by the float32 rounding of 1/c_t (relative
+    2^-24 on each move): 25 steps measured 9.6e-10 over all options; bound 1e-8."""
+    kwargs = dict(BASE, weight_decay=0.1, centered=True, ams_bound=True)
+    for dtype in (torch.float32, torch.float64):
+        a, _ = _run(lambda g: LaProp(g, **kwargs), dtype)
+        b, _ = _run(lambda g: Reference(g, **kwargs), dtype)
+        if dtype == torch.float32:
+            assert _same(a, b)
+        else:
+            assert 0 < _worst(a, b) <= 1e-8
+
+
+def test_its_l2_setting_does_not_decay():
+    """Its weight_decouple=False adds lambda*theta to p.grad after the step: the parameters
+    move exactly as without decay. optedu's is L2 (the gradient gets lambda*theta first)."""
+    l2 = dict(BASE, weight_decay=0.1, weight_decouple=False)
+    theirs, _ = _run(lambda g: Reference(g, foreach=False, **l2))
+    undecayed, _ = _run(lambda g: LaProp(g, **BASE))
+    assert _same(theirs, undecayed)
+    ours, _ = _run(lambda g: LaProp(g, **l2))
+    assert _worst(ours, undecayed) > 1e-4
+
+
+def test_defaults_are_pytorch_optimizer_s():
+    ours = LaProp(_params(torch.float64))
+    theirs = Reference(_params(torch.float64))
+    assert ours.defaults == {**{k: v for k, v in theirs.defaults.items() if k != "foreach"},
+                             "maximize": False}
+    assert ours.steps_before_using_centered == theirs.steps_before_using_centered == 10
+
+
+@pytest.mark.parametrize("load_into", [LaProp, Reference], ids=["optedu", "reference"])
+@pytest.mark.parametrize("save_from", [LaProp, Reference], ids=["optedu", "reference"])
+def test_state_dict_round_trip(save_from, load_into):
+    kwargs = dict(BASE, weight_decay=0.1, centered=True, ams_bound=True, foreach=False)
+    make = lambda cls, g: cls(g, **{k: v for k, v in kwargs.items()  # noqa: E731
+                                    if k != "foreach" or cls is Reference})
+    params, opt = _run(lambda g: make(save_from, g), two=True, second=SECOND, steps=10)
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    twin_opt = make(load_into, _groups(twin, True, SECOND))
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    _train(params, opt, steps=10, start=10)
+    _train(twin, twin_opt, steps=10, start=10)
+    assert _same(params, twin)
+
+
+def _largest_move(make, beta1: float, beta2: float, n: int = 200) -> float:
+    """The largest |theta_t - theta_{t-1}| over small alternating gradients with one spike."""
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = make([x], lr=0.01, betas=(beta1, beta2), eps=0.0)
+    moves = []
+    for t in range(n):
+        x.grad = torch.full_like(x, 1.0 if t == 50 else 1e-3 * (-1) ** t)
+        before = x.item()
+        opt.step()
+        moves.append(abs(x.item() - before))
+    return max(moves)
+
+
+@pytest.mark.parametrize("betas", [(0.999, 0.9), (0.99, 0.5), (0.9, 0.999)], ids=str)
+def test_step_bounded_for_any_betas(betas):
+    """LaProp's momentum averages g/sqrt(v_hat), each at most 1/sqrt(1-beta2) in size (v_t
+    holds (1-beta2) g_t^2), so every move is at most lr/sqrt(1-beta2), whatever beta1 (Ziyin
+    et al.). Adam's m_hat/sqrt(v_hat) has no such bound once beta1 > sqrt(beta2): after a
+    spike its v forgets faster than its m."""
+    beta1, beta2 = betas
+    bound = 0.01 / (1 - beta2) ** 0.5
+    assert _largest_move(LaProp, beta1, beta2) <= bound * (1 + 1e-12)
+    adam = _largest_move(optedu.Adam, beta1, beta2)
+    assert (adam > bound) == (beta1 > beta2**0.5)
+
+
+def test_complex_and_grad_none_and_sparse():
+    runs = []
+    for cls, extra in ((LaProp, {}), (Reference, dict(foreach=False))):
+        z = torch.tensor([1 + 2j, -0.5 + 0.1j], dtype=torch.complex128, requires_grad=True)
+        opt = cls([z], lr=0.05, **extra)
+        for t in range(6):
+            opt.zero_grad()
+            (z.abs() ** 2 * (1 + t)).sum().backward()
+            opt.step()
+        runs.append(z.detach())
+    assert torch.equal(*runs)
+    params = _params(torch.float64)
+    unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    _, opt = _train(params, LaProp([*params, unused]), steps=2)
+    assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
+    emb = torch.zeros(4, 2, requires_grad=True)
+    emb.grad = torch.zeros(4, 2).to_sparse()
+    with pytest.raises(RuntimeError, match="LaProp does not support sparse gradients"):
+        LaProp([emb]).step()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    (dict(betas=(1.0, 0.99)), "Invalid beta parameter at index 0: 1.0"),
+    (dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+    (dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        LaProp(_params(torch.float64), **kwargs)
