@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch experiments-spikes experiments-sharded-rules clean
+	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch experiments-spikes experiments-sharded-rules experiments-shampoo experiments-soap experiments-kron experiments-two-momenta experiments-mars experiments-after-muon experiments-low-memory clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 	# kron-torch 0.3.3 (PSGD-Kron's reference) without triton, a GPU compiler it declares and
 	# its CPU path never imports
 	$(BIN)/python -m pip install --quiet --no-deps kron-torch==0.3.3
+	# the low-memory rules' references without transformers, which they import only for a
+	# version check the compared paths never reach (tests/optim/_hf_stub.py)
+	$(BIN)/python -m pip install --quiet --no-deps galore-torch==1.0 apollo-torch==1.0.3 \
+	  adam-mini==1.1.1
 	touch $(STAMP)
 
 # MathJax 3 served by the site itself, so equations render offline: unpacked from the npm
@@ -170,6 +174,48 @@ experiments-spikes: $(STAMP)
 ## experiments/sharded_rules.json (about 10 s)
 experiments-sharded-rules: $(STAMP)
 	$(BIN)/python -m optedu.distributed.sharded_rules
+
+## experiments-shampoo: the chapter "Shampoo": Shampoo, Shampoo grafted onto AdamW's step
+## length, and AdamW, five rates each, three seeds, on the autoencoder; 45 runs on one worker,
+## about 3 minutes; experiments/shampoo.jsonl
+experiments-shampoo: $(STAMP)
+	$(BIN)/python -m optedu.choosing.shampoo_runs --jobs 1
+
+## experiments-soap: the chapter "SOAP": SOAP against AdamW over the same five rates, the
+## refresh period swept at two rates, the exact eigh refresh against the paper's power step
+## (digits MLP, three seeds); 78 runs on one worker, about 2 minutes; experiments/soap.jsonl
+experiments-soap: $(STAMP)
+	$(BIN)/python -m optedu.choosing.soap_runs --jobs 1
+
+## experiments-kron: the chapter "PSGD: fitting a preconditioner": PSGD-Kron against AdamW on
+## the digits MLP, four rates each, three seeds; 24 runs on one worker, about 1 minute;
+## experiments/kron.jsonl
+experiments-kron: $(STAMP)
+	$(BIN)/python -m optedu.choosing.kron_runs --jobs 1
+
+## experiments-two-momenta: the chapter "Two momenta": ADOPT, LaProp and AdEMAMix (with and
+## without its warmups) against AdamW on the digits MLP, five rates each, three seeds; 75 runs
+## on one worker, about 1 minute; experiments/two_momenta.jsonl
+experiments-two-momenta: $(STAMP)
+	$(BIN)/python -m optedu.choosing.two_momenta_runs --jobs 1
+
+## experiments-mars: the chapter "Variance reduction and caution": MARS (AdamW and Lion forms)
+## and cautious AdamW against AdamW on the digits MLP, five rates each, three seeds; 60 runs on
+## one worker, about 1 minute; experiments/mars.jsonl
+experiments-mars: $(STAMP)
+	$(BIN)/python -m optedu.choosing.mars_runs --jobs 1
+
+## experiments-after-muon: the chapter "After Muon": AdamW, Muon, Muon with Polar Express and
+## NorMuon over the same seven rates (digits MLP, three seeds); 84 runs on one worker, about
+## 10 minutes; experiments/after_muon.jsonl
+experiments-after-muon: $(STAMP)
+	$(BIN)/python -m optedu.choosing.after_muon_runs --jobs 1
+
+## experiments-low-memory: the chapter "Training in less memory": AdamW, GaLore, APOLLO,
+## APOLLO-Mini and Adam-mini on the digits MLP, five rates each, three seeds; 35 runs on one
+## worker; experiments/low_memory.jsonl
+experiments-low-memory: $(STAMP)
+	$(BIN)/python -m optedu.choosing.low_memory_runs --jobs 1
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

@@ -51,7 +51,18 @@ from .optim.dadapt_sgd import DAdaptSGD
 from .optim.dadapt_adam import DAdaptAdam
 from .optim.prodigy import Prodigy
 from .optim.dog import DoG, LDoG
+from .optim.ademamix import AdEMAMix, ademamix
+from .optim.adam_mini import AdamMini
+from .optim.adopt import ADOPT, adopt
+from .optim.apollo import APOLLO
+from .optim.galore import GaLoreAdamW
+from .optim.laprop import LaProp, laprop
+from .optim.cautious import CautiousAdamW, CautiousLion, cautious_mask
+from .optim.mars import MARS, mars
+from .optim.kron import Kron, kron
 from .optim.muon import Muon, muon
+from .optim.muonclip import MuonClip
+from .optim.normuon import NorMuon
 from .optim.nadam import NAdam, nadam
 from .optim.optimizer import Optimizer
 from .optim.radam import RAdam, radam
@@ -60,6 +71,8 @@ from .optim.rprop import Rprop, rprop
 from .optim.schedule_free import (AdamWScheduleFree, SGDScheduleFree, schedule_free_adamw,
                                   schedule_free_sgd)
 from .optim.sgd import SGD, sgd
+from .optim.shampoo import Shampoo, shampoo
+from .optim.soap import SOAP, soap
 from .optim.sparse_adam import SparseAdam, sparse_adam
 from .precision.adam8bit import Adam8bit, AdamW8bit
 from .precision.loss_scaling import LossScaler
@@ -81,7 +94,11 @@ __all__ = [
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb", "SAM", "sam_perturbation",
     "DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
-    "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups",
+    "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups", "NorMuon", "MuonClip",
+    "Shampoo", "shampoo", "SOAP", "soap", "Kron", "kron",
+    "ADOPT", "adopt", "AdEMAMix", "ademamix", "LaProp", "laprop",
+    "MARS", "mars", "CautiousAdamW", "CautiousLion", "cautious_mask",
+    "GaLoreAdamW", "APOLLO", "AdamMini",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",
     "Adam8bit", "AdamW8bit", "sgd_foreach", "adam_foreach",
     "LossScaler", "MasterWeights", "LowPrecisionOptimizer", "kahan_add_", "stochastic_round_to_bf16",

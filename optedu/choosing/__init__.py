@@ -41,6 +41,22 @@
 * :mod:`.spike_runs`: a small transformer at a rate ten times too high, with each remedy
   (QK-norm, soft cap, QK-clip, β₂, clipping, warmup) (``make experiments-spikes``), for the
   chapter "Loss spikes".
+* :mod:`.shampoo_runs`: Shampoo (pytorch_optimizer's, no grafting), Shampoo grafted onto
+  AdamW's step length, and AdamW over grids of rates on the autoencoder (``make
+  experiments-shampoo``), for the chapter "Shampoo: Kronecker-factored preconditioning".
+* :mod:`.soap_runs`: SOAP against AdamW tuned alike, its refresh period swept, the exact
+  refresh against the paper's (``make experiments-soap``), for the chapter "SOAP: Adam in
+  Shampoo's eigenbasis".
+* :mod:`.kron_runs`: PSGD-Kron against AdamW on the digits MLP, four rates each, three seeds
+  (``make experiments-kron``), for the chapter "PSGD: fitting a preconditioner".
+* :mod:`.two_momenta_runs`: ADOPT, LaProp and AdEMAMix against AdamW on the digits MLP
+  (``make experiments-two-momenta``), for the chapter "Two momenta".
+* :mod:`.mars_runs`: MARS (AdamW and Lion forms) and cautious AdamW against AdamW on the
+  digits MLP (``make experiments-mars``), for the chapter "Variance reduction and caution".
+* :mod:`.after_muon_runs`: AdamW, Muon, Muon with Polar Express and NorMuon on the digits
+  MLP (``make experiments-after-muon``), for the chapter "After Muon".
+* :mod:`.low_memory_runs`: AdamW, GaLore, APOLLO, APOLLO-Mini and Adam-mini on the digits
+  MLP (``make experiments-low-memory``), for the chapter "Training in less memory".
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.theory` (the curvature tools), :mod:`optedu.instruments`

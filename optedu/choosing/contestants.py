@@ -348,6 +348,26 @@ EXCLUDED = {
              "'Learning-rate-free optimizers' compares it with AdamW tuned over a grid and "
              "schedule-free AdamW"
        for name in ("DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG")},
+    "Shampoo": "added after the grid was run; chapter 'Shampoo: Kronecker-factored "
+               "preconditioning' compares it, alone and grafted onto AdamW's step length, "
+               "with AdamW over grids of rates on the autoencoder",
+    "SOAP": "added after the grid was run; chapter 'SOAP: Adam in Shampoo's eigenbasis' "
+            "compares it with AdamW tuned alike on the digits MLP",
+    "Kron": "added after the grid was run; chapter 'PSGD: fitting a preconditioner' "
+            "compares it with AdamW tuned alike on the digits MLP",
+    **{name: "added after the grid was run; chapter 'Two momenta' compares it with AdamW "
+             "tuned alike on the digits MLP"
+       for name in ("ADOPT", "AdEMAMix", "LaProp")},
+    **{name: "added after the grid was run; chapter 'Variance reduction and caution' "
+             "compares it with AdamW tuned alike on the digits MLP"
+       for name in ("MARS", "CautiousAdamW", "CautiousLion")},
+    "NorMuon": "added after the grid was run; chapter 'After Muon' compares it with Muon and "
+               "AdamW tuned alike on the digits MLP",
+    "MuonClip": "Muon with heavy-ball momentum plus a clip of attention logits: the grid's "
+                "models have no attention it could clip",
+    **{name: "added after the grid was run; chapter 'Training in less memory' compares it "
+             "with AdamW tuned alike on the digits MLP"
+       for name in ("GaLoreAdamW", "APOLLO", "AdamMini")},
 }
 
 

@@ -35,7 +35,8 @@ class Run:
         train_loss: ``[(step, mean training loss of the batches since the last eval), ...]``.
         reached: the first evaluated step at which the metric was at or below the target, or
             ``None``.
-        diverged: the training loss became NaN or infinite (the run stops there).
+        diverged: the training loss became NaN or infinite, or the step's linear algebra
+            failed on non-finite statistics (Shampoo's SVD): the run stops there.
         state_bytes: bytes of optimizer state after the run.
         seconds: wall time of the run (measured, not compared: a shared machine's noise).
     """
@@ -116,7 +117,12 @@ def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
                 break
             opt.zero_grad()
             loss.backward()
-            opt.step(t)
+            try:
+                opt.step(t)
+            except torch.linalg.LinAlgError:  # a root of statistics gone non-finite
+                result.diverged, result.steps = True, t
+                result.evals.append((t, math.inf))
+                break
             opt.after_step(t)
             since, count = since + float(loss.detach()), count + 1
             done = t + 1

@@ -52,14 +52,26 @@ TORCH_ELEMENT_WISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW,
                       torch.optim.Rprop)
 
 
-def check_element_wise(optimizer_class: type[torch.optim.Optimizer]) -> None:
+def check_element_wise(optimizer_class: type[torch.optim.Optimizer],
+                       **defaults: Any) -> None:
     """Raise ``ValueError`` unless ``optimizer_class`` acts element by
     element (``element_wise = True`` on an optedu class, or a class in
-    :data:`TORCH_ELEMENT_WISE`): the rules a flat piece cannot break."""
-    if (getattr(optimizer_class, "element_wise", False)
-            or optimizer_class in TORCH_ELEMENT_WISE):
-        return
+    :data:`TORCH_ELEMENT_WISE`): the rules a flat piece cannot break. An
+    option can take that away (LaProp's ``cautious=True`` counts over the
+    whole tensor): an optedu rule is built once with ``defaults`` on a
+    scalar to read its instance's ``element_wise``."""
     name = getattr(optimizer_class, "__name__", repr(optimizer_class))
+    if optimizer_class in TORCH_ELEMENT_WISE:
+        return
+    if getattr(optimizer_class, "element_wise", False):
+        probe = optimizer_class([torch.zeros(1, requires_grad=True)], **defaults)
+        if probe.element_wise:
+            return
+        options = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        raise ValueError(
+            f"FlatZeroOptimizer cannot run {name} with {options}: its pieces are cut from "
+            f"one flat vector per group, and these options make {name} read whole tensors "
+            f"({probe.refuses_shards}). Use ZeroOptimizer (whole tensors per rank).")
     raise ValueError(
         f"FlatZeroOptimizer cannot run {name}: its pieces are cut from one "
         f"flat vector per group, through and across tensors, and {name} "
@@ -155,7 +167,7 @@ class FlatZeroOptimizer(torch.optim.Optimizer):
                  max_norm: float | None = None,
                  process_group: dist.ProcessGroup | None = None,
                  **defaults: Any) -> None:
-        check_element_wise(optimizer_class)
+        check_element_wise(optimizer_class, **defaults)
         super().__init__(params, defaults)
         self.process_group = process_group
         self.rank = dist.get_rank(process_group)

@@ -92,6 +92,29 @@ KWARGS: dict[str, dict[str, Any]] = {
     "LBFGS": dict(lr=0.5, max_iter=3, history_size=3),
     "Adam8bit": dict(lr=0.01, min_8bit_size=0),
     "AdamW8bit": dict(lr=0.01, min_8bit_size=0),
+    # beyond the diagonal
+    "Shampoo": dict(lr=0.01, momentum=0.5),
+    "SOAP": dict(lr=0.01, precondition_frequency=2),
+    "Kron": dict(lr=0.01, preconditioner_update_probability=1.0),
+    # recent rules
+    "ADOPT": dict(lr=0.01, weight_decay=0.01, decouple=True),
+    "AdEMAMix": dict(lr=0.01, weight_decay=0.01, t_alpha_beta3=10),
+    "LaProp": dict(lr=0.01, weight_decay=0.01),
+    "MARS": dict(lr=0.01, weight_decay=0.1, cautious=True),
+    "CautiousAdamW": dict(lr=0.01, weight_decay=0.1),
+    "CautiousLion": dict(lr=1e-3, weight_decay=0.1),
+    "GaLoreAdamW": dict(lr=0.01, weight_decay=0.01),
+    "APOLLO": dict(lr=0.01, weight_decay=0.01),
+    "AdamMini": dict(lr=0.01, weight_decay=0.01),
+    "NorMuon": dict(lr=0.02),
+    "MuonClip": dict(lr=0.02),
+}
+
+# keys of the weights' group for the rules that project it (GaLore, APOLLO)
+LOW_RANK: dict[str, dict[str, Any]] = {
+    "GaLoreAdamW": dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="std"),
+    "APOLLO": dict(rank=2, proj="random", scale_type="channel", proj_type="std",
+                   update_proj_gap=10, scale=1.0),
 }
 
 # classes that only serve as the base of rules
@@ -176,13 +199,20 @@ def make_batch(rank: int = 0, world_size: int = 1,
 
 def _groups(name: str, model: nn.Module) -> list[Any]:
     """Weights, then biases with their own group (a second group keeps the
-    sharded optimizers honest); LBFGS takes one list only."""
+    sharded optimizers honest); LBFGS takes one list only, Adam-mini the
+    named tensors; GaLore's and APOLLO's weights group names its rank."""
     named = list(model.named_parameters())
     if name == "LBFGS":
         return [p for _, p in named]
+    if name == "AdamMini":
+        return named
     weights = [p for n, p in named if not n.endswith("bias")]
     biases = [p for n, p in named if n.endswith("bias")]
-    return [{"params": weights}] + ([{"params": biases}] if biases else [])
+    if name in ("NorMuon", "MuonClip"):    # Muon for the matrices, AdamW for the rest
+        return ([{"params": weights, "use_muon": True}]
+                + ([{"params": biases, "use_muon": False}] if biases else []))
+    return ([{"params": weights, **LOW_RANK.get(name, {})}]
+            + ([{"params": biases}] if biases else []))
 
 
 @contextlib.contextmanager

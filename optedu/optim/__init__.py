@@ -11,7 +11,14 @@
   :mod:`.muon`, :mod:`.lion`, :mod:`.lars`, :mod:`.lamb`, :mod:`.schedule_free`, :mod:`.rprop`,
   :mod:`.asgd`, :mod:`.lbfgs`; :mod:`.sam` (SAM and ASAM, around any of them);
   the learning-rate-free :mod:`.dadapt_sgd`, :mod:`.dadapt_adam`, :mod:`.prodigy`,
-  :mod:`.dog` (DoG and LDoG);
+  :mod:`.dog` (DoG and LDoG); beyond the diagonal, :mod:`.shampoo` (Shampoo) and :mod:`.soap`
+  (SOAP: Adam in Shampoo's eigenbasis), :mod:`.kron` (PSGD-Kron: a Kronecker-factored
+  preconditioner fitted by Li's criterion); the recent :mod:`.adopt` (ADOPT), :mod:`.laprop`
+  (LaProp: the momentum of the normalised gradient) and :mod:`.ademamix` (AdEMAMix);
+  :mod:`.mars` (MARS: a STORM-style corrected momentum) and :mod:`.cautious` (the cautious
+  mask; CautiousAdamW, CautiousLion); after Muon, :mod:`.normuon` (NorMuon: Muon with a
+  second moment per row) and :mod:`.muonclip` (MuonClip: Muon and Kimi K2's QK-clip); the
+  low-memory :mod:`.galore` (GaLore), :mod:`.apollo` (APOLLO) and :mod:`.adam_mini` (Adam-mini);
 * :mod:`.foreach`: the multi-tensor path of SGD and Adam/AdamW (``foreach=True``), tested equal
   to the one-tensor functions;
 * :mod:`.variants`: rules as other frameworks, papers or sources write them, for comparison.

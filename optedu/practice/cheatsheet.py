@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from optedu.instruments.display import power_of_ten
+from optedu.instruments.references import WITHOUT_INIT, reference_module
 from optedu.precision.memory import predicted_state_bytes, state_bytes, stepped
 
 from .cheatsheet_entries import (ENTRIES, HIDDEN_ARGUMENTS, LINEAGE, REFERENCES, SCHEDULES,
@@ -86,14 +87,30 @@ def torch_class(name: str) -> Any:
             or getattr(torch.optim.lr_scheduler, name, None))
 
 
+# where a default is a function of the step (ADOPT's clip_lambda), it agrees
+# with another that returns the same floats at these steps
+_PROBE_STEPS = (1.0, 2.0, 3.0, 10.0, 1000.0)
+
+
+def _same_default(a: Any, b: Any) -> bool:
+    if callable(a) and callable(b) and not isinstance(a, type):
+        try:
+            return all(a(s) == b(s) for s in _PROBE_STEPS)
+        except Exception:   # not a function of one number: compare as objects
+            return a is b
+    return bool(a == b)
+
+
 def default_mismatches(ours: Any, theirs: Any) -> dict[str, tuple[Any, Any]]:
     """Arguments of ``ours`` that ``theirs`` lacks or defaults otherwise,
-    as ``{name: (ours' default, theirs')}``; empty when they agree."""
+    as ``{name: (ours' default, theirs')}``; empty when they agree. Two
+    functions of the step agree when they give the same values at steps
+    1, 2, 3, 10 and 1000."""
     mine, other = arguments(ours), arguments(theirs)
     missing = object()
     return {name: (value, other.get(name, missing))
             for name, value in mine.items()
-            if other.get(name, missing) != value}
+            if not _same_default(value, other.get(name, missing))}
 
 
 def shared_mismatches(ours: Any, theirs: Any) -> dict[str, tuple[Any, Any]]:
@@ -114,6 +131,9 @@ def reference(name: str) -> Any:
         return None
     import importlib
     module, attr = REFERENCES[name]
+    package, _, rest = module.partition(".")
+    if package in WITHOUT_INIT:   # galore-torch, apollo-torch: see .references
+        return getattr(reference_module(package, rest), attr)
     return getattr(importlib.import_module(module), attr)
 
 

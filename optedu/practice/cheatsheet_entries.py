@@ -231,6 +231,119 @@ ENTRIES: dict[str, Entry] = {
         "One estimate per tensor (rbar and eta are vectors to log), and the "
         "copy of x₀ held in the groups is one more model in memory.",
         "lr_free", "On a network, against tuned AdamW"),
+    "Shampoo": Entry(
+        r"L_t=L_{t-1}+G_tG_t^\top,\ R_t=R_{t-1}+G_t^\top G_t,\ "
+        r"W_{t+1}=W_t-\eta\,L_t^{-1/4}G_tR_t^{-1/4}",
+        "Full-matrix AdaGrad made affordable: one d×d factor per dimension; "
+        "in practice grafted onto Adam's step length.",
+        "With preconditioning_compute_steps > 1 the first steps do not move "
+        "and stale roots amplify new directions up to ε^(-1/2); lr is not on "
+        "Adam's scale.",
+        "shampoo", "Update frequency: stale roots and ε"),
+    "SOAP": Entry(
+        r"G'=Q_L^\top GQ_R,\ \theta_t=\theta_{t-1}-\eta\,Q_L\,"
+        r"\frac{\hat m'_t}{\sqrt{\hat v'_t}+\epsilon}\,Q_R^\top\ (m',v'\text{ of }G'),"
+        r"\ Q\leftarrow\mathrm{QR}(LQ)\text{ each }k",
+        "Matrix layers where Adam is the baseline, to see correlations between "
+        "rows and columns, at two d×d factors per side.",
+        "The first step only builds the factors (no move), and the bases are "
+        "refreshed every k steps: a large k leaves Adam's moments in a stale "
+        "basis.",
+        "soap", "Sensitivity to the refresh period"),
+    "Kron": Entry(
+        r"Q_i\leftarrow Q_i-\frac{\eta_P}"
+        r"{\|AA^\top+BB^\top\|}\mathrm{triu}(AA^\top-BB^\top)Q_i,\ "
+        r"\theta_t=\theta_{t-1}-\eta\,\mathrm{clip}_{1.1}(Q^\top Q\,\hat m_t)",
+        "Kronecker-factored preconditioning at the cost of a few matrix "
+        "products a step, with no eigendecomposition.",
+        "Each factor is a dense d×d matrix: an axis of width 3072 holds 9.4 M "
+        "numbers; use memory_save_mode or max_size_triangular for wide layers.",
+        "psgd_kron", "Memory: the factors' bytes"),
+    "ADOPT": Entry(
+        r"m_t=\beta_1m_{t-1}+(1-\beta_1)\mathrm{clip}\big(\frac{g_t}"
+        r"{\max(\sqrt{v_{t-1}},\epsilon)},t^{1/4}\big),\ \theta_t=\theta_{t-1}-\eta m_t;"
+        r"\ \text{then }v_t",
+        "Adam's job, converging for any β₂: the gradient is divided by the "
+        "second moment of earlier gradients only.",
+        "The first step only records v₀ = g₀² and does not move; eps (1e-6) is a "
+        "floor under √v, not a term added to it, so Adam's eps does not transfer.",
+        "two_momenta", "ADOPT's one-step delay"),
+    "AdEMAMix": Entry(
+        r"\theta_t=\theta_{t-1}-\eta\frac{\hat m_{1,t}+\alpha m_{2,t}}{\sqrt{\hat v_t}"
+        r"+\epsilon},\ m_{2,t}=\beta_3m_{2,t-1}+(1-\beta_3)g_t",
+        "Long runs of large models: a slow momentum (β₃ = 0.9999) keeps "
+        "gradients thousands of steps old in the step.",
+        "Without the α and β₃ warmups (t_alpha_beta3 ≈ the run's length) the "
+        "slow momentum destabilises the start; in short runs it only adds noise.",
+        "two_momenta", "The slow momentum and its warmup"),
+    "LaProp": Entry(
+        r"m_t=\beta_1m_{t-1}+(1-\beta_1)\eta\frac{g_t}{\sqrt{\hat v_t}+\epsilon},\ "
+        r"\theta_t=\theta_{t-1}-m_t/c_t",
+        "Adam's job when β₁ must be large or β₂ small: each step is at most "
+        "η/√(1−β₂), whatever β₁.",
+        "eps defaults to 1e-15 and is added before v's bias correction; in "
+        "pytorch_optimizer weight_decouple=False does not decay at all (optedu: L2).",
+        "two_momenta", "LaProp: normalise, then average"),
+    "MARS": Entry(
+        r"c_t=g_t+\gamma\frac{\beta_1}{1-\beta_1}(g_t-g_{t-1}),\ m_t=\beta_1m_{t-1}"
+        r"+(1-\beta_1)\frac{c_t}{\max(1,\|c_t\|)},\ \text{then AdamW's step on }m_t",
+        "AdamW's job where the momentum lags a fast-changing gradient: a "
+        "STORM-style correction (γ = 0.025).",
+        "The correction uses the previous batch's gradient: it cuts the lag but "
+        "adds noise (one batch's at γ = 1); 1-D tensors take plain AdamW (lr_1d).",
+        "mars_cautious", "A momentum lags; a correction can remove the lag"),
+    "CautiousAdamW": Entry(
+        r"\phi_t=\mathbf{1}[m_t\odot g_t>0]\frac{n}{k+1},\ \theta_t=(1-\eta\lambda)"
+        r"\theta_{t-1}-\eta\frac{\hat m_t\odot\phi_t}{\sqrt{\hat v_t}+\epsilon}",
+        "AdamW with its hyperparameters, stepping only where the momentum "
+        "agrees in sign with the gradient.",
+        "Never uphill only to first order and on the batch the mask saw: large "
+        "steps and the full loss can still go up; the rescale n/(k+1) enlarges them.",
+        "mars_cautious", "Cautious updates: never uphill, to first order"),
+    "CautiousLion": Entry(
+        r"u_t=\mathrm{sign}(\beta_1m_{t-1}+(1-\beta_1)g_t),\ \theta_t=\theta_{t-1}"
+        r"-\eta\,u_t\odot\mathbf{1}[u_t\odot g_t>0]\frac{n}{k+1}",
+        "Lion with its hyperparameters, stepping only where the sign agrees "
+        "with the gradient.",
+        "The mask after the sign moves kept coordinates by ηn/(k+1); MARS's "
+        "Lion form masks before the sign, which erases the rescale.",
+        "mars_cautious", "Where the mask goes"),
+    "NorMuon": Entry(
+        r"O_t=\mathrm{NS}(\tilde B_t),\ v_{t,i}=\beta_2v_{t-1,i}+(1-\beta_2)\,"
+        r"\overline{O_{t,i:}^2},\ \theta_t=\theta_{t-1}-\eta' s\,O_t/(\sqrt{v_t}+\epsilon)",
+        "Hidden matrices where Muon's update leaves some neurons (rows) far larger than "
+        "others.",
+        "Takes use_muon groups: the AdamW groups get adamw_lr, not lr; one number of state "
+        "per row beside the momentum.",
+        "after_muon", "NorMuon: one second moment per neuron"),
+    "MuonClip": Entry(
+        r"B_t=\mu B_{t-1}+G_t,\ \theta_t=(1-\eta\lambda)\theta_{t-1}-0.2\sqrt{\max(A,B)}\,"
+        r"\eta\,\mathrm{NS}(B_t);\ W_{q,k}^h\leftarrow\gamma_h^{\alpha,1-\alpha}W_{q,k}^h",
+        "Muon on attention models whose query-key logits grow without bound (Kimi K2).",
+        "step() needs each head's largest logit (attention_max_logits) from the forward "
+        "pass: without it nothing is clipped.",
+        "after_muon", "MuonClip: capping attention logits at the source"),
+    "GaLoreAdamW": Entry(
+        r"R_t=G_tP^\top,\ N_t=\mathrm{Adam}(R_t),\ W_t=W_{t-1}-\eta\alpha N_tP;"
+        r"\ P=V_r^\top\text{ of }\mathrm{SVD}(G_t)\text{ every }T\text{ steps}",
+        "Pre-training or fine-tuning large matrices when Adam's state does not fit.",
+        "Only matrices in a rank group are projected; scale α = 0.25 shrinks the step, so "
+        "retune the rate; a float64 gradient's SVD runs in float32.",
+        "low_memory", "GaLore: Adam in a subspace that follows the gradient"),
+    "APOLLO": Entry(
+        r"R_t=G_tP^\top,\ P\sim N(0,1/r),\ s_j=\frac{\|\mathrm{Adam}(R_t)_j\|}"
+        r"{\|R_{t,j}\|},\ W_t=W_{t-1}-\eta\sqrt{\alpha}\,s\odot G_t",
+        "Near-SGD memory for large matrices: a random projection only sets each channel's scale.",
+        "At rank 1 a channel's estimate is too noisy: APOLLO-Mini needs scale_type='tensor' "
+        "and scale ≈ n/r to step like Adam.",
+        "low_memory", "APOLLO: a random projection that only measures a scale"),
+    "AdamMini": Entry(
+        r"v_{t,b}=\beta_2v_{t-1,b}+(1-\beta_2)\,\mathrm{mean}_{i\in b}g_{t,i}^2,\ "
+        r"\theta_t=\theta_{t-1}-\eta\frac{\hat m_t}{\sqrt{\hat v_{t,b}}+\epsilon}",
+        "Half of Adam's state: one second moment per head, neuron or tensor of a transformer.",
+        "Blocks come from parameter names: unmatched names fall back to one v per tensor; "
+        "add the model's names before the first step.",
+        "low_memory", "Adam-mini: one second moment per block"),
     "Adafactor": Entry(
         r"\hat V_t=\frac{r_tc_t}{\bar r_t},\ U_t=\frac{G_t}{\sqrt{\hat V_t}},"
         r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\frac{\alpha_t U_t}"
@@ -333,6 +446,34 @@ LINEAGE: dict[str, tuple[str, str]] = {
     "DoG": ("SGD", "Sets the step to the farthest distance from x₀ over the "
             "root of the summed squared gradient norms."),
     "LDoG": ("DoG", "DoG's step size computed per tensor."),
+    "Shampoo": ("Adagrad", "Full-matrix AdaGrad restricted to a Kronecker product: one "
+                "factor per dimension, each to the power −1/(2k)."),
+    "SOAP": ("Adam", "Runs Adam on the gradient rotated into the eigenbasis "
+             "of Shampoo's factors GGᵀ and GᵀG, refreshed every k steps."),
+    "Kron": ("SGD", "Momentum SGD times a Kronecker-factored P = QᵀQ fitted to the "
+             "gradients by Li's criterion; step RMS clipped at 1.1."),
+    "ADOPT": ("Adam", "Divides the gradient by the second moment of earlier gradients, "
+              "then averages: converges for any β₂."),
+    "AdEMAMix": ("AdamW", "Adds a slow, uncorrected momentum (β₃ ≈ 0.9999) weighted by α "
+                 "to Adam's numerator, with warmups of α and β₃."),
+    "LaProp": ("Adam", "Normalises each gradient first, then takes its momentum: the "
+               "step stays bounded for any β₁, β₂."),
+    "MARS": ("AdamW", "Averages a gradient corrected by γβ₁/(1−β₁) times its change "
+             "since the last step (STORM's recursion, scaled)."),
+    "CautiousAdamW": ("AdamW", "Zeroes the coordinates where the momentum and the "
+                      "gradient disagree in sign, rescales the rest by n/(k+1)."),
+    "CautiousLion": ("Lion", "Zeroes the coordinates where the sign step and the "
+                     "gradient disagree, rescales the rest by n/(k+1)."),
+    "NorMuon": ("Muon", "Divides each row of the orthogonalised update by the root of its "
+                "own running mean square."),
+    "MuonClip": ("Muon", "Heavy-ball Muon, then shrinks the query and key rows of heads "
+                 "whose logits passed a threshold."),
+    "GaLoreAdamW": ("AdamW", "Runs Adam on the gradient projected onto its top-r singular "
+                    "subspace, refreshed every T steps, and maps the step back."),
+    "APOLLO": ("AdamW", "Scales the raw gradient per channel by the norm ratio of Adam's step "
+               "on a random low-rank projection."),
+    "AdamMini": ("AdamW", "Keeps one second moment per block (head, neuron, tensor) instead of "
+                 "one per weight."),
     "DAdaptAdam": ("Adam", "Replaces Adam's learning rate by d, D-Adaptation's "
                    "estimate of the distance to a solution."),
     "Prodigy": ("DAdaptAdam", "Weights each gradient by d² rather than d, and "
@@ -419,4 +560,18 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "Prodigy": ("prodigyopt", "Prodigy"),
     "DoG": ("dog", "DoG"),
     "LDoG": ("dog", "LDoG"),
+    "Shampoo": ("pytorch_optimizer", "Shampoo"),
+    "SOAP": ("pytorch_optimizer", "SOAP"),
+    "Kron": ("kron_torch", "Kron"),
+    "ADOPT": ("adopt", "ADOPT"),
+    "AdEMAMix": ("pytorch_optimizer", "AdEMAMix"),
+    "LaProp": ("pytorch_optimizer", "LaProp"),
+    "MARS": ("pytorch_optimizer", "MARS"),
+    "CautiousAdamW": ("torch.optim", "AdamW"),
+    "CautiousLion": ("lion_pytorch", "Lion"),
+    "NorMuon": ("pytorch_optimizer", "NorMuon"),
+    "MuonClip": ("pytorch_optimizer", "MuonClip"),
+    "GaLoreAdamW": ("galore_torch.adamw", "AdamW"),
+    "APOLLO": ("apollo_torch.apollo", "AdamW"),
+    "AdamMini": ("adam_mini", "Adam_mini"),
 }

@@ -35,6 +35,11 @@ from typing import Any
 import torch
 
 from optedu.optim._validation import check_integer, invalid
+from optedu.optim import adam_mini as _adam_mini
+from optedu.optim import apollo as _apollo
+from optedu.optim import galore as _galore
+from optedu.optim.kron import factor_shapes
+from optedu.optim.soap import merge_small_dims
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
@@ -50,7 +55,8 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
     State a rule keeps in its parameter groups counts too: tensors under a
     group key that is not a constructor argument (DoG's ``init_buffer``, the
     copy of :math:`x_0`, and its ``rbar``, ``G`` and ``eta``); a tensor
-    learning rate, an argument, does not.
+    learning rate, an argument, does not. GaLore's and APOLLO's ``projector``
+    (an object, as their references keep it) counts its ``ortho_matrix``.
     """
     total: dict[str, int] = defaultdict(int)
     group_state = [{key: value for key, value in group.items()
@@ -58,6 +64,8 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> dict[str, int]:
                    for group in optimizer.param_groups]
     for state in [*optimizer.state.values(), *group_state]:
         for key, value in state.items():
+            if hasattr(value, "ortho_matrix"):  # GaLore's / APOLLO's projector object
+                value = value.ortho_matrix       # a tensor, a list of two, or None
             items = value if isinstance(value, (list, tuple)) else [value]
             for item in items:
                 if isinstance(item, torch.Tensor):
@@ -188,6 +196,111 @@ def _prodigy(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return layout
 
 
+def _shampoo(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """Shampoo (pytorch_optimizer's layout): per dimension of size d the statistics
+    ``pre_cond_i`` and their inverse root ``inv_pre_cond_i``, d × d each, and the last step
+    ``momentum_buffer`` (kept after the first step even at momentum 0): for an m × n matrix
+    mn + 2(m² + n²) numbers, for a vector of n, n + 2n²."""
+    layout = _buffers(shape, "momentum_buffer")
+    for i, d in enumerate(shape):
+        layout[f"pre_cond_{i}"] = ((d, d), "param")
+        layout[f"inv_pre_cond_{i}"] = ((d, d), "param")
+    return layout
+
+
+def _soap(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """SOAP: Adam's two moments, and for each preconditioned dimension d ≤
+    ``max_precondition_dim`` a factor (``GG``) and its basis (``Q``), d × d each (a vector
+    only with ``precondition_1d``; ``merge_dims`` merges small dimensions first, in the
+    channels-first order: ``data_format`` is the optimizer's attribute, not a group key).
+    ``GG`` and ``Q`` are lists: their entries are summed into one length. For an m × n
+    matrix, 2 + 2(m² + n²)/(mn) numbers per element."""
+    cap = group.get("max_precondition_dim", 10000)
+    if len(shape) == 1:
+        dims = list(shape) if group.get("precondition_1d", False) else []
+    elif group.get("merge_dims", False):
+        dims = merge_small_dims(shape, cap)
+    else:
+        dims = list(shape)
+    square = sum(d * d for d in dims if d <= cap)
+    layout = _buffers(shape, "exp_avg", "exp_avg_sq")
+    if square:
+        layout["GG"] = ((square,), "param")
+        layout["Q"] = ((square,), "param")
+    return layout
+
+
+def _kron(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """PSGD-Kron (kron-torch's layout): the momentum in ``mu_dtype`` (merged to a matrix for
+    3+ axes: same element count) and the factors ``Q`` in ``precond_dtype`` (float32 by
+    default): a dense d × d per axis, or d numbers for a diagonal one, summed as one entry.
+    For an m × n matrix (both sides triangular), b_mu + 4(m² + n²)/(mn) bytes per element."""
+    keys = ("merge_dims", "max_size_triangular", "min_ndim_triangular", "memory_save_mode")
+    factors = factor_shapes(shape, **{k: group[k] for k in keys if k in group})
+    mu = group.get("mu_dtype")
+    precond = group.get("precond_dtype") or torch.float32
+    return {"momentum_buffer": (shape, str(mu).removeprefix("torch.") if mu else "param"),
+            "Q": ((sum(math.prod(f) for f in factors),), str(precond).removeprefix("torch."))}
+
+
+def _laprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """LaProp: Adam's two moments, the centred mean with ``centered``, the running maximum
+    with ``ams_bound`` (its bias corrections are Python floats; ``step`` is in the group)."""
+    layout = _buffers(shape, "exp_avg", "exp_avg_sq")
+    if group.get("centered", False):
+        layout["exp_mean_avg_beta2"] = (shape, "param")
+    if group.get("ams_bound", False):
+        layout["max_exp_avg_sq"] = (shape, "param")
+    return layout
+
+
+def _mars(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """MARS: Adam's two moments and the last gradient (the Lion form allocates ``exp_avg_sq``
+    too, unused, as pytorch_optimizer does); the running maximum with ``ams_bound``;
+    ``step`` is in the group."""
+    extra = ("max_exp_avg_sq",) if group.get("ams_bound", False) else ()
+    return _buffers(shape, "exp_avg", "exp_avg_sq", "last_grad", *extra)
+
+
+def _muon_adamw(*matrix_keys: str) -> Callable[[Shape, Mapping[str, Any]], Layout]:
+    """pytorch_optimizer's Muon family: ``use_muon`` groups keep the momentum (NorMuon also
+    one second moment per row, ``(rows, 1)``), the others AdamW's two buffers; the step
+    count lives in the group (no bytes). Without a group, matrices are Muon's."""
+    def layout(shape: Shape, group: Mapping[str, Any]) -> Layout:
+        if not group.get("use_muon", len(shape) >= 2):   # unsaid: Muon for matrices
+            return _buffers(shape, "exp_avg", "exp_avg_sq")
+        out = _buffers(shape, "momentum_buffer")
+        if "second_momentum_buffer" in matrix_keys:
+            out["second_momentum_buffer"] = ((shape[0], 1), "param")
+        return out
+    return layout
+
+
+def _as_layout(shapes: dict[str, tuple[int, ...]]) -> Layout:
+    return {key: (shape, "param") for key, shape in shapes.items()}
+
+
+def _galore_layout(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """GaLoreAdamW: in a ``rank`` group the moments in the projected shape (max(m, n) × r for
+    ``std``) and the projector (r × min(m, n); U_r and V_r together for ``full``); else AdamW's
+    moments. ``step`` is a Python int."""
+    return _as_layout(_galore.state_shapes(shape, dict(group)))
+
+
+def _apollo_layout(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """APOLLO: GaLore's layout (the Gaussian projector is not capped at min(m, n)) plus the
+    limiter's scalar ``scaled_grad``."""
+    return _as_layout(_apollo.state_shapes(shape, dict(group)))
+
+
+def _adam_mini_layout(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """AdamMini: ``m`` whole, and ``v`` (biases) or ``vmean`` (one per head, row or tensor),
+    by the group's ``name`` and the default rules; a head is ``head_numel`` entries (the
+    reference's default dim 2048, 32 heads, unless the group carries ``head_numel``)."""
+    return _as_layout(_adam_mini.state_shapes(
+        shape, group.get("name", ""), group.get("head_numel", 2048 * 2048 // 32)))
+
+
 def _fixed(maker: Callable[..., Layout],
            *names: str) -> Callable[[Shape, Any], Layout]:
     return lambda shape, group: maker(shape, *names)
@@ -211,6 +324,8 @@ STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "ASGD": _asgd,
     "Adafactor": _adafactor,
     "Muon": _fixed(_buffers, "momentum_buffer"),
+    "NorMuon": _muon_adamw("momentum_buffer", "second_momentum_buffer"),
+    "MuonClip": _muon_adamw("momentum_buffer"),
     "Lion": _fixed(_buffers, "exp_avg"),
     "LARS": _fixed(_buffers, "momentum_buffer"),
     "Lamb": _fixed(_step, "exp_avg", "exp_avg_sq"),
@@ -225,6 +340,23 @@ STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "Prodigy": _prodigy,
     "DoG": _dog,
     "LDoG": _ldog,
+    # beyond the diagonal: Kronecker-factored preconditioners (their ``step`` a group int)
+    "Shampoo": _shampoo,
+    "SOAP": _soap,
+    "Kron": _kron,
+    # recent rules: ADOPT keeps Adam's layout; AdEMAMix one buffer more (its ``step`` a group
+    # int)
+    "ADOPT": _fixed(_step, "exp_avg", "exp_avg_sq"),
+    "AdEMAMix": _fixed(_buffers, "exp_avg", "exp_avg_sq", "exp_avg_slow"),
+    "LaProp": _laprop,
+    "MARS": _mars,
+    # the cautious mask is a temporary: the layouts of AdamW and Lion
+    "CautiousAdamW": _adam,
+    "CautiousLion": _fixed(_buffers, "exp_avg"),
+    # low-memory rules (their ``step`` a Python int)
+    "GaLoreAdamW": _galore_layout,
+    "APOLLO": _apollo_layout,
+    "AdamMini": _adam_mini_layout,
 }
 
 
@@ -284,6 +416,8 @@ def _itemsize(rule: str, param_dtype: torch.dtype) -> int:
     from optedu.optim.optimizer import scalar_dtype
     if rule == "uint8":
         return 1
+    if rule in ("float32", "float64", "float16", "bfloat16"):  # a rule that names its dtype
+        return torch.empty((), dtype=getattr(torch, rule)).element_size()
     dtype = {"scalar": scalar_dtype(),
              "absmax": torch.promote_types(param_dtype, torch.float32),
              }.get(rule, param_dtype)
@@ -339,7 +473,11 @@ def stepped(cls: type[torch.optim.Optimizer],
     ``step()`` runs ``max_iter`` iterations); SparseAdam updates an
     embedding table of ``shapes[0]`` from a sparse gradient (rows 0, 1, 3);
     Muon takes matrices only (pass 2-D shapes); SAM takes its second
-    gradient through the closure.
+    gradient through the closure; GaLore and APOLLO project the matrices of a
+    group that names a ``rank`` (the projection keys of ``kwargs`` go there,
+    the other tensors form a plain group); NorMuon and MuonClip take
+    ``use_muon`` groups (the tensors of two or more dimensions, and the
+    rest); Adam-mini takes named tensors (``p0``, ``p1``, ...).
     """
     gen = torch.Generator().manual_seed(seed)
     if cls.__name__ == "SparseAdam":
@@ -350,7 +488,21 @@ def stepped(cls: type[torch.optim.Optimizer],
         return optimizer
     params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_()
               for s in shapes]
-    optimizer = cls(params, **kwargs)
+    if cls.__name__ in ("GaLoreAdamW", "APOLLO"):
+        projection = {key: kwargs.pop(key) for key in
+                      ("rank", "update_proj_gap", "scale", "proj_type", "proj",
+                       "scale_type") if key in kwargs}
+        groups = [{"params": [p for p in params if p.dim() == 2], **projection},
+                  {"params": [p for p in params if p.dim() != 2]}]
+        optimizer = cls([g for g in groups if g["params"]], **kwargs)
+    elif cls.__name__ in ("NorMuon", "MuonClip"):
+        groups = [{"params": [p for p in params if p.dim() >= 2], "use_muon": True},
+                  {"params": [p for p in params if p.dim() < 2], "use_muon": False}]
+        optimizer = cls([g for g in groups if g["params"]], **kwargs)
+    elif cls.__name__ == "AdamMini":
+        optimizer = cls([(f"p{i}", p) for i, p in enumerate(params)], **kwargs)
+    else:
+        optimizer = cls(params, **kwargs)
     if hasattr(optimizer, "train"):   # schedule-free: the training point
         optimizer.train()
 

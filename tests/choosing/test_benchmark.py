@@ -262,6 +262,23 @@ def test_a_run_stops_when_the_loss_diverges():
     assert run.evals[-1][1] == math.inf
 
 
+def test_a_run_stops_when_the_step_s_linear_algebra_fails():
+    """Shampoo's SVD of statistics gone non-finite raises before the loss does: that run
+    diverged too, it is not a crash of the grid."""
+    class Broken(contestants.Training):
+        def step(self, t):
+            if t == 3:
+                torch.linalg.svd(torch.full((2, 2), math.nan))  # raises LinAlgError
+            super().step(t)
+
+    c = contestants.get("sgd_momentum")
+    w = dataclasses.replace(workloads.get("digits_logreg"), steps=40, eval_every=10)
+    hyper = {"lr": 0.1, "weight_decay": 0.0, "one_minus_beta1": 0.1}
+    run = trial.run(w, c, hyper, 0,
+                    schedule=lambda opts, steps: Broken(opts, None))
+    assert run.diverged and run.steps == 3 and run.evals[-1] == (3, math.inf)
+
+
 def test_runner_rejects_bad_input(tmp_path):
     with pytest.raises(SystemExit):
         runner.main(["--jobs", "0", "--out", str(tmp_path)])

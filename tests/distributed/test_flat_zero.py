@@ -129,6 +129,14 @@ def test_flat_pieces_refuse_rules_that_read_whole_tensors(cls):
         FlatZeroOptimizer([torch.zeros(2, 2, requires_grad=True)], cls, lr=0.01)
 
 
+def test_flat_pieces_refuse_an_option_that_reads_whole_tensors():
+    # LaProp is element-wise; its cautious mask is rescaled by a count over the whole tensor
+    with pytest.raises(ValueError, match="FlatZeroOptimizer cannot run LaProp with lr=0.01, "
+                                         "cautious=True: its pieces are cut"):
+        FlatZeroOptimizer([torch.zeros(2, 2, requires_grad=True)], optedu.LaProp, lr=0.01,
+                          cautious=True)
+
+
 @pytest.mark.parametrize("cls", [optedu.Adam, optedu.SGD, optedu.Lion, optedu.Rprop,
                                  torch.optim.Adam, torch.optim.SGD],
                          ids=lambda c: f"{c.__module__.split('.')[0]}.{c.__name__}")

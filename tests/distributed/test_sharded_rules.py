@@ -39,7 +39,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 FIXED = {"LARS", "Lamb", "Adafactor", "Muon", "DoG", "LDoG", "SAM"}
 REFUSED = {"LBFGS", "DAdaptSGD", "DAdaptAdam", "Prodigy", "SparseAdam", "Adam8bit",
-           "AdamW8bit"}
+           "AdamW8bit",
+           # whole-matrix preconditioners and projections, per-block or whole-tensor counts
+           "Shampoo", "SOAP", "Kron", "GaLoreAdamW", "APOLLO", "AdamMini", "MARS",
+           "CautiousAdamW", "CautiousLion", "NorMuon", "MuonClip"}
 BOUNDS = {"Lamb": 1e-13, "LARS": 5e-14, "Adafactor": 5e-14, "SAM": 5e-14, "DoG": 5e-14,
           "LDoG": 5e-14, "Muon": 5e-14}
 ELEMENT_WISE_BOUND = 1e-13

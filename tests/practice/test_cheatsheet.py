@@ -140,6 +140,18 @@ def test_a_mismatch_is_reported():
 
     found = C.default_mismatches(ours, theirs)
     assert found["lr"] == (0.1, 0.01) and set(found) == {"lr", "extra"}
+
+    def quarter(params, clip=lambda s: s ** 0.25):
+        pass
+
+    def half(params, clip=lambda s: s ** 0.5):
+        pass
+
+    def also_quarter(params, clip=lambda step: step ** 0.25):
+        pass
+
+    assert set(C.default_mismatches(quarter, half)) == {"clip"}
+    assert C.default_mismatches(quarter, also_quarter) == {}
     assert C.shared_mismatches(ours, theirs) == {"lr": (0.1, 0.01)}
 
 

@@ -119,6 +119,25 @@ SETTINGS = {
     "Prodigy": [{}, dict(betas=(0.0, 0.99), slice_p=3)],
     "DoG": [{}],
     "LDoG": [{}],
+    "Shampoo": [{}, dict(momentum=0.9)],
+    "SOAP": [{}, dict(merge_dims=True), dict(precondition_1d=True)],
+    "Kron": [{}, dict(mu_dtype=torch.bfloat16), dict(memory_save_mode="one_diag")],
+    "ADOPT": [{}, dict(weight_decay=0.1, decouple=True)],
+    "AdEMAMix": [{}, dict(t_alpha_beta3=10)],
+    "LaProp": [{}, dict(centered=True, ams_bound=True)],
+    "MARS": [{}, dict(ams_bound=True, mars_type="lion")],
+    "CautiousAdamW": [{}, dict(amsgrad=True)],
+    "CautiousLion": [{}],
+    # the projection keys go to a group of the matrices (memory.stepped)
+    "GaLoreAdamW": [dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="std"),
+                    dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="full")],
+    "APOLLO": [dict(rank=2, proj="random", scale_type="channel", proj_type="std",
+                    update_proj_gap=10, scale=1.0),
+               dict(rank=1, proj="random", scale_type="tensor", proj_type="std",
+                    update_proj_gap=10, scale=128.0)],
+    "AdamMini": [{}],
+    "NorMuon": [{}, dict(update_scale="match_rms")],
+    "MuonClip": [{}],
 }
 
 
