@@ -35,7 +35,11 @@ wraps it, so each rule has one source:
   look-ahead, reported at torch's point, and Keras's form;
 - :func:`adamax_eps_after`: Keras's Adamax;
 - :func:`nadam_keras`: Keras's NAdam, Dozat's momentum schedule at another
-  speed.
+  speed;
+- :func:`shampoo_root_lambda_max`: Anil et al.'s (Distributed Shampoo's)
+  :math:`\epsilon\lambda_{\max}` added at root time;
+- :func:`psgd_coin_fits`: Li's ``psgd_torch`` preconditioner fits, a coin
+  per step.
 
 Two problems take every form: :func:`common_problem`, nine coordinates whose
 gradients span every :math:`\epsilon` in use, and :class:`NetProblem`, a
@@ -57,6 +61,7 @@ from optedu.theory import nesterov as _nesterov
 from optedu.optim.variants import adagrad as _adagrad
 from optedu.theory.variants import nesterov as _vnesterov
 from optedu.optim.variants import rmsprop as _rmsprop
+from optedu.optim.shampoo import inverse_root
 from optedu.optim.variants.adam import adam_variant
 
 GradAt = Callable[[torch.Tensor], torch.Tensor]
@@ -511,3 +516,46 @@ def effective_eps(eps_hat: float, beta2: float, t: int) -> float:
     r"""The :math:`\epsilon` of torch's form that Keras's :math:`\hat\epsilon`
     amounts to at step :math:`t`: :math:`\hat\epsilon/\sqrt{1-\beta_2^t}`."""
     return eps_hat / math.sqrt(1 - beta2**t)
+
+
+# --- the newer rules ----------------------------------------------------------
+
+def shampoo_root_lambda_max(stats: torch.Tensor, power: float, *,
+                            eps: float = 1e-6) -> torch.Tensor:
+    r"""VARIANT (Anil et al. 2020, Distributed Shampoo): the damping at root
+    time, scaled by the largest eigenvalue.
+
+    .. math::
+
+        P = \bigl(H + \epsilon\,\lambda_{\max}(H)\, I\bigr)^{-1/p},
+        \qquad H = \textstyle\sum_s G_s G_s^\top
+
+    ``pytorch_optimizer.Shampoo`` (and :class:`optedu.Shampoo`) start the
+    statistics at :math:`\epsilon I` instead (Gupta et al., Algorithm 1):
+    :math:`(\epsilon I + H)^{-1/p}`. Uses
+    :func:`optedu.optim.shampoo.inverse_root`.
+    """
+    if not eps >= 0.0:
+        raise ValueError(f"Invalid eps: {eps}")
+    if not power > 0:
+        raise ValueError(f"Invalid power: {power}")
+    lam_max = torch.linalg.eigvalsh(stats).max()                 # λ_max(H)
+    eye = torch.eye(stats.shape[0], dtype=stats.dtype)
+    return inverse_root(stats + eps * lam_max * eye, power)     # (H+ελI)^-1/p
+
+
+def psgd_coin_fits(prob: float, steps: int,
+                   generator: torch.Generator) -> list[bool]:
+    r"""VARIANT (Li's ``psgd_torch``): whether the preconditioner is fitted at
+    each of ``steps`` steps, a coin :math:`u_t < p` with :math:`u_t` uniform
+    on :math:`[0, 1)` drawn from ``generator``.
+
+    kron-torch (and :class:`optedu.Kron`) read the same ``p`` as a period:
+    a fit every :math:`\lceil 1/p \rceil` steps, no randomness.
+    """
+    if not 0.0 < prob <= 1.0:
+        raise ValueError(f"Invalid prob: {prob}")
+    if steps < 0:
+        raise ValueError(f"Invalid steps: {steps}")
+    return [bool(torch.rand([], generator=generator) < prob)
+            for _ in range(steps)]

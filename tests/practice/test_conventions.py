@@ -203,3 +203,32 @@ def test_optax_adam_and_adagrad_agree_with_the_forms():
         assert cv.gap(got, cv.run(form, PROBLEM, [1e-1] * 30)) < TIGHT
     finally:
         jax.config.update("jax_enable_x64", x64)   # leave jax as found
+
+
+def test_shampoo_lambda_max_root_by_hand():
+    stats = torch.diag(torch.tensor([4.0, 1.0], dtype=torch.float64))
+    root = cv.shampoo_root_lambda_max(stats, 2, eps=0.25)   # + 0.25·4 I
+    want = torch.diag(torch.tensor([5.0, 2.0], dtype=torch.float64) ** -0.5)
+    assert torch.allclose(root, want, rtol=0, atol=1e-15)
+    plain = cv.inverse_root(stats + 0.25 * torch.eye(2, dtype=torch.float64), 2)
+    assert (root - plain).abs().max() > 0.05          # εI differs from ελ_max I
+
+
+def test_psgd_coin_fits_is_a_seeded_coin():
+    fits = cv.psgd_coin_fits(0.3, 100, torch.Generator().manual_seed(0))
+    again = torch.rand(100, generator=torch.Generator().manual_seed(0)) < 0.3
+    assert fits == again.tolist() and 10 < sum(fits) < 50
+    assert all(cv.psgd_coin_fits(1.0, 5, torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: cv.shampoo_root_lambda_max(torch.eye(2), 2, eps=-1.0),
+     "Invalid eps: -1.0"),
+    (lambda: cv.shampoo_root_lambda_max(torch.eye(2), 0), "Invalid power: 0"),
+    (lambda: cv.psgd_coin_fits(0.0, 5, torch.Generator()), "Invalid prob: 0.0"),
+    (lambda: cv.psgd_coin_fits(0.5, -1, torch.Generator()),
+     "Invalid steps: -1"),
+])
+def test_newer_forms_refuse_bad_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
