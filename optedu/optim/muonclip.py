@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from ._validation import check_betas, check_greater, check_interval, check_non_negative, invalid
+from .cautious import cautious_mask
 from .normuon import (_MuonAdamW, check_unit, check_use_muon, coefficients, orthogonalise,
                       shape_lr)
 from .optimizer import Group, State
@@ -135,6 +136,12 @@ class MuonClip(_MuonAdamW):
         maximize: ascend (default ``False``).
         use_adjusted_lr: :math:`0.2\sqrt{\max(A,B)}` (default ``True``) or
             :math:`\sqrt{\max(1, A/B)}`.
+        weight_decouple: decay the weights (default) or add
+            :math:`\lambda\theta` to the gradient, in every group
+            (the reference's ``**kwargs``).
+        cautious: multiply each matrix's orthogonalised update by the
+            cautious mask :math:`\phi(\mathrm{NS}(B_t), G_t)`
+            (:func:`~optedu.optim.cautious.cautious_mask`; default ``False``).
 
     ``step(closure=None, attention_max_logits=None)``: the mapping from
     each ``attention_name`` to its heads' largest logits, reduced over
@@ -147,10 +154,8 @@ class MuonClip(_MuonAdamW):
     the float16 products are addmm's own results where the reference writes
     them into preallocated ``out=`` buffers, which on CPU round apart now and
     then (one float16 ulp; after 20 steps at most 8.1e-5 in the weights,
-    tested); no ``foreach``,
-    ``weight_decouple`` or
-    ``cautious`` arguments (the decay is decoupled, as its default);
-    sharded (DTensor) parameters are not clipped; ``p.grad`` is left alone.
+    tested); no ``foreach`` argument; the group key ``cautious`` is always
+    set (the reference sets it only when passed); sharded (DTensor) parameters are not clipped; ``p.grad`` is left alone.
     """
 
     def __init__(
@@ -171,6 +176,8 @@ class MuonClip(_MuonAdamW):
         adamw_eps: float = 1e-10,
         maximize: bool = False,
         use_adjusted_lr: bool = True,
+        weight_decouple: bool = True,
+        cautious: bool = False,
     ) -> None:
         check_greater("qk_clip_threshold", qk_clip_threshold)
         check_interval("qk_clip_alpha", qk_clip_alpha, 0.0, 1.0)
@@ -208,8 +215,8 @@ class MuonClip(_MuonAdamW):
                                    ("eps", adamw_eps),
                                    ("weight_decay", adamw_wd)):
                     group.setdefault(key, value)
-            group.setdefault("weight_decouple", True)
-        super().__init__(groups, dict(maximize=maximize,
+            group.setdefault("weight_decouple", weight_decouple)
+        super().__init__(groups, dict(maximize=maximize, cautious=cautious,
                                       qk_clip_threshold=qk_clip_threshold,
                                       qk_clip_alpha=qk_clip_alpha))
         for group in self.param_groups:
@@ -239,8 +246,11 @@ class MuonClip(_MuonAdamW):
                                         tuple(group["ns_reset_steps"]))
         else:
             update = orthogonalise(buf, group)             # NS(B_t), bfloat16
+        update = update.reshape(param.shape)
+        if group.get("cautious", False):   # absent in the reference's groups
+            update.mul_(cautious_mask(update, grad))       # U ⊙ φ(U, G_t)
         lr = shape_lr(group["lr"], param.size(), group["use_adjusted_lr"])
-        param.add_(update.reshape(param.shape), alpha=-lr)
+        param.add_(update, alpha=-lr)
 
     @torch.no_grad()
     def step(self, closure: Any = None,  # type: ignore[override]

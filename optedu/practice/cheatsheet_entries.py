@@ -277,8 +277,8 @@ ENTRIES: dict[str, Entry] = {
         "slow momentum destabilises the start; in short runs it only adds noise.",
         "two_momenta", "The slow momentum and its warmup"),
     "LaProp": Entry(
-        r"m_t=\beta_1m_{t-1}+(1-\beta_1)\eta\frac{g_t}{\sqrt{\hat v_t}+\epsilon},\ "
-        r"\theta_t=\theta_{t-1}-m_t/c_t",
+        r"u_t=\frac{g_t}{\sqrt{\hat v_t}+\epsilon},\ m_t=\beta_1m_{t-1}"
+        r"+(1-\beta_1)\eta u_t,\ \theta_t=\theta_{t-1}-m_t/c_t",
         "Adam's job when β₁ must be large or β₂ small: each step is at most "
         "η/√(1−β₂), whatever β₁.",
         "eps defaults to 1e-15 and is added before v's bias correction; in "
@@ -317,15 +317,16 @@ ENTRIES: dict[str, Entry] = {
         "per row beside the momentum.",
         "after_muon", "NorMuon: one second moment per neuron"),
     "MuonClip": Entry(
-        r"B_t=\mu B_{t-1}+G_t,\ \theta_t=(1-\eta\lambda)\theta_{t-1}-0.2\sqrt{\max(A,B)}\,"
-        r"\eta\,\mathrm{NS}(B_t);\ W_{q,k}^h\leftarrow\gamma_h^{\alpha,1-\alpha}W_{q,k}^h",
+        r"B_t=\mu B_{t-1}+G_t,\ \eta'=0.2\sqrt{\max(A,B)}\eta,\ "
+        r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'\mathrm{NS}(B_t),\ "
+        r"W_{q,k}^h\leftarrow\gamma_h^{\alpha,1-\alpha}W_{q,k}^h",
         "Muon on attention models whose query-key logits grow without bound (Kimi K2).",
         "step() needs each head's largest logit (attention_max_logits) from the forward "
         "pass: without it nothing is clipped.",
         "after_muon", "MuonClip: capping attention logits at the source"),
     "GaLoreAdamW": Entry(
-        r"R_t=G_tP^\top,\ N_t=\mathrm{Adam}(R_t),\ W_t=W_{t-1}-\eta\alpha N_tP;"
-        r"\ P=V_r^\top\text{ of }\mathrm{SVD}(G_t)\text{ every }T\text{ steps}",
+        r"R_t=G_tP^\top,\ N_t=\mathrm{Adam}(R_t),\ W_t=W_{t-1}-\eta\alpha N_tP,\ "
+        r"P=V_r^\top\text{ of }\mathrm{SVD}(G_t),\ \text{every }T\text{ steps}",
         "Pre-training or fine-tuning large matrices when Adam's state does not fit.",
         "Only matrices in a rank group are projected; scale α = 0.25 shrinks the step, so "
         "retune the rate; a float64 gradient's SVD runs in float32.",

@@ -96,6 +96,33 @@ def test_bit_identical(kwargs, dtype):
         assert worst <= GRAM_BOUND, worst
 
 
+# The options the reference takes through **kwargs: coupled decay (added to the gradient, in
+# the AdamW groups too) and the cautious mask on each orthogonalised update.
+KWARGS_OPTIONS = dict(weight_decouple=[True, False], cautious=[False, True],
+                      maximize=[False, True], ns_coeffs=["original", "polar_express"])
+KWARGS_COMBOS = [dict(zip(KWARGS_OPTIONS, values), weight_decay=0.1, adamw_wd=0.05)
+                 for values in itertools.product(*KWARGS_OPTIONS.values())]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kwargs", KWARGS_COMBOS if FULL else KWARGS_COMBOS[-3:], ids=_id)
+def test_kwargs_options_bit_identical(kwargs, dtype):
+    second = dict(momentum=0.9, weight_decay=0.05, lr=0.01)
+    ours = _run(MuonClip, dtype, kwargs, second)
+    for flag in (False, None):
+        _assert_same(ours, _run(Reference, dtype, kwargs, second, foreach=flag))
+
+
+def test_cautious_and_coupled_decay_change_the_step():
+    """Each option moves the weights (so the parity above compares something)."""
+    base = dict(weight_decay=0.1, adamw_wd=0.05)
+    plain = _run(MuonClip, torch.float64, base, steps=3)[0]
+    for option in (dict(cautious=True), dict(weight_decouple=False)):
+        other = _run(MuonClip, torch.float64, {**base, **option}, steps=3)[0]
+        assert not torch.equal(plain[0], other[0]), option
+        assert not torch.equal(plain[1], other[1]) or "cautious" in option, option
+
+
 def test_adamw_options_and_steps_bit_identical():
     kwargs = dict(adamw_lr=1e-2, adamw_betas=(0.8, 0.9), adamw_wd=0.1, adamw_eps=1e-8,
                   ns_steps=3, momentum=0.8, qk_clip_threshold=1.5)
