@@ -25,6 +25,9 @@ $(STAMP): requirements.txt pyproject.toml
 	# version check the compared paths never reach (tests/optim/_hf_stub.py)
 	$(BIN)/python -m pip install --quiet --no-deps galore-torch==1.0 apollo-torch==1.0.3 \
 	  adam-mini==1.1.1
+	# timm 1.0.31, for its cautious AdamW alone (optedu/instruments/references.py), without
+	# torchvision, which its package imports and timm.optim.adamw does not
+	$(BIN)/python -m pip install --quiet --no-deps timm==1.0.31
 	touch $(STAMP)
 
 # MathJax 3 served by the site itself, so equations render offline: unpacked from the npm

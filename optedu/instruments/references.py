@@ -10,6 +10,12 @@ stand-in for that version check while it imports (taken out again after: a modul
 ``sys.modules`` without a spec breaks ``importlib.util.find_spec("transformers")``, which torch's
 own code asks). Nothing of the stand-in takes part in a step.
 
+timm 1.0.31 (the cautious mask's other rescale, in the second conventions ledger) is a
+package of models whose ``timm/__init__`` and ``timm/optim/__init__`` import its models, data
+and utilities, and through them torchvision, which is not installed (it would pin another
+torch). ``timm.optim.adamw`` itself imports torch and two helper modules only;
+:func:`reference_module` imports it as ``reference_module("timm.optim", "adamw")``.
+
 Imports: the standard library only.
 """
 
@@ -25,7 +31,7 @@ from collections.abc import Iterator
 __all__ = ["WITHOUT_INIT", "reference_module", "stubbed_transformers"]
 
 # the packages whose modules are imported without their ``__init__``
-WITHOUT_INIT = frozenset({"galore_torch", "apollo_torch"})
+WITHOUT_INIT = frozenset({"galore_torch", "apollo_torch", "timm"})
 
 
 @contextlib.contextmanager
@@ -51,23 +57,27 @@ def stubbed_transformers() -> Iterator[None]:
 
 
 def reference_module(package: str, module: str) -> types.ModuleType:
-    """``package.module`` imported without running ``package/__init__.py``.
+    """``package.module`` imported without running ``package/__init__.py`` (nor, for a
+    dotted ``package`` such as ``"timm.optim"``, any ``__init__`` above it).
 
-    The package is registered as a bare namespace with its real ``__path__`` and spec, so the
-    module's relative imports (``.galore_projector``) resolve as usual; the module keeps the
-    stand-in ``require_version`` it imported (:func:`stubbed_transformers`).
+    Each level of the package is registered as a bare namespace with its real ``__path__`` and
+    spec, so the module's relative imports (``.galore_projector``) resolve as usual; the module
+    keeps the stand-in ``require_version`` it imported (:func:`stubbed_transformers`).
 
     >>> reference_module("galore_torch", "adamw").AdamW.__name__
     'AdamW'
     """
     with stubbed_transformers():
-        if package not in sys.modules:
-            spec = importlib.util.find_spec(package)
+        parts = package.split(".")
+        for level in (".".join(parts[:k]) for k in range(1, len(parts) + 1)):
+            if level in sys.modules:
+                continue
+            spec = importlib.util.find_spec(level)   # the parent is bare by now: not run
             if spec is None or spec.submodule_search_locations is None:
-                raise ValueError(f"Invalid package value: {package!r} (not an installed "
-                                 f"package)")
-            bare = types.ModuleType(package)
+                raise ValueError(f"Invalid package value: {package!r} ({level!r} is not an "
+                                 f"installed package)")
+            bare = types.ModuleType(level)
             bare.__path__ = list(spec.submodule_search_locations)
             bare.__spec__ = spec
-            sys.modules[package] = bare
+            sys.modules[level] = bare
         return importlib.import_module(f"{package}.{module}")

@@ -9,7 +9,7 @@ AdamW and Lion keep torch's and lion-pytorch's signatures, which have no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -24,8 +24,11 @@ SHARD_REFUSAL = "the cautious mask is rescaled by a count over the whole tensor"
 
 def cautious_mask(update: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     r"""The rescaled mask :math:`\phi = \mathbb 1[u \odot g > 0]\cdot n/(k+1)`,
-    :math:`n` the tensor's size, :math:`k` the agreeing coordinates (the
-    paper's Algorithm 1, its ``+1`` keeping an all-zero mask finite).
+    :math:`n` the tensor's size, :math:`k` the agreeing coordinates, as
+    ``pytorch_optimizer``'s ``apply_cautious`` computes it (the ``+1`` keeps
+    an all-zero mask finite). The paper's one-line listing (arXiv v4) divides
+    by the mask's mean plus :math:`\epsilon`, timm by the mean held at
+    :math:`10^{-3}` or more: the second conventions ledger compares them.
 
     Every :math:`\phi_i \ge 0` and :math:`\phi_i > 0` only where
     :math:`u_i g_i > 0`, so the step :math:`-\eta\,u\odot\phi` has
@@ -39,10 +42,14 @@ def cautious_mask(update: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 def cautious_adamw(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
                    exp_avg_sq: torch.Tensor, max_exp_avg_sq: torch.Tensor | None,
                    step: int, *, lr: float, beta1: float, beta2: float, eps: float,
-                   weight_decay: float, maximize: bool) -> None:
+                   weight_decay: float, maximize: bool,
+                   mask: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                   ) -> None:
     r"""One cautious AdamW step on one tensor, in place (the paper's C-AdamW):
     :func:`~optedu.optim.adam.adam`'s decoupled step with the numerator
-    :math:`m_t \odot \phi(m_t, g_t)` in place of :math:`m_t`.
+    :math:`m_t \odot \phi(m_t, g_t)` in place of :math:`m_t`. ``mask`` is
+    :math:`\phi` (``None``: :func:`cautious_mask`; the conventions ledger passes
+    timm's rescale, :func:`optedu.practice.conventions.cautious_mask_mean`).
     """
     g = -grad if maximize else grad
     param.mul_(1 - lr * weight_decay)                  # θ ← (1 - ηλ) θ
@@ -55,7 +62,8 @@ def cautious_adamw(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tenso
         torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         second_moment = max_exp_avg_sq
     denom = (second_moment.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)  # √v̂ + ε
-    update = exp_avg * cautious_mask(exp_avg, g)       # m_t ∘ φ_t
+    phi = cautious_mask if mask is None else mask
+    update = exp_avg * phi(exp_avg, g)                 # m_t ∘ φ_t
     param.addcdiv_(update, denom, value=-lr / (1 - beta1**step))  # θ -= η m̂∘φ/(√v̂+ε)
 
 

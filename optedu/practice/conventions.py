@@ -39,7 +39,9 @@ wraps it, so each rule has one source:
 - :func:`shampoo_root_lambda_max`: Anil et al.'s (Distributed Shampoo's)
   :math:`\epsilon\lambda_{\max}` added at root time;
 - :func:`psgd_coin_fits`: Li's ``psgd_torch`` preconditioner fits, a coin
-  per step.
+  per step;
+- :func:`cautious_mask_mean`, :func:`cautious_adamw_timm`: timm's rescale of
+  the cautious mask, :math:`n/\max(k, n/1000)`, and its cautious AdamW.
 
 Two problems take every form: :func:`common_problem`, nine coordinates whose
 gradients span every :math:`\epsilon` in use, and :class:`NetProblem`, a
@@ -63,6 +65,7 @@ from optedu.theory.variants import nesterov as _vnesterov
 from optedu.optim.variants import rmsprop as _rmsprop
 from optedu.optim.shampoo import inverse_root
 from optedu.optim.variants.adam import adam_variant
+from optedu.optim.cautious import cautious_adamw
 
 GradAt = Callable[[torch.Tensor], torch.Tensor]
 Form = Callable[[torch.Tensor, GradAt, dict, int, float], None]
@@ -559,3 +562,34 @@ def psgd_coin_fits(prob: float, steps: int,
         raise ValueError(f"Invalid steps: {steps}")
     return [bool(torch.rand([], generator=generator) < prob)
             for _ in range(steps)]
+
+
+def cautious_mask_mean(update: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    r"""VARIANT (timm 1.0.31, ``caution=True``): the cautious mask rescaled by
+    the inverse of its mean, held at :math:`10^{-3}` or more.
+
+    .. math::
+
+        \phi = \mathbb 1[u \odot g > 0]\,\frac{n}{\max(k,\ n/1000)}
+
+    with :math:`n` the tensor's size and :math:`k` the agreeing coordinates.
+    The paper's Algorithm 1, ``pytorch_optimizer`` and optedu
+    (:func:`optedu.optim.cautious.cautious_mask`) take :math:`n/(k+1)`.
+    """
+    mask = (update * grad > 0).to(grad.dtype)              # 1[u_i g_i > 0]
+    return mask.div_(mask.mean().clamp_(min=1e-3))         # / max(k/n, 1e-3)
+
+
+def cautious_adamw_timm(param: torch.Tensor, grad_at: GradAt, state: dict,
+                        t: int, lr: float, *,
+                        betas: tuple[float, float] = (0.9, 0.999),
+                        eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
+    r"""VARIANT (timm 1.0.31 ``AdamWLegacy(caution=True)``, its ``"cadamw"``):
+    optedu's cautious AdamW (:func:`optedu.optim.cautious.cautious_adamw`)
+    with timm's rescale, :func:`cautious_mask_mean`. timm's defaults.
+    """
+    _adam_state(state, param)
+    cautious_adamw(param, grad_at(param), state["m"], state["v"], None, t,
+                   lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
+                   weight_decay=weight_decay, maximize=False,
+                   mask=cautious_mask_mean)

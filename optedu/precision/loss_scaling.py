@@ -59,10 +59,10 @@ def update_scale_(scale: torch.Tensor, growth_tracker: torch.Tensor,
     of clean steps in a row, in place (torch's ``_amp_update_scale_``):
 
     .. math::
-        \text{overflow:}\quad S \leftarrow \beta_\text{back} S,\;
-        n \leftarrow 0; \qquad \text{else } n \leftarrow n + 1,
-        \text{ and if } n = N:\;
-        S \leftarrow \gamma S \text{ (if finite)},\; n \leftarrow 0.
+        \text{overflow:}\quad & S \leftarrow \beta_\text{back} S,\;
+            n \leftarrow 0; \\
+        \text{else:}\quad & n \leftarrow n + 1, \text{ and if } n = N: \\
+        & S \leftarrow \gamma S \text{ (if finite)},\; n \leftarrow 0.
 
     Products are taken in float64 and rounded to float32.
     """

@@ -12,6 +12,7 @@ from functools import partial
 import pytest
 import torch
 
+import optedu
 from optedu.practice import conventions as cv
 from optimizers import FULL
 
@@ -219,6 +220,33 @@ def test_psgd_coin_fits_is_a_seeded_coin():
     again = torch.rand(100, generator=torch.Generator().manual_seed(0)) < 0.3
     assert fits == again.tolist() and 10 < sum(fits) < 50
     assert all(cv.psgd_coin_fits(1.0, 5, torch.Generator().manual_seed(1)))
+
+
+def test_timm_cautious_adamw_is_optedus_with_the_mean_rescale():
+    """timm 1.0.31's AdamWLegacy(caution=True) against the rebuilt form, bit for bit over 30
+    steps on the common problem (float64), with weight decay; the paper's rescale n/(k+1)
+    (optedu's CautiousAdamW) is another run."""
+    from optedu.instruments.references import reference_module
+    timm_adamw = reference_module("timm.optim", "adamw").AdamWLegacy
+    problem = cv.common_problem(steps=30, seed=1)
+    lrs = [1e-2] * 30
+    theirs = cv.run_torch(lambda p: timm_adamw(p, lr=1e-2, weight_decay=0.1, caution=True),
+                          problem, lrs)
+    ours = cv.run(partial(cv.cautious_adamw_timm, weight_decay=0.1), problem, lrs)
+    assert torch.equal(ours, theirs)
+    paper = cv.run_torch(lambda p: optedu.CautiousAdamW(p, lr=1e-2, weight_decay=0.1),
+                         problem, lrs)
+    assert cv.gap(paper, theirs) > 1e-3
+
+
+def test_cautious_mask_mean_is_n_over_max_k_and_n_over_1000():
+    grad = torch.ones(4000, dtype=torch.float64)
+    for kept, factor in [(4000, 1.0), (1000, 4.0), (2, 1000.0), (0, 0.0)]:
+        update = torch.full_like(grad, -1.0)
+        update[:kept] = 1.0
+        mask = cv.cautious_mask_mean(update, grad)
+        assert torch.equal(mask[:kept], torch.full((kept,), factor, dtype=grad.dtype))
+        assert not mask[kept:].any()
 
 
 @pytest.mark.parametrize("call, message", [
