@@ -573,8 +573,9 @@ def cautious_mask_mean(update: torch.Tensor, grad: torch.Tensor) -> torch.Tensor
         \phi = \mathbb 1[u \odot g > 0]\,\frac{n}{\max(k,\ n/1000)}
 
     with :math:`n` the tensor's size and :math:`k` the agreeing coordinates.
-    The paper's Algorithm 1, ``pytorch_optimizer`` and optedu
-    (:func:`optedu.optim.cautious.cautious_mask`) take :math:`n/(k+1)`.
+    ``pytorch_optimizer`` and optedu (:func:`optedu.optim.cautious.cautious_mask`)
+    take :math:`n/(k+1)`; the paper's one-line listing (arXiv v4) divides by the
+    mask's mean plus :math:`\epsilon`, :math:`n/(k + n\epsilon)`.
     """
     mask = (update * grad > 0).to(grad.dtype)              # 1[u_i g_i > 0]
     return mask.div_(mask.mean().clamp_(min=1e-3))         # / max(k/n, 1e-3)
