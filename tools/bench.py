@@ -14,8 +14,16 @@ memory allows).
 
 Implementations (where they exist): ``optedu`` (one-tensor rule, a Python loop over tensors),
 ``optedu-foreach`` (``optedu.optim.foreach``: the same rule on lists), ``optedu-compiled``
-(``torch.compile`` of optedu's step, with ``--compile``), ``torch`` (``foreach=False``),
-``torch-foreach`` (``foreach=True``), ``torch-fused`` (``fused=True``).
+(``torch.compile`` of optedu's step, with ``--compile``), ``torch-compiled`` (``torch.compile`` of
+torch's foreach step, torch's own compiled optimizer, with ``--compile``: the same compiler as
+``optedu-fused``, so the two show what the compiler's loop costs against torch's hand-written
+fused kernel), ``torch`` (``foreach=False``),
+``torch-foreach`` (``foreach=True``), ``torch-fused`` (``fused=True``), ``optedu-fused``
+(``fused=True``: ``optedu.optim.fused``, each tensor's step compiled into one kernel; held
+against ``torch-fused``, or against torch's single-tensor step where torch has no fused one).
+A compiled path's first step compiles it: ``compile_s`` is that step's time less a timed step's,
+and ``break_even_steps`` the steps after which the compiled path has won it back against optedu's
+fastest uncompiled path.
 
 Timing: every implementation owns its own copy of the same parameters and gradients. A *round*
 times ``--steps`` steps of each implementation, in an order rotated from round to round
@@ -47,6 +55,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -138,6 +147,13 @@ CASES = [
 ]
 # rows of the SparseAdam gradient that are nonzero
 SPARSE_DENSITY = 0.1
+
+
+def optedu_fused_cases() -> set[str]:
+    """The optimizers whose optedu class takes ``fused`` (optedu.optim.fused's rules)."""
+    import inspect
+    return {case.name for case in CASES
+            if "fused" in inspect.signature(case.ours.__init__).parameters}
 
 
 def optedu_foreach_cases() -> set[str]:
@@ -274,14 +290,18 @@ class Impl:
             cls, kwargs["foreach"] = case.theirs, True
         elif label == "torch-fused":
             cls, kwargs["fused"] = case.theirs, True
+        elif label == "torch-compiled":
+            cls, kwargs["foreach"] = case.theirs, True
         elif label == "optedu-foreach":
             cls, kwargs["foreach"] = case.ours, True
+        elif label == "optedu-fused":
+            cls, kwargs["fused"] = case.ours, True
         else:
             cls = case.ours
         self.optimizer = cls(self.params, **kwargs)
         self.closure = (lambda: torch.ones(())) if case.closure else None
         step = self.optimizer.step
-        if label == "optedu-compiled":
+        if label in ("optedu-compiled", "torch-compiled"):
             step = torch.compile(step, fullgraph=False)
         self._step = step
 
@@ -296,13 +316,18 @@ def impl_labels(case: Case, compiled: bool) -> list[str]:
     labels = list(case.torch_paths) + ["optedu"]
     if case.name in optedu_foreach_cases():
         labels.append("optedu-foreach")
+    if case.name in optedu_fused_cases():
+        labels.append("optedu-fused")
     if compiled and not case.sparse and not case.closure:
         labels.append("optedu-compiled")
+        if "torch-fused" in case.torch_paths:
+            labels.append("torch-compiled")
     return labels
 
 
 # the torch implementation each optedu one is held against (besides torch's single-tensor)
-TWINS = {"optedu": "torch", "optedu-foreach": "torch-foreach", "optedu-compiled": "torch-fused"}
+TWINS = {"optedu": "torch", "optedu-foreach": "torch-foreach", "optedu-compiled": "torch-fused",
+         "optedu-fused": "torch-fused", "torch-compiled": "torch-fused"}
 
 
 def quartiles(values: Sequence[float]) -> dict[str, float]:
@@ -323,12 +348,15 @@ def measure(case: Case, shape_name: str, dtype_name: str, threads: int, rounds: 
     torch.set_num_threads(threads)
     dtype = DTYPES[dtype_name]
     params, grads = make_params(case, shape_name, dtype)
-    impls, errors = [], {}
+    impls, errors, first_step = [], {}, {}
     for label in labels:
         try:
             impl = Impl(label, case, params, grads)
-            for _ in range(warmup):  # state created, RAdam past its 5-step warm-up
+            for k in range(warmup):  # state created, RAdam past its 5-step warm-up
+                start = time.perf_counter()
                 impl.step()
+                if k == 0:       # a compiled path compiles here
+                    first_step[label] = time.perf_counter() - start
             impls.append(impl)
         except (RuntimeError, TypeError, ValueError, NotImplementedError) as error:
             errors[label] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
@@ -384,7 +412,17 @@ def measure(case: Case, shape_name: str, dtype_name: str, threads: int, rounds: 
                                     quartiles([roofline / x for x in t]))
         row["cpu_time_s"] = quartiles(cpu_times[label])
         row["minor_faults_per_step"] = quartiles(faults[label])
+        if label in ("optedu-fused", "optedu-compiled", "torch-compiled"):
+            step = statistics.median(t)
+            row["compile_s"] = first_step[label] - step
+            family = label.split("-")[0]           # optedu's against optedu's
+            uncompiled = [statistics.median(times[x]) for x in (family, f"{family}-foreach")
+                          if x in times]
+            gain = min(uncompiled) - step if uncompiled else 0.0
+            row["break_even_steps"] = row["compile_s"] / gain if gain > 0 else None
         twin = TWINS.get(label)
+        if twin not in times and label == "optedu-fused":
+            twin = "torch"          # torch has no fused step for this rule
         if twin in times:  # optedu-foreach against torch-foreach, per round
             row["twin"] = twin
             row["ratio_to_twin"] = quartiles([x / y for x, y in zip(t, times[twin])])
@@ -439,7 +477,8 @@ CSV_FIELDS = ["optimizer", "impl", "shape", "tensors", "numel", "dtype", "thread
               "twin_ratio_median", "twin_ratio_q1", "twin_ratio_q3", "twin_ratio_min",
               "twin_ratio_max",
               "bytes_per_element", "roofline_s", "roofline_fraction_median",
-              "minor_faults_median", "load_before", "load_after", "error"]
+              "minor_faults_median", "compile_s", "break_even_steps", "load_before",
+              "load_after", "error"]
 
 
 def csv_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -467,10 +506,12 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-IMPL_ORDER = ["torch", "torch-foreach", "torch-fused", "optedu", "optedu-foreach",
-              "optedu-compiled"]
+IMPL_ORDER = ["torch", "torch-foreach", "torch-fused", "torch-compiled", "optedu",
+              "optedu-foreach", "optedu-fused", "optedu-compiled"]
 COLOURS = {"torch": "#4c72b0", "torch-foreach": "#55a868", "torch-fused": "#c44e52",
-           "optedu": "#dd8452", "optedu-foreach": "#8172b3", "optedu-compiled": "#937860"}
+           "torch-compiled": "#8c8c8c",
+           "optedu": "#dd8452", "optedu-foreach": "#8172b3", "optedu-fused": "#da8bc3",
+           "optedu-compiled": "#937860"}
 
 
 def figure(rows: list[dict[str, Any]], path: pathlib.Path, meta: dict[str, Any]) -> None:
@@ -586,6 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     meta = machine()
+    # compiled paths compile from nothing: a fresh Inductor cache, not an earlier run's kernels
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench-inductor-"))
     meta["arguments"] = {k: (str(v) if isinstance(v, pathlib.Path) else v)
                          for k, v in vars(args).items()}
     meta["bandwidth"] = {}

@@ -118,7 +118,7 @@ LOW_RANK: dict[str, dict[str, Any]] = {
 }
 
 # classes that only serve as the base of rules
-BASES = frozenset({"Optimizer", "ForeachOptimizer"})
+BASES = frozenset({"Optimizer", "ForeachOptimizer", "FusedOptimizer"})
 
 # a second implementation of a rule, a row of its own: "<class> <variant>"
 VARIANTS: dict[str, dict[str, Any]] = {

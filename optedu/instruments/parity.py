@@ -8,6 +8,7 @@ gradients, and gradients that depend on the parameters (so any difference would 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -147,3 +148,63 @@ def compare(
             elif va != vb:
                 keys_match = False
     return Parity(params=param_diff, state=state_diff, state_keys_match=keys_match, steps=steps)
+
+
+def ulps(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest difference between ``a`` and ``b`` in units in the last place of their
+    largest entry (in ``a``'s dtype): 0 is bit for bit; 1 is one rounding of the largest
+    entry. Counted at the tensor's scale, not each element's, so that an entry that a sum
+    cancelled to near zero does not turn one rounding into thousands of its own ulps.
+
+    >>> one = torch.tensor([1.0, 2.0])
+    >>> ulps(one, torch.nextafter(one, torch.tensor(3.0)))
+    0.5
+    """
+    if torch.equal(a, b):
+        return 0.0
+    big = torch.maximum(a.abs().max(), b.abs().max())
+    spacing = (torch.nextafter(big, torch.tensor(math.inf, dtype=big.dtype)) - big).item()
+    return (a.double() - b.double()).abs().max().item() / spacing
+
+
+def one_step_ulps(
+    first: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+    second: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+    *,
+    shapes: Sequence[tuple[int, ...]] = ((64, 33), (1000,), (3, 5, 7)),
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    warmup: int = 3,
+) -> dict[str, float]:
+    """Two implementations of a rule from the same state: ``first`` takes ``warmup`` steps,
+    ``second`` loads its parameters and state, both take one step with the same gradients.
+    Returns the largest distance in ulps (:func:`ulps`) of the parameters and of every state
+    entry, so that a difference of rounding is not confused with the drift of many steps."""
+    generator = torch.Generator().manual_seed(seed)
+    params = [torch.randn(shape, generator=generator, dtype=dtype) for shape in shapes]
+    a = first(params)
+
+    def gradients() -> list[torch.Tensor]:
+        return [torch.randn(p.shape, generator=generator, dtype=dtype) for p in params]
+
+    for _ in range(warmup):
+        for p, g in zip(params, gradients()):
+            p.grad = g
+        a.step()
+    twins = [p.detach().clone() for p in params]
+    b = second(twins)
+    flags = [{key: group[key] for key in ("foreach", "fused") if key in group}
+             for group in b.param_groups]
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    for group, kept in zip(b.param_groups, flags):     # the path stays b's own
+        group.update(kept)
+    for p, q, g in zip(params, twins, gradients()):
+        p.grad, q.grad = g, g.clone()
+    a.step()
+    b.step()
+    worst = {"param": max(ulps(p, q) for p, q in zip(params, twins))}
+    for p, q in zip(params, twins):
+        for key, value in a.state[p].items():
+            if isinstance(value, torch.Tensor) and value.numel() > 1:
+                worst[key] = max(worst.get(key, 0.0), ulps(value, b.state[q][key]))
+    return worst

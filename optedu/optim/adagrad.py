@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from ._validation import check_non_negative, check_tensor_lr
-from .optimizer import Group, Optimizer, State, as_real, new_step_counter
+from .fused import (FusedOptimizer, adagrad_fused, check_fused, compiled, flat,
+                    learning_rate, run_in_chunks)
+from .optimizer import Group, State, as_real, new_step_counter
 
 
 def adagrad(
@@ -95,7 +97,7 @@ def adagrad_sparse(
     param.add_(torch.sparse_coo_tensor(rows, values / denom, g.size()), alpha=-clr)
 
 
-class Adagrad(Optimizer):
+class Adagrad(FusedOptimizer):
     r"""AdaGrad (Duchi, Hazan & Singer, 2011), a drop-in for torch 2.13's
     ``torch.optim.Adagrad``.
 
@@ -109,6 +111,9 @@ class Adagrad(Optimizer):
         initial_accumulator_value: :math:`G_0` (default ``0``).
         eps: :math:`\epsilon`, added after the square root (default ``1e-10``).
         maximize: ascend instead of descend (default ``False``).
+        fused: ``True`` for the compiled path
+            (:func:`optedu.optim.fused.adagrad_fused`, one pass over memory
+            per tensor; rounds differently, see :mod:`optedu.optim.fused`).
 
     State per parameter: ``step``, ``sum``. Like torch, the state is created
     in the constructor for every parameter, so ``state_dict()`` lists it
@@ -118,7 +123,8 @@ class Adagrad(Optimizer):
     :func:`adagrad_sparse`, as in torch; complex parameters are stepped as
     their real and imaginary parts, and :math:`G_0` is given to both.
 
-    Differences from torch.optim.Adagrad: no ``foreach``/``fused`` switches.
+    Differences from torch.optim.Adagrad: no ``foreach`` switch;
+    ``fused=True`` compiles optedu's rule instead of calling torch's kernel.
     """
 
     element_wise = True  # any piece of a tensor steps as the whole (._sharding)
@@ -135,6 +141,7 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        fused: bool | None = None,
     ) -> None:
         check_tensor_lr(lr)
         check_non_negative("lr", lr)
@@ -143,10 +150,11 @@ class Adagrad(Optimizer):
         check_non_negative("initial_accumulator_value",
                            initial_accumulator_value)
         check_non_negative("eps", eps)
+        check_fused(fused)
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps,
                         weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value,
-                        maximize=maximize)
+                        maximize=maximize, fused=fused)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for param in group["params"]:
@@ -157,7 +165,9 @@ class Adagrad(Optimizer):
         if param.is_complex():  # G_0 for the real and the imaginary part alike, as torch
             value = complex(value, value)
         return {
-            "step": new_step_counter(),
+            # torch's fused step counts in float32
+            "step": new_step_counter().float() if group.get("fused")
+            else new_step_counter(),
             "sum": torch.full_like(param, value, memory_format=torch.preserve_format),
         }
 
@@ -169,3 +179,13 @@ class Adagrad(Optimizer):
                 lr=group["lr"], lr_decay=group["lr_decay"],
                 weight_decay=group["weight_decay"], eps=group["eps"],
                 maximize=group["maximize"])
+
+    def update_fused(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                     states: list[State], group: Group) -> None:
+        kernel = compiled(
+            adagrad_fused, lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"], eps=group["eps"],
+            maximize=group["maximize"])
+        rows = [(*flat(param, grad, state["sum"]), state["step"])
+                for param, grad, state in zip(params, grads, states)]
+        run_in_chunks(kernel, rows, learning_rate(group))

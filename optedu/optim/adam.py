@@ -9,7 +9,9 @@ from typing import Any
 import torch
 
 from ._validation import check_adam_arguments, check_beta_types, check_tensor_lr
-from .foreach import ForeachOptimizer, adam_foreach, check_foreach
+from .foreach import adam_foreach, check_foreach
+from .fused import (FusedOptimizer, adam_fused, check_fused, compiled, flat, learning_rate,
+                    run_in_chunks)
 from .optimizer import Group, State, as_real, step_and_buffers
 
 
@@ -82,7 +84,7 @@ def adam(
     param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
-class Adam(ForeachOptimizer):
+class Adam(FusedOptimizer):
     r"""Adam (Kingma & Ba: arXiv 2014, ICLR 2015), a drop-in for
     ``torch.optim.Adam`` (torch 2.13).
 
@@ -105,12 +107,16 @@ class Adam(ForeachOptimizer):
         foreach: ``True`` for the multi-tensor path
             (:func:`optedu.optim.foreach.adam_foreach`, same results bit for bit);
             ``None`` (default) or ``False``: the one-tensor :func:`adam`.
+        fused: ``True`` for the compiled path
+            (:func:`optedu.optim.fused.adam_fused`, one pass over memory per
+            tensor; rounds differently, see :mod:`optedu.optim.fused`).
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, plus
     ``max_exp_avg_sq`` with AMSGrad.
 
     Differences from torch.optim.Adam: ``foreach=None`` means the one-tensor
-    path on every device; no ``fused``/``capturable``/``differentiable`` and
+    path on every device; ``fused=True`` compiles optedu's rule instead of
+    calling torch's kernel; no ``capturable``/``differentiable`` and
     no tensor ``betas`` (torch's type checks on them are made, in its words,
     and two floats are asked for). Like
     torch, optedu updates :math:`m_t` as a lerp,
@@ -130,6 +136,7 @@ class Adam(ForeachOptimizer):
         *,
         foreach: bool | None = None,
         maximize: bool = False,
+        fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
         check_tensor_lr(lr, foreach)
@@ -137,9 +144,10 @@ class Adam(ForeachOptimizer):
         check_beta_types(betas, foreach)
         betas = float_betas
         check_foreach(foreach)
+        check_fused(fused, foreach)
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            amsgrad=amsgrad, maximize=maximize, foreach=foreach,
+            amsgrad=amsgrad, maximize=maximize, foreach=foreach, fused=fused,
             decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
@@ -147,7 +155,10 @@ class Adam(ForeachOptimizer):
         names = ["exp_avg", "exp_avg_sq"]
         if group["amsgrad"]:
             names.append("max_exp_avg_sq")
-        return step_and_buffers(param, *names)
+        state = step_and_buffers(param, *names)
+        if group.get("fused"):    # torch's fused step counts in float32
+            state["step"] = state["step"].float()
+        return state
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:
@@ -176,6 +187,19 @@ class Adam(ForeachOptimizer):
             decoupled_weight_decay=group["decoupled_weight_decay"],
             maximize=group["maximize"])
 
+    def update_fused(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                     states: list[State], group: Group) -> None:
+        beta1, beta2 = group["betas"]
+        kernel = compiled(
+            adam_fused, beta1=beta1, beta2=beta2, eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"])
+        rows = [(*flat(param, grad, state["exp_avg"], state["exp_avg_sq"],
+                       state.get("max_exp_avg_sq")), state["step"])
+                for param, grad, state in zip(params, grads, states)]
+        run_in_chunks(kernel, rows, learning_rate(group))
+
 
 class AdamW(Adam):
     r"""AdamW (Loshchilov & Hutter, 2019), a drop-in for
@@ -198,9 +222,10 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
-                         foreach=foreach, maximize=maximize,
+                         foreach=foreach, maximize=maximize, fused=fused,
                          decoupled_weight_decay=True)
 
     def __setstate__(self, state: dict[str, Any]) -> None:

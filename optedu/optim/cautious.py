@@ -103,10 +103,12 @@ class CautiousAdamW(AdamW):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False, foreach: bool | None = None) -> None:
-        if foreach:
-            raise ValueError("Invalid foreach value: True (CautiousAdamW steps one tensor "
-                             "at a time)")
+                 maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None) -> None:
+        for name, value in (("foreach", foreach), ("fused", fused)):
+            if value:
+                raise ValueError(f"Invalid {name} value: True (CautiousAdamW steps one "
+                                 "tensor at a time)")
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad,
                          maximize=maximize, foreach=False)
 
@@ -138,6 +140,14 @@ class CautiousLion(Lion):
 
     element_wise = False
     refuses_shards = SHARD_REFUSAL
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-4,
+                 betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
+                 fused: bool | None = None) -> None:
+        if fused:
+            raise ValueError("Invalid fused value: True (CautiousLion steps one tensor "
+                             "at a time)")
+        super().__init__(params, lr, betas, weight_decay)
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:

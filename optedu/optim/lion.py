@@ -9,7 +9,9 @@ from typing import Any
 import torch
 
 from ._validation import check_betas, check_non_negative
-from .optimizer import Group, Optimizer, State
+from .fused import (FusedOptimizer, check_fused, compiled, flat, learning_rate, lion_fused,
+                    run_in_chunks)
+from .optimizer import Group, State
 
 
 def lion(
@@ -43,7 +45,7 @@ def lion(
     exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)  # m_t = β2 m + (1-β2) g_t
 
 
-class Lion(Optimizer):
+class Lion(FusedOptimizer):
     r"""Lion, EvoLved Sign Momentum (Chen et al., "Symbolic Discovery of
     Optimization Algorithms", NeurIPS 2023), in torch.optim's style.
 
@@ -55,6 +57,9 @@ class Lion(Optimizer):
             ``(0.9, 0.99)``).
         weight_decay: :math:`\lambda`, decoupled: the weights shrink by
             :math:`1-\eta\lambda` each step (default ``0``).
+        fused: ``True`` for the compiled path
+            (:func:`optedu.optim.fused.lion_fused`, one pass over memory per
+            tensor; an optedu switch, in the groups only when given).
 
     State per parameter: ``exp_avg`` (:math:`m`) only, half of Adam's.
 
@@ -75,11 +80,16 @@ class Lion(Optimizer):
         lr: float = 1e-4,
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 0.0,
+        *,
+        fused: bool | None = None,
     ) -> None:
         check_non_negative("lr", lr)
         betas = check_betas(betas)
         check_non_negative("weight_decay", weight_decay)
+        check_fused(fused)
         defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay)
+        if fused is not None:     # an optedu switch: lion-pytorch's groups lack it
+            defaults["fused"] = fused
         super().__init__(params, defaults)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
@@ -91,3 +101,12 @@ class Lion(Optimizer):
         beta1, beta2 = group["betas"]
         lion(param, grad, state["exp_avg"], lr=group["lr"], beta1=beta1,
              beta2=beta2, weight_decay=group["weight_decay"])
+
+    def update_fused(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                     states: list[State], group: Group) -> None:
+        beta1, beta2 = group["betas"]
+        kernel = compiled(lion_fused, beta1=beta1, beta2=beta2,
+                          weight_decay=group["weight_decay"])
+        rows = [flat(param, grad, state["exp_avg"])
+                for param, grad, state in zip(params, grads, states)]
+        run_in_chunks(kernel, rows, learning_rate(group))

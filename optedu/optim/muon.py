@@ -25,7 +25,8 @@ import torch.distributed as dist
 
 from ._sharding import is_sharded, local, refuse_sharded
 from ._validation import check_bound, check_tensor_lr
-from .optimizer import Group, Optimizer, State
+from .fused import FusedOptimizer, check_fused, compiled, flat, learning_rate, run_in_chunks
+from .optimizer import Group, State
 
 # Keller Jordan's quintic, as torch 2.13 takes it
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -242,7 +243,25 @@ def muon(
                       alpha=-step_size)              # θ_t = θ - η' O_t
 
 
-class Muon(Optimizer):
+def muon_momentum_fused(grad: torch.Tensor, momentum_buffer: torch.Tensor, *,
+                        momentum: float, nesterov: bool) -> torch.Tensor | None:
+    r"""The element-wise lines before Newton–Schulz, in one pass: the
+    momentum, and with Nesterov the look-ahead, which it returns."""
+    momentum_buffer.lerp_(grad, 1 - momentum)        # B_t = μB + (1-μ)G_t
+    # B̃_t = G_t + μ(B_t - G_t) with Nesterov (else B_t, the buffer itself)
+    return grad.lerp(momentum_buffer, momentum) if nesterov else None
+
+
+def muon_apply_fused(param: torch.Tensor, orthogonal: torch.Tensor,
+                     step_size: torch.Tensor, lr: torch.Tensor, *,
+                     weight_decay: float) -> None:
+    r"""The element-wise lines after Newton–Schulz, in one pass: the decay
+    and the step :math:`\eta' O_t` (``step_size``)."""
+    param.mul_(1 - lr * weight_decay)                # θ ← (1 - ηλ) θ
+    param.sub_(step_size * orthogonal)               # θ_t = θ - η' O_t
+
+
+class Muon(FusedOptimizer):
     r"""Muon (Jordan et al., 2024), a drop-in for ``torch.optim.Muon``
     (torch 2.13). For 2-D parameters only: give biases, embeddings and
     the rest to AdamW.
@@ -265,6 +284,10 @@ class Muon(Optimizer):
         adjust_lr_fn: ``None`` or ``"original"`` (Keller Jordan's shape
             factor) or ``"match_rms_adamw"`` (Moonshot's); see
             :func:`adjusted_lr` (default ``None``).
+        fused: ``True`` compiles the element-wise lines before and after
+            the Newton–Schulz products (:func:`muon_momentum_fused`,
+            :func:`muon_apply_fused`); an optedu switch, in the groups only
+            when given (default ``None``).
 
     State per parameter: ``momentum_buffer`` (no ``step``).
 
@@ -291,6 +314,8 @@ class Muon(Optimizer):
         eps: float = 1e-7,
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
+        *,
+        fused: bool | None = None,
     ) -> None:
         check_tensor_lr(lr)
         check_bound("Learning rate", lr, 0.0)
@@ -299,9 +324,12 @@ class Muon(Optimizer):
         if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
             raise ValueError(f"Adjust learning rate function {adjust_lr_fn} "
                              "is not supported")                 # torch's
+        check_fused(fused)
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
                         nesterov=nesterov, ns_coefficients=ns_coefficients,
                         eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
+        if fused is not None:     # an optedu switch: torch's Muon groups lack it
+            defaults["fused"] = fused
         super().__init__(params, defaults)
         for group in self.param_groups:
             for param in group["params"]:
@@ -322,3 +350,33 @@ class Muon(Optimizer):
              ns_coefficients=group["ns_coefficients"],
              ns_steps=group["ns_steps"], eps=group["eps"],
              adjust_lr_fn=group["adjust_lr_fn"])
+
+    def update_fused(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                     states: list[State], group: Group) -> None:
+        """The element-wise lines compiled, in two passes over each matrix
+        (:func:`muon_momentum_fused`, :func:`muon_apply_fused`); between
+        them the Newton–Schulz products, as in :func:`muon` (eager: these
+        are matrix multiplications, which fusing does not shorten)."""
+        for grad in grads:
+            if grad.ndim != 2:
+                raise ValueError("Param gradient must be a 2D matrix")  # torch's
+        buffers = [state["momentum_buffer"] for state in states]
+        momentum = compiled(muon_momentum_fused, momentum=group["momentum"],
+                            nesterov=group["nesterov"])
+        updates: list[torch.Tensor] = []
+        run_in_chunks(momentum, [flat(g, b) for g, b in zip(grads, buffers)],
+                      returned=updates)
+        if not group["nesterov"]:
+            updates = buffers
+        rows = []
+        for param, update in zip(params, updates):
+            orthogonal = zeropower_via_newtonschulz(        # O_t ≈ U Vᵀ
+                update.reshape(param.shape), group["ns_coefficients"],
+                group["ns_steps"], group["eps"])
+            # η', from the shape, as the one-tensor rule computes it
+            step_size = torch.tensor(
+                adjusted_lr(float(group["lr"]), group["adjust_lr_fn"], param.shape),
+                dtype=torch.float64)
+            rows.append((*flat(param, orthogonal), step_size))
+        apply = compiled(muon_apply_fused, weight_decay=group["weight_decay"])
+        run_in_chunks(apply, rows, learning_rate(group))

@@ -148,7 +148,7 @@ class Optimizer(torch.optim.Optimizer):
         Python number becomes torch's scalar tensor."""
         super().__setstate__(state)
         for group in self.param_groups:
-            for flag, older in (("maximize", False), ("foreach", None)):
+            for flag, older in (("maximize", False), ("foreach", None), ("fused", None)):
                 if flag in self.defaults:
                     group.setdefault(flag, older)
         if self.tensor_step:

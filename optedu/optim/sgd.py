@@ -9,7 +9,9 @@ from typing import Any
 import torch
 
 from ._validation import check_nesterov, check_non_negative, check_tensor_lr
-from .foreach import ForeachOptimizer, check_foreach, sgd_foreach
+from .foreach import check_foreach, sgd_foreach
+from .fused import (FusedOptimizer, check_fused, compiled, flat, learning_rate,
+                    run_in_chunks, sgd_fused)
 from .optimizer import Group, State
 
 
@@ -63,7 +65,7 @@ def sgd(
     return momentum_buffer
 
 
-class SGD(ForeachOptimizer):
+class SGD(FusedOptimizer):
     r"""Stochastic gradient descent, a drop-in for ``torch.optim.SGD``
     (torch 2.13).
 
@@ -79,11 +81,15 @@ class SGD(ForeachOptimizer):
         foreach: ``True`` for the multi-tensor path
             (:func:`optedu.optim.foreach.sgd_foreach`, same results bit for bit);
             ``None`` (default) or ``False``: the one-tensor :func:`sgd`.
+        fused: ``True`` for the compiled path
+            (:func:`optedu.optim.fused.sgd_fused`, one pass over memory per
+            tensor; rounds differently, see :mod:`optedu.optim.fused`).
 
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
 
     Differences from torch.optim.SGD: ``foreach=None`` means the one-tensor
-    path on every device; no ``fused``/``differentiable`` switches; a NaN
+    path on every device; ``fused=True`` compiles optedu's rule instead of
+    calling torch's kernel; no ``differentiable`` switch; a NaN
     ``lr`` is rejected (torch's check ``lr < 0`` lets it
     through). The arithmetic is torch's, step for step.
 
@@ -108,6 +114,7 @@ class SGD(ForeachOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         check_tensor_lr(lr)
         check_non_negative("lr", lr)
@@ -115,9 +122,10 @@ class SGD(ForeachOptimizer):
         check_non_negative("weight_decay", weight_decay)
         check_nesterov(nesterov, momentum, dampening)
         check_foreach(foreach)
+        check_fused(fused, foreach)
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov,
-                        maximize=maximize, foreach=foreach)
+                        maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
@@ -143,3 +151,23 @@ class SGD(ForeachOptimizer):
         if group["momentum"] != 0:
             for state, buffer in zip(states, buffers):
                 state["momentum_buffer"] = buffer
+
+    def update_fused(self, params: list[torch.Tensor], grads: list[torch.Tensor],
+                     states: list[State], group: Group) -> None:
+        momentum = group["momentum"]
+        rows: dict[bool, list] = {False: [], True: []}    # by first_step
+        for param, grad, state in zip(params, grads, states):
+            buffer = state.get("momentum_buffer")
+            first_step = momentum != 0 and buffer is None
+            if first_step:      # filled by the kernel: b_1 = g_1
+                buffer = state["momentum_buffer"] = torch.empty_like(
+                    grad, memory_format=torch.preserve_format)
+            rows[first_step].append(flat(param, grad, buffer))
+        for first_step, some in rows.items():
+            if some:
+                kernel = compiled(
+                    sgd_fused, momentum=momentum, dampening=group["dampening"],
+                    weight_decay=group["weight_decay"],
+                    nesterov=group["nesterov"], maximize=group["maximize"],
+                    first_step=first_step)
+                run_in_chunks(kernel, some, learning_rate(group))

@@ -80,6 +80,11 @@ def arguments(cls: Any) -> dict[str, Any]:
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
+# arguments that choose how a rule is computed, not what it computes: optedu's
+# Lion and Muon take ``fused`` where their references have no such switch
+PATH_SWITCHES = frozenset({"foreach", "fused"})
+
+
 def torch_class(name: str) -> Any:
     """``torch.optim.<name>`` or ``torch.optim.lr_scheduler.<name>``, else
     ``None``."""
@@ -110,7 +115,8 @@ def default_mismatches(ours: Any, theirs: Any) -> dict[str, tuple[Any, Any]]:
     missing = object()
     return {name: (value, other.get(name, missing))
             for name, value in mine.items()
-            if not _same_default(value, other.get(name, missing))}
+            if name not in PATH_SWITCHES
+            and not _same_default(value, other.get(name, missing))}
 
 
 def shared_mismatches(ours: Any, theirs: Any) -> dict[str, tuple[Any, Any]]:

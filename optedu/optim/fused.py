@@ -1,0 +1,336 @@
+r"""The fused path: each tensor's step compiled into one pass over memory.
+
+The one-tensor rules (:func:`optedu.adam` and the rest) make one pass over
+memory per line: ``exp_avg.lerp_(g, 1 - beta1)`` reads two tensors and
+writes one, the next line reads again, and an Adam step moves about 15
+tensors' worth of bytes where 7 would do (read θ, g, m, v; write θ, m, v).
+The foreach path saves Python calls, not bytes. A *fused* step reads each
+tensor once and writes it once: one loop over the elements that does the
+whole rule in registers.
+
+torch writes that loop by hand in C++ (``torch._fused_adam_`` and friends).
+optedu gets it from the compiler: the functions below are the rules written
+once more, line for line as the one-tensor rules, and ``torch.compile``
+(Inductor; on a CPU it emits a vectorised C++ loop and compiles it with the
+system's C++ compiler) turns each into one kernel. Three things make the
+compiled step fast and keep it compiled:
+
+* **Nothing leaves the graph.** The step counter stays a tensor
+  (``step += 1`` inside the function) and the learning rate comes in as a
+  0-d float64 tensor: a scheduler that changes it changes a value, not the
+  graph. The group's other numbers (betas, ε, λ) and flags are bound to a
+  compiled function of their own (:func:`compiled`): the flags choose the
+  lines the graph holds; the numbers enter it as inputs, as dynamo treats
+  Python floats.
+* **One graph for every set of tensors.** A compiled call steps
+  :data:`CHUNK` (8) tensors, each flattened to one dimension, compiled with
+  ``dynamic=True`` (every length is a symbol of its own: duck shaping off)
+  and the last chunk padded with zero scratch tensors. A tensor of a new
+  size, or a step where some tensors have no gradient, reuses the graph.
+* **The scalars are computed once.** The bias corrections
+  :math:`1-\beta^t` depend on the step only; Inductor inlines such
+  scalar work into the element loop (two ``pow`` per vector of 16 floats,
+  which made an Adam step several times slower) unless the value is an
+  output of the graph, so each rule *returns* its scalars.
+
+Where no C++ compiler is found, ``fused=True`` warns once and steps
+uncompiled: the foreach path where the rule has one, else the one-tensor
+rule (same rule, other rounding: see below).
+
+Rounding: the fused kernel performs the same operations as the one-tensor
+rule, but not always with the same roundings. ATen's vectorised CPU kernels
+contract some of them into fused multiply-adds (``add(x, alpha=a)`` and
+``lerp`` are one ``fmadd`` each, a single rounding), while Inductor compiles
+with ``-ffp-contract=off`` and rounds the product and the sum separately,
+except in ``lerp``, which it too writes as an ``fma``. The differences are
+measured and bounded in ``tests/optim/test_fused.py``: at most one unit in
+the last place of each tensor's largest entry, after one step from the same
+state, against the one-tensor rule and against torch's fused kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.fx.experimental._config as shape_config
+
+from ._sharding import _is_dtensor
+from ._validation import invalid
+from .foreach import ForeachOptimizer, Tensors
+from .optimizer import Group, State
+
+Tensor = torch.Tensor
+
+
+def sgd_fused(param: Tensor, grad: Tensor, momentum_buffer: Tensor | None,
+              lr: Tensor, *, momentum: float, dampening: float,
+              weight_decay: float, nesterov: bool, maximize: bool,
+              first_step: bool) -> None:
+    r"""One SGD step on one tensor, in place: :func:`optedu.sgd` with the
+    learning rate a tensor. ``first_step`` copies the gradient into the
+    (given, empty) buffer, :math:`b_1 = g_1`, as torch's ``_fused_sgd_``
+    does."""
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)        # g_t = g_t + λ θ_{t-1}
+    if momentum_buffer is not None:
+        if first_step:
+            momentum_buffer.copy_(g)                # b_1 = g_1
+        else:
+            # b_t = μ b_{t-1} + (1-τ) g_t
+            momentum_buffer.mul_(momentum).add_(g, alpha=1 - dampening)
+        if nesterov:
+            g = g.add(momentum_buffer, alpha=momentum)  # d_t = g_t + μ b_t
+        else:
+            g = momentum_buffer                     # d_t = b_t
+    param.sub_(lr * g)                              # θ_t = θ_{t-1} - η d_t
+
+
+def adam_fused(param: Tensor, grad: Tensor, exp_avg: Tensor,
+               exp_avg_sq: Tensor, max_exp_avg_sq: Tensor | None,
+               step: Tensor, lr: Tensor, *, beta1: float, beta2: float,
+               eps: float, weight_decay: float, decoupled_weight_decay: bool,
+               maximize: bool) -> tuple[Tensor, Tensor]:
+    r"""One Adam (or AdamW) step on one tensor, in place: :func:`optedu.adam`
+    with the step counter and the learning rate as tensors. Returns the two
+    scalars of the step, :math:`-\eta/(1-\beta_1^t)` and
+    :math:`\sqrt{1-\beta_2^t}`, so that the compiler computes them once."""
+    step += 1                                       # t ← t + 1, in the tensor
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param.mul_(1 - lr * weight_decay)       # θ ← (1 - ηλ) θ
+        else:
+            g = g.add(param, alpha=weight_decay)    # g_t ← g_t + λ θ_{t-1}
+    exp_avg.lerp_(g, 1 - beta1)                 # m_t = β1 m_{t-1} + (1-β1) g_t
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    t = step.double()
+    bias_correction1 = 1 - beta1**t                     # 1 - β1^t
+    bias_correction2_sqrt = (1 - beta2**t) ** 0.5       # √(1 - β2^t)
+    if max_exp_avg_sq is not None:                      # AMSGrad
+        # v_max = max(v_max, v_t)
+        max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq, exp_avg_sq))
+        second_moment = max_exp_avg_sq
+    else:
+        second_moment = exp_avg_sq
+    denom = (second_moment.sqrt() / bias_correction2_sqrt).add_(eps)
+    step_size = -lr / bias_correction1                  # -η / (1 - β1^t)
+    # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε), rounded as addcdiv: (s·m)/d
+    param.add_(step_size * exp_avg / denom)
+    return step_size, bias_correction2_sqrt
+
+
+def adagrad_fused(param: Tensor, grad: Tensor, state_sum: Tensor,
+                  step: Tensor, lr: Tensor, *, lr_decay: float,
+                  weight_decay: float, eps: float, maximize: bool) -> Tensor:
+    r"""One AdaGrad step on one tensor, in place: :func:`optedu.adagrad`
+    with the step counter and the learning rate as tensors. Returns
+    :math:`\tilde\eta_t`, so that the compiler computes it once."""
+    step += 1
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)  # g_t = g_t + λ θ_{t-1}
+    clr = lr / (1 + (step.double() - 1) * lr_decay)  # η̃_t = η/(1+(t-1)δ)
+    state_sum.addcmul_(g, g, value=1)       # G_t = G_{t-1} + g_t²
+    denom = state_sum.sqrt().add_(eps)      # √G_t + ε
+    param.add_(-clr * g / denom)            # θ_t = θ_{t-1} - η̃_t g_t/(√G_t+ε)
+    return clr
+
+
+def lion_fused(param: Tensor, grad: Tensor, exp_avg: Tensor, lr: Tensor, *,
+               beta1: float, beta2: float, weight_decay: float) -> None:
+    r"""One Lion step on one tensor, in place: :func:`optedu.lion` with the
+    learning rate a tensor. :math:`\eta\,\operatorname{sign}(c_t)` is exact,
+    so the step rounds once, as the one-tensor rule's ``add_`` does."""
+    param.mul_(1 - lr * weight_decay)                   # θ ← (1 - ηλ) θ
+    # c_t = β1 m_{t-1} + (1-β1) g_t
+    c = exp_avg.clone().mul_(beta1).add_(grad, alpha=1 - beta1)
+    param.sub_(lr * c.sign())                           # θ_t = θ - η sign(c_t)
+    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)  # m_t = β2 m + (1-β2) g_t
+
+
+# ---------------------------------------------------------------------------
+# compiling and calling the rules
+
+_NO_COMPILER: list[str] = []          # why the fused path is off, once known
+
+
+def compiler_missing() -> str:
+    """Why ``torch.compile`` cannot build a CPU kernel here ("" when it
+    can): Inductor needs a C++ compiler (``$CXX``, else ``c++``/``g++``/
+    ``clang++`` on the path)."""
+    if _NO_COMPILER:
+        return _NO_COMPILER[0]
+    import os
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else \
+        ["c++", "g++", "clang++"]
+    if not any(shutil.which(name) for name in names):
+        return f"no C++ compiler found ({', '.join(names)})"
+    return ""
+
+
+def fall_back(reason: str) -> None:
+    """Turn the fused path off for this process, saying why, once."""
+    if not _NO_COMPILER:
+        _NO_COMPILER.append(reason)
+        warnings.warn(
+            f"fused=True needs torch.compile's C++ backend: {reason}; "
+            "optedu steps these groups uncompiled instead (on the foreach "
+            "path where the rule has one)",
+            RuntimeWarning, stacklevel=4)
+
+
+# tensors per compiled call: fewer calls cost less Python per tensor (on this book's
+# machine about 57 µs a tensor one at a time, 27 µs in calls of 8), more compile longer
+CHUNK = 8
+
+
+@functools.cache
+def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
+    """``rule`` with a group's constants bound, compiled for a chunk of
+    :data:`CHUNK` tensors: ``kernel(rows, *shared)`` applies ``rule(*row,
+    *shared)`` to every row (one tensor's arguments) and returns what each
+    call returns.
+
+    One compiled function per rule and set of constants, each with a code
+    object of its own: dynamo keeps its graphs per code object and after
+    ``recompile_limit`` (8) of them runs the function uncompiled, so a sweep
+    over β₂ would otherwise fall off the fused path."""
+    def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
+        return [rule(*row, *shared, **constants) for row in rows]
+    kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
+    return torch.compile(kernel, fullgraph=True, dynamic=True)
+
+
+@functools.cache
+def _filler(dtype: torch.dtype, position: int, column: int, zero_d: bool) -> Tensor:
+    """A zero scratch tensor that pads a short chunk (two elements, or 0-d for a
+    step counter): zero parameters with zero gradients and zero state stay
+    zero under every rule here."""
+    return torch.zeros(() if zero_d else (2,), dtype=dtype)
+
+
+def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ...]],
+                  *shared: Tensor, size: int = CHUNK,
+                  returned: list[Any] | None = None) -> None:
+    """Call ``kernel`` on the rows ``size`` at a time, rows of one dtype
+    together; the last chunk is padded with zero scratch rows, so every call
+    has the same arguments and one compiled graph serves any set of tensors.
+    Sizes are not unified across rows (no duck shaping), so a chunk whose
+    tensors happen to share a size compiles nothing of its own. What the
+    kernel returns for each row is appended to ``returned``, in the order
+    of ``rows``."""
+    by_dtype: dict[torch.dtype, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_dtype.setdefault(row[0].dtype, []).append(index)
+    results: list[Any] = [None] * len(rows)
+    for dtype, same in by_dtype.items():
+        for start in range(0, len(same), size):
+            indices = same[start:start + size]
+            chunk = [rows[i] for i in indices]
+            for position in range(len(chunk), size):
+                chunk.append(tuple(
+                    None if t is None else
+                    _filler(t.dtype, position, column, t.ndim == 0)
+                    for column, t in enumerate(chunk[0])))
+            duck, shape_config.use_duck_shape = shape_config.use_duck_shape, False
+            try:
+                out = kernel(chunk, *shared)
+            finally:
+                shape_config.use_duck_shape = duck
+            for i, value in zip(indices, out):
+                results[i] = value
+    if returned is not None:
+        returned.extend(results)
+
+
+def flat(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The tensors detached (the graph never sees ``requires_grad``, which
+    would be guarded on) and, when all are contiguous, as 1-D views (one
+    compiled graph for every shape)."""
+    given = [t for t in tensors if t is not None]
+    if all(t.is_contiguous() for t in given):
+        return tuple(None if t is None else t.detach().view(-1) for t in tensors)
+    return tuple(None if t is None else t.detach() for t in tensors)
+
+
+def learning_rate(group: Group) -> Tensor:
+    """The group's learning rate as a 0-d float64 tensor (a new value each
+    step is a new input, never a new graph)."""
+    lr = group["lr"]
+    if isinstance(lr, Tensor):
+        return lr.detach().to(torch.float64).reshape(())
+    return torch.tensor(lr, dtype=torch.float64)
+
+
+def defined_by(cls: type, name: str) -> type:
+    """The class in ``cls``'s MRO whose body defines ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))
+
+
+def check_fused(fused: Any, foreach: Any = None) -> None:
+    """torch's checks of ``fused``: a bool or None, and not with
+    ``foreach=True``."""
+    if fused is not None and not isinstance(fused, bool):
+        raise invalid("fused", fused, "None, True or False")
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+class FusedOptimizer(ForeachOptimizer):
+    """A :class:`~optedu.optim.foreach.ForeachOptimizer` whose groups may
+    also take the fused path: a group with ``fused=True`` is stepped by
+    ``update_fused``, one compiled call per tensor.
+
+    Like torch's fused optimizers it refuses, before any tensor moves,
+    parameters that are not real floating-point tensors (complex ones
+    included) and sparse gradients; it refuses DTensors too (the compiled
+    kernels step local tensors; FSDP2's shards take the other paths).
+    """
+
+    def update_fused(self, params: Tensors, grads: Tensors,
+                     states: list[State], group: Group) -> None:
+        """Apply one step of the rule to every tensor, one compiled call
+        each."""
+        raise NotImplementedError
+
+    def update_group(self, params: Tensors, grads: Tensors,
+                     states: list[State], group: Group) -> None:
+        if not group.get("fused") or not params:
+            super().update_group(params, grads, states, group)
+            return
+        rule, kernel = defined_by(type(self), "update"), defined_by(type(self), "update_fused")
+        if rule is not kernel and issubclass(rule, kernel):
+            raise ValueError(
+                f"{type(self).__name__} changes the rule of {kernel.__name__} but not its "
+                f"fused kernel: fused=True would step {kernel.__name__}'s rule; use "
+                "fused=False")
+        for param, grad in zip(params, grads):
+            if not torch.is_floating_point(param):
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be floating "
+                    f"point Tensors of supported devices: ['cpu'] but "
+                    f"{param.dtype} and {param.device.type}")
+            if grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} with fused=True does not "
+                    "support sparse gradients")
+            if _is_dtensor(param):
+                raise ValueError(
+                    f"{type(self).__name__} with fused=True takes plain tensors, "
+                    f"not a DTensor of shape {tuple(param.shape)}: use "
+                    "fused=False (foreach where the rule has it)")
+        reason = compiler_missing()
+        if reason:
+            fall_back(reason)
+            # the same rule on lists where the class has them, else per tensor
+            foreach = type(self).update_foreach is not ForeachOptimizer.update_foreach
+            super().update_group(params, grads, states, {**group, "foreach": foreach})
+            return
+        self.update_fused(params, grads, states, group)

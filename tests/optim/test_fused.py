@@ -1,0 +1,258 @@
+"""optedu.optim.fused: each tensor's step compiled into one kernel.
+
+What is checked:
+
+* rounding: from the same state, one fused step lands within one unit in the last place (of
+  the tensor's largest entry) of optedu's one-tensor step and of torch's fused step, for every
+  parameter and state tensor, in float32 and float64 (bfloat16 too against torch); Lion's
+  parameter bit for bit. The differences come from fused multiply-adds (ATen's vectorised
+  ``add(alpha=)`` and ``lerp`` round once, Inductor's separate product and sum twice);
+* the compiled step stays compiled: after the warm-up no graph is compiled again and none breaks
+  while a scheduler changes the learning rate every step and the set of tensors with gradients
+  changes, sizes included (dynamo's counters);
+* without a C++ compiler, ``fused=True`` warns and steps exactly as the uncompiled path;
+* torch's refusals: ``fused`` with ``foreach``, complex parameters, sparse gradients; and a
+  DTensor, which the kernels cannot step.
+
+Compiling takes a second or more a kernel, so every test that compiles runs in the full tier
+(``make test``, CI); a quick pytest runs the refusals and the fallback, which compile nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+import optedu
+from optedu.instruments.parity import one_step_ulps
+from optedu.optim import fused
+from optimizers import FULL
+
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "SGD": dict(lr=[0.1], momentum=[0, 0.9], dampening=[0, 0.1], nesterov=[False, True],
+                weight_decay=[0, 0.01], maximize=[False, True]),
+    "Adam": dict(lr=[0.01], weight_decay=[0, 0.1], amsgrad=[False, True],
+                 maximize=[False, True], decoupled_weight_decay=[False, True]),
+    "AdamW": dict(lr=[0.01], weight_decay=[0.1], amsgrad=[False, True],
+                  maximize=[False, True]),
+    "Adagrad": dict(lr=[0.1], lr_decay=[0, 0.01], weight_decay=[0, 0.1],
+                    maximize=[False, True]),
+    "Lion": dict(lr=[0.01], weight_decay=[0, 0.1]),
+}
+TORCH_FUSED = {"SGD", "Adam", "AdamW", "Adagrad"}
+compiles = pytest.mark.skipif(not FULL, reason="compiles kernels: full tier (OPTEDU_TESTS=full)")
+# the measured bound, in ulps of each tensor's largest entry (optedu.instruments.parity.ulps)
+BOUND = 1.0
+
+
+def cases(name: str, every_one: bool) -> list[dict[str, Any]]:
+    """Every combination of the rule's options, or the one with the most options away from
+    their first value."""
+    grid = GRIDS[name]
+    every = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    every = [kw for kw in every if not (kw.get("nesterov") and (
+        kw["momentum"] == 0 or kw["dampening"] != 0))]       # torch refuses these
+    if every_one:
+        return every
+    return [max(every, key=lambda kw: sum(kw[k] != grid[k][0] for k in kw))]
+
+
+def grid(names, dtypes) -> list[tuple[str, dict[str, Any], torch.dtype]]:
+    """Every combination in float32; in the other dtypes, the case of :func:`cases` with
+    the most options set (compiling every combination twice more would double the time)."""
+    return [(name, kw, dtype) for dtype in dtypes for name in names
+            for kw in cases(name, dtype == torch.float32)]
+
+
+def ids(rows) -> list[str]:
+    return [f"{name}-{str(dtype).removeprefix('torch.')}-"
+            + ",".join(f"{k}={v}" for k, v in kw.items() if k != "lr") for name, kw, dtype in rows]
+
+
+ONE_TENSOR = grid(list(GRIDS), [torch.float32, torch.float64])
+TORCH = grid(sorted(TORCH_FUSED), [torch.float32, torch.float64, torch.bfloat16])
+
+
+def optedu_class(name: str) -> type:
+    return getattr(optedu, name)
+
+
+@compiles
+@pytest.mark.parametrize(("name", "kwargs", "dtype"), ONE_TENSOR, ids=ids(ONE_TENSOR))
+def test_fused_step_rounds_within_one_ulp_of_the_one_tensor_step(name, kwargs, dtype):
+    cls = optedu_class(name)
+    worst = one_step_ulps(lambda p: cls(p, **kwargs), lambda p: cls(p, fused=True, **kwargs),
+                          dtype=dtype)
+    assert max(worst.values()) <= BOUND, worst
+    if name == "Lion":     # η sign(c) is exact: the step rounds once on both paths
+        assert worst["param"] == 0.0, worst
+
+
+@compiles
+@pytest.mark.parametrize(("name", "kwargs", "dtype"), TORCH, ids=ids(TORCH))
+def test_fused_step_rounds_within_one_ulp_of_torchs_fused_step(name, kwargs, dtype):
+    if name == "SGD" and dtype == torch.bfloat16:
+        pytest.skip("torch 2.13's fused SGD skips bfloat16 vector blocks: tested below")
+    theirs, ours = getattr(torch.optim, name), optedu_class(name)
+    worst = one_step_ulps(lambda p: theirs(p, fused=True, **kwargs),
+                          lambda p: ours(p, fused=True, **kwargs), dtype=dtype)
+    assert max(worst.values()) <= BOUND, worst
+
+
+@compiles
+def test_torchs_fused_sgd_leaves_bfloat16_vector_blocks_unchanged():
+    """pytorch/pytorch#191763 (fixed after 2.13): on a CPU, torch's fused SGD skips the update
+    of every whole SIMD block of a float16 or bfloat16 parameter. optedu's fused SGD steps
+    them. If this fails, torch has the fix: re-run the bfloat16 parity above against it."""
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(64, generator=g).bfloat16()
+    grad = torch.randn(64, generator=g).bfloat16()
+    theirs, ours = start.clone(), start.clone()
+    theirs.grad, ours.grad = grad.clone(), grad.clone()
+    torch.optim.SGD([theirs], lr=0.1, fused=True).step()
+    optedu.SGD([ours], lr=0.1, fused=True).step()
+    assert torch.equal(theirs, start)                  # not one entry moved
+    expected = (start.float() - 0.1 * grad.float()).bfloat16()
+    assert torch.equal(ours, expected)
+
+
+@compiles
+def test_fused_muon_matches_the_one_tensor_step():
+    """Muon's products stay matrix multiplications (the same calls as the one-tensor rule);
+    the element-wise lines before and after them are fused."""
+    shapes = ((64, 33), (33, 64))
+    for kwargs in ({}, {"nesterov": False, "adjust_lr_fn": "match_rms_adamw"}):
+        worst = one_step_ulps(lambda p: optedu.Muon(p, lr=0.02, **kwargs),
+                              lambda p: optedu.Muon(p, lr=0.02, fused=True, **kwargs),
+                              shapes=shapes)
+        assert max(worst.values()) <= BOUND, worst
+
+
+@compiles
+def test_state_is_torchs_fused_state():
+    """The same keys, shapes and dtypes as torch's fused Adam: ``step`` in float32 even under a
+    float64 default, as torch keeps it for its fused kernels."""
+    with torch.device("cpu"):
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            ours, theirs = torch.ones(3, requires_grad=True), torch.ones(3, requires_grad=True)
+            a = optedu.Adam([ours], fused=True)
+            b = torch.optim.Adam([theirs], fused=True)
+            for p, opt in ((ours, a), (theirs, b)):
+                p.grad = torch.full_like(p, 0.5)
+                opt.step()
+        finally:
+            torch.set_default_dtype(previous)
+    for key, value in b.state[theirs].items():
+        assert a.state[ours][key].dtype == value.dtype, key
+        assert a.state[ours][key].shape == value.shape, key
+    assert set(a.state[ours]) == set(b.state[theirs])
+    assert a.state_dict()["param_groups"][0]["fused"] is True
+
+
+@compiles
+def test_no_recompilation_or_graph_break_after_warm_up():
+    """A run with a scheduler (the rate changes every step) in which the set of tensors with
+    gradients changes: a frozen layer of new sizes joins after the warm-up, another leaves."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3),
+                                torch.nn.Tanh(), torch.nn.Linear(3, 5))
+    late = list(model[4].parameters())             # sizes 15 and 5: seen only after warm-up
+    decay = [p for p in model.parameters() if p.ndim == 2]
+    no_decay = [p for p in model.parameters() if p.ndim == 1]
+    optimizer = optedu.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=1e-2, fused=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + step))
+    x = torch.randn(16, 6)
+
+    def step(k: int) -> None:
+        for p in late:
+            p.requires_grad_(k >= 3)
+        model[0].weight.requires_grad_(k % 2 == 0 or k < 3)
+        optimizer.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+        optimizer.step()
+        scheduler.step()
+
+    for k in range(2):                              # warm-up: one kernel per group
+        step(k)
+    graphs = counters["stats"]["unique_graphs"]
+    breaks = sum(counters["graph_break"].values())
+    rates = set()
+    for k in range(2, 10):
+        rates.add(optimizer.param_groups[0]["lr"])
+        step(k)
+    assert len(rates) == 8                          # the rate changed every step
+    assert all(int(optimizer.state[p]["step"]) == 7 for p in late)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert sum(counters["graph_break"].values()) == breaks
+
+
+def test_without_a_compiler_fused_warns_and_steps_uncompiled(monkeypatch):
+    """Each rule falls back to its foreach path where it has one (SGD, Adam), else its
+    one-tensor path: the same numbers bit for bit, and one warning that says why."""
+    monkeypatch.setattr(fused, "compiler_missing", lambda: "no C++ compiler found (c++)")
+    monkeypatch.setattr(fused, "_NO_COMPILER", [])
+    for name, kwargs in (("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", {}),
+                         ("Adagrad", {}), ("Lion", {})):
+        cls = optedu_class(name)
+        uncompiled = {"foreach": True} if name in ("SGD", "Adam") else {}
+        worst = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            worst = one_step_ulps(lambda p: cls(p, **uncompiled, **kwargs),
+                                  lambda p: cls(p, fused=True, **kwargs))
+        assert max(worst.values()) == 0.0, (name, worst)
+        if name == "SGD":
+            messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+            assert len(messages) == 1 and "no C++ compiler found (c++)" in messages[0]
+
+
+def test_compiler_missing_names_what_it_looked_for(monkeypatch):
+    monkeypatch.setattr(fused, "_NO_COMPILER", [])
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    assert fused.compiler_missing() == "no C++ compiler found (no-such-compiler-here)"
+    monkeypatch.delenv("CXX")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert fused.compiler_missing() == "no C++ compiler found (c++, g++, clang++)"
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "Lion", "Muon"])
+def test_fused_refuses_what_torchs_refuses(name):
+    cls = optedu_class(name)
+    matrix = torch.ones(3, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="fused"):
+        cls([matrix], fused="yes")
+    if name in ("SGD", "Adam", "AdamW"):
+        with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True`"):
+            cls([matrix], foreach=True, fused=True)
+    if name != "Muon":            # Muon refuses complex parameters on every path
+        z = torch.ones(3, dtype=torch.complex64, requires_grad=True)
+        z.grad = torch.ones_like(z)
+        with pytest.raises(RuntimeError, match="floating point"):
+            cls([z], fused=True).step()
+    if name in ("SGD", "Adagrad"):
+        p = torch.ones(3, requires_grad=True)
+        p.grad = torch.ones(3).to_sparse()
+        with pytest.raises(RuntimeError, match="sparse"):
+            cls([p], fused=True).step()
+
+
+def test_a_subclass_that_changes_the_rule_is_refused_the_parents_kernel():
+    """A class that overrides ``update`` but not ``update_fused`` would silently step its
+    parent's rule on the fused path: refused, naming both."""
+    class Halved(optedu.SGD):
+        def update(self, param, grad, state, group):
+            super().update(param, grad / 2, state, group)
+
+    p = torch.ones(3, requires_grad=True)
+    p.grad = torch.ones(3)
+    with pytest.raises(ValueError, match="Halved changes the rule of SGD but not its fused"):
+        Halved([p], lr=0.1, fused=True).step()
+    assert torch.equal(p, torch.ones(3))           # refused before anything moved
