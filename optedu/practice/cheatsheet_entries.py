@@ -544,7 +544,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 # Read and checked like every argument, but not printed (every class has
 # them, or they choose an implementation, not the rule).
-HIDDEN_ARGUMENTS = ("params", "maximize", "foreach")
+HIDDEN_ARGUMENTS = ("params", "maximize", "foreach", "fused")
 
 # The package each optimizer torch lacks is checked against in its chapter
 # (module, class); LARS and Lamb are compared with optax, whose functions
