@@ -158,6 +158,8 @@ def literal(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if callable(value) and hasattr(value, "__name__"):   # not its address
+        return value.__name__
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return repr(value)
     if value == 0 or not math.isfinite(value):
