@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch._dynamo.utils import counters
 
 import optedu
 from optedu.instruments.parity import one_step_ulps
@@ -160,6 +159,7 @@ def test_state_is_torchs_fused_state():
 def test_no_recompilation_or_graph_break_after_warm_up():
     """A run with a scheduler (the rate changes every step) in which the set of tensors with
     gradients changes: a frozen layer of new sizes joins after the warm-up, another leaves."""
+    from torch._dynamo.utils import counters     # imports dynamo: only where it is used
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3),
                                 torch.nn.Tanh(), torch.nn.Linear(3, 5))

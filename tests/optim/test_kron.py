@@ -10,14 +10,34 @@ import itertools
 import os
 import random
 
-import kron_torch
+import importlib
+
 import pytest
 import torch
-from kron_torch import kron as K
 
 from optedu.optim.kron import Kron, einsum_exprs, precond_update_prob_schedule
 
 FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
+
+
+class Lazy:
+    """A module imported on first use: kron-torch's import compiles its helpers' wrappers
+    and imports torch's compiler (2.3 s), which every pytest worker would pay while
+    collecting, whether or not it runs these tests."""
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def __getattr__(self, attr: str):
+        if attr.startswith(("__", "_pytest")):   # pytest's probes while collecting
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __setattr__(self, attr: str, value) -> None:
+        setattr(importlib.import_module(self._name), attr, value)
+
+
+kron_torch, K = Lazy("kron_torch"), Lazy("kron_torch.kron")
 STEPS = 25  # kron-torch's Random(42) first balances the factors at step 20
 COMPILED = ("_update_precond", "_precond_grad", "_clip_update_rms", "_balance_Q")
 # matrix, vector, 3-D tensor, and a matrix whose first axis (9) exceeds

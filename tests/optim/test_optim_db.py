@@ -32,10 +32,15 @@ from typing import Any
 
 import pytest
 import torch
-from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_db
 
-import optedu
 from optimizers import FULL
+
+if not FULL:   # torch's table imports its whole OpInfo database: 4 s in every pytest worker
+    pytest.skip("torch's optim_db: full tier (OPTEDU_TESTS=full)", allow_module_level=True)
+
+from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_db  # noqa: E402
+
+import optedu  # noqa: E402
 
 INFOS = {info.name: info for info in optim_db}
 DTYPES = (torch.float32, torch.complex64, torch.float64, torch.complex128)
