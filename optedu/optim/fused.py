@@ -23,10 +23,12 @@ compiled step fast and keep it compiled:
   lines the graph holds; the numbers enter it as inputs, as dynamo treats
   Python floats.
 * **One graph for every set of tensors.** A compiled call steps
-  :data:`CHUNK` (8) tensors, each flattened to one dimension, compiled with
-  ``dynamic=True`` (every length is a symbol of its own: duck shaping off)
-  and the last chunk padded with zero scratch tensors. A tensor of a new
-  size, or a step where some tensors have no gradient, reuses the graph.
+  :data:`CHUNK` (8) tensors, each flattened to one dimension (a view, as
+  the padding is), compiled with ``dynamic=True`` (every length a symbol
+  of its own: no duck shaping, and no special case for a length of 1) and
+  the last chunk padded with zero scratch tensors. A tensor of a new size,
+  one element included, or a step where some tensors have no gradient,
+  reuses the graph.
 * **The scalars are computed once.** The bias corrections
   :math:`1-\beta^t` depend on the step only; Inductor inlines such
   scalar work into the element loop (two ``pow`` per vector of 16 floats,
@@ -39,10 +41,10 @@ rule (same rule, other rounding: see below).
 
 Rounding: the fused kernel performs the same operations as the one-tensor
 rule, but not always with the same roundings. ATen's vectorised CPU kernels
-contract some of them into fused multiply-adds (``add(x, alpha=a)`` and
-``lerp`` are one ``fmadd`` each, a single rounding), while Inductor compiles
-with ``-ffp-contract=off`` and rounds the product and the sum separately,
-except in ``lerp``, which it too writes as an ``fma``. The differences are
+round ``lerp``, ``add(x, alpha=a)`` and ``addcmul`` once each (a fused
+multiply-add), while Inductor compiles with ``-ffp-contract=off`` and writes
+its own arithmetic: its ``lerp`` is a subtraction, a product and a sum, each
+rounded; its ``addcmul`` is an ``fmadd``. The differences are
 measured and bounded in ``tests/optim/test_fused.py``: at most one unit in
 the last place of each tensor's largest entry, after one step from the same
 state, against the one-tensor rule and against torch's fused kernels.
@@ -51,6 +53,7 @@ state, against the one-tensor rule and against torch's fused kernels.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import warnings
 from collections.abc import Callable
@@ -167,7 +170,6 @@ def compiler_missing() -> str:
     ``clang++`` on the path)."""
     if _NO_COMPILER:
         return _NO_COMPILER[0]
-    import os
     names = [os.environ["CXX"]] if os.environ.get("CXX") else \
         ["c++", "g++", "clang++"]
     if not any(shutil.which(name) for name in names):
@@ -202,6 +204,7 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     object of its own: dynamo keeps its graphs per code object and after
     ``recompile_limit`` (8) of them runs the function uncompiled, so a sweep
     over β₂ would otherwise fall off the fused path."""
+    _cache_per_isa()
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
@@ -212,8 +215,30 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
 def _filler(dtype: torch.dtype, position: int, column: int, zero_d: bool) -> Tensor:
     """A zero scratch tensor that pads a short chunk (two elements, or 0-d for a
     step counter): zero parameters with zero gradients and zero state stay
-    zero under every rule here."""
-    return torch.zeros(() if zero_d else (2,), dtype=dtype)
+    zero under every rule here. A 1-D filler is a view, as the flattened
+    tensors it stands in for are: dynamo guards on which inputs are views."""
+    if zero_d:
+        return torch.zeros((), dtype=dtype)
+    return torch.zeros(2, dtype=dtype).view(-1)
+
+
+def _cache_per_isa() -> None:
+    """Keep Inductor's compiled kernels apart for each ``ATEN_CPU_CAPABILITY``.
+
+    Inductor's cache keys leave that variable out, yet the kernels it loads
+    follow it: a kernel compiled in an unpinned process (16 floats a vector
+    on an AVX-512 CPU) and reloaded in a process pinned to AVX2 steps by 16
+    through code built for 8, and returns garbage (measured: a fused Adam
+    step thousands of ulps off). This book pins the capability for its
+    stored outputs (:mod:`optedu.instruments.reproducible`), so a pinned
+    process uses a cache folder of its own, unless the user chose one."""
+    capability = os.environ.get("ATEN_CPU_CAPABILITY")
+    if not capability:
+        return
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen is None or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{capability}"
 
 
 def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ...]],
@@ -239,11 +264,15 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
                     None if t is None else
                     _filler(t.dtype, position, column, t.ndim == 0)
                     for column, t in enumerate(chunk[0])))
-            duck, shape_config.use_duck_shape = shape_config.use_duck_shape, False
+            # sizes: a symbol each (no duck shaping), and no special case
+            # for a length of 1 (size-oblivious), so no size makes a graph
+            duck, oblivious = shape_config.use_duck_shape, shape_config.backed_size_oblivious
+            shape_config.use_duck_shape, shape_config.backed_size_oblivious = False, True
             try:
                 out = kernel(chunk, *shared)
             finally:
-                shape_config.use_duck_shape = duck
+                shape_config.use_duck_shape, shape_config.backed_size_oblivious = \
+                    duck, oblivious
             for i, value in zip(indices, out):
                 results[i] = value
     if returned is not None:

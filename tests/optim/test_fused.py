@@ -158,14 +158,16 @@ def test_state_is_torchs_fused_state():
 @compiles
 def test_no_recompilation_or_graph_break_after_warm_up():
     """A run with a scheduler (the rate changes every step) in which the set of tensors with
-    gradients changes: a frozen layer of new sizes joins after the warm-up, another leaves."""
+    gradients changes: a frozen layer of new sizes joins after the warm-up, another leaves, and
+    a one-element gain (a size dynamo would specialise) joins last."""
     from torch._dynamo.utils import counters     # imports dynamo: only where it is used
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3),
                                 torch.nn.Tanh(), torch.nn.Linear(3, 5))
     late = list(model[4].parameters())             # sizes 15 and 5: seen only after warm-up
+    gain = torch.nn.Parameter(torch.ones(1))        # one element, from step 6 on
     decay = [p for p in model.parameters() if p.ndim == 2]
-    no_decay = [p for p in model.parameters() if p.ndim == 1]
+    no_decay = [p for p in model.parameters() if p.ndim == 1] + [gain]
     optimizer = optedu.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
                              lr=1e-2, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + step))
@@ -175,8 +177,9 @@ def test_no_recompilation_or_graph_break_after_warm_up():
         for p in late:
             p.requires_grad_(k >= 3)
         model[0].weight.requires_grad_(k % 2 == 0 or k < 3)
+        gain.requires_grad_(k >= 6)
         optimizer.zero_grad(set_to_none=True)
-        model(x).square().mean().backward()
+        (gain * model(x)).square().mean().backward()
         optimizer.step()
         scheduler.step()
 
