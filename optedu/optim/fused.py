@@ -237,7 +237,7 @@ def _cache_per_isa() -> None:
         return
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if chosen is None or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
+    if not chosen or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{capability}"
 
 
