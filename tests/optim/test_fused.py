@@ -240,6 +240,11 @@ def test_fused_refuses_what_torchs_refuses(name):
         z.grad = torch.ones_like(z)
         with pytest.raises(RuntimeError, match="floating point"):
             cls([z], fused=True).step()
+    meta = torch.ones(3, 3, device="meta", requires_grad=True)
+    meta.grad = torch.ones(3, 3, device="meta")
+    with pytest.raises(RuntimeError,
+                       match=r"supported devices: \['cpu'\] but torch.float32 and meta"):
+        cls([meta], fused=True).step()
     if name in ("SGD", "Adagrad"):
         p = torch.ones(3, requires_grad=True)
         p.grad = torch.ones(3).to_sparse()
