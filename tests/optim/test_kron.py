@@ -36,6 +36,9 @@ class Lazy:
     def __setattr__(self, attr: str, value) -> None:
         setattr(importlib.import_module(self._name), attr, value)
 
+    def __dir__(self) -> list[str]:
+        return dir(importlib.import_module(self._name))
+
 
 kron_torch, K = Lazy("kron_torch"), Lazy("kron_torch.kron")
 STEPS = 25  # kron-torch's Random(42) first balances the factors at step 20
