@@ -9,6 +9,7 @@ import io
 import itertools
 import os
 import random
+import sys
 
 import importlib
 
@@ -29,8 +30,8 @@ class Lazy:
         object.__setattr__(self, "_name", name)
 
     def __getattr__(self, attr: str):
-        if attr.startswith(("__", "_pytest")):   # pytest's probes while collecting
-            raise AttributeError(attr)
+        if attr.startswith(("__", "_pytest")) and self._name not in sys.modules:
+            raise AttributeError(attr)          # pytest's probes while collecting
         return getattr(importlib.import_module(self._name), attr)
 
     def __setattr__(self, attr: str, value) -> None:
