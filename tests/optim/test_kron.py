@@ -30,7 +30,7 @@ class Lazy:
         object.__setattr__(self, "_name", name)
 
     def __getattr__(self, attr: str):
-        if attr.startswith(("__", "_pytest")) and self._name not in sys.modules:
+        if attr.startswith(("__", "_pytest", "_mock")) and self._name not in sys.modules:
             raise AttributeError(attr)          # pytest's probes while collecting
         return getattr(importlib.import_module(self._name), attr)
 
