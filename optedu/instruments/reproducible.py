@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 from collections.abc import MutableMapping
 
 # ATen's own kernels (ATEN_CPU_CAPABILITY), Intel MKL's BLAS and oneDNN's convolutions and
@@ -41,4 +42,33 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None,
         return {}
     added = {k: v for k, v in CPU_KERNELS.items() if k not in environ}
     environ.update(added)
+    inductor_cache_per_capability(environ)
     return added
+
+
+def inductor_cache_per_capability(environ: MutableMapping[str, str] | None = None) -> None:
+    """Give a process whose ``ATEN_CPU_CAPABILITY`` is set an Inductor cache folder of its own
+    (``<default>_<capability>``), unless the user chose one.
+
+    ``torch.compile``'s CPU backend reads that variable to choose its vector width, but its
+    caches do not key on it: a kernel compiled and cached in an unpinned process (16 floats a
+    vector on an AVX-512 CPU) and reloaded in a process pinned to AVX2 steps through the data
+    by the wrong width and returns garbage (measured here: a compiled ``randn_like(x) * 2``
+    left some entries undoubled; a fused Adam step was thousands of ulps off)."""
+    environ = os.environ if environ is None else environ
+    capability = environ.get("ATEN_CPU_CAPABILITY")
+    if not capability:
+        return
+    default = os.path.join(tempfile.gettempdir(), "torchinductor_" + _user())
+    chosen = environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not chosen or os.path.abspath(chosen) == os.path.abspath(default):
+        environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default}_{capability}"
+
+
+def _user() -> str:
+    """The user name in Inductor's default cache folder (``torchinductor_<user>``)."""
+    import getpass
+    try:
+        return getpass.getuser().replace(" ", "_")
+    except Exception:  # pragma: no cover - as Inductor's default_cache_dir does
+        return "unknown"

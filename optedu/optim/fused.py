@@ -64,6 +64,7 @@ import torch
 import torch.fx.experimental._config as shape_config
 
 from ._sharding import _is_dtensor
+from ..instruments.reproducible import inductor_cache_per_capability
 from ._validation import invalid
 from .foreach import ForeachOptimizer, Tensors
 from .optimizer import Group, State
@@ -205,7 +206,7 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     object of its own: dynamo keeps its graphs per code object and after
     ``recompile_limit`` (8) of them runs the function uncompiled, so a sweep
     over β₂ would otherwise fall off the fused path."""
-    _cache_per_isa()
+    inductor_cache_per_capability()   # pinned processes keep their own kernels
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
@@ -221,25 +222,6 @@ def _filler(dtype: torch.dtype, position: int, column: int, zero_d: bool) -> Ten
     if zero_d:
         return torch.zeros((), dtype=dtype)
     return torch.zeros(2, dtype=dtype).view(-1)
-
-
-def _cache_per_isa() -> None:
-    """Keep Inductor's compiled kernels apart for each ``ATEN_CPU_CAPABILITY``.
-
-    Inductor's cache keys leave that variable out, yet the kernels it loads
-    follow it: a kernel compiled in an unpinned process (16 floats a vector
-    on an AVX-512 CPU) and reloaded in a process pinned to AVX2 steps by 16
-    through code built for 8, and returns garbage (measured: a fused Adam
-    step thousands of ulps off). This book pins the capability for its
-    stored outputs (:mod:`optedu.instruments.reproducible`), so a pinned
-    process uses a cache folder of its own, unless the user chose one."""
-    capability = os.environ.get("ATEN_CPU_CAPABILITY")
-    if not capability:
-        return
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if not chosen or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{capability}"
 
 
 def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ...]],
