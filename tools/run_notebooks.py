@@ -47,6 +47,10 @@ def kernel_env(unpinned: bool = False, environ=None) -> dict[str, str]:
     if unpinned:
         for name in CPU_KERNELS:
             env.pop(name, None)
+        # and the capped processes' own Inductor cache (pin_cpu_kernels)
+        if env.get("TORCHINDUCTOR_CACHE_DIR", "").endswith(
+                "_" + CPU_KERNELS["ATEN_CPU_CAPABILITY"]):
+            env.pop("TORCHINDUCTOR_CACHE_DIR")
     else:
         pin_cpu_kernels(env)
     return env

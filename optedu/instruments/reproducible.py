@@ -42,11 +42,13 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None,
         return {}
     added = {k: v for k, v in CPU_KERNELS.items() if k not in environ}
     environ.update(added)
-    inductor_cache_per_capability(environ)
+    cache = inductor_cache_per_capability(environ)
+    if cache:
+        added["TORCHINDUCTOR_CACHE_DIR"] = cache
     return added
 
 
-def inductor_cache_per_capability(environ: MutableMapping[str, str] | None = None) -> None:
+def inductor_cache_per_capability(environ: MutableMapping[str, str] | None = None) -> str:
     """Give a process whose ``ATEN_CPU_CAPABILITY`` is set an Inductor cache folder of its own
     (``<default>_<capability>``), unless the user chose one.
 
@@ -54,15 +56,18 @@ def inductor_cache_per_capability(environ: MutableMapping[str, str] | None = Non
     caches do not key on it: a kernel compiled and cached in an unpinned process (16 floats a
     vector on an AVX-512 CPU) and reloaded in a process pinned to AVX2 steps through the data
     by the wrong width and returns garbage (measured here: a compiled ``randn_like(x) * 2``
-    left some entries undoubled; a fused Adam step was thousands of ulps off)."""
+    left some entries undoubled; a fused Adam step was thousands of ulps off). Returns the
+    folder it set ("" when it set none)."""
     environ = os.environ if environ is None else environ
     capability = environ.get("ATEN_CPU_CAPABILITY")
     if not capability:
-        return
+        return ""
     default = os.path.join(tempfile.gettempdir(), "torchinductor_" + _user())
     chosen = environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if not chosen or os.path.abspath(chosen) == os.path.abspath(default):
-        environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default}_{capability}"
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default):
+        return ""
+    environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default}_{capability}"
+    return environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
 def _user() -> str:

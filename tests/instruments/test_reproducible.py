@@ -15,8 +15,14 @@ def test_pins_on_x86_64_without_overriding_what_is_set():
     added = pin_cpu_kernels(env, machine="x86_64")
     assert env["MKL_ENABLE_INSTRUCTIONS"] == "SSE4_2"       # a user's choice stands
     assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert set(added) == set(CPU_KERNELS) - {"MKL_ENABLE_INSTRUCTIONS"}
+    # and Inductor's cache apart from unpinned processes' (its keys ignore the capability)
+    assert set(added) == set(CPU_KERNELS) - {"MKL_ENABLE_INSTRUCTIONS"} | {
+        "TORCHINDUCTOR_CACHE_DIR"}
+    assert env["TORCHINDUCTOR_CACHE_DIR"].endswith("_avx2")
     assert pin_cpu_kernels(env, machine="AMD64") == {}       # nothing left to add
+    chosen = {"TORCHINDUCTOR_CACHE_DIR": "/somewhere/of/mine"}
+    pin_cpu_kernels(chosen, machine="x86_64")
+    assert chosen["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/of/mine"
 
 
 def test_leaves_other_architectures_alone():
