@@ -64,7 +64,6 @@ import torch
 import torch.fx.experimental._config as shape_config
 
 from ._sharding import _is_dtensor
-from ..instruments.reproducible import inductor_cache_per_capability
 from ._validation import invalid
 from .foreach import ForeachOptimizer, Tensors
 from .optimizer import Group, State
@@ -206,7 +205,6 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     object of its own: dynamo keeps its graphs per code object and after
     ``recompile_limit`` (8) of them runs the function uncompiled, so a sweep
     over β₂ would otherwise fall off the fused path."""
-    inductor_cache_per_capability()   # pinned processes keep their own kernels
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
