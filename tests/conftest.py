@@ -7,6 +7,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from optimizers import full_tier_only
+
 matplotlib.use("Agg")  # tests draw figures off-screen (notebooks keep their inline backend)
 torch.set_num_threads(1)
 
@@ -20,6 +22,20 @@ settings.register_profile(
     deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,
 )
 settings.load_profile("optedu")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """The quick tier deselects the tests marked to run only in the full tier (a skip whose
+    reason says "full tier"), instead of reporting hundreds of skips."""
+    if FULL:
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if full_tier_only(item.iter_markers()) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from typing import Any
 
 from unittest import mock
 
+import pytest
 import torch
 from hypothesis import strategies as st
 
@@ -46,12 +47,48 @@ FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
 # arguments of torch's constructors that the signature test leaves out: the implementation
 # choices (optedu.SGD, Adam and AdamW take `foreach`, tested in tests/optim/test_foreach.py; the rest
 # optedu leaves out on purpose, see STYLE.md)
+# torch.optim's optimizers by name; test_optim_db.py checks they are optim_db's entries (whose
+# module imports torch's whole OpInfo database: 1.5-4 s in every pytest worker).
+TORCH_OPTIMIZERS = sorted(name for name in torch.optim.__all__
+                          if isinstance(getattr(torch.optim, name), type)
+                          and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
+                          and name != "Optimizer")
 TORCH_ONLY = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
 def _pairs(indices: Sequence[int]) -> set[tuple[int, int, int, int]]:
     return {(a, indices[a], b, indices[b])
             for a, b in itertools.combinations(range(len(indices)), 2)}
+
+
+def full_tier_only(marks) -> bool:
+    """Whether a test's marks skip it here for the full tier: a ``skip``, or a ``skipif``
+    whose conditions hold, with a reason that says "full tier"."""
+    return any("full tier" in str(mark.kwargs.get("reason", ""))
+               and (mark.name == "skip" or all(c is True for c in mark.args))
+               for mark in marks if mark.name in ("skip", "skipif"))
+
+
+def crossed(*axes: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
+    """Cases for ``pytest.mark.parametrize`` from several axes, each a list of values (shown
+    by ``str``) or a dict from id to value; a tuple value fills several arguments.
+
+    Full tier: every combination. Quick tier: every value of every axis at least once, the
+    axes read in step (case i takes value i modulo the axis's length)."""
+    named = [dict(axis) if isinstance(axis, Mapping) else {str(v): v for v in axis}
+             for axis in axes]
+    assert all(len(n) == len(a) for n, a in zip(named, axes)), "two values show the same"
+    if FULL:
+        picks = list(itertools.product(*(list(axis.items()) for axis in named)))
+    else:
+        longest = max(len(axis) for axis in named)
+        picks = [tuple(list(axis.items())[i % len(axis)] for axis in named)
+                 for i in range(longest)]
+    cases = []
+    for pick in picks:
+        values = [x for _, v in pick for x in (v if isinstance(v, tuple) else (v,))]
+        cases.append(pytest.param(*values, id="-".join(key for key, _ in pick)))
+    return cases
 
 
 def _pairwise_cover(candidates: list[tuple[int, ...]]) -> list[tuple[int, ...]]:

@@ -12,9 +12,18 @@ import pytest
 import torch
 
 import optedu
-from optedu.distributed.checkpoint import _gathered, _same, reshard
 from optedu.distributed.runs import Job
 from optimizers import FULL
+
+
+
+def _checkpoint():
+    """optedu.distributed.checkpoint, imported where it is used: its import of
+    torch.distributed.checkpoint (about 1 s) would otherwise cost every pytest worker."""
+    from optedu.distributed import checkpoint
+
+    return checkpoint
+
 
 full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
@@ -26,7 +35,7 @@ def resharded():
             "fsdp Adam": Job("fsdp", optedu.Adam, adam, dict(lr=0.02), batch=48),
             "fsdp SGD": Job("fsdp", optedu.SGD, dict(lr=0.05, momentum=0.9),
                             dict(lr=0.1), batch=48)}
-    return reshard(jobs, save_at=4, steps=8, foreign_optimizer=optedu.AdamW)
+    return _checkpoint().reshard(jobs, save_at=4, steps=8, foreign_optimizer=optedu.AdamW)
 
 
 @full_only
@@ -64,22 +73,24 @@ def test_foreign_checkpoints_are_refused(resharded):
 def test_same_compares_parameters_and_every_state_entry_bit_for_bit():
     x = torch.tensor([1.0, 2.0], dtype=torch.float64)
     state = {"params": [x], "optim": {"0.weight/exp_avg": x, "0.weight/step": 3}}
-    assert _same(state, _gathered([state]))
+    dcp = _checkpoint()
+    assert dcp._same(state, dcp._gathered([state]))
     nudged = torch.nextafter(x, torch.tensor(3.0, dtype=torch.float64))
     for other in ({"params": [nudged], "optim": state["optim"]},
                   {"params": [x], "optim": {"0.weight/exp_avg": nudged, "0.weight/step": 3}},
                   {"params": [x], "optim": {"0.weight/exp_avg": x.float(), "0.weight/step": 3}},
                   {"params": [x], "optim": {"0.weight/exp_avg": x, "0.weight/step": 4}},
                   {"params": [x], "optim": {"0.weight/exp_avg": x}}):
-        assert not _same(state, other)
+        assert not dcp._same(state, other)
     halves = [{"params": [x], "optim": {"0.weight/exp_avg": x}},
               {"params": [x], "optim": {"0.weight/step": 3}}]
-    assert _same(state, _gathered(halves))
+    assert dcp._same(state, dcp._gathered(halves))
 
 
 def test_bad_arguments_are_refused_before_any_launch():
     job = Job("ddp", optedu.Adam, {}, batch=48)
+    dcp = _checkpoint()
     with pytest.raises(ValueError, match="Invalid method value: 'ddp'"):
-        reshard({"ddp": job}, save_at=2, steps=4)
+        dcp.reshard({"ddp": job}, save_at=2, steps=4)
     with pytest.raises(ValueError, match="Invalid save_at value: 4"):
-        reshard({"zero": Job("zero", optedu.Adam, {}, batch=48)}, save_at=4, steps=4)
+        dcp.reshard({"zero": Job("zero", optedu.Adam, {}, batch=48)}, save_at=4, steps=4)

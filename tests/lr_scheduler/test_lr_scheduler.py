@@ -27,6 +27,7 @@ from optedu import lr_scheduler as O
 from optedu.lr_scheduler import trace
 from optedu.instruments.parity import compare
 from optedu.lr_scheduler.schedules import inverse_sqrt, linear_warmup_cosine, warmup_stable_decay
+from optimizers import crossed
 
 T = torch.optim.lr_scheduler
 STEPS = 130
@@ -174,9 +175,8 @@ def _twins(name, kind, lib):
 
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.parametrize("lib", ["optedu", "torch"], ids=["on-optedu", "on-torch"])
-@pytest.mark.parametrize("kind", list(OPTIMIZERS))
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name, kind, lib", crossed(
+    NAMES, list(OPTIMIZERS), {"on-optedu": "optedu", "on-torch": "torch"}))
 def test_same_rates_and_momenta_as_torch(name, kind, lib):
     ours, theirs, metrics = _twins(name, kind, lib)
     assert isinstance(ours, O.LRScheduler) and not isinstance(ours, T.LRScheduler)
@@ -202,9 +202,9 @@ def test_state_dict_has_torchs_keys(name):
     assert _keys(ours.state_dict()) == _keys(theirs.state_dict())
 
 
-@pytest.mark.parametrize("source, target", [("O", "O"), ("T", "O"), ("O", "T")],
-                         ids=["optedu-to-optedu", "torch-to-optedu", "optedu-to-torch"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name, source, target", crossed(NAMES, {
+    "optedu-to-optedu": ("O", "O"), "torch-to-optedu": ("T", "O"),
+    "optedu-to-torch": ("O", "T")}))
 def test_state_dict_round_trip_mid_run(name, source, target):
     """Stop after 45 steps, checkpoint optimizer and scheduler, rebuild, load, continue: the
     restored run continues exactly like the uninterrupted one."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import optedu
-from optimizers import MATRICES_ONLY, SETTING_IDS, SETTINGS
+from optimizers import MATRICES_ONLY, SETTING_IDS, SETTINGS, crossed
 
 
 
@@ -56,8 +56,9 @@ def _groups(model):
     return [{"params": first.parameters()}, {"params": second.parameters(), "lr": 0.02}]
 
 
-@pytest.mark.parametrize("source, target", [("torch", "optedu"), ("optedu", "torch")])
-@pytest.mark.parametrize("ours, theirs, kwargs", SETTINGS, ids=SETTING_IDS)
+@pytest.mark.parametrize("ours, theirs, kwargs, source, target", crossed(
+    dict(zip(SETTING_IDS, SETTINGS)),
+    {"torch-optedu": ("torch", "optedu"), "optedu-torch": ("optedu", "torch")}))
 def test_checkpoint_moves_between_torch_and_optedu(ours, theirs, kwargs, source, target):
     """Train 10 steps in one library, checkpoint, resume in the other: bit-identical to never
     switching."""
@@ -124,8 +125,9 @@ SCHEDULERS = [
 ]
 
 
-@pytest.mark.parametrize("make_scheduler", SCHEDULERS, ids=["step", "cosine", "onecycle", "linear"])
-@pytest.mark.parametrize("ours, theirs, kwargs", SETTINGS, ids=SETTING_IDS)
+@pytest.mark.parametrize("ours, theirs, kwargs, make_scheduler", crossed(
+    dict(zip(SETTING_IDS, SETTINGS)),
+    dict(zip(["step", "cosine", "onecycle", "linear"], SCHEDULERS))))
 def test_torch_schedulers_drive_optedu(make_scheduler, ours, theirs, kwargs):
     """Learning rates (and OneCycle's momentum/betas cycling) and parameters match torch's run,
     bit for bit."""

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import torch
 
-from optimizers import FULL
+from optimizers import FULL, TORCH_OPTIMIZERS
 
 if not FULL:   # torch's table imports its whole OpInfo database: 4 s in every pytest worker
     pytest.skip("torch's optim_db: full tier (OPTEDU_TESTS=full)", allow_module_level=True)
@@ -96,6 +96,7 @@ def test_optim_db_describes_the_fifteen_twins():
         if isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
         and value is not torch.optim.Optimizer)
     assert all(hasattr(optedu, name) for name in INFOS)
+    assert sorted(INFOS) == TORCH_OPTIMIZERS  # test_torch_behaviours.py's list
     assert len(ERROR_CASES) >= 124  # torch 2.13 on CPU: 124
 
 

@@ -10,6 +10,7 @@ import schedulefree
 import torch
 
 import optedu
+from optimizers import crossed
 
 F64 = torch.float64
 STEPS = 50
@@ -71,8 +72,8 @@ CASES = [(name, {**first, **BASE, **change}, foreach)
          for foreach in (False, True)]
 
 
-@pytest.mark.parametrize("two", [False, True], ids=["1group", "2groups"])
-@pytest.mark.parametrize("name, kwargs, foreach", CASES, ids=str)
+@pytest.mark.parametrize("name, kwargs, foreach, two", crossed(
+    {str(case): case for case in CASES}, {"1group": False, "2groups": True}))
 def test_bit_equal_to_schedulefree(name, kwargs, foreach, two):
     """50 steps: y and z after training, then x after eval(), bit-equal
     (schedulefree's foreach and per-tensor paths alike)."""

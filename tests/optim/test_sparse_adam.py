@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import optedu
+from optimizers import crossed
 
 VOCABS = ((20, 4), (7, 3))  # (rows, width) of the two embedding tables
 NEVER = {0: range(16, 20), 1: range(6, 7)}  # rows no batch ever draws
@@ -80,10 +81,10 @@ GRID = [dict(lr=lr, betas=betas, eps=eps, maximize=maximize)
             [1e-2], [(0.9, 0.999), (0.5, 0.8)], [1e-8, 1e-3], [False, True])]
 
 
-@pytest.mark.parametrize("second", [None, {"lr": 0.05, "betas": (0.8, 0.99)}],
-                         ids=["one-group", "two-groups"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("kwargs", GRID, ids=[f"case{i}" for i in range(len(GRID))])
+@pytest.mark.parametrize("kwargs, dtype, second", crossed(
+    {f"case{i}": kwargs for i, kwargs in enumerate(GRID)},
+    {"f64": torch.float64, "f32": torch.float32},
+    {"one-group": None, "two-groups": {"lr": 0.05, "betas": (0.8, 0.99)}}))
 def test_bit_identical_to_torch(kwargs, dtype, second):
     runs = []
     for cls in (optedu.SparseAdam, torch.optim.SparseAdam):
