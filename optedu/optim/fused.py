@@ -243,26 +243,25 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
     for index, row in enumerate(rows):
         by_dtype.setdefault(row[0].dtype, []).append(index)
     results: list[Any] = [None] * len(rows)
-    for dtype, same in by_dtype.items():
-        for start in range(0, len(same), size):
-            indices = same[start:start + size]
-            chunk = [rows[i] for i in indices]
-            for position in range(len(chunk), size):
-                chunk.append(tuple(
-                    None if t is None else
-                    _filler(t.dtype, position, column, t.ndim == 0)
-                    for column, t in enumerate(chunk[0])))
-            # sizes: a symbol each (no duck shaping), and no special case
-            # for a length of 1 (size-oblivious), so no size makes a graph
-            duck, oblivious = shape_config.use_duck_shape, shape_config.backed_size_oblivious
-            shape_config.use_duck_shape, shape_config.backed_size_oblivious = False, True
-            try:
+    # sizes: a symbol each (no duck shaping), and no special case for a
+    # length of 1 (size-oblivious), so no size makes a graph
+    duck, oblivious = shape_config.use_duck_shape, shape_config.backed_size_oblivious
+    shape_config.use_duck_shape, shape_config.backed_size_oblivious = False, True
+    try:
+        for dtype, same in by_dtype.items():
+            for start in range(0, len(same), size):
+                indices = same[start:start + size]
+                chunk = [rows[i] for i in indices]
+                for position in range(len(chunk), size):
+                    chunk.append(tuple(
+                        None if t is None else
+                        _filler(t.dtype, position, column, t.ndim == 0)
+                        for column, t in enumerate(chunk[0])))
                 out = kernel(chunk, *shared)
-            finally:
-                shape_config.use_duck_shape, shape_config.backed_size_oblivious = \
-                    duck, oblivious
-            for i, value in zip(indices, out):
-                results[i] = value
+                for i, value in zip(indices, out):
+                    results[i] = value
+    finally:
+        shape_config.use_duck_shape, shape_config.backed_size_oblivious = duck, oblivious
     if returned is not None:
         returned.extend(results)
 
@@ -271,8 +270,7 @@ def flat(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     """The tensors detached (the graph never sees ``requires_grad``, which
     would be guarded on) and, when all are contiguous, as 1-D views (one
     compiled graph for every shape)."""
-    given = [t for t in tensors if t is not None]
-    if all(t.is_contiguous() for t in given):
+    if all(t is None or t.is_contiguous() for t in tensors):
         return tuple(None if t is None else t.detach().view(-1) for t in tensors)
     return tuple(None if t is None else t.detach() for t in tensors)
 
