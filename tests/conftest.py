@@ -2,15 +2,22 @@
 
 import os
 
-import matplotlib
 import pytest
-import torch
 from hypothesis import HealthCheck, settings
 
-from optimizers import full_tier_only
 
-matplotlib.use("Agg")  # tests draw figures off-screen (notebooks keep their inline backend)
-torch.set_num_threads(1)
+def pytest_configure(config):
+    """torch on one thread and matplotlib off-screen (notebooks keep their inline backend), in
+    every process that runs tests; pytest-xdist's controller only hands tests out, and would
+    spend a second and a half importing torch before it starts the workers."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import matplotlib
+    import torch
+
+    matplotlib.use("Agg")
+    torch.set_num_threads(1)
+
 
 # Two tiers: ``make test`` and CI set OPTEDU_TESTS=full (every grid combination of
 # tests/optimizers.py, 40 hypothesis examples per property); a plain ``pytest`` is quick
@@ -30,6 +37,8 @@ def pytest_collection_modifyitems(config, items):
     reason says "full tier"), instead of reporting hundreds of skips."""
     if FULL:
         return
+    from optimizers import full_tier_only
+
     kept, left_out = [], []
     for item in items:
         (left_out if full_tier_only(item.iter_markers()) else kept).append(item)
