@@ -42,3 +42,13 @@ def test_crossed_quick_tier_shows_every_value_once_in_step(monkeypatch):
 def test_crossed_refuses_values_that_show_alike():
     with pytest.raises(AssertionError, match="show the same"):
         optimizers.crossed([1, "1"])
+
+
+def test_the_running_process_is_set_up_by_conftest():
+    """tests/conftest.py sets torch to one thread and matplotlib off-screen in every process
+    that runs tests (pytest-xdist's workers, or pytest itself with -n 0)."""
+    import matplotlib
+    import torch
+
+    assert torch.get_num_threads() == 1
+    assert matplotlib.get_backend().lower() == "agg"
