@@ -30,6 +30,13 @@ compiled step fast and keep it compiled:
   the last chunk padded with zero scratch tensors. A tensor of a new size,
   one element included, or a step where some tensors have no gradient,
   reuses the graph.
+* **The thread count is read when the kernel runs.** Inductor writes a
+  CPU kernel for the thread count it compiles at (at one thread, no
+  OpenMP at all) and leaves serial the loop of a tensor that was small
+  then; one graph serving every size and the run free to change
+  ``torch.set_num_threads``, the kernels are built with
+  ``cpp.dynamic_threads``: every loop is shared among OpenMP's threads,
+  as many as torch's thread count at the call.
 * **The scalars are computed once.** The bias corrections
   :math:`1-\beta^t` depend on the step only; Inductor inlines such
   scalar work into the element loop (two ``pow`` per vector of 16 floats,
@@ -215,7 +222,9 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
-    return torch.compile(kernel, fullgraph=True, dynamic=True)
+    # threads: as many as torch's at each call, for every loop (see the module)
+    return torch.compile(kernel, fullgraph=True, dynamic=True,
+                         options={"cpp.dynamic_threads": True})
 
 
 @functools.cache
@@ -227,6 +236,18 @@ def _filler(dtype: torch.dtype, position: int, column: int, zero_d: bool) -> Ten
     if zero_d:
         return torch.zeros((), dtype=dtype)
     return torch.zeros(2, dtype=dtype).view(-1)
+
+
+@functools.cache
+def _padding(columns: tuple[tuple[torch.dtype, bool] | None, ...], start: int,
+             size: int) -> list[tuple[Tensor | None, ...]]:
+    """The scratch rows that fill a chunk from row ``start`` to ``size``:
+    one filler per column (``None`` where the row has ``None``, else its
+    dtype and whether it is 0-d)."""
+    return [tuple(None if column is None else
+                  _filler(column[0], position, index, column[1])
+                  for index, column in enumerate(columns))
+            for position in range(start, size)]
 
 
 def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ...]],
@@ -252,11 +273,10 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
             for start in range(0, len(same), size):
                 indices = same[start:start + size]
                 chunk = [rows[i] for i in indices]
-                for position in range(len(chunk), size):
-                    chunk.append(tuple(
-                        None if t is None else
-                        _filler(t.dtype, position, column, t.ndim == 0)
-                        for column, t in enumerate(chunk[0])))
+                if len(chunk) < size:
+                    chunk += _padding(tuple(
+                        None if t is None else (t.dtype, t.ndim == 0)
+                        for t in chunk[0]), len(chunk), size)
                 out = kernel(chunk, *shared)
                 for i, value in zip(indices, out):
                     results[i] = value
@@ -298,6 +318,9 @@ def check_fused(fused: Any, foreach: Any = None) -> None:
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)     # types that are never a DTensor
+
+
 class FusedOptimizer(ForeachOptimizer):
     """A :class:`~optedu.optim.foreach.ForeachOptimizer` whose groups may
     also take the fused path: a group with ``fused=True`` is stepped by
@@ -327,6 +350,9 @@ class FusedOptimizer(ForeachOptimizer):
                 f"fused kernel: fused=True would step {kernel.__name__}'s rule; use "
                 "fused=False")
         for param, grad in zip(params, grads):
+            if (type(param) in _PLAIN and param.is_cpu and param.is_floating_point()
+                    and not grad.is_sparse):
+                continue            # the common case, checked with less Python
             # CPU only: built and tested for Inductor's C++ loops (on an H200,
             # as written here, it took 6-9 times torch's fused CUDA step)
             if not torch.is_floating_point(param) or param.device.type != "cpu":

@@ -207,14 +207,22 @@ class Optimizer(torch.optim.Optimizer):
                 loss = closure()
         self.refuse_pieces()
         for group in self.param_groups:
-            params = [param for param in group["params"] if param.grad is not None]
+            params, grads = [], []
+            for param in group["params"]:
+                grad = param.grad
+                if grad is not None:
+                    params.append(param)
+                    grads.append(grad)
             self.check_gradients(params)
-            states = []
+            states, fresh = [], []
             for param in params:
                 state = self.state.get(param)
-                states.append(self.init_state(param, group) if not state else state)
-            self.update_group(params, [param.grad for param in params], states, group)
-            for param, state in zip(params, states):
+                if not state:
+                    state = self.init_state(param, group)
+                    fresh.append((param, state))
+                states.append(state)
+            self.update_group(params, grads, states, group)
+            for param, state in fresh:
                 # like torch.optim, keep no entry for a rule without state
                 if state:
                     self.state[param] = state

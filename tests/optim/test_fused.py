@@ -197,6 +197,31 @@ def test_no_recompilation_or_graph_break_after_warm_up():
     assert sum(counters["graph_break"].values()) == breaks
 
 
+@compiles
+def test_the_kernel_takes_its_thread_count_when_it_runs():
+    """Inductor writes a CPU kernel for the thread count it compiles at (no OpenMP at one
+    thread) and leaves serial a loop whose tensor was small then; one graph serves every size
+    here, and a run may change its thread count, so the kernels are built with
+    ``cpp.dynamic_threads``: every loop is an OpenMP work-sharing loop in one parallel region
+    without a fixed thread count, and OpenMP takes torch's thread count at each call. Compiled
+    here at one thread on tensors of 2 and 3 elements, the case that would make no loop
+    parallel."""
+    from torch._inductor.utils import run_and_get_code    # imports dynamo: only here
+    params = [torch.randn(n).requires_grad_() for n in (2, 3)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer = optedu.Adam(params, lr=1e-3, betas=(0.8, 0.9), fused=True)  # its own kernel
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, sources = run_and_get_code(optimizer.step)
+    finally:
+        torch.set_num_threads(threads)
+    kernel = next(source for source in sources if 'extern "C"' in source)
+    assert kernel.count("#pragma omp parallel") == 1 and "num_threads(" not in kernel
+    assert kernel.count("#pragma omp for") == fused.CHUNK and "omp single" not in kernel
+
+
 def test_without_a_compiler_fused_warns_and_steps_uncompiled(monkeypatch):
     """Each rule falls back to its foreach path where it has one (SGD, Adam), else its
     one-tensor path: the same numbers bit for bit, and one warning that says why."""
