@@ -30,13 +30,17 @@ compiled step fast and keep it compiled:
   the last chunk padded with zero scratch tensors. A tensor of a new size,
   one element included, or a step where some tensors have no gradient,
   reuses the graph.
-* **The thread count is read when the kernel runs.** Inductor writes a
-  CPU kernel for the thread count it compiles at (at one thread, no
-  OpenMP at all) and leaves serial the loop of a tensor that was small
-  then; one graph serving every size and the run free to change
-  ``torch.set_num_threads``, the kernels are built with
-  ``cpp.dynamic_threads``: every loop is shared among OpenMP's threads,
-  as many as torch's thread count at the call.
+* **Every loop is shared among the threads.** Inductor decides when it
+  compiles which loops of a CPU kernel to share: none at one thread (no
+  OpenMP at all), and at more only those whose tensor in the compiling
+  example was large (``cpp.min_chunk_size`` elements a thread). dynamo
+  guards on the thread count but, shapes being dynamic, not on sizes: a
+  graph compiled with a bias or a norm's gain in some position would run
+  on one thread the large tensors that later take that position. The
+  kernels are built with ``cpp.dynamic_threads``: every loop is an OpenMP
+  work-sharing loop in a region without a fixed thread count, and the
+  thread count leaves Inductor's cache key, so the retrace that follows
+  ``torch.set_num_threads`` reuses the generated code.
 * **The scalars are computed once.** The bias corrections
   :math:`1-\beta^t` depend on the step only; Inductor inlines such
   scalar work into the element loop (two ``pow`` per vector of 16 floats,
@@ -222,7 +226,7 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
-    # threads: as many as torch's at each call, for every loop (see the module)
+    # every loop shared among torch's threads, whatever the example (see the module)
     return torch.compile(kernel, fullgraph=True, dynamic=True,
                          options={"cpp.dynamic_threads": True})
 
