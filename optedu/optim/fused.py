@@ -34,13 +34,13 @@ compiled step fast and keep it compiled:
   compiles which loops of a CPU kernel to share: none at one thread (no
   OpenMP at all), and at more only those whose tensor in the compiling
   example was large (``cpp.min_chunk_size`` elements a thread). dynamo
-  guards on the thread count but, shapes being dynamic, not on sizes: a
-  graph compiled with a bias or a norm's gain in some position would run
-  on one thread the large tensors that later take that position. The
-  kernels are built with ``cpp.dynamic_threads``: every loop is an OpenMP
-  work-sharing loop in a region without a fixed thread count, and the
-  thread count leaves Inductor's cache key, so the retrace that follows
-  ``torch.set_num_threads`` reuses the generated code.
+  guards on the thread count but, every length a symbol of its own
+  (above), not on sizes: a graph compiled with a bias or a norm's gain in
+  some position would run on one thread the large tensors that later take
+  that position. The kernels are built with ``cpp.dynamic_threads``: every
+  loop is an OpenMP work-sharing loop in a region without a fixed thread
+  count, and the thread count leaves Inductor's cache key, so the retrace
+  that follows ``torch.set_num_threads`` can reuse the generated code.
 * **The scalars are computed once.** The bias corrections
   :math:`1-\beta^t` depend on the step only; Inductor inlines such
   scalar work into the element loop (two ``pow`` per vector of 16 floats,
