@@ -121,6 +121,20 @@ def test_detection_and_refusal_on_a_dtensor(world_of_one):
 
 
 @full_only  # DTensor's first use takes about a second
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "Lion", "Muon"])
+def test_fused_refuses_a_dtensor(world_of_one, name):
+    """The fused kernels step local tensors: a DTensor with fused=True is refused before any
+    tensor moves (the other paths take FSDP2's shards)."""
+    p = _shard(torch.ones(4, 3), _mesh())
+    p.grad = _shard(torch.ones(4, 3), _mesh())
+    before = p.to_local().clone()
+    with pytest.raises(ValueError, match=r"with fused=True takes plain tensors, not a DTensor "
+                                         r"of shape \(4, 3\)"):
+        getattr(optedu, name)([p], lr=0.1, fused=True).step()
+    assert torch.equal(p.to_local(), before)
+
+
+@full_only  # DTensor's first use takes about a second
 @pytest.mark.parametrize("cls, kwargs", [(optedu.LARS, dict(lr=0.1, weight_decay=0.01)),
                                          (optedu.Lamb, dict(lr=0.01, weight_decay=0.01)),
                                          (optedu.Adafactor, dict(lr=0.01)),
