@@ -21,8 +21,11 @@ compiled step fast and keep it compiled:
   0-d float64 tensor: a scheduler that changes it changes a value, not the
   graph. The group's other numbers (betas, ε, λ) and flags are bound to a
   compiled function of their own (:func:`compiled`): the flags choose the
-  lines the graph holds; the numbers enter it as inputs, as dynamo treats
-  Python floats.
+  lines the graph holds, and the numbers are compiled in as literals
+  (dynamo's ``specialize_float`` while the kernels are called). Left as
+  inputs, as dynamo treats Python floats by default, each would be turned
+  into a tensor and guarded at every call, for a graph that only ever sees
+  one value.
 * **One graph for every set of tensors.** A compiled call steps
   :data:`CHUNK` (8) tensors, each flattened to one dimension (a view, as
   the padding is), compiled with ``dynamic=True`` (every length a symbol
@@ -72,6 +75,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch._dynamo.config as dynamo_config
 import torch.fx.experimental._config as shape_config
 
 from ._sharding import _is_dtensor
@@ -222,13 +226,17 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     One compiled function per rule and set of constants, each with a code
     object of its own: dynamo keeps its graphs per code object and after
     ``recompile_limit`` (8) of them runs the function uncompiled, so a sweep
-    over β₂ would otherwise fall off the fused path."""
+    over β₂ would otherwise fall off the fused path.
+
+    ``size_asserts`` is off: Inductor's wrapper would otherwise check every
+    input's sizes and strides again at each call, after dynamo's guards
+    have checked them (about 20 µs a call of eight Adam rows here)."""
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
     # every loop shared among torch's threads, whatever the example (see the module)
     return torch.compile(kernel, fullgraph=True, dynamic=True,
-                         options={"cpp.dynamic_threads": True})
+                         options={"cpp.dynamic_threads": True, "size_asserts": False})
 
 
 @functools.cache
@@ -269,9 +277,12 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
         by_dtype.setdefault(row[0].dtype, []).append(index)
     results: list[Any] = [None] * len(rows)
     # sizes: a symbol each (no duck shaping), and no special case for a
-    # length of 1 (size-oblivious), so no size makes a graph
+    # length of 1 (size-oblivious), so no size makes a graph; the bound
+    # numbers compiled in (one graph per set of them already, see compiled)
     duck, oblivious = shape_config.use_duck_shape, shape_config.backed_size_oblivious
+    specialize = dynamo_config.specialize_float
     shape_config.use_duck_shape, shape_config.backed_size_oblivious = False, True
+    dynamo_config.specialize_float = True
     try:
         for dtype, same in by_dtype.items():
             for start in range(0, len(same), size):
@@ -286,6 +297,7 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
                     results[i] = value
     finally:
         shape_config.use_duck_shape, shape_config.backed_size_oblivious = duck, oblivious
+        dynamo_config.specialize_float = specialize
     if returned is not None:
         returned.extend(results)
 
@@ -294,9 +306,15 @@ def flat(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     """The tensors detached (the graph never sees ``requires_grad``, which
     would be guarded on) and, when all are contiguous, as 1-D views (one
     compiled graph for every shape)."""
-    if all(t is None or t.is_contiguous() for t in tensors):
-        return tuple(None if t is None else t.detach().view(-1) for t in tensors)
-    return tuple(None if t is None else t.detach() for t in tensors)
+    views = []
+    for t in tensors:
+        if t is None:
+            views.append(None)
+        elif t.is_contiguous():
+            views.append(t.detach().view(-1))
+        else:
+            return tuple(None if t is None else t.detach() for t in tensors)
+    return tuple(views)
 
 
 def learning_rate(group: Group) -> Tensor:
@@ -311,6 +329,14 @@ def learning_rate(group: Group) -> Tensor:
 def defined_by(cls: type, name: str) -> type:
     """The class in ``cls``'s MRO whose body defines ``name``."""
     return next(k for k in cls.__mro__ if name in vars(k))
+
+
+@functools.cache
+def _stale_kernel(cls: type) -> str:
+    """The class whose fused kernel ``cls`` inherits while changing its
+    rule (``update``), or "" (looked up once per class)."""
+    rule, kernel = defined_by(cls, "update"), defined_by(cls, "update_fused")
+    return kernel.__name__ if rule is not kernel and issubclass(rule, kernel) else ""
 
 
 def check_fused(fused: Any, foreach: Any = None) -> None:
@@ -347,11 +373,11 @@ class FusedOptimizer(ForeachOptimizer):
         if not group.get("fused") or not params:
             super().update_group(params, grads, states, group)
             return
-        rule, kernel = defined_by(type(self), "update"), defined_by(type(self), "update_fused")
-        if rule is not kernel and issubclass(rule, kernel):
+        stale = _stale_kernel(type(self))
+        if stale:
             raise ValueError(
-                f"{type(self).__name__} changes the rule of {kernel.__name__} but not its "
-                f"fused kernel: fused=True would step {kernel.__name__}'s rule; use "
+                f"{type(self).__name__} changes the rule of {stale} but not its "
+                f"fused kernel: fused=True would step {stale}'s rule; use "
                 "fused=False")
         for param, grad in zip(params, grads):
             # CPU only: built and tested for Inductor's C++ loops (on an H200,

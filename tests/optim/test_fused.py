@@ -222,6 +222,26 @@ def test_every_loop_is_shared_among_the_threads_whatever_the_example(threads):
     assert kernel.count("#pragma omp for") == fused.CHUNK
 
 
+@compiles
+def test_the_bound_numbers_are_compiled_in_and_nothing_is_checked_twice():
+    """β₁, β₂ and ε are literals of the kernel, not inputs that dynamo would turn into tensors
+    and guard at every call; and the generated wrapper does not check the inputs' sizes and
+    strides again after dynamo's guards (``size_asserts`` off). Values exact in binary, so
+    that each literal reads as written."""
+    from torch._inductor.utils import run_and_get_code    # imports dynamo: only here
+    params = [torch.randn(n).requires_grad_() for n in (5, 7)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer = optedu.Adam(params, lr=1e-3, betas=(0.75, 0.875), eps=0.5, fused=True)
+    _, sources = run_and_get_code(optimizer.step)
+    module = next(source for source in sources if 'extern "C"' in source)
+    kernel = module.split('extern "C"')[1]                   # the C++ function
+    for literal in ("0.25", "0.875", "0.125", "0.5"):       # 1-β₁, β₂, 1-β₂, ε
+        assert f"static_cast<float>({literal})" in kernel, literal
+    assert kernel.count("const double*") == 1                 # the learning rate alone
+    assert "assert_size_stride(" not in module
+
+
 def test_without_a_compiler_fused_warns_and_steps_uncompiled(monkeypatch):
     """Each rule falls back to its foreach path where it has one (SGD, Adam), else its
     one-tensor path: the same numbers bit for bit, and one warning that says why."""
