@@ -60,7 +60,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
+# the Inductor cache the user chose, if any, read before torch: importing torch._dynamo (as
+# torch.compile and some libraries do) writes the default into this variable
+USER_INDUCTOR_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+
+import torch  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -630,7 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     meta = machine()
     # compiled paths compile from nothing: a fresh Inductor cache, not an earlier run's kernels
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench-inductor-"))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = (USER_INDUCTOR_CACHE
+                                             or tempfile.mkdtemp(prefix="bench-inductor-"))
+    meta["inductor_cache"] = "the user's" if USER_INDUCTOR_CACHE else "fresh"
     meta["tree_dirty"] = bool(subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
         capture_output=True, text=True).stdout.strip())

@@ -75,7 +75,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch._dynamo.config as dynamo_config
 import torch.fx.experimental._config as shape_config
 
 from ._sharding import _is_dtensor
@@ -279,6 +278,9 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
     # sizes: a symbol each (no duck shaping), and no special case for a
     # length of 1 (size-oblivious), so no size makes a graph; the bound
     # numbers compiled in (one graph per set of them already, see compiled)
+    # imported here, not with optedu: importing torch._dynamo writes Inductor's
+    # default cache directory into TORCHINDUCTOR_CACHE_DIR, and costs a second
+    from torch._dynamo import config as dynamo_config
     duck, oblivious = shape_config.use_duck_shape, shape_config.backed_size_oblivious
     specialize = dynamo_config.specialize_float
     shape_config.use_duck_shape, shape_config.backed_size_oblivious = False, True

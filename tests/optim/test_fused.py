@@ -21,6 +21,9 @@ Compiling takes a second or more a kernel, so every test that compiles runs in t
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -240,6 +243,19 @@ def test_the_bound_numbers_are_compiled_in_and_nothing_is_checked_twice():
         assert f"static_cast<float>({literal})" in kernel, literal
     assert kernel.count("const double*") == 1                 # the learning rate alone
     assert "assert_size_stride(" not in module
+
+
+def test_importing_optedu_leaves_dynamo_and_inductors_cache_alone():
+    """``import optedu`` does not import torch._dynamo (a second, and the import writes
+    Inductor's default cache directory into ``TORCHINDUCTOR_CACHE_DIR``, where a program that
+    chooses its own cache afterwards, as tools/bench.py does, would find it set): the fused
+    path imports it when it first runs."""
+    code = ("import os, sys, optedu; "
+            "print('torch._dynamo' in sys.modules, 'TORCHINDUCTOR_CACHE_DIR' in os.environ)")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
 
 
 def test_without_a_compiler_fused_warns_and_steps_uncompiled(monkeypatch):
