@@ -13,7 +13,7 @@ torch writes that loop by hand in C++ (``torch._fused_adam_`` and friends).
 optedu gets it from the compiler: the functions below are the rules written
 once more, line for line as the one-tensor rules, and ``torch.compile``
 (Inductor; on a CPU it emits a vectorised C++ loop and compiles it with the
-system's C++ compiler) turns each into one kernel. Three things make the
+system's C++ compiler) turns each into one kernel. Four things make the
 compiled step fast and keep it compiled:
 
 * **Nothing leaves the graph.** The step counter stays a tensor
@@ -22,10 +22,10 @@ compiled step fast and keep it compiled:
   graph. The group's other numbers (betas, ε, λ) and flags are bound to a
   compiled function of their own (:func:`compiled`): the flags choose the
   lines the graph holds, and the numbers are compiled in as literals
-  (dynamo's ``specialize_float`` while the kernels are called). Left as
-  inputs, as dynamo treats Python floats by default, each would be turned
-  into a tensor and guarded at every call, for a graph that only ever sees
-  one value.
+  (dynamo's ``specialize_float`` while the kernels are called), each
+  checked by one equality guard. By default dynamo makes such a float
+  (in Adam, β₂ and ε) an input: a 0-d tensor built at every call and
+  checked by a Python guard, for a graph that only ever sees one value.
 * **One graph for every set of tensors.** A compiled call steps
   :data:`CHUNK` (8) tensors, each flattened to one dimension (a view, as
   the padding is), compiled with ``dynamic=True`` (every length a symbol
@@ -210,8 +210,8 @@ def fall_back(reason: str) -> None:
             RuntimeWarning, stacklevel=4)
 
 
-# tensors per compiled call: fewer calls cost less Python per tensor (on this book's
-# machine about 57 µs a tensor one at a time, 20-28 µs in calls of 8), more compile longer
+# tensors per compiled call: fewer calls cost less Python per tensor (tens of µs a
+# tensor in calls of 8: the chapter "The fused step" fits it), more compile longer
 CHUNK = 8
 
 
