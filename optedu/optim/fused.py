@@ -26,6 +26,9 @@ compiled step fast and keep it compiled:
   checked by one equality guard. By default dynamo makes such a float
   (in Adam, β₂ and ε) an input: a 0-d tensor built at every call and
   checked by a Python guard, for a graph that only ever sees one value.
+  A group whose numbers change at two steps (a scheduler that cycles
+  momentum) would compile at every step: it steps uncompiled instead, with
+  a warning (``FusedOptimizer._cycled``).
 * **One graph for every set of tensors.** A compiled call steps
   :data:`CHUNK` (8) tensors, each flattened to one dimension (a view, as
   the padding is), compiled with ``dynamic=True`` (every length a symbol
@@ -353,6 +356,15 @@ def check_fused(fused: Any, foreach: Any = None) -> None:
 _PLAIN = (torch.Tensor, torch.nn.Parameter)     # types that are never a DTensor
 
 
+def _frozen(value: Any) -> Any:
+    """A group's value in a form that compares by value (tensors as lists)."""
+    if isinstance(value, Tensor):
+        return tuple(value.detach().reshape(-1).tolist())
+    if isinstance(value, (tuple, list)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 class FusedOptimizer(ForeachOptimizer):
     """A :class:`~optedu.optim.foreach.ForeachOptimizer` whose groups may
     also take the fused path: a group with ``fused=True`` is stepped by
@@ -401,8 +413,31 @@ class FusedOptimizer(ForeachOptimizer):
         reason = compiler_missing()
         if reason:
             fall_back(reason)
+        if reason or self._cycled(group):
             # the same rule on lists where the class has them, else per tensor
             foreach = type(self).update_foreach is not ForeachOptimizer.update_foreach
             super().update_group(params, grads, states, {**group, "foreach": foreach})
             return
         self.update_fused(params, grads, states, group)
+
+    def _cycled(self, group: Group) -> bool:
+        """Whether the group's numbers other than the learning rate have changed
+        at two steps, as a scheduler that cycles momentum does (OneCycleLR and
+        CyclicLR set Adam's β₁ or SGD's momentum at every step). Each new set
+        of numbers compiles a new kernel (seconds); such a group then steps
+        uncompiled, with a warning. One change, by hand, compiles once."""
+        key = tuple((name, _frozen(group[name])) for name in self.defaults
+                    if name != "lr" and name in group)
+        seen = self.__dict__.setdefault("_fused_numbers", {})
+        last, changes = seen.get(id(group), (key, 0))
+        if key != last:
+            changes += 1
+            if changes == 2:
+                moved = [name for (name, old), (_, new) in zip(last, key) if old != new]
+                warnings.warn(
+                    f"{type(self).__name__}(fused=True): {', '.join(moved)} changed at "
+                    "two steps (a scheduler that cycles momentum?), and every new value "
+                    "compiles a new kernel; this group steps uncompiled from now on "
+                    "(foreach where the rule has it)", RuntimeWarning, stacklevel=4)
+        seen[id(group)] = (key, changes)
+        return changes >= 2

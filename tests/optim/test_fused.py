@@ -200,6 +200,73 @@ def test_no_recompilation_or_graph_break_after_warm_up():
     assert sum(counters["graph_break"].values()) == breaks
 
 
+class Recording(optedu.Adam):
+    """Adam whose fused kernel is the foreach step, recording the β₁ of each call (nothing
+    compiles)."""
+
+    def update_fused(self, params, grads, states, group):  # type: ignore[no-untyped-def]
+        self.calls.append(group["betas"][0])
+        self.update_foreach(params, grads, states, group)
+
+
+def _cycled_run(monkeypatch: pytest.MonkeyPatch, change: Any, steps: int = 6
+                ) -> tuple[list[float], list[str]]:
+    """The β₁ of each fused call and the fused warnings of ``steps`` steps, ``change(k,
+    optimizer)`` called after step k."""
+    monkeypatch.setattr(fused, "compiler_missing", lambda: "")
+    p = torch.randn(5, requires_grad=True)
+    optimizer = Recording([p], lr=1e-2, fused=True)
+    optimizer.calls = []
+    hook = change(optimizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(steps):
+            p.grad = torch.randn_like(p)
+            optimizer.step()
+            hook(k)
+    return optimizer.calls, [str(w.message) for w in caught if "fused=True" in str(w.message)]
+
+
+def test_a_group_whose_numbers_keep_changing_steps_uncompiled(monkeypatch):
+    """OneCycleLR sets Adam's β₁ at every step, and every new value compiles a new kernel
+    (seconds each). After the second change the group steps uncompiled, with one warning."""
+    def one_cycle(optimizer):  # type: ignore[no-untyped-def]
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=20)
+        return lambda k: scheduler.step()
+    calls, warned = _cycled_run(monkeypatch, one_cycle)
+    assert len(calls) == 2 and calls[0] != calls[1]     # the first step and the first change
+    assert len(warned) == 1 and "betas changed at two steps" in warned[0]
+
+
+def test_a_number_changed_once_by_hand_stays_fused(monkeypatch):
+    def once(optimizer):  # type: ignore[no-untyped-def]
+        def hook(k: int) -> None:
+            if k == 1:
+                optimizer.param_groups[0]["weight_decay"] = 0.1
+        return hook
+    calls, warned = _cycled_run(monkeypatch, once)
+    assert len(calls) == 6 and not warned
+
+
+@compiles
+def test_a_cycling_scheduler_compiles_two_kernels_and_no_more():
+    """Adam with OneCycleLR (β₁ changes every step): the first kernel, one for the first
+    change, then the uncompiled path."""
+    from torch._dynamo.utils import counters     # imports dynamo: only where it is used
+    p = torch.randn(7, requires_grad=True)
+    optimizer = optedu.Adam([p], lr=1e-2, betas=(0.85, 0.9), fused=True)  # its own kernels
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=20)
+    graphs = counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(5):
+            p.grad = torch.randn_like(p)
+            optimizer.step()
+            scheduler.step()
+    assert counters["stats"]["unique_graphs"] == graphs + 2
+    assert int(optimizer.state[p]["step"]) == 5
+
+
 @compiles
 @pytest.mark.parametrize("threads", [1, 2])
 def test_every_loop_is_shared_among_the_threads_whatever_the_example(threads):
