@@ -36,17 +36,18 @@ compiled step fast and keep it compiled:
   the last chunk padded with zero scratch tensors. A tensor of a new size,
   one element included, or a step where some tensors have no gradient,
   reuses the graph.
-* **Every loop is shared among the threads.** Inductor decides when it
-  compiles which loops of a CPU kernel to share: none at one thread (no
-  OpenMP at all), and at more only those whose tensor in the compiling
-  example was large (``cpp.min_chunk_size`` elements a thread). dynamo
-  guards on the thread count but, every length a symbol of its own
-  (above), not on sizes: a graph compiled with a bias or a norm's gain in
-  some position would run on one thread the large tensors that later take
-  that position. The kernels are built with ``cpp.dynamic_threads``: every
-  loop is an OpenMP work-sharing loop in a region without a fixed thread
-  count, and the thread count leaves Inductor's cache key, so the retrace
-  that follows ``torch.set_num_threads`` can reuse the generated code.
+* **The threads are Inductor's to share, and only its own way.** Inductor
+  decides when it compiles which loops of a CPU kernel to share: none at
+  one thread (no OpenMP at all), and at more only those whose tensor in
+  the compiling example was large (``cpp.min_chunk_size`` elements a
+  thread). dynamo guards on the thread count but, every length a symbol
+  of its own (above), not on sizes: a graph compiled with a bias or a
+  norm's gain in some position runs on one thread the large tensors that
+  later take that position. ``cpp.dynamic_threads`` would share every
+  loop, but in torch 2.13 it can also put a tensor's scalar lines inside
+  the parallel region, where every thread runs them: the step counter's
+  ``step += 1`` then races (seen: a counter that advanced twice in one
+  step). The fused kernels do not use it.
 * **The scalars are computed once.** The bias corrections
   :math:`1-\beta^t` depend on the step only; Inductor inlines such
   scalar work into the element loop (two ``pow`` per vector of 16 floats,
@@ -236,9 +237,9 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
-    # every loop shared among torch's threads, whatever the example (see the module)
+    # not cpp.dynamic_threads: it can race the step counter (see the module)
     return torch.compile(kernel, fullgraph=True, dynamic=True,
-                         options={"cpp.dynamic_threads": True, "size_asserts": False})
+                         options={"size_asserts": False})
 
 
 @functools.cache

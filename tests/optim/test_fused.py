@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -268,28 +269,29 @@ def test_a_cycling_scheduler_compiles_two_kernels_and_no_more():
 
 
 @compiles
-@pytest.mark.parametrize("threads", [1, 2])
-def test_every_loop_is_shared_among_the_threads_whatever_the_example(threads):
-    """Inductor shares among the threads only the loops whose tensor in the compiling example
-    was large (none at one thread), and one graph serves every size: a graph compiled on small
-    tensors would run large ones on one thread. The kernels are built with
-    ``cpp.dynamic_threads``: every loop of a chunk is an OpenMP work-sharing loop, in one
-    parallel region without a fixed thread count. Compiled here on tensors of 2 and 3
-    elements, the example that, without the option, shares no loop at either thread count."""
+@pytest.mark.parametrize("sizes", [(7,), (7, 100_000), (100_000, 100_000)])
+def test_no_scalar_line_runs_in_a_parallel_region(sizes):
+    """Every line outside a work-sharing loop runs before the kernel's parallel region: there
+    every thread would run it, and ``step += 1`` (an in-place write of a 0-d input) would race.
+    Compiled at two threads; with ``cpp.dynamic_threads`` the one-tensor example puts seven
+    rows' scalar lines inside the region (the reason the option is off)."""
     from torch._inductor.utils import run_and_get_code    # imports dynamo: only here
-    params = [torch.randn(n).requires_grad_() for n in (2, 3)]
+    params = [torch.randn(n).requires_grad_() for n in sizes]
     for p in params:
         p.grad = torch.randn_like(p)
-    optimizer = optedu.Adam(params, lr=1e-3, betas=(0.8, 0.9), fused=True)  # its own kernel
+    betas = (0.5, 0.5 + len(sizes) / 8 + sizes[-1] / 1e6)    # a kernel of its own per case
+    optimizer = optedu.Adam(params, lr=1e-3, betas=betas, fused=True)
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(2)
     try:
         _, sources = run_and_get_code(optimizer.step)
     finally:
         torch.set_num_threads(before)
-    kernel = next(source for source in sources if 'extern "C"' in source)
-    assert kernel.count("#pragma omp parallel") == 1 and "num_threads(" not in kernel
-    assert kernel.count("#pragma omp for") == fused.CHUNK
+    kernel = next(source for source in sources if 'extern "C"' in source).split('extern "C"')[1]
+    stores = [m.start() for m in re.finditer(r"out_ptr\d+\[static_cast<int64_t>\(0L\)\] = ", kernel)]
+    assert len(stores) == 3 * fused.CHUNK                 # step, -η/(1-β₁ᵗ), √(1-β₂ᵗ)
+    region = kernel.find("#pragma omp parallel")
+    assert region == -1 or max(stores) < region
 
 
 @compiles
