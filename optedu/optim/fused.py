@@ -26,8 +26,8 @@ compiled step fast and keep it compiled:
   checked by one equality guard. By default dynamo makes such a float
   (in Adam, β₂ and ε) an input: a 0-d tensor built at every call and
   checked by a Python guard, for a graph that only ever sees one value.
-  A group whose numbers change at two steps (a scheduler that cycles
-  momentum) would compile at every step: it steps uncompiled instead, with
+  A group whose numbers change at two steps in a row (a scheduler that
+  cycles momentum) would compile at every step: it steps uncompiled instead, with
   a warning (``FusedOptimizer._cycled``).
 * **One graph for every set of tensors.** A compiled call steps
   :data:`CHUNK` (8) tensors, each flattened to one dimension (a view, as
@@ -74,6 +74,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -203,6 +204,17 @@ def _on_path(names: tuple[str, ...], path: str | None) -> bool:
     return any(shutil.which(name, path=path) for name in names)
 
 
+def _outside() -> int:
+    """The ``stacklevel`` of a warning raised by this function's caller that names
+    the first frame outside optedu and torch (the user's ``step()``, past torch's
+    wrappers and a scheduler's)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and \
+            frame.f_globals.get("__name__", "").partition(".")[0] in ("optedu", "torch"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def fall_back(reason: str) -> None:
     """Turn the fused path off for this process, saying why, once."""
     if not _NO_COMPILER:
@@ -211,7 +223,7 @@ def fall_back(reason: str) -> None:
             f"fused=True needs torch.compile's C++ backend: {reason}; "
             "optedu steps these groups uncompiled instead (on the foreach "
             "path where the rule has one)",
-            RuntimeWarning, stacklevel=4)
+            RuntimeWarning, stacklevel=_outside())
 
 
 # tensors per compiled call: fewer calls cost less Python per tensor (tens of µs a
@@ -415,30 +427,37 @@ class FusedOptimizer(ForeachOptimizer):
         if reason:
             fall_back(reason)
         if reason or self._cycled(group):
-            # the same rule on lists where the class has them, else per tensor
-            foreach = type(self).update_foreach is not ForeachOptimizer.update_foreach
+            # the same rule on lists where the class has them (and the group may:
+            # torch's Adam takes no tensor learning rate there), else per tensor
+            foreach = (type(self).update_foreach is not ForeachOptimizer.update_foreach
+                       and not isinstance(group["lr"], Tensor))
             super().update_group(params, grads, states, {**group, "foreach": foreach})
             return
         self.update_fused(params, grads, states, group)
 
     def _cycled(self, group: Group) -> bool:
         """Whether the group's numbers other than the learning rate have changed
-        at two steps, as a scheduler that cycles momentum does (OneCycleLR and
-        CyclicLR set Adam's β₁ or SGD's momentum at every step). Each new set
-        of numbers compiles a new kernel (seconds); such a group then steps
-        uncompiled, with a warning. One change, by hand, compiles once."""
+        at two steps in a row, as a scheduler that cycles momentum does
+        (OneCycleLR and CyclicLR set Adam's β₁ or SGD's momentum at every step).
+        Each new set of numbers compiles a new kernel (seconds); such a group
+        then steps uncompiled for good, with a warning. Changes by hand, steps
+        apart, compile once each."""
         key = tuple((name, _frozen(group[name])) for name in self.defaults
                     if name != "lr" and name in group)
         seen = self.__dict__.setdefault("_fused_numbers", {})
-        last, changes = seen.get(id(group), (key, 0))
-        if key != last:
-            changes += 1
-            if changes == 2:
+        last, changed, cycled = seen.get(id(group), (key, False, False))
+        if not cycled and key != last:
+            if changed:
+                cycled = True
                 moved = [name for (name, old), (_, new) in zip(last, key) if old != new]
                 warnings.warn(
                     f"{type(self).__name__}(fused=True): {', '.join(moved)} changed at "
-                    "two steps (a scheduler that cycles momentum?), and every new value "
-                    "compiles a new kernel; this group steps uncompiled from now on "
-                    "(foreach where the rule has it)", RuntimeWarning, stacklevel=4)
-        seen[id(group)] = (key, changes)
-        return changes >= 2
+                    "two steps in a row (a scheduler that cycles momentum?), and every "
+                    "new value compiles a new kernel; this group steps uncompiled from "
+                    "now on (foreach where the rule takes it)", RuntimeWarning,
+                    stacklevel=_outside())
+            changed = True
+        else:
+            changed = False
+        seen[id(group)] = (key, changed, cycled)
+        return cycled

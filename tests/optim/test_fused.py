@@ -202,21 +202,22 @@ def test_no_recompilation_or_graph_break_after_warm_up():
 
 
 class Recording(optedu.Adam):
-    """Adam whose fused kernel is the foreach step, recording the β₁ of each call (nothing
+    """Adam whose fused kernel is the one-tensor step, recording the β₁ of each call (nothing
     compiles)."""
 
     def update_fused(self, params, grads, states, group):  # type: ignore[no-untyped-def]
         self.calls.append(group["betas"][0])
-        self.update_foreach(params, grads, states, group)
+        for param, grad, state in zip(params, grads, states):
+            self.update(param, grad, state, group)
 
 
-def _cycled_run(monkeypatch: pytest.MonkeyPatch, change: Any, steps: int = 6
-                ) -> tuple[list[float], list[str]]:
+def _cycled_run(monkeypatch: pytest.MonkeyPatch, change: Any, steps: int = 6,
+                lr: Any = 1e-2) -> tuple[list[float], list[warnings.WarningMessage]]:
     """The β₁ of each fused call and the fused warnings of ``steps`` steps, ``change(k,
     optimizer)`` called after step k."""
     monkeypatch.setattr(fused, "compiler_missing", lambda: "")
     p = torch.randn(5, requires_grad=True)
-    optimizer = Recording([p], lr=1e-2, fused=True)
+    optimizer = Recording([p], lr=lr, fused=True)
     optimizer.calls = []
     hook = change(optimizer)
     with warnings.catch_warnings(record=True) as caught:
@@ -225,28 +226,38 @@ def _cycled_run(monkeypatch: pytest.MonkeyPatch, change: Any, steps: int = 6
             p.grad = torch.randn_like(p)
             optimizer.step()
             hook(k)
-    return optimizer.calls, [str(w.message) for w in caught if "fused=True" in str(w.message)]
+    return optimizer.calls, [w for w in caught if "fused=True" in str(w.message)]
+
+
+def _one_cycle(optimizer):  # type: ignore[no-untyped-def]
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=20)
+    return lambda k: scheduler.step()
 
 
 def test_a_group_whose_numbers_keep_changing_steps_uncompiled(monkeypatch):
     """OneCycleLR sets Adam's β₁ at every step, and every new value compiles a new kernel
     (seconds each). After the second change the group steps uncompiled, with one warning."""
-    def one_cycle(optimizer):  # type: ignore[no-untyped-def]
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=20)
-        return lambda k: scheduler.step()
-    calls, warned = _cycled_run(monkeypatch, one_cycle)
+    calls, warned = _cycled_run(monkeypatch, _one_cycle)
     assert len(calls) == 2 and calls[0] != calls[1]     # the first step and the first change
-    assert len(warned) == 1 and "betas changed at two steps" in warned[0]
+    assert len(warned) == 1 and "betas changed at two steps in a row" in str(warned[0].message)
+    assert warned[0].filename == __file__                 # the caller of step()
 
 
-def test_a_number_changed_once_by_hand_stays_fused(monkeypatch):
-    def once(optimizer):  # type: ignore[no-untyped-def]
+def test_the_fall_back_takes_a_path_the_group_allows(monkeypatch):
+    """Adam's foreach path refuses a tensor learning rate (as torch's does): with one, the
+    cycled group steps one tensor at a time."""
+    calls, warned = _cycled_run(monkeypatch, _one_cycle, lr=torch.tensor(1e-2))
+    assert len(calls) == 2 and len(warned) == 1
+
+
+def test_numbers_changed_by_hand_steps_apart_stay_fused(monkeypatch):
+    def by_hand(optimizer):  # type: ignore[no-untyped-def]
         def hook(k: int) -> None:
-            if k == 1:
-                optimizer.param_groups[0]["weight_decay"] = 0.1
+            if k in (1, 4):
+                optimizer.param_groups[0]["weight_decay"] = 0.1 * k
         return hook
-    calls, warned = _cycled_run(monkeypatch, once)
-    assert len(calls) == 6 and not warned
+    calls, warned = _cycled_run(monkeypatch, by_hand, steps=8)
+    assert len(calls) == 8 and not warned
 
 
 @compiles
