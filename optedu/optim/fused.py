@@ -27,8 +27,9 @@ compiled step fast and keep it compiled:
   (in Adam, β₂ and ε) an input: a 0-d tensor built at every call and
   checked by a Python guard, for a graph that only ever sees one value.
   A group whose numbers change at two steps in a row (a scheduler that
-  cycles momentum) would compile at every step: it steps uncompiled instead, with
-  a warning (``FusedOptimizer._cycled``).
+  cycles momentum) would compile at every step: it steps uncompiled instead
+  (foreach where the rule and the group allow it), with a warning
+  (``FusedOptimizer._cycled``).
 * **One graph for every set of tensors.** A compiled call steps
   :data:`CHUNK` (8) tensors, each flattened to one dimension (a view, as
   the padding is), compiled with ``dynamic=True`` (every length a symbol
@@ -44,10 +45,13 @@ compiled step fast and keep it compiled:
   of its own (above), not on sizes: a graph compiled with a bias or a
   norm's gain in some position runs on one thread the large tensors that
   later take that position. ``cpp.dynamic_threads`` would share every
-  loop, but in torch 2.13 it can also put a tensor's scalar lines inside
-  the parallel region, where every thread runs them: the step counter's
-  ``step += 1`` then races (seen: a counter that advanced twice in one
-  step). The fused kernels do not use it.
+  loop, but in torch 2.13 a kernel it builds at one thread opens a
+  parallel region and leaves the lines that run once per tensor unguarded
+  inside it (at more threads they get ``omp single``), and it takes the
+  thread count out of Inductor's cache key: served to a run at two
+  threads, every thread runs the step counter's ``step += 1``, which
+  races (seen: a counter that advanced twice in one step). The fused
+  kernels turn it off explicitly.
 * **The scalars are computed once.** The bias corrections
   :math:`1-\beta^t` depend on the step only; Inductor inlines such
   scalar work into the element loop (two ``pow`` per vector of 16 floats,
@@ -249,9 +253,10 @@ def compiled(rule: Callable[..., Any], **constants: Any) -> Callable[..., Any]:
     def kernel(rows: list[tuple[Any, ...]], *shared: Any) -> list[Any]:
         return [rule(*row, *shared, **constants) for row in rows]
     kernel.__code__ = kernel.__code__.replace()     # its own dynamo cache
-    # not cpp.dynamic_threads: it can race the step counter (see the module)
+    # not cpp.dynamic_threads, even if the environment asks: it can race the
+    # step counter (see the module)
     return torch.compile(kernel, fullgraph=True, dynamic=True,
-                         options={"size_asserts": False})
+                         options={"size_asserts": False, "cpp.dynamic_threads": False})
 
 
 @functools.cache
@@ -460,4 +465,8 @@ class FusedOptimizer(ForeachOptimizer):
         else:
             changed = False
         seen[id(group)] = (key, changed, cycled)
+        if len(seen) > len(self.param_groups):       # groups replaced: forget the old
+            live = {id(g) for g in self.param_groups}
+            for gone in [k for k in seen if k not in live]:
+                del seen[gone]
         return cycled

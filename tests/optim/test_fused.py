@@ -280,29 +280,32 @@ def test_a_cycling_scheduler_compiles_two_kernels_and_no_more():
 
 
 @compiles
-@pytest.mark.parametrize("sizes", [(7,), (7, 100_000), (100_000, 100_000)])
-def test_no_scalar_line_runs_in_a_parallel_region(sizes):
-    """Every line outside a work-sharing loop runs before the kernel's parallel region: there
-    every thread would run it, and ``step += 1`` (an in-place write of a 0-d input) would race.
-    Compiled at two threads; with ``cpp.dynamic_threads`` the one-tensor example puts seven
-    rows' scalar lines inside the region (the reason the option is off)."""
+@pytest.mark.parametrize("threads, sizes", [(1, (7,)), (2, (7,)), (2, (7, 100_000))])
+def test_no_scalar_line_runs_unguarded_in_a_parallel_region(threads, sizes):
+    """A line outside a work-sharing loop runs on every thread of a parallel region unless
+    ``omp single`` guards it, and ``step += 1`` (an in-place write of a 0-d input) would then
+    race. With ``cpp.dynamic_threads`` a kernel compiled at one thread opens a region and leaves
+    seven rows' scalar lines unguarded in it (the reason the option is off). Compiled without
+    Inductor's cache, each case with β₂ of its own."""
     from torch._inductor.utils import run_and_get_code    # imports dynamo: only here
     params = [torch.randn(n).requires_grad_() for n in sizes]
     for p in params:
         p.grad = torch.randn_like(p)
-    betas = (0.5, 0.5 + len(sizes) / 8 + sizes[-1] / 1e6)    # a kernel of its own per case
+    betas = (0.5, 0.5 + threads / 8 + len(sizes) / 64)
     optimizer = optedu.Adam(params, lr=1e-3, betas=betas, fused=True)
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     try:
-        _, sources = run_and_get_code(optimizer.step)
+        with torch._inductor.config.patch({"fx_graph_cache": False}):
+            _, sources = run_and_get_code(optimizer.step)
     finally:
         torch.set_num_threads(before)
     kernel = next(source for source in sources if 'extern "C"' in source).split('extern "C"')[1]
-    stores = [m.start() for m in re.finditer(r"out_ptr\d+\[static_cast<int64_t>\(0L\)\] = ", kernel)]
+    scalar = r"out_ptr\d+\[static_cast<int64_t>\(0L\)\] = "     # a store of one value
+    stores = [m.start() for m in re.finditer(scalar, kernel)]
     assert len(stores) == 3 * fused.CHUNK                 # step, -η/(1-β₁ᵗ), √(1-β₂ᵗ)
     region = kernel.find("#pragma omp parallel")
-    assert region == -1 or max(stores) < region
+    assert region == -1 or max(stores) < region or "#pragma omp single" in kernel
 
 
 @compiles
