@@ -39,10 +39,11 @@ import pathlib
 import re
 import sys
 
+from optedu.instruments.display import GLUE_PREFIX, pasted
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 OUT = ROOT / "_reader"
-GLUE_PREFIX = "application/papermill.record/"
 
 ADMONITIONS = {  # type: (frame colour, default title)
     "admonition": ("#5c7080", ""), "note": ("#2f6fb0", "Note"), "tip": ("#2e8540", "Tip"),
@@ -363,13 +364,7 @@ class Converter:
             self.shown[key] = bundle["text/plain"]
         if name == "glue:md" and "text/markdown" in bundle:
             return bundle["text/markdown"].strip()
-        text = bundle.get("text/plain", "")
-        if spec:
-            try:
-                return format(float(text), spec)
-            except ValueError:
-                return format(text, spec)
-        return text
+        return pasted(bundle.get("text/plain", ""), spec)
 
     def reference(self, name: str, content: str) -> str:
         m = EXPLICIT.match(content)

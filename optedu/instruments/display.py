@@ -16,6 +16,7 @@ notebook, in a terminal and on the website.
 
 from __future__ import annotations
 
+import ast
 import math
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -77,6 +78,35 @@ def bound(x: float) -> str:
 GLUE_PREFIX = "application/papermill.record/"
 
 
+def pasted(text: str, spec: str = "") -> str:
+    """What ``{glue:text}`key:spec``` shows for a value whose ``text/plain`` is ``text``.
+
+    The website's rule (MyST-NB's ``format_plain_text``), which the reader copies and the
+    question bank follow too: ``text`` is read as a Python literal where it is one (a glued
+    string's quotes go; ``'0.40'`` stays ``0.40``), then formatted with ``spec``, whose last
+    character picks the type (``s`` text, ``d`` integer, ``f``/``e``/``g``/``%`` float).
+    An unquoted text that reads as another literal is changed by that reading: ``10,000``
+    becomes ``(10, 0)``; :func:`glue` refuses to store such a string.
+
+    >>> pasted("'10,000'"), pasted("0.0073"), pasted("0.123", ".1%"), pasted("10,000")
+    ('10,000', '0.0073', '12.3%', '(10, 0)')
+    """
+    try:
+        value: object = ast.literal_eval(text)
+    except (SyntaxError, ValueError):
+        value = text
+    if not spec:
+        return str(value)
+    kind = spec[-1]
+    if kind == "s":
+        value = str(value)
+    elif kind in "bcdoxX":
+        value = int(value)  # type: ignore[call-overload]
+    elif kind in "eEfFgGn%":
+        value = float(value)  # type: ignore[arg-type]
+    return format(value, spec)
+
+
 def glue(name: str, variable: object, display: bool = True) -> None:
     """Store ``variable``'s display under ``name`` for the prose, as ``myst_nb.glue`` does.
 
@@ -84,16 +114,23 @@ def glue(name: str, variable: object, display: bool = True) -> None:
     ``myst_nb.glue`` imports nbformat, whose jsonschema builds a URI grammar at import, about
     3 s of CPU in every chapter's kernel. Hidden values (``display=False``) carry the prefix
     MyST-NB reads; shown ones are displayed as usual.
+
+    A string must paste as itself (:func:`pasted`): one whose ``repr`` drops its quotes, so
+    that the website would read ``10,000`` as the tuple ``(10, 0)``, is refused.
     """
     from IPython.core.formatters import format_display_data
     from IPython.display import display as show
 
     bundle, metadata = format_display_data(variable)
+    text = bundle.get("text/plain")
+    if isinstance(variable, str) and (text is None or pasted(text) != variable):
+        raise ValueError(f"Invalid glued string for {name!r}: {str(variable)!r} would show as "
+                         f"{pasted(text or '')!r} (its repr must be a quoted string)")
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
     show({prefix + key: value for key, value in bundle.items()}, raw=True, metadata=metadata)
-    if _shown is not None and name in _shown and bundle.get("text/plain") != _shown[name]:
-        shown, now = _shown[name], bundle.get("text/plain")
+    if _shown is not None and name in _shown and text != _shown[name]:
+        shown, now = pasted(_shown[name]), pasted(text or "")
         show({"text/markdown": f"⚠ The text above says **{shown}** for `{name}`; this run "
                                f"computed **{now}**.",
               "text/plain": f"The text above says {shown} for {name}; this run computed {now}."},

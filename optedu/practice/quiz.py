@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
+from optedu.instruments.display import pasted
+
 LEVELS = ("warm-up", "standard", "deep")
 LEVEL_CLASSES = {"q-warmup": "warm-up", "q-standard": "standard", "q-deep": "deep"}
 
@@ -301,13 +303,19 @@ def _packaged(chapters: Iterable[str] | None) -> list[Question]:
     return [q for stem in chapters for q in by_chapter[stem]]
 
 
+def _names(words: str, title: str) -> bool:
+    """Whether ``title`` holds ``words`` as whole words: "mup" is not in "Why warmup works"."""
+    found = re.search(rf"(?<!\w){re.escape(words)}(?!\w)", title.lower())
+    return bool(words) and found is not None
+
+
 def theme_of(words: str) -> str:
-    """The theme named by ``words``: its key ("precision") or words of its title ("mixed
+    """The theme named by ``words``: its key ("precision") or whole words of its title ("mixed
     precision")."""
     words = " ".join(words.lower().replace("-", " ").split())
     if words.replace(" ", "-") in THEMES:
         return words.replace(" ", "-")
-    found = [key for key, title in THEMES.items() if words and words in title.lower()]
+    found = [key for key, title in THEMES.items() if _names(words, title)]
     if len(found) != 1:
         why = "matches " + ", ".join(found) if found else "no theme"
         raise ValueError(f"Invalid theme: {words!r} ({why}; themes: {', '.join(THEMES)})")
@@ -317,7 +325,7 @@ def theme_of(words: str) -> str:
 def select(questions: Sequence[Question], topic: str | None = None,
            level: str | None = None, theme: str | None = None, details: bool = True,
            kind: str | None = None) -> list[Question]:
-    """The questions of a topic (a chapter's stem, or words of its title), a level, a theme
+    """The questions of a topic (a chapter's stem, or whole words of its title), a level, a theme
     (:func:`theme_of`) and a kind; ``details=False`` leaves out the questions about one
     framework's conventions (:data:`DETAIL_CLASS`)."""
     if level is not None and level not in LEVELS:
@@ -329,10 +337,9 @@ def select(questions: Sequence[Question], topic: str | None = None,
               if (level is None or q.level == level) and (details or not q.detail)
               and (key is None or key in q.themes) and (kind is None or q.kind == kind)]
     if topic is not None:
-        words = topic.lower()
-        chosen = [q for q in chosen
-                  if q.chapter == words or words in q.chapter_title.lower()]
-        if not chosen and not any(q.chapter == words or words in q.chapter_title.lower()
+        words = " ".join(topic.lower().split())
+        chosen = [q for q in chosen if q.chapter == words or _names(words, q.chapter_title)]
+        if not chosen and not any(q.chapter == words or _names(words, q.chapter_title)
                                   for q in questions):
             topics = sorted({q.chapter for q in questions})
             try:
@@ -350,17 +357,11 @@ _ROLE_WORDS = {"numref": "a figure", "prf:ref": "a proposition", "eq": "an equat
                "ref": "a section"}
 
 
-def _paste(glued: dict[str, str], text: str, kind: str | None) -> str:
+def _paste(glued: dict[str, str], text: str) -> str:
     key, spec = _split_glue(text)
     if key not in glued:
         raise KeyError(f"no glued value {key!r}")
-    value = glued[key]
-    if spec == "s" or kind not in (None, "text"):
-        return value
-    try:
-        return format(float(value), spec)
-    except ValueError:
-        return value
+    return pasted(glued[key], spec)
 
 
 def to_markdown(question: Question, text: str | None = None) -> str:
@@ -368,7 +369,7 @@ def to_markdown(question: Question, text: str | None = None) -> str:
     cross-references replaced by words that say where the evidence is."""
     text = question.answer if text is None else text
     chapter = f"the {question.chapter_title} chapter"
-    text = _GLUE_ROLE.sub(lambda m: _paste(question.glued, m.group(2), m.group(1)), text)
+    text = _GLUE_ROLE.sub(lambda m: _paste(question.glued, m.group(2)), text)
 
     def words(match: re.Match) -> str:
         role, body = match.groups()
@@ -451,7 +452,7 @@ def _level_row(first: str, questions: Sequence[Question], bold: bool = False) ->
 
 def _link_text(question: Question) -> str:
     """A question's title as plain text for a link (maths in Unicode)."""
-    text = to_text(to_markdown(question, question.title))
+    text = to_text(to_markdown(question, question.title)).removeprefix(f"{name(question)}: ")
     return text.replace("<", "‹").replace(">", "›")
 
 
@@ -565,8 +566,9 @@ def question_text(q: Question, bank: Sequence[Question] = ()) -> str:
     """A question as the quiz shows it: where it is from, its level, a follow-up's parent
     question, a scenario's set-up, then the question."""
     head = f"**{q.chapter_title} · {q.level} · {name(q)}.**"
-    if q.prompt:
-        return f"{head} {_title_text(q)}\n\n{to_markdown(q, q.prompt)}"
+    if q.prompt:  # a case: its name is in the head already
+        title = _title_text(q).removeprefix(f"{name(q)}: ")
+        return f"{head} {title}\n\n{to_markdown(q, q.prompt)}"
     parent = next((p for p in bank if p.chapter == q.chapter and p.number == q.follows),
                   None)
     context = f"*(Following Q{q.follows}: {_title_text(parent)})*\n\n" if parent else ""

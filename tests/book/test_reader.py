@@ -45,7 +45,8 @@ def code(text: str, outputs=(), **metadata) -> dict:
 
 
 def glued(name: str, text: str) -> dict:
-    """A stored output of ``glue(name, Text(text), display=False)``."""
+    """A stored output of ``glue(name, value, display=False)`` whose text/plain is ``text``
+    (a number's as Python prints it; a string's quoted)."""
     prefix = reader.GLUE_PREFIX
     return {"output_type": "display_data", "data": {prefix + "text/plain": text},
             "metadata": {"scrapbook": {"name": name, "mime_prefix": prefix}}}
@@ -113,6 +114,15 @@ def test_glue_text_and_format_take_the_stored_value(tmp_path):
     nb, texts = convert(tmp_path, code("glue(...)", [glued("lr", "0.125"), glued("name", "Adam")]),
                         md("Rate {glue:text}`lr`, {glue:text}`lr:.1f` and {glue}`name`."))
     assert texts == ["Rate 0.125, 0.1 and Adam."]
+
+
+def test_glued_text_reads_as_on_the_website(tmp_path):
+    """A string's quotes go and its text stays (10,000 is no tuple, 0.40 keeps its zero); an
+    unquoted number is read as MyST-NB reads it."""
+    nb, texts = convert(tmp_path, code("glue(...)", [glued("n", "'10,000'"),
+                                                     glued("r", "'0.40'"), glued("x", "0.40")]),
+                        md("{glue:text}`n`, {glue:text}`r` and {glue:text}`x`."))
+    assert texts == ["10,000, 0.40 and 0.4."]
 
 
 def test_glue_from_another_chapter_and_a_missing_value(tmp_path):
@@ -309,10 +319,6 @@ def test_copies_sit_beside_book_and_are_regenerated_when_older(tmp_path):
 
 # -- staleness: glue in a reader copy -----------------------------------------------------------
 
-class Text(str):
-    def __repr__(self):
-        return str(self)
-
 
 @pytest.fixture
 def shown(monkeypatch):
@@ -328,8 +334,8 @@ def shown(monkeypatch):
 
 def test_glue_flags_a_value_the_prose_does_not_show(shown):
     display, calls = shown
-    display.reader_values({"loss": "0.65"})
-    display.glue("loss", Text("0.70"), display=False)
+    display.reader_values({"loss": "'0.65'"})
+    display.glue("loss", "0.70", display=False)
     assert len(calls) == 2
     note = calls[1][0][0]
     assert note["text/plain"] == "The text above says 0.65 for loss; this run computed 0.70."
@@ -338,21 +344,21 @@ def test_glue_flags_a_value_the_prose_does_not_show(shown):
 
 def test_glue_is_silent_when_the_value_is_the_prose_s(shown):
     display, calls = shown
-    display.reader_values({"loss": "0.65"})
-    display.glue("loss", Text("0.65"), display=False)
-    display.glue("other", Text("1"), display=False)    # not in the prose: nothing to compare
+    display.reader_values({"loss": "'0.65'"})
+    display.glue("loss", "0.65", display=False)
+    display.glue("other", "1", display=False)    # not in the prose: nothing to compare
     assert len(calls) == 2
 
 
 def test_glue_outside_a_reader_copy_is_unchanged(shown):
     display, calls = shown
-    display.glue("loss", Text("0.70"), display=False)
-    display.reader_values({"loss": "0.65"})
+    display.glue("loss", "0.70", display=False)
+    display.reader_values({"loss": "'0.65'"})
     display.reader_values(None)
-    display.glue("loss", Text("0.70"), display=False)
+    display.glue("loss", "0.70", display=False)
     assert len(calls) == 2 and calls[0] == calls[1]
     (bundle,), kwargs = calls[0]
-    assert bundle == {reader.GLUE_PREFIX + "text/plain": "0.70"}
+    assert bundle == {reader.GLUE_PREFIX + "text/plain": "'0.70'"}
     assert kwargs == {"raw": True, "metadata": {"scrapbook": {
         "name": "loss", "mime_prefix": reader.GLUE_PREFIX}}}
 
@@ -364,8 +370,7 @@ def test_a_reader_copy_run_in_a_kernel_flags_a_changed_value(tmp_path):
     from nbclient import NotebookClient
 
     cell = code("from optedu.instruments.display import glue\n"
-                "class Text(str):\n    __repr__ = str.__str__\n"
-                "glue('lr', Text(str(1 / 4)), display=False)", [glued("lr", "0.5")])
+                "glue('lr', str(1 / 4), display=False)", [glued("lr", "'0.5'")])
     nb, _ = convert(tmp_path, cell, md("The rate is {glue:text}`lr`."))
     nb = nbformat.from_dict(nb)
     NotebookClient(nb, kernel_name="python3", timeout=120).execute()

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from optedu.instruments.display import GLUE_PREFIX, bound, glue, num, power_of_ten, sci
+from optedu.instruments.display import (GLUE_PREFIX, bound, glue, num, pasted, power_of_ten,
+                                        sci)
 from optimizers import FULL
 
 
@@ -132,3 +133,42 @@ def test_compact_figures_holds_in_a_real_kernel():
     image = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"])))
     assert image.mode == "P"
     assert out["metadata"]["image/png"]["width"] == image.size[0] // 2
+
+
+PASTES = [("'10,000'", "s"), ("10,000", "s"), ("'0.40'", ""), ("0.40", "s"), ("0.125", ".1%"),
+          ("'0.125'", ".2f"), ("44", "d"), ("'2.6 × 10⁻⁶'", "s"), ("< 10⁻¹²", "s"),
+          ("[1, 2]", "s"), ("True", "")]
+
+
+@pytest.mark.skipif(not FULL, reason="imports myst_nb (3 s of CPU): full tier")
+@pytest.mark.parametrize("text, spec", PASTES)
+def test_pasted_is_what_the_website_shows(text, spec):
+    """The reader copies and the question bank paste a glued value by the website's rule."""
+    from myst_nb.core.variables import format_plain_text
+
+    assert pasted(text, spec) == format_plain_text(text, spec or "s")
+
+
+@pytest.mark.parametrize("value", ["10,000", "0.40", "2.3, 1.5, 1.6", "< 10⁻¹²", "Adam"])
+def test_a_glued_string_pastes_as_itself(monkeypatch, value):
+    import IPython.display
+
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append(a))
+    glue("key", value, display=False)
+    (bundle,), = calls
+    assert pasted(bundle[GLUE_PREFIX + "text/plain"]) == value
+
+
+def test_a_string_that_would_paste_as_another_value_is_refused(monkeypatch):
+    """A str whose repr drops its quotes: the website would read 10,000 as (10, 0)."""
+    import IPython.display
+
+    class Bare(str):
+        def __repr__(self):
+            return str(self)
+
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: None)
+    with pytest.raises(ValueError, match=r"'n': '10,000' would show as '\(10, 0\)'"):
+        glue("n", Bare("10,000"), display=False)
+    glue("word", Bare("Adam"), display=False)  # reads as itself: accepted

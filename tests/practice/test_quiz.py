@@ -93,6 +93,23 @@ def test_selection_by_topic_and_level(book):
         quiz.select(questions, topic="lion")
 
 
+def test_a_topic_or_theme_matches_whole_words():
+    """'mup' is the µP chapter, not every title with "warmup" in it; a theme likewise."""
+    questions = quiz.Quiz().bank  # the packaged bank
+    assert {q.chapter for q in quiz.select(questions, topic="mup")} == {"mup"}
+    assert {q.chapter for q in quiz.select(questions, topic="Warmup")} >= {"warmup"}
+    assert quiz.theme_of("mixed precision") == "precision"
+    with pytest.raises(ValueError, match="Invalid theme: 'rule' \\(no theme"):
+        quiz.theme_of("rule")  # "Update rules" holds "rules", not the word "rule"
+
+
+def test_a_case_is_named_once():
+    case = next(q for q in quiz.Quiz().bank if q.chapter == "casebook")
+    text = quiz.question_text(case)
+    assert text.startswith(f"**{case.chapter_title} · {case.level} · Case 1.** A ")
+    assert "Case 1: " not in text
+
+
 def test_quiz_draws_every_question_once_then_repeats(book, capsys):
     drawn = quiz.Quiz(seed=3, book=book)
     first_round = [drawn.next() for _ in range(len(drawn))]
@@ -317,7 +334,7 @@ def test_casebook_cases_are_scenario_questions(drill):
     assert case.prompt.startswith("An MLP with SGD. **Symptoms.**")
     assert case.glue_keys == ["c1_norm", "c1_loss"]
     shown = quiz.question_text(case)
-    assert "Casebook · standard · Case 1.** Case 1: A flat loss" in shown
+    assert "Casebook · standard · Case 1.** A flat loss" in shown  # named once
     assert "The gradient norm is 0 at every step." in shown
     bank = quiz.to_bank(case)
     assert bank.startswith("**Case 1: A flat loss.** An MLP")
@@ -337,8 +354,8 @@ def test_selection_by_theme_kind_and_details(drill):
     assert numbers(quiz.select(questions, kind="estimate")) == [("adam", 4)]
     with pytest.raises(ValueError, match=r"Invalid theme: 'cooking' \(no theme"):
         quiz.select(questions, theme="cooking")
-    with pytest.raises(ValueError, match=r"Invalid theme: 'a' \(matches "):
-        quiz.select(questions, theme="a")
+    with pytest.raises(ValueError, match=r"Invalid theme: 'and' \(matches schedules, "):
+        quiz.select(questions, theme="and")
     with pytest.raises(ValueError, match=r"Invalid kind: 'quiz'"):
         quiz.select(questions, kind="quiz")
     # a topic that is a theme's name says so
@@ -366,7 +383,7 @@ def test_the_bank_is_navigable_by_theme(drill):
     assert "(theme-debugging)=\n:::{admonition} Stability and debugging: 2 questions" in page
     assert ("- {ref}`Adam, Q2 <q-adam-2>`: Follow-up: and what does torch put in the "
             "denominator? *(torch detail)*") in page
-    assert "- {ref}`Casebook, Case 1 <q-casebook-1>`: Case 1: A flat loss" in page
+    assert "- {ref}`Casebook, Case 1 <q-casebook-1>`: A flat loss\n" in page
     assert "*Follow-up to Q1.*\n\n:::{admonition} Q2." in page
     assert ":name: q-adam-4" in page
 
