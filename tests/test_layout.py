@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import pathlib
+import re
 
 import pytest
 import torch
@@ -152,7 +153,8 @@ def _has_layout(name: str) -> bool:
 
 
 def registries() -> dict[str, set[str]]:
-    """Registry -> the optimizer classes it lists. README's "Adding an optimizer" names each."""
+    """Registry -> the optimizer classes it lists. CONTRIBUTING.md's "Adding an optimizer" names
+    each (test_the_contributing_guide_names_every_registry)."""
     from optedu.practice import cheatsheet_entries as cheatsheet, quiz
     bank = {q.chapter for q in quiz.load()}
     toc = (ROOT / "_toc.yml").read_text()
@@ -197,6 +199,19 @@ def _memory_settings() -> set[str]:
 def test_every_optimizer_is_in_every_registry(registry):
     missing = sorted(set(optimizer_classes()) - registries()[registry])
     assert not missing, f"add {missing} to {registry}"
+
+
+def test_the_contributing_guide_names_every_registry():
+    """CONTRIBUTING.md's "Adding an optimizer" names the file and the table of every registry,
+    the exports, and the two test files whose tables a torch twin needs."""
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    section = guide.split("\n## Adding an optimizer\n")[1].split("\n## ")[0]
+    names = ["optedu/__init__.py", "__all__", "tests/optim/test_errors.py",
+             "tests/optim/test_worked_examples.py"]
+    for registry in registries():
+        names += re.findall(r"[\w/]+\.(?:py|yml)|\b[A-Z][A-Z_]{3,}\b", registry)
+    missing = [name for name in names if name not in section]
+    assert not missing, f"CONTRIBUTING.md, 'Adding an optimizer', does not name {missing}"
 
 
 def test_every_rule_module_is_exported():

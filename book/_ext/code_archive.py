@@ -21,7 +21,7 @@ FOLDER = "_downloads"
 # Outside git: what a reader needs to run the book, as git would have it.
 TREE = ("book", "optedu", "tests", "tools", "bench", ".binder", ".ci", "_config.yml",
         "_toc.yml", "requirements.txt", "pyproject.toml", "Makefile", "README.md",
-        ".gitignore")
+        "CONTRIBUTING.md", ".gitignore")
 SKIP = {"__pycache__", ".ipynb_checkpoints", "_build", ".pytest_cache", ".hypothesis"}
 
 

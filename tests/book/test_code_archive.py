@@ -42,10 +42,12 @@ def test_archive_outside_git(tmp_path):
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / "big").write_text("")
     (tmp_path / "requirements.txt").write_text("torch\n")
+    (tmp_path / "CONTRIBUTING.md").write_text("# Contributing\n")
     assert code_archive.commit(tmp_path) is None
     path = code_archive.write_archive(tmp_path, tmp_path / "out")
     with zipfile.ZipFile(path) as zf:
-        assert sorted(zf.namelist()) == ["optedu-source/optedu/__init__.py",
+        assert sorted(zf.namelist()) == ["optedu-source/CONTRIBUTING.md",
+                                         "optedu-source/optedu/__init__.py",
                                          "optedu-source/requirements.txt"]
 
 

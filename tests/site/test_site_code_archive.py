@@ -27,7 +27,7 @@ def test_every_page_links_the_code_archive(site):
     with zipfile.ZipFile(archives.pop()) as zf:
         names = {n.split("/", 1)[1] for n in zf.namelist()}
     for needed in ("optedu/__init__.py", "book/adam.ipynb", "requirements.txt", "Makefile",
-                   "README.md", "_toc.yml"):
+                   "README.md", "CONTRIBUTING.md", "_toc.yml"):
         assert needed in names, f"the code archive lacks {needed}"
 
 
