@@ -47,6 +47,7 @@ book: $(STAMP) $(MATHJAX)
 	$(BIN)/python tools/questions.py --check
 	$(BIN)/python tools/claims.py --check
 	$(BIN)/python tools/launch.py --check
+	$(BIN)/python tools/map.py --check
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"

@@ -1,0 +1,65 @@
+"""The intro's ways in and map of the book (tools/map.py): current, complete, correctly linked."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import map as book_map  # noqa: E402
+
+LINK = re.compile(r"\]\((\w+)\.(?:ipynb|md)\)")
+
+
+def _block(text: str, name: str) -> str:
+    start, end = book_map.BLOCKS[name]
+    return text.split(start)[1].split(end)[0]
+
+
+def test_intro_is_up_to_date():
+    current = book_map.INTRO.read_text(encoding="utf-8")
+    assert book_map.render(current) == current, "run python tools/map.py"
+
+
+def test_every_chapter_is_on_the_map_once_in_reading_order():
+    stems = [stem for _, _, chapter_stems in book_map.parts() for stem in chapter_stems]
+    linked = LINK.findall(_block(book_map.INTRO.read_text(encoding="utf-8"), "map"))
+    assert linked == stems
+
+
+def test_a_missing_chapter_is_caught():
+    """The map test fails on a map that lost a chapter."""
+    text = book_map.render(book_map.INTRO.read_text(encoding="utf-8"))
+    broken = re.sub(r"\n  - \d+\. \[Adam\]\(adam\.ipynb\)[^\n]*", "", text)
+    assert broken != text
+    stems = [stem for _, _, chapter_stems in book_map.parts() for stem in chapter_stems]
+    assert LINK.findall(_block(broken, "map")) != stems
+
+
+def test_paths_link_chapters_that_exist_with_their_numbers():
+    paths = _block(book_map.INTRO.read_text(encoding="utf-8"), "paths")
+    number = book_map.numbers()
+    assert number["training_step"] == 1 and number["adam"] == 7
+    for line in paths.splitlines():
+        found = LINK.search(line)
+        if found:
+            assert (ROOT / "book").glob(f"{found.group(1)}.*")
+            if found.group(1) in number:
+                assert f"chapter {number[found.group(1)]}, " in line
+    assert paths.count("### ") == 3
+
+
+def test_a_path_naming_an_unknown_chapter_is_refused(monkeypatch):
+    monkeypatch.setattr(book_map, "PATHS", [("Learn", "Who.", [(None, ["adam", "adamm"])])])
+    with pytest.raises(ValueError, match=r"'Learn' names chapters not in _toc.yml: \['adamm'\]"):
+        book_map.render_paths()
+
+
+def test_reading_time_counts_prose_only():
+    text = ("# Title\n\nFour words of prose.\n\n$$\na = b + c\n$$\n\nSee {numref}`fig-x` and "
+            "[the page](other.ipynb).\n\n:::{admonition} Q1\n:class: dropdown\n\nTwo more.\n:::")
+    # the title; the sentence; "See fig x and the page" (a bare reference reads as two
+    # words, "Fig. 7.1"); the fold's body: its fence line and option are not prose
+    assert book_map.prose_words(text) == 1 + 4 + 6 + 2
