@@ -22,14 +22,16 @@ folder             what lives there
                    harness, source display, 2-D landscapes, the benchmark, the CPU-kernel pin
 ``choosing``       the benchmark of "Choosing an optimizer": workloads, contestants, search,
                    AlgoPerf's scoring, the resumable grid (``make experiments``)
+``evidence``       the ledger of what large runs found (``ledger.yaml``): claim, numbers, scale,
+                   tuning, source and locator, read by the chapters beside their small runs
 ``practice``       the practice pages' generators: quiz, casebook, cheat sheet, conventions
 =================  ==========================================================================
 
 Imports run one way, from the rules up (``tests/test_layout.py`` reads them): ``optim`` imports
 nothing else of optedu; ``lr_scheduler``, ``training``, ``precision``, ``theory`` and
 ``instruments`` import only ``optim``; ``distributed`` also imports ``training`` and
-``precision``; ``choosing`` imports those and ``instruments``; ``practice`` may import
-everything; nothing imports ``practice``.
+``precision``; ``choosing`` imports those and ``instruments``; ``evidence`` imports nothing else;
+``practice`` may import everything; nothing imports ``practice``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
