@@ -66,7 +66,7 @@ def optimizer_classes() -> dict[str, type]:
     """Every optimizer class in ``optedu.__all__`` (not the base class)."""
     import optedu
     classes = {name: getattr(optedu, name) for name in optedu.__all__}
-    return {name: cls for name, cls in sorted(classes.items())
+    return {name: cls for name, cls in sorted(classes.items(), key=lambda kv: kv[0].lower())
             if isinstance(cls, type)
             and issubclass(cls, torch.optim.Optimizer)
             and cls is not optedu.Optimizer}

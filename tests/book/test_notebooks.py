@@ -26,6 +26,8 @@ PRACTICE = {"casebook", "cheatsheet", "conventions", "conventions_newer", "drill
 CHAPTERS = [p for p in NOTEBOOKS if p.stem not in PRACTICE]
 GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
 OUTPUT_CALLS = {"print", "display", "glue", "show"}
+# calls that return None: a cell may end with one and show nothing
+QUIET_CALLS = {"compact_figures", "set_num_threads", "set_default_dtype"}
 
 
 def _cells(path):
@@ -49,7 +51,9 @@ def _should_have_output(source: str) -> bool:
             if name in OUTPUT_CALLS:
                 return True
     last = tree.body[-1] if tree.body else None
-    ends_quietly = source.rstrip().endswith(";")
+    ends_quietly = source.rstrip().endswith(";") or (
+        isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+        and getattr(last.value.func, "attr", getattr(last.value.func, "id", "")) in QUIET_CALLS)
     return isinstance(last, ast.Expr) and not isinstance(last.value, ast.Constant) and not ends_quietly
 
 
@@ -71,6 +75,15 @@ def test_toc_and_book_folder_agree():
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
     for nb in NOTEBOOKS:
         assert str(nb.relative_to(ROOT).with_suffix("")) in listed, f"{nb.name} is not in _toc.yml"
+
+
+def test_which_cells_must_show_something():
+    assert _should_have_output("x = 1\nx")
+    assert _should_have_output("model(x)")
+    assert _should_have_output("print(1)\nx = 2")
+    assert not _should_have_output("x = 1")
+    assert not _should_have_output("plt.plot(x);")
+    assert not _should_have_output("torch.set_num_threads(1)\ncompact_figures()  # figures")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

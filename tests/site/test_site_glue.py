@@ -5,7 +5,8 @@ text as a Python literal first (MyST-NB), so an unquoted ``10,000`` once showed 
 and ``0.40`` as ``0.4`` while the reader copies showed them right. Here each page's pasted
 values, in the order the HTML shows them, are compared with what its sources glue, in the order
 they glue it: a stored string is its text without quotes, any other value the text Python
-printed for it, formatted by the role's spec. Static: the HTML files, no browser.
+printed for it, formatted by the role's spec (Sphinx's curly quotes read as straight ones).
+Static: the HTML files, no browser.
 """
 
 from __future__ import annotations
@@ -107,10 +108,14 @@ class _Pasted(html.parser.HTMLParser):
             self.values[-1] += data
 
 
+# Sphinx's smart quotes: typography, not another value
+TYPOGRAPHY = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
+
+
 def rendered(page: pathlib.Path) -> list[str]:
     parser = _Pasted()
     parser.feed(page.read_text(encoding="utf-8"))
-    return parser.values
+    return [value.translate(TYPOGRAPHY) for value in parser.values]
 
 
 @pytest.mark.xdist_group("static")
