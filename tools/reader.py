@@ -20,8 +20,9 @@ the HTML JupyterLab's sanitizer keeps:
 
 Code cells keep their source and stored outputs. Cells the website hides (``remove-input``,
 ``hide-input``, ...) are collapsed (``metadata.jupyter.source_hidden`` / ``outputs_hidden``).
-A first, collapsed cell hands the values the prose shows to ``optedu.instruments.display.reader_values``:
-when a re-run glues another value, ``glue`` says so under the cell (the prose is not updated).
+A collapsed cell after the title's, before any code, hands the values the prose shows to
+``optedu.instruments.display.reader_values``: when a re-run glues another value, ``glue`` says
+so under the cell (the prose is not updated).
 
     python tools/reader.py                 # every chapter, when a source is newer than its copy
     python tools/reader.py --force         # every chapter
@@ -547,13 +548,23 @@ def reader_notebook(book: Book, doc: str) -> dict:
     if conv.cited:
         refs = "\n".join(f"- {conv.book.bib[k][2]}" for k in conv.cited)
         cells.append(_markdown_cell(f"## Works cited\n\n{refs}"))
-    first = _code_cell(
+    values = _code_cell(
         f"# Reader copy of book/{doc}.ipynb, written by tools/reader.py: edits here are\n"
         f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
         f"# computes another one.\n"
         f"from optedu.instruments.display import reader_values\n"
         f"reader_values({_literal(conv.shown)})")
-    nb["cells"] = [first] + cells
+    # The title's cell first (moving a Markdown cell changes no run: an install cell may
+    # come before it), the values right after it, before any code: glue() knows them
+    # when a cell glues.
+    title = next((k for k, c in enumerate(cells) if c["cell_type"] == "markdown"), None)
+    if title is not None and any(len(h[1]) == 1 for h in
+                                 map(HEADING.match, _source(cells[title]).split("\n")) if h):
+        cells.insert(0, cells.pop(title))
+        cells.insert(1, values)
+    else:
+        cells.insert(0, values)
+    nb["cells"] = cells
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
         for k, cell in enumerate(nb["cells"]):  # the cells the copy adds need ids
             cell.setdefault("id", f"reader-{k}")

@@ -249,15 +249,35 @@ def test_hidden_cells_are_collapsed_and_code_is_kept(tmp_path):
     assert nb["cells"][1]["outputs"] == cells[0]["outputs"]
 
 
-def test_first_cell_hands_the_prose_values_to_glue(tmp_path):
-    nb, _ = convert(tmp_path, code("glue()", [glued("a", "1.5"), glued("unused", "7")]),
+def test_the_cell_after_the_title_hands_the_prose_values_to_glue(tmp_path):
+    nb, _ = convert(tmp_path, md("# Two"),
+                    code("glue()", [glued("a", "1.5"), glued("unused", "7")]),
                     md("{glue:text}`a:.0f` and {glue:text}`a`."))
-    first = nb["cells"][0]
-    assert first["metadata"]["jupyter"] == {"source_hidden": True}
-    values = {}
-    exec(first["source"].replace("from optedu.instruments.display import reader_values\n", ""),
-         {"reader_values": values.update})
-    assert values == {"a": "1.5"}   # the stored text/plain, only for keys the prose shows
+    title, values = nb["cells"][:2]
+    assert title["source"] == "# Two"
+    assert values["metadata"]["jupyter"] == {"source_hidden": True}
+    shown = {}
+    exec(values["source"].replace("from optedu.instruments.display import reader_values\n", ""),
+         {"reader_values": shown.update})
+    assert shown == {"a": "1.5"}   # the stored text/plain, only for keys the prose shows
+
+
+def test_the_values_cell_opens_no_chapter_but_precedes_its_code(tmp_path):
+    """The title opens the copy; the values reach glue() before any cell runs."""
+    def kinds(nb):
+        return ["values" if "reader_values(" in c["source"] else c["cell_type"]
+                for c in nb["cells"]]
+
+    (tmp_path / "a").mkdir()
+    nb, _ = convert(tmp_path / "a", md("# Two\n\nAt a glance."), md("More."), code("glue()"))
+    assert kinds(nb) == ["markdown", "values", "markdown", "code"]
+    (tmp_path / "b").mkdir()   # a code cell before the title (an install cell): it moves up
+    nb, _ = convert(tmp_path / "b", code("install()"), md("# Two"), code("glue()"))
+    assert kinds(nb) == ["markdown", "values", "code", "code"]
+    assert nb["cells"][0]["source"] == "# Two" and nb["cells"][2]["source"] == "install()"
+    (tmp_path / "c").mkdir()
+    nb, _ = convert(tmp_path / "c", code("glue()"), md("Text, no title."))
+    assert kinds(nb) == ["values", "code", "markdown"]
 
 
 # -- the book ---------------------------------------------------------------------------------
