@@ -68,6 +68,7 @@ parts:
   - caption: Practice
     chapters:
       - file: book/bank
+      - file: book/questions
       - file: book/sheet
 """
 
@@ -88,8 +89,10 @@ def write_book(tmp_path, two_cells, one_cells=None, bank_cells=None) -> reader.B
     book = tmp_path / "book"
     book.mkdir()
     (tmp_path / "_toc.yml").write_text(TOC)
+    (tmp_path / "_config.yml").write_text('title: "A small book"\n')
     (book / "references.bib").write_text(BIB)
     (book / "intro.md").write_text("# Intro\n")
+    (book / "questions.md").write_text("# Questions\n")
     one = one_cells or [md("(chap-one)=\n# First chapter")]
     (book / "one.ipynb").write_text(json.dumps(notebook(*one)))
     (book / "two.ipynb").write_text(json.dumps(notebook(*two_cells)))
@@ -178,9 +181,9 @@ def test_labels_dropped_refs_and_docs_become_titles_and_links(tmp_path):
         md("{ref}`chap-one`, {ref}`one-sec`, {ref}`here <two-sec>`, {doc}`one`."),
         one_cells=one)
     assert texts[0] == "# Two\n\n## Local part\n\nText."
-    assert texts[1] == ("[First chapter](<one.ipynb#First-chapter>), "
-                        "[The `lr` *matters*](<one.ipynb#The-lr-matters>), "
-                        "[here](<#Local-part>), [First chapter](<one.ipynb>).")
+    assert texts[1] == ("[First chapter](<01_one.ipynb#First-chapter>), "
+                        "[The `lr` *matters*](<01_one.ipynb#The-lr-matters>), "
+                        "[here](<#Local-part>), [First chapter](<01_one.ipynb>).")
 
 
 def test_dropdowns_fold_and_interview_questions_keep_their_level(tmp_path):
@@ -280,6 +283,69 @@ def test_the_values_cell_opens_no_chapter_but_precedes_its_code(tmp_path):
     assert kinds(nb) == ["values", "code", "markdown"]
 
 
+# -- the copies as a set: names in reading order, the index, stale copies --------------------
+
+def test_copies_are_numbered_in_reading_order(tmp_path):
+    """A chapter's name carries the book's number, zero-padded, so that JupyterLab's
+    alphabetical list is the reading order; the notebooks of unnumbered parts count on after."""
+    book = write_book(tmp_path, [md("# Two")])
+    assert {doc: book.filename(doc) for doc in book.copies} == {
+        "one": "01_one.ipynb", "two": "02_two.ipynb", "bank": "03_bank.ipynb",
+        "sheet": "04_sheet.ipynb"}
+    out = tmp_path / "_reader"
+    assert reader.main(["--book", str(book.folder), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.ipynb")) == [
+        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb", "04_sheet.ipynb"]
+
+
+def test_links_between_copies_use_the_numbered_names(tmp_path):
+    one = [md("(chap-one)=\n# First chapter")]
+    _, texts = convert(tmp_path, md(
+        "{doc}`one`, {ref}`chap-one`, [the bank](bank.ipynb), "
+        "[the intro](intro.md), `[x](one.ipynb)`."), one_cells=one)
+    assert texts[0] == ("[First chapter](<01_one.ipynb>), "
+                        "[First chapter](<01_one.ipynb#First-chapter>), "
+                        "[the bank](<03_bank.ipynb>), "
+                        "the intro, `[x](one.ipynb)`.")   # no copy of the intro: no link
+
+
+def test_the_index_lists_every_part_and_links_every_copy(tmp_path):
+    book = write_book(tmp_path, [md("# Two")], bank_cells=[md("# The `bank`")])
+    out = tmp_path / "_reader"
+    reader.main(["--book", str(book.folder), "--out", str(out)])
+    nb = json.loads((out / "00_index.ipynb").read_text())
+    (cell,) = nb["cells"]
+    text = cell["source"]
+    assert cell["cell_type"] == "markdown" and text.startswith("# A small book\n\n")
+    order = ["## Numbered", "1. [First chapter](<01_one.ipynb>)", "2. [Two](<02_two.ipynb>)",
+             "## Practice", "- [The `bank`](<03_bank.ipynb>)", "- [Sheet](<04_sheet.ipynb>)"]
+    assert [text.index(line) for line in order] == sorted(text.index(line) for line in order)
+    links = re.findall(r"\]\(<([^>]+)>\)", text)
+    assert set(links) == {book.filename(doc) for doc in book.copies}
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"   # JupyterLab asks for none
+
+
+def test_copies_of_an_earlier_run_go_and_other_notebooks_stay(tmp_path):
+    """A copy under a name this run does not write (an un-numbered name of an earlier version,
+    a chapter that moved) is removed, even when the rest is up to date; a notebook the reader
+    made stays, and a run for named chapters removes nothing."""
+    book = write_book(tmp_path, [md("# Two")])
+    out = tmp_path / "_reader"
+    args = ["--book", str(book.folder), "--out", str(out)]
+    reader.main(args)
+    old = notebook(code("# Reader copy of book/two.ipynb, written by tools/reader.py: edits here"
+                        " are\n# overwritten.\nreader_values({})"), md("# Two"))
+    (out / "two.ipynb").write_text(json.dumps(old))
+    (out / "07_two.ipynb").write_text((out / "02_two.ipynb").read_text())
+    (out / "mine.ipynb").write_text(json.dumps(notebook(code("x = 1"))))
+    reader.main([*args, str(book.folder / "one.ipynb")])
+    assert (out / "two.ipynb").exists() and (out / "07_two.ipynb").exists()
+    reader.main(args)
+    assert sorted(p.name for p in out.glob("*.ipynb")) == [
+        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb", "04_sheet.ipynb",
+        "mine.ipynb"]
+
+
 # -- the book ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -297,7 +363,7 @@ def test_the_chapters_are_the_books(book):
 
 @pytest.mark.parametrize("doc", CHAPTERS)
 def test_every_chapter_converts_with_no_myst_left(book, doc):
-    if doc not in book.notebooks:
+    if doc not in book.copies:
         pytest.skip("not in the table of contents")
     nb = reader.reader_notebook(book, doc)
     if FULL:  # nbformat's schema check imports jsonschema: seconds, once per worker
@@ -323,18 +389,27 @@ def test_the_books_numbers_are_the_websites(book):
     assert book.bib["paszke2019"][:2] == ("Paszke and others", "2019")
 
 
+def test_the_books_copies_sort_in_reading_order(book):
+    names = [book.filename(doc) for doc in book.copies]
+    assert book.filename("training_step") == "01_training_step.ipynb"
+    assert book.filename("adam") == "07_adam.ipynb"
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert set(CHAPTERS) <= set(book.copies)
+    assert [doc for doc in book.order if doc in book.copies] == book.copies
+
+
 def test_copies_sit_beside_book_and_are_regenerated_when_older(tmp_path):
     """The copies sit at book/'s depth (chapters find bench/ from their working folder)."""
     assert reader.OUT.parent == reader.BOOK.parent
     book = write_book(tmp_path, [md("# Two")])
     out = tmp_path / "_reader"
     args = ["--book", str(book.folder), "--out", str(out)]
-    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 4
-    stamp = (out / "two.ipynb").stat().st_mtime
-    assert reader.main(args) == 0 and (out / "two.ipynb").stat().st_mtime == stamp
+    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 5   # 4 and the index
+    stamp = (out / "02_two.ipynb").stat().st_mtime
+    assert reader.main(args) == 0 and (out / "02_two.ipynb").stat().st_mtime == stamp
     import os
     os.utime(book.folder / "two.ipynb", (stamp + 10, stamp + 10))
-    assert reader.main(args) == 0 and (out / "two.ipynb").stat().st_mtime > stamp
+    assert reader.main(args) == 0 and (out / "02_two.ipynb").stat().st_mtime > stamp
 
 
 # -- staleness: glue in a reader copy -----------------------------------------------------------
