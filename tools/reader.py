@@ -2,9 +2,10 @@
 
 JupyterLab renders a Markdown cell as CommonMark, so the MyST of the chapters (glued numbers,
 cross-references, citations, directives) would show as raw source. This writes a copy of every
-``book/*.ipynb`` into ``_reader/`` (beside ``book/``, at the same depth, so paths the chapters
-resolve from the working folder still work) in which each Markdown cell is plain Markdown and
-the HTML JupyterLab's sanitizer keeps:
+``book/*.ipynb``, and of the question bank and the claims page (``book/questions.md``,
+``book/claims.md``, a Markdown cell per section), into ``_reader/`` (beside ``book/``, at the
+same depth, so paths the chapters resolve from the working folder still work) in which each
+Markdown cell is plain Markdown and the HTML JupyterLab's sanitizer keeps:
 
 - ``{glue:text}`key``` (also ``key:format``, ``{glue}``, ``{glue:md}`` and ``other.ipynb::key``)
   becomes the value stored in the notebook's outputs;
@@ -25,8 +26,8 @@ A collapsed cell after the title's, before any code, hands the values the prose 
 ``optedu.instruments.display.reader_values``: when a re-run glues another value, ``glue`` says
 so under the cell (the prose is not updated).
 
-The copies are named in reading order, ``07_adam.ipynb`` for chapter 7 (the notebooks of
-unnumbered parts count on after the chapters: ``52_drill_triage.ipynb``), so that JupyterLab's alphabetical
+The copies are named in reading order, ``07_adam.ipynb`` for chapter 7 (the pages of unnumbered
+parts count on after the chapters: ``52_questions.ipynb``), so that JupyterLab's alphabetical
 list is the table of contents; ``00_index.ipynb`` lists the parts and links every copy. A run
 that writes every copy removes the copies in ``_reader/`` under other names (an earlier
 version's un-numbered names, a chapter that moved); other notebooks there stay.
@@ -63,9 +64,12 @@ ADMONITIONS = {  # type: (frame colour, default title)
 LEVELS = {"q-warmup": "warm-up", "q-standard": "standard", "q-deep": "deep"}
 HIDE_SOURCE = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
 HIDE_OUTPUTS = {"remove-output", "hide-output", "remove-cell", "hide-cell"}
+# The pages (book/*.md) with reader copies. The root page and the bibliography have none: the
+# index notebook takes the root's place, and each copy ends with the works it cites.
+PAGES = ("questions", "claims")
 INDEX = "00_index.ipynb"
 MARK = "optedu_reader"  # notebook metadata of a copy: {"source": "book/adam.ipynb"}
-# A notebook without a kernel makes JupyterLab ask for one: the index gets this.
+# A notebook without a kernel makes JupyterLab ask for one: the pages and the index get this.
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
           "language_info": {"name": "python"}}
 
@@ -153,6 +157,7 @@ class Target:
     kind: str         # section, figure, equation, exercise, prf:<type>
     text: str         # what a reference shows: "Fig. 7.1", a title, ...
     title: str = ""   # a figure's caption, a directive's title
+    section: str = ""  # a named admonition's heading, where a link to it goes
 
 
 class Book:
@@ -164,6 +169,9 @@ class Book:
         self.folder = pathlib.Path(book)
         self.notebooks = {p.stem: json.loads(p.read_text()) for p in
                           sorted(self.folder.glob("*.ipynb"))}
+        # A page (book/*.md) as a notebook of Markdown cells, one per section.
+        self.pages = {p.stem: _page_notebook(p.read_text()) for p in
+                      sorted(self.folder.glob("*.md"))}
         toc = toc if toc is not None else self.folder.parent / "_toc.yml"
         self.order, self.chapters, self.parts = _toc(toc)
         self.title = _title(self.folder.parent / "_config.yml")
@@ -177,16 +185,14 @@ class Book:
         # Sphinx numbers per chapter in numbered parts ("Fig. 7.1"); the pages of unnumbered
         # parts share one count, in the order of the table of contents ("Fig. 25").
         unnumbered: dict[str, int] = {}
-        pages = {p.stem: p for p in self.folder.glob("*.md")}
-        for stem in [*self.order, *sorted(set(self.notebooks) | set(pages))]:
+        for stem in [*self.order, *sorted(set(self.notebooks) | set(self.pages))]:
             if stem in self.titles:
                 continue
             counts = {} if stem in self.chapters else unnumbered
             if stem in self.notebooks:
                 self._index(stem, self.notebooks[stem]["cells"], counts)
-            elif stem in pages:
-                self._index(stem, [{"cell_type": "markdown", "source": pages[stem].read_text()}],
-                            counts)
+            elif stem in self.pages:
+                self._index(stem, self.pages[stem]["cells"], counts)
             self.titles.setdefault(stem, stem)
         self._glued: dict[str, dict[str, dict]] = {}
         self.missing: dict[str, list[str]] = {}  # doc -> glue keys its prose has no value for
@@ -199,6 +205,10 @@ class Book:
         """The name of ``doc``'s reader copy: ``07_adam.ipynb``."""
         return self.names[doc]
 
+    def source(self, doc: str) -> dict:
+        """``doc`` as a notebook: a chapter, or a page's sections as Markdown cells."""
+        return self.notebooks[doc] if doc in self.notebooks else self.pages[doc]
+
     def _index(self, doc: str, cells: list[dict], counts: dict[str, int]) -> None:
         """Labels of ``doc`` numbered in document order (``counts``: the numbers so far)."""
 
@@ -206,10 +216,17 @@ class Book:
             counts[kind] = counts.get(kind, 0) + 1
             return self.number(doc, counts[kind])
 
+        section = ""  # the heading the text walked so far sits under
+
         def walk(blocks: list) -> None:
+            nonlocal section
             for block in blocks:
                 if isinstance(block, Directive):
                     kind = block.name
+                    if "name" in block.options:  # e.g. a question of the bank, for {ref}
+                        title = _plain_title(block.arg)
+                        self.labels[block.options["name"]] = Target(
+                            doc, kind, title or block.options["name"], title, section)
                     if kind.startswith("prf:") and kind != "prf:proof":
                         n = count(kind)
                         name = kind[4:].capitalize()
@@ -235,6 +252,8 @@ class Book:
                         title = _plain_title(h[2]) if h else m["label"]
                         self.labels[m["label"]] = Target(doc, "section", title, title)
                     h = HEADING.match(line)
+                    if h:
+                        section = _plain_title(h[2])
                     if h and len(h[1]) == 1 and doc not in self.titles:
                         self.titles[doc] = _plain_title(h[2])
                 for m in EQUATION.finditer(block):
@@ -318,8 +337,9 @@ def _title(config: pathlib.Path) -> str:
 
 
 def _copied(book: pathlib.Path) -> set[str]:
-    """The docs of ``book`` that get reader copies: every notebook."""
-    return {p.stem for p in book.glob("*.ipynb")}
+    """The docs of ``book`` that get reader copies: every notebook, and the :data:`PAGES`."""
+    return ({p.stem for p in book.glob("*.ipynb")}
+            | {p for p in PAGES if (book / f"{p}.md").exists()})
 
 
 def copy_names(order: list[str], chapters: dict[str, int], docs: set[str]) -> dict[str, str]:
@@ -340,6 +360,34 @@ def copy_names(order: list[str], chapters: dict[str, int], docs: set[str]) -> di
     names = {doc: f"{n:0{width}d}_{doc}.ipynb" for doc, n in numbers.items()}
     names.update({doc: f"{doc}.ipynb" for doc in sorted(docs - set(names))})
     return names
+
+
+def _page_notebook(text: str) -> dict:
+    """A MyST page as a notebook: a Markdown cell per section (headings of level 1 to 3, each
+    with the labels just above it), so that JupyterLab's table of contents and folding work."""
+    cells: list[list[str]] = [[]]
+    fence = None
+    for line in text.split("\n"):
+        m = FENCE.match(line)
+        if fence is None and m:
+            fence = m["fence"]
+        elif fence is not None:
+            if m and m["fence"][0] == fence[0] and len(m["fence"]) >= len(fence) \
+                    and not m["info"].strip():
+                fence = None
+        else:
+            h = HEADING.match(line)
+            if h and len(h[1]) <= 3:
+                head = cells[-1]
+                k = len(head)
+                while k and (not head[k - 1].strip() or LABEL.match(head[k - 1])):
+                    k -= 1
+                cells[-1], new = head[:k], [x for x in head[k:] if x.strip()]
+                cells.append(new)
+        cells[-1].append(line)
+    sources = ["\n".join(c).strip("\n") for c in cells]
+    return {"cells": [_markdown_cell(s) for s in sources if s.strip()],
+            "metadata": copy.deepcopy(KERNEL), "nbformat": 4, "nbformat_minor": 5}
 
 
 def _bibliography(path: pathlib.Path) -> dict[str, tuple[str, str, str]]:
@@ -459,6 +507,8 @@ class Converter:
             shown = text or target.text
         if name == "ref" and target.kind == "section":
             return self.link(shown, target.doc, target.title)
+        if name == "ref" and target.section:  # a named admonition: its section's heading
+            return self.link(shown, target.doc, target.section)
         return self.link(shown, target.doc) if target.doc != self.doc else shown
 
     def link(self, text: str, doc: str, heading: str | None = None, anchor: str = "",
@@ -596,8 +646,8 @@ class Converter:
 # -- a notebook ------------------------------------------------------------------------------
 
 def reader_notebook(book: Book, doc: str) -> dict:
-    """The reader copy of ``book``'s notebook ``doc`` (a new nbformat dict)."""
-    nb = copy.deepcopy(book.notebooks[doc])
+    """The reader copy of ``book``'s notebook or page ``doc`` (a new nbformat dict)."""
+    nb = copy.deepcopy(book.source(doc))
     conv = Converter(book, doc)
     cells = []
     solution: str | None = None  # the summary of the solution a span of cells belongs to
@@ -624,24 +674,26 @@ def reader_notebook(book: Book, doc: str) -> dict:
     if conv.cited:
         refs = "\n".join(f"- {conv.book.bib[k][2]}" for k in conv.cited)
         cells.append(_markdown_cell(f"## Works cited\n\n{refs}"))
-    values = _code_cell(
-        f"# Reader copy of book/{doc}.ipynb, written by tools/reader.py: edits here are\n"
-        f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
-        f"# computes another one.\n"
-        f"from optedu.instruments.display import reader_values\n"
-        f"reader_values({_literal(conv.shown)})")
-    # The title's cell first (moving a Markdown cell changes no run: an install cell may
-    # come before it), the values right after it, before any code: glue() knows them
-    # when a cell glues.
-    title = next((k for k, c in enumerate(cells) if c["cell_type"] == "markdown"), None)
-    if title is not None and any(len(h[1]) == 1 for h in
-                                 map(HEADING.match, _source(cells[title]).split("\n")) if h):
-        cells.insert(0, cells.pop(title))
-        cells.insert(1, values)
-    else:
-        cells.insert(0, values)
+    source = f"book/{doc}.ipynb" if doc in book.notebooks else f"book/{doc}.md"
+    if any(cell["cell_type"] == "code" for cell in cells):
+        values = _code_cell(
+            f"# Reader copy of {source}, written by tools/reader.py: edits here are\n"
+            f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
+            f"# computes another one.\n"
+            f"from optedu.instruments.display import reader_values\n"
+            f"reader_values({_literal(conv.shown)})")
+        # The title's cell first (moving a Markdown cell changes no run: an install cell may
+        # come before it), the values right after it, before any code: glue() knows them
+        # when a cell glues.
+        title = next((k for k, c in enumerate(cells) if c["cell_type"] == "markdown"), None)
+        if title is not None and any(len(h[1]) == 1 for h in
+                                     map(HEADING.match, _source(cells[title]).split("\n")) if h):
+            cells.insert(0, cells.pop(title))
+            cells.insert(1, values)
+        else:
+            cells.insert(0, values)
     nb["cells"] = cells
-    nb["metadata"] = {**nb.get("metadata", {}), MARK: {"source": f"book/{doc}.ipynb"}}
+    nb["metadata"] = {**KERNEL, **nb.get("metadata", {}), MARK: {"source": source}}
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
         for k, cell in enumerate(nb["cells"]):  # the cells the copy adds need ids
             cell.setdefault("id", f"reader-{k}")
@@ -655,10 +707,13 @@ def index_notebook(book: Book) -> dict:
         return f"[{book.titles.get(doc, doc)}](<{book.filename(doc)}>)"
 
     root = book.titles.get(book.order[0], "") if book.order else ""
+    practice = [line(doc) for doc in PAGES if doc in book.names]
     text = [f"# {book.title or root or 'Reader copies'}",
             "The chapters in reading order, as on the website and runnable: open one and run it "
             "top to bottom (Run > Run All Cells). Edits here are overwritten; the sources are in "
             "`book/`."]
+    if practice:
+        text.append("To practise for interviews: " + " and ".join(practice) + ".")
     listed = set()
     for caption, stems in book.parts:
         docs = [doc for doc in stems if doc in book.names]
@@ -749,8 +804,8 @@ def _out_of_date(sources: list[pathlib.Path], copies: list[pathlib.Path]) -> boo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path,
-                        help=f"chapters to copy (default: every book/*.ipynb and the index "
-                             f"{INDEX})")
+                        help="chapters or pages to copy (default: every book/*.ipynb, the "
+                             f"pages {', '.join(PAGES)} and the index {INDEX})")
     parser.add_argument("--book", type=pathlib.Path, default=BOOK)
     parser.add_argument("--out", type=pathlib.Path, default=OUT)
     parser.add_argument("--force", action="store_true", help="write even if up to date")
@@ -760,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
     stems = [p.stem for p in args.notebooks] or list(names)
     unknown = [s for s in stems if s not in names]
     if unknown:
-        parser.error(f"no chapter with a reader copy: {', '.join(unknown)}")
+        parser.error(f"no chapter or page with a reader copy: {', '.join(unknown)}")
     copies = [args.out / names[s] for s in stems]
     # A copy under a name this run does not write (the un-numbered names of earlier runs, a
     # chapter since moved) goes when every copy is written; other notebooks stay.

@@ -85,14 +85,15 @@ FIGURE = {"mystnb": {"figure": {"caption": "Loss against {glue:text}`lr`.", "nam
                      "image": {"alt": "a plot"}}}
 
 
-def write_book(tmp_path, two_cells, one_cells=None, bank_cells=None) -> reader.Book:
+def write_book(tmp_path, two_cells, one_cells=None, bank_cells=None, page="# Questions\n"
+               ) -> reader.Book:
     book = tmp_path / "book"
     book.mkdir()
     (tmp_path / "_toc.yml").write_text(TOC)
     (tmp_path / "_config.yml").write_text('title: "A small book"\n')
     (book / "references.bib").write_text(BIB)
     (book / "intro.md").write_text("# Intro\n")
-    (book / "questions.md").write_text("# Questions\n")
+    (book / "questions.md").write_text(page)
     one = one_cells or [md("(chap-one)=\n# First chapter")]
     (book / "one.ipynb").write_text(json.dumps(notebook(*one)))
     (book / "two.ipynb").write_text(json.dumps(notebook(*two_cells)))
@@ -283,29 +284,32 @@ def test_the_values_cell_opens_no_chapter_but_precedes_its_code(tmp_path):
     assert kinds(nb) == ["values", "code", "markdown"]
 
 
-# -- the copies as a set: names in reading order, the index, stale copies --------------------
+# -- the copies as a set: names in reading order, the index, pages, stale copies -------------
 
 def test_copies_are_numbered_in_reading_order(tmp_path):
     """A chapter's name carries the book's number, zero-padded, so that JupyterLab's
-    alphabetical list is the reading order; the notebooks of unnumbered parts count on after."""
+    alphabetical list is the reading order; the pages of unnumbered parts count on after."""
     book = write_book(tmp_path, [md("# Two")])
     assert {doc: book.filename(doc) for doc in book.copies} == {
         "one": "01_one.ipynb", "two": "02_two.ipynb", "bank": "03_bank.ipynb",
-        "sheet": "04_sheet.ipynb"}
+        "questions": "04_questions.ipynb", "sheet": "05_sheet.ipynb"}
     out = tmp_path / "_reader"
     assert reader.main(["--book", str(book.folder), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.glob("*.ipynb")) == [
-        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb", "04_sheet.ipynb"]
+        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb",
+        "04_questions.ipynb", "05_sheet.ipynb"]
 
 
 def test_links_between_copies_use_the_numbered_names(tmp_path):
     one = [md("(chap-one)=\n# First chapter")]
     _, texts = convert(tmp_path, md(
         "{doc}`one`, {ref}`chap-one`, [the bank](bank.ipynb), "
-        "[the intro](intro.md), `[x](one.ipynb)`."), one_cells=one)
+        "[a section](<questions.md#Foundations>), [the intro](intro.md), `[x](one.ipynb)`."),
+        one_cells=one)
     assert texts[0] == ("[First chapter](<01_one.ipynb>), "
                         "[First chapter](<01_one.ipynb#First-chapter>), "
                         "[the bank](<03_bank.ipynb>), "
+                        "[a section](<04_questions.ipynb#Foundations>), "
                         "the intro, `[x](one.ipynb)`.")   # no copy of the intro: no link
 
 
@@ -318,11 +322,33 @@ def test_the_index_lists_every_part_and_links_every_copy(tmp_path):
     text = cell["source"]
     assert cell["cell_type"] == "markdown" and text.startswith("# A small book\n\n")
     order = ["## Numbered", "1. [First chapter](<01_one.ipynb>)", "2. [Two](<02_two.ipynb>)",
-             "## Practice", "- [The `bank`](<03_bank.ipynb>)", "- [Sheet](<04_sheet.ipynb>)"]
+             "## Practice", "- [The `bank`](<03_bank.ipynb>)",
+             "- [Questions](<04_questions.ipynb>)", "- [Sheet](<05_sheet.ipynb>)"]
     assert [text.index(line) for line in order] == sorted(text.index(line) for line in order)
     links = re.findall(r"\]\(<([^>]+)>\)", text)
     assert set(links) == {book.filename(doc) for doc in book.copies}
+    assert text.index("[Questions](<04_questions.ipynb>)") < text.index("## Numbered")
     assert nb["metadata"]["kernelspec"]["name"] == "python3"   # JupyterLab asks for none
+
+
+def test_a_page_of_the_book_becomes_a_reader_notebook(tmp_path):
+    page = ("(bank)=\n# Questions\n\nIntro {glue:text}`one.ipynb::steps`.\n\n"
+            "## Foundations\n\n### One\n\n"
+            ":::{admonition} Q1. Why?\n:class: dropdown q-warmup\n:name: q-one-1\n\n"
+            "Because.\n:::\n\n```python\n# not a heading\n```\n\n"
+            "## By theme\n\n- {ref}`One, Q1 <q-one-1>`; {doc}`one`\n")
+    one = [md("# First chapter"), code("glue()", [glued("steps", "44")])]
+    book = write_book(tmp_path, [md("# Two")], one_cells=one, page=page)
+    nb = reader.reader_notebook(book, "questions")
+    texts = [c["source"] for c in nb["cells"]]
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown"] * 4   # a cell per section
+    assert texts[0] == "# Questions\n\nIntro 44."
+    assert texts[1] == "## Foundations"
+    assert texts[2].startswith("### One\n\n<details") and ">warm-up</span>" in texts[2]
+    assert texts[2].endswith("```python\n# not a heading\n```")
+    assert texts[3] == "## By theme\n\n- [One, Q1](<#One>); [First chapter](<01_one.ipynb>)"
+    assert not raw_myst(nb) and not book.missing["questions"]
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
 
 
 def test_copies_of_an_earlier_run_go_and_other_notebooks_stay(tmp_path):
@@ -342,8 +368,8 @@ def test_copies_of_an_earlier_run_go_and_other_notebooks_stay(tmp_path):
     assert (out / "two.ipynb").exists() and (out / "07_two.ipynb").exists()
     reader.main(args)
     assert sorted(p.name for p in out.glob("*.ipynb")) == [
-        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb", "04_sheet.ipynb",
-        "mine.ipynb"]
+        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb",
+        "04_questions.ipynb", "05_sheet.ipynb", "mine.ipynb"]
 
 
 # -- the book ---------------------------------------------------------------------------------
@@ -355,15 +381,16 @@ def book():
 
 # one test per chapter (read from book/ at collection), so the workers share them
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
+PAGES = ["questions", "claims"]   # the pages with reader copies
 
 
 def test_the_chapters_are_the_books(book):
     assert set(book.notebooks) <= set(CHAPTERS) and "adam" in book.notebooks
 
 
-@pytest.mark.parametrize("doc", CHAPTERS)
+@pytest.mark.parametrize("doc", CHAPTERS + PAGES)
 def test_every_chapter_converts_with_no_myst_left(book, doc):
-    if doc not in book.copies:
+    if doc not in book.notebooks and doc not in PAGES:
         pytest.skip("not in the table of contents")
     nb = reader.reader_notebook(book, doc)
     if FULL:  # nbformat's schema check imports jsonschema: seconds, once per worker
@@ -394,7 +421,7 @@ def test_the_books_copies_sort_in_reading_order(book):
     assert book.filename("training_step") == "01_training_step.ipynb"
     assert book.filename("adam") == "07_adam.ipynb"
     assert names == sorted(names) and len(set(names)) == len(names)
-    assert set(CHAPTERS) <= set(book.copies)
+    assert set(CHAPTERS + PAGES) <= set(book.copies)
     assert [doc for doc in book.order if doc in book.copies] == book.copies
 
 
@@ -404,7 +431,7 @@ def test_copies_sit_beside_book_and_are_regenerated_when_older(tmp_path):
     book = write_book(tmp_path, [md("# Two")])
     out = tmp_path / "_reader"
     args = ["--book", str(book.folder), "--out", str(out)]
-    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 5   # 4 and the index
+    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 6   # 5 and the index
     stamp = (out / "02_two.ipynb").stat().st_mtime
     assert reader.main(args) == 0 and (out / "02_two.ipynb").stat().st_mtime == stamp
     import os
