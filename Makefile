@@ -77,12 +77,14 @@ site-test: $(STAMP)
 	$(BIN)/python -m pytest tests/site --site _build/html -q -n 2 --dist loadgroup
 	$(BIN)/python -m pytest tests/lab --lab -q -n 0
 
-## lab: JupyterLab on reader copies of the chapters (_reader/, rewritten by tools/reader.py when
-## a source is newer): the website's text, numbers and folded answers, still runnable.
+## lab: JupyterLab on reader copies of the chapters, the question bank and the claims page
+## (_reader/, named in reading order, 07_adam.ipynb; rewritten by tools/reader.py when a source
+## is newer): the website's text, numbers and folded answers, still runnable. It opens on the
+## index, 00_index.ipynb.
 ## lab-source: JupyterLab on book/ itself, MyST and all, for editing chapters
 lab: $(STAMP)
 	$(BIN)/python tools/reader.py
-	$(BIN)/jupyter lab _reader
+	$(BIN)/jupyter lab _reader/00_index.ipynb
 
 lab-source: $(STAMP)
 	$(BIN)/jupyter lab book

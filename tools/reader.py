@@ -2,15 +2,17 @@
 
 JupyterLab renders a Markdown cell as CommonMark, so the MyST of the chapters (glued numbers,
 cross-references, citations, directives) would show as raw source. This writes a copy of every
-``book/*.ipynb`` into ``_reader/`` (beside ``book/``, at the same depth, so paths the chapters
-resolve from the working folder still work) in which each Markdown cell is plain Markdown and
-the HTML JupyterLab's sanitizer keeps:
+``book/*.ipynb``, and of the question bank and the claims page (``book/questions.md``,
+``book/claims.md``, a Markdown cell per section), into ``_reader/`` (beside ``book/``, at the
+same depth, so paths the chapters resolve from the working folder still work) in which each
+Markdown cell is plain Markdown and the HTML JupyterLab's sanitizer keeps:
 
 - ``{glue:text}`key``` (also ``key:format``, ``{glue}``, ``{glue:md}`` and ``other.ipynb::key``)
   becomes the value stored in the notebook's outputs;
 - ``{numref}``, ``{eq}``, ``{prf:ref}`` become "Fig. 7.1", "Eq. 7.1", "Proposition 7.1",
   numbered per chapter in document order as the website's Sphinx (numfig) numbers them;
   ``{ref}`` and ``{doc}`` become the target's title (a link when it is another chapter);
+  links to a chapter or page, written so or plain (``[text](adam.ipynb)``), go to its copy;
 - ``{cite:p}`` / ``{cite:t}`` become "[Kingma and Ba, 2015]" / "Kingma and Ba [2015]" from
   ``book/references.bib``, and each copy ends with the references it cites;
 - labels ``(x)=`` are dropped; labelled equations get their number as ``\\tag``;
@@ -20,12 +22,19 @@ the HTML JupyterLab's sanitizer keeps:
 
 Code cells keep their source and stored outputs. Cells the website hides (``remove-input``,
 ``hide-input``, ...) are collapsed (``metadata.jupyter.source_hidden`` / ``outputs_hidden``).
-A first, collapsed cell hands the values the prose shows to ``optedu.instruments.display.reader_values``:
-when a re-run glues another value, ``glue`` says so under the cell (the prose is not updated).
+A collapsed cell after the title's, before any code, hands the values the prose shows to
+``optedu.instruments.display.reader_values``: when a re-run glues another value, ``glue`` says
+so under the cell (the prose is not updated).
 
-    python tools/reader.py                 # every chapter, when a source is newer than its copy
-    python tools/reader.py --force         # every chapter
-    python tools/reader.py book/adam.ipynb --out /tmp/copies
+The copies are named in reading order, ``07_adam.ipynb`` for chapter 7 (the pages of unnumbered
+parts count on after the chapters: ``52_questions.ipynb``), so that JupyterLab's alphabetical
+list is the table of contents; ``00_index.ipynb`` lists the parts and links every copy. A run
+that writes every copy removes the copies in ``_reader/`` under other names (an earlier
+version's un-numbered names, a chapter that moved); other notebooks there stay.
+
+    python tools/reader.py                 # every copy and the index, when a source is newer
+    python tools/reader.py --force         # every copy and the index
+    python tools/reader.py book/adam.ipynb --out /tmp/copies     # writes 07_adam.ipynb
 """
 
 from __future__ import annotations
@@ -55,6 +64,14 @@ ADMONITIONS = {  # type: (frame colour, default title)
 LEVELS = {"q-warmup": "warm-up", "q-standard": "standard", "q-deep": "deep"}
 HIDE_SOURCE = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
 HIDE_OUTPUTS = {"remove-output", "hide-output", "remove-cell", "hide-cell"}
+# The pages (book/*.md) with reader copies. The root page and the bibliography have none: the
+# index notebook takes the root's place, and each copy ends with the works it cites.
+PAGES = ("questions", "claims")
+INDEX = "00_index.ipynb"
+MARK = "optedu_reader"  # notebook metadata of a copy: {"source": "book/adam.ipynb"}
+# A notebook without a kernel makes JupyterLab ask for one: the pages and the index get this.
+KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+          "language_info": {"name": "python"}}
 
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
@@ -64,6 +81,10 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 EQUATION = re.compile(r"\$\$(?P<body>.+?)\$\$[ \t]*\((?P<label>[^()\s]+)\)[ \t]*$",
                       re.S | re.M)
 EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
+# A Markdown link to a page of the book, [text](adam.ipynb#anchor) or with <...>; code spans are
+# matched first so that a link written inside one stays as it is.
+LINK = re.compile(r"(?P<code>`+)(?:.*?)(?P=code)|\[(?P<text>[^\[\]]*)\]\((?P<lt><)?"
+                  r"(?P<stem>[\w-]+)\.(?:ipynb|md)(?P<anchor>#[^()<>\s]*)?(?(lt)>)\)")
 
 
 # -- blocks: a Markdown text as plain text and (nested) directives ---------------------------
@@ -136,17 +157,26 @@ class Target:
     kind: str         # section, figure, equation, exercise, prf:<type>
     text: str         # what a reference shows: "Fig. 7.1", a title, ...
     title: str = ""   # a figure's caption, a directive's title
+    section: str = ""  # a named admonition's heading, where a link to it goes
 
 
 class Book:
-    """Every chapter of ``book``: chapter numbers (``_toc.yml``), labels, glued values, citations."""
+    """Every chapter of ``book``: chapter numbers (``_toc.yml``), labels, glued values, citations,
+    and the names of the reader copies."""
 
     def __init__(self, book: pathlib.Path = BOOK, toc: pathlib.Path | None = None,
                  bib: pathlib.Path | None = None):
         self.folder = pathlib.Path(book)
         self.notebooks = {p.stem: json.loads(p.read_text()) for p in
                           sorted(self.folder.glob("*.ipynb"))}
-        order, self.chapters = _toc(toc if toc is not None else self.folder.parent / "_toc.yml")
+        # A page (book/*.md) as a notebook of Markdown cells, one per section.
+        self.pages = {p.stem: _page_notebook(p.read_text()) for p in
+                      sorted(self.folder.glob("*.md"))}
+        toc = toc if toc is not None else self.folder.parent / "_toc.yml"
+        self.order, self.chapters, self.parts = _toc(toc)
+        self.title = _title(self.folder.parent / "_config.yml")
+        self.names = copy_names(self.order, self.chapters, _copied(self.folder))
+        self.copies = list(self.names)  # the docs with reader copies, in reading order
         bib = bib if bib is not None else self.folder / "references.bib"
         self.bib = _bibliography(bib) if pathlib.Path(bib).exists() else {}
         self.labels: dict[str, Target] = {}
@@ -155,16 +185,14 @@ class Book:
         # Sphinx numbers per chapter in numbered parts ("Fig. 7.1"); the pages of unnumbered
         # parts share one count, in the order of the table of contents ("Fig. 25").
         unnumbered: dict[str, int] = {}
-        pages = {p.stem: p for p in self.folder.glob("*.md")}
-        for stem in [*order, *sorted(set(self.notebooks) | set(pages))]:
+        for stem in [*self.order, *sorted(set(self.notebooks) | set(self.pages))]:
             if stem in self.titles:
                 continue
             counts = {} if stem in self.chapters else unnumbered
             if stem in self.notebooks:
                 self._index(stem, self.notebooks[stem]["cells"], counts)
-            elif stem in pages:
-                self._index(stem, [{"cell_type": "markdown", "source": pages[stem].read_text()}],
-                            counts)
+            elif stem in self.pages:
+                self._index(stem, self.pages[stem]["cells"], counts)
             self.titles.setdefault(stem, stem)
         self._glued: dict[str, dict[str, dict]] = {}
         self.missing: dict[str, list[str]] = {}  # doc -> glue keys its prose has no value for
@@ -173,6 +201,14 @@ class Book:
         chapter = self.chapters.get(doc)
         return f"{chapter}.{n}" if chapter is not None else str(n)
 
+    def filename(self, doc: str) -> str:
+        """The name of ``doc``'s reader copy: ``07_adam.ipynb``."""
+        return self.names[doc]
+
+    def source(self, doc: str) -> dict:
+        """``doc`` as a notebook: a chapter, or a page's sections as Markdown cells."""
+        return self.notebooks[doc] if doc in self.notebooks else self.pages[doc]
+
     def _index(self, doc: str, cells: list[dict], counts: dict[str, int]) -> None:
         """Labels of ``doc`` numbered in document order (``counts``: the numbers so far)."""
 
@@ -180,10 +216,17 @@ class Book:
             counts[kind] = counts.get(kind, 0) + 1
             return self.number(doc, counts[kind])
 
+        section = ""  # the heading the text walked so far sits under
+
         def walk(blocks: list) -> None:
+            nonlocal section
             for block in blocks:
                 if isinstance(block, Directive):
                     kind = block.name
+                    if "name" in block.options:  # e.g. a question of the bank, for {ref}
+                        title = _plain_title(block.arg)
+                        self.labels[block.options["name"]] = Target(
+                            doc, kind, title or block.options["name"], title, section)
                     if kind.startswith("prf:") and kind != "prf:proof":
                         n = count(kind)
                         name = kind[4:].capitalize()
@@ -209,6 +252,8 @@ class Book:
                         title = _plain_title(h[2]) if h else m["label"]
                         self.labels[m["label"]] = Target(doc, "section", title, title)
                     h = HEADING.match(line)
+                    if h:
+                        section = _plain_title(h[2])
                     if h and len(h[1]) == 1 and doc not in self.titles:
                         self.titles[doc] = _plain_title(h[2])
                 for m in EQUATION.finditer(block):
@@ -260,23 +305,89 @@ def _plain_title(title: str) -> str:
     return re.sub(ROLE, lambda m: m["content"], title).strip()
 
 
-def _toc(toc: pathlib.Path) -> tuple[list[str], dict[str, int]]:
-    """The stems in reading order, and the chapter numbers: the chapters of numbered parts,
-    counted on across parts (the root page and unnumbered parts have none)."""
+def _toc(toc: pathlib.Path) -> tuple[list[str], dict[str, int], list[tuple[str, list[str]]]]:
+    """The stems in reading order; the chapter numbers: the chapters of numbered parts, counted
+    on across parts (the root page and unnumbered parts have none); the parts as (caption,
+    stems)."""
     import yaml
 
     if not pathlib.Path(toc).exists():
-        return [], {}
+        return [], {}, []
     data = yaml.safe_load(pathlib.Path(toc).read_text())
     order = [pathlib.Path(data["root"]).stem] if "root" in data else []
     numbers: dict[str, int] = {}
+    parts = []
     for part in data.get("parts", []):
-        for chapter in part.get("chapters", []):
-            stem = pathlib.Path(chapter["file"]).stem
+        stems = [pathlib.Path(chapter["file"]).stem for chapter in part.get("chapters", [])]
+        for stem in stems:
             order.append(stem)
             if part.get("numbered"):
                 numbers[stem] = len(numbers) + 1
-    return order, numbers
+        parts.append((part.get("caption", ""), stems))
+    return order, numbers, parts
+
+
+def _title(config: pathlib.Path) -> str:
+    """The book's title, from ``_config.yml`` ("" without one)."""
+    import yaml
+
+    if not pathlib.Path(config).exists():
+        return ""
+    return str((yaml.safe_load(pathlib.Path(config).read_text()) or {}).get("title", ""))
+
+
+def _copied(book: pathlib.Path) -> set[str]:
+    """The docs of ``book`` that get reader copies: every notebook, and the :data:`PAGES`."""
+    return ({p.stem for p in book.glob("*.ipynb")}
+            | {p for p in PAGES if (book / f"{p}.md").exists()})
+
+
+def copy_names(order: list[str], chapters: dict[str, int], docs: set[str]) -> dict[str, str]:
+    """Doc -> the name of its reader copy, in reading order: ``07_adam.ipynb``.
+
+    A chapter's name starts with its number in the book; the pages of unnumbered parts count on
+    after the last chapter, in reading order (in this book those parts come last, so that the
+    alphabetical order of the names is the reading order). Numbers are zero-padded to one width
+    (JupyterLab sorts names as text); a notebook outside the table of contents keeps its name.
+    """
+    listed = [d for d in dict.fromkeys(order) if d in docs]
+    numbers, last = {}, max(chapters.values(), default=0)
+    for doc in listed:
+        if doc not in chapters:
+            last += 1
+        numbers[doc] = chapters.get(doc, last)
+    width = max(2, len(str(max(numbers.values(), default=0))))
+    names = {doc: f"{n:0{width}d}_{doc}.ipynb" for doc, n in numbers.items()}
+    names.update({doc: f"{doc}.ipynb" for doc in sorted(docs - set(names))})
+    return names
+
+
+def _page_notebook(text: str) -> dict:
+    """A MyST page as a notebook: a Markdown cell per section (headings of level 1 to 3, each
+    with the labels just above it), so that JupyterLab's table of contents and folding work."""
+    cells: list[list[str]] = [[]]
+    fence = None
+    for line in text.split("\n"):
+        m = FENCE.match(line)
+        if fence is None and m:
+            fence = m["fence"]
+        elif fence is not None:
+            if m and m["fence"][0] == fence[0] and len(m["fence"]) >= len(fence) \
+                    and not m["info"].strip():
+                fence = None
+        else:
+            h = HEADING.match(line)
+            if h and len(h[1]) <= 3:
+                head = cells[-1]
+                k = len(head)
+                while k and (not head[k - 1].strip() or LABEL.match(head[k - 1])):
+                    k -= 1
+                cells[-1], new = head[:k], [x for x in head[k:] if x.strip()]
+                cells.append(new)
+        cells[-1].append(line)
+    sources = ["\n".join(c).strip("\n") for c in cells]
+    return {"cells": [_markdown_cell(s) for s in sources if s.strip()],
+            "metadata": copy.deepcopy(KERNEL), "nbformat": 4, "nbformat_minor": 5}
 
 
 def _bibliography(path: pathlib.Path) -> dict[str, tuple[str, str, str]]:
@@ -332,6 +443,16 @@ class Converter:
         """Every role of ``text`` replaced, outside code spans and maths."""
         return ROLE.sub(self._role, text)
 
+    def links(self, text: str) -> str:
+        """Markdown links to the book's pages pointed at their reader copies (text alone for a
+        page without one); links inside code spans are left as they are."""
+        def relink(m: re.Match) -> str:
+            if m["code"]:
+                return m[0]
+            return self.link(m["text"], m["stem"], anchor=m["anchor"] or "", always=True)
+
+        return LINK.sub(relink, text)
+
     def _role(self, m: re.Match) -> str:
         shown = self._shown_role(m["name"], " ".join(m["content"].split()))
         self.log.append((m["name"], m["content"], shown))
@@ -386,14 +507,20 @@ class Converter:
             shown = text or target.text
         if name == "ref" and target.kind == "section":
             return self.link(shown, target.doc, target.title)
+        if name == "ref" and target.section:  # a named admonition: its section's heading
+            return self.link(shown, target.doc, target.section)
         return self.link(shown, target.doc) if target.doc != self.doc else shown
 
-    def link(self, text: str, doc: str, heading: str | None = None) -> str:
-        anchor = "#" + _heading_id(heading) if heading else ""
-        if doc == self.doc:
+    def link(self, text: str, doc: str, heading: str | None = None, anchor: str = "",
+             always: bool = False) -> str:
+        """``text`` linked to ``doc``'s reader copy (at ``heading``, or a given ``anchor``);
+        ``text`` alone where ``doc`` has no copy, or is this one and no place is given
+        (``always``: link anyway)."""
+        anchor = "#" + _heading_id(heading) if heading else anchor
+        if doc == self.doc and (anchor or not always):
             return f"[{text}](<{anchor}>)" if anchor else text
-        if doc in self.book.notebooks:
-            return f"[{text}](<{doc}.ipynb{anchor}>)"
+        if doc in self.book.names:
+            return f"[{text}](<{self.book.filename(doc)}{anchor}>)"
         return text
 
     def cite(self, name: str, content: str) -> str:
@@ -423,7 +550,7 @@ class Converter:
         for line in text.split("\n"):
             fence = FENCE.match(line)
             if code is None and fence:
-                out.append(self.roles("\n".join(prose)))
+                out.append(self.roles(self.links("\n".join(prose))))
                 prose, code = [], fence["fence"]
                 out.append(line)
             elif code is not None:
@@ -432,7 +559,7 @@ class Converter:
                 out.append(line)
             elif not LABEL.match(line):
                 prose.append(line)
-        out.append(self.roles("\n".join(prose)))
+        out.append(self.roles(self.links("\n".join(prose))))
         return "\n".join(x for x in out if x)
 
     def _tag(self, m: re.Match) -> str:
@@ -519,8 +646,8 @@ class Converter:
 # -- a notebook ------------------------------------------------------------------------------
 
 def reader_notebook(book: Book, doc: str) -> dict:
-    """The reader copy of ``book``'s notebook ``doc`` (a new nbformat dict)."""
-    nb = copy.deepcopy(book.notebooks[doc])
+    """The reader copy of ``book``'s notebook or page ``doc`` (a new nbformat dict)."""
+    nb = copy.deepcopy(book.source(doc))
     conv = Converter(book, doc)
     cells = []
     solution: str | None = None  # the summary of the solution a span of cells belongs to
@@ -547,17 +674,62 @@ def reader_notebook(book: Book, doc: str) -> dict:
     if conv.cited:
         refs = "\n".join(f"- {conv.book.bib[k][2]}" for k in conv.cited)
         cells.append(_markdown_cell(f"## Works cited\n\n{refs}"))
-    first = _code_cell(
-        f"# Reader copy of book/{doc}.ipynb, written by tools/reader.py: edits here are\n"
-        f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
-        f"# computes another one.\n"
-        f"from optedu.instruments.display import reader_values\n"
-        f"reader_values({_literal(conv.shown)})")
-    nb["cells"] = [first] + cells
+    source = f"book/{doc}.ipynb" if doc in book.notebooks else f"book/{doc}.md"
+    if any(cell["cell_type"] == "code" for cell in cells):
+        values = _code_cell(
+            f"# Reader copy of {source}, written by tools/reader.py: edits here are\n"
+            f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
+            f"# computes another one.\n"
+            f"from optedu.instruments.display import reader_values\n"
+            f"reader_values({_literal(conv.shown)})")
+        # The title's cell first (moving a Markdown cell changes no run: an install cell may
+        # come before it), the values right after it, before any code: glue() knows them
+        # when a cell glues.
+        title = next((k for k, c in enumerate(cells) if c["cell_type"] == "markdown"), None)
+        if title is not None and any(len(h[1]) == 1 for h in
+                                     map(HEADING.match, _source(cells[title]).split("\n")) if h):
+            cells.insert(0, cells.pop(title))
+            cells.insert(1, values)
+        else:
+            cells.insert(0, values)
+    nb["cells"] = cells
+    nb["metadata"] = {**KERNEL, **nb.get("metadata", {}), MARK: {"source": source}}
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
         for k, cell in enumerate(nb["cells"]):  # the cells the copy adds need ids
             cell.setdefault("id", f"reader-{k}")
     book.missing[doc] = conv.missing
+    return nb
+
+
+def index_notebook(book: Book) -> dict:
+    """The index of the reader copies: the book's parts, their chapters numbered and linked."""
+    def line(doc: str) -> str:
+        return f"[{book.titles.get(doc, doc)}](<{book.filename(doc)}>)"
+
+    root = book.titles.get(book.order[0], "") if book.order else ""
+    practice = [line(doc) for doc in PAGES if doc in book.names]
+    text = [f"# {book.title or root or 'Reader copies'}",
+            "The chapters in reading order, as on the website and runnable: open one and run it "
+            "top to bottom (Run > Run All Cells). Edits here are overwritten; the sources are in "
+            "`book/`."]
+    if practice:
+        text.append("To practise for interviews: " + " and ".join(practice) + ".")
+    listed = set()
+    for caption, stems in book.parts:
+        docs = [doc for doc in stems if doc in book.names]
+        if docs:
+            text.append(f"## {caption}\n\n" + "\n".join(
+                f"{book.chapters[doc]}. {line(doc)}" if doc in book.chapters else f"- {line(doc)}"
+                for doc in docs))
+            listed.update(docs)
+    others = [doc for doc in book.copies if doc not in listed]
+    if others:
+        text.append("## Outside the table of contents\n\n"
+                    + "\n".join(f"- {line(doc)}" for doc in others))
+    nb = {"cells": [_markdown_cell("\n\n".join(text))],
+          "metadata": {**copy.deepcopy(KERNEL), MARK: {"source": "_toc.yml"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    nb["cells"][0]["id"] = "reader-index"
     return nb
 
 
@@ -609,6 +781,19 @@ def _code_cell(text: str) -> dict:
             "metadata": {"tags": ["remove-input"], "jupyter": {"source_hidden": True}}}
 
 
+def _written_here(path: pathlib.Path) -> bool:
+    """Whether the notebook at ``path`` is a reader copy: its metadata says so, or (a copy
+    written before there was that metadata) its first cell says "# Reader copy of book/..."."""
+    try:
+        nb = json.loads(path.read_text())
+        cells = nb.get("cells") or [{}]
+        return MARK in nb.get("metadata", {}) or (
+            cells[0].get("cell_type") == "code"
+            and _source(cells[0]).startswith("# Reader copy of book/"))
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return False
+
+
 def _out_of_date(sources: list[pathlib.Path], copies: list[pathlib.Path]) -> bool:
     if not all(c.exists() for c in copies):
         return True
@@ -619,20 +804,35 @@ def _out_of_date(sources: list[pathlib.Path], copies: list[pathlib.Path]) -> boo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path,
-                        help="chapters to copy (default: every book/*.ipynb)")
+                        help="chapters or pages to copy (default: every book/*.ipynb, the "
+                             f"pages {', '.join(PAGES)} and the index {INDEX})")
     parser.add_argument("--book", type=pathlib.Path, default=BOOK)
     parser.add_argument("--out", type=pathlib.Path, default=OUT)
     parser.add_argument("--force", action="store_true", help="write even if up to date")
     args = parser.parse_args(argv)
-    stems = [p.stem for p in args.notebooks] or sorted(p.stem for p in args.book.glob("*.ipynb"))
-    copies = [args.out / f"{s}.ipynb" for s in stems]
+    order, chapters, _ = _toc(args.book.parent / "_toc.yml")
+    names = copy_names(order, chapters, _copied(args.book))
+    stems = [p.stem for p in args.notebooks] or list(names)
+    unknown = [s for s in stems if s not in names]
+    if unknown:
+        parser.error(f"no chapter or page with a reader copy: {', '.join(unknown)}")
+    copies = [args.out / names[s] for s in stems]
+    # A copy under a name this run does not write (the un-numbered names of earlier runs, a
+    # chapter since moved) goes when every copy is written; other notebooks stay.
+    stale = [] if args.notebooks else [
+        p for p in sorted(args.out.glob("*.ipynb"))
+        if p.name not in {*names.values(), INDEX} and _written_here(p)]
     # Any chapter can change another's numbers or titles: one newer source renews them all.
     sources = [*args.book.glob("*.ipynb"), *args.book.glob("*.md"), args.book / "references.bib",
-               args.book.parent / "_toc.yml", pathlib.Path(__file__),
-               ROOT / "optedu" / "instruments" / "display.py"]
-    if not args.force and not _out_of_date(sources, copies):
+               args.book.parent / "_toc.yml", args.book.parent / "_config.yml",
+               pathlib.Path(__file__), ROOT / "optedu" / "instruments" / "display.py"]
+    index = [] if args.notebooks else [args.out / INDEX]
+    if not args.force and not stale and not _out_of_date(sources, copies + index):
         print(f"reader copies in {args.out} are up to date")
         return 0
+    for path in stale:
+        path.unlink()
+        print(f"removed {path} (no longer a copy's name)")
     book = Book(args.book)
     args.out.mkdir(parents=True, exist_ok=True)
     for stem, path in zip(stems, copies):
@@ -641,7 +841,10 @@ def main(argv: list[str] | None = None) -> int:
         if book.missing[stem]:
             print(f"warning: {stem}: no stored value for {', '.join(book.missing[stem])} "
                   "(shown as such; run the chapter: make outputs)", file=sys.stderr)
-    print(f"wrote {len(copies)} reader copies to {args.out}")
+    for path in index:
+        path.write_text(json.dumps(index_notebook(book), indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {len(copies)} reader copies" + (f" and {INDEX}" if index else "")
+          + f" to {args.out}")
     return 0
 
 

@@ -138,8 +138,9 @@ def glue(name: str, variable: object, display: bool = True) -> None:
 
 
 # Reader copies of the chapters (tools/reader.py, for JupyterLab) write glued values into their
-# prose. Their first cell hands those values to reader_values(); glue() then flags a value that
-# a re-run computes differently, since the prose cannot follow. None: not a reader copy.
+# prose. A cell after the title, before any code, hands those values to reader_values(); glue()
+# then flags a value that a re-run computes differently, since the prose cannot follow. None:
+# not a reader copy.
 _shown: dict[str, str] | None = None
 
 

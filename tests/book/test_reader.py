@@ -68,6 +68,7 @@ parts:
   - caption: Practice
     chapters:
       - file: book/bank
+      - file: book/questions
       - file: book/sheet
 """
 
@@ -84,12 +85,15 @@ FIGURE = {"mystnb": {"figure": {"caption": "Loss against {glue:text}`lr`.", "nam
                      "image": {"alt": "a plot"}}}
 
 
-def write_book(tmp_path, two_cells, one_cells=None, bank_cells=None) -> reader.Book:
+def write_book(tmp_path, two_cells, one_cells=None, bank_cells=None, page="# Questions\n"
+               ) -> reader.Book:
     book = tmp_path / "book"
     book.mkdir()
     (tmp_path / "_toc.yml").write_text(TOC)
+    (tmp_path / "_config.yml").write_text('title: "A small book"\n')
     (book / "references.bib").write_text(BIB)
     (book / "intro.md").write_text("# Intro\n")
+    (book / "questions.md").write_text(page)
     one = one_cells or [md("(chap-one)=\n# First chapter")]
     (book / "one.ipynb").write_text(json.dumps(notebook(*one)))
     (book / "two.ipynb").write_text(json.dumps(notebook(*two_cells)))
@@ -178,9 +182,9 @@ def test_labels_dropped_refs_and_docs_become_titles_and_links(tmp_path):
         md("{ref}`chap-one`, {ref}`one-sec`, {ref}`here <two-sec>`, {doc}`one`."),
         one_cells=one)
     assert texts[0] == "# Two\n\n## Local part\n\nText."
-    assert texts[1] == ("[First chapter](<one.ipynb#First-chapter>), "
-                        "[The `lr` *matters*](<one.ipynb#The-lr-matters>), "
-                        "[here](<#Local-part>), [First chapter](<one.ipynb>).")
+    assert texts[1] == ("[First chapter](<01_one.ipynb#First-chapter>), "
+                        "[The `lr` *matters*](<01_one.ipynb#The-lr-matters>), "
+                        "[here](<#Local-part>), [First chapter](<01_one.ipynb>).")
 
 
 def test_dropdowns_fold_and_interview_questions_keep_their_level(tmp_path):
@@ -249,15 +253,123 @@ def test_hidden_cells_are_collapsed_and_code_is_kept(tmp_path):
     assert nb["cells"][1]["outputs"] == cells[0]["outputs"]
 
 
-def test_first_cell_hands_the_prose_values_to_glue(tmp_path):
-    nb, _ = convert(tmp_path, code("glue()", [glued("a", "1.5"), glued("unused", "7")]),
+def test_the_cell_after_the_title_hands_the_prose_values_to_glue(tmp_path):
+    nb, _ = convert(tmp_path, md("# Two"),
+                    code("glue()", [glued("a", "1.5"), glued("unused", "7")]),
                     md("{glue:text}`a:.0f` and {glue:text}`a`."))
-    first = nb["cells"][0]
-    assert first["metadata"]["jupyter"] == {"source_hidden": True}
-    values = {}
-    exec(first["source"].replace("from optedu.instruments.display import reader_values\n", ""),
-         {"reader_values": values.update})
-    assert values == {"a": "1.5"}   # the stored text/plain, only for keys the prose shows
+    title, values = nb["cells"][:2]
+    assert title["source"] == "# Two"
+    assert values["metadata"]["jupyter"] == {"source_hidden": True}
+    shown = {}
+    exec(values["source"].replace("from optedu.instruments.display import reader_values\n", ""),
+         {"reader_values": shown.update})
+    assert shown == {"a": "1.5"}   # the stored text/plain, only for keys the prose shows
+
+
+def test_the_values_cell_opens_no_chapter_but_precedes_its_code(tmp_path):
+    """The title opens the copy; the values reach glue() before any cell runs."""
+    def kinds(nb):
+        return ["values" if "reader_values(" in c["source"] else c["cell_type"]
+                for c in nb["cells"]]
+
+    (tmp_path / "a").mkdir()
+    nb, _ = convert(tmp_path / "a", md("# Two\n\nAt a glance."), md("More."), code("glue()"))
+    assert kinds(nb) == ["markdown", "values", "markdown", "code"]
+    (tmp_path / "b").mkdir()   # a code cell before the title (an install cell): it moves up
+    nb, _ = convert(tmp_path / "b", code("install()"), md("# Two"), code("glue()"))
+    assert kinds(nb) == ["markdown", "values", "code", "code"]
+    assert nb["cells"][0]["source"] == "# Two" and nb["cells"][2]["source"] == "install()"
+    (tmp_path / "c").mkdir()
+    nb, _ = convert(tmp_path / "c", code("glue()"), md("Text, no title."))
+    assert kinds(nb) == ["values", "code", "markdown"]
+
+
+# -- the copies as a set: names in reading order, the index, pages, stale copies -------------
+
+def test_copies_are_numbered_in_reading_order(tmp_path):
+    """A chapter's name carries the book's number, zero-padded, so that JupyterLab's
+    alphabetical list is the reading order; the pages of unnumbered parts count on after."""
+    book = write_book(tmp_path, [md("# Two")])
+    assert {doc: book.filename(doc) for doc in book.copies} == {
+        "one": "01_one.ipynb", "two": "02_two.ipynb", "bank": "03_bank.ipynb",
+        "questions": "04_questions.ipynb", "sheet": "05_sheet.ipynb"}
+    out = tmp_path / "_reader"
+    assert reader.main(["--book", str(book.folder), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.ipynb")) == [
+        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb",
+        "04_questions.ipynb", "05_sheet.ipynb"]
+
+
+def test_links_between_copies_use_the_numbered_names(tmp_path):
+    one = [md("(chap-one)=\n# First chapter")]
+    _, texts = convert(tmp_path, md(
+        "{doc}`one`, {ref}`chap-one`, [the bank](bank.ipynb), "
+        "[a section](<questions.md#Foundations>), [the intro](intro.md), `[x](one.ipynb)`."),
+        one_cells=one)
+    assert texts[0] == ("[First chapter](<01_one.ipynb>), "
+                        "[First chapter](<01_one.ipynb#First-chapter>), "
+                        "[the bank](<03_bank.ipynb>), "
+                        "[a section](<04_questions.ipynb#Foundations>), "
+                        "the intro, `[x](one.ipynb)`.")   # no copy of the intro: no link
+
+
+def test_the_index_lists_every_part_and_links_every_copy(tmp_path):
+    book = write_book(tmp_path, [md("# Two")], bank_cells=[md("# The `bank`")])
+    out = tmp_path / "_reader"
+    reader.main(["--book", str(book.folder), "--out", str(out)])
+    nb = json.loads((out / "00_index.ipynb").read_text())
+    (cell,) = nb["cells"]
+    text = cell["source"]
+    assert cell["cell_type"] == "markdown" and text.startswith("# A small book\n\n")
+    order = ["## Numbered", "1. [First chapter](<01_one.ipynb>)", "2. [Two](<02_two.ipynb>)",
+             "## Practice", "- [The `bank`](<03_bank.ipynb>)",
+             "- [Questions](<04_questions.ipynb>)", "- [Sheet](<05_sheet.ipynb>)"]
+    assert [text.index(line) for line in order] == sorted(text.index(line) for line in order)
+    links = re.findall(r"\]\(<([^>]+)>\)", text)
+    assert set(links) == {book.filename(doc) for doc in book.copies}
+    assert text.index("[Questions](<04_questions.ipynb>)") < text.index("## Numbered")
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"   # JupyterLab asks for none
+
+
+def test_a_page_of_the_book_becomes_a_reader_notebook(tmp_path):
+    page = ("(bank)=\n# Questions\n\nIntro {glue:text}`one.ipynb::steps`.\n\n"
+            "## Foundations\n\n### One\n\n"
+            ":::{admonition} Q1. Why?\n:class: dropdown q-warmup\n:name: q-one-1\n\n"
+            "Because.\n:::\n\n```python\n# not a heading\n```\n\n"
+            "## By theme\n\n- {ref}`One, Q1 <q-one-1>`; {doc}`one`\n")
+    one = [md("# First chapter"), code("glue()", [glued("steps", "44")])]
+    book = write_book(tmp_path, [md("# Two")], one_cells=one, page=page)
+    nb = reader.reader_notebook(book, "questions")
+    texts = [c["source"] for c in nb["cells"]]
+    assert [c["cell_type"] for c in nb["cells"]] == ["markdown"] * 4   # a cell per section
+    assert texts[0] == "# Questions\n\nIntro 44."
+    assert texts[1] == "## Foundations"
+    assert texts[2].startswith("### One\n\n<details") and ">warm-up</span>" in texts[2]
+    assert texts[2].endswith("```python\n# not a heading\n```")
+    assert texts[3] == "## By theme\n\n- [One, Q1](<#One>); [First chapter](<01_one.ipynb>)"
+    assert not raw_myst(nb) and not book.missing["questions"]
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_copies_of_an_earlier_run_go_and_other_notebooks_stay(tmp_path):
+    """A copy under a name this run does not write (an un-numbered name of an earlier version,
+    a chapter that moved) is removed, even when the rest is up to date; a notebook the reader
+    made stays, and a run for named chapters removes nothing."""
+    book = write_book(tmp_path, [md("# Two")])
+    out = tmp_path / "_reader"
+    args = ["--book", str(book.folder), "--out", str(out)]
+    reader.main(args)
+    old = notebook(code("# Reader copy of book/two.ipynb, written by tools/reader.py: edits here"
+                        " are\n# overwritten.\nreader_values({})"), md("# Two"))
+    (out / "two.ipynb").write_text(json.dumps(old))
+    (out / "07_two.ipynb").write_text((out / "02_two.ipynb").read_text())
+    (out / "mine.ipynb").write_text(json.dumps(notebook(code("x = 1"))))
+    reader.main([*args, str(book.folder / "one.ipynb")])
+    assert (out / "two.ipynb").exists() and (out / "07_two.ipynb").exists()
+    reader.main(args)
+    assert sorted(p.name for p in out.glob("*.ipynb")) == [
+        "00_index.ipynb", "01_one.ipynb", "02_two.ipynb", "03_bank.ipynb",
+        "04_questions.ipynb", "05_sheet.ipynb", "mine.ipynb"]
 
 
 # -- the book ---------------------------------------------------------------------------------
@@ -269,15 +381,16 @@ def book():
 
 # one test per chapter (read from book/ at collection), so the workers share them
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
+PAGES = ["questions", "claims"]   # the pages with reader copies
 
 
 def test_the_chapters_are_the_books(book):
     assert set(book.notebooks) <= set(CHAPTERS) and "adam" in book.notebooks
 
 
-@pytest.mark.parametrize("doc", CHAPTERS)
+@pytest.mark.parametrize("doc", CHAPTERS + PAGES)
 def test_every_chapter_converts_with_no_myst_left(book, doc):
-    if doc not in book.notebooks:
+    if doc not in book.notebooks and doc not in PAGES:
         pytest.skip("not in the table of contents")
     nb = reader.reader_notebook(book, doc)
     if FULL:  # nbformat's schema check imports jsonschema: seconds, once per worker
@@ -303,18 +416,27 @@ def test_the_books_numbers_are_the_websites(book):
     assert book.bib["paszke2019"][:2] == ("Paszke and others", "2019")
 
 
+def test_the_books_copies_sort_in_reading_order(book):
+    names = [book.filename(doc) for doc in book.copies]
+    assert book.filename("training_step") == "01_training_step.ipynb"
+    assert book.filename("adam") == "07_adam.ipynb"
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert set(CHAPTERS + PAGES) <= set(book.copies)
+    assert [doc for doc in book.order if doc in book.copies] == book.copies
+
+
 def test_copies_sit_beside_book_and_are_regenerated_when_older(tmp_path):
     """The copies sit at book/'s depth (chapters find bench/ from their working folder)."""
     assert reader.OUT.parent == reader.BOOK.parent
     book = write_book(tmp_path, [md("# Two")])
     out = tmp_path / "_reader"
     args = ["--book", str(book.folder), "--out", str(out)]
-    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 4
-    stamp = (out / "two.ipynb").stat().st_mtime
-    assert reader.main(args) == 0 and (out / "two.ipynb").stat().st_mtime == stamp
+    assert reader.main(args) == 0 and len(list(out.glob("*.ipynb"))) == 6   # 5 and the index
+    stamp = (out / "02_two.ipynb").stat().st_mtime
+    assert reader.main(args) == 0 and (out / "02_two.ipynb").stat().st_mtime == stamp
     import os
     os.utime(book.folder / "two.ipynb", (stamp + 10, stamp + 10))
-    assert reader.main(args) == 0 and (out / "two.ipynb").stat().st_mtime > stamp
+    assert reader.main(args) == 0 and (out / "02_two.ipynb").stat().st_mtime > stamp
 
 
 # -- staleness: glue in a reader copy -----------------------------------------------------------

@@ -3,7 +3,8 @@
 JupyterLab renders Markdown cells itself (marked, its sanitizer, MathJax): this checks what it
 shows, not what the converter writes. The rendered text must hold no raw MyST, the interview
 answers must be folded, and screenshots of the top and of the questions are saved to
-``$OPTEDU_LAB_SHOTS`` (default: the test's temporary folder).
+``$OPTEDU_LAB_SHOTS`` (default: the test's temporary folder). The index of the copies
+(``00_index.ipynb``) must open a chapter from its link.
 
 ``OPTEDU_LAB_NOTEBOOK=book/adam.ipynb`` opens that notebook as it is instead of a reader copy;
 on the stored chapter the checks fail (they can).
@@ -32,15 +33,17 @@ RAW = ("{glue", "{numref", "{cite", "{eq}", "{prf:", ":::{", "```{")
 
 @pytest.fixture(scope="module")
 def notebook(tmp_path_factory) -> pathlib.Path:
-    """The notebook to open: a fresh reader copy of book/adam.ipynb, in a folder of its own."""
+    """The notebook to open: a fresh reader copy of book/adam.ipynb, with the other copies
+    and their index in a folder of their own."""
     folder = tmp_path_factory.mktemp("lab")
     given = os.environ.get("OPTEDU_LAB_NOTEBOOK")
     if given:
         shutil.copy(ROOT / given, folder / pathlib.Path(given).name)
         return folder / pathlib.Path(given).name
     subprocess.run([sys.executable, str(ROOT / "tools" / "reader.py"), "--force",
-                    "--out", str(folder), str(ROOT / "book" / "adam.ipynb")], check=True)
-    return folder / "adam.ipynb"
+                    "--out", str(folder)], check=True)
+    (adam,) = [p for p in folder.glob("*.ipynb") if p.name.partition("_")[2] == "adam.ipynb"]
+    return adam   # 07_adam.ipynb
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +114,26 @@ def test_interview_answers_are_folded(page, tmp_path):
     assert not [f[1] for f in found if f[0]], "answers shown unfolded"
     # Folded: one line high (the summary), not the answer's paragraphs.
     assert max(height for _, _, height in questions) < 80
+
+
+def test_the_index_opens_a_chapter(browser, lab, notebook):
+    """The index's links are relative names of the copies, which JupyterLab opens in a tab."""
+    if not (notebook.parent / "00_index.ipynb").exists():
+        pytest.skip("OPTEDU_LAB_NOTEBOOK: no index beside the notebook")
+    browser.get(f"{lab}/lab/tree/00_index.ipynb")
+    links = "return document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown a').length"
+    deadline = time.monotonic() + 60
+    while browser.execute_script(links) < 50:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the index rendered {browser.execute_script(links)} links in 60 s")
+        time.sleep(0.5)
+    browser.execute_script("""
+        [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown a')]
+            .find(a => a.textContent === 'Adam').click();""")
+    tabs = ("return [...document.querySelectorAll('.lm-DockPanel .lm-TabBar-tabLabel')]"
+            ".map(e => e.textContent)")
+    deadline = time.monotonic() + 30
+    while notebook.name not in browser.execute_script(tabs):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no tab {notebook.name} after the click: {browser.execute_script(tabs)}")
+        time.sleep(0.5)
