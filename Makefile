@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test unit nbval unpinned site-test lab lab-source outputs bench experiments \
+.PHONY: setup book test lint unit nbval unpinned site-test lab lab-source outputs bench experiments \
 	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch experiments-spikes experiments-sharded-rules experiments-shampoo experiments-soap experiments-kron experiments-two-momenta experiments-mars experiments-after-muon experiments-low-memory clean
 
 setup: $(STAMP)
@@ -57,6 +57,10 @@ book: $(STAMP) $(MATHJAX)
 test: $(STAMP)
 	OPTEDU_TESTS=full $(BIN)/python -m pytest tests book -p nbval --nbval \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 --dist loadfile -q
+
+## lint: ruff over the package, the tests and the tools (pyproject.toml's [tool.ruff])
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 ## unit: the quick tier of the tests (pairwise grids, 5 hypothesis draws), under a minute
 unit: $(STAMP)

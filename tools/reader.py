@@ -48,7 +48,7 @@ import pathlib
 import re
 import sys
 
-from optedu.instruments.display import GLUE_PREFIX, pasted
+from optedu.instruments.display import pasted
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"

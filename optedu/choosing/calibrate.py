@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from typing import Any
 
 from . import contestants

@@ -42,7 +42,6 @@ Adam-type rule it equals; DoG's ``eta``). At the end: loss and accuracy on the t
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import pathlib

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ._validation import check_greater, check_non_negative, invalid
-from .optimizer import Group, Optimizer
+from .optimizer import Optimizer
 
 
 def alpha_schedule(step: int, alpha: float, warmup: float | None) -> float:

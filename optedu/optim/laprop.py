@@ -11,7 +11,7 @@ import torch
 
 from ._validation import check_betas, check_non_negative
 from .cautious import SHARD_REFUSAL, cautious_mask
-from .optimizer import Group, Optimizer, as_real
+from .optimizer import Optimizer, as_real
 
 #: pytorch_optimizer's floor under the second moment, inside the square root
 SQUARE_FLOOR = 1e-15

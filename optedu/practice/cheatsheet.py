@@ -47,7 +47,7 @@ from optedu.instruments.references import WITHOUT_INIT, reference_module
 from optedu.precision.memory import predicted_state_bytes, state_bytes, stepped
 
 from .cheatsheet_entries import (ENTRIES, HIDDEN_ARGUMENTS, LINEAGE, REFERENCES, SCHEDULES,
-                                 SETTINGS, SHAPES, VARIANTS)
+                                 SETTINGS, SHAPES, VARIANTS, Entry)
 
 __all__ = [
     "Measured", "optimizer_classes", "arguments", "torch_class", "default_mismatches", "shared_mismatches",

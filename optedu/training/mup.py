@@ -431,8 +431,8 @@ def coord_check(make_model: Callable[[int], nn.Module], widths: Sequence[int], s
                 for s in range(steps):
                     optimizer.zero_grad()
                     loss = loss_fn(model(x), y)
-                    for l, n in enumerate(names):
-                        values[s, l, w] += record[n] / seeds
+                    for k, n in enumerate(names):
+                        values[s, k, w] += record[n] / seeds
                     loss.backward()
                     optimizer.step()
             finally:
@@ -453,9 +453,9 @@ def plot_coord_check(result: CoordCheck, axes=None, *, title: str | None = None)
                                sharex=True)
         axes = axes[0]
     colors = plt.get_cmap("viridis")(torch.linspace(0, 0.9, n_steps).tolist())
-    for l, (ax, name) in enumerate(zip(axes, result.layers)):
+    for k, (ax, name) in enumerate(zip(axes, result.layers)):
         for s in range(n_steps):
-            ax.plot(result.widths, result.values[s, l].tolist(), "o-", ms=3, color=colors[s],
+            ax.plot(result.widths, result.values[s, k].tolist(), "o-", ms=3, color=colors[s],
                     label=f"t = {s}")
         ax.set_xscale("log")
         ax.set_yscale("log")

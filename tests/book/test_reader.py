@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from optedu.instruments.display import GLUE_PREFIX
 from optimizers import FULL
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def code(text: str, outputs=(), **metadata) -> dict:
 def glued(name: str, text: str) -> dict:
     """A stored output of ``glue(name, value, display=False)`` whose text/plain is ``text``
     (a number's as Python prints it; a string's quoted)."""
-    prefix = reader.GLUE_PREFIX
+    prefix = GLUE_PREFIX
     return {"output_type": "display_data", "data": {prefix + "text/plain": text},
             "metadata": {"scrapbook": {"name": name, "mime_prefix": prefix}}}
 
@@ -480,9 +481,9 @@ def test_glue_outside_a_reader_copy_is_unchanged(shown):
     display.glue("loss", "0.70", display=False)
     assert len(calls) == 2 and calls[0] == calls[1]
     (bundle,), kwargs = calls[0]
-    assert bundle == {reader.GLUE_PREFIX + "text/plain": "'0.70'"}
+    assert bundle == {GLUE_PREFIX + "text/plain": "'0.70'"}
     assert kwargs == {"raw": True, "metadata": {"scrapbook": {
-        "name": "loss", "mime_prefix": reader.GLUE_PREFIX}}}
+        "name": "loss", "mime_prefix": GLUE_PREFIX}}}
 
 
 @pytest.mark.skipif(not FULL, reason="starts a Jupyter kernel (a few seconds): full tier")

@@ -13,7 +13,6 @@ Hypothesis then draws the arguments of each class from their valid ranges.
 from __future__ import annotations
 
 import math
-import warnings
 from functools import partial
 
 import numpy as np

@@ -14,8 +14,8 @@ import torch
 import _hf_stub  # transformers stand-in; see its docstring
 
 pytestmark = pytest.mark.filterwarnings("ignore:This implementation of AdamW is deprecated:FutureWarning")
-from optedu.optim.galore import GaLoreAdamW, GaLoreProjector
-from optimizers import FULL
+from optedu.optim.galore import GaLoreAdamW, GaLoreProjector  # noqa: E402 (after the stub)
+from optimizers import FULL  # noqa: E402
 
 RefGaLore = _hf_stub.load("galore_torch", "adamw").AdamW
 

@@ -8,7 +8,6 @@ import contextlib
 import io
 import itertools
 import os
-import random
 import sys
 
 import importlib
@@ -16,7 +15,7 @@ import importlib
 import pytest
 import torch
 
-from optedu.optim.kron import Kron, einsum_exprs, precond_update_prob_schedule
+from optedu.optim.kron import Kron, einsum_exprs
 
 FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
 

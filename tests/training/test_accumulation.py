@@ -1,7 +1,6 @@
 """optedu.training.accumulation: the accumulation loop, its weights, per-micro-batch clipping, the
 learning-rate rules and the small training run (quick tier, all in this process)."""
 
-import math
 
 import pytest
 import torch
