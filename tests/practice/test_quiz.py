@@ -103,6 +103,14 @@ def test_a_topic_or_theme_matches_whole_words():
         quiz.theme_of("rule")  # "Update rules" holds "rules", not the word "rule"
 
 
+def test_case_13_asks_without_giving_its_diagnosis_away():
+    """Its prompt gives the loss and what is logged; the logits' growth is the answer's."""
+    case = next(q for q in quiz.Quiz().bank if q.chapter == "casebook" and q.number == 13)
+    prompt = quiz.to_markdown(case, case.prompt)
+    assert "grows" not in prompt and "c13_logit" not in case.prompt
+    assert "c13_logit_max" in case.answer
+
+
 def test_a_case_is_named_once():
     case = next(q for q in quiz.Quiz().bank if q.chapter == "casebook")
     text = quiz.question_text(case)
