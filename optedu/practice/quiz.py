@@ -86,6 +86,9 @@ class Question:
     detail: bool = False  # a question about one framework's or paper's convention
     follows: int | None = None  # the question (number) this one follows up
     prompt: str = ""  # a scenario's set-up, shown before the question (MyST)
+    # a case's figures as its page shows them: (alt text, PNG in base64), in order
+    figures: tuple[tuple[str, str], ...] = dataclasses.field(default=(), compare=False,
+                                                             repr=False)
 
     @property
     def glue_keys(self) -> list[str]:
@@ -195,7 +198,10 @@ def parse_notebook(path: str | Path) -> list[Question]:
     questions = []
     case: tuple[int, str] | None = None
     setup: list[str] = []
+    figures: list[tuple[str, str]] = []
     for cell in cells:
+        if cell["cell_type"] == "code" and case is not None:
+            figures.extend(_figures(cell))
         if cell["cell_type"] != "markdown":
             continue
         lines = "".join(cell["source"]).splitlines()
@@ -203,7 +209,7 @@ def parse_notebook(path: str | Path) -> list[Question]:
         while i < len(lines):
             heading = _CASE.match(lines[i])
             if heading:
-                case, setup = (int(heading.group(1)), heading.group(2).strip()), []
+                case, setup, figures = (int(heading.group(1)), heading.group(2).strip()), [], []
                 i += 1
                 continue
             opened = _OPEN.match(lines[i])
@@ -228,10 +234,19 @@ def parse_notebook(path: str | Path) -> list[Question]:
             answer = "\n".join(lines[i + 2:end]).strip()
             questions.append(Question(path.stem, title, number, question, marks["level"],
                                       answer, glued, marks["themes"], marks["kind"],
-                                      marks["detail"], marks["follows"], prompt))
-            case, setup = None, []
+                                      marks["detail"], marks["follows"], prompt,
+                                      tuple(figures) if prompt else ()))
+            case, setup, figures = None, [], []
             i = end + 1
     return questions
+
+
+def _figures(cell: dict) -> list[tuple[str, str]]:
+    """A code cell's figure as its page shows it: (alt text, PNG in base64), or nothing."""
+    alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+    pngs = [output["data"]["image/png"] for output in cell.get("outputs", [])
+            if "image/png" in output.get("data", {})]
+    return [(alt, "".join(pngs[0]).strip())] if alt and pngs else []
 
 
 def lint(question: Question) -> list[str]:
@@ -289,7 +304,8 @@ def to_json(questions: Sequence[Question]) -> str:
 
 def _packaged(chapters: Iterable[str] | None) -> list[Question]:
     bank = resources.files(__package__) / BANK
-    questions = [Question(**(row | {"themes": tuple(row.get("themes", ()))}))
+    questions = [Question(**(row | {"themes": tuple(row.get("themes", ())),
+                                     "figures": tuple(map(tuple, row.get("figures", ())))}))
                  for row in json.loads(bank.read_text(encoding="utf-8"))]
     if chapters is None:
         return sorted(questions, key=lambda q: q.chapter)
@@ -564,11 +580,14 @@ class Quiz:
 
 def question_text(q: Question, bank: Sequence[Question] = ()) -> str:
     """A question as the quiz shows it: where it is from, its level, a follow-up's parent
-    question, a scenario's set-up, then the question."""
+    question, a scenario's set-up, then the question; a case's figures follow (as images in
+    Jupyter; a terminal prints their descriptions, :func:`to_text`)."""
     head = f"**{q.chapter_title} · {q.level} · {name(q)}.**"
     if q.prompt:  # a case: its name is in the head already
         title = _title_text(q).removeprefix(f"{name(q)}: ")
-        return f"{head} {title}\n\n{to_markdown(q, q.prompt)}"
+        shown = "".join(f"\n\n![The figure: {alt.replace('[', '(').replace(']', ')')}]"
+                        f"(data:image/png;base64,{png})" for alt, png in q.figures)
+        return f"{head} {title}\n\n{to_markdown(q, q.prompt)}{shown}"
     parent = next((p for p in bank if p.chapter == q.chapter and p.number == q.follows),
                   None)
     context = f"*(Following Q{q.follows}: {_title_text(parent)})*\n\n" if parent else ""
@@ -834,6 +853,7 @@ def to_text(markdown: str) -> str:
         return tex_to_text(match.group(1) or match.group(2))
 
     text = re.sub(r"\$\$(.+?)\$\$|\$(.+?)\$", maths, markdown, flags=re.S)
+    text = re.sub(r"!\[([^\]]*)\]\(data:[^)]*\)", r"[\1]", text)  # a figure: its description
     text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)       # [text](target)
     text = re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: m.group(1) or m.group(2), text)
     text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"\1", text)

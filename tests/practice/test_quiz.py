@@ -111,6 +111,19 @@ def test_case_13_asks_without_giving_its_diagnosis_away():
     assert "c13_logit_max" in case.answer
 
 
+def test_a_case_shows_its_figure_in_jupyter_and_describes_it_in_a_terminal():
+    cases = [q for q in quiz.Quiz().bank if q.chapter == "casebook"]
+    assert len(cases) == 16 and all(q.figures for q in cases)
+    case = cases[3]
+    alt, png = case.figures[0]
+    shown = quiz.question_text(case)
+    assert f"(data:image/png;base64,{png})" in shown and len(png) > 1000
+    text = quiz.to_text(shown)
+    assert f"[The figure: {alt[:60]}" in text
+    assert "base64" not in text
+    assert not any(q.figures for q in quiz.Quiz().bank if q.chapter != "casebook")
+
+
 def test_a_case_is_named_once():
     case = next(q for q in quiz.Quiz().bank if q.chapter == "casebook")
     text = quiz.question_text(case)
