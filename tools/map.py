@@ -44,7 +44,7 @@ PATHS = [
     ("Practise: choose, tune, debug a run",
      "For a run of your own: which optimizer, which learning rate, batch and schedule, and "
      "what to do when the loss misbehaves.",
-     [("Choose", ["comparing", "results", "folklore"]),
+     [("Choose", ["comparing", "results", "large_runs", "folklore"]),
       ("Tune", ["lr_finding", "warmup", "wsd", "batch_size", "mup", "param_groups"]),
       ("Debug", ["clipping", "loss_spikes", "low_precision", "resuming", "casebook"])]),
     ("Prepare for interviews",
