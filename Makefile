@@ -169,7 +169,7 @@ experiments-wsd: $(STAMP)
 ## experiments-lrfree: the chapter "Learning-rate-free optimizers": D-Adaptation, Prodigy, DoG
 ## and LDoG against AdamW and schedule-free AdamW tuned over six rates (five seeds) on a small
 ## digits network; schedules, bias correction and the initial estimate d0 over six orders of
-## magnitude; 245 runs on one worker, about 6 minutes; experiments/lrfree.jsonl, resumable
+## magnitude; 270 runs on one worker, about 6 minutes; experiments/lrfree.jsonl, resumable
 experiments-lrfree: $(STAMP)
 	$(BIN)/python -m optedu.choosing.lrfree_runs
 

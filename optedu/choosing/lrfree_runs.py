@@ -22,8 +22,9 @@ anywhere. The runs (:func:`jobs`), seeds :data:`SEEDS`:
   with warmup) with the two warmup schedules;
 * ``prodigy_bc`` and ``dadapt_adam_bc``: ``use_bias_correction=True`` (off by default),
   constant;
-* ``dadapt_adam`` (Defazio & Mishchenko, 2023), constant and cosine; ``dadapt_sgd`` with
-  momentum 0.9; ``dog`` and ``ldog`` (Ivgi et al., 2023), whose polynomial-decay average
+* ``dadapt_adam`` (Defazio & Mishchenko, 2023) and ``dadapt_sgd`` with momentum 0.9, each
+  with every schedule of :data:`SCHEDULES` (its authors advise the schedule one would use
+  anyway, warmup included); ``dog`` and ``ldog`` (Ivgi et al., 2023), whose polynomial-decay average
   (gamma 8) is evaluated beside the last iterate;
 * the initial estimate swept over :data:`D0S` (six orders of magnitude) for ``prodigy``,
   ``dadapt_adam`` (their ``d0``) and ``dog`` (its ``reps_rel``), constant schedule.
@@ -126,9 +127,10 @@ def jobs() -> list[Job]:
             out.append(Job("sf_adamw", "warmup_constant", lr, 0.0, seed))
         out += [Job("prodigy", s, 1.0, D0, seed) for s in SCHEDULES]
         out += [Job("prodigy_sg", s, 1.0, D0, seed) for s in SCHEDULES if "warmup" in s]
-        out += [Job("dadapt_adam", s, 1.0, D0, seed) for s in ("constant", "cosine")]
+        out += [Job(name, s, 1.0, D0, seed) for name in ("dadapt_adam", "dadapt_sgd")
+                for s in SCHEDULES]
         out += [Job(name, "constant", 1.0, D0, seed)
-                for name in ("prodigy_bc", "dadapt_adam_bc", "dadapt_sgd", "ldog")]
+                for name in ("prodigy_bc", "dadapt_adam_bc", "ldog")]
         for name in _SWEPT:
             out += [Job(name, "constant", 1.0, d0, seed) for d0 in D0S
                     if not (name != "dog" and d0 == D0)]
