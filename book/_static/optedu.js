@@ -131,6 +131,20 @@
       MathJax.startup.promise.then(stackTables);
     }
   });
+  // Printing opens every closed details element (hidden cell inputs and outputs) and closes
+  // it again afterwards; optedu.css opens the folded admonitions and hides the summaries.
+  window.addEventListener("beforeprint", () => {
+    for (const details of document.querySelectorAll("article details:not([open])")) {
+      details.dataset.opteduPrinted = "";
+      details.open = true;
+    }
+  });
+  window.addEventListener("afterprint", () => {
+    for (const details of document.querySelectorAll("article details[data-optedu-printed]")) {
+      details.open = false;
+      delete details.dataset.opteduPrinted;
+    }
+  });
   let pending = null;
   window.addEventListener("resize", () => {
     clearTimeout(pending);
