@@ -9,7 +9,9 @@
      spaces) are left as they are, to scroll in their box;
    - a table gets every cell labelled with its column's header; on a narrow screen, one that
      does not fit its column is shown as stacked rows (without JavaScript it scrolls in its
-     box). */
+     box);
+   - printing opens the closed details elements (hidden cell inputs and outputs) where CSS
+     cannot (optedu.css prints every other fold open), and closes them again afterwards. */
 (function () {
   "use strict";
   document.documentElement.classList.add("optedu-js");
