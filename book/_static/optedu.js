@@ -9,7 +9,9 @@
      spaces) are left as they are, to scroll in their box;
    - a table gets every cell labelled with its column's header; on a narrow screen, one that
      does not fit its column is shown as stacked rows (without JavaScript it scrolls in its
-     box). */
+     box);
+   - printing opens the closed details elements (hidden cell inputs and outputs) where CSS
+     cannot (optedu.css prints every other fold open), and closes them again afterwards. */
 (function () {
   "use strict";
   document.documentElement.classList.add("optedu-js");
@@ -129,6 +131,20 @@
     stackTables();
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
       MathJax.startup.promise.then(stackTables);
+    }
+  });
+  // Printing opens every closed details element (hidden cell inputs and outputs) and closes
+  // it again afterwards; optedu.css opens the folded admonitions and hides the summaries.
+  window.addEventListener("beforeprint", () => {
+    for (const details of document.querySelectorAll("article details:not([open])")) {
+      details.dataset.opteduPrinted = "";
+      details.open = true;
+    }
+  });
+  window.addEventListener("afterprint", () => {
+    for (const details of document.querySelectorAll("article details[data-optedu-printed]")) {
+      details.open = false;
+      delete details.dataset.opteduPrinted;
     }
   });
   let pending = null;

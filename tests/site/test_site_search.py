@@ -1,0 +1,86 @@
+"""The site's search puts the page a reader is looking for in its first three results, and
+its result titles and snippets show no raw TeX (book/search_scorer.js).
+
+Each query is what a reader would type, with the chapter that answers it. A page whose own
+title holds the query's words ranks first, then a page with a section titled with them;
+"lr" reads as "learning rate". The rank printed per query is the first result that links to
+the chapter (a page and its sections are separate results, as Sphinx lists them).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+import pytest
+
+SEARCHES = [
+    ("adam", "adam"),
+    ("lr finder", "lr_finding"),
+    ("bias correction", "adam"),
+    ("nesterov", "nesterov"),
+    ("weight decay", "adamw"),
+    ("warmup", "warmup"),
+    ("muon", "muon"),
+    ("gradient clipping", "clipping"),
+    ("loss spikes", "loss_spikes"),
+    ("learning rate schedule", "schedules"),
+    ("batch size", "batch_size"),
+    ("mixed precision", "memory"),
+    ("bf16", "low_precision"),
+    ("shampoo", "shampoo"),
+    ("zero", "zero"),
+    ("sharded optimizer state", "zero"),
+    ("interview questions", "questions"),
+    ("adafactor", "adafactor"),
+]
+TOP = 3
+SNIPPETS = 10  # results whose title and snippet are read for TeX
+
+# the search has finished and the first results' snippets have arrived (each is fetched
+# with its page)
+RESULTS = """
+const done = arguments[arguments.length - 1];
+const start = Date.now();
+(function poll() {
+  const summary = document.querySelector('#search-results p.search-summary');
+  const items = [...document.querySelectorAll('#search-results ul.search > li')];
+  const first = items.slice(0, arguments[0]);
+  const finished = summary && summary.textContent.trim();
+  if ((finished && first.every(li => li.querySelector('p.context')))
+      || Date.now() - start > 30000) {
+    done(items.map(li => ({
+      href: li.querySelector('a').getAttribute('href'),
+      title: li.querySelector('a').textContent,
+      snippet: (li.querySelector('p.context') || {textContent: null}).textContent,
+    })));
+  } else { setTimeout(poll, 100); }
+})();
+"""
+
+TEX = re.compile(r"\\[A-Za-z]+|\\[()\[\]{}]|\$")
+
+
+def _search(browser, base_url, query):
+    browser.get(f"{base_url}/search.html?q={urllib.parse.quote(query)}")
+    browser.set_script_timeout(40)
+    return browser.execute_async_script(RESULTS.replace("arguments[0]", str(SNIPPETS)))
+
+
+@pytest.mark.xdist_group("search")
+@pytest.mark.parametrize("query, chapter", SEARCHES)
+def test_search_ranks_the_chapter_in_the_top_three(browser, base_url, query, chapter):
+    results = _search(browser, base_url, query)
+    pages = [urllib.parse.urlparse(r["href"]).path for r in results]
+    rank = next((i + 1 for i, page in enumerate(pages)
+                 if page.split("/")[-1] == f"{chapter}.html"), None)
+    print(f"{query!r}: book/{chapter} ranks {rank} of {len(results)}; first {pages[:TOP]}")
+    assert rank is not None and rank <= TOP, \
+        f"'{query}': {chapter} ranks {rank}; the first {TOP}: {pages[:TOP]}"
+    shown = results[:SNIPPETS]
+    assert all(r["snippet"] for r in shown), \
+        f"'{query}': results without a snippet: {[r['href'] for r in shown if not r['snippet']]}"
+    tex = [(r["href"], m.group(0), text[max(m.start() - 30, 0):m.end() + 30])
+           for r in shown for text in (r["title"], r["snippet"])
+           for m in [TEX.search(text)] if m]
+    assert not tex, f"'{query}': TeX in result titles or snippets: {tex[:3]}"
