@@ -158,7 +158,7 @@ def render_map() -> str:
     out = []
     for caption, _, stems in parts():
         out.append(f"- **{caption}**")
-        out.extend(f"  - {number[stem]}. {_link(stem)}, {minutes(stem)} min" if stem in number
+        out.extend(f"  {number[stem]}. {_link(stem)}, {minutes(stem)} min" if stem in number
                    else f"  - {_link(stem)}, {REFERENCE.get(stem) or f'{minutes(stem)} min'}"
                    for stem in stems)
     return "\n".join(out) + "\n"
