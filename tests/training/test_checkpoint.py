@@ -112,3 +112,38 @@ def test_ablation_everything_restored_is_identical_and_each_part_matters():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="Invalid resume_at value: 10"):
         ckpt.Recipe(steps=10, resume_at=10)
+
+
+def test_torch_rng_state_without_cuda_holds_the_cpu_generator_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    torch.manual_seed(3)
+    state = ckpt.torch_rng_state()
+    assert state["cuda"] == []
+    first = torch.rand(4)
+    ckpt.set_torch_rng_state(ckpt.load(_saved(state)))
+    assert torch.equal(torch.rand(4), first)
+
+
+def test_torch_rng_state_saves_and_restores_every_gpu_where_cuda_is_present(monkeypatch):
+    gpus = [torch.tensor([1], dtype=torch.uint8), torch.tensor([2], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [g.clone() for g in gpus])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    state = ckpt.torch_rng_state()
+    ckpt.set_torch_rng_state(state)
+    assert [int(t) for t in restored] == [1, 2]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="random state of 2 GPUs, this process sees 1"):
+        ckpt.set_torch_rng_state(state)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="this process sees 0"):
+        ckpt.set_torch_rng_state(state)
+
+
+def _saved(state):
+    buffer = io.BytesIO()
+    ckpt.save(state, buffer)
+    buffer.seek(0)
+    return buffer
