@@ -146,15 +146,14 @@ def set_torch_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`torch_rng_state` returned. GPU states are restored where CUDA is
     present; a checkpoint that holds them cannot be resumed exactly on a machine without it,
     or with fewer GPUs, and raises ``ValueError``."""
-    torch.set_rng_state(state["cpu"])
     cuda = state["cuda"]
-    if not cuda:
-        return
-    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if have < len(cuda):
+    have = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
+    if have < len(cuda):  # checked before anything is restored
         raise ValueError(f"Invalid checkpoint: it holds the random state of {len(cuda)} "
                          f"GPUs, this process sees {have}")
-    torch.cuda.set_rng_state_all(cuda)
+    torch.set_rng_state(state["cpu"])
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _numpy_state() -> tuple[str, list[int], int, int, float]:

@@ -135,8 +135,12 @@ def test_torch_rng_state_saves_and_restores_every_gpu_where_cuda_is_present(monk
     ckpt.set_torch_rng_state(state)
     assert [int(t) for t in restored] == [1, 2]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cpu_before = torch.get_rng_state()
+    torch.rand(1)  # moves the CPU generator; a refused restore must not move it back
+    moved = torch.get_rng_state()
     with pytest.raises(ValueError, match="random state of 2 GPUs, this process sees 1"):
-        ckpt.set_torch_rng_state(state)
+        ckpt.set_torch_rng_state(dict(state, cpu=cpu_before))
+    assert torch.equal(torch.get_rng_state(), moved)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="this process sees 0"):
         ckpt.set_torch_rng_state(state)
@@ -147,3 +151,18 @@ def _saved(state):
     ckpt.save(state, buffer)
     buffer.seek(0)
     return buffer
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_torch_rng_state_restores_a_gpu_dropout_mask():
+    """The real CUDA path: a dropout mask drawn on the GPU after restore equals the one drawn
+    after capture, and differs from the next one drawn without restore."""
+    torch.manual_seed(0)
+    x = torch.ones(4096, device="cuda")
+    state = ckpt.load(_saved(ckpt.torch_rng_state()))
+    first = torch.nn.functional.dropout(x, 0.5)
+    second = torch.nn.functional.dropout(x, 0.5)
+    ckpt.set_torch_rng_state(state)
+    again = torch.nn.functional.dropout(x, 0.5)
+    assert len(state["cuda"]) == torch.cuda.device_count()
+    assert torch.equal(again, first) and not torch.equal(second, first)
