@@ -4,8 +4,9 @@ A run is resumed exactly only if the checkpoint holds every piece of state the n
 reads. :data:`PARTS` lists them for a loop with dropout, a shuffled ``DataLoader`` and random
 augmentation: the model's parameters and buffers, the optimizer's state (``exp_avg``, ...,
 and its groups' options), the scheduler, the step counter, four random generators (torch's
-global CPU generator, numpy's global one, Python's ``random``, and the generator a
-``DataLoader`` gives its sampler) and the position in the data.
+global generators, the CPU's and, where CUDA is present, each GPU's; numpy's global one,
+Python's ``random``, and the generator a ``DataLoader`` gives its sampler) and the position
+in the data.
 
 * :func:`capture` / :func:`restore`: a checkpoint as a plain dict (tensors, numbers,
   strings), saved with ``torch.save`` and read back with ``torch.load(weights_only=True)``;
@@ -134,6 +135,27 @@ def check_optimizer(saved: dict[str, Any], layout: dict[str, Any],
 
 # --- random generators -----------------------------------------------------------------------
 
+def torch_rng_state() -> dict[str, Any]:
+    """torch's global generators: the CPU's, and each GPU's where CUDA is present (an empty
+    list where it is not)."""
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_torch_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`torch_rng_state` returned. GPU states are restored where CUDA is
+    present; a checkpoint that holds them cannot be resumed exactly on a machine without it,
+    or with fewer GPUs, and raises ``ValueError``."""
+    cuda = state["cuda"]
+    have = torch.cuda.device_count() if cuda and torch.cuda.is_available() else 0
+    if have < len(cuda):  # checked before anything is restored
+        raise ValueError(f"Invalid checkpoint: it holds the random state of {len(cuda)} "
+                         f"GPUs, this process sees {have}")
+    torch.set_rng_state(state["cpu"])
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def _numpy_state() -> tuple[str, list[int], int, int, float]:
     """numpy's global generator state with plain types (``torch.load`` with
     ``weights_only=True`` reads it)."""
@@ -206,7 +228,7 @@ def capture(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, 
         "optimizer_layout": optimizer_layout(optimizer, model),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "step": step,
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": torch_rng_state(),
         "numpy_rng": _numpy_state(),
         "python_rng": random.getstate(),
         "sampler_rng": batches.epoch_rng,
@@ -246,7 +268,7 @@ def restore(checkpoint: dict[str, Any], model: nn.Module,
     if "scheduler" in parts and scheduler is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
     if "torch_rng" in parts:
-        torch.set_rng_state(checkpoint["torch_rng"])
+        set_torch_rng_state(checkpoint["torch_rng"])
     if "numpy_rng" in parts:
         _set_numpy_state(checkpoint["numpy_rng"])
     if "python_rng" in parts:

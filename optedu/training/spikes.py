@@ -9,7 +9,7 @@ previous :math:`W` values (never including itself).
 
 :class:`RollbackGuard` keeps the last good states in memory (model,
 optimizer and scheduler ``state_dict``\ s, the detector and torch's random
-generator, deep-copied) every ``every`` steps. On a spike it restores the
+generators, the CPU's and each GPU's, deep-copied, on the device the tensors live on) every ``every`` steps. On a spike it restores the
 oldest kept state and skips every batch drawn since it — the batches that
 caused the spike and the ones seen during it — then carries on with the next
 batch, as PaLM's training did by hand (restart before the spike, skip the
@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from optedu.optim._validation import check_greater, check_integer
+from .checkpoint import set_torch_rng_state, torch_rng_state
 from .clip import clip_grad_norm_
 from .layer_stats import UpdateRatios
 from .monitor import GradNormMonitor
@@ -108,7 +109,7 @@ class _State:
     optimizer: dict
     scheduler: dict | None
     detector: SpikeDetector
-    rng: torch.Tensor
+    rng: dict               # torch's generators, CPU and each GPU
 
 
 @dataclass
@@ -172,7 +173,7 @@ class RollbackGuard:
                       copy.deepcopy(self.optimizer.state_dict()),
                       None if self.scheduler is None
                       else copy.deepcopy(self.scheduler.state_dict()),
-                      copy.deepcopy(self.detector), torch.get_rng_state())
+                      copy.deepcopy(self.detector), torch_rng_state())
 
     def _restore(self, state: _State) -> None:
         # deep copies again: load_state_dict may alias the tensors it is given
@@ -181,7 +182,7 @@ class RollbackGuard:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(state.scheduler))
         self.detector = copy.deepcopy(state.detector)
-        torch.set_rng_state(state.rng)
+        set_torch_rng_state(state.rng)
 
     def before_step(self) -> None:
         """Call just before ``optimizer.step()`` (copies the parameters)."""

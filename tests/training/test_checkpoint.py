@@ -112,3 +112,57 @@ def test_ablation_everything_restored_is_identical_and_each_part_matters():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="Invalid resume_at value: 10"):
         ckpt.Recipe(steps=10, resume_at=10)
+
+
+def test_torch_rng_state_without_cuda_holds_the_cpu_generator_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    torch.manual_seed(3)
+    state = ckpt.torch_rng_state()
+    assert state["cuda"] == []
+    first = torch.rand(4)
+    ckpt.set_torch_rng_state(ckpt.load(_saved(state)))
+    assert torch.equal(torch.rand(4), first)
+
+
+def test_torch_rng_state_saves_and_restores_every_gpu_where_cuda_is_present(monkeypatch):
+    gpus = [torch.tensor([1], dtype=torch.uint8), torch.tensor([2], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [g.clone() for g in gpus])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    state = ckpt.torch_rng_state()
+    ckpt.set_torch_rng_state(state)
+    assert [int(t) for t in restored] == [1, 2]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cpu_before = torch.get_rng_state()
+    torch.rand(1)  # moves the CPU generator; a refused restore must not move it back
+    moved = torch.get_rng_state()
+    with pytest.raises(ValueError, match="random state of 2 GPUs, this process sees 1"):
+        ckpt.set_torch_rng_state(dict(state, cpu=cpu_before))
+    assert torch.equal(torch.get_rng_state(), moved)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="this process sees 0"):
+        ckpt.set_torch_rng_state(state)
+
+
+def _saved(state):
+    buffer = io.BytesIO()
+    ckpt.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_torch_rng_state_restores_a_gpu_dropout_mask():
+    """The real CUDA path: a dropout mask drawn on the GPU after restore equals the one drawn
+    after capture, and differs from the next one drawn without restore."""
+    torch.manual_seed(0)
+    x = torch.ones(4096, device="cuda")
+    state = ckpt.load(_saved(ckpt.torch_rng_state()))
+    first = torch.nn.functional.dropout(x, 0.5)
+    second = torch.nn.functional.dropout(x, 0.5)
+    ckpt.set_torch_rng_state(state)
+    again = torch.nn.functional.dropout(x, 0.5)
+    assert len(state["cuda"]) == torch.cuda.device_count()
+    assert torch.equal(again, first) and not torch.equal(second, first)
