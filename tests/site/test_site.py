@@ -344,7 +344,8 @@ document.querySelectorAll('.optedu-level').forEach(badge => badge.remove());
 const wide = document.createElement('div');
 wide.style.width = '2000px';
 wide.textContent = 'a line as wide as two desktop screens';
-document.querySelector('article p').after(wide);
+// a paragraph of the page's own flow, not one inside a box that clips its overflow
+[...document.querySelectorAll('article p')].find(p => !p.closest('.admonition')).after(wide);
 const pre = document.querySelector('.cell_input div.highlight pre');
 pre.prepend('x = "' + 'a'.repeat(200) + '"\\n');
 """
