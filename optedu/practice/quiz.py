@@ -25,10 +25,12 @@ printed as plain text, with the maths in Unicode (:func:`to_text`).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -384,7 +386,7 @@ def to_markdown(question: Question, text: str | None = None) -> str:
     """``text`` (default: the answer) as plain Markdown for Jupyter: glued values filled in,
     cross-references replaced by words that say where the evidence is."""
     text = question.answer if text is None else text
-    chapter = f"the {question.chapter_title} chapter"
+    chapter = f"the chapter \u201c{question.chapter_title}\u201d"
     text = _GLUE_ROLE.sub(lambda m: _paste(question.glued, m.group(2)), text)
 
     def words(match: re.Match) -> str:
@@ -571,11 +573,13 @@ class Quiz:
 
     @classmethod
     def mock(cls, minutes: int = 30, theme: str | None = None, seed: int | None = None,
-             details: bool = False, book: str | Path | None = None) -> Mock:
+             details: bool = False, book: str | Path | None = None,
+             record: str | Path | None = None) -> Mock:
         """A mock interview of about ``minutes``: a balanced set of main questions (levels
         in turn, the least asked themes and kinds first), each followed by a follow-up;
-        torch details left out unless ``details``. See :class:`Mock`."""
-        return Mock(load(book), minutes, theme, seed, details)
+        torch details left out unless ``details``; with ``record``, a practice record kept
+        in that file (due and weakest first). See :class:`Mock`."""
+        return Mock(load(book), minutes, theme, seed, details, record)
 
 
 def question_text(q: Question, bank: Sequence[Question] = ()) -> str:
@@ -598,29 +602,103 @@ def question_text(q: Question, bank: Sequence[Question] = ()) -> str:
 MOCK_MINUTES = {"warm-up": 3, "standard": 5, "deep": 7}
 FOLLOW_UP_MINUTES = 3
 _LEVEL_TURNS = ("standard", "warm-up", "deep", "standard")
+# Spaced repetition (Leitner's boxes): a question answered well (at least GOOD of its points)
+# moves up a box, a weaker answer sends it back to the first; a question is due again after
+# its box's days.
+REVIEW_DAYS = (0, 1, 3, 7, 16, 35)
+GOOD = 2 / 3
 
 
 @dataclasses.dataclass(frozen=True)
 class Turn:
     """One question of a mock interview, with its minutes; ``main`` is the main question a
-    follow-up follows (None for a main question)."""
+    follow-up follows (None for a main question); ``own`` says whether the follow-up is the
+    main question's own (a question marked ``follows-q<n>``) or a related question on its
+    theme."""
 
     question: Question
     minutes: int
     main: Question | None = None
+    own: bool = False
 
 
-def _follow_up(main: Question, pool: Sequence[Question], used: set) -> Question | None:
-    """The follow-up to ``main``: its own (a question marked ``follows-q<n>``), else the
-    nearest question of its chapter sharing a theme, else one of another chapter on its
-    first theme; at its level or deeper where there is one."""
+def key_of(q: Question) -> str:
+    """A question's name in a practice record: ``"adam:3"``."""
+    return f"{q.chapter}:{q.number}"
+
+
+class Record:
+    """What past practices scored, kept in a local JSON file between sessions: for each
+    question (:func:`key_of`), every time it was marked: the day, the share of its points
+    ticked, the seconds taken, the minutes allowed, and its themes.
+
+    ``due(q, today)`` says whether spaced repetition asks ``q`` again (:data:`REVIEW_DAYS`);
+    ``theme_scores()`` is the mean share per theme, weakest first.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.answers: dict[str, list[dict]] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+                answers = data["answers"]
+                if not isinstance(answers, dict) or not all(
+                        isinstance(v, list) and all({"day", "score"} <= set(e) for e in v)
+                        for v in answers.values()):
+                    raise TypeError("answers is not a map of lists of marked answers")
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"Invalid record: {str(self.path)!r} is not a practice "
+                                 f"record ({error}); move it away to start a new one") from None
+            self.answers = answers
+
+    def add(self, q: Question, score: float, seconds: float | None, minutes: int,
+            day: datetime.date) -> None:
+        self.answers.setdefault(key_of(q), []).append(
+            {"day": day.isoformat(), "score": round(score, 3),
+             "seconds": None if seconds is None else round(seconds),
+             "minutes": minutes, "themes": list(q.themes)})
+
+    def box(self, q: Question) -> int:
+        b = 0
+        for entry in self.answers.get(key_of(q), []):
+            b = min(b + 1, len(REVIEW_DAYS) - 1) if entry["score"] >= GOOD else 0
+        return b
+
+    def due(self, q: Question, today: datetime.date) -> bool:
+        entries = self.answers.get(key_of(q))
+        if not entries:
+            return True
+        last = datetime.date.fromisoformat(entries[-1]["day"])
+        return (today - last).days >= REVIEW_DAYS[self.box(q)]
+
+    def theme_scores(self) -> dict[str, float]:
+        shares: dict[str, list[float]] = {}
+        for entries in self.answers.values():
+            for entry in entries:
+                for theme in entry.get("themes", []):
+                    shares.setdefault(theme, []).append(entry["score"])
+        means = {t: sum(v) / len(v) for t, v in shares.items()}
+        return dict(sorted(means.items(), key=lambda item: (item[1], item[0])))
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"answers": self.answers}, indent=1) + "\n")
+
+
+def _follow_up(main: Question, pool: Sequence[Question], used: set,
+               chains: Sequence[Question] = ()) -> tuple[Question, bool] | None:
+    """The follow-up to ``main`` and whether it is its own: its own chain first (a question
+    of ``chains``, or of ``pool``, marked ``follows-q<n>``: a theme filter keeps a question's
+    chain), else the nearest question of its chapter sharing a theme, else one of another
+    chapter on its first theme; at its level or deeper where there is one."""
     def fresh(q: Question) -> bool:
         return id(q) not in used and q is not main
 
-    own = [q for q in pool if q.chapter == main.chapter and q.follows == main.number
-           and fresh(q)]
+    own = [q for q in (*chains, *pool) if q.chapter == main.chapter
+           and q.follows == main.number and fresh(q)]
     if own:
-        return own[0]
+        return own[0], True
     near = [q for q in pool if fresh(q) and q.follows is None and (
         q.chapter == main.chapter and set(q.themes) & set(main.themes)
         or main.themes and main.themes[0] in q.themes)]
@@ -628,34 +706,63 @@ def _follow_up(main: Question, pool: Sequence[Question], used: set) -> Question 
         return None
     return min(near, key=lambda q: (LEVELS.index(q.level) < LEVELS.index(main.level),
                                     q.chapter != main.chapter,
-                                    abs(q.number - main.number), q.chapter))
+                                    abs(q.number - main.number), q.chapter)), False
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
 class Mock:
     """A mock interview drawn from the bank: ``Quiz.mock(minutes=30, theme=None, seed=0)``.
 
     Main questions take their level's minutes (:data:`MOCK_MINUTES`) and each is followed by
-    a follow-up (:data:`FOLLOW_UP_MINUTES`): its own, or a deeper question on its theme.
-    Levels come in turn (standard, warm-up, deep, standard, ...); among a level's questions
-    the draw prefers the themes and kinds asked least so far, so a session spreads over the
-    bank. ``ask()`` and ``reveal()`` go through the turns in order; ``sheet()`` shows the
-    self-marking sheet: each answer's key points (the sentences of its spoken layer).
+    a follow-up (:data:`FOLLOW_UP_MINUTES`): its own where it has one (kept under a theme
+    filter), else a related question on its theme, named as such. Levels come in turn
+    (standard, warm-up, deep, standard, ...); among a level's questions the draw prefers the
+    themes and kinds asked least so far, so a session spreads over the bank.
+
+    It runs like an interview: ``ask()`` shows a question and starts its clock; ``answer(
+    text)`` stops it (keeping what you typed or noted) and says how long you took against the
+    minutes allowed; ``reveal()`` shows the model answer (stopping the clock if it runs);
+    ``mark(1, 3)`` ticks the key points you made, as the answer's points are numbered on the
+    sheet; ``sheet()`` shows the marking sheet (``sheet("mock.md")`` also writes it, to print).
+
+    With ``record="practice.json"`` the marks are kept in that file between practices
+    (:class:`Record`): the next mock asks first the questions spaced repetition says are due
+    and, among them, those of the themes you scored weakest on.
     """
 
     def __init__(self, bank: Sequence[Question], minutes: int = 30,
                  theme: str | None = None, seed: int | None = None,
-                 details: bool = False) -> None:
+                 details: bool = False, record: str | Path | None = None,
+                 today: datetime.date | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         shortest = min(MOCK_MINUTES.values()) + FOLLOW_UP_MINUTES
         if not isinstance(minutes, (int, float)) or minutes < shortest:
             raise ValueError(f"Invalid minutes: {minutes!r} (at least {shortest}: one "
                              "question and its follow-up)")
         self.minutes, self.bank = minutes, list(bank)
+        self.record = Record(record) if record is not None else None
+        self.today = today or datetime.date.today()
+        self._clock = clock
         pool = select(self.bank, theme=theme, details=details)
         if not pool:
             raise ValueError(f"No question for theme={theme!r}, details={details!r}")
+        chains = select(self.bank, details=details)
         rng = random.Random(seed)
         mains = [q for q in pool if q.follows is None]
         rng.shuffle(mains)
+        weakness: dict[str, float] = {}
+        if self.record is not None:
+            weakness = self.record.theme_scores()
+
+        def rank(q: Question) -> tuple:
+            weakest = min((weakness.get(t, 0.5) for t in q.themes), default=0.5)
+            return (weakest, kind_count.get(q.kind, 0),
+                    min((theme_count.get(t, 0) for t in q.themes), default=0))
+
         used: set = set()
         theme_count: dict[str, int] = {}
         kind_count: dict[str, int] = {}
@@ -665,24 +772,31 @@ class Mock:
             level = _LEVEL_TURNS[turn % len(_LEVEL_TURNS)]
             fits = [q for q in mains if id(q) not in used
                     and MOCK_MINUTES[q.level] + FOLLOW_UP_MINUTES <= left
-                    and _follow_up(q, pool, used | {id(q)}) is not None]
+                    and _follow_up(q, pool, used | {id(q)}, chains) is not None]
             if not fits:
                 break
+            if self.record is not None:  # what spaced repetition says is due, first
+                fits = [q for q in fits if self.record.due(q, self.today)] or fits
             at_level = [q for q in fits if q.level == level] or fits
-            main = min(at_level, key=lambda q: (
-                kind_count.get(q.kind, 0),
-                min((theme_count.get(t, 0) for t in q.themes), default=0)))
+            main = min(at_level, key=rank)
             used.add(id(main))
-            follow = _follow_up(main, pool, used)
+            found = _follow_up(main, pool, used, chains)
+            assert found is not None
+            follow, own = found
             used.add(id(follow))
             for q in (main, follow):
                 kind_count[q.kind] = kind_count.get(q.kind, 0) + 1
                 for t in q.themes:
                     theme_count[t] = theme_count.get(t, 0) + 1
             self.turns += [Turn(main, MOCK_MINUTES[main.level]),
-                           Turn(follow, FOLLOW_UP_MINUTES, main)]
+                           Turn(follow, FOLLOW_UP_MINUTES, main, own)]
             left -= MOCK_MINUTES[main.level] + FOLLOW_UP_MINUTES
         self._at = -1
+        self._started: float | None = None
+        self.seconds: dict[int, float] = {}
+        self.answers: dict[int, str] = {}
+        self.marks: dict[int, tuple[int, ...]] = {}
+        self._saved: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.turns)
@@ -694,50 +808,144 @@ class Mock:
     def plan(self) -> str:
         """The interview's shape, questions hidden: turns, levels, themes and minutes."""
         mains = [t for t in self.turns if t.main is None]
+        own = sum(t.own for t in self.turns)
         themes = sorted({THEMES[k] for t in self.turns for k in t.question.themes})
-        return (f"A mock interview of {self.total_minutes} minutes: {len(mains)} main "
-                f"questions ({', '.join(t.question.level for t in mains)}), each with a "
-                f"follow-up. Themes: {', '.join(themes)}. Answer aloud, then call "
-                "reveal(); sheet() marks the whole interview.")
+        record = (f" Marks are kept in {self.record.path}." if self.record is not None
+                  else "")
+        n = len(mains)
+        return (f"A mock interview of {self.total_minutes} minutes: {n} main "
+                f"question{'s' if n != 1 else ''} "
+                f"({', '.join(t.question.level for t in mains)}), each followed by its own "
+                f"follow-up ({own}) or a related question ({n - own}). "
+                f"Themes: {', '.join(themes)}.{record}")
+
+    def _how(self) -> str:
+        return (self.plan() + " ask() starts a question's clock; answer aloud or type it; "
+                "answer(text) stops the clock, reveal() shows the model answer, mark(1, 3) "
+                "ticks the points you made, sheet() marks the interview.")
 
     def _repr_markdown_(self) -> str:
-        return self.plan()
+        return self._how()
 
     def __repr__(self) -> str:
-        return self.plan()
+        return self._how()
 
-    def ask(self) -> Question:
-        """Show the next turn's question (a follow-up says so)."""
-        if self._at + 1 >= len(self.turns):
-            raise RuntimeError("the interview is over: call sheet() to mark it")
-        self._at += 1
-        turn = self.turns[self._at]
-        where = f"Question {self._at + 1} of {len(self.turns)}, about {turn.minutes} min"
-        if turn.main is not None:
-            where += f", a follow-up to {name(turn.main)}"
-        _show(f"*{where}.*\n\n" + question_text(turn.question, self.bank))
-        return turn.question
+    def _stop(self) -> float | None:
+        """Stop the current question's clock (if it runs); its seconds so far."""
+        if self._started is not None:
+            self.seconds[self._at] = self._clock() - self._started
+            self._started = None
+        return self.seconds.get(self._at)
 
-    def reveal(self) -> str:
-        """Show (and return) the answer to the question asked last."""
+    def _time_line(self) -> str:
+        seconds, minutes = self.seconds.get(self._at), self.turns[self._at].minutes
+        if seconds is None:
+            return ""
+        over = seconds - 60 * minutes
+        verdict = (f", **{_duration(over)} over** the {minutes} minutes" if over > 0
+                   else f" of the {minutes} minutes")
+        return f"*Time: {_duration(seconds)}{verdict}.*"
+
+    def _current(self) -> Turn:
         if self._at < 0:
             raise RuntimeError("no question asked yet: call ask() first")
-        text = to_markdown(self.turns[self._at].question)
-        _show(text)
+        return self.turns[self._at]
+
+    def ask(self) -> Question:
+        """Show the next turn's question and start its clock (a follow-up says whose)."""
+        if self._at + 1 >= len(self.turns):
+            raise RuntimeError("the interview is over: call sheet() to mark it")
+        if self._at >= 0:
+            self._stop()
+        self._at += 1
+        turn = self.turns[self._at]
+        where = f"Question {self._at + 1} of {len(self.turns)}, {turn.minutes} min"
+        if turn.main is not None:
+            where += (f", a follow-up to {name(turn.main)}" if turn.own
+                      else f", a related question after {name(turn.main)}")
+        _show(f"*{where}.*\n\n" + question_text(turn.question, self.bank))
+        self._started = self._clock()
+        return turn.question
+
+    def answer(self, text: str = "") -> str:
+        """Stop the clock on the question asked last and keep your answer (typed, or notes of
+        what you said); show (and return) the time taken against the minutes allowed."""
+        self._current()
+        if not isinstance(text, str):
+            raise ValueError(f"Invalid text: {text!r} (your answer, as a string)")
+        self._stop()
+        if text.strip():
+            self.answers[self._at] = text.strip()
+        line = self._time_line()
+        _show(line)
+        return line
+
+    def reveal(self) -> str:
+        """Stop the clock if it runs; show (and return) the time taken and the answer to the
+        question asked last, its key points numbered for :meth:`mark`."""
+        q = self._current().question
+        running = self._started is not None  # else answer() has shown the time already
+        self._stop()
+        points = "\n".join(f"{i}. {to_markdown(q, p)}" for i, p in enumerate(q.points, 1))
+        text = to_markdown(q)
+        shown = "\n\n".join(part for part in (self._time_line() if running else "", text,
+                                                f"**Key points** (for mark()):\n\n{points}")
+                              if part)
+        _show(shown)
         return text
 
-    def sheet(self) -> str:
-        """Show (and return) the self-marking sheet: for each question, the key points a
-        full answer makes (tick those you said), and where the evidence is."""
+    def mark(self, *points: int) -> float:
+        """Tick the key points your answer to the question asked last made (their numbers in
+        :meth:`reveal`); ``mark()`` with none ticks none. Returns the share of points."""
+        q = self._current().question
+        n = len(q.points)
+        for p in points:
+            if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= n:
+                raise ValueError(f"Invalid point: {p!r} ({name(q)} has points 1 to {n})")
+        self.marks[self._at] = tuple(sorted(set(points)))
+        return len(self.marks[self._at]) / n
+
+    def sheet(self, path: str | Path | None = None) -> str:
+        """Show (and return) the marking sheet: for each question the time taken, your
+        answer, and the key points a full answer makes (ticked where you marked them). With a
+        record, the marked answers are saved to it; with ``path``, the sheet is also written
+        there as Markdown (to print)."""
+        if self._at >= 0:
+            self._stop()
         blocks = []
-        for i, turn in enumerate(self.turns, 1):
+        for i, turn in enumerate(self.turns):
             q = turn.question
-            points = "\n".join(f"- [ ] {to_markdown(q, point)}" for point in q.points)
-            blocks.append(f"**{i}. {q.chapter_title}, {name(q)}** ({q.level}, "
-                          f"{turn.minutes} min): {_title_text(q)}\n\n{points}")
+            ticked = self.marks.get(i, ())
+            points = "\n".join(f"- [{'x' if j in ticked else ' '}] {to_markdown(q, point)}"
+                               for j, point in enumerate(q.points, 1))
+            taken = (f", took {_duration(self.seconds[i])}" if i in self.seconds else "")
+            said = "".join(f"\n> {line}" for line in self.answers.get(i, "").splitlines())
+            said = f"\n{said}" if said else ""
+            blocks.append(f"**{i + 1}. {q.chapter_title}, {name(q)}** ({q.level}, "
+                          f"{turn.minutes} min{taken}): {_title_text(q)}{said}\n\n{points}")
         total = sum(len(t.question.points) for t in self.turns)
-        text = ("\n\n".join(blocks) + f"\n\n**Score:** points ticked out of {total}; "
-                "re-read the evidence of every answer that scored under half.")
+        if self.marks:
+            got = sum(len(v) for v in self.marks.values())
+            of = sum(len(self.turns[i].question.points) for i in self.marks)
+            n = len(self.marks)
+            score = (f"**Score:** {got} of {of} points on {n} question"
+                     f"{'s' if n > 1 else ''} marked")
+        else:
+            score = f"**Score:** points ticked out of {total}"
+        text = ("\n\n".join(blocks) + f"\n\n{score}; re-read the evidence of every answer "
+                "that scored under half.")
+        if self.record is not None and self.marks:
+            for i, ticked in self.marks.items():
+                if i in self._saved:
+                    continue
+                turn = self.turns[i]
+                self.record.add(turn.question, len(ticked) / len(turn.question.points),
+                                self.seconds.get(i), turn.minutes, self.today)
+                self._saved.add(i)
+            self.record.save()
+            text += f" Saved to {self.record.path}."
+        if path is not None:
+            Path(path).write_text(text + "\n")
         _show(text)
         return text
 
@@ -873,3 +1081,61 @@ def _show(markdown: str) -> None:
         display(Markdown(markdown))
     else:
         print(to_text(markdown))
+
+
+# --- A mock interview in a terminal ----------------------------------------------------------
+
+def _points_said(reply: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(word) for word in reply.replace(",", " ").split())
+    except ValueError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None, read: Callable[[str], str] = input) -> int:
+    """``python -m optedu.practice.quiz``: a mock interview in the terminal. Each question's
+    clock runs while you type your answer (end it with an empty line); then the model answer,
+    its key points numbered; you give the numbers of the points you made; at the end, the
+    marking sheet (and, with ``--record``, your marks kept for the next practice)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m optedu.practice.quiz",
+        description="A mock interview in the terminal, with a clock, marks and a record.")
+    parser.add_argument("--minutes", type=int, default=30, help="length of the interview")
+    parser.add_argument("--theme", help="one theme (a name or words of it: 'distributed')")
+    parser.add_argument("--seed", type=int, help="the same seed deals the same interview")
+    parser.add_argument("--details", action="store_true", help="include torch details")
+    parser.add_argument("--record", help="a practice record to read and extend (JSON)")
+    parser.add_argument("--sheet", help="write the marking sheet to this Markdown file")
+    args = parser.parse_args(argv)
+    mock = Quiz.mock(args.minutes, args.theme, args.seed, args.details, record=args.record)
+    print(to_text(mock.plan()) + " Type your answer (or notes of what you say aloud); "
+          "an empty line stops the clock.")
+    try:
+        for _ in mock.turns:
+            q = mock.ask()
+            lines = []
+            while line := read("> "):
+                lines.append(line)
+            mock.answer("\n".join(lines))
+            mock.reveal()
+            while True:
+                said = _points_said(read(f"Points you made (1 to {len(q.points)}, "
+                                         "e.g. 1 3; Enter for none): "))
+                try:
+                    if said is not None:
+                        mock.mark(*said)
+                        break
+                except ValueError as error:
+                    print(error)
+                    continue
+                print("Numbers only, please.")
+    except (EOFError, KeyboardInterrupt):
+        print("\nStopped: the sheet marks what was answered.")
+    mock.sheet(args.sheet)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 """optedu.practice.quiz: questions read from the chapters, the bank page, and practice in Jupyter."""
 
+import datetime
 import importlib.util
 import json
 from pathlib import Path
@@ -65,8 +66,8 @@ def test_questions_are_read_with_level_and_glued_values(book):
 def test_markdown_for_jupyter_fills_numbers_and_names_the_evidence(book):
     first, second, _ = quiz.load(book)
     text = quiz.to_markdown(first)
-    assert "3.2 times too long (a figure of the Adam chapter)" in text
-    assert "a proposition of the Adam chapter" in text and "[kingma2015adam]" in text
+    assert "3.2 times too long (a figure of the chapter “Adam”)" in text
+    assert "a proposition of the chapter “Adam”" in text and "[kingma2015adam]" in text
     assert "{" not in text and "`" not in text
     assert quiz.to_markdown(second) == "Rate 0.12, the derivation."
 
@@ -449,16 +450,18 @@ def test_a_mock_interview_is_balanced_timed_and_reproducible(capsys):
     assert [t.question for t in again.turns] == [t.question for t in mock.turns]
     assert [t.question for t in quiz.Mock(bank, 45, seed=2).turns] != \
         [t.question for t in mock.turns]
-    # a theme restricts every question
+    # a theme restricts every main question; a follow-up has it too or is the main's own
     themed = quiz.Mock(bank, minutes=30, theme="memory", seed=0)
-    assert themed.turns and all("memory" in t.question.themes for t in themed.turns)
+    assert themed.turns and all("memory" in t.question.themes or t.own
+                                for t in themed.turns)
+    assert all("memory" in t.question.themes for t in themed.turns if t.main is None)
     with pytest.raises(ValueError, match="Invalid minutes: 5"):
         quiz.Mock(bank, minutes=5)
 
 
 def test_a_mock_interview_asks_in_order_and_marks_itself(capsys):
     mock = quiz.Mock(_bank(), minutes=20, seed=0)
-    assert "A mock interview of" in repr(mock) and "each with a follow-up" in repr(mock)
+    assert "A mock interview of" in repr(mock) and "each followed by its own" in repr(mock)
     with pytest.raises(RuntimeError, match="ask"):
         mock.reveal()
     for turn in mock.turns:
@@ -467,7 +470,7 @@ def test_a_mock_interview_asks_in_order_and_marks_itself(capsys):
     with pytest.raises(RuntimeError, match="sheet"):
         mock.ask()
     out = capsys.readouterr().out
-    assert "Question 2 of" in out and "a follow-up to Q" in out
+    assert "Question 2 of" in out and ("a follow-up to Q" in out or "a related question" in out)
     sheet = mock.sheet()
     assert sheet.count("- [ ] One.") == len(mock.turns)
     assert f"points ticked out of {3 * len(mock.turns)}" in sheet
@@ -489,3 +492,183 @@ def test_the_real_bank_is_in_the_drill_shape():
         assert sum(q.kind == kind for q in questions) >= 15, kind
     mock = quiz.Quiz.mock(minutes=30, seed=0)
     assert len(mock) >= 6 and not any(t.question.detail for t in mock.turns)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _chained_bank() -> list:
+    """Two chapters; ch0's Q1 (memory) has its own follow-up Q2, which is not about memory;
+    the other questions are about memory, so a neighbour on the theme exists."""
+    def q(chapter, n, themes, follows=None, level="standard"):
+        return quiz.Question(chapter, chapter.title(), n, f"{chapter} {n}?", level,
+                             "One. Two. Three.\n\n**The evidence.** Here.", {}, themes,
+                             "choice", False, follows)
+    return [q("ch0", 1, ("memory",)), q("ch0", 2, ("performance",), follows=1),
+            *(q(f"ch{c}", n, ("memory",)) for c in (1, 2) for n in (1, 2, 3))]
+
+
+def test_a_theme_keeps_a_questions_own_chain_and_names_a_related_question(capsys):
+    for seed in range(10):
+        mock = quiz.Mock(_chained_bank(), minutes=32, theme="memory", seed=seed)
+        for main, follow in zip(mock.turns[::2], mock.turns[1::2]):
+            if (main.question.chapter, main.question.number) == ("ch0", 1):
+                assert follow.own and follow.question.number == 2
+            else:
+                assert not follow.own
+    mock = quiz.Mock(_chained_bank(), minutes=8, theme="memory", seed=0)
+    mock.ask()
+    mock.ask()
+    out = capsys.readouterr().out
+    follow = mock.turns[1]
+    said = ("a follow-up to" if follow.own else "a related question after")
+    assert f"{said} {quiz.name(mock.turns[0].question)}" in out
+    if not follow.own:
+        assert "a follow-up to" not in out
+
+
+def test_the_real_banks_chains_survive_theme_filters():
+    bank = quiz.load(BOOK)
+    dropped = kept = 0
+    for theme in quiz.THEMES:
+        for seed in range(3):
+            mock = quiz.Mock(bank, minutes=45, theme=theme, seed=seed)
+            used = set()
+            for main, follow in zip(mock.turns[::2], mock.turns[1::2]):
+                used |= {id(main.question)}
+                has_own = any(q.chapter == main.question.chapter and not q.detail
+                              and q.follows == main.question.number and id(q) not in used
+                              for q in bank)
+                if has_own:
+                    kept += follow.own
+                    dropped += not follow.own
+                used |= {id(follow.question)}
+    assert kept > 0 and dropped == 0
+
+
+def test_the_clock_runs_from_ask_to_answer_and_flags_overtime(capsys):
+    clock = Clock()
+    mock = quiz.Mock(_bank(), minutes=20, seed=0, clock=clock)
+    with pytest.raises(RuntimeError, match="ask"):
+        mock.answer("too early")
+    mock.ask()
+    minutes = mock.turns[0].minutes
+    clock.now += 60 * minutes + 70
+    line = mock.answer("Adam scales each coordinate.")
+    assert line == f"*Time: {minutes + 1} min 10 s, **1 min 10 s over** the {minutes} minutes.*"
+    clock.now += 500  # reading the answer is not answering
+    assert mock.seconds[0] == 60 * minutes + 70
+    mock.ask()
+    clock.now += 95
+    mock.reveal()  # stops the clock too
+    clock.now += 400
+    mock.ask()
+    assert mock.seconds[1] == 95
+    out = capsys.readouterr().out
+    assert "Time: 1 min 35 s of the 3 minutes." in out  # a terminal gets plain text
+    assert "Key points (for mark()):\n\n1. One.\n2. Two.\n3. Three." in out
+    with pytest.raises(ValueError, match="Invalid text: 3"):
+        mock.answer(3)
+
+
+@pytest.mark.parametrize("point", [0, 4, "1", True, 1.0])
+def test_a_mark_names_a_point_the_answer_lacks(point):
+    mock = quiz.Mock(_bank(), minutes=20, seed=0, clock=Clock())
+    mock.ask()
+    with pytest.raises(ValueError, match=rf"Invalid point: {point!r} \(Q\d+ has points 1 to 3\)"):
+        mock.mark(point)
+
+
+def test_the_sheet_shows_time_answer_and_ticks_and_can_be_printed(tmp_path, capsys):
+    clock = Clock()
+    mock = quiz.Mock(_bank(), minutes=20, seed=0, clock=clock)
+    mock.ask()
+    clock.now += 125
+    mock.answer("Two moments, then the ratio.")
+    assert mock.mark(1, 3, 3) == pytest.approx(2 / 3)
+    sheet = mock.sheet(tmp_path / "mock.md")
+    first = sheet.split("\n\n**2.")[0]
+    assert "took 2 min 05 s" in first and "> Two moments, then the ratio." in first
+    assert "- [x] One.\n- [ ] Two.\n- [x] Three." in first
+    assert "**Score:** 2 of 3 points on 1 question marked" in sheet
+    assert (tmp_path / "mock.md").read_text() == sheet + "\n"
+
+
+def test_a_record_keeps_marks_between_practices_weakest_and_due_first(tmp_path):
+    path = tmp_path / "practice.json"
+    day = datetime.date(2026, 11, 27)
+    mock = quiz.Mock(_bank(), minutes=45, seed=0, record=path, today=day, clock=Clock())
+    weak = {}
+    for turn in mock.turns:
+        q = mock.ask()
+        # every theme but one answered fully: the one left is the weakest
+        full = q.themes[0] != mock.turns[0].question.themes[0]
+        mock.mark(*((1, 2, 3) if full else ()))
+        weak[quiz.key_of(q)] = not full
+    mock.sheet()
+    mock.sheet()  # marking again does not count twice
+    record = quiz.Record(path)
+    assert sum(len(v) for v in record.answers.values()) == len(mock.turns)
+    weakest = next(iter(record.theme_scores()))
+    assert weakest == mock.turns[0].question.themes[0]
+    assert record.theme_scores()[weakest] == 0.0
+
+    # the next day: questions answered well are not due (one day in box 1 ... due the next
+    # day; asked again at once they are not), the weakest theme comes first
+    again = quiz.Mock(_bank(), minutes=45, seed=5, record=path, today=day)
+    first = again.turns[0].question
+    assert weakest in first.themes and record.due(first, day)
+    answered_well = [t.question for t in mock.turns if not weak[quiz.key_of(t.question)]]
+    assert all(not record.due(q, day) for q in answered_well)
+    assert all(record.due(q, day + datetime.timedelta(days=1)) for q in answered_well)
+    asked = {quiz.key_of(t.question) for t in again.turns if t.main is None}
+    assert not asked & {quiz.key_of(q) for q in answered_well}  # due ones come first
+    # spaced repetition: two good answers wait three days, a weak one starts over
+    q = answered_well[0]
+    record.add(q, 1.0, 60, 5, day + datetime.timedelta(days=1))
+    assert record.box(q) == 2
+    assert not record.due(q, day + datetime.timedelta(days=3))
+    assert record.due(q, day + datetime.timedelta(days=4))
+    record.add(q, 0.0, 60, 5, day + datetime.timedelta(days=4))
+    assert record.box(q) == 0
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"answers": {"a:1": [{"x": 1}]}}'])
+def test_a_broken_record_is_named(tmp_path, content):
+    path = tmp_path / "practice.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="Invalid record: .*practice.json.* is not a practice"):
+        quiz.Mock(_bank(), minutes=20, record=path)
+
+
+def test_a_mock_interview_runs_in_the_terminal(tmp_path, capsys):
+    replies = iter(["Two moments.", "Bias correction.", "", "99", "one", "1 2",
+                    "", "", "1"])
+
+    def read(prompt: str) -> str:
+        print(prompt)
+        try:
+            return next(replies)
+        except StopIteration:
+            raise EOFError from None
+
+    record, sheet = tmp_path / "practice.json", tmp_path / "sheet.md"
+    assert quiz.main(["--minutes", "8", "--seed", "0", "--record", str(record),
+                      "--sheet", str(sheet)], read) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("A mock interview of")
+    assert "Question 1 of 2" in out and "Time: " in out and "Key points (for mark()):" in out
+    assert "Invalid point: 99" in out and "Numbers only, please." in out
+    assert "Stopped: the sheet marks what was answered." not in out  # both were answered
+    text = sheet.read_text()
+    assert "> Two moments.\n> Bias correction." in text and "- [x] " in text
+    assert "points on 2 questions marked" in text
+    answers = json.loads(record.read_text())["answers"]
+    assert sum(len(v) for v in answers.values()) == 2
