@@ -3,8 +3,9 @@
 Each update rule is one function acting on one tensor (``optedu.sgd``, ``optedu.adam``, ...);
 each optimizer class (``optedu.SGD``, ``optedu.Adam``, ...) keeps ``param_groups`` and ``state``
 exactly as torch.optim does and calls that function. This module is the public surface, as
-torch.optim's is: the classes and rule functions, ``optedu.lr_scheduler``, the clipping
-functions, and ``optedu.distributed``. Everything else is imported from its folder, which
+torch.optim's is: the classes and rule functions, ``optedu.lr_scheduler``,
+``optedu.swa_utils`` (weight averaging, torch.optim.swa_utils), the clipping functions, and
+``optedu.distributed``. Everything else is imported from its folder, which
 mirrors a part of the book:
 
 =================  ==========================================================================
@@ -28,9 +29,9 @@ folder             what lives there
 =================  ==========================================================================
 
 Imports run one way, from the rules up (``tests/test_layout.py`` reads them): ``optim`` imports
-nothing else of optedu; ``lr_scheduler``, ``training``, ``precision``, ``theory`` and
-``instruments`` import only ``optim``; ``distributed`` also imports ``training`` and
-``precision``; ``choosing`` imports those and ``instruments``; ``evidence`` imports nothing else;
+nothing else of optedu; ``lr_scheduler``, ``precision``, ``theory`` and ``instruments``
+import only ``optim``; ``training`` also ``lr_scheduler`` (SWA's scheduler); ``distributed``
+also imports ``training`` and ``precision``; ``choosing`` imports those and ``instruments``; ``evidence`` imports nothing else;
 ``practice`` may import everything; nothing imports ``practice``.
 """
 
@@ -82,6 +83,7 @@ from .precision.mixed import (LowPrecisionOptimizer, MasterWeights, kahan_add_,
                               stochastic_round_to_bf16)
 from .training.clip import clip_grad_norm_, clip_grad_value_
 from .training.muon_groups import muon_adamw_groups
+from .training import swa_utils
 
 try:
     __version__ = version("optedu")  # one source: pyproject.toml
@@ -105,5 +107,5 @@ __all__ = [
     "Adam8bit", "AdamW8bit", "sgd_foreach", "adam_foreach",
     "LossScaler", "MasterWeights", "LowPrecisionOptimizer", "kahan_add_", "stochastic_round_to_bf16",
     "clip_grad_norm_", "clip_grad_value_",
-    "distributed", "lr_scheduler",
+    "distributed", "lr_scheduler", "swa_utils",
 ]

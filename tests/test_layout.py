@@ -27,7 +27,7 @@ PACKAGE = ROOT / "optedu"
 ALLOWED = {
     "optim": set(),
     "lr_scheduler": {"optim"},
-    "training": {"optim"},
+    "training": {"optim", "lr_scheduler"},
     "precision": {"optim"},
     "theory": {"optim"},
     "instruments": {"optim"},

@@ -19,7 +19,11 @@
   √v̂, attention logit maxima;
 * :mod:`.spikes`: a loss and update-norm spike detector, rollback-and-skip around any training
   loop, and MuonClip's QK-clip;
+* :mod:`.swa_utils`: averages of the weights, torch.optim.swa_utils rebuilt: the averaged
+  model (SWA's mean, an EMA), BatchNorm's statistics recomputed, and SWA's scheduler
+  (re-exported as ``optedu.swa_utils``);
 * :mod:`.variants`: these rules as other sources write them, for comparison.
 
-Imports: :mod:`optedu.optim` (its argument checks) and this folder only.
+Imports: :mod:`optedu.optim` (its argument checks), :mod:`optedu.lr_scheduler` (the base of
+SWA's scheduler) and this folder only.
 """

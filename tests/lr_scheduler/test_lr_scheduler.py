@@ -26,10 +26,17 @@ from optedu import lr_scheduler as O
 from optedu.lr_scheduler import trace
 from optedu.instruments.parity import compare
 from optedu.lr_scheduler.schedules import inverse_sqrt, linear_warmup_cosine, warmup_stable_decay
+from optedu.training import swa_utils
 from optimizers import crossed
 
 T = torch.optim.lr_scheduler
 STEPS = 130
+
+
+def _swa(L):
+    """Where SWALR lives: torch.optim.swa_utils beside torch's schedulers, and
+    optedu.training.swa_utils beside optedu's."""
+    return torch.optim.swa_utils if L is T else swa_utils
 TRANSIENT = {"_is_initial", "_get_lr_called_within_step"}  # torch's flags, not schedule state
 
 OPTIMIZERS = {  # kind -> (optedu class, torch class, defaults); two groups, base rates 0.1, 0.03
@@ -147,10 +154,20 @@ CASES = {
         o, factor=0.9, patience=1, threshold=0.0, eps=0.003), _metrics()),
     "plateau-max-rel": (lambda L, o: L.ReduceLROnPlateau(
         o, mode="max", patience=5, threshold=0.01, cooldown=1, min_lr=0.005), _metrics(-1.0)),
+    "swalr-cos": (lambda L, o: _swa(L).SWALR(o, swa_lr=0.05, anneal_epochs=5), None),
+    "swalr-linear-lists": (lambda L, o: _swa(L).SWALR(o, [0.02, 0.01], anneal_epochs=17,
+                                                      anneal_strategy="linear"), None),
+    "sequential-cosine-swalr-jump": (lambda L, o: L.SequentialLR(
+        o, [L.CosineAnnealingLR(o, 40), _swa(L).SWALR(o, 0.04, anneal_epochs=0)], [40]), None),
+    "sequential-cosine-swalr": (lambda L, o: L.SequentialLR(
+        o, [L.CosineAnnealingLR(o, 60), _swa(L).SWALR(o, 0.01, anneal_epochs=10)], [60]), None),
+    "swalr-one-step": (lambda L, o: _swa(L).SWALR(o, 0.2, anneal_epochs=1), None),
+    "chained-swalr-exponential": (lambda L, o: L.ChainedScheduler(
+        [L.ExponentialLR(o, 0.99), _swa(L).SWALR(o, 0.01, anneal_epochs=40)]), None),
 }
 NAMES = list(CASES)
 GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum",
-              "momentum", "betas")
+              "momentum", "betas", "swa_lr")
 
 
 def _assert_close(a, b):
@@ -311,7 +328,15 @@ STRATEGIES = {
         pct_start=st.floats(0.05, 0.95), anneal_strategy=st.sampled_from(["cos", "linear"]),
         three_phase=st.booleans(), div_factor=st.floats(1.0, 100.0),
         final_div_factor=st.floats(1.0, 1e5), cycle_momentum=st.booleans())),
+    "SWALR": st.fixed_dictionaries(dict(
+        swa_lr=st.one_of(st.floats(1e-4, 1.0), st.lists(st.floats(1e-4, 1.0), min_size=2,
+                                                         max_size=2)),
+        anneal_epochs=st.integers(0, 60), anneal_strategy=st.sampled_from(["cos", "linear"]))),
 }
+
+
+def _module(L, cls_name):
+    return _swa(L) if cls_name == "SWALR" else L
 
 
 @given(data=st.data())
@@ -319,8 +344,8 @@ STRATEGIES = {
 @pytest.mark.parametrize("cls_name", list(STRATEGIES))
 def test_random_arguments_match_torch(cls_name, kind, data):
     kwargs = data.draw(STRATEGIES[cls_name])
-    ours = getattr(O, cls_name)(make_optimizer(kind, "optedu"), **kwargs)
-    theirs = getattr(T, cls_name)(make_optimizer(kind, "torch"), **kwargs)
+    ours = getattr(_module(O, cls_name), cls_name)(make_optimizer(kind, "optedu"), **kwargs)
+    theirs = getattr(_module(T, cls_name), cls_name)(make_optimizer(kind, "torch"), **kwargs)
     a, b = trace(ours, STEPS), trace(theirs, STEPS)
     _assert_close(a.lr, b.lr)
     _assert_close(a.momentum, b.momentum)
@@ -564,6 +589,15 @@ BAD = [
      "expected 2 min_lrs, got 1", True),
     ("plateau-patience", lambda L, o: L.ReduceLROnPlateau(o, patience=-1), ValueError,
      "Invalid patience value: -1", False),
+    ("swalr-strategy", lambda L, o: _swa(L).SWALR(o, 0.1, anneal_strategy="exp"), ValueError,
+     "anneal_strategy must be one of 'cos' or 'linear', instead got exp", True),
+    ("swalr-epochs", lambda L, o: _swa(L).SWALR(o, 0.1, anneal_epochs=-1), ValueError,
+     "anneal_epochs must be equal or greater than 0, got -1", True),
+    ("swalr-epochs-float", lambda L, o: _swa(L).SWALR(o, 0.1, anneal_epochs=2.5), ValueError,
+     "anneal_epochs must be equal or greater than 0, got 2.5", True),
+    ("swalr-lrs", lambda L, o: _swa(L).SWALR(o, [0.1]), ValueError,
+     "swa_lr must have the same length as optimizer.param_groups. swa_lr has 1 values, "
+     "param_groups has 2.", False),
 ]
 
 
