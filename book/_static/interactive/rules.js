@@ -1,0 +1,270 @@
+/* The book's update rules on small problems, for the figures a reader can move.
+ *
+ * Each rule is written as optedu writes it (optedu/optim/*.py), operation for operation in
+ * float64, so that the page runs the book's rule and not a look-alike: tests/site/
+ * test_site_interactive.py runs every rule here in Chromium on every problem and compares
+ * the iterates with optedu's classes.  torch's CPU kernels fuse some multiply-adds (x.add_(y,
+ * alpha=a) is one rounding of a*y + x, as are addcmul_ and lerp_); JavaScript has no fused
+ * multiply-add, so fma() below computes a*b + c exactly with integers and rounds once.
+ *
+ * A classic script (no module), so that it also runs from a file: it defines one global,
+ * OptEduRules.
+ */
+(function (root) {
+  "use strict";
+
+  // --- exact arithmetic: a*b + c rounded once, as the hardware's fused multiply-add -------
+  const buffer = new DataView(new ArrayBuffer(8));
+
+  function decompose(x) {          // x = m * 2^e exactly, m an integer (BigInt)
+    buffer.setFloat64(0, x);
+    const hi = buffer.getUint32(0), lo = buffer.getUint32(4);
+    const sign = hi >>> 31 ? -1n : 1n;
+    const biased = (hi >>> 20) & 0x7ff;
+    let m = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+    if (biased !== 0) m |= 1n << 52n;
+    return [sign * m, (biased === 0 ? 1 : biased) - 1075];
+  }
+
+  function roundToDouble(m, e) {   // the double nearest m * 2^e (ties to even)
+    if (m === 0n) return 0;
+    const negative = m < 0n;
+    if (negative) m = -m;
+    let bits = m.toString(2).length;
+    // keep 53 significant bits, or fewer below the normal range
+    let shift = bits - 53;
+    if (e + shift < -1074) shift = -1074 - e;
+    if (shift > 0) {
+      const half = 1n << BigInt(shift - 1);
+      const rest = m & ((1n << BigInt(shift)) - 1n);
+      m >>= BigInt(shift);
+      if (rest > half || (rest === half && (m & 1n) === 1n)) m += 1n;
+      e += shift;
+    }
+    const value = Number(m) * Math.pow(2, e);   // exact: m has at most 54 bits
+    return negative ? -value : value;
+  }
+
+  function fma(a, b, c) {
+    if (!Number.isFinite(a) || !Number.isFinite(b) || !Number.isFinite(c)) return a * b + c;
+    const [ma, ea] = decompose(a), [mb, eb] = decompose(b), [mc, ec] = decompose(c);
+    let mp = ma * mb, ep = ea + eb;
+    let mc2 = mc, e = Math.min(ep, ec);
+    mp <<= BigInt(ep - e);
+    mc2 <<= BigInt(ec - e);
+    const sum = mp + mc2;
+    if (sum === 0n) return (a * b) + c;         // the sign of an exact zero, as IEEE gives it
+    return roundToDouble(sum, e);
+  }
+
+  // torch's element-wise operations on float64, as its CPU kernels round them
+  const op = {
+    addAlpha: (x, y, alpha) => fma(alpha, y, x),                  // x.add_(y, alpha=α)
+    addcmul: (x, t1, t2, value) => fma(value * t1, t2, x),        // x.addcmul_(t1, t2, value)
+    addcdiv: (x, t1, t2, value) => x + (value * t1) / t2,         // x.addcdiv_(t1, t2, value)
+    lerp: (x, end, w) => Math.abs(w) < 0.5 ? fma(w, end - x, x)   // x.lerp_(end, w)
+      : fma(-(end - x), 1 - w, end),
+    sign: (x) => x > 0 ? 1 : x < 0 ? -1 : 0,
+  };
+
+  // --- problems: the loss and its gradient, in plain float64 ------------------------------
+  // A seeded generator (mulberry32) so that a noisy problem is the same in every browser and
+  // in the tests; a normal draw is the sum of 12 uniforms less 6 (no transcendental function,
+  // whose last bit differs between JavaScript engines and C libraries).
+  function generator(seed) {
+    let a = seed >>> 0;
+    const uniform = () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1) >>> 0;
+      t = (t ^ (t + Math.imul(t ^ (t >>> 7), t | 61))) >>> 0;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const normal = () => {
+      let s = 0;
+      for (let i = 0; i < 12; i++) s += uniform();
+      return s - 6;
+    };
+    return { uniform, normal };
+  }
+
+  const problems = {
+    // f = (x² + κ y²)/2: condition number κ
+    quadratic: ({ kappa = 10 } = {}) => ({
+      loss: ([x, y]) => 0.5 * (x * x + kappa * y * y),
+      grad: ([x, y]) => [x, kappa * y],
+      minimum: [0, 0],
+    }),
+    // the same, each gradient with seeded noise of deviation σ
+    noisyQuadratic: ({ kappa = 10, sigma = 0.5, seed = 0 } = {}) => {
+      const rng = generator(seed);
+      return {
+        loss: ([x, y]) => 0.5 * (x * x + kappa * y * y),
+        grad: ([x, y]) => [x + sigma * rng.normal(), kappa * y + sigma * rng.normal()],
+        minimum: [0, 0],
+      };
+    },
+    // Rosenbrock's valley: f = (a - x)² + b (y - x²)²
+    rosenbrock: ({ a = 1, b = 100 } = {}) => ({
+      loss: ([x, y]) => (a - x) * (a - x) + b * (y - x * x) * (y - x * x),
+      grad: ([x, y]) => [-2 * (a - x) - 4 * b * x * (y - x * x), 2 * b * (y - x * x)],
+      minimum: [a, a * a],
+    }),
+    // a saddle: f = (x² - y²)/2 + y⁴/4, minima at (0, ±1)
+    saddle: () => ({
+      loss: ([x, y]) => 0.5 * (x * x - y * y) + 0.25 * y * y * y * y,
+      grad: ([x, y]) => [x, -y + y * y * y],
+      minimum: [0, 1],
+    }),
+    // a two-parameter model, f = (u v - 1)²/2: its sharpness (the Hessian's top eigenvalue)
+    // is u² + v² at the minima, so a large rate drives it down to about 2/η
+    product: () => ({
+      loss: ([u, v]) => 0.5 * (u * v - 1) * (u * v - 1),
+      grad: ([u, v]) => { const r = u * v - 1; return [r * v, r * u]; },
+      sharpness: ([u, v]) => u * u + v * v,
+      minimum: null,
+    }),
+  };
+
+  // --- rules: init(x0, hyper) -> state; step(state, grad) moves state.x -------------------
+  // Each mirrors optedu's function of the same name, line for line (named in the comment).
+  const rules = {
+    // optedu.optim.sgd.sgd: momentum μ, dampening τ, Nesterov, L2 decay λ
+    sgd: {
+      init: (x0) => ({ x: x0.slice(), buf: null }),
+      step(s, grad, { lr, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0 }) {
+        let g = grad.slice();
+        if (weight_decay !== 0) g = g.map((gi, i) => op.addAlpha(gi, s.x[i], weight_decay));
+        if (momentum !== 0) {
+          if (s.buf === null) s.buf = g.slice();                      // b₁ = g₁
+          else s.buf = s.buf.map((b, i) => op.addAlpha(b * momentum, g[i], 1 - dampening));
+          g = nesterov ? g.map((gi, i) => op.addAlpha(gi, s.buf[i], momentum)) : s.buf;
+        }
+        s.x = s.x.map((xi, i) => op.addAlpha(xi, g[i], -lr));         // θ ← θ − η d
+      },
+    },
+    // optedu.optim.adagrad.adagrad
+    adagrad: {
+      init: (x0, { initial_accumulator_value = 0 } = {}) =>
+        ({ x: x0.slice(), sum: x0.map(() => initial_accumulator_value), t: 0 }),
+      step(s, grad, { lr, lr_decay = 0, weight_decay = 0, eps = 1e-10 }) {
+        s.t += 1;
+        let g = grad.slice();
+        if (weight_decay !== 0) g = g.map((gi, i) => op.addAlpha(gi, s.x[i], weight_decay));
+        const clr = lr / (1 + (s.t - 1) * lr_decay);
+        s.sum = s.sum.map((v, i) => op.addcmul(v, g[i], g[i], 1));     // G += g²
+        const denom = s.sum.map((v) => Math.sqrt(v) + eps);
+        s.x = s.x.map((xi, i) => op.addcdiv(xi, g[i], denom[i], -clr));
+      },
+    },
+    // optedu.optim.rmsprop.rmsprop
+    rmsprop: {
+      init: (x0) => ({ x: x0.slice(), sq: x0.map(() => 0), avg: x0.map(() => 0),
+                       buf: x0.map(() => 0) }),
+      step(s, grad, { lr, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0,
+                      centered = false }) {
+        let g = grad.slice();
+        if (weight_decay !== 0) g = g.map((gi, i) => op.addAlpha(gi, s.x[i], weight_decay));
+        s.sq = s.sq.map((v, i) => op.addcmul(v * alpha, g[i], g[i], 1 - alpha));
+        let denom;
+        if (centered) {
+          s.avg = s.avg.map((a, i) => op.lerp(a, g[i], 1 - alpha));
+          denom = s.sq.map((v, i) => Math.sqrt(op.addcmul(v, s.avg[i], s.avg[i], -1)));
+        } else {
+          denom = s.sq.map((v) => Math.sqrt(v));
+        }
+        denom = denom.map((d) => d + eps);
+        if (momentum > 0) {
+          s.buf = s.buf.map((b, i) => op.addcdiv(b * momentum, g[i], denom[i], 1));
+          s.x = s.x.map((xi, i) => op.addAlpha(xi, s.buf[i], -lr));
+        } else {
+          s.x = s.x.map((xi, i) => op.addcdiv(xi, g[i], denom[i], -lr));
+        }
+      },
+    },
+    // optedu.optim.adam.adam (Adam with L2 decay; AdamW: decoupled)
+    adam: {
+      init: (x0) => ({ x: x0.slice(), m: x0.map(() => 0), v: x0.map(() => 0),
+                       vmax: x0.map(() => 0), t: 0 }),
+      step(s, grad, { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
+                      decoupled = false, amsgrad = false }) {
+        s.t += 1;
+        let g = grad.slice();
+        if (weight_decay !== 0) {
+          if (decoupled) s.x = s.x.map((xi) => xi * (1 - lr * weight_decay));
+          else g = g.map((gi, i) => op.addAlpha(gi, s.x[i], weight_decay));
+        }
+        s.m = s.m.map((m, i) => op.lerp(m, g[i], 1 - beta1));         // m = β₁m + (1−β₁)g
+        s.v = s.v.map((v, i) => op.addcmul(v * beta2, g[i], g[i], 1 - beta2));
+        const bc1 = 1 - Math.pow(beta1, s.t), bc2 = 1 - Math.pow(beta2, s.t);
+        let second = s.v;
+        if (amsgrad) second = s.vmax = s.vmax.map((a, i) => Math.max(a, s.v[i]));
+        const denom = second.map((v) => Math.sqrt(v) / Math.pow(bc2, 0.5) + eps);
+        s.x = s.x.map((xi, i) => op.addcdiv(xi, s.m[i], denom[i], -lr / bc1));
+      },
+    },
+    // optedu.optim.lion.lion; sign descent is Lion with β₁ = 0
+    lion: {
+      init: (x0) => ({ x: x0.slice(), m: x0.map(() => 0) }),
+      step(s, grad, { lr, beta1 = 0.9, beta2 = 0.99, weight_decay = 0 }) {
+        s.x = s.x.map((xi) => xi * (1 - lr * weight_decay));
+        const c = s.m.map((m, i) => op.addAlpha(m * beta1, grad[i], 1 - beta1));
+        s.x = s.x.map((xi, i) => op.addAlpha(xi, op.sign(c[i]), -lr));
+        s.m = s.m.map((m, i) => op.addAlpha(m * beta2, grad[i], 1 - beta2));
+      },
+    },
+  };
+  // the named forms the figures offer
+  const forms = {
+    sgd: ["sgd", {}],
+    heavyBall: ["sgd", { momentum: 0.9 }],
+    nesterov: ["sgd", { momentum: 0.9, nesterov: true }],
+    adagrad: ["adagrad", {}],
+    rmsprop: ["rmsprop", {}],
+    adam: ["adam", {}],
+    adamw: ["adam", { decoupled: true, weight_decay: 0.01 }],
+    lion: ["lion", {}],
+    signDescent: ["lion", { beta1: 0 }],
+  };
+
+  // run `steps` steps of a rule (a name of `forms` or `rules`) from x0; returns the iterates
+  // (steps + 1 points) and the losses
+  function run(form, problem, x0, hyper, steps, schedule) {
+    const [name, preset] = forms[form] || [form, {}];
+    const rule = rules[name];
+    if (!rule) throw new Error(`Invalid rule: ${form}`);
+    const h = Object.assign({}, preset, hyper);
+    const state = rule.init(x0, h);
+    const path = [state.x.slice()], losses = [problem.loss(state.x)];
+    for (let t = 0; t < steps; t++) {
+      const lr = schedule ? h.lr * schedule(t) : h.lr;
+      rule.step(state, problem.grad(state.x), Object.assign({}, h, { lr }));
+      path.push(state.x.slice());
+      losses.push(problem.loss(state.x));
+    }
+    return { path, losses };
+  }
+
+  // --- schedules: multipliers of the peak rate, as optedu.lr_scheduler.schedules --------
+  const warmup = (s, w) => (s + 1) / (w + 1);
+  const schedules = {
+    constant: () => () => 1,
+    warmupCosine: ({ warmup_steps, total_steps, min_ratio = 0 }) => (s) => {
+      if (s < warmup_steps) return warmup(s, warmup_steps);
+      const p = Math.min(1, (s - warmup_steps) / (total_steps - warmup_steps));
+      return min_ratio + 0.5 * (1 - min_ratio) * (1 + Math.cos(Math.PI * p));
+    },
+    wsd: ({ warmup_steps, stable_steps, decay_steps, min_ratio = 0, decay = "linear" }) =>
+      (s) => {
+        if (s < warmup_steps) return warmup(s, warmup_steps);
+        const start = warmup_steps + stable_steps;
+        if (s < start) return 1;
+        const p = Math.min(1, (s - start) / decay_steps);
+        const shape = decay === "linear" ? p : decay === "cosine"
+          ? 0.5 * (1 - Math.cos(Math.PI * p)) : decay === "1-sqrt" ? Math.sqrt(p) : p * p;
+        return 1 - (1 - min_ratio) * shape;
+      },
+  };
+
+  root.OptEduRules = { fma, op, generator, problems, rules, forms, run, schedules };
+})(typeof window !== "undefined" ? window : globalThis);
