@@ -42,7 +42,8 @@ $(MATHJAX):
 	tar -xzf _vendor/mathjax-$(MATHJAX_VERSION).tgz -C _vendor/mathjax --strip-components=2 package/es5
 	rm _vendor/mathjax-$(MATHJAX_VERSION).tgz
 
-## book: build the website from a clean _build, zero warnings allowed
+## book: build the website from a clean _build, zero warnings allowed, then typeset its
+## equations once (tools/typeset.js, with node and the MathJax the site serves)
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/python tools/questions.py --check
 	$(BIN)/python tools/claims.py --check
@@ -50,6 +51,7 @@ book: $(STAMP) $(MATHJAX)
 	$(BIN)/python tools/map.py --check
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	node tools/typeset.js _build/html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 ## test: unit, parity and property tests (full tier: every grid combination), then strict
