@@ -72,7 +72,7 @@ def test_every_class_has_arguments_and_a_class():
     names = sharded_rules.optimizer_classes()
     assert "Adam" in names and "Optimizer" not in names
     for name in sharded_rules.rule_names():
-        sharded_rules.arguments(name)                            # a row in KWARGS
+        sharded_rules.arguments(name)                  # its catalogue row's small_run
     assert sharded_rules.class_of("Adam foreach") is optedu.Adam
     assert set(names) >= FIXED | REFUSED
     with pytest.raises(ValueError, match="Invalid name value: 'Nope'"):
