@@ -68,11 +68,13 @@ def test_plain_tensors_are_not_sharded():
         _sharding.sharded_sums(sums, [t])
 
 
-def test_every_class_has_arguments_and_a_class():
+def test_every_row_has_arguments_and_a_class():
+    """Every catalogue row's small run and every variant give arguments (that every class
+    has a row is tests/test_layout.py's test_every_optimizer_has_every_piece)."""
     names = sharded_rules.optimizer_classes()
     assert "Adam" in names and "Optimizer" not in names
-    for name in sharded_rules.rule_names():
-        sharded_rules.arguments(name)                  # its catalogue row's small_run
+    for name in [*sharded_rules.KWARGS, *sharded_rules.VARIANTS]:
+        sharded_rules.arguments(name)
     assert sharded_rules.class_of("Adam foreach") is optedu.Adam
     assert set(names) >= FIXED | REFUSED
     with pytest.raises(ValueError, match="Invalid name value: 'Nope'"):
