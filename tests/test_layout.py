@@ -145,7 +145,7 @@ SWITCHES = ("decoupled_weight_decay", "weight_decouple", "decouple")
 PIECES = {
     "export": "optedu/__init__.py: import it and add it to __all__",
     "row": f"{CATALOGUE_FILE}: a Rule in CATALOGUE (module, chapter, parent and change, "
-           f"reference and test, state, memory_settings, small_run; decay, excluded)",
+           f"reference and test, state, memory_settings, small_run; sharded, decay, excluded)",
     "entry": "optedu/practice/cheatsheet_entries.py: an Entry in ENTRIES (rule, use, pitfall, "
              "section)",
     "test": "tests/optim/test_<rule>.py against its reference package (the row's test), or a "
@@ -250,6 +250,9 @@ def missing_pieces(classes: dict[str, type] | None = None,
                 lacks.append(PIECES["test"] + f" ({rule.test} must exist and name {name})")
         if isinstance(rule.state, str) and rule.state not in {*LAYOUTS, "lbfgs"}:
             lacks.append(PIECES["state"] + f" ({rule.state!r})")
+        if rule.sharded not in ("element-wise", "fixed", "refused"):
+            lacks.append(f"{CATALOGUE_FILE}: sharded={rule.sharded!r}, not element-wise, fixed "
+                         f"or refused")
         if not rule.memory_settings:
             lacks.append(f"{CATALOGUE_FILE}: memory_settings, at least one run ({{}})")
         if not rule.excluded:

@@ -7,7 +7,8 @@ tables read it instead of keeping their own lists of names:
 
 * :mod:`optedu.precision.memory`: ``STATE_LAYOUTS`` from :attr:`Rule.state`;
 * :mod:`optedu.distributed.sharded_rules`: ``KWARGS`` (:attr:`Rule.small_run`), the rules that
-  take matrices only and the low-rank group keys (:attr:`Rule.weights_group`);
+  take matrices only and the low-rank group keys (:attr:`Rule.weights_group`); its tests, the
+  class each rule must get (:attr:`Rule.sharded`);
 * :mod:`optedu.practice.cheatsheet_entries`: ``LINEAGE`` (:attr:`Rule.parent`,
   :attr:`Rule.change`), ``REFERENCES`` and each entry's chapter;
 * :mod:`optedu.choosing.contestants`: ``EXCLUDED`` (:attr:`Rule.excluded`);
@@ -85,6 +86,10 @@ class Rule:
         small_run: arguments for a three-step run on a small MLP (every rule on FSDP2 shards,
             :mod:`optedu.distributed.sharded_rules`): non-default options where the rule has
             them, a rate at which three steps move the weights.
+        sharded: what that run finds on FSDP2 shards: ``"element-wise"`` (the step reads one
+            element at a time, so a shard steps alone), ``"fixed"`` (it reads whole tensors and
+            adds what it reads over the mesh) or ``"refused"`` (it raises, naming the rule,
+            the shape and the placement); ``make experiments-sharded-rules`` stores the run.
         decay: the argument that switches decoupled weight decay on or off, if any (see the
             module docstring for why it has three spellings).
         matrices_only: it refuses any parameter that is not 2-D (Muon).
@@ -105,6 +110,7 @@ class Rule:
     state: tuple[str, ...] | str
     memory_settings: tuple[Mapping[str, Any], ...]
     small_run: Mapping[str, Any]
+    sharded: str = "element-wise"
     decay: str = ""
     matrices_only: bool = False
     weights_group: Mapping[str, Any] = field(default_factory=dict)
@@ -172,6 +178,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("momentum_buffer",),
          memory_settings=(dict(lr=0.1),),
          small_run=dict(lr=0.1, weight_decay=0.01, trust_coefficient=0.02),
+         sharded="fixed",
          same_arguments=False),
     Rule("Muon", "optedu.optim.muon", chapter="muon",
          parent="SGD",
@@ -181,6 +188,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("momentum_buffer",),
          memory_settings=({},),
          small_run=dict(lr=0.02),
+         sharded="fixed",
          matrices_only=True),
     Rule("Adagrad", "optedu.optim.adagrad", chapter="adagrad",
          parent="SGD",
@@ -246,6 +254,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("exp_avg", "exp_avg_sq"),
          memory_settings=({},),
          small_run=dict(lr=0.01),
+         sharded="refused",
          excluded="sparse gradients only (embedding rows); these models have dense ones"),
     Rule("Adam8bit", "optedu.precision.adam8bit", chapter="memory",
          parent="Adam",
@@ -255,6 +264,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="adam8bit",
          memory_settings=(dict(block_size=8, min_8bit_size=16),),
          small_run=dict(lr=0.01, min_8bit_size=0),
+         sharded="refused",
          decay="decoupled_weight_decay",
          excluded=("Adam's rule with quantised state: its loss curve matches Adam's (chapter "
                   "'Optimizer memory'); it would compete as Adam does")),
@@ -265,7 +275,8 @@ CATALOGUE: tuple[Rule, ...] = (
          reference=("torch.optim", "Adafactor"), test=PARITY_TEST,
          state="adafactor",
          memory_settings=({},),
-         small_run=dict(lr=0.01)),
+         small_run=dict(lr=0.01),
+         sharded="fixed"),
     Rule("AdamW", "optedu.optim.adam", chapter="adamw",
          parent="Adam",
          change=("Takes weight decay out of the gradient, so the divisor no longer weakens it on "
@@ -281,6 +292,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="adam8bit",
          memory_settings=(dict(block_size=8, min_8bit_size=16),),
          small_run=dict(lr=0.01, min_8bit_size=0),
+         sharded="refused",
          excluded="AdamW's rule with quantised state, as Adam8bit"),
     Rule("AdamWScheduleFree", "optedu.optim.schedule_free", chapter="schedule_free",
          parent="AdamW",
@@ -297,6 +309,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("step", "exp_avg", "exp_avg_sq"),
          memory_settings=(dict(lr=0.001),),
          small_run=dict(lr=0.01, weight_decay=0.01),
+         sharded="fixed",
          same_arguments=False),
     Rule("Lion", "optedu.optim.lion", chapter="lion",
          parent="AdamW",
@@ -316,6 +329,7 @@ CATALOGUE: tuple[Rule, ...] = (
          memory_settings=(dict(base_optimizer=SGD, lr=0.1, momentum=0.9),
                           dict(base_optimizer=AdamW, amsgrad=True)),
          small_run=dict(base_optimizer=None, lr=0.05, momentum=0.9, rho=0.05),
+         sharded="fixed",
          excluded=("a wrapper that doubles any contestant's gradients a step, for generalisation "
                   "rather than speed; chapter 'Flat minima and sharpness-aware minimisation' "
                   "compares it with its base at equal steps and equal gradients")),
@@ -327,6 +341,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("z", "s", "x0"),
          memory_settings=({}, dict(momentum=0.9)),
          small_run=dict(lr=1.0),
+         sharded="refused",
          excluded=_LR_FREE),
     Rule("DoG", "optedu.optim.dog", chapter="lr_free",
          parent="SGD",
@@ -336,6 +351,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="dog",
          memory_settings=({},),
          small_run=dict(lr=1.0),
+         sharded="fixed",
          excluded=_LR_FREE),
     Rule("LDoG", "optedu.optim.dog", chapter="lr_free",
          parent="DoG",
@@ -344,6 +360,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="ldog",
          memory_settings=({},),
          small_run=dict(lr=1.0),
+         sharded="fixed",
          excluded=_LR_FREE),
     Rule("Shampoo", "optedu.optim.shampoo", chapter="shampoo",
          parent="Adagrad",
@@ -353,6 +370,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="shampoo",
          memory_settings=({}, dict(momentum=0.9)),
          small_run=dict(lr=0.01, momentum=0.5),
+         sharded="refused",
          decay="weight_decouple",
          excluded=("added after the grid was run; chapter 'Shampoo: Kronecker-factored "
                   "preconditioning' compares it, alone and grafted onto AdamW's step length, with"
@@ -365,6 +383,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="soap",
          memory_settings=({}, dict(merge_dims=True), dict(precondition_1d=True)),
          small_run=dict(lr=0.01, precondition_frequency=2),
+         sharded="refused",
          excluded=("added after the grid was run; chapter 'SOAP: Adam in Shampoo's eigenbasis' "
                   "compares it with AdamW tuned alike on the digits MLP")),
     Rule("Kron", "optedu.optim.kron", chapter="psgd_kron",
@@ -375,6 +394,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="kron",
          memory_settings=({}, dict(mu_dtype=torch.bfloat16), dict(memory_save_mode="one_diag")),
          small_run=dict(lr=0.01, preconditioner_update_probability=1.0),
+         sharded="refused",
          excluded=("added after the grid was run; chapter 'PSGD: fitting a preconditioner' "
                   "compares it with AdamW tuned alike on the digits MLP")),
     Rule("ADOPT", "optedu.optim.adopt", chapter="two_momenta",
@@ -415,6 +435,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="mars",
          memory_settings=({}, dict(ams_bound=True, mars_type="lion")),
          small_run=dict(lr=0.01, weight_decay=0.1, cautious=True),
+         sharded="refused",
          decay="weight_decouple",
          excluded=_CAUTION),
     Rule("CautiousAdamW", "optedu.optim.cautious", chapter="mars_cautious",
@@ -425,6 +446,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="adam",
          memory_settings=({}, dict(amsgrad=True)),
          small_run=dict(lr=0.01, weight_decay=0.1),
+         sharded="refused",
          excluded=_CAUTION),
     Rule("CautiousLion", "optedu.optim.cautious", chapter="mars_cautious",
          parent="Lion",
@@ -434,6 +456,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("exp_avg",),
          memory_settings=({},),
          small_run=dict(lr=0.001, weight_decay=0.1),
+         sharded="refused",
          excluded=_CAUTION),
     Rule("NorMuon", "optedu.optim.normuon", chapter="after_muon",
          parent="Muon",
@@ -443,6 +466,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="normuon",
          memory_settings=({}, dict(update_scale="match_rms")),
          small_run=dict(lr=0.02),
+         sharded="refused",
          decay="weight_decouple",
          excluded=("added after the grid was run; chapter 'After Muon' compares it with Muon and "
                   "AdamW tuned alike on the digits MLP")),
@@ -454,6 +478,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="muonclip",
          memory_settings=({},),
          small_run=dict(lr=0.02),
+         sharded="refused",
          decay="weight_decouple",
          excluded=("Muon with heavy-ball momentum plus a clip of attention logits: the grid's "
                   "models have no attention it could clip")),
@@ -467,6 +492,7 @@ CATALOGUE: tuple[Rule, ...] = (
          memory_settings=(dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="std"),
                           dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="full")),
          small_run=dict(lr=0.01, weight_decay=0.01),
+         sharded="refused",
          weights_group=dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="std"),
          excluded=_LOW_MEMORY),
     Rule("APOLLO", "optedu.optim.apollo", chapter="low_memory",
@@ -480,6 +506,7 @@ CATALOGUE: tuple[Rule, ...] = (
                           dict(rank=1, proj="random", scale_type="tensor", proj_type="std",
                                update_proj_gap=10, scale=128.0)),
          small_run=dict(lr=0.01, weight_decay=0.01),
+         sharded="refused",
          weights_group=dict(rank=2, proj="random", scale_type="channel", proj_type="std",
                             update_proj_gap=10, scale=1.0),
          excluded=_LOW_MEMORY),
@@ -491,6 +518,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="adam_mini",
          memory_settings=({},),
          small_run=dict(lr=0.01, weight_decay=0.01),
+         sharded="refused",
          excluded=_LOW_MEMORY),
     Rule("DAdaptAdam", "optedu.optim.dadapt_adam", chapter="lr_free",
          parent="Adam",
@@ -500,6 +528,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("s", "exp_avg", "exp_avg_sq"),
          memory_settings=({},),
          small_run=dict(lr=1.0),
+         sharded="refused",
          decay="decouple",
          excluded=_LR_FREE),
     Rule("Prodigy", "optedu.optim.prodigy", chapter="lr_free",
@@ -510,6 +539,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="prodigy",
          memory_settings=({}, dict(betas=(0.0, 0.99), slice_p=3)),
          small_run=dict(lr=1.0),
+         sharded="refused",
          decay="decouple",
          excluded=_LR_FREE),
     Rule("LBFGS", "optedu.optim.lbfgs", chapter="lbfgs",
@@ -520,6 +550,7 @@ CATALOGUE: tuple[Rule, ...] = (
          state="lbfgs",
          memory_settings=(dict(history_size=3, max_iter=9),),
          small_run=dict(lr=0.5, max_iter=3, history_size=3),
+         sharded="refused",
          excluded="a full-batch method: each step re-evaluates the loss through a closure"),
 )
 
