@@ -40,8 +40,8 @@ Renaming any of them to one spelling would break the bit-for-bit comparison's sh
 signature (the cheat sheet checks each default against the reference's) and the reader's
 move between optedu and the package the chapter compares it with.
 
-A rule without the switch decays one way only: AdamW, Lion, Lamb, the schedule-free and
-low-memory AdamWs decoupled, SGD and torch's other rules coupled (L2 in the gradient).
+A rule without the switch decays one way only, its reference's (AdamW and Lion decoupled, SGD
+coupled, L2 in the gradient): each class's docstring says which.
 
 Imports: the standard library, torch, and two rule modules of this folder (``sgd``, ``adam``).
 """
