@@ -199,7 +199,7 @@ def missing_pieces(classes: dict[str, type] | None = None,
     exported = set(optimizer_classes()) if exported is None else exported
     toc = (ROOT / "_toc.yml").read_text()
     bank = {q.chapter for q in quiz.load()}
-    pairs = {p.name for p in PAIRS}
+    pairs = {p.name: p for p in PAIRS}
     errors = (ROOT / "tests" / "optim" / "test_errors.py").read_text()
     worked = (ROOT / "tests" / "optim" / "test_worked_examples.py").read_text()
     built = None
@@ -240,6 +240,10 @@ def missing_pieces(classes: dict[str, type] | None = None,
         if rule.test == PARITY_TEST:
             if name not in pairs:
                 lacks.append(PIECES["test"])
+            elif rule.reference != ("torch.optim", pairs[name].theirs.__name__):
+                lacks.append(f"{CATALOGUE_FILE}: reference={rule.reference}, but its Pair in "
+                             f"tests/optimizers.py compares torch.optim."
+                             f"{pairs[name].theirs.__name__}")
             if f"optedu.{name}," not in errors:
                 lacks.append(PIECES["errors"])
             if f"optedu.{name}," not in worked:
