@@ -13,8 +13,9 @@ to optedu is one rule file and one row here. A row says:
 * ``ranges``: a hypothesis strategy per argument, its valid range, for the property tests;
 * ``settings``: one or more non-default settings for the checkpoint, scheduler and closure
   tests of ``tests/optim/test_interop.py``;
-* ``matrices_only``: the optimizer refuses any parameter that is not 2-D (Muon): its parity runs
-  use :data:`MATRIX_SHAPES` and no grad-None vector, the interop tests a model without biases;
+* ``matrices_only`` (the catalogue's, ``optedu/optim/catalogue.py``): the optimizer refuses any
+  parameter that is not 2-D (Muon): its parity runs use :data:`MATRIX_SHAPES` and no grad-None
+  vector, the interop tests a model without biases;
 * ``half_fraction``: run half of the combinations, those whose value indices sum to an even
   number (a 2^(k-1) fractional factorial): with k options at two values each, every
   combination of any k - 1 of them still runs. For a grid too large to run whole (Muon's).
@@ -37,6 +38,7 @@ from hypothesis import strategies as st
 import optedu
 import optedu.instruments.parity
 from optedu.instruments.parity import Parity
+from optedu.optim.catalogue import CATALOGUE, PARITY_TEST, RULES
 
 # parity shapes for a matrices-only row: tall, wide and square, in place of optedu.instruments.parity.SHAPES
 MATRIX_SHAPES = ((4, 3), (3, 5), (4, 4))
@@ -111,12 +113,17 @@ class Pair:
     second_group: Mapping[str, Any]
     ranges: Mapping[str, st.SearchStrategy[Any]]
     settings: Sequence[Mapping[str, Any]] = field(default_factory=list)
-    matrices_only: bool = False
     half_fraction: bool = False
 
     @property
     def name(self) -> str:
         return self.ours.__name__
+
+    @property
+    def matrices_only(self) -> bool:
+        """The catalogue's ``matrices_only``: the optimizer refuses any parameter that is not
+        2-D (Muon)."""
+        return RULES[self.name].matrices_only
 
     def accepts(self, kwargs: Mapping[str, Any]) -> bool:
         """Whether torch's constructor takes ``kwargs`` (SGD refuses Nesterov without momentum).
@@ -293,7 +300,7 @@ PAIRS = [
                      adjust_lr_fn=st.sampled_from([None, "original", "match_rms_adamw"])),
          settings=[dict(lr=0.02, momentum=0.9, adjust_lr_fn="match_rms_adamw"),
                    dict(lr=0.02, nesterov=False, weight_decay=0.0)],
-         matrices_only=True, half_fraction=True),
+         half_fraction=True),
 ]
 
 OURS = [pair.ours for pair in PAIRS]
@@ -306,39 +313,10 @@ MATRICES_ONLY = {cls for pair in PAIRS if pair.matrices_only for cls in (pair.ou
 SETTINGS = [(pair.ours, pair.theirs, kwargs) for pair in PAIRS for kwargs in pair.settings]
 SETTING_IDS = [f"{ours.__name__}-{i}" for i, (ours, _, _) in enumerate(SETTINGS)]
 
-# Optimizers checked outside the table, each in its own test file (relative to tests/): those
-# compared with a reference package (lion-pytorch, optax, schedulefree, bitsandbytes), and the
-# torch twins the shared grid cannot drive (SparseAdam refuses dense gradients; LBFGS steps
-# with a closure and line searches). tests/test_layout.py fails on an exported optimizer that
-# is in neither PAIRS nor this table.
-REFERENCE_TESTS = {
-    "SparseAdam": "optim/test_sparse_adam.py",
-    "LBFGS": "optim/test_lbfgs.py",
-    "Lion": "optim/test_lion.py",
-    "LARS": "optim/test_lars_lamb.py",
-    "Lamb": "optim/test_lars_lamb.py",
-    "SGDScheduleFree": "optim/test_schedule_free.py",
-    "AdamWScheduleFree": "optim/test_schedule_free.py",
-    "Adam8bit": "precision/test_adam8bit.py",
-    "AdamW8bit": "precision/test_adam8bit.py",
-    "SAM": "optim/test_sam.py",
-    "DAdaptSGD": "optim/test_dadapt.py",
-    "DAdaptAdam": "optim/test_dadapt.py",
-    "Prodigy": "optim/test_prodigy.py",
-    "DoG": "optim/test_dog.py",
-    "LDoG": "optim/test_dog.py",
-    "Shampoo": "optim/test_shampoo.py",
-    "SOAP": "optim/test_soap.py",
-    "Kron": "optim/test_kron.py",
-    "ADOPT": "optim/test_adopt.py",
-    "AdEMAMix": "optim/test_ademamix.py",
-    "LaProp": "optim/test_laprop.py",
-    "MARS": "optim/test_mars.py",
-    "CautiousAdamW": "optim/test_cautious.py",
-    "CautiousLion": "optim/test_cautious.py",
-    "GaLoreAdamW": "optim/test_galore.py",
-    "APOLLO": "optim/test_apollo.py",
-    "AdamMini": "optim/test_adam_mini.py",
-    "NorMuon": "optim/test_normuon.py",
-    "MuonClip": "optim/test_muonclip.py",
-}
+# Optimizers checked outside the table, each in its own test file (relative to tests/), read
+# from the catalogue (optedu.optim.catalogue.Rule.test): those compared with a reference package
+# (lion-pytorch, optax, schedulefree, bitsandbytes, ...), and the torch twins the shared grid
+# cannot drive (SparseAdam refuses dense gradients; LBFGS steps with a closure and line
+# searches). tests/test_layout.py fails on an exported optimizer that is in neither PAIRS nor
+# this table.
+REFERENCE_TESTS = {rule.name: rule.test for rule in CATALOGUE if rule.test != PARITY_TEST}

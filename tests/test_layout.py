@@ -1,5 +1,5 @@
-"""The package's shape: folders that mirror the book, imports that run one way, and the short
-list of registries an optimizer must be added to.
+"""The package's shape: folders that mirror the book, imports that run one way, and every piece
+an optimizer needs (its catalogue row, export, entry, tests, chapter), named in one message.
 
 The allowed directions are read from the import statements of every module (``ast``), so a
 forbidden import fails here however it is written (relative or absolute, at the top of a module
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import pathlib
 import re
 
-import pytest
 import torch
 
 import optedu
-from optimizers import PAIRS, REFERENCE_TESTS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "optedu"
@@ -136,7 +135,31 @@ def test_the_tests_mirror_the_package():
     assert sorted(p.name for p in tests.glob("test_*.py")) == ["test_layout.py"]
 
 
-# --- adding an optimizer: the registries -------------------------------------------------------
+# --- adding an optimizer: every piece, named in one message -----------------------------------
+
+CATALOGUE_FILE = "optedu/optim/catalogue.py"
+SWITCHES = ("decoupled_weight_decay", "weight_decouple", "decouple")
+
+# the pieces of a rule, each with the file to edit (CONTRIBUTING.md's "Adding an optimizer"
+# names every file here: test_the_contributing_guide_names_every_piece)
+PIECES = {
+    "export": "optedu/__init__.py: import it and add it to __all__",
+    "row": f"{CATALOGUE_FILE}: a Rule in CATALOGUE (module, chapter, parent and change, "
+           f"reference and test, state, memory_settings, small_run; sharded, decay, excluded)",
+    "entry": "optedu/practice/cheatsheet_entries.py: an Entry in ENTRIES (rule, use, pitfall, "
+             "section)",
+    "test": "tests/optim/test_<rule>.py against its reference package (the row's test), or a "
+            "Pair in PAIRS in tests/optimizers.py for a torch twin",
+    "errors": "tests/optim/test_errors.py: its bad arguments in BAD (a torch twin)",
+    "worked": "tests/optim/test_worked_examples.py: its first two steps in EXAMPLES (a torch twin)",
+    "chapter": "_toc.yml: the row's chapter, with interview questions in the bank "
+               "(python tools/questions.py)",
+    "state": "optedu/precision/memory.py: a layout function in LAYOUTS, if the row's state "
+             "names one",
+    "benchmark": "optedu/choosing/contestants.py: a Contestant in CONTESTANTS that builds it, "
+                 "or the row's excluded",
+}
+
 
 def optimizer_classes() -> list[str]:
     return sorted(name for name in optedu.__all__
@@ -145,95 +168,150 @@ def optimizer_classes() -> list[str]:
                   and name != "Optimizer")
 
 
-def _has_layout(name: str) -> bool:
-    from optedu.precision import memory
-    try:
-        memory.state_layout(name, (4, 3))
-    except ValueError:
-        return False
-    return True
-
-
-def registries() -> dict[str, set[str]]:
-    """Registry -> the optimizer classes it lists. CONTRIBUTING.md's "Adding an optimizer" names
-    each (test_the_contributing_guide_names_every_registry)."""
-    from optedu.practice import cheatsheet_entries as cheatsheet, quiz
-    bank = {q.chapter for q in quiz.load()}
-    toc = (ROOT / "_toc.yml").read_text()
-    names = optimizer_classes()
-    return {
-        "optedu/practice/cheatsheet_entries.py ENTRIES (the cheat sheet's row)": set(cheatsheet.ENTRIES),
-        "optedu/practice/cheatsheet_entries.py LINEAGE (its place in the family tree)":
-            set(cheatsheet.LINEAGE),
-        "optedu/precision/memory.py STATE_LAYOUTS (its state in closed form)":
-            {n for n in names if _has_layout(n)},
-        "SETTINGS in tests/precision/test_memory.py (closed form = measured)": _memory_settings(),
-        "PAIRS (a torch twin) or REFERENCE_TESTS (a reference package) in tests/optimizers.py":
-            {p.ours.__name__ for p in PAIRS} | set(REFERENCE_TESTS),
-        "the question bank: its chapter (the cheat-sheet entry's) in _toc.yml, with questions": {
-            n for n, e in cheatsheet.ENTRIES.items()
-            if f"book/{e.chapter}\n" in toc and e.chapter in bank},
-        "optedu/choosing/contestants.py CONTESTANTS (it competes in the benchmark) or EXCLUDED "
-        "(why not)": _contestant_classes(),
-    }
+def defined_classes() -> dict[str, type]:
+    """Every public optimizer class defined in optedu/optim/ or optedu/precision/, exported or
+    not (read from the folders, as the sharded-rules table reads them)."""
+    from optedu.distributed.sharded_rules import optimizer_classes as defined
+    return defined()
 
 
 def _contestant_classes() -> set[str]:
-    """The optimizer classes the benchmark's contestants build, and those it excludes."""
+    """The optimizer classes the benchmark's contestants build."""
     from optedu.choosing import contestants
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
-    built = {type(o).__name__
-             for c in contestants.CONTESTANTS.values()
-             for o in contestants.training(c, model, c.defaults, steps=10,
-                                           head="1").optimizers}
-    return built | set(contestants.EXCLUDED)
+    return {type(o).__name__
+            for c in contestants.CONTESTANTS.values()
+            for o in contestants.training(c, model, c.defaults, steps=10,
+                                          head="1").optimizers}
 
 
-def _memory_settings() -> set[str]:
-    tree = ast.parse((ROOT / "tests" / "precision" / "test_memory.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SETTINGS":
-            return {k.value for k in node.value.keys}
-    raise AssertionError("tests/precision/test_memory.py has no SETTINGS table")
+def missing_pieces(classes: dict[str, type] | None = None,
+                   exported: set[str] | None = None) -> dict[str, list[str]]:
+    """Rule -> what it lacks, each piece with the file to edit, for every optimizer class that
+    is defined, exported or in the catalogue (``classes`` and ``exported`` default to the
+    package's)."""
+    from optedu.optim.catalogue import PARITY_TEST, RULES
+    from optedu.practice import quiz
+    from optedu.practice.cheatsheet_entries import ENTRIES
+    from optedu.precision.memory import LAYOUTS
+    from optimizers import PAIRS
+    classes = defined_classes() if classes is None else classes
+    exported = set(optimizer_classes()) if exported is None else exported
+    toc = (ROOT / "_toc.yml").read_text()
+    bank = {q.chapter for q in quiz.load()}
+    pairs = {p.name: p for p in PAIRS}
+    errors = (ROOT / "tests" / "optim" / "test_errors.py").read_text()
+    worked = (ROOT / "tests" / "optim" / "test_worked_examples.py").read_text()
+    built = None
+    found: dict[str, list[str]] = {}
+    for name in sorted(set(classes) | exported | set(RULES) | set(ENTRIES)):
+        lacks = []
+        if name not in classes and name not in RULES:
+            found[name] = [f"the class itself: no optimizer class {name} in optedu/optim/ or "
+                           f"optedu/precision/ (optedu/__init__.py or "
+                           f"optedu/practice/cheatsheet_entries.py names it)"]
+            continue
+        if name not in exported:
+            lacks.append(PIECES["export"])
+        if name not in ENTRIES:
+            lacks.append(PIECES["entry"])
+        rule = RULES.get(name)
+        if rule is None:
+            lacks.append(PIECES["row"])
+            if name not in pairs:
+                lacks.append(PIECES["test"])
+            found[name] = lacks
+            continue
+        cls = classes.get(name)
+        if cls is None:
+            lacks.append(f"{rule.module}: the class itself ({CATALOGUE_FILE} has its row)")
+        elif cls.__module__ != rule.module:
+            lacks.append(f"{CATALOGUE_FILE}: its module is {cls.__module__}, not {rule.module}")
+        else:
+            signature = inspect.signature(cls.__init__).parameters
+            switch = next((k for k in SWITCHES if k in signature), "")
+            if switch != rule.decay:
+                lacks.append(f"{CATALOGUE_FILE}: decay={switch!r} (its signature's switch), "
+                             f"not {rule.decay!r}")
+        if rule.parent and rule.parent not in RULES:
+            lacks.append(f"{CATALOGUE_FILE}: its parent {rule.parent!r} is not a row")
+        if f"book/{rule.chapter}\n" not in toc or rule.chapter not in bank:
+            lacks.append(PIECES["chapter"] + f" ({rule.chapter!r})")
+        if rule.test == PARITY_TEST:
+            if name not in pairs:
+                lacks.append(PIECES["test"])
+            elif rule.reference != ("torch.optim", pairs[name].theirs.__name__):
+                lacks.append(f"{CATALOGUE_FILE}: reference={rule.reference}, but its Pair in "
+                             f"tests/optimizers.py compares torch.optim."
+                             f"{pairs[name].theirs.__name__}")
+            if f"optedu.{name}," not in errors:
+                lacks.append(PIECES["errors"])
+            if f"optedu.{name}," not in worked:
+                lacks.append(PIECES["worked"])
+        else:
+            test = ROOT / "tests" / rule.test
+            if not test.exists() or name not in test.read_text():
+                lacks.append(PIECES["test"] + f" ({rule.test} must exist and name {name})")
+        if isinstance(rule.state, str) and rule.state not in {*LAYOUTS, "lbfgs"}:
+            lacks.append(PIECES["state"] + f" ({rule.state!r})")
+        if rule.sharded not in ("element-wise", "fixed", "refused"):
+            lacks.append(f"{CATALOGUE_FILE}: sharded={rule.sharded!r}, not element-wise, fixed "
+                         f"or refused")
+        if not rule.memory_settings:
+            lacks.append(f"{CATALOGUE_FILE}: memory_settings, at least one run ({{}})")
+        if not rule.excluded:
+            built = _contestant_classes() if built is None else built
+            if name not in built:
+                lacks.append(PIECES["benchmark"])
+        if lacks:
+            found[name] = lacks
+    return found
 
 
-@pytest.mark.parametrize("registry", list(registries()))
-def test_every_optimizer_is_in_every_registry(registry):
-    missing = sorted(set(optimizer_classes()) - registries()[registry])
-    assert not missing, f"add {missing} to {registry}"
+def report(found: dict[str, list[str]]) -> str:
+    return "\n".join(f"{name} lacks:" + "".join(f"\n  - {piece}" for piece in lacks)
+                     for name, lacks in found.items())
 
 
-def test_the_contributing_guide_names_every_registry():
-    """CONTRIBUTING.md's "Adding an optimizer" names the file and the table of every registry,
-    the exports, and the two test files whose tables a torch twin needs."""
+def test_every_optimizer_has_every_piece():
+    """One failure for every rule that lacks a piece, naming each piece and its file."""
+    found = missing_pieces()
+    assert not found, "\n" + report(found)
+
+
+def test_a_stub_rule_is_named_with_every_piece_it_lacks():
+    """A class defined in optedu/optim/ and nothing more: the check names its export, its
+    catalogue row, its cheat-sheet entry and its test, each with the file to edit."""
+    stub = type("StubRule", (torch.optim.Optimizer,), {"__module__": "optedu.optim.stub_rule"})
+    found = missing_pieces({**defined_classes(), "StubRule": stub})
+    assert found["StubRule"] == [PIECES[k] for k in ("export", "entry", "row", "test")]
+    message = report({"StubRule": found["StubRule"]})
+    for path in ("optedu/__init__.py", "optedu/optim/catalogue.py",
+                 "optedu/practice/cheatsheet_entries.py", "tests/optimizers.py"):
+        assert path in message, path
+
+
+def test_the_contributing_guide_names_every_piece():
+    """CONTRIBUTING.md's "Adding an optimizer" names the file and the table of every piece."""
     guide = (ROOT / "CONTRIBUTING.md").read_text()
     section = guide.split("\n## Adding an optimizer\n")[1].split("\n## ")[0]
-    names = ["optedu/__init__.py", "__all__", "tests/optim/test_errors.py",
-             "tests/optim/test_worked_examples.py"]
-    for registry in registries():
-        names += re.findall(r"[\w/]+\.(?:py|yml)|\b[A-Z][A-Z_]{3,}\b", registry)
-    missing = [name for name in names if name not in section]
+    names = []
+    for piece in PIECES.values():
+        names += re.findall(r"[\w/]+\.(?:py|yml)|\b[A-Z][A-Z_]{3,}\b", piece)
+    missing = [name for name in dict.fromkeys(names)
+               if name not in section and "<rule>" not in name]
     assert not missing, f"CONTRIBUTING.md, 'Adding an optimizer', does not name {missing}"
 
 
-def test_every_rule_module_is_exported():
-    """Each module of optedu/optim/ that defines an optimizer class is exported by the facade."""
-    exported = set(optimizer_classes())
+def test_every_rule_module_defines_a_class():
+    """Each rule module of optedu/optim/ defines an optimizer class (whether each class is
+    exported, catalogued and tested is test_every_optimizer_has_every_piece's to say)."""
     for path in sorted((PACKAGE / "optim").glob("*.py")):
-        if path.name.startswith("_") or path.stem in ("optimizer", "foreach", "fused"):
+        if path.name.startswith("_") or path.stem in ("optimizer", "foreach", "fused",
+                                                       "catalogue"):
             continue
         module = importlib.import_module(f"optedu.optim.{path.stem}")
         classes = {name for name, obj in vars(module).items()
                    if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)
                    and obj.__module__ == module.__name__ and not name.startswith("_")}
-        assert classes and classes <= exported, \
-            f"optedu/optim/{path.name}: {sorted(classes - exported) or 'no class'} not in " \
-            f"optedu.__all__ (optedu/__init__.py)"
-
-
-def test_reference_tests_exist():
-    """Each optimizer checked against a reference package names a test file that runs it."""
-    for name, test in REFERENCE_TESTS.items():
-        path = ROOT / "tests" / test
-        assert path.exists(), (name, test)
-        assert name in path.read_text(), f"{test} never mentions {name}"
+        assert classes, f"optedu/optim/{path.name} defines no optimizer class"

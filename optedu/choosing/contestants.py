@@ -42,6 +42,7 @@ from optedu.optim.adafactor import Adafactor
 from optedu.optim.adagrad import Adagrad
 from optedu.optim.adam import Adam, AdamW
 from optedu.optim.adamax import Adamax
+from optedu.optim.catalogue import CATALOGUE
 from optedu.optim.lamb import Lamb
 from optedu.optim.lars import LARS
 from optedu.optim.lion import Lion
@@ -332,43 +333,8 @@ register(Contestant(
     scheduled=False,
     source="the authors' package (lr 1.0, momentum 0.9)"))
 
-#: optedu's optimizers that do not compete, and why
-EXCLUDED = {
-    "SparseAdam": "sparse gradients only (embedding rows); these models have dense ones",
-    "LBFGS": "a full-batch method: each step re-evaluates the loss through a closure",
-    "Rprop": "a full-batch method: sign agreement between mini-batches is noise",
-    "ASGD": "its averaged weights are kept apart and not yet swapped in for evaluation",
-    "Adam8bit": "Adam's rule with quantised state: its loss curve matches Adam's (chapter "
-                "'Optimizer memory'); it would compete as Adam does",
-    "AdamW8bit": "AdamW's rule with quantised state, as Adam8bit",
-    "SAM": "a wrapper that doubles any contestant's gradients a step, for generalisation "
-           "rather than speed; chapter 'Flat minima and sharpness-aware minimisation' "
-           "compares it with its base at equal steps and equal gradients",
-    **{name: "learning-rate-free (self-tuning), added after the grid was run; chapter "
-             "'Learning-rate-free optimizers' compares it with AdamW tuned over a grid and "
-             "schedule-free AdamW"
-       for name in ("DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG")},
-    "Shampoo": "added after the grid was run; chapter 'Shampoo: Kronecker-factored "
-               "preconditioning' compares it, alone and grafted onto AdamW's step length, "
-               "with AdamW over grids of rates on the autoencoder",
-    "SOAP": "added after the grid was run; chapter 'SOAP: Adam in Shampoo's eigenbasis' "
-            "compares it with AdamW tuned alike on the digits MLP",
-    "Kron": "added after the grid was run; chapter 'PSGD: fitting a preconditioner' "
-            "compares it with AdamW tuned alike on the digits MLP",
-    **{name: "added after the grid was run; chapter 'Two momenta' compares it with AdamW "
-             "tuned alike on the digits MLP"
-       for name in ("ADOPT", "AdEMAMix", "LaProp")},
-    **{name: "added after the grid was run; chapter 'Variance reduction and caution' "
-             "compares it with AdamW tuned alike on the digits MLP"
-       for name in ("MARS", "CautiousAdamW", "CautiousLion")},
-    "NorMuon": "added after the grid was run; chapter 'After Muon' compares it with Muon and "
-               "AdamW tuned alike on the digits MLP",
-    "MuonClip": "Muon with heavy-ball momentum plus a clip of attention logits: the grid's "
-                "models have no attention it could clip",
-    **{name: "added after the grid was run; chapter 'Training in less memory' compares it "
-             "with AdamW tuned alike on the digits MLP"
-       for name in ("GaLoreAdamW", "APOLLO", "AdamMini")},
-}
+#: optedu's optimizers that do not compete, and why (the catalogue's ``excluded``)
+EXCLUDED: dict[str, str] = {rule.name: rule.excluded for rule in CATALOGUE if rule.excluded}
 
 
 def training(contestant: Contestant, model: nn.Module, hyper: Hyper, *, steps: int,

@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optedu.optim.catalogue import CATALOGUE
+
 from .comm import count_collectives
 from .launcher import launch
 from .runs import default_dtype, relative_difference
@@ -60,62 +62,15 @@ BATCH = 32
 STEPS = 3
 SEED = 0
 
-# arguments per class: non-default options where a rule has them (so more of
-# its code runs), a learning rate at which three steps move the weights; the
-# 8-bit rules quantise every tensor (min_8bit_size=0), not only large ones
-KWARGS: dict[str, dict[str, Any]] = {
-    "SGD": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
-    "Adagrad": dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
-    "RMSprop": dict(lr=0.01, momentum=0.5, centered=True),
-    "Adam": dict(lr=0.01, amsgrad=True, weight_decay=0.01),
-    "AdamW": dict(lr=0.01, weight_decay=0.1),
-    "Adadelta": dict(lr=1.0, rho=0.9),
-    "Adamax": dict(lr=0.02),
-    "NAdam": dict(lr=0.01),
-    "RAdam": dict(lr=0.01),
-    "SparseAdam": dict(lr=0.01),
-    "Lion": dict(lr=1e-3, weight_decay=0.1),
-    "LARS": dict(lr=0.1, weight_decay=0.01, trust_coefficient=0.02),
-    "Lamb": dict(lr=0.01, weight_decay=0.01),
-    "SAM": dict(base_optimizer=None, lr=0.05, momentum=0.9, rho=0.05),
-    "DAdaptSGD": dict(lr=1.0),
-    "DAdaptAdam": dict(lr=1.0),
-    "Prodigy": dict(lr=1.0),
-    "DoG": dict(lr=1.0),
-    "LDoG": dict(lr=1.0),
-    "SGDScheduleFree": dict(lr=0.1),
-    "AdamWScheduleFree": dict(lr=0.01),
-    "Adafactor": dict(lr=0.01),
-    "Muon": dict(lr=0.02),
-    "Rprop": dict(lr=0.01),
-    "ASGD": dict(lr=0.05, t0=1),
-    "LBFGS": dict(lr=0.5, max_iter=3, history_size=3),
-    "Adam8bit": dict(lr=0.01, min_8bit_size=0),
-    "AdamW8bit": dict(lr=0.01, min_8bit_size=0),
-    # beyond the diagonal
-    "Shampoo": dict(lr=0.01, momentum=0.5),
-    "SOAP": dict(lr=0.01, precondition_frequency=2),
-    "Kron": dict(lr=0.01, preconditioner_update_probability=1.0),
-    # recent rules
-    "ADOPT": dict(lr=0.01, weight_decay=0.01, decouple=True),
-    "AdEMAMix": dict(lr=0.01, weight_decay=0.01, t_alpha_beta3=10),
-    "LaProp": dict(lr=0.01, weight_decay=0.01),
-    "MARS": dict(lr=0.01, weight_decay=0.1, cautious=True),
-    "CautiousAdamW": dict(lr=0.01, weight_decay=0.1),
-    "CautiousLion": dict(lr=1e-3, weight_decay=0.1),
-    "GaLoreAdamW": dict(lr=0.01, weight_decay=0.01),
-    "APOLLO": dict(lr=0.01, weight_decay=0.01),
-    "AdamMini": dict(lr=0.01, weight_decay=0.01),
-    "NorMuon": dict(lr=0.02),
-    "MuonClip": dict(lr=0.02),
-}
+# arguments per class, the catalogue's small run (optedu.optim.catalogue.Rule.small_run):
+# non-default options where a rule has them (so more of its code runs), a learning rate at which
+# three steps move the weights; the 8-bit rules quantise every tensor (min_8bit_size=0), not
+# only large ones
+KWARGS: dict[str, dict[str, Any]] = {rule.name: dict(rule.small_run) for rule in CATALOGUE}
 
 # keys of the weights' group for the rules that project it (GaLore, APOLLO)
-LOW_RANK: dict[str, dict[str, Any]] = {
-    "GaLoreAdamW": dict(rank=2, update_proj_gap=10, scale=0.25, proj_type="std"),
-    "APOLLO": dict(rank=2, proj="random", scale_type="channel", proj_type="std",
-                   update_proj_gap=10, scale=1.0),
-}
+LOW_RANK: dict[str, dict[str, Any]] = {rule.name: dict(rule.weights_group)
+                                       for rule in CATALOGUE if rule.weights_group}
 
 # classes that only serve as the base of rules
 BASES = frozenset({"Optimizer", "ForeachOptimizer", "FusedOptimizer"})
@@ -128,7 +83,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 # rules that take matrices only (their MLP has no biases)
-MATRICES_ONLY = frozenset({"Muon"})
+MATRICES_ONLY = frozenset(rule.name for rule in CATALOGUE if rule.matrices_only)
 
 
 def rule_names() -> list[str]:
@@ -166,8 +121,8 @@ def optimizer_classes() -> dict[str, type[torch.optim.Optimizer]]:
 def arguments(name: str) -> dict[str, Any]:
     """The constructor arguments :func:`classify` gives class ``name``."""
     if name not in KWARGS and name not in VARIANTS:
-        raise ValueError(f"Invalid name value: {name!r} (no arguments in "
-                         f"sharded_rules.KWARGS; add a row)")
+        raise ValueError(f"Invalid name value: {name!r} (no small_run: add its row "
+                         f"to optedu/optim/catalogue.py)")
     kwargs = dict(VARIANTS[name] if name in VARIANTS else KWARGS[name])
     if "base_optimizer" in kwargs:
         from optedu.optim.sgd import SGD

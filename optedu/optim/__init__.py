@@ -19,6 +19,8 @@
   mask; CautiousAdamW, CautiousLion); after Muon, :mod:`.normuon` (NorMuon: Muon with a
   second moment per row) and :mod:`.muonclip` (MuonClip: Muon and Kimi K2's QK-clip); the
   low-memory :mod:`.galore` (GaLore), :mod:`.apollo` (APOLLO) and :mod:`.adam_mini` (Adam-mini);
+* :mod:`.catalogue`: one row per optimizer class (module, chapter, lineage, reference and its
+  test, state layout, small-run settings, benchmark), which every table of the package reads;
 * :mod:`.foreach`: the multi-tensor path of SGD and Adam/AdamW (``foreach=True``), tested equal
   to the one-tensor functions;
 * :mod:`.variants`: rules as other frameworks, papers or sources write them, for comparison.

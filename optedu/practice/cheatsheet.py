@@ -44,6 +44,7 @@ import torch
 
 from optedu.instruments.display import power_of_ten
 from optedu.instruments.references import WITHOUT_INIT, reference_module
+from optedu.optim.catalogue import RULES
 from optedu.precision.memory import predicted_state_bytes, state_bytes, stepped
 
 from .cheatsheet_entries import (ENTRIES, HIDDEN_ARGUMENTS, LINEAGE, REFERENCES, SCHEDULES,
@@ -260,9 +261,13 @@ def optimizer_rows(shapes: Sequence[Sequence[int]] = SHAPES
                    ) -> list[dict[str, Any]]:
     """One row per optimizer class: its entry, its arguments, the torch
     class it is checked against, and the measurements (defaults, and the
-    :data:`VARIANTS` switch if any)."""
+    :data:`VARIANTS` switch if any). A class without its entry or its
+    catalogue row (:mod:`optedu.optim.catalogue`) has no row:
+    ``tests/test_layout.py`` names what it lacks."""
     rows = []
     for name, cls in optimizer_classes().items():
+        if name not in ENTRIES or name not in RULES:
+            continue
         rows.append({
             "name": name, "cls": cls, "entry": ENTRIES[name],
             "torch": getattr(torch.optim, name, None),
@@ -389,7 +394,7 @@ def family_tree(lineage: Mapping[str, tuple[str, str]] = LINEAGE) -> str:
         if level > depth:
             lines[-1] = lines[-1].removesuffix("</li>") + "<ul>"
             depth = level
-        chapter = ENTRIES[name].chapter
+        chapter = RULES[name].chapter
         lines.append(f'<li><a href="{chapter}.html"><b>{name}</b></a>: '
                      f"{html.escape(lineage[name][1])}</li>")
     lines.append("</ul></li>" * depth + "</ul>")

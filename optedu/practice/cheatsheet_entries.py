@@ -2,16 +2,20 @@ r"""The cheat sheet's written content: one :class:`Entry` per optimizer class, t
 the schedules, and the settings the measured columns run with.
 
 Adding an optimizer adds one :class:`Entry` to :data:`ENTRIES`: the update rule in one line of
-LaTeX, what the optimizer is used for, one pitfall, the chapter that teaches it and the chapter
-section that demonstrates the pitfall. :mod:`optedu.practice.cheatsheet` renders these beside
-what it reads from the package (arguments, defaults, state bytes); ``tests/test_layout.py`` fails
-while an exported optimizer has no entry. Imports: nothing of optedu.
+LaTeX, what the optimizer is used for, one pitfall and the chapter section that demonstrates the
+pitfall. The chapter that teaches it, its place in the family tree (:data:`LINEAGE`) and its
+reference package (:data:`REFERENCES`) are read from :mod:`optedu.optim.catalogue`.
+:mod:`optedu.practice.cheatsheet` renders these beside what it reads from the package
+(arguments, defaults, state bytes); ``tests/test_layout.py`` fails while an exported optimizer
+has no entry. Imports: :mod:`optedu.optim.catalogue`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from optedu.optim.catalogue import CATALOGUE, RULES
 
 __all__ = ["Entry", "ENTRIES", "LINEAGE", "SCHEDULES", "SHAPES", "SETTINGS",
            "VARIANTS", "HIDDEN_ARGUMENTS", "REFERENCES"]
@@ -23,18 +27,19 @@ class Entry:
 
     ``rule``: LaTeX, one line (symbols of the key: :math:`g_t` the gradient,
     :math:`m_t, v_t` Adam's averages, hats their bias corrections).
-    ``chapter``: the notebook stem of the chapter that teaches the class.
     ``section``: the heading, as written in the chapter, of the section
     that demonstrates the pitfall; ``where``: its chapter, if not
-    ``chapter``.
+    ``chapter``. ``chapter``: the notebook stem of the chapter that teaches
+    the class, the catalogue's (:attr:`optedu.optim.catalogue.Rule.chapter`),
+    filled in by :data:`ENTRIES`.
     """
 
     rule: str
     use: str
     pitfall: str
-    chapter: str
     section: str
     where: str = ""
+    chapter: str = ""
 
     @property
     def section_chapter(self) -> str:
@@ -47,7 +52,7 @@ _SF = (r"y_t=(1-\beta)z_t+\beta x_t,\ z_{t+1}=z_t-\gamma_t GRAD"
 _8BIT = (r"m_t,v_t\text{ kept as }c_{q}a_b,\ "
          r"q=\arg\min_k|x/a_b-c_k|;\ ")
 
-ENTRIES: dict[str, Entry] = {
+_WRITTEN: dict[str, Entry] = {
     "SGD": Entry(
         r"b_t=\mu b_{t-1}+(1-\tau)g_t\ (b_1=g_1),\ "
         r"\theta_t=\theta_{t-1}-\eta b_t",
@@ -56,14 +61,14 @@ ENTRIES: dict[str, Entry] = {
         "torch's buffer is a sum, not an average: along a steady gradient "
         "the step tends to ηg/(1−μ), so a rate tuned for the EMA form "
         "must be multiplied by 1−μ.",
-        "gradient_descent", "Three ways to write momentum", "momentum"),
+        "Three ways to write momentum", "momentum"),
     "Adagrad": Entry(
         r"G_t=G_{t-1}+g_t^2,\ \theta_t=\theta_{t-1}"
         r"-\frac{\eta\,g_t}{\sqrt{G_t}+\epsilon}",
         "Rare, badly scaled features (sparse inputs), convex problems.",
         "The sum only grows: on a moving target the rate shrinks after "
         "every change and never comes back.",
-        "adagrad", "A moving target: where the rate dies"),
+        "A moving target: where the rate dies"),
     "RMSprop": Entry(
         r"v_t=\alpha v_{t-1}+(1-\alpha)g_t^2,\ \theta_t=\theta_{t-1}"
         r"-\frac{\eta\,g_t}{\sqrt{v_t}+\epsilon}",
@@ -71,21 +76,21 @@ ENTRIES: dict[str, Entry] = {
         "training.",
         "No bias correction: with v₀ = 0 the first steps are longer than "
         "η, the first one η/√(1−α).",
-        "rmsprop", "The rule"),
+        "The rule"),
     "Adam": Entry(
         r"\theta_t=\theta_{t-1}-" + _ADAM_STEP,
         "The default for most networks: steps of about η whatever the "
         "scale of the loss.",
         "weight_decay is L2: λθ joins g and is divided by √v̂, so weights "
         "with large gradients are hardly decayed. Use AdamW.",
-        "adam", "Adam + L2 leaves the weights with large gradients undecayed", "adamw"),
+        "Adam + L2 leaves the weights with large gradients undecayed", "adamw"),
     "AdamW": Entry(
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-" + _ADAM_STEP,
         "Transformers and most large models: Adam with the decay taken out "
         "of the gradient (not divided by √v̂).",
         "The decay per step is ηλ: a schedule, or a new learning rate, "
         "changes the decay too.",
-        "adamw", "What a `weight_decay` number means"),
+        "What a `weight_decay` number means"),
     "Adam8bit": Entry(
         _8BIT + r"\text{Adam step}",
         "Adam's state in about a quarter of the memory, for large "
@@ -93,14 +98,14 @@ ENTRIES: dict[str, Entry] = {
         "A linear code rounds the small entries of v to 0, and Adam then "
         "divides by ε: steps of η m̂/ε. Keep v in the dynamic code, better "
         "no_zero.",
-        "memory", "8-bit Adam: memory against drift"),
+        "8-bit Adam: memory against drift"),
     "AdamW8bit": Entry(
         _8BIT + r"\text{AdamW step}",
         "AdamW's state in about a quarter of the memory, for large "
         "tensors.",
         "Tensors under min_8bit_size elements (biases, small layers) keep "
         "float32 state, so a model of small tensors saves less.",
-        "memory", "8-bit Adam: memory against drift"),
+        "8-bit Adam: memory against drift"),
     "Adadelta": Entry(
         r"\Delta_t=\frac{\sqrt{u_{t-1}+\epsilon}}{\sqrt{v_t+\epsilon}}g_t,"
         r"\ \theta_t=\theta_{t-1}-\eta\Delta_t",
@@ -108,7 +113,7 @@ ENTRIES: dict[str, Entry] = {
         "the step size, as a rate does.",
         "ε sets the start: the first step is about √(ε/(1−ρ)) whatever "
         "the gradient, then steps grow like √t.",
-        "adadelta", r"What $\epsilon$ does at the start"),
+        r"What $\epsilon$ does at the start"),
     "Adamax": Entry(
         r"u_t=\max(\beta_2u_{t-1},|g_t|+\epsilon),\ \theta_t=\theta_{t-1}"
         r"-\frac{\eta\,m_t}{(1-\beta_1^t)u_t}",
@@ -116,7 +121,7 @@ ENTRIES: dict[str, Entry] = {
         "not an RMS.",
         "torch puts ε inside the max, Keras after it, the paper nowhere: "
         "the forms part when gradients near ε.",
-        "adamax_nadam", r"torch's form, and where its $\epsilon$ sits"),
+        r"torch's form, and where its $\epsilon$ sits"),
     "NAdam": Entry(
         r"\theta_t=\theta_{t-1}-\frac{\eta}{\sqrt{\hat v_t}+\epsilon}"
         r"\Big(\frac{(1-\mu_t)g_t}{1-\Pi_t}"
@@ -124,7 +129,7 @@ ENTRIES: dict[str, Entry] = {
         "Adam with Nesterov's look-ahead in the first moment.",
         "Dozat's schedule: μₜ starts at β₁/2 and nears β₁ only over a "
         "long run, so short runs use less momentum than betas says.",
-        "adamax_nadam", "Dozat's momentum schedule"),
+        "Dozat's momentum schedule"),
     "RAdam": Entry(
         r"\theta_t=\theta_{t-1}-\eta\hat m_t r_t\frac{\sqrt{1-\beta_2^t}}"
         r"{\sqrt{v_t}+\epsilon}\text{ if }\rho_t>5,\ "
@@ -133,7 +138,7 @@ ENTRIES: dict[str, Entry] = {
         "of the adaptive rate) shortens the steps.",
         "While ρₜ ≤ 5 the steps are un-adapted, η m̂ₜ: they scale with "
         "the gradient, so large gradients give large first steps.",
-        "radam", r"The switch at $\rho_t > 5$: what torch does before it"),
+        r"The switch at $\rho_t > 5$: what torch does before it"),
     "SparseAdam": Entry(
         r"i\in S_t:\ \theta_{t,i}\mathrel{-}=\eta"
         r"\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}"
@@ -142,7 +147,7 @@ ENTRIES: dict[str, Entry] = {
         "are read and written.",
         "Bias correction counts the tensor's steps, not the row's: a "
         "rarely seen row takes steps of several η for the same gradient.",
-        "sparse_adam", "A row seen rarely: the global bias correction"),
+        "A row seen rarely: the global bias correction"),
     "Lion": Entry(
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta\,\mathrm{sign}"
         r"(\beta_1m_{t-1}+(1-\beta_1)g_t),\ m_t=\beta_2m_{t-1}"
@@ -150,7 +155,7 @@ ENTRIES: dict[str, Entry] = {
         "AdamW's job with one state buffer instead of two.",
         "Every coordinate moves by ±η: with AdamW's rate the steps are "
         "far too long; take a smaller η and a larger λ (keep ηλ).",
-        "lion", "Learning rate and decay against AdamW's"),
+        "Learning rate and decay against AdamW's"),
     "LARS": Entry(
         r"u_t=g_t+\lambda\theta,\ b_t=\mu b_{t-1}+\eta c"
         r"\frac{\|\theta\|}{\|u_t\|+\epsilon}u_t,\ \theta_t=\theta_{t-1}-b_t",
@@ -158,28 +163,28 @@ ENTRIES: dict[str, Entry] = {
         "norm.",
         "A zero-initialised bias has no trust ratio (ρ = 1): its first "
         "step is the raw η u, huge at LARS's large rates.",
-        "lamb_lars", "Which tensors are excluded, and why"),
+        "Which tensors are excluded, and why"),
     "Lamb": Entry(
         r"u_t=\frac{\hat m_t}{\sqrt{\hat v_t}+\epsilon}+\lambda\theta,\ "
         r"\theta_t=\theta_{t-1}-\eta\frac{\|\theta\|}{\|u_t\|}u_t",
         "Large-batch Adam: a trust ratio per tensor on AdamW's direction.",
         "Each step changes a tensor by at most η‖θ‖: a tensor near zero "
         "(a bias) can grow only by a factor 1+η a step.",
-        "lamb_lars", "Which tensors are excluded, and why"),
+        "Which tensors are excluded, and why"),
     "SGDScheduleFree": Entry(
         _SF.replace("GRAD", r"\nabla f(y_t)"),
         "SGD without a decay schedule or a fixed end: evaluate the "
         "average x.",
         "The parameters hold y while training: without optimizer.eval() "
         "you evaluate or save y, not the average x.",
-        "schedule_free", "The train/eval switch"),
+        "The train/eval switch"),
     "AdamWScheduleFree": Entry(
         _SF.replace("GRAD", r"\frac{\nabla f(y_t)}{\sqrt{\hat v_t}+\epsilon}"),
         "AdamW without a decay schedule or a fixed end (decay at y, "
         "through z).",
         "BatchNorm's running statistics are collected at y: after eval(), "
         "recompute them at x with a few forward passes.",
-        "schedule_free", "BatchNorm: statistics collected at the wrong point"),
+        "BatchNorm: statistics collected at the wrong point"),
     "SAM": Entry(
         r"g=\nabla L(\theta_{t-1}),\ \hat\epsilon=\rho\frac{g}{\|g\|},\ \theta_t=\mathrm{base}"
         r"\big(\theta_{t-1},\nabla L(\theta_{t-1}+\hat\epsilon)\big)",
@@ -187,7 +192,7 @@ ENTRIES: dict[str, Entry] = {
         "for generalisation, when data is short.",
         "Two gradients a step: at equal steps it costs twice the compute, "
         "so compare it with its base at equal gradient evaluations too.",
-        "flat_minima", "The experiment: SAM, ASAM and their bases, tuned alike"),
+        "The experiment: SAM, ASAM and their bases, tuned alike"),
     "DAdaptSGD": Entry(
         r"\lambda_k=\frac{d_k}{\|g_0\|},\ s_{k+1}=s_k+\lambda_kg_k,\ d_{k+1}="
         r"\max\big(d_k,\frac{2\sum_i\lambda_i\langle g_i,s_i\rangle}{\|s_{k+1}\|}"
@@ -196,7 +201,7 @@ ENTRIES: dict[str, Entry] = {
         "estimates its distance to a solution.",
         "The package's estimate is twice the ratio the lower bound proves, "
         "so d can pass D; on the book's MLP with momentum 0.9 it never trained.",
-        "lr_free", "A lower bound on $D$ from the gradients"),
+        "A lower bound on $D$ from the gradients"),
     "DAdaptAdam": Entry(
         r"\text{Adam with }\eta_k=d_k,\ d_{k+1}=\max(d_k,\hat d_{k+1}),\ "
         r"\hat d_{k+1}=\frac{r_{k+1}}{(1-\sqrt{\beta_2})\|s_{k+1}\|_1},\ "
@@ -205,7 +210,7 @@ ENTRIES: dict[str, Entry] = {
         "lr stays 1 and scales d.",
         "use_bias_correction defaults to False: the early steps, several times "
         "the rate, inflate d and some seeds never train. Set it True.",
-        "lr_free", "Why D-Adaptation overshot: the first steps"),
+        "Why D-Adaptation overshot: the first steps"),
     "Prodigy": Entry(
         r"\text{Adam }\eta_t=d_t,\ d_{t+1}=\max(d_t,\hat d),\ \hat d="
         r"\frac{\sum_i\lambda_i\langle g_i,x_0-x_i\rangle}{\|\sum_i\lambda_ig_i"
@@ -214,7 +219,7 @@ ENTRIES: dict[str, Entry] = {
         "weighted by d²; pair it with a cosine decay.",
         "use_bias_correction defaults to False: every step runs above d·lr "
         "(several times at first). Even corrected, it trailed tuned AdamW here.",
-        "lr_free", "On a network, against tuned AdamW"),
+        "On a network, against tuned AdamW"),
     "DoG": Entry(
         r"\eta_t=c\frac{\max(r_\epsilon,\max_{i\le t}\|x_i-x_0\|)}"
         r"{\sqrt{\epsilon+\sum_{i\le t}\|g_i\|^2}},\ x_{t+1}=x_t-\eta_tg_t",
@@ -222,7 +227,7 @@ ENTRIES: dict[str, Entry] = {
         "summed squared gradients.",
         "rbar is the distance travelled, not a bound: it can pass D. The step "
         "never decays, so the authors pair DoG with iterate averaging.",
-        "lr_free", "Three estimators on a problem with known $D$"),
+        "Three estimators on a problem with known $D$"),
     "LDoG": Entry(
         r"\text{DoG per tensor: }\eta_t^{(l)}=c\frac{\bar r_t^{(l)}}"
         r"{\sqrt{\epsilon+\sum_{i\le t}\|g_i^{(l)}\|^2}}",
@@ -230,7 +235,7 @@ ENTRIES: dict[str, Entry] = {
         "differ in scale.",
         "One estimate per tensor (rbar and eta are vectors to log), and the "
         "copy of x₀ held in the groups is one more model in memory.",
-        "lr_free", "On a network, against tuned AdamW"),
+        "On a network, against tuned AdamW"),
     "Shampoo": Entry(
         r"L_t=L_{t-1}+G_tG_t^\top,\ R_t=R_{t-1}+G_t^\top G_t,\ "
         r"W_{t+1}=W_t-\eta\,L_t^{-1/4}G_tR_t^{-1/4}",
@@ -239,7 +244,7 @@ ENTRIES: dict[str, Entry] = {
         "With preconditioning_compute_steps > 1 the first steps do not move "
         "and stale roots amplify new directions up to ε^(-1/2); lr is not on "
         "Adam's scale.",
-        "shampoo", "Update frequency: stale roots and ε"),
+        "Update frequency: stale roots and ε"),
     "SOAP": Entry(
         r"G'=Q_L^\top GQ_R,\ \theta_t=\theta_{t-1}-\eta\,Q_L\,"
         r"\frac{\hat m'_t}{\sqrt{\hat v'_t}+\epsilon}\,Q_R^\top\ (m',v'\text{ of }G'),"
@@ -249,7 +254,7 @@ ENTRIES: dict[str, Entry] = {
         "The first step only builds the factors (no move), and the bases are "
         "refreshed every k steps: a large k leaves Adam's moments in a stale "
         "basis.",
-        "soap", "Sensitivity to the refresh period"),
+        "Sensitivity to the refresh period"),
     "Kron": Entry(
         r"Q_i\leftarrow Q_i-\frac{\eta_P}"
         r"{\|AA^\top+BB^\top\|}\mathrm{triu}(AA^\top-BB^\top)Q_i,\ "
@@ -258,7 +263,7 @@ ENTRIES: dict[str, Entry] = {
         "products a step, with no eigendecomposition.",
         "Each factor is a dense d×d matrix: an axis of width 3072 holds 9.4 M "
         "numbers; use memory_save_mode or max_size_triangular for wide layers.",
-        "psgd_kron", "Memory: the factors' bytes"),
+        "Memory: the factors' bytes"),
     "ADOPT": Entry(
         r"m_t=\beta_1m_{t-1}+(1-\beta_1)\mathrm{clip}\big(\frac{g_t}"
         r"{\max(\sqrt{v_{t-1}},\epsilon)},t^{1/4}\big),\ \theta_t=\theta_{t-1}-\eta m_t;"
@@ -267,7 +272,7 @@ ENTRIES: dict[str, Entry] = {
         "second moment of earlier gradients only.",
         "The first step only records v₀ = g₀² and does not move; eps (1e-6) is a "
         "floor under √v, not a term added to it, so Adam's eps does not transfer.",
-        "two_momenta", "ADOPT's one-step delay"),
+        "ADOPT's one-step delay"),
     "AdEMAMix": Entry(
         r"\theta_t=\theta_{t-1}-\eta\frac{\hat m_{1,t}+\alpha m_{2,t}}{\sqrt{\hat v_t}"
         r"+\epsilon},\ m_{2,t}=\beta_3m_{2,t-1}+(1-\beta_3)g_t",
@@ -275,7 +280,7 @@ ENTRIES: dict[str, Entry] = {
         "gradients thousands of steps old in the step.",
         "Without the α and β₃ warmups (t_alpha_beta3 ≈ the run's length) the "
         "slow momentum destabilises the start; in short runs it only adds noise.",
-        "two_momenta", "The slow momentum and its warmup"),
+        "The slow momentum and its warmup"),
     "LaProp": Entry(
         r"u_t=\frac{g_t}{\sqrt{\hat v_t}+\epsilon},\ m_t=\beta_1m_{t-1}"
         r"+(1-\beta_1)\eta u_t,\ \theta_t=\theta_{t-1}-m_t/c_t",
@@ -283,7 +288,7 @@ ENTRIES: dict[str, Entry] = {
         "η/√(1−β₂), whatever β₁.",
         "eps defaults to 1e-15 and is added before v's bias correction; in "
         "pytorch_optimizer weight_decouple=False does not decay at all (optedu: L2).",
-        "two_momenta", "LaProp: normalise, then average"),
+        "LaProp: normalise, then average"),
     "MARS": Entry(
         r"c_t=g_t+\gamma\frac{\beta_1}{1-\beta_1}(g_t-g_{t-1}),\ m_t=\beta_1m_{t-1}"
         r"+(1-\beta_1)\frac{c_t}{\max(1,\|c_t\|)},\ \text{then AdamW's step on }m_t",
@@ -291,7 +296,7 @@ ENTRIES: dict[str, Entry] = {
         "STORM-style correction (γ = 0.025).",
         "The correction uses the previous batch's gradient: it cuts the lag but "
         "adds noise (one batch's at γ = 1); 1-D tensors take plain AdamW (lr_1d).",
-        "mars_cautious", "A momentum lags; a correction can remove the lag"),
+        "A momentum lags; a correction can remove the lag"),
     "CautiousAdamW": Entry(
         r"\phi_t=\mathbf{1}[m_t\odot g_t>0]\frac{n}{k+1},\ \theta_t=(1-\eta\lambda)"
         r"\theta_{t-1}-\eta\frac{\hat m_t\odot\phi_t}{\sqrt{\hat v_t}+\epsilon}",
@@ -299,7 +304,7 @@ ENTRIES: dict[str, Entry] = {
         "agrees in sign with the gradient.",
         "Never uphill only to first order and on the batch the mask saw: large "
         "steps and the full loss can still go up; the rescale n/(k+1) enlarges them.",
-        "mars_cautious", "Cautious updates: never uphill, to first order"),
+        "Cautious updates: never uphill, to first order"),
     "CautiousLion": Entry(
         r"u_t=\mathrm{sign}(\beta_1m_{t-1}+(1-\beta_1)g_t),\ \theta_t=\theta_{t-1}"
         r"-\eta\,u_t\odot\mathbf{1}[u_t\odot g_t>0]\frac{n}{k+1}",
@@ -307,7 +312,7 @@ ENTRIES: dict[str, Entry] = {
         "with the gradient.",
         "The mask after the sign moves kept coordinates by ηn/(k+1); MARS's "
         "Lion form masks before the sign, which erases the rescale.",
-        "mars_cautious", "Where the mask goes"),
+        "Where the mask goes"),
     "NorMuon": Entry(
         r"O_t=\mathrm{NS}(\tilde B_t),\ v_{t,i}=\beta_2v_{t-1,i}+(1-\beta_2)\,"
         r"\overline{O_{t,i:}^2},\ \theta_t=\theta_{t-1}-\eta' s\,O_t/(\sqrt{v_t}+\epsilon)",
@@ -315,7 +320,7 @@ ENTRIES: dict[str, Entry] = {
         "others.",
         "Takes use_muon groups: the AdamW groups get adamw_lr, not lr; one number of state "
         "per row beside the momentum.",
-        "after_muon", "NorMuon: one second moment per neuron"),
+        "NorMuon: one second moment per neuron"),
     "MuonClip": Entry(
         r"B_t=\mu B_{t-1}+G_t,\ \eta'=0.2\sqrt{\max(A,B)}\eta,\ "
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'\mathrm{NS}(B_t),\ "
@@ -323,28 +328,28 @@ ENTRIES: dict[str, Entry] = {
         "Muon on attention models whose query-key logits grow without bound (Kimi K2).",
         "step() needs each head's largest logit (attention_max_logits) from the forward "
         "pass: without it nothing is clipped.",
-        "after_muon", "MuonClip: capping attention logits at the source"),
+        "MuonClip: capping attention logits at the source"),
     "GaLoreAdamW": Entry(
         r"R_t=G_tP^\top,\ N_t=\mathrm{Adam}(R_t),\ W_t=W_{t-1}-\eta\alpha N_tP,\ "
         r"P=V_r^\top\text{ of }\mathrm{SVD}(G_t),\ \text{every }T\text{ steps}",
         "Pre-training or fine-tuning large matrices when Adam's state does not fit.",
         "Only matrices in a rank group are projected; scale α = 0.25 shrinks the step, so "
         "retune the rate; a float64 gradient's SVD runs in float32.",
-        "low_memory", "GaLore: Adam in a subspace that follows the gradient"),
+        "GaLore: Adam in a subspace that follows the gradient"),
     "APOLLO": Entry(
         r"R_t=G_tP^\top,\ P\sim N(0,1/r),\ s_j=\frac{\|\mathrm{Adam}(R_t)_j\|}"
         r"{\|R_{t,j}\|},\ W_t=W_{t-1}-\eta\sqrt{\alpha}\,s\odot G_t",
         "Near-SGD memory for large matrices: a random projection only sets each channel's scale.",
         "At rank 1 a channel's estimate is too noisy: APOLLO-Mini needs scale_type='tensor' "
         "and scale ≈ n/r to step like Adam.",
-        "low_memory", "APOLLO: a random projection that only measures a scale"),
+        "APOLLO: a random projection that only measures a scale"),
     "AdamMini": Entry(
         r"v_{t,b}=\beta_2v_{t-1,b}+(1-\beta_2)\,\mathrm{mean}_{i\in b}g_{t,i}^2,\ "
         r"\theta_t=\theta_{t-1}-\eta\frac{\hat m_t}{\sqrt{\hat v_{t,b}}+\epsilon}",
         "Half of Adam's state: one second moment per head, neuron or tensor of a transformer.",
         "Blocks come from parameter names: unmatched names fall back to one v per tensor; "
         "add the model's names before the first step.",
-        "low_memory", "Adam-mini: one second moment per block"),
+        "Adam-mini: one second moment per block"),
     "Adafactor": Entry(
         r"\hat V_t=\frac{r_tc_t}{\bar r_t},\ U_t=\frac{G_t}{\sqrt{\hat V_t}},"
         r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\frac{\alpha_t U_t}"
@@ -353,7 +358,7 @@ ENTRIES: dict[str, Entry] = {
         "row and a column.",
         "torch's version has no first moment, and in float32 its ε₁ floor "
         "binds for small gradients: updates too long, then clipped.",
-        "adafactor", "What torch 2.13 chose"),
+        "What torch 2.13 chose"),
     "Muon": Entry(
         r"B_t=\mu B_{t-1}+(1-\mu)G_t,\ O_t=\mathrm{NS}_k(G_t+\mu(B_t-G_t)),"
         r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'O_t,\ "
@@ -362,7 +367,7 @@ ENTRIES: dict[str, Entry] = {
         "rest.",
         "2-D parameters only (others raise), and embeddings and the "
         "output head belong to AdamW: split with muon_adamw_groups.",
-        "muon", "Muon for hidden matrices, AdamW for the rest"),
+        "Muon for hidden matrices, AdamW for the rest"),
     "Rprop": Entry(
         r"\Delta_t=\mathrm{clip}(\eta_\pm\Delta_{t-1},\Delta_{\min},"
         r"\Delta_{\max}),\ \theta_t=\theta_{t-1}-\Delta_t\,"
@@ -370,7 +375,7 @@ ENTRIES: dict[str, Entry] = {
         "Small full-batch problems; blind to the scale of the loss.",
         "Breaks with mini-batches: near a minimum the signs flip at "
         "random, and the sign of an average is not the average of signs.",
-        "rprop", "Why Rprop breaks with mini-batches"),
+        "Why Rprop breaks with mini-batches"),
     "ASGD": Entry(
         r"\theta_t=(1-\lambda\eta_t)\theta_{t-1}-\eta_tg_t,\ "
         r"a_t=a_{t-1}+\mu_t(\theta_t-a_{t-1}),\ "
@@ -380,7 +385,7 @@ ENTRIES: dict[str, Entry] = {
         "noise floor.",
         "The parameters stay the SGD iterates; the average is "
         "state['ax'], a plain copy of θ until step t0 + 2 (see t0's default).",
-        "asgd", "torch's ASGD"),
+        "torch's ASGD"),
     "LBFGS": Entry(
         r"\theta_{k+1}=\theta_k-t_kH_kg_k,\ H_kg_k\text{ by two loops "
         r"over the last }m\text{ pairs }(s_i,y_i)",
@@ -388,100 +393,19 @@ ENTRIES: dict[str, Entry] = {
         "(logistic regression, style transfer).",
         "Mini-batches break the curvature pairs (y from two different "
         "losses); without a line search the chapter's run blew up.",
-        "lbfgs", "Why L-BFGS is rare in deep learning"),
+        "Why L-BFGS is rare in deep learning"),
 }
 
-# The family tree: for each optimizer, the rule it changes ("" for a root)
-# and what it changes, in one line. Read depth-first from the roots, it is
-# the history of the field as a chain of fixes, each to a named weakness of
-# its parent.
-LINEAGE: dict[str, tuple[str, str]] = {
-    "SGD": ("", "Step against the minibatch gradient; momentum sums past "
-            "gradients, so steady directions speed up and oscillations "
-            "cancel."),
-    "ASGD": ("SGD", "Averages the iterates: the average sits below the "
-             "last iterate's noise floor."),
-    "SGDScheduleFree": ("SGD", "Replaces the decaying schedule by an "
-                        "interpolation between the iterate and its "
-                        "running average."),
-    "Rprop": ("SGD", "Keeps only the gradient's sign, with a per-weight "
-              "step that grows while the sign holds and shrinks when it "
-              "flips."),
-    "LARS": ("SGD", "Sets each tensor's step to a fraction of its norm (a "
-             "trust ratio), for very large batches."),
-    "Muon": ("SGD", "Replaces a weight matrix's momentum by a nearly "
-             "semi-orthogonal one (Newton-Schulz): singular values near 1."),
-    "Adagrad": ("SGD", "Divides each coordinate by the root of its summed "
-                "squared gradients: rare features get larger steps."),
-    "RMSprop": ("Adagrad", "Replaces AdaGrad's growing sum by a moving "
-                "average, so the rate no longer dies."),
-    "Adadelta": ("Adagrad", "Replaces the rate by the RMS of past updates "
-                 "over the RMS of gradients: steps in θ's units."),
-    "Adam": ("RMSprop", "RMSprop's divisor plus momentum (an average of "
-             "g), both corrected for their start at zero."),
-    "Adamax": ("Adam", "Divides by a decaying maximum of |g| (the ∞-norm) "
-               "instead of a root mean square."),
-    "NAdam": ("Adam", "Puts Nesterov's look-ahead into Adam's first "
-              "moment."),
-    "RAdam": ("Adam", "Switches the divisor on only once its variance is "
-              "estimated well enough: a warmup built into the rule."),
-    "SparseAdam": ("Adam", "Reads and writes only the rows that a sparse "
-                   "gradient touches."),
-    "Adam8bit": ("Adam", "Stores m and v in 8 bits, quantised block by "
-                 "block: about a quarter of the state."),
-    "Adafactor": ("Adam", "Keeps a matrix's second moment as a row and a "
-                  "column: memory of rows + columns, not their product."),
-    "AdamW": ("Adam", "Takes weight decay out of the gradient, so the "
-              "divisor no longer weakens it on large-gradient weights."),
-    "AdamW8bit": ("AdamW", "AdamW with its state in 8 bits, as Adam8bit."),
-    "AdamWScheduleFree": ("AdamW", "AdamW's step inside schedule-free "
-                          "averaging: no decay schedule, no fixed end."),
-    "Lamb": ("AdamW", "LARS's per-tensor trust ratio applied to AdamW's "
-             "direction, for very large batches."),
-    "Lion": ("AdamW", "Steps by the sign of an interpolated momentum: one "
-             "buffer, and every coordinate's step is ±η before decay."),
-    "SAM": ("SGD", "Steps its base optimizer with the gradient taken ρ "
-            "uphill of the weights: two gradients a step, flatter minima."),
-    "DAdaptSGD": ("SGD", "Replaces the learning rate by d/‖g₀‖, d a growing "
-                  "lower estimate of the distance to a solution."),
-    "DoG": ("SGD", "Sets the step to the farthest distance from x₀ over the "
-            "root of the summed squared gradient norms."),
-    "LDoG": ("DoG", "DoG's step size computed per tensor."),
-    "Shampoo": ("Adagrad", "Full-matrix AdaGrad restricted to a Kronecker product: one "
-                "factor per dimension, each to the power −1/(2k)."),
-    "SOAP": ("Adam", "Runs Adam on the gradient rotated into the eigenbasis "
-             "of Shampoo's factors GGᵀ and GᵀG, refreshed every k steps."),
-    "Kron": ("SGD", "Momentum SGD times a Kronecker-factored P = QᵀQ fitted to the "
-             "gradients by Li's criterion; step RMS clipped at 1.1."),
-    "ADOPT": ("Adam", "Divides the gradient by the second moment of earlier gradients, "
-              "then averages: converges for any β₂."),
-    "AdEMAMix": ("AdamW", "Adds a slow, uncorrected momentum (β₃ ≈ 0.9999) weighted by α "
-                 "to Adam's numerator, with warmups of α and β₃."),
-    "LaProp": ("Adam", "Normalises each gradient first, then takes its momentum: the "
-               "step stays bounded for any β₁, β₂."),
-    "MARS": ("AdamW", "Averages a gradient corrected by γβ₁/(1−β₁) times its change "
-             "since the last step (STORM's recursion, scaled)."),
-    "CautiousAdamW": ("AdamW", "Zeroes the coordinates where the momentum and the "
-                      "gradient disagree in sign, rescales the rest by n/(k+1)."),
-    "CautiousLion": ("Lion", "Zeroes the coordinates where the sign step and the "
-                     "gradient disagree, rescales the rest by n/(k+1)."),
-    "NorMuon": ("Muon", "Divides each row of the orthogonalised update by the root of its "
-                "own running mean square."),
-    "MuonClip": ("Muon", "Heavy-ball Muon, then shrinks the query and key rows of heads "
-                 "whose logits passed a threshold."),
-    "GaLoreAdamW": ("AdamW", "Runs Adam on the gradient projected onto its top-r singular "
-                    "subspace, refreshed every T steps, and maps the step back."),
-    "APOLLO": ("AdamW", "Scales the raw gradient per channel by the norm ratio of Adam's step "
-               "on a random low-rank projection."),
-    "AdamMini": ("AdamW", "Keeps one second moment per block (head, neuron, tensor) instead of "
-                 "one per weight."),
-    "DAdaptAdam": ("Adam", "Replaces Adam's learning rate by d, D-Adaptation's "
-                   "estimate of the distance to a solution."),
-    "Prodigy": ("DAdaptAdam", "Weights each gradient by d² rather than d, and "
-                "measures progress by ⟨g, x₀ − x⟩."),
-    "LBFGS": ("", "Quasi-Newton: an inverse Hessian built from the last "
-              "few pairs of step and gradient differences."),
-}
+# each entry with the chapter the catalogue names (optedu.optim.catalogue)
+ENTRIES: dict[str, Entry] = {
+    name: replace(entry, chapter=RULES[name].chapter) if name in RULES else entry
+    for name, entry in _WRITTEN.items()}
+
+# The family tree, read from the catalogue: for each optimizer, the rule it changes ("" for a
+# root) and what it changes, in one line. Read depth-first from the roots, it is the history of
+# the field as a chain of fixes, each to a named weakness of its parent.
+LINEAGE: dict[str, tuple[str, str]] = {rule.name: (rule.parent, rule.change)
+                                       for rule in CATALOGUE}
 
 # The closed forms of the schedules: torch's schedulers as optedu writes
 # them (optedu.lr_scheduler; η₀ the initial rate, t the scheduler's step)
@@ -546,33 +470,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # them, or they choose an implementation, not the rule).
 HIDDEN_ARGUMENTS = ("params", "maximize", "foreach", "fused")
 
-# The package each optimizer torch lacks is checked against in its chapter
-# (module, class); LARS and Lamb are compared with optax, whose functions
-# name their arguments differently.
+# The package each optimizer torch lacks is checked against in its chapter (module, class), from
+# the catalogue; LARS and Lamb are compared with optax, whose functions name their arguments
+# differently, and are left out.
 REFERENCES: dict[str, tuple[str, str]] = {
-    "Lion": ("lion_pytorch", "Lion"),
-    "SGDScheduleFree": ("schedulefree", "SGDScheduleFree"),
-    "AdamWScheduleFree": ("schedulefree", "AdamWScheduleFree"),
-    "Adam8bit": ("bitsandbytes.optim", "Adam8bit"),
-    "AdamW8bit": ("bitsandbytes.optim", "AdamW8bit"),
-    "SAM": ("pytorch_optimizer", "SAM"),
-    "DAdaptSGD": ("dadaptation", "DAdaptSGD"),
-    "DAdaptAdam": ("dadaptation", "DAdaptAdam"),
-    "Prodigy": ("prodigyopt", "Prodigy"),
-    "DoG": ("dog", "DoG"),
-    "LDoG": ("dog", "LDoG"),
-    "Shampoo": ("pytorch_optimizer", "Shampoo"),
-    "SOAP": ("pytorch_optimizer", "SOAP"),
-    "Kron": ("kron_torch", "Kron"),
-    "ADOPT": ("adopt", "ADOPT"),
-    "AdEMAMix": ("pytorch_optimizer", "AdEMAMix"),
-    "LaProp": ("pytorch_optimizer", "LaProp"),
-    "MARS": ("pytorch_optimizer", "MARS"),
-    "CautiousAdamW": ("torch.optim", "AdamW"),
-    "CautiousLion": ("lion_pytorch", "Lion"),
-    "NorMuon": ("pytorch_optimizer", "NorMuon"),
-    "MuonClip": ("pytorch_optimizer", "MuonClip"),
-    "GaLoreAdamW": ("galore_torch.adamw", "AdamW"),
-    "APOLLO": ("apollo_torch.apollo", "AdamW"),
-    "AdamMini": ("adam_mini", "Adam_mini"),
-}
+    rule.name: rule.reference for rule in CATALOGUE if not rule.twin and rule.same_arguments}

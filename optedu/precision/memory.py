@@ -38,6 +38,7 @@ from optedu.optim._validation import check_integer, invalid
 from optedu.optim import adam_mini as _adam_mini
 from optedu.optim import apollo as _apollo
 from optedu.optim import galore as _galore
+from optedu.optim.catalogue import CATALOGUE
 from optedu.optim.kron import factor_shapes
 from optedu.optim.soap import merge_small_dims
 
@@ -306,58 +307,48 @@ def _fixed(maker: Callable[..., Layout],
     return lambda shape, group: maker(shape, *names)
 
 
-# one entry per optimizer class name, optedu's and torch.optim's (same
-# names, same state keys); SparseAdam's ``step`` is a Python int (no bytes);
-# L-BFGS keeps one state for all parameters: lbfgs_layout
-STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
-    "SGD": _sgd,
-    "Adam": _adam,
-    "AdamW": _adam,
-    "Adagrad": _fixed(_step, "sum"),
-    "RMSprop": _rmsprop,
-    "Adadelta": _fixed(_step, "square_avg", "acc_delta"),
-    "Adamax": _fixed(_step, "exp_avg", "exp_inf"),
-    "NAdam": _nadam,
-    "RAdam": _fixed(_step, "exp_avg", "exp_avg_sq"),
-    "SparseAdam": _fixed(_buffers, "exp_avg", "exp_avg_sq"),
-    "Rprop": _fixed(_step, "prev", "step_size"),
-    "ASGD": _asgd,
-    "Adafactor": _adafactor,
-    "Muon": _fixed(_buffers, "momentum_buffer"),
-    "NorMuon": _muon_adamw("momentum_buffer", "second_momentum_buffer"),
-    "MuonClip": _muon_adamw("momentum_buffer"),
-    "Lion": _fixed(_buffers, "exp_avg"),
-    "LARS": _fixed(_buffers, "momentum_buffer"),
-    "Lamb": _fixed(_step, "exp_avg", "exp_avg_sq"),
-    "SGDScheduleFree": _fixed(_buffers, "z"),
-    "AdamWScheduleFree": _fixed(_buffers, "z", "exp_avg_sq"),
-    "Adam8bit": _adam8bit,
-    "AdamW8bit": _adam8bit,
-    "SAM": _sam,
-    # learning-rate-free rules; DAdaptAdam's and Prodigy's ``step`` is a Python int
-    "DAdaptSGD": _fixed(_buffers, "z", "s", "x0"),
-    "DAdaptAdam": _fixed(_buffers, "s", "exp_avg", "exp_avg_sq"),
-    "Prodigy": _prodigy,
-    "DoG": _dog,
-    "LDoG": _ldog,
-    # beyond the diagonal: Kronecker-factored preconditioners (their ``step`` a group int)
-    "Shampoo": _shampoo,
-    "SOAP": _soap,
-    "Kron": _kron,
-    # recent rules: ADOPT keeps Adam's layout; AdEMAMix one buffer more (its ``step`` a group
-    # int)
-    "ADOPT": _fixed(_step, "exp_avg", "exp_avg_sq"),
-    "AdEMAMix": _fixed(_buffers, "exp_avg", "exp_avg_sq", "exp_avg_slow"),
-    "LaProp": _laprop,
-    "MARS": _mars,
-    # the cautious mask is a temporary: the layouts of AdamW and Lion
-    "CautiousAdamW": _adam,
-    "CautiousLion": _fixed(_buffers, "exp_avg"),
-    # low-memory rules (their ``step`` a Python int)
-    "GaLoreAdamW": _galore_layout,
-    "APOLLO": _apollo_layout,
-    "AdamMini": _adam_mini_layout,
+# the layouts that depend on the shape or the settings, by the name a catalogue row's ``state``
+# gives (optedu.optim.catalogue.Rule.state); a row that lists its state keys needs none
+LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
+    "sgd": _sgd,
+    "adam": _adam,
+    "rmsprop": _rmsprop,
+    "nadam": _nadam,
+    "asgd": _asgd,
+    "adafactor": _adafactor,
+    "adam8bit": _adam8bit,
+    "sam": _sam,
+    "prodigy": _prodigy,
+    "dog": _dog,
+    "ldog": _ldog,
+    "shampoo": _shampoo,
+    "soap": _soap,
+    "kron": _kron,
+    "laprop": _laprop,
+    "mars": _mars,
+    "normuon": _muon_adamw("momentum_buffer", "second_momentum_buffer"),
+    "muonclip": _muon_adamw("momentum_buffer"),
+    "galore": _galore_layout,
+    "apollo": _apollo_layout,
+    "adam_mini": _adam_mini_layout,
 }
+
+
+def _layout(state: tuple[str, ...] | str) -> Callable[[Shape, Mapping[str, Any]], Layout]:
+    """A catalogue row's ``state`` as a layout function: the named one, or its buffers (a
+    scalar ``step`` tensor first when the keys start with ``"step"``)."""
+    if isinstance(state, str):
+        return LAYOUTS[state]
+    if state[:1] == ("step",):
+        return _fixed(_step, *state[1:])
+    return _fixed(_buffers, *state)
+
+
+# one entry per optimizer class name, optedu's and torch.optim's (same names, same state keys),
+# read from the catalogue; SparseAdam's ``step`` is a Python int (no bytes); L-BFGS keeps one
+# state for all parameters: lbfgs_layout
+STATE_LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
+    rule.name: _layout(rule.state) for rule in CATALOGUE if rule.state != "lbfgs"}
 
 
 def lbfgs_layout(n: int, pairs: int) -> Layout:

@@ -31,18 +31,17 @@ import torch
 import optedu
 from optedu.distributed import launch, sharded_rules
 from optedu.optim import _sharding
+from optedu.optim.catalogue import CATALOGUE
 from optimizers import FULL
 
 full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-FIXED = {"LARS", "Lamb", "Adafactor", "Muon", "DoG", "LDoG", "SAM"}
-REFUSED = {"LBFGS", "DAdaptSGD", "DAdaptAdam", "Prodigy", "SparseAdam", "Adam8bit",
-           "AdamW8bit",
-           # whole-matrix preconditioners and projections, per-block or whole-tensor counts
-           "Shampoo", "SOAP", "Kron", "GaLoreAdamW", "APOLLO", "AdamMini", "MARS",
-           "CautiousAdamW", "CautiousLion", "NorMuon", "MuonClip"}
+# the class each rule must get: the catalogue's sharded (optedu/optim/catalogue.py); the refused
+# include the whole-matrix preconditioners and projections, per-block or whole-tensor counts
+FIXED = {rule.name for rule in CATALOGUE if rule.sharded == "fixed"}
+REFUSED = {rule.name for rule in CATALOGUE if rule.sharded == "refused"}
 BOUNDS = {"Lamb": 1e-13, "LARS": 5e-14, "Adafactor": 5e-14, "SAM": 5e-14, "DoG": 5e-14,
           "LDoG": 5e-14, "Muon": 5e-14}
 ELEMENT_WISE_BOUND = 1e-13
@@ -68,11 +67,13 @@ def test_plain_tensors_are_not_sharded():
         _sharding.sharded_sums(sums, [t])
 
 
-def test_every_class_has_arguments_and_a_class():
+def test_every_row_has_arguments_and_a_class():
+    """Every catalogue row's small run and every variant give arguments (that every class
+    has a row is tests/test_layout.py's test_every_optimizer_has_every_piece)."""
     names = sharded_rules.optimizer_classes()
     assert "Adam" in names and "Optimizer" not in names
-    for name in sharded_rules.rule_names():
-        sharded_rules.arguments(name)                            # a row in KWARGS
+    for name in [*sharded_rules.KWARGS, *sharded_rules.VARIANTS]:
+        sharded_rules.arguments(name)
     assert sharded_rules.class_of("Adam foreach") is optedu.Adam
     assert set(names) >= FIXED | REFUSED
     with pytest.raises(ValueError, match="Invalid name value: 'Nope'"):

@@ -17,50 +17,10 @@ from pytorch_optimizer import AdEMAMix as Reference
 
 from optedu.optim.ademamix import AdEMAMix, alpha_schedule, beta3_schedule
 from optimizers import FULL
+import reference_harness as harness
 
 STEPS = 25
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
 STATE = ("exp_avg", "exp_avg_sq", "exp_avg_slow")
-
-
-def _params(dtype: torch.dtype) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step."""
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
-def _groups(params, two: bool, second: dict):
-    return [{"params": params[:2]}, {"params": params[2:], **second}] if two else params
-
-
-def _train(params, opt, steps=STEPS, start=0):
-    for t in range(start, start + steps):
-        opt.zero_grad()
-        _loss(params, t).backward()
-        opt.step()
-    return params, opt
-
-
-def _run(make, dtype=torch.float64, two=False, second=None, **kwargs):
-    params = _params(dtype)
-    return _train(params, make(_groups(params, two, second or {})), **kwargs)
-
-
-def _same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b))
-
-
-def _worst(a, b) -> float:
-    return max((x.detach() - y.detach()).abs().max().item() for x, y in zip(a, b))
 
 
 DECAYS = {"none": dict(weight_decay=0.0), "l2": dict(weight_decay=0.1),
@@ -88,14 +48,14 @@ def test_bit_identical_to_pytorch_optimizer(options, dtype, two):
     options = dict(options)
     foreach = options.pop("foreach")
     kwargs = {**BASE, **DECAYS[options.pop("decay")], **options}
-    a, ours = _run(lambda g: AdEMAMix(g, **kwargs), dtype, two, SECOND)
-    b, theirs = _run(lambda g: Reference(g, foreach=foreach, **kwargs), dtype, two, SECOND)
-    assert _same(a, b)
+    a, ours = harness.run(lambda g: AdEMAMix(g, **kwargs), dtype, two, SECOND)
+    b, theirs = harness.run(lambda g: Reference(g, foreach=foreach, **kwargs), dtype, two, SECOND)
+    assert harness.same(a, b)
     for p, q in zip(a, b):
         for key in STATE:
             assert torch.equal(ours.state[p][key], theirs.state[q][key]), key
     assert [g["step"] for g in ours.param_groups] == [g["step"] for g in theirs.param_groups]
-    assert not _same(a, _params(dtype))
+    assert not harness.same(a, harness.params(dtype))
 
 
 def test_bfloat16_as_its_per_parameter_path():
@@ -103,14 +63,14 @@ def test_bfloat16_as_its_per_parameter_path():
     with its per-parameter path. (Its multi-tensor path rounds bfloat16 differently from its
     own per-parameter path; optedu follows the latter.)"""
     kwargs = dict(BASE, weight_decay=0.1, weight_decouple=True, t_alpha_beta3=10)
-    a, _ = _run(lambda g: AdEMAMix(g, **kwargs), torch.bfloat16)
-    b, _ = _run(lambda g: Reference(g, foreach=False, **kwargs), torch.bfloat16)
-    assert _same(a, b)
+    a, _ = harness.run(lambda g: AdEMAMix(g, **kwargs), torch.bfloat16)
+    b, _ = harness.run(lambda g: Reference(g, foreach=False, **kwargs), torch.bfloat16)
+    assert harness.same(a, b)
 
 
 def test_defaults_are_pytorch_optimizer_s():
-    ours = AdEMAMix(_params(torch.float64)).defaults
-    theirs = Reference(_params(torch.float64)).defaults
+    ours = AdEMAMix(harness.params(torch.float64)).defaults
+    theirs = Reference(harness.params(torch.float64)).defaults
     assert ours == {**{k: v for k, v in theirs.items() if k != "foreach"}, "maximize": False}
 
 
@@ -120,13 +80,13 @@ def test_state_dict_round_trip(save_from, load_into):
     """A checkpoint after 10 steps (the group's step inside) resumes bit for bit, whichever
     class saved or loads it: the warmups continue from step 11."""
     kwargs = dict(BASE, weight_decay=0.1, weight_decouple=True, t_alpha_beta3=15)
-    params, opt = _run(lambda g: save_from(g, **kwargs), two=True, second=SECOND, steps=10)
+    params, opt = harness.run(lambda g: save_from(g, **kwargs), two=True, second=SECOND, steps=10)
     twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = load_into(_groups(twin, True, SECOND), **kwargs)
+    twin_opt = load_into(harness.groups(twin, True, SECOND), **kwargs)
     twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
-    _train(params, opt, steps=10, start=10)
-    _train(twin, twin_opt, steps=10, start=10)
-    assert _same(params, twin)
+    harness.train(params, opt, steps=10, start=10)
+    harness.train(twin, twin_opt, steps=10, start=10)
+    assert harness.same(params, twin)
     assert all(g["step"] == 20 for g in twin_opt.param_groups)
 
 
@@ -167,19 +127,19 @@ def test_alpha_zero_is_adam(decoupled):
     entries near 2 (4.4e-16); bound 4e-15."""
     kwargs = dict(lr=0.01, weight_decay=0.1)
     theirs_cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    a, _ = _run(lambda g: AdEMAMix(g, betas=(0.9, 0.999, 0.5), alpha=0.0,
-                                   weight_decouple=decoupled, **kwargs))
-    b, _ = _run(lambda g: theirs_cls(g, betas=(0.9, 0.999), foreach=False, **kwargs))
-    assert _worst(a, b) <= 4e-15
-    c, _ = _run(lambda g: AdEMAMix(g, betas=(0.9, 0.999, 0.5), alpha=0.5,
-                                   weight_decouple=decoupled, **kwargs))
-    assert _worst(c, b) > 1e-3
+    a, _ = harness.run(lambda g: AdEMAMix(g, betas=(0.9, 0.999, 0.5), alpha=0.0,
+                                          weight_decouple=decoupled, **kwargs))
+    b, _ = harness.run(lambda g: theirs_cls(g, betas=(0.9, 0.999), foreach=False, **kwargs))
+    assert harness.worst(a, b) <= 4e-15
+    c, _ = harness.run(lambda g: AdEMAMix(g, betas=(0.9, 0.999, 0.5), alpha=0.5,
+                                          weight_decouple=decoupled, **kwargs))
+    assert harness.worst(c, b) > 1e-3
 
 
 def test_grad_none_skipped_complex_and_sparse_refused():
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    _, opt = _train(params, AdEMAMix([*params, unused]), steps=3)
+    _, opt = harness.train(params, AdEMAMix([*params, unused]), steps=3)
     assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
     assert opt.param_groups[0]["step"] == 3
     z = torch.zeros(2, dtype=torch.complex64, requires_grad=True)
@@ -207,7 +167,7 @@ def test_grad_none_skipped_complex_and_sparse_refused():
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        AdEMAMix(_params(torch.float64), **kwargs)
+        AdEMAMix(harness.params(torch.float64), **kwargs)
 
 
 # ------------------------------------------------------------- optax (full tier)
@@ -247,7 +207,7 @@ def _run_optax(jax_modules, dtype, groups, steps=STEPS):
     import numpy as np
     jax, jnp, optax = jax_modules
     jdtype = jnp.float64 if dtype == torch.float64 else jnp.float32
-    params = [jnp.asarray(p.detach().numpy()) for p in _params(dtype)]
+    params = [jnp.asarray(p.detach().numpy()) for p in harness.params(dtype)]
     runs = []
     for index, h, T, shift in groups:
         b1, b2, b3 = h["betas"]
@@ -259,7 +219,7 @@ def _run_optax(jax_modules, dtype, groups, steps=STEPS):
         runs.append([index, jax.jit(tx.update), tx.init([params[i] for i in index])])
     for t in range(steps):
         tp = [torch.tensor(np.asarray(p)).requires_grad_() for p in params]
-        _loss(tp, t).backward()
+        harness.loss(tp, t).backward()
         grads = [jnp.asarray(p.grad.numpy()) for p in tp]
         for run in runs:
             index, update, state = run
@@ -291,13 +251,13 @@ def test_close_to_optax(jax_modules, dtype, T, two):
     second = {k: OPTAX_SECOND[k] for k in ("betas", "alpha", "weight_decay")}
     ours = lambda g: AdEMAMix(g, lr=0.01, betas=OPTAX_HYPER["betas"],  # noqa: E731
                               weight_decay=0.1, weight_decouple=True, t_alpha_beta3=T)
-    a, _ = _run(ours, dtype, two, second)
+    a, _ = harness.run(ours, dtype, two, second)
     groups = ([([0, 1], OPTAX_HYPER, T, 1), ([2, 3], OPTAX_SECOND, T, 1)] if two
               else [([0, 1, 2, 3], OPTAX_HYPER, T, 1)])
     b = _run_optax(jax_modules, dtype, groups)
     assert all(x.dtype == dtype for x in b)
-    assert _worst(a, b) <= bound
-    assert not _same(a, _params(dtype))
+    assert harness.worst(a, b) <= bound
+    assert not harness.same(a, harness.params(dtype))
     if T is not None:
         lagged = _run_optax(jax_modules, dtype, [(i, h, T, 0) for i, h, T, _ in groups])
-        assert _worst(a, lagged) > 0.1
+        assert harness.worst(a, lagged) > 0.1

@@ -19,61 +19,19 @@ from pytorch_optimizer import ADOPT as PytorchOptimizerADOPT
 import optedu
 from optedu.optim.adopt import ADOPT, quarter_power
 from optimizers import FULL
+import reference_harness as harness
 
 # torch-adopt 0.1.0 calls torch._utils.is_compiling, deprecated in torch 2.13
 pytestmark = [pytest.mark.filterwarnings("ignore:.*is_compiling.*:UserWarning"),
               pytest.mark.filterwarnings("ignore:Use _accelerator_graph:DeprecationWarning")]
 
 STEPS = 25
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
-
-
-def _params(dtype: torch.dtype) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step."""
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
-def _groups(params, two: bool, second: dict):
-    return [{"params": params[:2]}, {"params": params[2:], **second}] if two else params
-
-
-def _train(params, opt, steps=STEPS, start=0, after_first=None):
-    for t in range(start, start + steps):
-        opt.zero_grad()
-        _loss(params, t).backward()
-        opt.step()
-        if t == 0 and after_first is not None:
-            after_first(params)
-    return params, opt
-
-
-def _run(make, dtype=torch.float64, two=False, second=None, **kwargs):
-    params = _params(dtype)
-    return _train(params, make(_groups(params, two, second or {})), **kwargs)
-
-
-def _same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def _same_state(ours, theirs, keys=("step", "exp_avg", "exp_avg_sq")) -> None:
     for p, q in zip(ours.state, theirs.state):
         for key in keys:
             assert torch.equal(ours.state[p][key], theirs.state[q][key]), key
-
-
-def _worst(a, b) -> float:
-    return max((x - y).abs().max().item() for x, y in zip(a, b))
 
 
 def _custom_clip(step: float) -> float:
@@ -101,12 +59,12 @@ def test_bit_identical_to_torch_adopt(options, dtype, two):
     one-tensor path (the one it takes on CPU)."""
     kwargs = dict(options, lr=0.01, **CLIPS[options["clip"]])
     del kwargs["clip"]
-    a, ours = _run(lambda g: ADOPT(g, **kwargs), dtype, two, SECOND)
-    b, theirs = _run(lambda g: torch_adopt.ADOPT(g, foreach=False, **kwargs), dtype, two,
-                     SECOND)
-    assert _same(a, b)
+    a, ours = harness.run(lambda g: ADOPT(g, **kwargs), dtype, two, SECOND)
+    b, theirs = harness.run(lambda g: torch_adopt.ADOPT(g, foreach=False, **kwargs), dtype,
+                            two, SECOND)
+    assert harness.same(a, b)
     _same_state(ours, theirs)
-    assert not _same(a, _params(dtype))
+    assert not harness.same(a, harness.params(dtype))
 
 
 def test_torch_adopt_foreach_rounds_the_clip_to_float32():
@@ -114,15 +72,15 @@ def test_torch_adopt_foreach_rounds_the_clip_to_float32():
     is rounded to float32 even for float64 parameters: the same clip given to optedu gives its
     numbers bit for bit; the float64 clip does not (where the clip binds)."""
     as_float32 = lambda s: float(torch.tensor(s, dtype=torch.float32) ** 0.25)  # noqa: E731
-    b, _ = _run(lambda g: torch_adopt.ADOPT(g, lr=0.01, foreach=True))
-    a, _ = _run(lambda g: ADOPT(g, lr=0.01, clip_lambda=as_float32))
-    assert _same(a, b)
-    exact, _ = _run(lambda g: ADOPT(g, lr=0.01))
-    assert 0 < _worst(exact, b) < 1e-8
+    b, _ = harness.run(lambda g: torch_adopt.ADOPT(g, lr=0.01, foreach=True))
+    a, _ = harness.run(lambda g: ADOPT(g, lr=0.01, clip_lambda=as_float32))
+    assert harness.same(a, b)
+    exact, _ = harness.run(lambda g: ADOPT(g, lr=0.01))
+    assert 0 < harness.worst(exact, b) < 1e-8
     for dtype in (torch.float32,):   # float32 parameters: no difference
-        a, _ = _run(lambda g: ADOPT(g, lr=0.01), dtype)
-        b, _ = _run(lambda g: torch_adopt.ADOPT(g, lr=0.01, foreach=True), dtype)
-        assert _same(a, b)
+        a, _ = harness.run(lambda g: ADOPT(g, lr=0.01), dtype)
+        b, _ = harness.run(lambda g: torch_adopt.ADOPT(g, lr=0.01, foreach=True), dtype)
+        assert harness.same(a, b)
 
 
 def _shifted_clip(step: float) -> float:
@@ -152,10 +110,11 @@ def test_bit_identical_to_pytorch_optimizer(options, two, dtype):
     second = {"weight_decay": 0.3, "betas": (0.8, 0.99)}
     ours = dict(clip_lambda=_shifted_clip if clip else None)
     theirs = {} if clip else dict(clip_lambda=None)
-    a, opt_a = _run(lambda g: ADOPT(g, lr=0.01, **options, **ours), dtype, two, second)
-    b, opt_b = _run(lambda g: PytorchOptimizerADOPT(g, lr=0.01, foreach=foreach, **options,
-                                                    **theirs), dtype, two, second)
-    assert _same(a, b)
+    a, opt_a = harness.run(lambda g: ADOPT(g, lr=0.01, **options, **ours), dtype, two, second)
+    b, opt_b = harness.run(lambda g: PytorchOptimizerADOPT(g, lr=0.01, foreach=foreach,
+                                                           **options, **theirs),
+                           dtype, two, second)
+    assert harness.same(a, b)
     _same_state(opt_a, opt_b, keys=("exp_avg", "exp_avg_sq"))
     assert all(g["step"] == STEPS for g in opt_b.param_groups)
 
@@ -177,17 +136,17 @@ def test_pytorch_optimizer_decoupled_decay(fixed, dtype, bound):
                 clip_lambda=_shifted_clip)
     theirs = dict(lr=lr, weight_decay=wd, weight_decouple=True, fixed_decay=fixed,
                   foreach=False)
-    b, _ = _run(lambda g: PytorchOptimizerADOPT(g, **theirs), dtype)
-    plain, _ = _run(lambda g: ADOPT(g, **ours), dtype)
-    assert _worst(plain, b) > 1e-4
+    b, _ = harness.run(lambda g: PytorchOptimizerADOPT(g, **theirs), dtype)
+    plain, _ = harness.run(lambda g: ADOPT(g, **ours), dtype)
+    assert harness.worst(plain, b) > 1e-4
 
     def first_decay(params):
         with torch.no_grad():
             for p in params:
                 p.mul_(1 - wd * (1 if fixed else lr))
 
-    a, _ = _run(lambda g: ADOPT(g, **ours), dtype, after_first=first_decay)
-    assert _worst(a, b) <= bound
+    a, _ = harness.run(lambda g: ADOPT(g, **ours), dtype, after_first=first_decay)
+    assert harness.worst(a, b) <= bound
 
 
 def test_a_parameter_that_joins_late():
@@ -213,11 +172,11 @@ def test_a_parameter_that_joins_late():
 
 
 def test_defaults_are_torch_adopt_s():
-    ours = ADOPT(_params(torch.float64)).defaults
-    theirs = torch_adopt.ADOPT(_params(torch.float64)).defaults
+    ours = ADOPT(harness.params(torch.float64)).defaults
+    theirs = torch_adopt.ADOPT(harness.params(torch.float64)).defaults
     assert ours == {k: v for k, v in theirs.items()
                     if k not in ("foreach", "capturable", "differentiable", "fused")}
-    reference = torch_adopt.ADOPT(_params(torch.float64)).clip_lambda
+    reference = torch_adopt.ADOPT(harness.params(torch.float64)).clip_lambda
     assert all(quarter_power(s) == reference(s) for s in (1.0, 2.0, 17.0, 1e6))
 
 
@@ -250,13 +209,13 @@ def test_first_step_records_v0_and_does_not_move():
 def test_state_dict_round_trip(save_from, load_into):
     """A checkpoint after 10 steps resumes bit for bit, whichever class saved or loads it."""
     kwargs = dict(lr=0.01, weight_decay=0.1, decouple=True)
-    params, opt = _run(lambda g: save_from(g, **kwargs), two=True, second=SECOND, steps=10)
+    params, opt = harness.run(lambda g: save_from(g, **kwargs), two=True, second=SECOND, steps=10)
     twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = load_into(_groups(twin, True, SECOND), **kwargs)
+    twin_opt = load_into(harness.groups(twin, True, SECOND), **kwargs)
     twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
-    _train(params, opt, steps=10, start=10)
-    _train(twin, twin_opt, steps=10, start=10)
-    assert _same(params, twin)
+    harness.train(params, opt, steps=10, start=10)
+    harness.train(twin, twin_opt, steps=10, start=10)
+    assert harness.same(params, twin)
 
 
 def test_complex_parameters_as_torch_adopt():
@@ -273,9 +232,9 @@ def test_complex_parameters_as_torch_adopt():
 
 
 def test_grad_none_skipped_and_sparse_refused():
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    _train(params, ADOPT([*params, unused], lr=0.01), steps=3)
+    harness.train(params, ADOPT([*params, unused], lr=0.01), steps=3)
     assert torch.equal(unused, torch.ones(3, dtype=torch.float64))
     emb = torch.zeros(4, 2, dtype=torch.float64, requires_grad=True)
     emb.grad = torch.zeros(4, 2, dtype=torch.float64).to_sparse()
@@ -294,7 +253,7 @@ def test_bad_arguments_as_torch_adopt(kwargs, message):
     """The same ValueError and message as torch-adopt's."""
     for cls in (ADOPT, torch_adopt.ADOPT):
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-            cls(_params(torch.float64), **kwargs)
+            cls(harness.params(torch.float64), **kwargs)
 
 
 def _online(make, steps: int = 3000, big: float = 3.0) -> list[float]:

@@ -17,31 +17,17 @@ from optedu.optim import cautious as module
 from optedu.optim.cautious import CautiousAdamW, CautiousLion, cautious_mask
 from optedu.optim.laprop import LaProp
 from optimizers import FULL
+import reference_harness as harness
 
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
 SECOND = {"weight_decay": 0.3, "betas": (0.7, 0.9)}
 
 
-def _params(dtype):
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params, step):
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
 def _run(make, dtype=torch.float64, two=False, steps=25, second=SECOND):
-    params = _params(dtype)
+    params = harness.params(dtype)
     opt = make([{"params": params[:2]}, {"params": params[2:], **second}] if two else params)
     for t in range(steps):
         opt.zero_grad()
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
         opt.step()
     return params, opt
 
@@ -128,18 +114,18 @@ def test_signatures_are_torch_s_and_lion_pytorch_s():
     assert (inspect.signature(CautiousLion.__init__).parameters.keys()
             == inspect.signature(optedu.Lion.__init__).parameters.keys())
     with pytest.raises(ValueError, match="Invalid foreach value: True"):
-        CautiousAdamW(_params(torch.float64), foreach=True)
+        CautiousAdamW(harness.params(torch.float64), foreach=True)
 
 
 @pytest.mark.parametrize("cls", [CautiousAdamW, CautiousLion])
 def test_first_order_never_increases_the_loss(cls):
     """<g, theta_t - theta_{t-1}> <= 0 for every step with the mask (without weight decay):
     to first order the cautious step never increases the batch loss it was computed on."""
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     opt = cls(params, lr=1e-2, weight_decay=0.0)
     for t in range(30):
         opt.zero_grad()
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
         before = [p.detach().clone() for p in params]
         opt.step()
         inner = sum((p.grad * (p.detach() - b)).sum() for p, b in zip(params, before))
@@ -148,7 +134,7 @@ def test_first_order_never_increases_the_loss(cls):
 
 def test_the_mask_reads_the_whole_tensor_so_pieces_are_refused():
     """n/(k+1) counts over the whole tensor: a shard's mask would differ (see ._sharding)."""
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     for opt in (CautiousAdamW(params), CautiousLion(params), LaProp(params, cautious=True)):
         assert not opt.element_wise and "whole tensor" in opt.refuses_shards
     assert LaProp(params).element_wise and not LaProp(params).refuses_shards

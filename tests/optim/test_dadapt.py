@@ -18,25 +18,10 @@ from dadaptation import DAdaptSGD as RefSGD
 from optedu.optim.dadapt_adam import DAdaptAdam
 from optedu.optim.dadapt_sgd import DAdaptSGD
 from optimizers import FULL
+import reference_harness as harness
 
 STEPS = 20
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
 GROUP_KEYS = ("d", "k", "numerator_weighted", "g0_norm", "lr")
-
-
-def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step (the batch is a function of the step)."""
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
 
 
 def _groups(params, second):
@@ -48,11 +33,11 @@ def _groups(params, second):
 def _run(cls, kwargs, *, dtype=torch.float64, second=None, steps=STEPS, start=0,
          params=None, opt=None):
     """Params and optimizer after `steps` steps (from step `start`)."""
-    params = _params(dtype) if params is None else params
+    params = harness.params(dtype) if params is None else params
     opt = cls(_groups(params, second), **kwargs) if opt is None else opt
     for t in range(start, start + steps):
         opt.zero_grad()
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
         opt.step()
     return params, opt
 
@@ -113,7 +98,7 @@ def test_bit_identical_to_dadaptation(cls, options, dtype, two):
     a, ours = _run(cls, options, dtype=dtype, second=second)
     b, theirs = _run(reference, options, dtype=dtype, second=second)
     _assert_same(a, ours, b, theirs)
-    assert not all(torch.equal(p, q) for p, q in zip(a, _params(dtype)))   # they moved
+    assert not all(torch.equal(p, q) for p, q in zip(a, harness.params(dtype)))   # they moved
     assert ours.param_groups[0]["d"] > options["d0"]                        # d adapted
 
 
@@ -124,7 +109,7 @@ def test_a_group_at_lr_zero_and_a_parameter_without_grad(cls):
     reference, _ = RULES[cls]
     runs = []
     for c in (cls, reference):
-        params = _params(torch.float64)
+        params = harness.params(torch.float64)
         extra = torch.ones(2, dtype=torch.float64, requires_grad=True)   # never in the loss
         opt = c([{"params": params[:2] + [extra]},
                  {"params": params[2:], "lr": 0.0, "weight_decay": 0.1}],
@@ -143,10 +128,10 @@ def test_second_learning_rate_refused_as_the_reference(cls):
     reference, _ = RULES[cls]
     runs = []
     for c in (cls, reference):
-        params = _params(torch.float64)
+        params = harness.params(torch.float64)
         opt = c([{"params": params[:2]}, {"params": params[2:], "lr": 0.5}], lr=1.0,
                 weight_decay=0.01)
-        _loss(params, 0).backward()
+        harness.loss(params, 0).backward()
         with pytest.raises(RuntimeError, match="different lr values") as error:
             opt.step()
         runs.append((params, opt, str(error.value)))
@@ -194,11 +179,11 @@ def _adam_bad():
                          + [(DAdaptAdam, *case) for case in _adam_bad()])
 def test_bad_arguments(cls, kwargs, message):
     with pytest.raises(ValueError, match=message) as ours:
-        cls(_params(torch.float64), **kwargs)
+        cls(harness.params(torch.float64), **kwargs)
     reference, _ = RULES[cls]
     if next(iter(kwargs)) in ("lr", "d0", "eps", "betas"):     # the reference checks these:
         with pytest.raises(ValueError) as theirs:               # its words, then optedu's
-            reference(_params(torch.float64), **kwargs)        # "(expected ...)"
+            reference(harness.params(torch.float64), **kwargs)        # "(expected ...)"
         assert str(ours.value).startswith(str(theirs.value))
 
 

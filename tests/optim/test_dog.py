@@ -15,43 +15,25 @@ import torch
 
 from optedu.optim.dog import DoG, LDoG
 from optimizers import FULL
+import reference_harness as harness
 
 F64 = torch.float64
 STEPS = 20
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
 RULES = {"DoG": (DoG, reference.DoG), "LDoG": (LDoG, reference.LDoG)}
-
-
-def _params(dtype: torch.dtype = F64) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step (the batch is a function of the step)."""
-    g = torch.Generator().manual_seed(100 + step)
-    x = torch.randn(8, 4, generator=g, dtype=params[0].dtype)
-    y = torch.randn(8, 3, generator=g, dtype=params[0].dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
-def _groups(params, two: bool, second: dict):
-    return [{"params": params[:2]}, {"params": params[2:], **second}] if two else params
 
 
 def _steps(opt, params, start: int, stop: int, scheduler=None) -> None:
     for t in range(start, stop):
         opt.zero_grad()
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
         opt.step()
         if scheduler is not None:
             scheduler.step()
 
 
 def _run(cls, kwargs, *, dtype=F64, two=False, second=None, steps=STEPS, scheduler=None):
-    params = _params(dtype)
-    opt = cls(_groups(params, two, second or {}), **kwargs)
+    params = harness.params(dtype)
+    opt = cls(harness.groups(params, two, second or {}), **kwargs)
     _steps(opt, params, 0, steps, scheduler(opt) if scheduler else None)
     return params, opt
 
@@ -107,7 +89,7 @@ def test_bit_identical_to_dog_optimizer(rule, options, dtype, two):
     assert _same(a, b)
     _same_groups(opt_a, opt_b)
     assert opt_a.param_groups[0]["rbar"].dtype == dtype
-    assert not _same(a, _params(dtype))           # the parameters moved
+    assert not _same(a, harness.params(dtype))           # the parameters moved
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -127,7 +109,8 @@ def test_arguments_and_defaults_are_the_reference_s():
             == [(p.name, p.kind, p.default)
                 for p in inspect.signature(theirs).parameters.values()]
         for kwargs in ({}, dict(init_eta=0.1, reps_rel=0.5)):   # init_eta stores reps_rel 0
-            assert ours(_params(), **kwargs).defaults == theirs(_params(), **kwargs).defaults
+            assert (ours(harness.params(), **kwargs).defaults
+                    == theirs(harness.params(), **kwargs).defaults)
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -145,7 +128,7 @@ def test_a_checkpoint_moves_between_the_two(rule, load_into, at):
     torch.save(opt.state_dict(), buffer)
     buffer.seek(0)
     twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = load_to(_groups(twin, True, SECOND), **kwargs)
+    twin_opt = load_to(harness.groups(twin, True, SECOND), **kwargs)
     twin_opt.load_state_dict(torch.load(buffer))
     assert twin_opt.state_dict()["state"] == {"_first_step": at == 0}
     _steps(twin_opt, twin, at, STEPS)
@@ -156,7 +139,7 @@ def test_a_checkpoint_moves_between_the_two(rule, load_into, at):
 def test_state_dict_round_trip_within_optedu():
     params, opt = _run(LDoG, {}, two=True, second=SECOND, steps=10)
     twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = LDoG(_groups(twin, True, SECOND))
+    twin_opt = LDoG(harness.groups(twin, True, SECOND))
     twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
     assert not twin_opt.state                     # the reference's flag is not kept as state
     _steps(opt, params, 10, STEPS)
@@ -172,7 +155,7 @@ def test_r_bar_is_r_eps_then_the_farthest_distance_from_x0(rule):
     of |x_t - x0| over the block (checked to float64 rounding: here each block's norm is
     taken in one pass, the rule takes the norm of the tensors' norms)."""
     cls = RULES[rule][0]
-    params = _params()
+    params = harness.params()
     x0 = [p.detach().clone() for p in params]
     opt = cls(params, reps_rel=1e-4)
     blocks = [[i] for i in range(len(params))] if cls is LDoG else [list(range(len(params)))]
@@ -247,7 +230,7 @@ def test_two_steps_by_hand():
 
 def test_ldog_is_dog_on_each_tensor_alone():
     """LDoG on two tensors = one DoG per tensor (their first steps are computed alike)."""
-    params = _params()[:2]
+    params = harness.params()[:2]
     twins = [p.detach().clone().requires_grad_() for p in params]
     ldog = LDoG(params)
     dogs = [DoG([p]) for p in twins]
@@ -270,16 +253,16 @@ def test_a_parameter_without_gradient_counts_as_a_zero_gradient(rule):
     ours, theirs = RULES[rule]
     runs = []
     for cls in (ours, theirs):
-        params = _params()
+        params = harness.params()
         opt = cls(params)
         for t in range(STEPS):
             opt.zero_grad()
-            _loss(params, t).backward()
+            harness.loss(params, t).backward()
             params[1].grad = None if cls is ours else torch.zeros_like(params[1])
             opt.step()
         runs.append((params, opt))
     (a, opt_a), (b, opt_b) = runs
-    assert torch.equal(a[1], _params()[1])
+    assert torch.equal(a[1], harness.params()[1])
     assert _same(a, b)
     _same_groups(opt_a, opt_b)
 
@@ -287,16 +270,16 @@ def test_a_parameter_without_gradient_counts_as_a_zero_gradient(rule):
 def test_the_gradient_is_left_as_it_was():
     """The reference adds the decay into p.grad in place; optedu does not."""
     for cls in RULES["DoG"]:
-        params = _params()
+        params = harness.params()
         opt = cls(params, weight_decay=0.1)
-        _loss(params, 0).backward()
+        harness.loss(params, 0).backward()
         before = [p.grad.clone() for p in params]
         opt.step()
         assert _same(before, [p.grad for p in params]) == (cls is DoG)
 
 
 def test_a_group_added_after_the_first_step_starts_afresh():
-    params = _params()
+    params = harness.params()
     opt = DoG(params[:2])
     _steps(opt, params, 0, 3)
     opt.add_param_group({"params": params[2:]})
@@ -313,7 +296,7 @@ def test_g_must_be_positive(rule):
     anything is stored, so the next step is a first step again."""
     ours, theirs = RULES[rule]
     for cls, error in ((theirs, AssertionError), (ours, RuntimeError)):
-        params = _params()
+        params = harness.params()
         opt = cls(params, eps=0.0)
         for p in params:
             p.grad = torch.zeros_like(p)
@@ -350,8 +333,8 @@ BAD = [  # (kwargs, optedu's message, whether the reference refuses it too)
 def test_bad_arguments(kwargs, message, both):
     for ours, theirs in RULES.values():
         with pytest.raises(ValueError, match="^" + message.replace(".", r"\.")):
-            ours(_params(), **kwargs)
+            ours(harness.params(), **kwargs)
         if both:
             with pytest.raises(ValueError):
-                theirs(_params(), **kwargs)
-    assert DoG(_params(), init_eta=1.0, reps_rel=-1.0).defaults["reps_rel"] == 0
+                theirs(harness.params(), **kwargs)
+    assert DoG(harness.params(), init_eta=1.0, reps_rel=-1.0).defaults["reps_rel"] == 0

@@ -16,54 +16,10 @@ from pytorch_optimizer import LaProp as Reference
 import optedu
 from optedu.optim.laprop import LaProp
 from optimizers import FULL
+import reference_harness as harness
 
-STEPS = 25
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
 STATE = ("exp_avg", "exp_avg_sq", "exp_mean_avg_beta2", "max_exp_avg_sq", "exp_avg_lr_1",
          "exp_avg_lr_2")
-
-
-def _params(dtype: torch.dtype) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step."""
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
-def _groups(params, two: bool, second: dict):
-    return [{"params": params[:2]}, {"params": params[2:], **second}] if two else params
-
-
-def _train(params, opt, steps=STEPS, start=0, scheduler=None):
-    sched = scheduler(opt) if scheduler else None
-    for t in range(start, start + steps):
-        opt.zero_grad()
-        _loss(params, t).backward()
-        opt.step()
-        if sched:
-            sched.step()
-    return params, opt
-
-
-def _run(make, dtype=torch.float64, two=False, second=None, **kwargs):
-    params = _params(dtype)
-    return _train(params, make(_groups(params, two, second or {})), **kwargs)
-
-
-def _same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b))
-
-
-def _worst(a, b) -> float:
-    return max((x.detach() - y.detach()).abs().max().item() for x, y in zip(a, b))
 
 
 DECAYS = {"none": dict(weight_decay=0.0), "decoupled": dict(weight_decay=0.1),
@@ -91,10 +47,10 @@ def test_bit_identical_to_pytorch_optimizer(options, dtype, two):
     for bit against its per-parameter path (foreach=False)."""
     options = dict(options)
     kwargs = {**BASE, **DECAYS[options.pop("decay")], **options}
-    a, ours = _run(lambda g: LaProp(g, **kwargs), dtype, two, SECOND, scheduler=HALVING)
-    b, theirs = _run(lambda g: Reference(g, foreach=False, **kwargs), dtype, two, SECOND,
-                     scheduler=HALVING)
-    assert _same(a, b)
+    a, ours = harness.run(lambda g: LaProp(g, **kwargs), dtype, two, SECOND, scheduler=HALVING)
+    b, theirs = harness.run(lambda g: Reference(g, foreach=False, **kwargs), dtype, two,
+                            SECOND, scheduler=HALVING)
+    assert harness.same(a, b)
     for p, q in zip(a, b):
         assert sorted(ours.state[p]) == sorted(theirs.state[q])
         for key in STATE:
@@ -102,7 +58,7 @@ def test_bit_identical_to_pytorch_optimizer(options, dtype, two):
                 assert torch.equal(torch.as_tensor(ours.state[p][key]),
                                    torch.as_tensor(theirs.state[q][key])), key
     assert [g["step"] for g in ours.param_groups] == [g["step"] for g in theirs.param_groups]
-    assert not _same(a, _params(dtype))
+    assert not harness.same(a, harness.params(dtype))
 
 
 def test_its_multi_tensor_path():
@@ -111,28 +67,28 @@ def test_its_multi_tensor_path():
     2^-24 on each move): 25 steps measured 9.6e-10 over all options; bound 1e-8."""
     kwargs = dict(BASE, weight_decay=0.1, centered=True, ams_bound=True)
     for dtype in (torch.float32, torch.float64):
-        a, _ = _run(lambda g: LaProp(g, **kwargs), dtype)
-        b, _ = _run(lambda g: Reference(g, **kwargs), dtype)
+        a, _ = harness.run(lambda g: LaProp(g, **kwargs), dtype)
+        b, _ = harness.run(lambda g: Reference(g, **kwargs), dtype)
         if dtype == torch.float32:
-            assert _same(a, b)
+            assert harness.same(a, b)
         else:
-            assert 0 < _worst(a, b) <= 1e-8
+            assert 0 < harness.worst(a, b) <= 1e-8
 
 
 def test_its_l2_setting_does_not_decay():
     """Its weight_decouple=False adds lambda*theta to p.grad after the step: the parameters
     move exactly as without decay. optedu's is L2 (the gradient gets lambda*theta first)."""
     l2 = dict(BASE, weight_decay=0.1, weight_decouple=False)
-    theirs, _ = _run(lambda g: Reference(g, foreach=False, **l2))
-    undecayed, _ = _run(lambda g: LaProp(g, **BASE))
-    assert _same(theirs, undecayed)
-    ours, _ = _run(lambda g: LaProp(g, **l2))
-    assert _worst(ours, undecayed) > 1e-4
+    theirs, _ = harness.run(lambda g: Reference(g, foreach=False, **l2))
+    undecayed, _ = harness.run(lambda g: LaProp(g, **BASE))
+    assert harness.same(theirs, undecayed)
+    ours, _ = harness.run(lambda g: LaProp(g, **l2))
+    assert harness.worst(ours, undecayed) > 1e-4
 
 
 def test_defaults_are_pytorch_optimizer_s():
-    ours = LaProp(_params(torch.float64))
-    theirs = Reference(_params(torch.float64))
+    ours = LaProp(harness.params(torch.float64))
+    theirs = Reference(harness.params(torch.float64))
     assert ours.defaults == {**{k: v for k, v in theirs.defaults.items() if k != "foreach"},
                              "maximize": False}
     assert ours.steps_before_using_centered == theirs.steps_before_using_centered == 10
@@ -144,13 +100,13 @@ def test_state_dict_round_trip(save_from, load_into):
     kwargs = dict(BASE, weight_decay=0.1, centered=True, ams_bound=True, foreach=False)
     make = lambda cls, g: cls(g, **{k: v for k, v in kwargs.items()  # noqa: E731
                                     if k != "foreach" or cls is Reference})
-    params, opt = _run(lambda g: make(save_from, g), two=True, second=SECOND, steps=10)
+    params, opt = harness.run(lambda g: make(save_from, g), two=True, second=SECOND, steps=10)
     twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = make(load_into, _groups(twin, True, SECOND))
+    twin_opt = make(load_into, harness.groups(twin, True, SECOND))
     twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
-    _train(params, opt, steps=10, start=10)
-    _train(twin, twin_opt, steps=10, start=10)
-    assert _same(params, twin)
+    harness.train(params, opt, steps=10, start=10)
+    harness.train(twin, twin_opt, steps=10, start=10)
+    assert harness.same(params, twin)
 
 
 def _largest_move(make, beta1: float, beta2: float, n: int = 200) -> float:
@@ -190,9 +146,9 @@ def test_complex_and_grad_none_and_sparse():
             opt.step()
         runs.append(z.detach())
     assert torch.equal(*runs)
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    _, opt = _train(params, LaProp([*params, unused]), steps=2)
+    _, opt = harness.train(params, LaProp([*params, unused]), steps=2)
     assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
     emb = torch.zeros(4, 2, requires_grad=True)
     emb.grad = torch.zeros(4, 2).to_sparse()
@@ -209,4 +165,4 @@ def test_complex_and_grad_none_and_sparse():
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        LaProp(_params(torch.float64), **kwargs)
+        LaProp(harness.params(torch.float64), **kwargs)

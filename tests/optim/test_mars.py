@@ -16,49 +16,9 @@ from pytorch_optimizer import MARS as Reference
 import optedu
 from optedu.optim.mars import MARS
 from optimizers import FULL
+import reference_harness as harness
 
-STEPS = 25
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
 STATE = ("exp_avg", "exp_avg_sq", "last_grad", "max_exp_avg_sq")
-
-
-def _params(dtype: torch.dtype) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step."""
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
-def _groups(params, two: bool, second: dict):
-    return [{"params": params[:2]}, {"params": params[2:], **second}] if two else params
-
-
-def _train(params, opt, steps=STEPS, start=0, scheduler=None):
-    sched = scheduler(opt) if scheduler else None
-    for t in range(start, start + steps):
-        opt.zero_grad()
-        _loss(params, t).backward()
-        opt.step()
-        if sched:
-            sched.step()
-    return params, opt
-
-
-def _run(make, dtype=torch.float64, two=False, second=None, **kwargs):
-    params = _params(dtype)
-    return _train(params, make(_groups(params, two, second or {})), **kwargs)
-
-
-def _same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 DECAYS = {"none": dict(weight_decay=0.0, weight_decay_1d=0.0),
@@ -86,17 +46,17 @@ def test_bit_identical_to_pytorch_optimizer(options, dtype, two):
     for bit against its per-parameter path (foreach=False)."""
     options = dict(options)
     kwargs = {**BASE, **DECAYS[options.pop("decay")], **options}
-    a, ours = _run(lambda g: MARS(g, **kwargs), dtype, two, SECOND, scheduler=HALVING)
-    b, theirs = _run(lambda g: Reference(g, foreach=False, **kwargs), dtype, two, SECOND,
-                     scheduler=HALVING)
-    assert _same(a, b)
+    a, ours = harness.run(lambda g: MARS(g, **kwargs), dtype, two, SECOND, scheduler=HALVING)
+    b, theirs = harness.run(lambda g: Reference(g, foreach=False, **kwargs), dtype, two,
+                            SECOND, scheduler=HALVING)
+    assert harness.same(a, b)
     for p, q in zip(a, b):
         assert sorted(ours.state[p]) == sorted(theirs.state[q])
         for key in STATE:
             if key in ours.state[p]:
                 assert torch.equal(ours.state[p][key], theirs.state[q][key]), key
     assert [g["step"] for g in ours.param_groups] == [g["step"] for g in theirs.param_groups]
-    assert not _same(a, _params(dtype))
+    assert not harness.same(a, harness.params(dtype))
 
 
 @pytest.mark.parametrize("mars_type", ["adamw", "lion"])
@@ -107,10 +67,10 @@ def test_its_multi_tensor_path(mars_type):
     measured 1.1e-16 after 25 steps (gamma 0.5); bound 1e-15."""
     for dtype in (torch.float32, torch.float64):
         kwargs = dict(BASE, mars_type=mars_type, weight_decay=0.1, cautious=True)
-        a, _ = _run(lambda g: MARS(g, **kwargs), dtype, True, SECOND)
-        b, _ = _run(lambda g: Reference(g, **kwargs), dtype, True, SECOND)
+        a, _ = harness.run(lambda g: MARS(g, **kwargs), dtype, True, SECOND)
+        b, _ = harness.run(lambda g: Reference(g, **kwargs), dtype, True, SECOND)
         if dtype == torch.float32 or mars_type == "lion":
-            assert _same(a, b)
+            assert harness.same(a, b)
         else:
             assert max((x - y).abs().max().item() for x, y in zip(a, b)) <= 1e-15
 
@@ -121,18 +81,18 @@ def test_its_l2_setting_reaches_only_last_grad():
     optedu's is L2: the gradient gets lambda*theta first."""
     l2 = dict(BASE, weight_decay=0.1, weight_decay_1d=0.1, weight_decouple=False)
     none = dict(BASE, weight_decay=0.0, weight_decay_1d=0.0)
-    theirs, t_opt = _run(lambda g: Reference(g, foreach=False, **l2), steps=1)
-    undecayed, u_opt = _run(lambda g: MARS(g, **none), steps=1)
-    assert _same(theirs, undecayed)
+    theirs, t_opt = harness.run(lambda g: Reference(g, foreach=False, **l2), steps=1)
+    undecayed, u_opt = harness.run(lambda g: MARS(g, **none), steps=1)
+    assert harness.same(theirs, undecayed)
     assert not torch.equal(t_opt.state[theirs[0]]["last_grad"],
                            u_opt.state[undecayed[0]]["last_grad"])
-    ours, _ = _run(lambda g: MARS(g, **l2))
-    assert (ours[0] - _run(lambda g: MARS(g, **none))[0][0]).abs().max() > 1e-4
+    ours, _ = harness.run(lambda g: MARS(g, **l2))
+    assert (ours[0] - harness.run(lambda g: MARS(g, **none))[0][0]).abs().max() > 1e-4
 
 
 def test_defaults_are_pytorch_optimizer_s():
-    ours = MARS(_params(torch.float64))
-    theirs = Reference(_params(torch.float64))
+    ours = MARS(harness.params(torch.float64))
+    theirs = Reference(harness.params(torch.float64))
     assert ours.defaults == {**{k: v for k, v in theirs.defaults.items() if k != "foreach"},
                              "maximize": False}
 
@@ -143,13 +103,13 @@ def test_state_dict_round_trip(save_from, load_into):
     kwargs = dict(BASE, weight_decay=0.1, ams_bound=True, cautious=True)
     make = lambda cls, g: cls(g, **kwargs, **({"foreach": False}  # noqa: E731
                                               if cls is Reference else {}))
-    params, opt = _run(lambda g: make(save_from, g), two=True, second=SECOND, steps=10)
+    params, opt = harness.run(lambda g: make(save_from, g), two=True, second=SECOND, steps=10)
     twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = make(load_into, _groups(twin, True, SECOND))
+    twin_opt = make(load_into, harness.groups(twin, True, SECOND))
     twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
-    _train(params, opt, steps=10, start=10)
-    _train(twin, twin_opt, steps=10, start=10)
-    assert _same(params, twin)
+    harness.train(params, opt, steps=10, start=10)
+    harness.train(twin, twin_opt, steps=10, start=10)
+    assert harness.same(params, twin)
 
 
 def test_gamma_one_is_storm_and_gamma_zero_is_adamw():
@@ -184,9 +144,9 @@ def test_gamma_one_is_storm_and_gamma_zero_is_adamw():
 
 
 def test_grad_none_and_sparse():
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    _, opt = _train(params, MARS([*params, unused]), steps=2)
+    _, opt = harness.train(params, MARS([*params, unused]), steps=2)
     assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
     emb = torch.zeros(4, 2, requires_grad=True)
     emb.grad = torch.zeros(4, 2).to_sparse()
@@ -208,12 +168,12 @@ def test_grad_none_and_sparse():
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        MARS(_params(torch.float64), **kwargs)
+        MARS(harness.params(torch.float64), **kwargs)
 
 
 def test_shampoo_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="shampoo.*Muon"):
-        MARS(_params(torch.float64), mars_type="shampoo")
+        MARS(harness.params(torch.float64), mars_type="shampoo")
 
 
 def test_pieces_are_refused():

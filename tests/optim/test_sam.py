@@ -15,45 +15,23 @@ from pytorch_optimizer import SAM as Reference
 import optedu
 from optedu.optim.sam import centralize, perturbation_norm
 from optimizers import FULL, PAIRS
+import reference_harness as harness
 
 STEPS = 6
-SHAPES = [(4, 5), (5,), (5, 3), (3,)]
-
-
-def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_()
-            for s in SHAPES]
-
-
-def _loss(params: list[torch.Tensor], step: int) -> torch.Tensor:
-    """A small tanh network on a new batch each step (the batch is a function of the step)."""
-    g = torch.Generator().manual_seed(100 + step)
-    dtype = params[0].dtype
-    x = torch.randn(8, 4, generator=g, dtype=dtype)
-    y = torch.randn(8, 3, generator=g, dtype=dtype)
-    w1, b1, w2, b2 = params
-    return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
-
-
-def _groups(params, two: bool, second: dict):
-    if not two:
-        return params
-    return [{"params": params[:2]}, {"params": params[2:], **second}]
 
 
 def _run(cls, base, kwargs, *, dtype=torch.float64, two=False, second=None, steps=STEPS):
     """Params, optimizer and the losses step() returned, after `steps` SAM steps."""
-    params = _params(dtype)
-    opt = cls(_groups(params, two, second or {}), base, **kwargs)
+    params = harness.params(dtype)
+    opt = cls(harness.groups(params, two, second or {}), base, **kwargs)
     returned = []
     for t in range(steps):
         opt.zero_grad()
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
 
         def closure():
             opt.zero_grad()
-            loss = _loss(params, t)
+            loss = harness.loss(params, t)
             loss.backward()
             return loss
 
@@ -105,7 +83,7 @@ def test_bit_identical_to_pytorch_optimizer(base, setting, options, dtype, two):
     b, theirs, _ = _run(Reference, their_base, kwargs, dtype=dtype, two=two, second=SECOND)
     assert _same(a, b)
     _same_state(ours, theirs)
-    assert not _same(a, _params(dtype))       # the parameters moved
+    assert not _same(a, harness.params(dtype))       # the parameters moved
     assert all(isinstance(x, torch.Tensor) and x.dtype == dtype for x in got)
 
 
@@ -152,14 +130,14 @@ def test_the_step_is_the_paper_s():
     """One step by hand: w' = w - lr * grad L(w + rho g / ||g||), for plain SGD; the
     adaptive step scales by w^2 and measures the norm of |w| g."""
     for adaptive in (False, True):
-        params = _params(torch.float64)
+        params = harness.params(torch.float64)
         w0 = [p.detach().clone() for p in params]
-        g = torch.autograd.grad(_loss(params, 0), params)
+        g = torch.autograd.grad(harness.loss(params, 0), params)
         scaled = [gi * wi.abs() for gi, wi in zip(g, w0)] if adaptive else g
         norm = torch.sqrt(sum((s**2).sum() for s in scaled))
         eps = [(wi**2 if adaptive else 1) * gi * 0.05 / norm for gi, wi in zip(g, w0)]
         moved = [(wi + e).requires_grad_() for wi, e in zip(w0, eps)]
-        g2 = torch.autograd.grad(_loss(moved, 0), moved)
+        g2 = torch.autograd.grad(harness.loss(moved, 0), moved)
         expected = [wi - 0.1 * gi for wi, gi in zip(w0, g2)]
         got, _, _ = _run(optedu.SAM, optedu.SGD, dict(lr=0.1, adaptive=adaptive), steps=1)
         for x, y in zip(got, expected):
@@ -169,7 +147,7 @@ def test_the_step_is_the_paper_s():
 def test_the_norm_is_global_and_accumulated_in_float32():
     """One norm over all groups; float64 norms are squared and summed in float32, as the
     reference does (so the scale is rounded to float32 even for float64 parameters)."""
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     for p in params:
         p.grad = torch.full_like(p, 1 / 3)
     groups = [{"params": params[:2]}, {"params": params[2:], "adaptive": True}]
@@ -194,30 +172,30 @@ def test_centralize_removes_the_mean_of_matrices_only():
 def test_two_steps_by_hand_equal_step_with_closure():
     """first_step, backward at the perturbed point, second_step: the same as step(closure)."""
     a, _, _ = _run(optedu.SAM, optedu.SGD, dict(lr=0.1, momentum=0.9), steps=3)
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     opt = optedu.SAM(params, optedu.SGD, lr=0.1, momentum=0.9)
     for t in range(3):
         opt.zero_grad()
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
         opt.first_step(zero_grad=True)
         assert all("old_p" in opt.state[p] for p in params)   # w kept while perturbed
-        _loss(params, t).backward()
+        harness.loss(params, t).backward()
         opt.second_step(zero_grad=True)
         assert all("old_p" not in opt.state[p] for p in params)
     assert _same(a, params)
 
 
 def test_returns_the_perturbed_loss_and_shares_groups_and_state():
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     opt = optedu.SAM(params, optedu.AdamW, rho=0.1, lr=1e-2)
     opt.zero_grad()
-    at_w = _loss(params, 0)
+    at_w = harness.loss(params, 0)
     at_w.backward()
     seen = []
 
     def closure():
         opt.zero_grad()
-        loss = _loss(params, 0)
+        loss = harness.loss(params, 0)
         loss.backward()
         seen.append(loss)
         return loss
@@ -231,11 +209,11 @@ def test_returns_the_perturbed_loss_and_shares_groups_and_state():
 
 
 def test_a_scheduler_drives_the_base_rate():
-    params = _params(torch.float64)
+    params = harness.params(torch.float64)
     opt = optedu.SAM(params, optedu.SGD, lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    _loss(params, 0).backward()
-    opt.step(lambda: _loss(params, 0))
+    harness.loss(params, 0).backward()
+    opt.step(lambda: harness.loss(params, 0))
     sched.step()
     assert opt.base_optimizer.param_groups[0]["lr"] == 0.05
 
@@ -250,11 +228,11 @@ def test_a_checkpoint_resumes_bit_for_bit():
     assert resumed.base_optimizer.state is resumed.state
     for t in range(3, 6):
         resumed.zero_grad()
-        _loss(fresh, t).backward()
+        harness.loss(fresh, t).backward()
 
         def closure():
             resumed.zero_grad()
-            loss = _loss(fresh, t)
+            loss = harness.loss(fresh, t)
             loss.backward()
             return loss
         resumed.step(closure)
@@ -262,7 +240,7 @@ def test_a_checkpoint_resumes_bit_for_bit():
 
 
 def test_bad_input_is_refused_by_name():
-    params = _params(torch.float32)
+    params = harness.params(torch.float32)
     with pytest.raises(ValueError, match="Invalid rho value: -0.1"):
         optedu.SAM(params, optedu.SGD, rho=-0.1, lr=0.1)
     with pytest.raises(ValueError, match="Invalid perturb_eps value: -1"):
@@ -276,4 +254,4 @@ def test_bad_input_is_refused_by_name():
         opt.step()
     # no gradient at w: the reference silently takes a plain base step; optedu refuses
     with pytest.raises(RuntimeError, match="no parameter has a gradient"):
-        opt.step(lambda: _loss(params, 0))
+        opt.step(lambda: harness.loss(params, 0))
