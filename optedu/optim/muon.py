@@ -69,9 +69,11 @@ def zeropower_via_newtonschulz(
     ns_coefficients: Any = NS_COEFFICIENTS,
     ns_steps: int = 5,
     eps: float = 1e-7,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> torch.Tensor:
     r"""An approximate polar factor :math:`UV^\top` of a matrix
-    :math:`G = USV^\top`, in bfloat16, as torch's Muon computes it.
+    :math:`G = USV^\top`, in bfloat16, as torch's Muon computes it (``dtype``: another
+    precision, for figures and checks; torch's Muon has no such argument).
 
     .. math::
 
@@ -96,7 +98,7 @@ def zeropower_via_newtonschulz(
     if len(grad.shape) != 2:
         raise ValueError("Input tensor gradient must be a 2D matrix")
     schedule = coefficient_schedule(ns_coefficients, ns_steps)
-    x = grad.bfloat16()                                    # X in bfloat16
+    x = grad.to(dtype)                                     # X in bfloat16
     tall = grad.size(0) > grad.size(1)
     if tall:
         x = x.T                                            # wide: X Xᵀ small

@@ -250,3 +250,51 @@ def test_every_form_is_tested():
     forms = text[text.index("const forms = {"):text.index("};", text.index("const forms"))]
     named = {line.split(":")[0].strip() for line in forms.splitlines()[1:] if ":" in line}
     assert named <= {rule for rule, _ in SCRIPT.values()}, named
+
+
+MATRICES = {
+    "tall": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+    "wide": [[0.3, -1.2, 0.5, 2.0], [1.1, 0.4, -0.7, 0.2]],
+    "square": [[2.0, 0.1], [0.1, 0.05]],
+}
+
+
+@pytest.mark.parametrize("coefficients", ["keller-jordan", "polar-express"])
+@pytest.mark.parametrize("shape", list(MATRICES))
+def test_the_page_orthogonalises_as_muon_does(rules, shape, coefficients):
+    """Muon's Newton–Schulz step in float64 against optedu's (its dtype argument; Muon runs
+    it in bfloat16). The matrix products are MKL's on one side, sums in order on the other,
+    and each step multiplies a difference by up to a = 3.4: within 5e-14 (measured at most
+    1.3e-14 over these six cases)."""
+    from optedu.optim.muon import NS_COEFFICIENTS, POLAR_EXPRESS, zeropower_via_newtonschulz
+
+    triples = NS_COEFFICIENTS if coefficients == "keller-jordan" else POLAR_EXPRESS
+    g = MATRICES[shape]
+    ours = zeropower_via_newtonschulz(torch.tensor(g, dtype=torch.float64),
+                                      ns_coefficients=triples, dtype=torch.float64).tolist()
+    page = rules.execute_script(
+        "return window.OptEduRules.newtonSchulz(arguments[0], {coefficients: arguments[1]})",
+        g, [list(t) for t in triples] if coefficients == "polar-express" else list(triples))
+    worst = max(abs(a - b) for ra, rb in zip(ours, page) for a, b in zip(ra, rb))
+    assert worst <= 5e-14, worst
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"anneal_strategy": "linear"}, {"three_phase": True, "pct_start": 0.25},
+    {"div_factor": 10.0, "final_div_factor": 100.0, "pct_start": 0.4}])
+def test_the_page_runs_optedus_one_cycle(rules, options):
+    opt = optedu.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+    scheduler = optedu.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=STEPS,
+                                               cycle_momentum=False, **options)
+    ours = []
+    for _ in range(STEPS):
+        ours.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step() if len(ours) < STEPS else None
+    page = rules.execute_script(
+        "const f = window.OptEduRules.schedules.oneCycle(arguments[0]);"
+        " return Array.from({length: arguments[1]}, (_, t) => f(t));",
+        dict(options, max_lr=0.1, total_steps=STEPS), STEPS)
+    # the cosine is the C library's on one side, the JavaScript engine's on the other
+    assert max(abs(a - b) for a, b in zip(ours, page)) <= 2.0**-52 * 0.1
+    assert len(set(page)) > STEPS // 2

@@ -214,6 +214,35 @@
       },
     },
   };
+  // --- Muon's orthogonalisation: optedu.optim.muon.zeropower_via_newtonschulz, in float64 --
+  // G is an array of rows; each step maps every singular value σ to aσ + bσ³ + cσ⁵
+  const matrix = {
+    transpose: (a) => a[0].map((_, j) => a.map((row) => row[j])),
+    times: (a, b) => a.map((row) => b[0].map((_, j) =>
+      row.reduce((sum, v, k) => sum + v * b[k][j], 0))),
+    // beta*c + alpha*(a @ b), as torch.addmm
+    addmm: (c, a, b, beta, alpha) => {
+      const ab = matrix.times(a, b);
+      return c.map((row, i) => row.map((v, j) => beta * v + alpha * ab[i][j]));
+    },
+  };
+  const NS_COEFFICIENTS = [3.4445, -4.7750, 2.0315];
+  function newtonSchulz(G, { coefficients = NS_COEFFICIENTS, steps = 5, eps = 1e-7 } = {}) {
+    const perStep = Array.isArray(coefficients[0]);
+    const schedule = Array.from({ length: steps }, (_, i) =>
+      perStep ? coefficients[Math.min(i, coefficients.length - 1)] : coefficients);
+    const tall = G.length > G[0].length;
+    let x = tall ? matrix.transpose(G) : G.map((row) => row.slice());
+    const norm = Math.sqrt(x.flat().reduce((sum, v) => sum + v * v, 0));
+    x = x.map((row) => row.map((v) => v / Math.max(norm, eps)));   // X₀ = G / ‖G‖_F
+    for (const [a, b, c] of schedule) {
+      const gram = matrix.times(x, matrix.transpose(x));           // A = X Xᵀ
+      const poly = matrix.addmm(gram, gram, gram, b, c);           // bA + cA²
+      x = matrix.addmm(x, poly, x, a, 1);                          // aX + (bA + cA²)X
+    }
+    return tall ? matrix.transpose(x) : x;
+  }
+
   // the named forms the figures offer
   const forms = {
     sgd: ["sgd", {}],
@@ -237,7 +266,8 @@
     const state = rule.init(x0, h);
     const path = [state.x.slice()], losses = [problem.loss(state.x)];
     for (let t = 0; t < steps; t++) {
-      const lr = schedule ? h.lr * schedule(t) : h.lr;
+      // a schedule gives a multiplier of the peak rate, or (absolute) the rate itself
+      const lr = !schedule ? h.lr : schedule.absolute ? schedule(t) : h.lr * schedule(t);
       rule.step(state, problem.grad(state.x), Object.assign({}, h, { lr }));
       path.push(state.x.slice());
       losses.push(problem.loss(state.x));
@@ -266,5 +296,29 @@
       },
   };
 
-  root.OptEduRules = { fma, op, generator, problems, rules, forms, run, schedules };
+  // 1cycle (Smith and Topin): the rate itself, as optedu.lr_scheduler.OneCycleLR writes
+  // it for one group (each phase ends one step before its nominal length, as torch's)
+  schedules.oneCycle = ({ max_lr, total_steps, pct_start = 0.3, anneal_strategy = "cos",
+                          div_factor = 25, final_div_factor = 1e4, three_phase = false }) => {
+    const initial = max_lr / div_factor, least = initial / final_div_factor;
+    const rise = pct_start * total_steps - 1, last = total_steps - 1;
+    const phases = three_phase
+      ? [[rise, initial, max_lr], [2 * pct_start * total_steps - 2, max_lr, initial],
+         [last, initial, least]]
+      : [[rise, initial, max_lr], [last, max_lr, least]];
+    const anneal = anneal_strategy === "cos"
+      ? (u, v, p) => v + (u - v) / 2 * (Math.cos(Math.PI * p) + 1)
+      : (u, v, p) => (v - u) * p + u;
+    const rate = (t) => {
+      let start = 0, i = 0;
+      for (; i < phases.length - 1 && t > phases[i][0]; i++) start = phases[i][0];
+      const [end, u, v] = phases[i];
+      return anneal(u, v, (t - start) / (end - start));
+    };
+    rate.absolute = true;
+    return rate;
+  };
+
+  root.OptEduRules = { fma, op, generator, problems, rules, forms, run, schedules,
+                       newtonSchulz, NS_COEFFICIENTS };
 })(typeof window !== "undefined" ? window : globalThis);
