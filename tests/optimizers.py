@@ -61,14 +61,6 @@ def _pairs(indices: Sequence[int]) -> set[tuple[int, int, int, int]]:
             for a, b in itertools.combinations(range(len(indices)), 2)}
 
 
-def full_tier_only(marks) -> bool:
-    """Whether a test's marks skip it here for the full tier: a ``skip``, or a ``skipif``
-    whose conditions hold, with a reason that says "full tier"."""
-    return any("full tier" in str(mark.kwargs.get("reason", ""))
-               and (mark.name == "skip" or all(c is True for c in mark.args))
-               for mark in marks if mark.name in ("skip", "skipif"))
-
-
 def crossed(*axes: Sequence[Any] | Mapping[str, Any]) -> list[Any]:
     """Cases for ``pytest.mark.parametrize`` from several axes, each a list of values (shown
     by ``str``) or a dict from id to value; a tuple value fills several arguments.

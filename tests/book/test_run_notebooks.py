@@ -31,7 +31,7 @@ def test_kernel_env_pins_or_strips_the_cap():
     assert not set(CPU_KERNELS) & set(unpinned) and unpinned["PATH"] == CAPPED["PATH"]
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): starts two kernels")
+@pytest.mark.full  # starts two kernels
 def test_unpinned_check_starts_the_kernel_without_the_cap(tmp_path, monkeypatch):
     """The caller's environment sets the cap; the kernel must not see it. The same notebook,
     checked with the cap, fails, naming its cell and error: the check can fail."""

@@ -61,8 +61,7 @@ print(json.dumps([runner.execute(j) for j in jobs]))
 """
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): re-runs stored runs in a fresh "
-                                     "pinned process, about 5 s")
+@pytest.mark.full  # re-runs stored runs in a fresh pinned process, about 5 s
 @pytest.mark.parametrize("grid", ["full", "quick"])
 def test_a_sample_of_stored_runs_reproduces(grid):
     records = _records(grid)

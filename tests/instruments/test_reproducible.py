@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-from optimizers import FULL
 
 from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
 
@@ -30,7 +29,7 @@ def test_leaves_other_architectures_alone():
     assert pin_cpu_kernels(env, machine="aarch64") == {} and env == {}
 
 
-@pytest.mark.skipif(not FULL, reason="a process that imports torch (2 s of CPU): full tier")
+@pytest.mark.full  # a process that imports torch (2 s of CPU)
 def test_nbval_kernels_inherit_the_pin():
     """book/conftest.py pins the environment that nbval's kernels inherit."""
     code = ("import os, runpy; runpy.run_path('book/conftest.py'); "
