@@ -46,7 +46,7 @@ FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
 
 # arguments of torch's constructors that the signature test leaves out: the implementation
 # choices (optedu.SGD, Adam and AdamW take `foreach`, tested in tests/optim/test_foreach.py; the rest
-# optedu leaves out on purpose, see STYLE.md)
+# optedu leaves out on purpose: CONTRIBUTING.md, "What the parity tests promise")
 # torch.optim's optimizers by name; test_optim_db.py checks they are optim_db's entries (whose
 # module imports torch's whole OpInfo database: 1.5-4 s in every pytest worker).
 TORCH_OPTIMIZERS = sorted(name for name in torch.optim.__all__
