@@ -28,11 +28,10 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
-
 from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
+
+# nbformat and nbclient are imported where a notebook is read or run: their import builds
+# jsonschema's URI grammar, seconds of CPU that kernel_env and the quick tests need not pay
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -68,6 +67,8 @@ def execute(nb, path: pathlib.Path, timeout: int, env: dict[str, str]) -> float:
     filling in its outputs; returns the wall time. Raises CellExecutionError. A kernel that
     dies before it runs anything (a port taken meanwhile) is started once more, on new
     ports; a kernel that dies later is never retried."""
+    from nbclient import NotebookClient
+
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     start = time.perf_counter()
     for attempt in (1, 2):
@@ -85,6 +86,8 @@ def execute(nb, path: pathlib.Path, timeout: int, env: dict[str, str]) -> float:
 
 
 def run(path: pathlib.Path, timeout: int) -> float:
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     elapsed = execute(nb, path, timeout, kernel_env())
     for cell in nb.cells:  # keep stored notebooks free of volatile execution metadata
@@ -108,6 +111,9 @@ def check(path: pathlib.Path, timeout: int, env: dict[str, str]) -> tuple[float,
     """Run the notebook at ``path`` and store nothing; returns its wall time and, if a cell
     raised, which cell (its number among all cells, from 1, and its id), the line and the
     error."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     try:

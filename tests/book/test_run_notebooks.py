@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 
 from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
-from optimizers import FULL
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache
 def tool():
-    """tools/run_notebooks.py, loaded when a test first needs it: it imports nbformat, whose
-    jsonschema formats take a second or more to import, in every worker that collects."""
+    """tools/run_notebooks.py, loaded when a test first needs it (not in every worker that
+    collects); it imports nbformat and nbclient only where it reads or runs a notebook."""
     spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools/run_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -71,9 +70,10 @@ class _Client:
 
 
 def _check_with(monkeypatch, tmp_path, failures):
+    import nbclient
     import nbformat
     _Client.starts, _Client.failures = 0, failures
-    monkeypatch.setattr(tool(), "NotebookClient", _Client)
+    monkeypatch.setattr(nbclient, "NotebookClient", _Client)
     path = tmp_path / "n.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
     return tool().check(path, 60, {})[1], _Client.starts
@@ -82,6 +82,7 @@ def _check_with(monkeypatch, tmp_path, failures):
 NOT_STARTED = "Kernel died before replying to kernel_info"
 
 
+@pytest.mark.full  # imports nbformat and nbclient: seconds of CPU (jsonschema's URI grammar)
 def test_a_kernel_that_did_not_start_is_started_once_more(monkeypatch, tmp_path):
     """Two kernels started at once can be handed the same free port (CI: "Address already in
     use", then this error). One more start, on new ports; never a third, and never for a
