@@ -326,6 +326,7 @@ def test_the_bound_numbers_are_compiled_in_and_nothing_is_checked_twice():
     assert "assert_size_stride(" not in module
 
 
+@pytest.mark.full  # a fresh process that imports torch and optedu: 3-5 s of CPU
 def test_importing_optedu_leaves_dynamo_and_inductors_cache_alone():
     """``import optedu`` does not import torch._dynamo (a second, and the import writes
     Inductor's default cache directory into ``TORCHINDUCTOR_CACHE_DIR``, where a program that
