@@ -92,3 +92,16 @@ def test_a_kernel_that_did_not_start_is_started_once_more(monkeypatch, tmp_path)
     assert starts == 2 and NOT_STARTED in error
     error, starts = _check_with(monkeypatch, tmp_path, ["Kernel died"])
     assert starts == 1 and error == "RuntimeError: Kernel died"
+
+
+@pytest.mark.parametrize("changes, always, runs", [(True, False, True), (False, False, False),
+                                                   (False, True, True)])
+def test_unpinned_runs_only_where_the_cap_changes_kernels(monkeypatch, changes, always, runs):
+    """Where the cap selects no other kernel, the unpinned run would repeat nbval's: skipped,
+    unless --always."""
+    ran = []
+    monkeypatch.setattr(tool(), "cap_changes_kernels", lambda: changes)
+    monkeypatch.setattr(tool(), "check_all", lambda *args: ran.append(args) or 0)
+    monkeypatch.setattr("sys.argv", ["run_notebooks.py", "--unpinned", "--check"]
+                        + ["--always"] * always)
+    assert tool().main() == 0 and bool(ran) == runs
