@@ -5,6 +5,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["pytester"]   # tests/optim/test_tiers.py runs small pytest sessions
+
 
 def pytest_configure(config):
     """torch on one thread and matplotlib off-screen (notebooks keep their inline backend), in
@@ -33,15 +35,13 @@ settings.load_profile("optedu")
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """The quick tier deselects the tests marked to run only in the full tier (a skip whose
-    reason says "full tier"), instead of reporting hundreds of skips."""
+    """The quick tier deselects the tests marked ``full`` (``@pytest.mark.full``, registered in
+    pyproject.toml), instead of reporting hundreds of skips; the full tier runs them."""
     if FULL:
         return
-    from optimizers import full_tier_only
-
     kept, left_out = [], []
     for item in items:
-        (left_out if full_tier_only(item.iter_markers()) else kept).append(item)
+        (left_out if item.get_closest_marker("full") else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept

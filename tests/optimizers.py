@@ -48,7 +48,7 @@ FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
 
 # arguments of torch's constructors that the signature test leaves out: the implementation
 # choices (optedu.SGD, Adam and AdamW take `foreach`, tested in tests/optim/test_foreach.py; the rest
-# optedu leaves out on purpose, see STYLE.md)
+# optedu leaves out on purpose: CONTRIBUTING.md, "What the parity tests promise")
 # torch.optim's optimizers by name; test_optim_db.py checks they are optim_db's entries (whose
 # module imports torch's whole OpInfo database: 1.5-4 s in every pytest worker).
 TORCH_OPTIMIZERS = sorted(name for name in torch.optim.__all__
@@ -61,14 +61,6 @@ TORCH_ONLY = frozenset({"foreach", "fused", "capturable", "differentiable"})
 def _pairs(indices: Sequence[int]) -> set[tuple[int, int, int, int]]:
     return {(a, indices[a], b, indices[b])
             for a, b in itertools.combinations(range(len(indices)), 2)}
-
-
-def full_tier_only(marks) -> bool:
-    """Whether a test's marks skip it here for the full tier: a ``skip``, or a ``skipif``
-    whose conditions hold, with a reason that says "full tier"."""
-    return any("full tier" in str(mark.kwargs.get("reason", ""))
-               and (mark.name == "skip" or all(c is True for c in mark.args))
-               for mark in marks if mark.name in ("skip", "skipif"))
 
 
 def crossed(*axes: Sequence[Any] | Mapping[str, Any]) -> list[Any]:

@@ -111,9 +111,9 @@ def test_a_forbidden_import_is_caught(tmp_path):
 
 
 def test_the_package_reads_as_a_table_of_contents():
-    """At most twelve entries at the top (a folder per part of the book, as STYLE asks; the
-    ninth, choosing/, came with the part "Choosing an optimizer", the tenth, evidence/, holds
-    the ledger of what large runs found); every folder is listed in ALLOWED and opens with a
+    """At most twelve entries at the top (a folder per part of the book, as CONTRIBUTING.md's
+    "Layout" says; the ninth, choosing/, came with the part "Choosing an optimizer", the
+    tenth, evidence/, holds the ledger of what large runs found); every folder is listed in ALLOWED and opens with a
     docstring that says what lives there and what it may import."""
     entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
     assert len(entries) <= 12, entries

@@ -18,6 +18,7 @@ where they are not set.
 from __future__ import annotations
 
 import os
+import pathlib
 import platform
 import tempfile
 from collections.abc import MutableMapping
@@ -46,6 +47,31 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None,
     if cache:
         added["TORCHINDUCTOR_CACHE_DIR"] = cache
     return added
+
+
+# instruction sets beyond AVX2 that one of the three libraries may pick (Linux's names in
+# /proc/cpuinfo): AVX-512 in all its parts, AVX-VNNI (oneDNN's avx2_vnni), AMX, AVX10
+_BEYOND_AVX2 = ("avx512", "avx_vnni", "amx", "avx10")
+
+
+def cap_changes_kernels(machine: str | None = None, flags: set[str] | None = None) -> bool:
+    """Whether :data:`CPU_KERNELS` can make torch pick other kernels on this processor: on
+    x86-64, unless its flags (default: read from ``/proc/cpuinfo``) show no instruction set
+    beyond AVX2. Where it cannot, a run without the cap runs the same kernels as one with it.
+    True when the flags cannot be read (not Linux): the safe answer."""
+    machine = platform.machine() if machine is None else machine
+    if machine.lower() not in ("x86_64", "amd64"):
+        return False                                   # pin_cpu_kernels sets nothing there
+    if flags is None:
+        try:
+            text = pathlib.Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return True
+        flags = {f for line in text.splitlines() if line.startswith("flags")
+                 for f in line.split(":", 1)[1].split()}
+        if not flags:
+            return True
+    return any(f.startswith(_BEYOND_AVX2) for f in flags)
 
 
 def inductor_cache_per_capability(environ: MutableMapping[str, str] | None = None) -> str:

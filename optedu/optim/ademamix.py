@@ -189,7 +189,7 @@ class AdEMAMix(Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure=None):
         """One step; the group's ``step`` counts it and sets the warmups."""
         loss = None
         if closure is not None:

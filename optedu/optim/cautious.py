@@ -122,7 +122,7 @@ class CautiousAdamW(AdamW):
                        beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                        maximize=group["maximize"])
 
-    def update_foreach(self, params, grads, states, group) -> None:  # type: ignore[override]
+    def update_foreach(self, params, grads, states, group) -> None:
         for param, grad, state in zip(params, grads, states):
             self.update(param, grad, state, group)
 

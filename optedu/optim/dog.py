@@ -31,7 +31,7 @@ def dog(param: torch.Tensor, grad: torch.Tensor, eta: torch.Tensor) -> None:
     ``eta`` is a 0-dim tensor, passed as ``alpha`` as the reference passes it (torch reads its
     value as a Python number).
     """
-    param.add_(grad, alpha=-eta)                         # x_{t+1} = x_t - η_t g_t
+    param.add_(grad, alpha=-eta)  # type: ignore[arg-type]  # x_{t+1} = x_t - η_t g_t
 
 
 def dog_step_size(group: Group, params: list[torch.Tensor],

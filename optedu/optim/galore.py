@@ -27,7 +27,7 @@ changes (the paper's choice: they simply continue in the new basis).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ def orthogonal_matrix(grad: torch.Tensor, rank: int, side: str) -> Any:
     return [u[:, :rank].to(grad.dtype), vh[:rank, :].to(grad.dtype)]
 
 
-def projection_side(proj_type: str, shape: torch.Size) -> str:
+def projection_side(proj_type: str, shape: Sequence[int]) -> str:
     """Which side a gradient of ``shape`` is projected on: ``std`` projects
     the longer side away (the moments are ``max(m, n) × rank``),
     ``reverse_std`` the shorter one."""

@@ -8,7 +8,7 @@ import math
 import random
 import string
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -332,7 +332,8 @@ class Kron(Optimizer):
     def init_state(self, param: torch.Tensor, group: dict[str, Any]) -> State:
         if param.dim() == 0:
             raise invalid("param.dim()", 0, "a tensor with at least one axis")
-        grad, state = param.grad, {"step": 0}
+        grad = cast(torch.Tensor, param.grad)          # a stepped parameter has one
+        state: State = {"step": 0}
         if grad.dim() > 2 and group["merge_dims"]:
             state["merged_shape"] = merged_shape(tuple(grad.shape))
             grad = grad.view(*state["merged_shape"])

@@ -162,7 +162,7 @@ class LaProp(Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure=None):
         """One step; the group's ``step`` counts it."""
         loss = None
         if closure is not None:

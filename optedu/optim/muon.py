@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -342,7 +342,7 @@ class Muon(FusedOptimizer):
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         return {"momentum_buffer": torch.zeros_like(
-            param.grad, memory_format=torch.preserve_format)}
+            cast(torch.Tensor, param.grad), memory_format=torch.preserve_format)}
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:

@@ -253,7 +253,7 @@ class MuonClip(_MuonAdamW):
         param.add_(update, alpha=-lr)
 
     @torch.no_grad()
-    def step(self, closure: Any = None,  # type: ignore[override]
+    def step(self, closure: Any = None,
              attention_max_logits: dict[str, torch.Tensor] | None = None) -> Any:
         """The Muon/AdamW step, then QK-clip of the labelled groups with
         this batch's per-head largest logits."""

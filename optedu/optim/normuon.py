@@ -54,15 +54,16 @@ def coefficients(ns_coeffs: Any) -> list[tuple[float, float, float]]:
     if isinstance(ns_coeffs, str):
         if ns_coeffs.lower() not in PRESETS:
             raise invalid("ns_coeffs", ns_coeffs, f"one of {tuple(PRESETS)}")
-        return [tuple(t) for t in PRESETS[ns_coeffs.lower()]]
+        return [(a, b, c) for a, b, c in PRESETS[ns_coeffs.lower()]]
     if isinstance(ns_coeffs, tuple) and len(ns_coeffs) == 3 and all(
             isinstance(w, (int, float)) for w in ns_coeffs):
-        return [tuple(float(w) for w in ns_coeffs)]
+        a, b, c = ns_coeffs
+        return [(float(a), float(b), float(c))]
     if len(ns_coeffs) == 0 or any(not isinstance(t, tuple) or len(t) != 3
                                   for t in ns_coeffs):
         raise invalid("ns_coeffs", ns_coeffs,
                       "a preset, an (a, b, c) or a list of them")
-    return [tuple(float(w) for w in t) for t in ns_coeffs]
+    return [(float(a), float(b), float(c)) for a, b, c in ns_coeffs]
 
 
 def shape_lr(lr: float, shape: Sequence[int], use_adjusted_lr: bool) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -52,9 +52,10 @@ def step_and_buffers(param: torch.Tensor, *names: str) -> State:
     return {"step": new_step_counter(), **{name: zero_buffer(param) for name in names}}
 
 
-def as_real(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+def as_real(*tensors: Any) -> tuple[Any, ...]:
     """Each complex tensor as its real view (``torch.view_as_real``: a last dimension of two
-    holds the real and the imaginary part); real tensors and ``None`` unchanged.
+    holds the real and the imaginary part); real tensors and ``None`` unchanged (each entry
+    keeps its own type, ``Tensor`` or ``None``, which one annotation cannot say: ``Any``).
 
     torch.optim steps a complex parameter as two independent real numbers per entry: its
     one-tensor rules call ``view_as_real`` on the parameter, the gradient and the state at one
@@ -185,7 +186,7 @@ class Optimizer(torch.optim.Optimizer):
         for param in params:
             if param.is_complex() and not self.supports_complex:
                 raise RuntimeError(f"{name} does not support complex parameters")
-            if param.grad.is_sparse and not self.supports_sparse:
+            if cast(torch.Tensor, param.grad).is_sparse and not self.supports_sparse:
                 raise RuntimeError(f"{name} does not support sparse gradients")
 
     def update_group(self, params: list[torch.Tensor], grads: list[torch.Tensor],

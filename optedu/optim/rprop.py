@@ -4,7 +4,7 @@ gradient alone."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -110,7 +110,7 @@ class Rprop(Optimizer):
         # a complex entry is two real ones, each starting at lr (torch's complex(lr, lr))
         first = complex(lr, lr) if param.is_complex() else lr
         return {"step": new_step_counter(), "prev": zero_buffer(param),
-                "step_size": torch.full_like(param.grad, first)}
+                "step_size": torch.full_like(cast(torch.Tensor, param.grad), first)}
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:

@@ -182,7 +182,7 @@ class SAM(Optimizer):
             self.zero_grad()
 
     @torch.no_grad()
-    def step(  # type: ignore[override]
+    def step(
         self, closure: Callable[[], Any] | None = None
     ) -> Any:
         """One SAM step: :meth:`first_step`, the closure at the perturbed

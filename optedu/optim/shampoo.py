@@ -4,7 +4,7 @@ a Kronecker product (Gupta, Koren and Singer, 2018)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -186,7 +186,7 @@ class Shampoo(Optimizer):
                 "maximize": self.maximize}
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
-        grad = param.grad
+        grad = cast(torch.Tensor, param.grad)          # a stepped parameter has one
         state: State = {}
         if group["momentum"] > 0.0:
             state["momentum_buffer"] = grad.clone()

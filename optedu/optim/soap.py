@@ -97,7 +97,7 @@ def eigenbases(factors: list[Basis]) -> list[Basis]:
     r"""Each factor's eigenvectors, by eigenvalue from largest to smallest:
     :math:`L = Q_L \Lambda_L Q_L^\top`. ``eigh`` sees :math:`L + 10^{-30} I` (a zero factor
     still has a basis, the identity's), and reruns in float64 if it fails."""
-    bases = []
+    bases: list[Basis] = []
     for m in factors:
         if not isinstance(m, torch.Tensor):
             bases.append([])
@@ -126,7 +126,7 @@ def power_qr(factors: list[Basis], bases: list[Basis], exp_avg_sq: torch.Tensor,
     shape = exp_avg_sq.shape
     channels_last = data_format == "channels_last" and len(shape) == 4
     v = as_preconditioned(exp_avg_sq, merge_dims, max_dim, data_format)
-    new = []
+    new: list[Basis] = []
     for i, (m, q) in enumerate(zip(factors, bases)):
         if not isinstance(m, torch.Tensor):
             new.append([])
@@ -174,7 +174,7 @@ def soap(
     without bias correction). The factors and bases are updated after the step
     (:func:`accumulate`, :func:`power_qr`), by :class:`SOAP`.
     """
-    where = dict(merge_dims=merge_dims, max_dim=max_dim, data_format=data_format)
+    where: dict[str, Any] = dict(merge_dims=merge_dims, max_dim=max_dim, data_format=data_format)
     bases, exp_avg, exp_avg_sq = state["Q"], state["exp_avg"], state["exp_avg_sq"]
     g_rot = rotate(grad, bases, **where)                               # G' = Q_Lᵀ G Q_R
     exp_avg.lerp_(grad, weight=1.0 - beta1)                            # M = β1 M + (1-β1) G

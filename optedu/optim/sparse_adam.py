@@ -111,7 +111,7 @@ class SparseAdam(Optimizer):
         betas = check_betas(betas)
         defaults = dict(lr=lr, betas=betas, eps=eps, maximize=maximize)
         super().__init__(params, defaults)
-        where = {"sparse": [], "complex": []}
+        where: dict[str, list[list[int]]] = {"sparse": [], "complex": []}
         for i, group in enumerate(self.param_groups):
             for j, param in enumerate(group["params"]):
                 if param.is_sparse:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -65,7 +66,7 @@ class _Products:
         self.count = 0
 
     def __call__(self, vectors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        dot = sum((g * v).sum() for g, v in zip(self.grads, vectors))
+        dot = cast(torch.Tensor, sum((g * v).sum() for g, v in zip(self.grads, vectors)))
         out = torch.autograd.grad(dot, self.params, retain_graph=True, allow_unused=True)
         self.count += 1
         return [torch.zeros_like(p) if h is None else h.detach()
@@ -176,7 +177,7 @@ def top_eigenvalue(closure: Closure, params: Sequence[torch.Tensor], *,
                 break
             value = new
         return Eigen(value, it, products.count, converged, _unflat(v, params))
-    basis, alphas, betas = [v], [], []
+    basis, alphas, betas = [v], list[float](), list[float]()
     value, converged, ritz_vec = math.nan, False, v
     for it in range(1, min(max_iter, n) + 1):
         w = apply(basis[-1])

@@ -67,7 +67,9 @@ class UpdateRatios:
     def after(self) -> dict[str, float]:
         r""":math:`\|\Delta\theta\|_2/\|\theta_{t-1}\|_2` per named parameter."""
         out = {}
-        for (name, delta), b in zip(self.norms().items(), self._before):
+        norms = self.norms()                    # refuses a missing before()
+        assert self._before is not None
+        for (name, delta), b in zip(norms.items(), self._before):
             size = float(b.norm())
             out[name] = delta / size if size > 0 else (math.inf if delta > 0 else 0.0)
         return out

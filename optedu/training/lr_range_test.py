@@ -82,9 +82,9 @@ def steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """The rate where the loss falls fastest per factor of rate: the most negative
     :math:`\\Delta \\bar\\ell / \\Delta \\log \\eta` (fastai's ``steep``), at the left end of
     that interval."""
-    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
-    slopes = np.diff(losses) / np.diff(np.log(lrs))
-    return float(lrs[int(np.argmin(slopes))])
+    x, y = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    slopes = np.diff(y) / np.diff(np.log(x))
+    return float(x[int(np.argmin(slopes))])
 
 
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> float:

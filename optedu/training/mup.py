@@ -215,7 +215,7 @@ def set_base_shapes(model: nn.Module, base: ShapesLike, delta: ShapesLike | None
     readout left in standard parametrisation; it raises ``ValueError`` unless this is False.
     """
     shapes = shapes_of(model, base, delta)
-    shape_of = {p: shapes[n] for n, p in model.named_parameters()}
+    shape_of: dict[torch.Tensor, Shape] = {p: shapes[n] for n, p in model.named_parameters()}
     tied = [p for p, owners in Counter(
         p for _, p in model.named_parameters(remove_duplicate=False)).items() if owners > 1]
     layers = [(name, m) for name, m in model.named_modules()
@@ -284,7 +284,7 @@ def mup_param_groups(model: nn.Module, shapes: Mapping[str, Shape], kind: str,
         raise invalid("kind", repr(kind), "'adam' or 'sgd'")
     check_non_negative("lr", lr)
     check_non_negative("weight_decay", weight_decay)
-    name_of = {p: n for n, p in model.named_parameters()}
+    name_of: dict[torch.Tensor, str] = {p: n for n, p in model.named_parameters()}
     if groups is None:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     result: list[Group] = []

@@ -143,6 +143,7 @@ class NaNLocator:
         self._check(phase, name, [("value", tensor.detach())])
 
     def _params(self, label: str, grads: bool) -> None:
+        assert self.optimizer is not None   # the hooks that call this are set with one
         for group in self.optimizer.param_groups:
             for p in group["params"]:
                 t = p.grad if grads else p

@@ -34,7 +34,7 @@ import copy
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -202,7 +202,7 @@ class RollbackGuard:
                 self._states.append(self._capture(index + 1))
                 self._since = 0
                 self._kept_since += 1
-                if self._kept_since >= self._states.maxlen:
+                if self._kept_since >= cast(int, self._states.maxlen):
                     self._in_a_row = 0                      # the trouble is behind
             return None
         self.report.spikes.append(judged)

@@ -486,7 +486,7 @@ def test_glue_outside_a_reader_copy_is_unchanged(shown):
         "name": "loss", "mime_prefix": GLUE_PREFIX}}}
 
 
-@pytest.mark.skipif(not FULL, reason="starts a Jupyter kernel (a few seconds): full tier")
+@pytest.mark.full  # starts a Jupyter kernel (a few seconds)
 def test_a_reader_copy_run_in_a_kernel_flags_a_changed_value(tmp_path):
     """End to end: a copy whose prose shows 0.5, re-run where the cell now computes 0.25."""
     import nbformat

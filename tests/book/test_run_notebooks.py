@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 
 from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
-from optimizers import FULL
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache
 def tool():
-    """tools/run_notebooks.py, loaded when a test first needs it: it imports nbformat, whose
-    jsonschema formats take a second or more to import, in every worker that collects."""
+    """tools/run_notebooks.py, loaded when a test first needs it (not in every worker that
+    collects); it imports nbformat and nbclient only where it reads or runs a notebook."""
     spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "tools/run_notebooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -31,7 +30,7 @@ def test_kernel_env_pins_or_strips_the_cap():
     assert not set(CPU_KERNELS) & set(unpinned) and unpinned["PATH"] == CAPPED["PATH"]
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): starts two kernels")
+@pytest.mark.full  # starts two kernels
 def test_unpinned_check_starts_the_kernel_without_the_cap(tmp_path, monkeypatch):
     """The caller's environment sets the cap; the kernel must not see it. The same notebook,
     checked with the cap, fails, naming its cell and error: the check can fail."""
@@ -71,9 +70,10 @@ class _Client:
 
 
 def _check_with(monkeypatch, tmp_path, failures):
+    import nbclient
     import nbformat
     _Client.starts, _Client.failures = 0, failures
-    monkeypatch.setattr(tool(), "NotebookClient", _Client)
+    monkeypatch.setattr(nbclient, "NotebookClient", _Client)
     path = tmp_path / "n.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
     return tool().check(path, 60, {})[1], _Client.starts
@@ -82,6 +82,7 @@ def _check_with(monkeypatch, tmp_path, failures):
 NOT_STARTED = "Kernel died before replying to kernel_info"
 
 
+@pytest.mark.full  # imports nbformat and nbclient: seconds of CPU (jsonschema's URI grammar)
 def test_a_kernel_that_did_not_start_is_started_once_more(monkeypatch, tmp_path):
     """Two kernels started at once can be handed the same free port (CI: "Address already in
     use", then this error). One more start, on new ports; never a third, and never for a
@@ -91,3 +92,16 @@ def test_a_kernel_that_did_not_start_is_started_once_more(monkeypatch, tmp_path)
     assert starts == 2 and NOT_STARTED in error
     error, starts = _check_with(monkeypatch, tmp_path, ["Kernel died"])
     assert starts == 1 and error == "RuntimeError: Kernel died"
+
+
+@pytest.mark.parametrize("changes, always, runs", [(True, False, True), (False, False, False),
+                                                   (False, True, True)])
+def test_unpinned_runs_only_where_the_cap_changes_kernels(monkeypatch, changes, always, runs):
+    """Where the cap selects no other kernel, the unpinned run would repeat nbval's: skipped,
+    unless --always."""
+    ran = []
+    monkeypatch.setattr(tool(), "cap_changes_kernels", lambda: changes)
+    monkeypatch.setattr(tool(), "check_all", lambda *args: ran.append(args) or 0)
+    monkeypatch.setattr("sys.argv", ["run_notebooks.py", "--unpinned", "--check"]
+                        + ["--always"] * always)
+    assert tool().main() == 0 and bool(ran) == runs

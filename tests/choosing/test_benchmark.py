@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import textwrap
 
 import pytest
@@ -228,8 +227,7 @@ def test_the_grid_runs_resumes_and_reruns_the_best_trial(tiny, tmp_path):
         {runner.key_of(r): r["evals"] for r in records}
 
 
-@pytest.mark.skipif(os.environ.get("OPTEDU_TESTS", "quick") != "full",
-                    reason="full tier: starts two processes (9 s)")
+@pytest.mark.full  # starts two processes (9 s)
 def test_a_plugin_runs_in_worker_processes(tiny, tmp_path):
     """Two spawned workers import the plugin file and give the same runs as one process."""
     grid = dataclasses.replace(_grid(), final_seeds=(), self_seeds=(0,))

@@ -114,9 +114,9 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): a fresh pinned process "
-                    "re-runs stored runs (9 s); the quick tier re-runs the grid's "
-                    "(test_stored.py), through the same training loop")
+# a fresh pinned process re-runs stored runs (9 s); the quick tier re-runs the grid's
+# (test_stored.py), through the same training loop
+@pytest.mark.full
 def test_a_sample_of_stored_runs_reproduces(stored):
     sample = random.Random(0).sample(stored, 8 if FULL else 2)
     fields = [f.name for f in dataclasses.fields(folklore.Job)]

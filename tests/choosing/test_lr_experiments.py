@@ -58,9 +58,9 @@ def _job(r, **change):
     return job
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): a fresh pinned process "
-                    "re-runs stored runs (8 s); the quick tier re-runs the grid's "
-                    "(test_stored.py), through the same training loop")
+# a fresh pinned process re-runs stored runs (8 s); the quick tier re-runs the grid's
+# (test_stored.py), through the same training loop
+@pytest.mark.full
 def test_a_sample_of_stored_runs_reproduces():
     records = _records()
     rng = random.Random(0)

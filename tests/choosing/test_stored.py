@@ -43,9 +43,15 @@ def test_the_stored_grid_is_complete(grid):
     expected = {j.key for j in first} | {j.key for j in second}
     assert set(keys) == expected, (sorted(expected - set(keys))[:3], sorted(set(keys) - expected)[:3])
     assert second or not spec.final_seeds
+    drawn = {}                                  # each contestant's trials, drawn once
     for r in records:
         c = contestants.get(r["contestant"])
-        hyper = c.defaults if r["trial"] is None else search.trials(c.space, spec.trials)[r["trial"]]
+        if r["trial"] is None:
+            hyper = c.defaults
+        else:
+            if c.name not in drawn:
+                drawn[c.name] = search.trials(c.space, spec.trials)
+            hyper = drawn[c.name][r["trial"]]
         assert r["hyper"] == {k: float(f"{v:.6g}") for k, v in hyper.items()}
         assert r["steps"] == workloads.get(r["workload"]).steps or r["diverged"]
     meta = json.loads((runner.EXPERIMENTS / f"results-{grid}.meta.json").read_text())
@@ -61,8 +67,7 @@ print(json.dumps([runner.execute(j) for j in jobs]))
 """
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): re-runs stored runs in a fresh "
-                                     "pinned process, about 5 s")
+@pytest.mark.full  # re-runs stored runs in a fresh pinned process, about 5 s
 @pytest.mark.parametrize("grid", ["full", "quick"])
 def test_a_sample_of_stored_runs_reproduces(grid):
     records = _records(grid)

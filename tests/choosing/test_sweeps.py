@@ -89,9 +89,9 @@ print(json.dumps([runner.execute(j) for j in jobs]))
 """
 
 
-@pytest.mark.skipif(not FULL, reason="full tier (make test): a fresh pinned process "
-                    "re-runs stored runs (5 s); the quick tier re-runs the grid's "
-                    "(test_stored.py), through the same training loop")
+# a fresh pinned process re-runs stored runs (5 s); the quick tier re-runs the grid's
+# (test_stored.py), through the same training loop
+@pytest.mark.full
 def test_a_sample_of_stored_sweep_runs_reproduces():
     records = sweeps.read()
     expected = _expected()

@@ -15,14 +15,11 @@ from torch import nn
 from optedu.choosing import calibrate, contestants, trial
 from optedu.choosing import workloads as W
 from optedu.training.muon_groups import muon_adamw_groups
-from optimizers import FULL
 
 NAMES = list(W.WORKLOADS)
 # the transformers take about a second each to train twice: the full tier checks them
 SLOW = {"char_transformer", "char_transformer_postln"}
-TIERED = [pytest.param(n, marks=pytest.mark.skipif(
-    not FULL and n in SLOW, reason="full tier (make test): a transformer trained twice"))
-    for n in NAMES]
+TIERED = [pytest.param(n, marks=pytest.mark.full if n in SLOW else ()) for n in NAMES]
 DATA = {"digits": W.digits.__wrapped__, "help_text": W.help_text.__wrapped__}
 CHEAPEST = "digits_logreg"
 

@@ -25,9 +25,6 @@ from optedu.distributed import (LaunchTimeout, RankError, ZeroOptimizer, count_c
 from optedu.distributed import launcher as launch_module
 from optedu.distributed import runs
 from optedu.distributed.runs import Job, compare, relative_difference
-from optimizers import FULL
-
-full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
 
 # --- the partition rule -------------------------------------------------------------------
@@ -280,7 +277,7 @@ def two_ranks():
     return ranks, single, dict(zip(KEYS, rows))
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_compare_rows(two_ranks):
     ranks, single, rows = two_ranks
     for key, row in rows.items():
@@ -294,7 +291,7 @@ def test_compare_rows(two_ranks):
         assert row["launch_seconds"] > 0
 
 
-@full_only
+@pytest.mark.full  # starts processes
 @pytest.mark.parametrize("key", KEYS, ids=["-".join(k) for k in KEYS])
 def test_two_ranks_equal_the_single_process(two_ranks, key):
     ranks, single, _ = two_ranks
@@ -309,7 +306,7 @@ def test_two_ranks_equal_the_single_process(two_ranks, key):
     assert relative_difference(ref["params"], start) > 1e-3
 
 
-@full_only
+@pytest.mark.full  # starts processes
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_zero_equals_torch_zero_redundancy_optimizer(two_ranks, name):
     ranks, _, _ = two_ranks
@@ -322,7 +319,7 @@ def test_zero_equals_torch_zero_redundancy_optimizer(two_ranks, name):
         assert mine["state_bytes"] == torchs["state_bytes"]
 
 
-@full_only
+@pytest.mark.full  # starts processes
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_zero_state_is_split_between_the_ranks(two_ranks, name):
     ranks, single, _ = two_ranks
@@ -338,7 +335,7 @@ def test_zero_state_is_split_between_the_ranks(two_ranks, name):
     assert sum(r1["state_bytes"][k] for k in buffers) == total * 228 // 484
 
 
-@full_only
+@pytest.mark.full  # starts processes
 @pytest.mark.parametrize("name", ["optedu.Adam", "optedu.SGD"])
 def test_zero_reducing_to_owners_equals_all_reducing(two_ranks, name):
     ranks, _, _ = two_ranks
@@ -347,7 +344,7 @@ def test_zero_reducing_to_owners_equals_all_reducing(two_ranks, name):
         assert ours["state_bytes"] == all_reduced["state_bytes"]
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_by_hand_all_reduce_equals_ddp(two_ranks):
     ranks, _, _ = two_ranks
     for method in ("ddp", "ddp_hook"):
@@ -357,7 +354,7 @@ def test_by_hand_all_reduce_equals_ddp(two_ranks):
             assert ours["losses"] == theirs["losses"]
 
 
-@full_only
+@pytest.mark.full  # starts processes
 @pytest.mark.parametrize("name", ["optedu.Adam", "optedu.AdamW"])
 def test_fsdp_shards_the_state_in_halves(two_ranks, name):
     ranks, single, _ = two_ranks
@@ -367,7 +364,7 @@ def test_fsdp_shards_the_state_in_halves(two_ranks, name):
         assert r["state_bytes"]["exp_avg_sq"] * 2 == whole["exp_avg_sq"]
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_bytes_communicated_per_step(two_ranks):
     ranks, _, _ = two_ranks
     psi = 484 * 8   # the MLP's parameters (and gradients), float64
@@ -387,7 +384,7 @@ def test_bytes_communicated_per_step(two_ranks):
                 assert sent == sorted(zero_volume(stage, psi, 2).values())
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_fsdp_steps_rprop_and_adafactor_as_one_process():
     """Rprop (element-wise: it steps each shard's local piece, as DTensor refuses its masked
     in-place writes) and Adafactor (its column means and norms summed over the mesh) under
@@ -399,7 +396,7 @@ def test_fsdp_steps_rprop_and_adafactor_as_one_process():
         assert row["ranks_identical"]
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_fsdp_refuses_a_rule_that_sums_over_every_parameter():
     """Prodigy's step size sums over all parameters: on shards it raises optedu's error,
     naming the rule, the shape and the placement, before any state exists."""
@@ -419,7 +416,7 @@ def test_zero_refuses_rules_that_sum_over_several_tensors():
 
 # --- failures end in time, with the rank named (full tier) ------------------------------------
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_a_rank_that_raises_is_named():
     start = time.monotonic()
     with pytest.raises(RankError, match="rank 1 raised ValueError: a bad value on rank 1") as info:
@@ -429,14 +426,14 @@ def test_a_rank_that_raises_is_named():
     assert time.monotonic() - start < 60.0
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_a_rank_that_dies_is_named():
     # with the spawn method too: fresh interpreters, the same error
     with pytest.raises(RankError, match=r"rank 0 died \(exit code 7\) without raising"):
         launch(runs.exit_on, 2, (0, 7), timeout=90.0, start_method="spawn")
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_a_hanging_rank_is_killed_at_the_timeout():
     start = time.monotonic()
     with pytest.raises(LaunchTimeout, match=r"still running after 10 s") as info:
@@ -447,7 +444,7 @@ def test_a_hanging_rank_is_killed_at_the_timeout():
     assert 10.0 <= elapsed < 20.0
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_a_port_taken_after_it_was_picked_is_retried(monkeypatch):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))

@@ -9,7 +9,6 @@ import torch
 
 from optedu.distributed import launch
 from optedu.distributed.dp_runs import bn_model, dp_extras, single_extras, JOB
-from optimizers import FULL
 
 
 def relative(a, b):
@@ -31,7 +30,7 @@ def test_single_extras_is_deterministic_and_keeps_the_default_dtype():
         assert all(torch.equal(p, q) for p, q in zip(first[key], second[key]))
 
 
-@pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
+@pytest.mark.full  # starts processes
 def test_ddp_accumulation_and_batchnorm():
     ranks = launch(dp_extras, 2, timeout=120.0)
     single = single_extras()

@@ -16,9 +16,6 @@ from optedu.distributed.flat_runs import compare_designs, train_design
 from optedu.distributed.flat_zero import (FlatZeroOptimizer, check_element_wise,
                                           clip_grad_norm_sharded_, flat_partition)
 from optedu.distributed.runs import Job
-from optimizers import FULL
-
-full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
 
 def test_flat_partition_by_hand():
@@ -97,7 +94,7 @@ def test_design_checks_its_arguments():
         train_design(0, 1, "tensors", job, 1.0)
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_two_designs_on_two_ranks():
     widths = (16, 64, 64, 2)                   # one 64 x 64 matrix, 76 % of the model
     adam = Job("zero", optedu.Adam, dict(lr=0.01), widths=widths)

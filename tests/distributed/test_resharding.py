@@ -13,8 +13,6 @@ import torch
 
 import optedu
 from optedu.distributed.runs import Job
-from optimizers import FULL
-
 
 
 def _checkpoint():
@@ -23,9 +21,6 @@ def _checkpoint():
     from optedu.distributed import checkpoint
 
     return checkpoint
-
-
-full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +33,13 @@ def resharded():
     return _checkpoint().reshard(jobs, save_at=4, steps=8, foreign_optimizer=optedu.AdamW)
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_every_rank_writes_a_file(resharded):
     for name, files in resharded["files"].items():
         assert [f for f, _ in files] == [".metadata", "__0_0.distcp", "__1_0.distcp"], name
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_resumed_runs_equal_the_uninterrupted_run(resharded):
     rows = resharded["rows"]
     assert len(rows) == 9
@@ -61,7 +56,7 @@ def test_resumed_runs_equal_the_uninterrupted_run(resharded):
             assert row["same_world_difference"] <= 1e-14, row
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_foreign_checkpoints_are_refused(resharded):
     for row in resharded["rows"]:
         assert row["model_error"].startswith("Invalid checkpoint: another model"), row

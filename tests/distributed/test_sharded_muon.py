@@ -22,9 +22,7 @@ import optedu
 from optedu.distributed import ring_bytes_sent
 from optedu.distributed.muon import MuonRun, OwnerMuon, compare, train_single
 from optedu.optim.muon import gather_matrix, local_rows
-from optimizers import FULL
 
-full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
 WIDTHS = (8, 32, 32, 32, 4)
 UNEVEN = (7, 33, 5, 3)                       # 33, 5 and 3 rows: pieces of unequal size
@@ -75,7 +73,7 @@ def rows():
     return dict(zip([(r.design, r.seed, r.widths) for r in RUNS], compare(RUNS)))
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_every_run_equals_the_single_process_with_the_ranks_gradient(rows):
     for key, row in rows.items():
         assert row["ranks_identical"], key
@@ -83,7 +81,7 @@ def test_every_run_equals_the_single_process_with_the_ranks_gradient(rows):
             assert row["split_difference"] == 0.0, key
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_equal_to_torch_muon_in_one_process(rows):
     # optedu's sharded Muon = torch.optim.Muon in one process on the ranks' gradient
     reference = train_single(MuonRun("torch"), 2)["params"]
@@ -94,7 +92,7 @@ def test_equal_to_torch_muon_in_one_process(rows):
     assert rows[("torch", 0, WIDTHS)]["step_comm"] == {}
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_both_designs_give_the_same_bits(rows):
     for seed, widths in ((0, WIDTHS), (3, WIDTHS), (0, UNEVEN)):
         a = rows[("gathered", seed, widths)]["ranks"][0]["params"]
@@ -102,7 +100,7 @@ def test_both_designs_give_the_same_bits(rows):
         assert all(torch.equal(p, q) for p, q in zip(a, b)), (seed, widths)
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_against_the_whole_batch_only_the_gradients_rounding(rows):
     for key, row in rows.items():
         if key[0] != "torch":
@@ -113,7 +111,7 @@ def test_against_the_whole_batch_only_the_gradients_rounding(rows):
     assert rows[("adamw", 0, WIDTHS)]["floor"] < 1e-5
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_bytes_of_the_optimizer_step(rows):
     bf16 = 2 * sum(a * b for a, b in matrices(WIDTHS))        # every matrix in bfloat16
     gathered, owner = rows[("gathered", 0, WIDTHS)], rows[("owner", 0, WIDTHS)]
@@ -128,7 +126,7 @@ def test_bytes_of_the_optimizer_step(rows):
         "pass_comm"]
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_memory_per_rank(rows):
     sizes = [a * b for a, b in matrices(WIDTHS)]
     for design in ("gathered", "owner"):

@@ -32,9 +32,7 @@ import optedu
 from optedu.distributed import launch, sharded_rules
 from optedu.optim import _sharding
 from optedu.optim.catalogue import CATALOGUE
-from optimizers import FULL
 
-full_only = pytest.mark.skipif(not FULL, reason="starts processes: full tier only")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -103,7 +101,7 @@ def _shard(t, mesh):
     return distribute_tensor(t, mesh, [Shard(0)])
 
 
-@full_only  # DTensor's first use takes about a second
+@pytest.mark.full  # DTensor's first use takes about a second
 def test_detection_and_refusal_on_a_dtensor(world_of_one):
     from torch.distributed.tensor import Replicate, distribute_tensor
     mesh = _mesh()
@@ -121,7 +119,7 @@ def test_detection_and_refusal_on_a_dtensor(world_of_one):
     assert float(_sharding.global_sum(partial)) == 12.0
 
 
-@full_only  # DTensor's first use takes about a second
+@pytest.mark.full  # DTensor's first use takes about a second
 @pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad", "Lion", "Muon"])
 def test_fused_refuses_a_dtensor(world_of_one, name):
     """The fused kernels step local tensors: a DTensor with fused=True is refused before any
@@ -135,7 +133,7 @@ def test_fused_refuses_a_dtensor(world_of_one, name):
     assert torch.equal(p.to_local(), before)
 
 
-@full_only  # DTensor's first use takes about a second
+@pytest.mark.full  # DTensor's first use takes about a second
 @pytest.mark.parametrize("cls, kwargs", [(optedu.LARS, dict(lr=0.1, weight_decay=0.01)),
                                          (optedu.Lamb, dict(lr=0.01, weight_decay=0.01)),
                                          (optedu.Adafactor, dict(lr=0.01)),
@@ -161,7 +159,7 @@ def test_sharded_path_on_one_rank_is_the_rule(world_of_one, cls, kwargs):
         torch.testing.assert_close(p.full_tensor(), q.detach(), rtol=1e-13, atol=1e-15)
 
 
-@full_only  # DTensor's first use takes about a second
+@pytest.mark.full  # DTensor's first use takes about a second
 def test_a_refusing_rule_refuses_before_any_state(world_of_one):
     p = torch.nn.Parameter(_shard(torch.ones(4, 3, dtype=torch.float64), _mesh()))
     p.grad = torch.ones_like(p)
@@ -180,7 +178,7 @@ def table():
     return {row["rule"]: row for row in sharded_rules.classify()}
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_no_rule_is_silent_or_crashes(table):
     assert set(table) == set(sharded_rules.optimizer_classes()) | set(sharded_rules.VARIANTS)
     assert {"Adam foreach", "SGD foreach"} <= set(table)
@@ -189,14 +187,14 @@ def test_no_rule_is_silent_or_crashes(table):
     assert not wrong
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_each_rule_in_its_class(table):
     classes = {name: row["class"] for name, row in table.items()}
     assert {n for n, c in classes.items() if c == "fixed"} == FIXED
     assert {n for n, c in classes.items() if c == "refused"} == REFUSED
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_fixed_and_element_wise_rules_equal_one_process(table):
     for name, row in table.items():
         if row["class"] == "refused":
@@ -207,7 +205,7 @@ def test_fixed_and_element_wise_rules_equal_one_process(table):
             assert row["step_bytes"] == 0 and row["hidden_collectives"] == 0, name
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_fixed_rules_communicate_what_their_formulas_say(table):
     f64 = 8
     # LARS and LAMB: one all-reduce of (‖θ‖², ‖u‖²) per tensor, 6 tensors
@@ -224,14 +222,14 @@ def test_fixed_rules_communicate_what_their_formulas_say(table):
         assert table[name]["hidden_collectives"] == 0, name     # every byte counted
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_refusals_name_rule_shape_and_placement(table):
     for name in REFUSED:
         message = table[name]["message"]
         assert message.startswith(f"{name} cannot step a sharded parameter ({WHERE}): "), name
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_the_stored_table_is_reproduced(table):
     stored = json.loads((ROOT / sharded_rules.STORED).read_text())
     assert stored["tolerance"] == sharded_rules.TOLERANCE
@@ -246,7 +244,7 @@ def test_the_stored_table_is_reproduced(table):
             assert abs(rows[name]["relative_difference"] - row["relative_difference"]) <= 1e-14
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_uneven_pieces():
     # 7 rows on 2 ranks: FSDP2 cuts 4 + 3 (a bias of 3: 2 + 1); the sums still cover each
     # tensor once
@@ -257,7 +255,7 @@ def test_uneven_pieces():
         assert row["relative_difference"] <= BOUNDS.get(row["rule"], ELEMENT_WISE_BOUND)
 
 
-@full_only
+@pytest.mark.full  # starts processes
 def test_a_group_mixing_sharded_and_plain_tensors_counts_each_once():
     # a plain tensor is whole on every rank: its sum of squares must not be added over the
     # ranks (it was: DoG, LDoG and SAM then ran 15 % apart from one process, silently)

@@ -6,7 +6,6 @@ import pytest
 
 from optedu.instruments.display import (GLUE_PREFIX, bound, glue, num, pasted, power_of_ten,
                                         sci)
-from optimizers import FULL
 
 
 @pytest.mark.parametrize("x, expected", [
@@ -43,7 +42,7 @@ def test_bad_input_is_refused(call):
         call()
 
 
-@pytest.mark.skipif(not FULL, reason="imports myst_nb (3 s of CPU): full tier")
+@pytest.mark.full  # imports myst_nb (3 s of CPU)
 @pytest.mark.parametrize("display", [True, False])
 @pytest.mark.parametrize("value", [0.25, "2.6 × 10⁻⁶", [1, 2]])
 def test_glue_outputs_what_myst_nb_glue_outputs(monkeypatch, value, display):
@@ -112,7 +111,7 @@ def test_screen_png_is_twice_the_pixels_shown_at_the_usual_size():
     assert shown == {"width": round(width / 2), "height": round(height / 2)}
 
 
-@pytest.mark.skipif(not FULL, reason="starts a Jupyter kernel (a few seconds): full tier")
+@pytest.mark.full  # starts a Jupyter kernel (a few seconds)
 def test_compact_figures_holds_in_a_real_kernel():
     """In a kernel, figures drawn after compact_figures() come out as palette PNGs (the
     kernel's own figure set-up, at the first figure, must not undo it)."""
@@ -140,7 +139,7 @@ PASTES = [("'10,000'", "s"), ("10,000", "s"), ("'0.40'", ""), ("0.40", "s"), ("0
           ("[1, 2]", "s"), ("True", "")]
 
 
-@pytest.mark.skipif(not FULL, reason="imports myst_nb (3 s of CPU): full tier")
+@pytest.mark.full  # imports myst_nb (3 s of CPU)
 @pytest.mark.parametrize("text, spec", PASTES)
 def test_pasted_is_what_the_website_shows(text, spec):
     """The reader copies and the question bank paste a glued value by the website's rule."""

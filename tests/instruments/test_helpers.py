@@ -9,7 +9,6 @@ import torch
 import optedu
 from optedu.instruments import landscapes
 from optedu.instruments.parity import compare, relative_difference, upper_bound
-from optimizers import FULL
 
 
 class _SlightlyWrongSGD(optedu.SGD):
@@ -89,7 +88,7 @@ def test_trajectory_stops_when_it_diverges():
     assert np.isnan(path[-1]).all() and np.isfinite(path[0]).all()
 
 
-@pytest.mark.skipif(not FULL, reason="3000 steps: full tier")
+@pytest.mark.full  # 3000 steps
 def test_adam_converges_on_rosenbrock():
     """A smoke test (never the proof): Adam walks Rosenbrock's valley to the minimum."""
     r = landscapes.rosenbrock()

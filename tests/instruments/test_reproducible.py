@@ -5,9 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from optimizers import FULL
 
-from optedu.instruments.reproducible import CPU_KERNELS, pin_cpu_kernels
+from optedu.instruments.reproducible import CPU_KERNELS, cap_changes_kernels, pin_cpu_kernels
 
 
 def test_pins_on_x86_64_without_overriding_what_is_set():
@@ -30,7 +29,15 @@ def test_leaves_other_architectures_alone():
     assert pin_cpu_kernels(env, machine="aarch64") == {} and env == {}
 
 
-@pytest.mark.skipif(not FULL, reason="a process that imports torch (2 s of CPU): full tier")
+def test_the_cap_changes_kernels_only_beyond_avx2():
+    avx2 = {"sse4_2", "avx", "avx2", "fma", "f16c"}
+    assert not cap_changes_kernels("x86_64", avx2)
+    for extra in ("avx512f", "avx512_bf16", "avx_vnni", "amx_tile", "avx10_1"):
+        assert cap_changes_kernels("x86_64", avx2 | {extra}), extra
+    assert not cap_changes_kernels("aarch64", {"asimd", "sve"})   # no cap set there
+
+
+@pytest.mark.full  # a process that imports torch (2 s of CPU)
 def test_nbval_kernels_inherit_the_pin():
     """book/conftest.py pins the environment that nbval's kernels inherit."""
     code = ("import os, runpy; runpy.run_path('book/conftest.py'); "

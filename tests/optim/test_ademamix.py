@@ -234,7 +234,7 @@ OPTAX_HYPER = dict(lr=0.01, betas=(0.8, 0.99, 0.999), alpha=5.0, eps=1e-8, weigh
 OPTAX_SECOND = dict(OPTAX_HYPER, betas=(0.7, 0.9, 0.99), alpha=2.0, weight_decay=0.0)
 
 
-@pytest.mark.skipif(not FULL, reason="full tier: jax and its compilations take seconds")
+@pytest.mark.full  # jax and its compilations take seconds
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("T", [None, 10], ids=["no_warmup", "warmup10"])
 @pytest.mark.parametrize("two", [False, True], ids=["1group", "2groups"])

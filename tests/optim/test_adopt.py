@@ -119,9 +119,11 @@ def test_bit_identical_to_pytorch_optimizer(options, two, dtype):
     assert all(g["step"] == STEPS for g in opt_b.param_groups)
 
 
-@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-15), (torch.float32, 1e-6)],
-                         ids=["float64", "float32"])
-@pytest.mark.parametrize("fixed", [False, True], ids=["lr_scaled", "fixed_decay"])
+@pytest.mark.parametrize("fixed, dtype, bound", [   # quick tier: lr_scaled in float64
+    pytest.param(fixed, dtype, bound, id=f"{decay}-{str(dtype)[6:]}",
+                 marks=pytest.mark.full if fixed or dtype == torch.float32 else ())
+    for fixed, decay in ((False, "lr_scaled"), (True, "fixed_decay"))
+    for dtype, bound in ((torch.float64, 1e-15), (torch.float32, 1e-6))])
 def test_pytorch_optimizer_decoupled_decay(fixed, dtype, bound):
     """Its weight_decouple=True also decays on the first step, where torch-adopt and optedu
     only record v_0: 25 steps apart by about eta*lambda*|theta| (>1e-4). Apply that one decay
@@ -129,8 +131,6 @@ def test_pytorch_optimizer_decoupled_decay(fixed, dtype, bound):
     theta*(1 - eta lambda) against theta - eta lambda theta: measured <= 2.2e-16 in float64
     (one ulp of the entries near 1) and ~1e-7 in float32 (bounds 1e-15, 1e-6). fixed_decay
     (no eta) is optedu's weight_decay = lambda / eta."""
-    if not FULL and (fixed or dtype == torch.float32):
-        pytest.skip("full tier")
     lr, wd = 0.01, 0.1
     ours = dict(lr=lr, weight_decay=wd / lr if fixed else wd, decouple=True,
                 clip_lambda=_shifted_clip)
@@ -273,7 +273,7 @@ def _online(make, steps: int = 3000, big: float = 3.0) -> list[float]:
     return visited
 
 
-@pytest.mark.skipif(not FULL, reason="full tier: about 1 s")
+@pytest.mark.full  # about 1 s
 def test_adopt_converges_where_adam_does_not():
     """Taniguchi et al.'s claim on Reddi et al.'s counter-example (C = 3, beta1 = 0,
     beta2 = 1/(1+C^2) = 0.1): Adam drifts to x = +1, the worst point, and stays; ADOPT with

@@ -34,7 +34,6 @@ import torch
 import optedu
 from optedu.instruments.parity import one_step_ulps
 from optedu.optim import fused
-from optimizers import FULL
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "SGD": dict(lr=[0.1], momentum=[0, 0.9], dampening=[0, 0.1], nesterov=[False, True],
@@ -48,7 +47,6 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "Lion": dict(lr=[0.01], weight_decay=[0, 0.1]),
 }
 TORCH_FUSED = {"SGD", "Adam", "AdamW", "Adagrad"}
-compiles = pytest.mark.skipif(not FULL, reason="compiles kernels: full tier (OPTEDU_TESTS=full)")
 # the measured bound, in ulps of each tensor's largest entry (optedu.instruments.parity.ulps)
 BOUND = 1.0
 
@@ -85,7 +83,7 @@ def optedu_class(name: str) -> type:
     return getattr(optedu, name)
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 @pytest.mark.parametrize(("name", "kwargs", "dtype"), ONE_TENSOR, ids=ids(ONE_TENSOR))
 def test_fused_step_rounds_within_one_ulp_of_the_one_tensor_step(name, kwargs, dtype):
     cls = optedu_class(name)
@@ -96,7 +94,7 @@ def test_fused_step_rounds_within_one_ulp_of_the_one_tensor_step(name, kwargs, d
         assert worst["param"] == 0.0, worst
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 @pytest.mark.parametrize(("name", "kwargs", "dtype"), TORCH, ids=ids(TORCH))
 def test_fused_step_rounds_within_one_ulp_of_torchs_fused_step(name, kwargs, dtype):
     if name == "SGD" and dtype == torch.bfloat16:
@@ -107,7 +105,7 @@ def test_fused_step_rounds_within_one_ulp_of_torchs_fused_step(name, kwargs, dty
     assert max(worst.values()) <= BOUND, worst
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 def test_torchs_fused_sgd_leaves_bfloat16_vector_blocks_unchanged():
     """pytorch/pytorch#191763 (fixed after 2.13): on a CPU, torch's fused SGD skips the update
     of every whole SIMD block of a float16 or bfloat16 parameter. optedu's fused SGD steps
@@ -124,7 +122,7 @@ def test_torchs_fused_sgd_leaves_bfloat16_vector_blocks_unchanged():
     assert torch.equal(ours, expected)
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 def test_fused_muon_matches_the_one_tensor_step():
     """Muon's products stay matrix multiplications (the same calls as the one-tensor rule);
     the element-wise lines before and after them are fused."""
@@ -136,7 +134,7 @@ def test_fused_muon_matches_the_one_tensor_step():
         assert max(worst.values()) <= BOUND, worst
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 def test_state_is_torchs_fused_state():
     """The same keys, shapes and dtypes as torch's fused Adam: ``step`` in float32 even under a
     float64 default, as torch keeps it for its fused kernels."""
@@ -159,7 +157,7 @@ def test_state_is_torchs_fused_state():
     assert a.state_dict()["param_groups"][0]["fused"] is True
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 def test_no_recompilation_or_graph_break_after_warm_up():
     """A run with a scheduler (the rate changes every step) in which the set of tensors with
     gradients changes: a frozen layer of new sizes joins after the warm-up, another leaves, and
@@ -260,7 +258,7 @@ def test_numbers_changed_by_hand_steps_apart_stay_fused(monkeypatch):
     assert len(calls) == 8 and not warned
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 def test_a_cycling_scheduler_compiles_two_kernels_and_no_more():
     """Adam with OneCycleLR (β₁ changes every step): the first kernel, one for the first
     change, then the uncompiled path."""
@@ -279,7 +277,7 @@ def test_a_cycling_scheduler_compiles_two_kernels_and_no_more():
     assert int(optimizer.state[p]["step"]) == 5
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 @pytest.mark.parametrize("threads, sizes", [(1, (7,)), (2, (7,)), (2, (7, 100_000))])
 def test_no_scalar_line_runs_unguarded_in_a_parallel_region(threads, sizes):
     """A line outside a work-sharing loop runs on every thread of a parallel region unless
@@ -308,7 +306,7 @@ def test_no_scalar_line_runs_unguarded_in_a_parallel_region(threads, sizes):
     assert region == -1 or max(stores) < region or "#pragma omp single" in kernel
 
 
-@compiles
+@pytest.mark.full  # compiles kernels
 def test_the_bound_numbers_are_compiled_in_and_nothing_is_checked_twice():
     """β₁, β₂ and ε are literals of the kernel, not inputs that dynamo would turn into tensors
     and guard at every call; and the generated wrapper does not check the inputs' sizes and
@@ -328,6 +326,7 @@ def test_the_bound_numbers_are_compiled_in_and_nothing_is_checked_twice():
     assert "assert_size_stride(" not in module
 
 
+@pytest.mark.full  # a fresh process that imports torch and optedu: 3-5 s of CPU
 def test_importing_optedu_leaves_dynamo_and_inductors_cache_alone():
     """``import optedu`` does not import torch._dynamo (a second, and the import writes
     Inductor's default cache directory into ``TORCHINDUCTOR_CACHE_DIR``, where a program that

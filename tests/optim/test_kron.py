@@ -183,7 +183,6 @@ def test_bit_equal_to_kron_torch(kwargs, dtype, two):
     assert_same(*both(kwargs, dtype, two, SECOND))
 
 
-
 def test_defaults_match_kron_torch():
     ours = Kron(_params(torch.float64)).defaults
     theirs = K.Kron(_params(torch.float64)).defaults
@@ -217,7 +216,7 @@ def test_bad_arguments(kwargs, message):
         Kron(_params(torch.float64), **kwargs)
 
 
-@pytest.mark.skipif(not FULL, reason="full tier")
+@pytest.mark.full
 def test_reference_checkpoint_continues_in_optedu():
     """kron-torch's state_dict after 10 steps loads into optedu, which then
     runs 15 more steps bit for bit as kron-torch does uninterrupted. Neither
@@ -331,7 +330,7 @@ def test_fit_reaches_inverse_hessian():
     assert torch.allclose(Q[0], Q[0].triu())   # stays on the triangular group
 
 
-@pytest.mark.skipif(not FULL, reason="compiles a function with inductor (~10 s): full tier")
+@pytest.mark.full  # compiles a function with inductor (~10 s)
 def test_compiled_probes_are_not_the_eager_ones():
     """Why the parity runs kron-torch's helpers uncompiled: as installed they are
     wrapped in torch.compile, and inside an inductor graph torch.randn_like draws

@@ -35,14 +35,16 @@ import torch
 
 from optimizers import FULL, TORCH_OPTIMIZERS
 
-if not FULL:   # torch's table imports its whole OpInfo database: 4 s in every pytest worker
-    pytest.skip("torch's optim_db: full tier (OPTEDU_TESTS=full)", allow_module_level=True)
+import optedu
 
-from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_db  # noqa: E402
-
-import optedu  # noqa: E402
-
-INFOS = {info.name: info for info in optim_db}
+# every test here is the full tier's; torch's table imports its whole OpInfo database (4 s in
+# every pytest worker), so the quick tier, which deselects them, does not even read it
+pytestmark = pytest.mark.full
+if FULL:
+    from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_db
+    INFOS = {info.name: info for info in optim_db}
+else:
+    INFOS = {}
 DTYPES = (torch.float32, torch.complex64, torch.float64, torch.complex128)
 STEPS = 4
 

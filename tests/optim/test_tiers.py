@@ -1,22 +1,58 @@
 """The two tiers' machinery (tests/conftest.py, tests/optimizers.py): what the quick tier
-leaves out, and the cases ``crossed`` makes in each tier."""
+leaves out (the tests marked ``full``), and the cases ``crossed`` makes in each tier."""
 
 import itertools
+import pathlib
+import tomllib
 
 import pytest
 
 import optimizers
-from optimizers import full_tier_only
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SAMPLE = """
+import pytest
+
+@pytest.mark.full
+def test_heavy():
+    pass
+
+@pytest.mark.parametrize("n", [1, pytest.param(2, marks=pytest.mark.full)])
+def test_grid(n):
+    pass
+"""
 
 
-def test_full_tier_marks_are_recognised():
-    full = pytest.mark.skipif(True, reason="full tier: about 3 s").mark
-    assert full_tier_only([full])
-    assert full_tier_only([pytest.mark.skip(reason="compiles kernels: full tier").mark])
-    assert not full_tier_only([pytest.mark.skipif(False, reason="full tier").mark])
-    assert not full_tier_only([pytest.mark.skipif(True, reason="needs a GPU").mark])
-    assert not full_tier_only([pytest.mark.parametrize("x", [1]).mark])
-    assert not full_tier_only([])
+@pytest.fixture
+def tiers_conftest(request):
+    """tests/conftest.py as pytest loaded it in this run (a plugin: its hooks and FULL)."""
+    path = ROOT / "tests" / "conftest.py"
+    return next(plugin for plugin in request.config.pluginmanager.get_plugins()
+                if getattr(plugin, "__file__", None) == str(path))
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["quick", "full"])
+def test_the_quick_tier_deselects_what_is_marked_full(pytester, monkeypatch, tiers_conftest,
+                                                     full):
+    """A session run with tests/conftest.py's hook and pyproject.toml's markers (strict):
+    the quick tier deselects the tests marked ``full``, the full tier collects them."""
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    options = options["ini_options"]
+    assert "--strict-markers" in options["addopts"].split()
+    pytester.makeini("[pytest]\naddopts = --strict-markers\nmarkers =\n"
+                     + "".join(f"    {line}\n" for line in options["markers"]))
+    pytester.makepyfile(test_sample=SAMPLE)
+    monkeypatch.setattr(tiers_conftest, "FULL", full)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")   # xdist, hypothesis, ...: 1 s
+    result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider",
+                                          plugins=[tiers_conftest])
+    collected = sorted(line.split("::")[1] for line in result.outlines if "::" in line)
+    if full:
+        assert collected == ["test_grid[1]", "test_grid[2]", "test_heavy"]
+        result.stdout.fnmatch_lines(["3 tests collected*"])
+    else:
+        assert collected == ["test_grid[1]"]
+        result.stdout.fnmatch_lines(["1/3 tests collected (2 deselected)*"])
 
 
 def _values(cases):

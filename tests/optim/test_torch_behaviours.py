@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import optedu
-from optimizers import FULL, TORCH_OPTIMIZERS
+from optimizers import TORCH_OPTIMIZERS
 
 NAMES = TORCH_OPTIMIZERS
 
@@ -108,7 +108,7 @@ def test_copy_steps_as_the_original(name, how):
         assert torch.equal(weight, twin_weight)
 
 
-@pytest.mark.skipif(not FULL, reason="reads torch's optim_db: full tier")
+@pytest.mark.full  # reads torch's optim_db
 @pytest.mark.parametrize("name", NAMES)
 def test_older_state_dict_loads(name):
     """torch's test_can_load_older_state_dict and test_load_nontensor_step: a state dict

@@ -15,7 +15,6 @@ import optedu
 from optedu.practice.casebook import (Run, full_loss, mlp, plot_signs, plot_symptoms,
                                       sgd_restarts, train, train_on)
 from optedu.lr_scheduler.schedules import linear_warmup_cosine
-from optimizers import FULL
 
 
 def _grads(model):
@@ -137,7 +136,7 @@ def test_train_on_records_the_loss_of_each_batch_it_is_given():
         train_on(model, optedu.SGD(model.parameters(), lr=0.0), iter(batches), -1)
 
 
-@pytest.mark.skipif(not FULL, reason="full tier")
+@pytest.mark.full
 def test_fixes_train_better_than_the_bugs():
     losses = {}
     for zero_grad in (True, False):
@@ -148,7 +147,7 @@ def test_fixes_train_better_than_the_bugs():
     assert losses[True] < losses[False] / 10
 
 
-@pytest.mark.skipif(not FULL, reason="full tier")
+@pytest.mark.full
 def test_plot_symptoms_draws_two_panels():
     import matplotlib
     matplotlib.use("Agg")
@@ -164,7 +163,7 @@ def test_plot_symptoms_draws_two_panels():
     plt.close(fig)
 
 
-@pytest.mark.skipif(not FULL, reason="full tier")
+@pytest.mark.full
 def test_plot_signs_draws_lines_and_bars():
     import matplotlib
     matplotlib.use("Agg")
@@ -190,7 +189,7 @@ def test_plot_signs_draws_lines_and_bars():
         plot_signs({"loss": {"a": [1.0]}}, log=["norm"])
 
 
-@pytest.mark.skipif(not FULL, reason="full tier")
+@pytest.mark.full
 def test_digits_match_scikit_learn():
     from sklearn.datasets import load_digits
 

@@ -6,7 +6,6 @@ import inspect
 
 import pytest
 import torch
-from optimizers import FULL
 
 import optedu
 from optedu.practice import cheatsheet as C
@@ -112,7 +111,7 @@ def test_defaults_equal_the_reference_packages(name):
     assert C.checked_against(name) == E.REFERENCES[name][0]
 
 
-@pytest.mark.skipif(not FULL, reason="importing bitsandbytes takes seconds")
+@pytest.mark.full  # importing bitsandbytes takes seconds
 @pytest.mark.parametrize("name", ["Adam8bit", "AdamW8bit"])
 def test_8bit_defaults_equal_bitsandbytes(name):
     ours = C.optimizer_classes()[name]

@@ -14,7 +14,6 @@ import torch
 
 import optedu
 from optedu.practice import conventions as cv
-from optimizers import FULL
 
 PROBLEM = cv.common_problem(steps=30)
 CONST = [1e-2] * 30
@@ -189,7 +188,7 @@ def test_source_lines_reads_torch_sgd_first_buffer():
     assert lines == ["buf = grad.detach().clone()"]
 
 
-@pytest.mark.skipif(not FULL, reason="optax comparison: full tier")
+@pytest.mark.full  # optax comparison
 def test_optax_adam_and_adagrad_agree_with_the_forms():
     import jax
     x64 = jax.config.jax_enable_x64

@@ -213,7 +213,7 @@ def test_bad_8bit_arguments(kwargs, message):
 
 # --- drift (full tier) -------------------------------------------------------
 
-@pytest.mark.skipif(not FULL, reason="trains an MLP 5 times (about 10 s of CPU)")
+@pytest.mark.full  # trains an MLP 5 times (about 10 s of CPU)
 def test_memory_and_drift():
     """300 steps on scikit-learn's digits, block 2048. 8-bit Adam stays close
     to float32 Adam; without a 0 for v (no_zero) closer still: a v rounded
@@ -237,7 +237,7 @@ def test_memory_and_drift():
     assert linear_m["max_gap"] < 0.05
 
 
-@pytest.mark.skipif(not FULL, reason="imports bitsandbytes (about 7 s of CPU)")
+@pytest.mark.full  # imports bitsandbytes (about 7 s of CPU)
 def test_against_bitsandbytes_adam8bit():
     """bitsandbytes 0.50's CPU Adam8bit (block 256, float32, the dynamic maps):
     step 1 moves the parameters identically. Its CPU search never rounds a

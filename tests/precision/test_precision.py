@@ -340,7 +340,7 @@ def _quadratic_run(make, steps=300):
     return w, opt
 
 
-@pytest.mark.skipif(not FULL, reason="three 300-step runs: full tier")
+@pytest.mark.full  # three 300-step runs
 def test_low_precision_kahan_against_torch_optimi_sgd():
     """optedu SGD on bf16 weights with Kahan rounding beside torch-optimi 0.3.3's SGD with
     kahan_sum, 300 steps: bit-identical weights on this run (the step is formed in fp32 as
@@ -402,7 +402,7 @@ def test_bf16_stall_plain_stalls_and_kahan_tracks_float64():
     assert runs["kahan"]["rms_error"][-1] < plain["rms_error"][-1] / 10
 
 
-@pytest.mark.skipif(not FULL, reason="1000 steps: full tier")
+@pytest.mark.full  # 1000 steps
 def test_bf16_stall_stochastic_rounding_is_unbiased():
     """Stochastic rounding over 1000 steps: RMS error under a fifth of plain bf16's, and its
     mean error (the bias) within 4 standard errors of 0, where plain bf16's is all bias."""

@@ -76,13 +76,13 @@ def _bnb():
     return bnb_functional
 
 
-@pytest.mark.skipif(not FULL, reason="imports bitsandbytes (about 7 s of CPU)")
+@pytest.mark.full  # imports bitsandbytes (about 7 s of CPU)
 @pytest.mark.parametrize("signed", [True, False])
 def test_dynamic_code_equals_bitsandbytes(signed):
     assert torch.equal(dynamic_code(signed), _bnb().create_dynamic_map(signed=signed))
 
 
-@pytest.mark.skipif(not FULL, reason="imports bitsandbytes (about 7 s of CPU)")
+@pytest.mark.full  # imports bitsandbytes (about 7 s of CPU)
 def test_linear_code_differs_from_bitsandbytes_as_documented():
     """bitsandbytes' signed linear map: linspace(-1, 1, 255) plus an inserted
     0; its middle linspace value is 3.7e-9, not 0, and it has no -128/127."""
@@ -289,7 +289,7 @@ def test_bad_input(call, message):
 
 # --- bitsandbytes' CPU kernels (full tier) ----------------------------------
 
-@pytest.mark.skipif(not FULL, reason="imports bitsandbytes (about 7 s of CPU)")
+@pytest.mark.full  # imports bitsandbytes (about 7 s of CPU)
 @pytest.mark.parametrize("block_size", [64, 256, 2048])
 def test_quantize_against_bitsandbytes(block_size):
     """Same absmax and same dequantisation, bit for bit; the same index for
@@ -314,7 +314,7 @@ def test_quantize_against_bitsandbytes(block_size):
     assert (ours_d <= theirs_d).all()
 
 
-@pytest.mark.skipif(not FULL, reason="imports bitsandbytes (about 7 s of CPU)")
+@pytest.mark.full  # imports bitsandbytes (about 7 s of CPU)
 def test_bitsandbytes_cpu_search_keeps_small_v_off_zero():
     """bitsandbytes 0.50.2's CPU search sends every u below about 2e-5 of the
     unsigned dynamic code, 0 included, to index 7 (1.5625e-5); optedu rounds

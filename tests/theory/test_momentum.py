@@ -8,7 +8,6 @@ import torch
 
 import optedu
 from optedu.theory import momentum, quadratic
-from optimizers import FULL
 
 STEPS = 60
 
@@ -110,8 +109,8 @@ def test_hand_computed_steps():
     assert theta.item() == pytest.approx(0.72)
 
 
-@pytest.mark.parametrize("m, L", [(1.0, 10.0)] + [pytest.param(
-    m, L, marks=pytest.mark.skipif(not FULL, reason="full tier (make test): a grid search each"))
+@pytest.mark.parametrize("m, L", [(1.0, 10.0)] + [
+    pytest.param(m, L, marks=pytest.mark.full)  # a grid search each
     for m, L in [(0.01, 1.0), (1.0, 1000.0)]])
 def test_polyak_optimum_beats_a_grid(m, L):
     lr, mu, rate = quadratic.polyak_optimal(m, L)

@@ -14,9 +14,6 @@ from torch import nn
 
 import optedu
 from optedu.training import checkpoint as ckpt
-from optimizers import FULL
-
-full_only = pytest.mark.skipif(not FULL, reason="about 3 s: full tier only")
 
 
 def small(out=1, cls=optedu.AdamW, **kwargs):
@@ -96,7 +93,7 @@ def test_batches_resume_mid_epoch():
     assert [next(again)[2].tolist() for _ in range(5)] == rest
 
 
-@full_only
+@pytest.mark.full  # about 3 s
 def test_ablation_everything_restored_is_identical_and_each_part_matters():
     runs = ckpt.ablation()
     assert runs["nothing"]["identical"]

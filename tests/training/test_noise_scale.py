@@ -4,15 +4,11 @@ least-squares problem whose gradient mean G and covariance Sigma are known exact
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
 
 from optedu.training.noise_scale import gradient_sq_norms, noise_scale
-
-FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
-slow = pytest.mark.skipif(not FULL, reason="a statistical check of 2 s: full tier")
 
 
 def test_exact_expectations_give_the_exact_ratio():
@@ -53,7 +49,7 @@ def test_the_estimate_finds_the_known_noise_scale_within_its_error():
     assert abs(est.trace_sigma - trace) < 4 * est.trace_sigma_stderr
 
 
-@slow
+@pytest.mark.full  # a statistical check of 2 s
 def test_the_standard_error_is_calibrated():
     """Over independent estimates, the spread of b_simple matches the stderr each reports."""
     loss_of, w, n, truth, _, _ = _problem(seed=2)
@@ -71,7 +67,7 @@ def test_the_standard_error_is_calibrated():
     assert abs(mean - truth) < 4 * spread / math.sqrt(len(values))
 
 
-@slow
+@pytest.mark.full  # a statistical check of 2 s
 def test_draws_with_replacement_have_the_model_s_expected_norm():
     """E|G_b|^2 = |G|^2 + tr(Sigma)/b, the model the estimator inverts."""
     loss_of, w, n, _, g2, trace = _problem(seed=4)

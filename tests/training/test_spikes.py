@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from optimizers import FULL
 from torch import nn
 
 from optedu import Adam
@@ -15,7 +14,6 @@ from optedu.training.spikes import (RollbackGuard, SpikeDetector, qk_clip_,
                                     train_with_rollback)
 
 BAD = 37
-full_only = pytest.mark.skipif(not FULL, reason="full tier: more of the same grid")
 
 
 def data(n=80, bad=(BAD,), seed=0):
@@ -60,7 +58,7 @@ def plain(batches, opt="adam", scheduler=None):
 
 @pytest.mark.parametrize("opt,every,keep", [
     ("adam", 5, 2),
-    *[pytest.param(o, e, k, marks=full_only) for o, e, k in
+    *[pytest.param(o, e, k, marks=pytest.mark.full) for o, e, k in
       [("adam", 1, 1), ("adam", 10, 3), ("sgd", 1, 1), ("sgd", 5, 2), ("sgd", 10, 3)]]])
 def test_rollback_ends_on_the_run_that_never_saw_the_skipped_batches(opt, every, keep):
     batches = data()

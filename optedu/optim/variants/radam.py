@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 
-def sma_length(step: int, beta2: float) -> float:
+def sma_length(step: float, beta2: float) -> float:
     r"""VARIANT helper: :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`,
     :math:`\rho_\infty = 2/(1-\beta_2) - 1`, the length of the simple
     moving average with the same mean age as Adam's :math:`\hat v_t`;
