@@ -349,6 +349,30 @@ def test_roots_are_stale_between_refreshes():
     assert not torch.equal(every[1], stale[1])
 
 
+def test_a_tensor_without_gradient_does_not_step():
+    """Each tensor counts its own steps (the reference counts one step for the whole tree):
+    a tensor with no gradient keeps its value and its state, and its refresh period and the
+    start of Shampoo's direction run on its own count."""
+    kwargs = {**BASE, "preconditioning_compute_steps": 2}
+    a, b = (torch.tensor(x).requires_grad_() for x in _initial(np.float32)[1:3])
+    alone = b.detach().clone().requires_grad_()
+    opt, solo = DistributedShampoo([a, b], lr=0.1, **kwargs), DistributedShampoo(
+        [alone], lr=0.1, **kwargs)
+    for t, g in enumerate(_gradients(np.float32, 4)):
+        a.grad = torch.tensor(g[1])
+        b.grad = torch.tensor(g[2]) if t % 2 else None
+        before = b.detach().clone()
+        opt.step()
+        assert t % 2 or torch.equal(b, before)
+        if t % 2:
+            alone.grad = torch.tensor(g[2])
+            solo.step()
+    assert int(opt.state[a]["step"]) == 4 and int(opt.state[b]["step"]) == 2
+    assert torch.equal(b, alone)
+    for x, y in zip(opt.state[b]["preconditioners"], solo.state[alone]["preconditioners"]):
+        assert torch.equal(x, y)
+
+
 def test_state_keys_are_documented():
     _, opt = run_optedu({**BASE, "graft_type": "rmsprop"}, steps=2)
     keys = {k for s in opt.state.values() for k in s}
