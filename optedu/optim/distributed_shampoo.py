@@ -1,7 +1,8 @@
 r"""Distributed Shampoo (Anil et al., 2020) on one process: Shampoo's Kronecker factors on
 blocks of at most ``block_size``, their inverse roots by a coupled Newton iteration with an ε
 relative to the largest eigenvalue, refreshed every few steps, and the step's length grafted
-from a diagonal rule (the optimizer that won AlgoPerf's external-tuning track)."""
+from a diagonal rule (the rule of the submission that won AlgoPerf's external-tuning track,
+run there by Shi et al.'s PyTorch implementation)."""
 
 from __future__ import annotations
 
@@ -330,13 +331,16 @@ class DistributedShampoo(Optimizer):
     Differences from optax-shampoo 0.0.6: the learning rate is the group's (torch's
     schedulers set it), not a schedule of the step; each tensor counts its own steps (one
     without a gradient does not step); state is kept in the tensor's dtype (the reference
-    keeps its factors in float32 and fails on float64 tensors). The reference takes a factor's
-    root in closed form only when every factor in the model is
-    1 × 1 (it pads them all to one size; here the Newton iteration always runs, as it does in
-    any model with a larger factor). Left out: the arguments of its multi-device modes, which a process runs
-    whole or not at all (``batch_axis_name``, ``statistics_partition_spec``,
+    keeps its factors in float32 and fails on float64 tensors). The reference pads every
+    factor of the model to one size and takes a root in closed form only when all are 1 × 1;
+    here the Newton iteration always runs, as it does there in any model with a larger factor.
+    The numbers: float32 within 4 × the measured 3e-7 to 9e-6 (relative; XLA fuses
+    :math:`ab + c` into one rounding, torch rounds twice), float64 within 3e-13
+    (``tests/optim/test_distributed_shampoo.py``). Left out: the arguments of its
+    multi-device modes (``batch_axis_name``, ``statistics_partition_spec``,
     ``preconditioner_partition_spec``, ``num_devices_for_pjit``, ``shard_optimizer_states``:
-    with torch.distributed, average the gradients before ``step()``); XLA's ``precision`` and
+    one process holds every tensor here; with torch.distributed, average the gradients
+    before ``step()``); XLA's ``precision`` and
     ``tensordot_precision`` (torch's CPU matmuls are full precision);
     ``best_effort_memory_usage_reduction`` (int8 and int16 quantised state);
     ``lobpcg_topk_precondition`` and ``lobpcg_max_iter`` (a deflation of the top eigenvectors
