@@ -75,6 +75,7 @@ from .optim.schedule_free import (AdamWScheduleFree, SGDScheduleFree, schedule_f
                                   schedule_free_sgd)
 from .optim.sgd import SGD, sgd
 from .optim.shampoo import Shampoo, shampoo
+from .optim.distributed_shampoo import DistributedShampoo, distributed_shampoo
 from .optim.soap import SOAP, soap
 from .optim.sparse_adam import SparseAdam, sparse_adam
 from .precision.adam8bit import Adam8bit, AdamW8bit
@@ -99,7 +100,8 @@ __all__ = [
     "DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
     "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups", "NorMuon", "MuonClip",
-    "Shampoo", "shampoo", "SOAP", "soap", "Kron", "kron",
+    "Shampoo", "shampoo", "DistributedShampoo", "distributed_shampoo",
+    "SOAP", "soap", "Kron", "kron",
     "ADOPT", "adopt", "AdEMAMix", "ademamix", "LaProp", "laprop",
     "MARS", "mars", "CautiousAdamW", "CautiousLion", "cautious_mask",
     "GaLoreAdamW", "APOLLO", "AdamMini",

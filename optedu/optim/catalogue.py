@@ -28,7 +28,7 @@ signature):
 
 * ``decoupled_weight_decay`` (default ``False``): torch.optim's Adam, NAdam and RAdam, whose
   arguments these classes copy one for one (AdamW is Adam with it on); Adam8bit takes torch's
-  Adam's arguments, so it too;
+  Adam's arguments, so it too; DistributedShampoo, as optax-shampoo spells it;
 * ``weight_decouple``: pytorch_optimizer's spelling, kept by the rules proved equal to it:
   AdEMAMix and Shampoo (default ``False``), LaProp, MARS, NorMuon and MuonClip (default
   ``True``);
@@ -375,6 +375,22 @@ CATALOGUE: tuple[Rule, ...] = (
          excluded=("added after the grid was run; chapter 'Shampoo: Kronecker-factored "
                   "preconditioning' compares it, alone and grafted onto AdamW's step length, with"
                   " AdamW over grids of rates on the autoencoder")),
+    Rule("DistributedShampoo", "optedu.optim.distributed_shampoo", chapter="shampoo",
+         parent="Shampoo",
+         change=("Shampoo as AlgoPerf's winner ran it: blocked factors, ε relative to the "
+                 "spectrum, stale roots, AdaGrad's step length."),
+         reference=("optax_shampoo", "distributed_shampoo"),
+         test="optim/test_distributed_shampoo.py",
+         state="distributed_shampoo",
+         memory_settings=({}, dict(graft_type="rmsprop", block_size=3),
+                          dict(preconditioner_type="input")),
+         small_run=dict(lr=0.01, block_size=4, start_preconditioning_step=1,
+                        graft_type="adagrad"),
+         sharded="refused",
+         decay="decoupled_weight_decay",
+         same_arguments=False,
+         excluded=("added after the grid was run; it is measured against its authors' "
+                   "optax-shampoo and taught in the chapter 'Shampoo'")),
     Rule("SOAP", "optedu.optim.soap", chapter="soap",
          parent="Adam",
          change=("Runs Adam on the gradient rotated into the eigenbasis of Shampoo's factors GGᵀ "

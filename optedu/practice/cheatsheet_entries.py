@@ -245,6 +245,15 @@ _WRITTEN: dict[str, Entry] = {
         "and stale roots amplify new directions up to ε^(-1/2); lr is not on "
         "Adam's scale.",
         "Update frequency: stale roots and ε"),
+    "DistributedShampoo": Entry(
+        r"L\leftarrow\beta_2L+(1-\beta_2)G_bG_b^\top\text{ per block }b,\ "
+        r"W_{t+1}=W_t-\eta\,\frac{\|g^{\text{graft}}_t\|}{\|P_t\|}P_t,\ "
+        r"P_t=L^{-1/4}G_bR^{-1/4}",
+        "Shampoo at scale, as AlgoPerf's winner ran it: blocked factors, a grafted "
+        "step length.",
+        "No root before start_preconditioning_step, stale roots between refreshes "
+        "(preconditioning_compute_steps), and lr on the grafted rule's scale.",
+        "Update frequency: stale roots and ε"),
     "SOAP": Entry(
         r"G'=Q_L^\top GQ_R,\ \theta_t=\theta_{t-1}-\eta\,Q_L\,"
         r"\frac{\hat m'_t}{\sqrt{\hat v'_t}+\epsilon}\,Q_R^\top\ (m',v'\text{ of }G'),"

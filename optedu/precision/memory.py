@@ -26,6 +26,7 @@ weights and state for a model of :math:`N` parameters in each precision.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ import torch
 from optedu.optim._validation import check_integer, invalid
 from optedu.optim import adam_mini as _adam_mini
 from optedu.optim import apollo as _apollo
+from optedu.optim import distributed_shampoo as _ds
 from optedu.optim import galore as _galore
 from optedu.optim.catalogue import CATALOGUE
 from optedu.optim.kron import factor_shapes
@@ -209,6 +211,32 @@ def _shampoo(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return layout
 
 
+def _distributed_shampoo(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """DistributedShampoo: the two momenta (``momentum``, ``diagonal_momentum``), the
+    graft's ``diagonal_statistics`` (AdaGrad and RMSProp grafts), and for each block of the
+    shape it preconditions (small dimensions merged, large ones cut into ``block_size``
+    pieces) a factor and its root per dimension it preconditions, d × d each; the lists
+    ``statistics`` and ``preconditioners`` are counted as one run of numbers each."""
+    defaults = inspect.signature(_ds.DistributedShampoo).parameters.values()
+    settings = {**{p.name: p.default for p in defaults if p.default is not p.empty}, **group}
+    layout = _step(shape, "momentum", "diagonal_momentum")
+    if settings["graft_type"] not in ("sgd", "sqrt_n"):
+        layout["diagonal_statistics"] = (shape, "param")
+    dims = list(shape)
+    if (len(dims) < settings["skip_preconditioning_rank_lt"]
+            or any(d > settings["skip_preconditioning_dim_size_gt"] for d in dims)):
+        return layout
+    if settings["best_effort_shape_interpretation"]:
+        dims = _ds.merge_small_dims(dims, settings["merge_small_dims_block_size"])
+    axes = len(dims) - (settings["preconditioner_type"] == "input" and len(dims) > 1)
+    numbers = sum(d * d for block in _ds._product(_ds.block_sizes(dims, settings["block_size"]))
+                  for d in block[:axes])
+    if numbers:
+        layout["statistics"] = ((numbers,), "param")
+        layout["preconditioners"] = ((numbers,), "param")
+    return layout
+
+
 def _soap(shape: Shape, group: Mapping[str, Any]) -> Layout:
     """SOAP: Adam's two moments, and for each preconditioned dimension d ≤
     ``max_precondition_dim`` a factor (``GG``) and its basis (``Q``), d × d each (a vector
@@ -322,6 +350,7 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "dog": _dog,
     "ldog": _ldog,
     "shampoo": _shampoo,
+    "distributed_shampoo": _distributed_shampoo,
     "soap": _soap,
     "kron": _kron,
     "laprop": _laprop,
