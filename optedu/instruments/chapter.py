@@ -22,7 +22,7 @@ The formatters write several runs' values as one piece of prose, ``0.18–0.21``
 '0.18–0.21'
 >>> value_range([3.0, 3.0], spec=".1f", collapse=True)
 '3.0'
->>> center_range([0.37, 0.352, 0.4], "median")
+>>> median_range([0.37, 0.352, 0.4])
 '0.37 (0.35–0.40)'
 >>> mean_pm([1.0, 2.0, 3.0])
 '2.0 ± 1'
@@ -32,6 +32,7 @@ The formatters write several runs' values as one piece of prose, ``0.18–0.21``
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 from collections.abc import Callable, Iterable
@@ -96,14 +97,20 @@ def prefixed(prefix: str, store: Callable[..., None] = glue_value, **defaults) -
     >>> g.__name__
     'glue_value_bs_'
 
-    ``defaults`` are keyword arguments of ``store`` that a call may override
-    (``prefixed("sha_", digits=2)``).
+    ``defaults`` are arguments of ``store`` that a call may give otherwise, by name or in its
+    place: with ``g = prefixed("sha_", digits=2)``, ``g("x", 0.1234, 3)`` writes three digits.
     """
     if not isinstance(prefix, str) or not prefix:
         raise ValueError(f"Invalid prefix: {prefix!r} (expected a non-empty string)")
 
+    signature = inspect.signature(store)
+    signature.bind_partial(prefix, **defaults)  # a default that store lacks fails here
+
     def store_prefixed(name: str, *args, **kwargs) -> None:
-        store(prefix + name, *args, **{**defaults, **kwargs})
+        bound = signature.bind(prefix + name, *args, **kwargs)
+        for key, value in defaults.items():   # where the call did not give the argument
+            bound.arguments.setdefault(key, value)
+        store(*bound.args, **bound.kwargs)
 
     store_prefixed.__name__ = f"{store.__name__}_{prefix}"
     store_prefixed.__doc__ = f"{store.__name__} under '{prefix}' + name."
@@ -136,20 +143,27 @@ def value_range(values: Iterable[float], digits: int = 2, *, spec: str | None = 
     return low if collapse and low == high else f"{low}{sep}{high}"
 
 
-def center_range(values: Iterable[float], center: str, digits: int = 2, *,
-                 spec: str | None = None, sep: str = "–", brackets: str = "()",
-                 nonfinite: str | None = None) -> str:
-    """``'center (low–high)'`` of several runs' values; ``center`` is ``"median"`` or ``"mean"``.
+def median_range(values: Iterable[float], digits: int = 2, *, spec: str | None = None,
+                 sep: str = "–", brackets: str = "()", nonfinite: str | None = None) -> str:
+    """``'median (low–high)'`` of several runs' values: numpy's median (the middle two
+    averaged for an even count), the numbers written as :func:`value_range` writes them.
 
-    The median is numpy's (the middle two averaged for an even count), the mean numpy's
-    (in the values' own dtype). Numbers are written as :func:`value_range` writes them;
-    ``brackets`` holds the range (``"[]"``). ``nonfinite``: the text to return instead when a
+    ``brackets`` hold the range (``"[]"``). ``nonfinite``: the text to return instead when a
     value is infinite or NaN (``"diverged"``); without it such values are written as they are.
     """
+    return _center_range(values, "median", digits, spec, sep, brackets, nonfinite)
+
+
+def mean_range(values: Iterable[float], digits: int = 2, *, spec: str | None = None,
+               sep: str = "–", brackets: str = "()", nonfinite: str | None = None) -> str:
+    """``'mean (low–high)'`` of several runs' values: numpy's mean, in the values' own dtype;
+    otherwise as :func:`median_range`."""
+    return _center_range(values, "mean", digits, spec, sep, brackets, nonfinite)
+
+
+def _center_range(values, center, digits, spec, sep, brackets, nonfinite) -> str:
     import numpy as np
 
-    if center not in ("median", "mean"):
-        raise ValueError(f"Invalid center: {center!r} (expected 'median' or 'mean')")
     if len(brackets) != 2:
         raise ValueError(f"Invalid brackets: {brackets!r} (expected two characters)")
     values = values if isinstance(values, np.ndarray) else list(values)
@@ -177,6 +191,12 @@ def iqr(quartiles: dict, spec: str = ".2f") -> str:
     ``'median (IQR q1–q3)'``, each in the format ``spec``."""
     q = quartiles
     return f"{q['median']:{spec}} (IQR {q['q1']:{spec}}–{q['q3']:{spec}})"
+
+
+def steps_or_missed(steps: float, missed: str = "missed") -> str:
+    """Steps to a target as a whole number, or ``missed`` where the run never reached it
+    (``inf``): ``steps_or_missed(412.0) == '412'``."""
+    return missed if math.isinf(steps) else f"{steps:.0f}"
 
 
 # ---- a small training loop -------------------------------------------------------------------

@@ -48,14 +48,21 @@ def test_prefixed_puts_the_prefix_in_front_and_keeps_defaults_overridable(stored
     g = chapter.prefixed("sha_", digits=2)
     g("x", 0.123456)
     g("y", 0.123456, digits=4)
+    g("z", 0.123456, 3)
     chapter.prefixed("lm_", chapter.glue_text)("n", 12)
-    assert stored == [("sha_x", "'0.12'"), ("sha_y", "'0.1235'"), ("lm_n", "'12'")]
+    assert stored == [("sha_x", "'0.12'"), ("sha_y", "'0.1235'"), ("sha_z", "'0.123'"),
+                      ("lm_n", "'12'")]
 
 
 @pytest.mark.parametrize("prefix", ["", None])
 def test_prefixed_refuses_an_empty_prefix(prefix):
     with pytest.raises(ValueError, match="Invalid prefix"):
         chapter.prefixed(prefix)
+
+
+def test_prefixed_refuses_a_default_its_store_lacks():
+    with pytest.raises(TypeError):
+        chapter.prefixed("x_", chapter.glue_text, digits=2)
 
 
 @pytest.mark.parametrize("store", [chapter.glue_text, chapter.glue_value, chapter.glue_num])
@@ -73,13 +80,15 @@ def test_every_helper_keeps_glues_guarantee(stored, store):
     (lambda: chapter.value_range([1.0, 2.0], 3, sep=" to "), "1.00 to 2.00"),
     (lambda: chapter.value_range([0.301, 0.298], collapse=True), "0.30"),
     (lambda: chapter.value_range([0.301, 0.298]), "0.30–0.30"),
-    (lambda: chapter.center_range([3, 1, 2, 10], "median"), "2.5 (1.0–10)"),
-    (lambda: chapter.center_range([3, 1, 2, 10], "mean"), "4.0 (1.0–10)"),
-    (lambda: chapter.center_range([0.5, 0.25], "mean", spec=".2f", brackets="[]"),
+    (lambda: chapter.median_range([3, 1, 2, 10]), "2.5 (1.0–10)"),
+    (lambda: chapter.mean_range([3, 1, 2, 10]), "4.0 (1.0–10)"),
+    (lambda: chapter.mean_range([0.5, 0.25], spec=".2f", brackets="[]"),
      "0.38 [0.25–0.50]"),
-    (lambda: chapter.center_range([1.0, 2.0], "median", 3, sep=" to "), "1.50 (1.00 to 2.00)"),
-    (lambda: chapter.center_range([1.0, math.inf], "median", nonfinite="diverged"), "diverged"),
+    (lambda: chapter.median_range([1.0, 2.0], 3, sep=" to "), "1.50 (1.00 to 2.00)"),
+    (lambda: chapter.median_range([1.0, math.inf], nonfinite="diverged"), "diverged"),
     (lambda: chapter.mean_pm([0.1, 0.2, 0.3]), "0.20 ± 0.1"),
+    (lambda: chapter.steps_or_missed(411.6), "412"),
+    (lambda: chapter.steps_or_missed(math.inf), "missed"),
     (lambda: chapter.iqr({"median": 2.0, "q1": 1.955, "q3": 2.5}), "2.00 (IQR 1.96–2.50)"),
 ])
 def test_formatters(call, expected):
@@ -88,9 +97,8 @@ def test_formatters(call, expected):
 
 @pytest.mark.parametrize("call", [
     lambda: chapter.value_range([]),
-    lambda: chapter.center_range([], "median"),
-    lambda: chapter.center_range([1.0], "mode"),
-    lambda: chapter.center_range([1.0], "mean", brackets="("),
+    lambda: chapter.median_range([]),
+    lambda: chapter.mean_range([1.0], brackets="("),
     lambda: chapter.mean_pm([1.0]),
 ])
 def test_formatters_refuse_bad_input(call):
