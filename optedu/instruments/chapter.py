@@ -128,16 +128,21 @@ def _writer(digits: int, spec: str | None) -> Callable[[float], str]:
 
 
 def value_range(values: Iterable[float], digits: int = 2, *, spec: str | None = None,
-                sep: str = "–", collapse: bool = False) -> str:
+                sep: str = "–", collapse: bool = False, count_nonfinite: str | None = None) -> str:
     """``'low–high'`` of several runs' values.
 
     Each end is written by :func:`~.display.num` with ``digits`` significant digits, or with the
     format ``spec`` (``".3f"``) when given; ``sep`` joins them (``" to "``). ``collapse``: one
-    value when both ends read the same (``'0.30'``, not ``'0.30–0.30'``).
+    value when both ends read the same (``'0.30'``, not ``'0.30–0.30'``). ``count_nonfinite``:
+    where some values are infinite or NaN, say how many instead (``count_nonfinite="diverged"``:
+    ``'1 of 3 diverged'``).
     """
     values = list(values)
     if not values:
         raise ValueError("Invalid values: empty (expected at least one value)")
+    bad = sum(not math.isfinite(v) for v in values) if count_nonfinite is not None else 0
+    if bad:
+        return f"{bad} of {len(values)} {count_nonfinite}"
     write = _writer(digits, spec)
     low, high = write(min(values)), write(max(values))
     return low if collapse and low == high else f"{low}{sep}{high}"
