@@ -191,11 +191,12 @@ def mean_pm(values: Iterable[float], digits: int = 2) -> str:
     return f"{num(statistics.fmean(values), digits)} ± {num(statistics.stdev(values), 1)}"
 
 
-def iqr(quartiles: dict, spec: str = ".2f") -> str:
+def iqr(quartiles: dict, spec: str = ".2f", label: str = "IQR ") -> str:
     """A stored median and quartiles (keys ``median``, ``q1``, ``q3``) as
-    ``'median (IQR q1–q3)'``, each in the format ``spec``."""
+    ``'median (IQR q1–q3)'``, each in the format ``spec``; ``label=""`` leaves out the
+    ``IQR`` where a table's header says it (``'1.23 (1.10–1.50)'``)."""
     q = quartiles
-    return f"{q['median']:{spec}} (IQR {q['q1']:{spec}}–{q['q3']:{spec}})"
+    return f"{q['median']:{spec}} ({label}{q['q1']:{spec}}–{q['q3']:{spec}})"
 
 
 def steps_or_missed(steps: float, missed: str = "missed") -> str:
@@ -227,3 +228,23 @@ def regression_run(make: Callable, dtype=None, steps: int = 30, seed: int = 0):
         torch.nn.functional.mse_loss(net(x), y).backward()
         opt.step()
     return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+def stream_path(make: Callable, grads):
+    """The path of one tensor, from zeros in the gradients' dtype, that ``make([theta])``
+    steps with a fixed gradient stream, one row of ``grads`` per step: ``len(grads) + 1``
+    points.
+
+    No loss and no backward pass: each step's gradient is given, so two rules can be compared
+    on exactly the same gradients.
+    """
+    import torch
+
+    theta = torch.zeros(grads.shape[1:], dtype=grads.dtype, requires_grad=True)
+    opt = make([theta])
+    path = [theta.detach().clone()]
+    for g in grads:
+        theta.grad = g.clone()
+        opt.step()
+        path.append(theta.detach().clone())
+    return torch.stack(path)

@@ -93,6 +93,7 @@ def test_every_helper_keeps_glues_guarantee(stored, store):
     (lambda: chapter.steps_or_missed(411.6), "412"),
     (lambda: chapter.steps_or_missed(math.inf), "missed"),
     (lambda: chapter.iqr({"median": 2.0, "q1": 1.955, "q3": 2.5}), "2.00 (IQR 1.96–2.50)"),
+    (lambda: chapter.iqr({"median": 2.0, "q1": 1.5, "q3": 2.5}, label=""), "2.00 (1.50–2.50)"),
 ])
 def test_formatters(call, expected):
     assert call() == expected
@@ -142,3 +143,12 @@ def test_the_docstring_examples():
     import doctest
 
     assert doctest.testmod(chapter).failed == 0
+
+
+def test_stream_path_feeds_the_given_gradients():
+    """SGD with lr 0.5 moves by -0.5 g per step: the path is the running sum."""
+    grads = torch.tensor([[1.0, -2.0], [0.5, 0.0], [-1.0, 4.0]], dtype=torch.float64)
+    path = chapter.stream_path(lambda p: optedu.SGD(p, lr=0.5), grads)
+    expected = torch.cat([torch.zeros(1, 2, dtype=torch.float64),
+                          -0.5 * grads.cumsum(0)])
+    assert path.shape == (4, 2) and torch.equal(path, expected)
