@@ -28,6 +28,11 @@ The formatters write several runs' values as one piece of prose, ``0.18–0.21``
 '2.0 ± 1'
 >>> iqr({"median": 1.234, "q1": 1.1, "q3": 1.5})
 '1.23 (IQR 1.10–1.50)'
+
+Two small loops that several chapters ran, each the same line for line: :func:`regression_run`
+(a rule on a fixed small regression, for checking one implementation against another) and
+:func:`stream_path` (a rule fed a fixed gradient stream). A loop that a chapter teaches stays in
+the chapter.
 """
 
 from __future__ import annotations
