@@ -2,6 +2,8 @@
 
 * :mod:`.display`: numbers for reading (2.6 × 10⁻⁶, bounds), ``glue`` and its stale-number note
   in reader copies, figures as 2× palette PNGs;
+* :mod:`.chapter`: the chapter kit: every chapter's set-up, its glue helpers, several runs'
+  values as prose, a small regression loop;
 * :mod:`.parity`: the optedu-beside-torch harness the tests and chapters share;
 * :mod:`.references`: reference packages' modules imported as they are compared (galore-torch
   and apollo-torch without transformers or their ``__init__``);

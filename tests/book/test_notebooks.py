@@ -27,7 +27,7 @@ CHAPTERS = [p for p in NOTEBOOKS if p.stem not in PRACTICE]
 GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z0-9_\-]+)")
 OUTPUT_CALLS = {"print", "display", "glue", "show"}
 # calls that return None: a cell may end with one and show nothing
-QUIET_CALLS = {"compact_figures", "set_num_threads", "set_default_dtype"}
+QUIET_CALLS = {"compact_figures", "set_num_threads", "set_default_dtype", "setup"}
 
 
 def _cells(path):
