@@ -118,11 +118,6 @@ class Grid:
         """The stored runs; a clear error naming the ``make`` target when there are none."""
         return store.read_stored(self.path(folder), self.target)
 
-    def plan(self, folder: pathlib.Path | str | None = None) -> list[Job]:
-        """Every job, given what is stored now."""
-        path = self.path(folder)
-        return self.jobs(store.load(path), path.parent)
-
 
 #: modules of this folder that are the framework, not experiments
 _FRAMEWORK = {"grid", "runner"}
