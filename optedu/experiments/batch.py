@@ -367,5 +367,5 @@ GRID = Grid(name="batch", chapter="How large a batch?",
                   " digits MLP and logistic regression, three seeds) and the gradient noise scale "
                   "along training, 276 runs.",
             minutes=4, file="batch.jsonl", job=KEY, jobs=jobs, execute=execute,
-            sample=7)
+            sample={"steps": 6, "noise": 1})
 read = GRID.read

@@ -12,7 +12,8 @@ A grid is declared once, in its own module of this folder, as ``GRID = Grid(...)
   runs depend on earlier results, such as re-runs at the best rate, returns more jobs as
   results arrive) and the data folder;
 * ``execute(job)``: the run, returning its record (what is stored);
-* ``sample``: how many stored runs the test re-runs in a fresh process.
+* ``sample``: how many stored runs the test re-runs in a fresh process, or how many of each
+  value of the key's first field (``{"scan": 6, "trace": 1}``) where the kinds differ in cost.
 
 :mod:`.runner` executes and resumes any grid; the test re-runs a sample of each.
 """
@@ -100,7 +101,7 @@ class Grid:
     job: Key
     jobs: Callable[[Sequence[dict[str, Any]], pathlib.Path | None], list[Job]]
     execute: Callable[[Job], dict[str, Any]]
-    sample: int = 4
+    sample: int | Mapping[str, int] = 4
 
     @property
     def target(self) -> str:

@@ -343,5 +343,5 @@ GRID = Grid(name="lr", chapter="Finding the learning rate in practice",
             about="the range test of eight optimizers on every base workload (three seeds), "
                   "and 1cycle and ReduceLROnPlateau against warmup with cosine (a small rate "
                   "sweep each, three seeds).",
-            minutes=10, file="lr.jsonl", job=KEY, jobs=jobs, execute=execute, sample=9)
+            minutes=10, file="lr.jsonl", job=KEY, jobs=jobs, execute=execute, sample={"range": 3, "schedule": 6})
 read = GRID.read

@@ -255,5 +255,5 @@ GRID = Grid(name="warmup", chapter="Why warmup works",
                   "RAdam on the digits MLP, three seeds), and the sharpness along runs with and "
                   "without warmup, 228 runs.",
             minutes=10, file="warmup.jsonl", job=KEY, jobs=jobs, execute=execute,
-            sample=7)
+            sample={"scan": 6, "trace": 1})
 read = GRID.read

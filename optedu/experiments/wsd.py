@@ -372,5 +372,5 @@ GRID = Grid(name="wsd", chapter="Warmup–stable–decay",
                   "seeds), one stable run branched into decays, decay length swept, peak moved, 30 "
                   "runs.",
             minutes=7, file="wsd.jsonl", job=KEY, jobs=jobs, execute=execute,
-            sample=5)
+            sample={"cosine": 3, "wsd": 1, "peak": 1})
 read = GRID.read

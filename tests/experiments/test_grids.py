@@ -43,9 +43,17 @@ def test_every_experiment_is_declared():
         grid = grids.get(name)
         assert grid.name == name and grid.file == f"{name}.jsonl", name
         assert grid.chapter and grid.about.endswith(".") and grid.minutes > 0, name
-        assert grid.sample >= 1 and grid.target == "experiments-" + name.replace("_", "-")
+        assert grid.target == "experiments-" + name.replace("_", "-")
     with pytest.raises(ValueError, match="Invalid experiment: 'nope'"):
         grids.get("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_sample_is_drawn_from_the_stored_runs(name):
+    grid, records = grids.get(name), sample(name)
+    keys = [grid.key_of(r) for r in records]
+    size = grid.sample if isinstance(grid.sample, int) else sum(grid.sample.values())
+    assert len(keys) == len(set(keys)) == size >= 1, name
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,19 +80,22 @@ def test_the_stored_file_is_complete(name):
 
 
 def sample(name: str) -> list[dict]:
-    """``grid.sample`` stored runs, drawn in turn from each value of the key's first field
-    (each optimizer, each kind of run), seeded."""
+    """The stored runs to re-run, seeded: ``grid.sample`` of them, one of each value of the
+    key's first field (each optimizer, each kind of run; a random subset of the values if there
+    are more values than draws) and the rest drawn from all runs alike; or, where the grid
+    gives a count per value (kinds that differ in cost), that many of each."""
     grid, rng = grids.get(name), random.Random(0)
     groups: dict = {}
     for r in stored(name):
         groups.setdefault(r[grid.job.names[0]], []).append(r)
+    if not isinstance(grid.sample, int):
+        return [r for value, n in grid.sample.items() for r in rng.sample(groups[value], n)]
     pools = [rng.sample(g, len(g)) for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))]
-    out: list[dict] = []
-    while len(out) < grid.sample and any(pools):
-        for pool in pools:
-            if pool and len(out) < grid.sample:
-                out.append(pool.pop())
-    return out
+    if grid.sample < len(pools):
+        pools = rng.sample(pools, grid.sample)
+    out = [pool.pop() for pool in pools]
+    rest = [r for pool in pools for r in pool]
+    return out + rng.sample(rest, grid.sample - len(out))
 
 
 RERUN = """
