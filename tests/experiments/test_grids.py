@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 
@@ -80,14 +81,19 @@ def test_the_stored_file_is_complete(name):
 
 
 def sample(name: str) -> list[dict]:
-    """The stored runs to re-run, seeded: ``grid.sample`` of them, one of each value of the
-    key's first field (each optimizer, each kind of run; a random subset of the values if there
-    are more values than draws) and the rest drawn from all runs alike; or, where the grid
-    gives a count per value (kinds that differ in cost), that many of each."""
+    """The stored runs to re-run, seeded, from the cheaper half of each value of the key's first
+    field (each optimizer, each kind of run: the runs whose stored seconds are at most that
+    kind's median, as the copied tests chose small batches, widths and budgets):
+    ``grid.sample`` of them, one of each kind (a random subset of the kinds if there are more
+    kinds than draws) and the rest drawn from all alike; or, where the grid gives a count per
+    kind (kinds that differ in cost), that many of each."""
     grid, rng = grids.get(name), random.Random(0)
     groups: dict = {}
     for r in stored(name):
         groups.setdefault(r[grid.job.names[0]], []).append(r)
+    for value, runs in groups.items():
+        middle = statistics.median(r["seconds"] for r in runs)
+        groups[value] = [r for r in runs if r["seconds"] <= middle]
     if not isinstance(grid.sample, int):
         return [r for value, n in grid.sample.items() for r in rng.sample(groups[value], n)]
     pools = [rng.sample(g, len(g)) for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))]
