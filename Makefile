@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 
 export PYTHONHASHSEED := 0
 
+# experiments-% (a chapter's experiment, optedu/experiments/) is a pattern rule: make skips
+# implicit rules for phony targets, so its names are not listed here
 .PHONY: setup book test lint unit nbval unpinned site-test lab lab-source outputs bench experiments \
-	experiments-quick experiments-sweeps experiments-folklore experiments-lr experiments-flat experiments-lrfree experiments-warmup experiments-wsd experiments-mup experiments-batch experiments-spikes experiments-sharded-rules experiments-shampoo experiments-soap experiments-kron experiments-two-momenta experiments-mars experiments-after-muon experiments-low-memory clean
+	experiments-quick experiments-sweeps experiments-sharded-rules experiments-list clean
 
 setup: $(STAMP)
 
@@ -119,70 +121,11 @@ experiments: $(STAMP)
 experiments-quick: $(STAMP)
 	$(BIN)/python -m optedu.choosing.runner --quick $(EXPERIMENTS_ARGS)
 
-## experiments-folklore: the chapter "The folklore, tested": warmup against none at several rates
-## on every base workload, and the best rate per batch size (equal epochs): 840 runs on one
-## worker, about 15 minutes on a shared 2-core machine; appends to experiments/folklore.jsonl
-## and resumes where it stopped.
-experiments-folklore: $(STAMP)
-	$(BIN)/python -m optedu.choosing.folklore
-
 ## experiments-sweeps: one or two hyperparameters on a fixed grid, the others at their defaults
 ## (optedu.choosing.sweeps): the learning rate of ten optimizers on the five base workloads, and
 ## the learning rate against the weight decay; experiments/sweeps.jsonl, resumable
 experiments-sweeps: $(STAMP)
 	$(BIN)/python -m optedu.choosing.sweeps $(EXPERIMENTS_ARGS)
-
-## experiments-lr: the chapter "Finding the learning rate in practice": the range test of eight
-## optimizers on every base workload (three seeds), and 1cycle and ReduceLROnPlateau against
-## warmup with cosine (a small rate sweep each, three seeds); one worker, experiments/lr.jsonl,
-## resumable
-experiments-lr: $(STAMP)
-	$(BIN)/python -m optedu.choosing.lr_experiments
-
-## experiments-warmup: the chapter "Why warmup works": the largest peak rate that trains per
-## warmup length (gradient descent, Adam, RAdam on the digits MLP, three seeds), and the
-## sharpness along runs with and without warmup; one worker, experiments/warmup.jsonl, resumable
-experiments-warmup: $(STAMP)
-	$(BIN)/python -m optedu.choosing.warmup_runs
-
-## experiments-flat: the chapter "Flat minima and sharpness-aware minimisation": SGD with
-## momentum and Adam alone, with SAM and with ASAM, on a grid of rates (five seeds) on a small
-## digits problem; sharpness, Hessian trace and test loss at the end; 550 runs on one worker,
-## about 25 minutes on a shared 2-core machine; experiments/flat.jsonl, resumable
-experiments-flat: $(STAMP)
-	$(BIN)/python -m optedu.choosing.flat_runs
-
-## experiments-mup: the chapter "Learning rates that transfer across width": Adam's best rate
-## against the width of the digits MLP (64 to 2048), standard parametrisation and µP, 7 rates,
-## 3 seeds, 2 budgets; 504 runs on one worker, about 18 minutes; experiments/mup.jsonl
-experiments-mup: $(STAMP)
-	$(BIN)/python -m optedu.choosing.mup_runs
-
-## experiments-batch: the chapter "How large a batch?": SGD steps to a target loss at batches 4
-## to 1024 (each at its best of five rates; digits MLP and logistic regression, three seeds) and
-## the gradient noise scale along training; 276 runs on one worker, about 4 minutes;
-## experiments/batch.jsonl
-experiments-batch: $(STAMP)
-	$(BIN)/python -m optedu.choosing.batch_runs
-
-## experiments-wsd: the chapter "Warmup–stable–decay": WSD against cosine at three budgets
-## (char transformer, digits MLP, AdamW, three seeds), one stable run branched into decays,
-## decay length swept, peak moved; 30 runs on one worker, about 7 minutes; experiments/wsd.jsonl
-experiments-wsd: $(STAMP)
-	$(BIN)/python -m optedu.choosing.wsd_runs
-
-## experiments-lrfree: the chapter "Learning-rate-free optimizers": D-Adaptation, Prodigy, DoG
-## and LDoG against AdamW and schedule-free AdamW tuned over six rates (five seeds) on a small
-## digits network; schedules, bias correction and the initial estimate d0 over six orders of
-## magnitude; 270 runs on one worker, about 6 minutes; experiments/lrfree.jsonl, resumable
-experiments-lrfree: $(STAMP)
-	$(BIN)/python -m optedu.choosing.lrfree_runs
-
-## experiments-spikes: the chapter "Loss spikes": a two-block char transformer, Adam at 10x the
-## healthy rate, alone and with each remedy, three seeds; 27 runs on one worker, about 2 minutes;
-## experiments/spikes.jsonl
-experiments-spikes: $(STAMP)
-	$(BIN)/python -m optedu.choosing.spike_runs --jobs 1
 
 ## experiments-sharded-rules: the chapter "Whole-tensor rules on shards": every optedu optimizer
 ## under FSDP2 on 2 gloo processes against one process: element-wise, fixed or refused;
@@ -190,47 +133,15 @@ experiments-spikes: $(STAMP)
 experiments-sharded-rules: $(STAMP)
 	$(BIN)/python -m optedu.distributed.sharded_rules
 
-## experiments-shampoo: the chapter "Shampoo": Shampoo, Shampoo grafted onto AdamW's step
-## length, and AdamW, five rates each, three seeds, on the autoencoder; 45 runs on one worker,
-## about 3 minutes; experiments/shampoo.jsonl
-experiments-shampoo: $(STAMP)
-	$(BIN)/python -m optedu.choosing.shampoo_runs --jobs 1
+## experiments-NAME (e.g. experiments-warmup): the stored experiment of one chapter (not part of
+## the tests), declared in optedu/experiments/NAME.py (`_` written `-`); runs what
+## experiments/NAME.jsonl lacks on one worker and resumes where it stopped.
+## experiments-list: every such experiment, its chapter, what it runs, its cost and its file.
+experiments-list: $(STAMP)
+	$(BIN)/python -m optedu.experiments --list
 
-## experiments-soap: the chapter "SOAP": SOAP against AdamW over the same five rates, the
-## refresh period swept at two rates, the exact eigh refresh against the paper's power step
-## (digits MLP, three seeds); 78 runs on one worker, about 2 minutes; experiments/soap.jsonl
-experiments-soap: $(STAMP)
-	$(BIN)/python -m optedu.choosing.soap_runs --jobs 1
-
-## experiments-kron: the chapter "PSGD: fitting a preconditioner": PSGD-Kron against AdamW on
-## the digits MLP, four rates each, three seeds; 24 runs on one worker, about 1 minute;
-## experiments/kron.jsonl
-experiments-kron: $(STAMP)
-	$(BIN)/python -m optedu.choosing.kron_runs --jobs 1
-
-## experiments-two-momenta: the chapter "Two momenta": ADOPT, LaProp and AdEMAMix (with and
-## without its warmups) against AdamW on the digits MLP, five rates each, three seeds; 75 runs
-## on one worker, about 1 minute; experiments/two_momenta.jsonl
-experiments-two-momenta: $(STAMP)
-	$(BIN)/python -m optedu.choosing.two_momenta_runs --jobs 1
-
-## experiments-mars: the chapter "Variance reduction and caution": MARS (AdamW and Lion forms)
-## and cautious AdamW against AdamW on the digits MLP, five rates each, three seeds; 60 runs on
-## one worker, about 1 minute; experiments/mars.jsonl
-experiments-mars: $(STAMP)
-	$(BIN)/python -m optedu.choosing.mars_runs --jobs 1
-
-## experiments-after-muon: the chapter "After Muon": AdamW, Muon, Muon with Polar Express and
-## NorMuon over the same seven rates (digits MLP, three seeds); 84 runs on one worker, about
-## 10 minutes; experiments/after_muon.jsonl
-experiments-after-muon: $(STAMP)
-	$(BIN)/python -m optedu.choosing.after_muon_runs --jobs 1
-
-## experiments-low-memory: the chapter "Training in less memory": AdamW, GaLore, APOLLO,
-## APOLLO-Mini and Adam-mini on the digits MLP, five rates each, three seeds; 35 runs on one
-## worker; experiments/low_memory.jsonl
-experiments-low-memory: $(STAMP)
-	$(BIN)/python -m optedu.choosing.low_memory_runs --jobs 1
+experiments-%: $(STAMP)
+	$(BIN)/python -m optedu.experiments $*
 
 clean:
 	rm -rf _build _vendor .pytest_cache .hypothesis

@@ -20,9 +20,12 @@ folder             what lives there
 ``distributed``    torch.distributed on gloo: launcher, data parallelism, ZeRO-1, FSDP2 runs
 ``theory``         quadratics, momentum's and Nesterov's forms
 ``instruments``    what the chapters use to show things: numbers for reading, the parity
-                   harness, source display, 2-D landscapes, the benchmark, the CPU-kernel pin
+                   harness, source display, 2-D landscapes, the benchmark, the CPU-kernel pin,
+                   the record store of stored runs
 ``choosing``       the benchmark of "Choosing an optimizer": workloads, contestants, search,
                    AlgoPerf's scoring, the resumable grid (``make experiments``)
+``experiments``    the chapters' stored experiments: each a grid declared as data (its jobs,
+                   file, chapter), one runner for all (``make experiments-NAME``)
 ``evidence``       the ledger of what large runs found (``ledger.yaml``): claim, numbers, scale,
                    tuning, source and locator, read by the chapters beside their small runs
 ``practice``       the practice pages' generators: quiz, casebook, cheat sheet, conventions
@@ -31,7 +34,8 @@ folder             what lives there
 Imports run one way, from the rules up (``tests/test_layout.py`` reads them): ``optim`` imports
 nothing else of optedu; ``lr_scheduler``, ``precision``, ``theory`` and ``instruments``
 import only ``optim``; ``training`` also ``lr_scheduler`` (SWA's scheduler); ``distributed``
-also imports ``training`` and ``precision``; ``choosing`` imports those and ``instruments``; ``evidence`` imports nothing else;
+also imports ``training`` and ``precision``; ``choosing`` imports those and ``instruments``;
+``experiments`` imports those and ``choosing``; ``evidence`` imports nothing else;
 ``practice`` may import everything; nothing imports ``practice``.
 """
 

@@ -32,9 +32,11 @@ ALLOWED = {
     "instruments": {"optim"},
     "distributed": {"optim", "training", "precision"},
     "choosing": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments"},
+    "experiments": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",
+                    "choosing"},
     "evidence": set(),
     "practice": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",
-                 "distributed", "choosing", "evidence"},
+                 "distributed", "choosing", "experiments", "evidence"},
 }
 
 
@@ -111,12 +113,13 @@ def test_a_forbidden_import_is_caught(tmp_path):
 
 
 def test_the_package_reads_as_a_table_of_contents():
-    """At most twelve entries at the top (a folder per part of the book, as CONTRIBUTING.md's
-    "Layout" says; the ninth, choosing/, came with the part "Choosing an optimizer", the
-    tenth, evidence/, holds the ledger of what large runs found); every folder is listed in ALLOWED and opens with a
-    docstring that says what lives there and what it may import."""
+    """At most thirteen entries at the top (a folder per part of the book, as CONTRIBUTING.md's
+    "Layout" says; the ninth, choosing/, came with the part "Choosing an optimizer", the tenth,
+    evidence/, holds the ledger of what large runs found, the eleventh, experiments/, the
+    chapters' stored grids); every folder is listed in ALLOWED and opens with a docstring that
+    says what lives there and what it may import."""
     entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
-    assert len(entries) <= 12, entries
+    assert len(entries) <= 13, entries
     folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
     assert folders == sorted(ALLOWED), folders
     for init in sorted(PACKAGE.rglob("__init__.py")):

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import profiles, workloads
-from .runner import EXPERIMENTS, best_trial, load, reached
+from optedu.instruments.store import folder, load
+
+from .runner import best_trial, reached
 
 __all__ = ["Results", "read"]
 
@@ -155,10 +157,12 @@ class Results:
                 "median_best": statistics.median(best) if runs else math.inf}
 
 
-def read(grid: str = "full", directory: pathlib.Path = EXPERIMENTS,
+def read(grid: str = "full", directory: pathlib.Path | None = None,
          extra: Sequence[str] = ()) -> Results:
     """The stored runs of ``grid``, with the user's runs of contestants ``extra`` beside them
-    (``results-<grid>-<name>.jsonl``)."""
+    (``results-<grid>-<name>.jsonl``), in ``directory`` (default: the data folder,
+    :func:`optedu.instruments.store.folder`)."""
+    directory = folder(directory)
     records = load(directory / f"results-{grid}.jsonl")
     for name in extra:
         records += load(directory / f"results-{grid}-{name}.jsonl")

@@ -29,27 +29,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import multiprocessing
 import os
 import pathlib
-import platform
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from optedu.instruments.reproducible import pin_cpu_kernels
+from optedu.instruments.store import (append, folder, load, progress, repair, rounded,
+                                      write_meta)
 
-__all__ = ["Grid", "GRIDS", "Key", "jobs_for", "run_grid", "load", "best_trial", "write_meta",
-           "main"]
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXPERIMENTS = ROOT / "experiments"
-
+__all__ = ["Grid", "GRIDS", "Key", "jobs_for", "run_grid", "best_trial", "main"]
 
 @dataclass(frozen=True)
 class Grid:
@@ -180,13 +174,6 @@ def load_plugin(path: str) -> None:
     spec.loader.exec_module(module)
 
 
-def _round(x: float) -> float | None:
-    """Six significant digits for storage; ``None`` for infinity or NaN (JSON has none)."""
-    if x is None or not math.isfinite(x):
-        return None
-    return float(f"{x:.6g}")
-
-
 def execute(job: Job) -> dict[str, Any]:
     """Run ``job`` and return its record (what is stored)."""
     from . import contestants, trial, workloads
@@ -196,8 +183,8 @@ def execute(job: Job) -> dict[str, Any]:
               "trial": job.trial, "seed": job.seed,
               "hyper": {k: float(f"{v:.6g}") for k, v in job.hyper.items()}}
     data = run.to_json()
-    data["evals"] = [[s, _round(v)] for s, v in data["evals"]]
-    data["train_loss"] = [[s, _round(v)] for s, v in data["train_loss"]]
+    data["evals"] = [[s, rounded(v)] for s, v in data["evals"]]
+    data["train_loss"] = [[s, rounded(v)] for s, v in data["train_loss"]]
     data["seconds"] = round(data["seconds"], 3)
     # the curve is stored, not the step it crossed the target: targets are calibrated
     # separately and read from the workloads when results are scored (``reached``)
@@ -207,67 +194,26 @@ def execute(job: Job) -> dict[str, Any]:
     return record
 
 
-def repair(path: pathlib.Path) -> None:
-    """Drop a last line cut off by an interruption, so that new records start on a line of
-    their own."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            path.write_bytes(data[:data.rfind(b"\n") + 1])
-
-
-def load(path: pathlib.Path) -> list[dict[str, Any]]:
-    """The records stored at ``path`` (a missing file holds none); a line cut off by an
-    interruption is dropped."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-def _progress(done: int, total: int, start: float, stream=sys.stderr) -> None:
-    elapsed = time.monotonic() - start
-    left = elapsed / done * (total - done) if done else 0.0
-    bar = "#" * int(30 * done / max(total, 1))
-    line = (f"[{bar:<30}] {done}/{total} runs, {elapsed / 60:.1f} min, "
-            f"about {left / 60:.1f} min left")
-    if stream.isatty():
-        stream.write("\r" + line)
-        if done == total:
-            stream.write("\n")
-    elif done == total or done % max(1, total // 20) == 0:
-        stream.write(line + "\n")
-    stream.flush()
-
-
 def _execute_all(jobs: Sequence[Any], out: pathlib.Path, workers: int,
                  plugins: Sequence[str], counter: list[int], total: int,
-                 start: float, work: Callable[[Any], dict[str, Any]] | None = None) -> None:
-    """Run ``jobs`` with ``work`` (default :func:`execute`; a module-level function, so that
-    worker processes can import it) on ``workers`` processes, appending each record to
+                 start: float) -> None:
+    """Run ``jobs`` with :func:`execute` on ``workers`` processes, appending each record to
     ``out`` as it arrives, with a progress bar."""
-    work = execute if work is None else work
     if not jobs:
         return
     with out.open("a") as sink:
         def store(record: dict[str, Any]) -> None:
-            sink.write(json.dumps(record, separators=(",", ":")) + "\n")
-            sink.flush()
+            append(sink, record)
             counter[0] += 1
-            _progress(counter[0], total, start)
+            progress(counter[0], total, start)
         if workers == 1:
             _init_worker(plugins)
             for job in jobs:
-                store(work(job))
+                store(execute(job))
             return
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers, _init_worker, (tuple(plugins),)) as pool:
-            for record in pool.imap_unordered(work, jobs, chunksize=1):
+            for record in pool.imap_unordered(execute, jobs, chunksize=1):
                 store(record)
 
 
@@ -297,111 +243,13 @@ def run_grid(grid: Grid, out: pathlib.Path, *, workers: int = 2,
     return write_meta(out, grid.name, counter[0], time.monotonic() - start, wall, workers)
 
 
-def run_missing(jobs: Iterable[Any], key_of: Callable[[dict[str, Any]], Any],
-                work: Callable[[Any], dict[str, Any]], out: pathlib.Path,
-                name: str) -> dict[str, Any]:
-    """Run, in one worker process, the jobs whose ``key`` no record in ``out`` has
-    (``key_of(record)``), appending each record as it finishes; torch's CPU kernels are
-    pinned before anything is computed. Returns the meta data written beside ``out``
-    (:func:`write_meta`). The chapters' experiment modules (warmup, flat minima, LR-free,
-    WSD) run their grids through it."""
-    from optedu.instruments.reproducible import pin_cpu_kernels
-    pin_cpu_kernels()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    repair(out)
-    stored = {key_of(r) for r in load(out)}
-    todo = [j for j in jobs if j.key not in stored]
-    start, wall = time.monotonic(), time.time()
-    _execute_all(todo, out, 1, (), [0], max(len(todo), 1), start, work=work)
-    return write_meta(out, name, len(todo), time.monotonic() - start, wall, 1)
-
-
-def grid_main(argv: Iterable[str] | None, *, description: str,
-              run: Callable[[pathlib.Path], dict[str, Any]], out: pathlib.Path,
-              name: str) -> int:
-    """The command line of a chapter's experiment module (``python -m
-    optedu.choosing.<name>_runs [--out PATH] [--jobs 1]``): run what ``out`` lacks with
-    ``run(out)`` (:func:`run_missing`) on one worker and say what was stored."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", type=pathlib.Path, default=out)
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1 only)")
-    args = parser.parse_args(None if argv is None else list(argv))
-    if args.jobs != 1:
-        raise ValueError(f"Invalid jobs: {args.jobs} (the grid runs on one worker)")
-    start = time.monotonic()
-    meta = run(args.out)
-    print(f"{name} experiments: {meta['runs']} runs stored in {args.out}, {meta['ran_now']} "
-          f"run now in {(time.monotonic() - start) / 60:.1f} min on 1 worker")
-    return 0
-
-
-def read_stored(path: pathlib.Path, target: str) -> list[dict[str, Any]]:
-    """The records stored in ``path``; a clear error naming the ``make`` target that writes
-    them when there are none."""
-    records = load(path)
-    if not records:
-        raise ValueError(f"Invalid path: no runs stored in {path} (make {target})")
-    return records
-
-
-def write_meta(out: pathlib.Path, name: str, ran: int, seconds: float, wall: float,
-               workers: int) -> dict[str, Any]:
-    """Write ``out``'s meta data beside it (``.meta.json``): the runs stored, this
-    invocation's (appended to the earlier ones that ran something), machine, versions and
-    commit; returns it."""
-    records = load(out)
-    where = machine()
-    session = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall)),
-               "ran": ran, "seconds": round(seconds, 1), "workers": workers,
-               "commit": where.pop("commit")}
-    path = out.with_suffix(".meta.json")
-    sessions = json.loads(path.read_text()).get("sessions", []) if path.exists() else []
-    if session["ran"] or not sessions:
-        sessions.append(session)   # a resumed grid lists every invocation that ran something
-    meta = {"grid": name, "runs": len(records), "ran_now": ran,
-            "seconds_now": session["seconds"],
-            "seconds_of_runs": round(sum(r["seconds"] for r in records), 1),
-            "sessions": sessions, **where}
-    path.write_text(json.dumps(meta, indent=1) + "\n")
-    return meta
-
-
-def machine() -> dict[str, Any]:
-    """The machine, versions and commit a grid ran on."""
-    from importlib.metadata import version
-
-    import numpy
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        # changed code, not data (questions.json): what a run executes
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
-                                     "--", ":(glob)optedu/**/*.py"], cwd=ROOT,
-                                    capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", False
-    return {"machine": {"cpu": cpu, "cores": os.cpu_count(), "system": platform.system(),
-                        "kernels": os.environ.get("ATEN_CPU_CAPABILITY", "default")},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "numpy": numpy.__version__, "optedu": version("optedu")},
-            "commit": commit + ("+changes" if dirty else "")}
-
-
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick grid (minutes)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: one per core)")
-    parser.add_argument("--out", type=pathlib.Path, default=EXPERIMENTS)
+    parser.add_argument("--out", type=pathlib.Path, default=None,
+                        help="the data folder (default: optedu.instruments.store.folder)")
     parser.add_argument("--plugin", action="append", default=[],
                         help="a Python file that registers contestants")
     parser.add_argument("--only", default=None,
@@ -411,6 +259,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error(f"Invalid --jobs: {args.jobs}")
     grid = GRIDS["quick" if args.quick else "full"]
+    args.out = folder(args.out)
     path = args.out / f"results-{grid.name}.jsonl"
     if args.only:
         names = tuple(args.only.split(","))

@@ -32,13 +32,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from optedu.instruments import store
+
 from . import contestants, runner, workloads
 from .contestants import Contestant, Hyper
 
 __all__ = ["Sweep", "SWEEPS", "half_decades", "lr_points", "jobs", "run", "read", "final",
            "values", "basin", "main"]
 
-PATH = runner.EXPERIMENTS / "sweeps.jsonl"
+#: the stored file, in the data folder (:func:`optedu.instruments.store.folder`)
+FILE = "sweeps.jsonl"
 
 #: exponents k of the grid points 10^(k/2), 10⁻⁷ to 10³
 _HALF_DECADES = range(-14, 7)
@@ -111,20 +114,22 @@ def jobs(sweep: Sweep) -> list[runner.Job]:
     return out
 
 
-def run(names: Iterable[str], out: pathlib.Path = PATH, *, workers: int = 2
+def run(names: Iterable[str], out: pathlib.Path | None = None, *, workers: int = 2
         ) -> dict[str, Any]:
-    """Run what ``out`` lacks of the sweeps ``names``; returns the meta data written."""
+    """Run what ``out`` (default :data:`FILE` in the data folder) lacks of the sweeps
+    ``names``; returns the meta data written."""
     from optedu.instruments.reproducible import pin_cpu_kernels
     pin_cpu_kernels()
+    out = store.folder() / FILE if out is None else out
     out.parent.mkdir(parents=True, exist_ok=True)
-    runner.repair(out)
+    store.repair(out)
     start, wall = time.monotonic(), time.time()
-    stored = {runner.key_of(r) for r in runner.load(out)}
+    stored = {runner.key_of(r) for r in store.load(out)}
     todo = [j for name in names for j in jobs(get(name)) if j.key not in stored]
     counter = [0]
     runner._execute_all(todo, out, workers, (), counter, max(len(todo), 1), start)
-    return runner.write_meta(out, "sweeps", counter[0], time.monotonic() - start, wall,
-                             workers)
+    return store.write_meta(out, "sweeps", counter[0], time.monotonic() - start, wall,
+                            workers)
 
 
 def get(name: str) -> Sweep:
@@ -134,9 +139,10 @@ def get(name: str) -> Sweep:
         raise ValueError(f"Invalid sweep: {name!r} (known: {sorted(SWEEPS)})") from None
 
 
-def read(out: pathlib.Path = PATH) -> list[dict[str, Any]]:
-    """The stored sweep runs."""
-    records = runner.load(out)
+def read(out: pathlib.Path | None = None) -> list[dict[str, Any]]:
+    """The stored sweep runs (default: :data:`FILE` in the data folder)."""
+    out = store.folder() / FILE if out is None else out
+    records = store.load(out)
     if not records:
         raise ValueError(f"Invalid sweeps: no runs stored in {out} (make experiments-sweeps)")
     return records
@@ -191,16 +197,18 @@ def main(argv: Iterable[str] | None = None) -> int:
                         help="worker processes (default: one per core)")
     parser.add_argument("--only", default=",".join(SWEEPS),
                         help=f"comma-separated sweeps (default: all of {', '.join(SWEEPS)})")
-    parser.add_argument("--out", type=pathlib.Path, default=PATH)
+    parser.add_argument("--out", type=pathlib.Path, default=None,
+                        help=f"the stored file (default: {FILE} in the data folder)")
     args = parser.parse_args(None if argv is None else list(argv))
     if args.jobs < 1:
         parser.error(f"Invalid --jobs: {args.jobs}")
     names = args.only.split(",")
     for name in names:
         get(name)
+    out = store.folder() / FILE if args.out is None else args.out
     start = time.monotonic()
-    meta = run(names, args.out, workers=args.jobs)
-    print(f"sweeps {', '.join(names)}: {meta['runs']} runs stored in {args.out}, "
+    meta = run(names, out, workers=args.jobs)
+    print(f"sweeps {', '.join(names)}: {meta['runs']} runs stored in {out}, "
           f"{meta['ran_now']} run now in {(time.monotonic() - start) / 60:.1f} min on "
           f"{args.jobs} workers")
     return 0

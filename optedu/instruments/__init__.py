@@ -11,6 +11,9 @@
 * :mod:`.landscapes`: 2-D test surfaces, trajectories and their plots, sliders in Jupyter;
 * :mod:`.bench`: timing and traffic counting for the step benchmark;
 * :mod:`.reproducible`: torch's CPU kernels capped at AVX2, so stored outputs reproduce.
+* :mod:`.store`: runs stored as JSON lines with their meta data, in a data folder passed in
+  (:func:`.store.folder` resolves the default: ``$OPTEDU_EXPERIMENTS`` or the repository's
+  ``experiments/``).
 
 Imports: :mod:`optedu.optim` and this folder only; nothing in optedu but :mod:`optedu.practice`
 imports from here.

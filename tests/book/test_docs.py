@@ -1,13 +1,19 @@
-"""README.md and CONTRIBUTING.md: every `make` command they name is a target of the Makefile,
-and CI (.ci/run) runs the README's two commands."""
+"""README.md and CONTRIBUTING.md: every `make` command they name is a target of the Makefile (or
+a name its `experiments-%` rule runs: an experiment of optedu/experiments/), and CI (.ci/run)
+runs the README's two commands."""
 
 import re
 from pathlib import Path
 
 import pytest
 
+from optedu.experiments.grid import names
+
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+MAKEFILE = (ROOT / "Makefile").read_text()
+TARGETS = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.M))
+if re.search(r"^experiments-%:", MAKEFILE, re.M):   # the chapters' experiments, one pattern rule
+    TARGETS |= {"experiments-" + name.replace("_", "-") for name in names()}
 
 
 @pytest.mark.parametrize("doc", ["README.md", "CONTRIBUTING.md"])

@@ -14,6 +14,7 @@ from torch import nn
 
 from optedu.choosing import contestants, profiles, runner, search, trial, workloads
 from optedu.choosing.results import Results
+from optedu.instruments import store
 from optedu.lr_scheduler.schedules import linear_warmup_cosine
 
 # --- search -----------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def _grid(**kw):
 def test_the_grid_runs_resumes_and_reruns_the_best_trial(tiny, tmp_path):
     out = tmp_path / "results-test.jsonl"
     meta = runner.run_grid(_grid(), out, workers=1, plugins=[str(tiny)])
-    records = runner.load(out)
+    records = store.load(out)
     # 2 contestants x (4 trials + 2 self seeds + 2 reruns of the best trial)
     assert len(records) == meta["runs"] == 16
     keys = {runner.key_of(r) for r in records}
@@ -222,7 +223,7 @@ def test_the_grid_runs_resumes_and_reruns_the_best_trial(tiny, tmp_path):
     out.write_text("\n".join(lines[:12]) + "\n" + lines[12][:20])
     again = runner.run_grid(_grid(), out, workers=1, plugins=[str(tiny)])
     assert again["ran_now"] == 4 and again["runs"] == 16
-    redone = runner.load(out)
+    redone = store.load(out)
     assert {runner.key_of(r): r["evals"] for r in redone} == \
         {runner.key_of(r): r["evals"] for r in records}
 
@@ -234,7 +235,7 @@ def test_a_plugin_runs_in_worker_processes(tiny, tmp_path):
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     runner.run_grid(grid, one, workers=1, plugins=[str(tiny)])
     runner.run_grid(grid, two, workers=2, plugins=[str(tiny)])
-    evals = [{runner.key_of(r): r["evals"] for r in runner.load(p)} for p in (one, two)]
+    evals = [{runner.key_of(r): r["evals"] for r in store.load(p)} for p in (one, two)]
     assert evals[0] == evals[1] and len(evals[0]) == 10
 
 
@@ -245,7 +246,7 @@ def test_results_apply_the_held_out_rule(tiny, tmp_path):
     grid = dataclasses.replace(_grid(), workloads=("tiny", "tiny_variant"), final_seeds=())
     out = tmp_path / "results-test.jsonl"
     runner.run_grid(grid, out, workers=1, plugins=[str(tiny)])
-    results = Results(runner.load(out))
+    results = Results(store.load(out))
     plain = results.times("external", n=4, studies=1, held_out=False)
     guarded = results.times("external", n=4, studies=1)
     assert math.isfinite(plain["adamw"]["tiny"])
@@ -297,38 +298,3 @@ def test_results_refuse_a_grid_with_gaps():
     with pytest.raises(ValueError, match=r"Invalid grid: the trials of 'adamw' on "
                                          r"'digits_logreg' \(seed 0\) have gaps"):
         gappy.trials("adamw", "digits_logreg")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    key: tuple
-    value: int
-
-
-def _square(job: _Job) -> dict:
-    return {"key": list(job.key), "value": job.value ** 2, "seconds": 0.0}
-
-
-def test_run_missing_runs_only_what_is_not_stored(tmp_path, monkeypatch):
-    """The chapters' grids (warmup, flat minima, LR-free, WSD) resume through
-    runner.run_missing: a second call runs nothing, a new job runs alone."""
-    import torch
-
-    from optedu.instruments import reproducible
-    monkeypatch.setattr(reproducible, "pin_cpu_kernels", lambda: {})
-    threads = torch.get_num_threads()
-    out = tmp_path / "grid.jsonl"
-    key_of = lambda record: tuple(record["key"])  # noqa: E731
-    jobs = [_Job(("a", i), i) for i in range(3)]
-    try:
-        meta = runner.run_missing(jobs, key_of, _square, out, "demo")
-        assert meta["ran_now"] == 3 and meta["runs"] == 3 and meta["grid"] == "demo"
-        assert runner.run_missing(jobs, key_of, _square, out, "demo")["ran_now"] == 0
-        meta = runner.run_missing(jobs + [_Job(("a", 7), 7)], key_of, _square, out, "demo")
-        assert meta["ran_now"] == 1
-        assert [r["value"] for r in runner.read_stored(out, "experiments-demo")] == [
-            0, 1, 4, 49]
-    finally:
-        torch.set_num_threads(threads)
-    with pytest.raises(ValueError, match=r"no runs stored in .* \(make experiments-demo\)"):
-        runner.read_stored(tmp_path / "none.jsonl", "experiments-demo")

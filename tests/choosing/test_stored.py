@@ -19,6 +19,7 @@ import numpy
 import pytest
 
 from optedu.choosing import contestants, runner, search, workloads
+from optedu.instruments import store
 from optedu.instruments.reproducible import pin_cpu_kernels
 
 FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
@@ -26,8 +27,8 @@ GRIDS = ["quick", "full"]
 
 
 def _records(grid):
-    path = runner.EXPERIMENTS / f"results-{grid}.jsonl"
-    records = runner.load(path)
+    path = store.folder() / f"results-{grid}.jsonl"
+    records = store.load(path)
     assert records, f"{path} holds no runs: make experiments"
     return records
 
@@ -54,7 +55,7 @@ def test_the_stored_grid_is_complete(grid):
             hyper = drawn[c.name][r["trial"]]
         assert r["hyper"] == {k: float(f"{v:.6g}") for k, v in hyper.items()}
         assert r["steps"] == workloads.get(r["workload"]).steps or r["diverged"]
-    meta = json.loads((runner.EXPERIMENTS / f"results-{grid}.meta.json").read_text())
+    meta = json.loads((store.folder() / f"results-{grid}.meta.json").read_text())
     assert meta["runs"] == len(records) and meta["versions"]["torch"].startswith("2.13.0")
 
 

@@ -14,6 +14,7 @@ import numpy
 import pytest
 
 from optedu.choosing import contestants, runner, sweeps
+from optedu.instruments import store
 from optedu.instruments.reproducible import pin_cpu_kernels
 
 FULL = os.environ.get("OPTEDU_TESTS", "quick") == "full"
@@ -75,7 +76,7 @@ def test_the_stored_sweeps_are_complete():
     for r in records:
         job = expected[runner.key_of(r)]
         assert r["hyper"] == {k: float(f"{v:.6g}") for k, v in job.hyper.items()}
-    meta = json.loads(sweeps.PATH.with_suffix(".meta.json").read_text())
+    meta = json.loads((store.folder() / sweeps.FILE).with_suffix(".meta.json").read_text())
     assert meta["runs"] == len(records) and meta["versions"]["torch"].startswith("2.13.0")
     assert meta["machine"]["kernels"] == "avx2"
 

@@ -1,0 +1,111 @@
+"""Evidence for the chapter "Variance reduction and caution: MARS and cautious updates":
+MARS (its AdamW and Lion forms) and cautious AdamW against AdamW on the digits MLP, each
+over a learning-rate grid of the same size, three seeds at every rate.
+
+``make experiments-mars`` stores each run as one JSON line in ``experiments/mars.jsonl`` as
+soon as it finishes, keyed ``(contestant, lr, seed)``, resumable, with the machine, versions
+and commit in ``experiments/mars.meta.json``. One worker process, one thread, torch's CPU
+kernels pinned (:mod:`optedu.instruments.reproducible`), so that a stored run can be re-run
+exactly::
+
+    python -m optedu.experiments mars
+
+All run under the benchmark's warmup and cosine (:mod:`optedu.choosing.contestants`), with
+:math:`\\beta_1 = 0.9` and decoupled weight decay 0.01 on every tensor; every rule keeps its
+package's other defaults (MARS :math:`\\beta_2 = 0.99`, :math:`\\gamma = 0.025`). MARS's
+1-D tensors (the biases) take its plain AdamW at the same rate (``lr_1d = lr``). The Lion
+form's grid is the AdamW grid divided by 10 (a sign step moves every coordinate by the rate).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from optedu.choosing import contestants, trial, workloads
+from optedu.instruments import store
+from optedu.optim.cautious import CautiousAdamW
+from optedu.optim.mars import MARS
+
+from .grid import Grid, Job, Key
+
+__all__ = ["GRID", "KEY", "WORKLOAD", "GRIDS", "SEEDS", "CONTESTANTS", "jobs", "execute",
+           "read", "table", "best"]
+
+WORKLOAD = "digits_mlp"
+#: the learning rates tried: the same grid size for each rule
+RATES = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+GRIDS = {"adamw": RATES, "mars": RATES, "cautious_adamw": RATES,
+         "mars_lion": tuple(r / 10 for r in RATES)}
+SEEDS = (0, 1, 2)
+HYPER = {"weight_decay": 1e-2, "one_minus_beta1": 0.1}
+_SPACE = {"lr": (1e-5, 1e-1), "weight_decay": (1e-3, 1.0), "one_minus_beta1": (0.02, 0.3)}
+
+
+def _mars(mars_type: str):
+    return lambda model, hp, head: [MARS(
+        model.parameters(), lr=hp["lr"], lr_1d=hp["lr"], mars_type=mars_type,
+        betas=(1 - hp["one_minus_beta1"], 0.99), betas_1d=(1 - hp["one_minus_beta1"], 0.99),
+        weight_decay=hp["weight_decay"], weight_decay_1d=hp["weight_decay"])]
+
+
+CONTESTANTS = {
+    "mars": contestants.Contestant(
+        "mars", "MARS, AdamW form (pytorch_optimizer's defaults)", _SPACE,
+        {"lr": 3e-3, **HYPER}, _mars("adamw"), source="pytorch_optimizer 4.1.0"),
+    "mars_lion": contestants.Contestant(
+        "mars_lion", "MARS, Lion form", _SPACE, {"lr": 3e-4, **HYPER}, _mars("lion"),
+        source="pytorch_optimizer 4.1.0"),
+    "cautious_adamw": contestants.Contestant(
+        "cautious_adamw", "cautious AdamW (C-AdamW, torch's AdamW defaults)", _SPACE,
+        {"lr": 1e-3, **HYPER},
+        lambda model, hp, head: [CautiousAdamW(model.parameters(), lr=hp["lr"],
+                                               betas=(1 - hp["one_minus_beta1"], 0.999),
+                                               weight_decay=hp["weight_decay"])],
+        source="Liang et al. 2024"),
+}
+
+KEY = Key("contestant", "lr", "seed")
+
+
+def jobs(stored: Sequence[dict[str, Any]] = (), folder: pathlib.Path | None = None
+         ) -> list[Job]:
+    """Every (contestant, rate, seed), AdamW first."""
+    return [KEY(c, lr, s) for c, grid in GRIDS.items() for lr in grid for s in SEEDS]
+
+
+def execute(job: Job) -> dict[str, Any]:
+    """Train the digits MLP for ``job`` and return its record (what is stored)."""
+    if job.contestant not in GRIDS:
+        raise ValueError(f"Invalid contestant: {job.contestant!r}")
+    who = CONTESTANTS.get(job.contestant) or contestants.get(job.contestant)
+    result = trial.run(workloads.get(WORKLOAD), who, {"lr": job.lr, **HYPER}, job.seed)
+    record = {"contestant": job.contestant, "lr": job.lr, **result.to_json()}
+    record["evals"] = [[s, store.rounded(v)] for s, v in result.evals]
+    record["train_loss"] = [[s, store.rounded(v)] for s, v in result.train_loss]
+    record["seconds"] = round(result.seconds, 3)
+    return record
+
+
+def table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, float], list[float]]:
+    """``{(contestant, lr): [final validation cross-entropy per seed]}`` (seed order)."""
+    out: dict[tuple[str, float], dict[int, float]] = {}
+    for r in records:
+        out.setdefault((r["contestant"], r["lr"]), {})[r["seed"]] = r["evals"][-1][1]
+    return {k: [v[s] for s in sorted(v)] for k, v in out.items()}
+
+
+def best(records: Iterable[dict[str, Any]], contestant: str) -> float:
+    """The rate of ``contestant`` with the lowest mean final loss over the seeds."""
+    rows = {lr: v for (c, lr), v in table(records).items() if c == contestant}
+    return min(rows, key=lambda lr: statistics.fmean(rows[lr]))
+
+
+GRID = Grid(name="mars", chapter="Variance reduction and caution",
+            about="MARS (AdamW and Lion forms) and cautious AdamW against AdamW on the digits MLP, "
+                  "five rates each, three seeds, 60 runs.",
+            minutes=1, file="mars.jsonl", job=KEY, jobs=jobs, execute=execute,
+            sample=4)
+read = GRID.read
