@@ -19,8 +19,9 @@
 // Abbreviations. A query word that abbreviates a term the book spells out is read as the
 // term: "lr" as "learning rate".
 //
-// Snippets and titles. Sphinx cuts each result's snippet from the page's HTML, in which
-// formulas are still TeX (MathJax typesets them in the page, not in the snippet), and shows
+// Snippets and titles. Sphinx cuts each result's snippet from the page's HTML, whose formulas
+// are typeset (their text is read from the screen-reader MathML; TeX where a page is not
+// typeset), and shows
 // a heading's formula as TeX in the result's title. Here formulas become plain text
 // ("\(1-\beta_2^t\)" reads "1-β₂ᵗ"); code cells and the page's contents lists are left out
 // of the snippet.
@@ -168,8 +169,10 @@ if (typeof Search !== "undefined") {
     main.querySelectorAll(LEFT_OUT)
       .forEach((el) => { if (!el.closest(".cell_output")) el.remove(); });
     main.querySelectorAll(".math").forEach((el) => {
-      el.textContent = el.tagName === "DIV" ? ` ${opteduMathText(el.textContent)} `
-        : opteduMathText(el.textContent);
+      // typeset at build time (tools/typeset.js): the text of its screen-reader MathML
+      const spoken = el.querySelector("mjx-assistive-mml");
+      const text = spoken ? spoken.textContent : opteduMathText(el.textContent);
+      el.textContent = el.tagName === "DIV" ? ` ${text} ` : text;
     });
     let part = null;
     try { part = anchor ? main.querySelector(anchor) : null; } catch (error) { /* not an id */ }

@@ -70,8 +70,12 @@ require(path.join(mathjax, "node-main.js")).init({
       .join("/");
     const sheet = adaptor.textContent(MathJax.startup.output.styleSheet(doc))
       .split(FONTS).join(`${up}/mathjax/output/chtml/fonts/woff-v2`);
-    const page = adaptor.doctype(doc.document) + "\n" +
-      adaptor.outerHTML(adaptor.root(doc.document));
+    // MathJax writes its stylesheet into the first page it typesets as well: drop it there,
+    // so that every page has one, whose fonts are found from the page's own folder
+    const page = (adaptor.doctype(doc.document) + "\n" +
+      adaptor.outerHTML(adaptor.root(doc.document)))
+      .replace(/<style id="MJX-CHTML-styles">[\s\S]*?<\/style>/g, "");
+    if (page.includes(FONTS)) throw new Error(`${file}: a font URL left unresolved`);
     fs.writeFileSync(file, page.replace("</head>",
       `<style id="MJX-CHTML-styles">${sheet}</style>\n</head>`));
   }

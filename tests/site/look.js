@@ -2,6 +2,11 @@
 // Returns {overlaps, bodyFont, equationFonts, smallEquations, scrolling, clippedFormulas,
 // documentOverflow}.
 const article = document.querySelector('article') || document.body;
+// The bank lays out only the sections near the screen (content-visibility: auto); measure
+// every section as it is laid out when a reader scrolls to it.
+for (const el of article.querySelectorAll('section')) {
+  if (getComputedStyle(el).contentVisibility === 'auto') el.style.contentVisibility = 'visible';
+}
 
 const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
     && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;

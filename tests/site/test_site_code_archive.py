@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 
-LINK = re.compile(r'<p class="code-archive">.*?<a href="([^"]+\.zip)" download>', re.S)
+LINK = re.compile(r'<p class="code-archive">.*?<a href="([^"]+\.zip)" download(?:="")?>', re.S)
 
 
 @pytest.mark.xdist_group("static")
