@@ -18,16 +18,13 @@ defaults (update probability 1 for the 500 steps of this budget).
 
 from __future__ import annotations
 
-import pathlib
-import statistics
-from collections.abc import Iterable, Sequence
-from typing import Any
 
-from optedu.choosing import contestants, trial, workloads
-from optedu.instruments import store
+from optedu.choosing import contestants
 from optedu.optim.kron import Kron
 
-from .grid import Grid, Job, Key
+from . import _race as race
+from ._race import Race
+from .grid import Grid
 
 __all__ = ["GRID", "KEY", "WORKLOAD", "GRIDS", "SEEDS", "KRON", "jobs", "execute", "read",
            "table", "best"]
@@ -47,40 +44,8 @@ KRON = contestants.Contestant(
                                   weight_decay=hp["weight_decay"])],
     source="kron-torch 0.3.3")
 
-KEY = Key("contestant", "lr", "seed")
-
-
-def jobs(stored: Sequence[dict[str, Any]] = (), folder: pathlib.Path | None = None
-         ) -> list[Job]:
-    """Every (contestant, rate, seed), AdamW first."""
-    return [KEY(c, lr, s) for c, grid in GRIDS.items() for lr in grid for s in SEEDS]
-
-
-def execute(job: Job) -> dict[str, Any]:
-    """Train the digits MLP for ``job`` and return its record (what is stored)."""
-    if job.contestant not in GRIDS:
-        raise ValueError(f"Invalid contestant: {job.contestant!r}")
-    who = KRON if job.contestant == "kron" else contestants.get(job.contestant)
-    result = trial.run(workloads.get(WORKLOAD), who, {"lr": job.lr, **HYPER}, job.seed)
-    record = {"contestant": job.contestant, "lr": job.lr, **result.to_json()}
-    record["evals"] = [[s, store.rounded(v)] for s, v in result.evals]
-    record["train_loss"] = [[s, store.rounded(v)] for s, v in result.train_loss]
-    record["seconds"] = round(result.seconds, 3)
-    return record
-
-
-def table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, float], list[float]]:
-    """``{(contestant, lr): [final validation cross-entropy per seed]}`` (seed order)."""
-    out: dict[tuple[str, float], dict[int, float]] = {}
-    for r in records:
-        out.setdefault((r["contestant"], r["lr"]), {})[r["seed"]] = r["evals"][-1][1]
-    return {k: [v[s] for s in sorted(v)] for k, v in out.items()}
-
-
-def best(records: Iterable[dict[str, Any]], contestant: str) -> float:
-    """The rate of ``contestant`` with the lowest mean final loss over the seeds."""
-    rows = {lr: v for (c, lr), v in table(records).items() if c == contestant}
-    return min(rows, key=lambda lr: statistics.fmean(rows[lr]))
+RACE = Race(WORKLOAD, GRIDS, SEEDS, HYPER, {"kron": KRON})
+KEY, jobs, execute, table, best = race.KEY, RACE.jobs, RACE.execute, RACE.table, RACE.best
 
 
 GRID = Grid(name="kron", chapter="PSGD: fitting a preconditioner",

@@ -20,18 +20,15 @@ whole budget (the paper's :math:`T_{\\alpha,\\beta_3}` = the run's length);
 
 from __future__ import annotations
 
-import pathlib
-import statistics
-from collections.abc import Iterable, Sequence
-from typing import Any
 
-from optedu.choosing import contestants, trial, workloads
-from optedu.instruments import store
+from optedu.choosing import contestants, workloads
 from optedu.optim.ademamix import AdEMAMix
 from optedu.optim.adopt import ADOPT
 from optedu.optim.laprop import LaProp
 
-from .grid import Grid, Job, Key
+from . import _race as race
+from ._race import Race
+from .grid import Grid
 
 __all__ = ["GRID", "KEY", "WORKLOAD", "GRIDS", "SEEDS", "CONTESTANTS", "jobs", "execute",
            "read", "table", "best"]
@@ -76,40 +73,8 @@ CONTESTANTS = {
         {"lr": 1e-3, **HYPER}, _ademamix(None), source="pytorch_optimizer 4.1.0"),
 }
 
-KEY = Key("contestant", "lr", "seed")
-
-
-def jobs(stored: Sequence[dict[str, Any]] = (), folder: pathlib.Path | None = None
-         ) -> list[Job]:
-    """Every (contestant, rate, seed), AdamW first."""
-    return [KEY(c, lr, s) for c, grid in GRIDS.items() for lr in grid for s in SEEDS]
-
-
-def execute(job: Job) -> dict[str, Any]:
-    """Train the digits MLP for ``job`` and return its record (what is stored)."""
-    if job.contestant not in GRIDS:
-        raise ValueError(f"Invalid contestant: {job.contestant!r}")
-    who = CONTESTANTS.get(job.contestant) or contestants.get(job.contestant)
-    result = trial.run(workloads.get(WORKLOAD), who, {"lr": job.lr, **HYPER}, job.seed)
-    record = {"contestant": job.contestant, "lr": job.lr, **result.to_json()}
-    record["evals"] = [[s, store.rounded(v)] for s, v in result.evals]
-    record["train_loss"] = [[s, store.rounded(v)] for s, v in result.train_loss]
-    record["seconds"] = round(result.seconds, 3)
-    return record
-
-
-def table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, float], list[float]]:
-    """``{(contestant, lr): [final validation cross-entropy per seed]}`` (seed order)."""
-    out: dict[tuple[str, float], dict[int, float]] = {}
-    for r in records:
-        out.setdefault((r["contestant"], r["lr"]), {})[r["seed"]] = r["evals"][-1][1]
-    return {k: [v[s] for s in sorted(v)] for k, v in out.items()}
-
-
-def best(records: Iterable[dict[str, Any]], contestant: str) -> float:
-    """The rate of ``contestant`` with the lowest mean final loss over the seeds."""
-    rows = {lr: v for (c, lr), v in table(records).items() if c == contestant}
-    return min(rows, key=lambda lr: statistics.fmean(rows[lr]))
+RACE = Race(WORKLOAD, GRIDS, SEEDS, HYPER, CONTESTANTS)
+KEY, jobs, execute, table, best = race.KEY, RACE.jobs, RACE.execute, RACE.table, RACE.best
 
 
 GRID = Grid(name="two_momenta", chapter="Two momenta",
