@@ -12,7 +12,8 @@ exactly::
 
 All run under the benchmark's warmup and cosine (:mod:`optedu.choosing.contestants`), with
 :math:`\\beta_1 = 0.9` and decoupled weight decay 0.01 on every tensor; every rule keeps its
-package's other defaults (MARS :math:`\\beta_2 = 0.99`, :math:`\\gamma = 0.025`). MARS's
+package's other defaults (MARS :math:`\\beta_2 = 0.99`, :math:`\\gamma = 0.025`,
+:math:`\\epsilon = 10^{-8}` after the bias correction, as its authors define it). MARS's
 1-D tensors (the biases) take its plain AdamW at the same rate (``lr_1d = lr``). The Lion
 form's grid is the AdamW grid divided by 10 (a sign step moves every coordinate by the rate).
 """
@@ -50,11 +51,11 @@ def _mars(mars_type: str):
 
 CONTESTANTS = {
     "mars": contestants.Contestant(
-        "mars", "MARS, AdamW form (pytorch_optimizer's defaults)", _SPACE,
-        {"lr": 3e-3, **HYPER}, _mars("adamw"), source="pytorch_optimizer 4.1.0"),
+        "mars", "MARS, AdamW form (its authors' defaults)", _SPACE,
+        {"lr": 3e-3, **HYPER}, _mars("mars-adamw"), source="Yuan et al. 2025"),
     "mars_lion": contestants.Contestant(
-        "mars_lion", "MARS, Lion form", _SPACE, {"lr": 3e-4, **HYPER}, _mars("lion"),
-        source="pytorch_optimizer 4.1.0"),
+        "mars_lion", "MARS, Lion form", _SPACE, {"lr": 3e-4, **HYPER}, _mars("mars-lion"),
+        source="Yuan et al. 2025"),
     "cautious_adamw": contestants.Contestant(
         "cautious_adamw", "cautious AdamW (C-AdamW, torch's AdamW defaults)", _SPACE,
         {"lr": 1e-3, **HYPER},

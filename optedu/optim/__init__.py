@@ -26,7 +26,8 @@
 * :mod:`.variants`: rules as other frameworks, papers or sources write them, for comparison.
 
 Imports: only the standard library, torch, and this folder. A rule module imports the base and
-the checks (and a rule it is built on: LAMB uses LARS's trust ratio); nothing here imports
+the checks (and a rule it is built on: LAMB uses LARS's trust ratio, MARS's Shampoo form
+Muon's Newton–Schulz iteration); nothing here imports
 another folder of optedu. The public names are re-exported by :mod:`optedu` (``optedu.Adam``,
 ``optedu.adam``): import them from there.
 """

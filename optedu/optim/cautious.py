@@ -4,8 +4,9 @@ the update and the gradient disagree in sign, and rescale the rest.
 
 AdamW and Lion keep torch's and lion-pytorch's signatures, which have no
 ``cautious`` argument, so the cautious forms are subclasses:
-:class:`CautiousAdamW` and :class:`CautiousLion`. LaProp and MARS take
-``cautious=True``, as pytorch_optimizer's do."""
+:class:`CautiousAdamW` and :class:`CautiousLion`. LaProp takes
+``cautious=True``, as pytorch_optimizer's does (its MARS takes it too; the
+authors' MARS, which optedu follows, does not)."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ class CautiousAdamW(AdamW):
 
     Differences from pytorch_optimizer 4.1.0, which has no cautious AdamW
     class: its cautious AdamW is ``AdEMAMix(alpha=0, cautious=True)`` (or
-    MARS's 1-D path), which divides :math:`m_t` by :math:`1-\beta_1^t`
+    its MARS's 1-D path), which divides :math:`m_t` by :math:`1-\beta_1^t`
     before the denominator rather than folding it into the rate (torch's
     order, kept here): they agree to a few ulps, a bound the tests measure.
     """

@@ -1,6 +1,7 @@
-r"""MARS: a STORM-style variance-reduced gradient, then AdamW's or Lion's step
-(Yuan et al., "MARS: Unleashing the Power of Variance Reduction for
-Training Large Models", ICML 2025)."""
+r"""MARS: a STORM-style variance-reduced gradient, then AdamW's, Lion's or
+Muon's step (Yuan et al., "MARS: Unleashing the Power of Variance Reduction
+for Training Large Models", ICML 2025), as its authors define it in
+``MARS/optimizers/mars.py`` of github.com/AGI-Arena/MARS."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from typing import Any
 import torch
 
 from ._validation import check_betas, check_greater, check_non_negative, invalid
-from .cautious import cautious_mask
-from .optimizer import Optimizer, as_real
+from .muon import zeropower_via_newtonschulz
+from .optimizer import Optimizer
 
-#: pytorch_optimizer's floor under the second moment, inside the square root
-SQUARE_FLOOR = 1e-15
-MARS_TYPES = ("adamw", "lion")
+MARS_TYPES = ("mars-adamw", "mars-lion", "mars-shampoo")
 
 
 def mars(
@@ -32,116 +31,118 @@ def mars(
     beta1: float,
     beta2: float,
     gamma: float,
-    mars_type: str,
-    corrected: bool,
-    cautious: bool,
     eps: float,
     weight_decay: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    maximize: bool,
+    mars_type: str,
+    corrected: bool,
 ) -> None:
     r"""One MARS step on one tensor, in place (the paper's Algorithm 2,
-    MARS-approx, as pytorch_optimizer writes it). ``corrected`` is False for
-    the 1-D tensors that take plain AdamW (``optimize_1d=False``).
+    MARS-approx, in the authors' order of operations). ``corrected`` is
+    False for the tensors that take the plain AdamW path (all but the 2-D
+    ones unless ``optimize_1d``), called with their own rate, betas and
+    :math:`\lambda`.
 
     .. math::
 
         c_t &= g_t + \gamma\tfrac{\beta_1}{1-\beta_1}\,(g_t - g_{t-1}),
-            \qquad c_t \leftarrow c_t / \max(1, \lVert c_t\rVert) \\
+            \qquad c_t \leftarrow c_t / \max(1, \lVert c_t\rVert)
+            \qquad (c_t = g_t \text{ on the AdamW path}) \\
         m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, c_t \\
         \text{AdamW:}\ \ v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, c_t^2,\quad
-            u_t = \frac{m_t}{1-\beta_1^t}\Big/
-            \frac{\sqrt{v_t + 10^{-15}} + \epsilon}{\sqrt{1-\beta_2^t}} \\
+            u_t = \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} \\
         \text{Lion:}\ \ u_t &= \operatorname{sign}(m_t) \\
-        \theta_t &= (1-\eta\lambda)\,\theta_{t-1} - \eta\, u_t
+        \text{Shampoo (2-D):}\ \ u_t &= \sqrt{\max(1, r/c)}\;
+            \operatorname{NS}\!\big(m_t/(1-\beta_1)\big) \\
+        \theta_t &= \theta_{t-1} - \eta\,(\lambda\,\theta_{t-1} + u_t)
 
-    :math:`g_{t-1}` is the previous step's gradient (0 at the first step):
-    the paper's exact form evaluates the old point on the *new* batch, which
-    costs a second backward pass. ``cautious`` masks :math:`m_t` with
-    :func:`~optedu.optim.cautious.cautious_mask` before dividing (or before
-    the sign, which then drops the mask's rescaling).
+    :math:`\epsilon` is added after the bias correction, as in Adam.
+    :math:`g_{t-1}` is ``last_grad``: the previous step's gradient in
+    MARS-approx, 0 at the first step. NS is
+    :func:`~optedu.optim.muon.zeropower_via_newtonschulz` with
+    :math:`\epsilon` as its floor; :math:`r \times c` is the matrix's shape.
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0 and not weight_decouple:
-        g = g.add(param, alpha=weight_decay)               # L2: g_t + λ θ (see the class)
-    param, g, last_grad, exp_avg, exp_avg_sq, max_exp_avg_sq = as_real(
-        param, g, last_grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
     if corrected:
         # c_t = g_t + γ β1/(1-β1) (g_t - g_{t-1}), clipped to norm 1
-        c = (g - last_grad).mul_(gamma * (beta1 / (1.0 - beta1))).add_(g)
+        c = (grad - last_grad).mul_(gamma * (beta1 / (1.0 - beta1))).add_(grad)
         norm = torch.norm(c)
         if norm > 1.0:
             c.div_(norm)
     else:
-        c = g                                              # the 1-D tensors: AdamW on g_t
-    exp_avg.lerp_(c, 1.0 - beta1)                          # m_t = β1 m + (1-β1) c_t
-    update = exp_avg.clone()
-    if cautious:
-        update.mul_(cautious_mask(update, g))              # m_t ∘ φ_t
-    if corrected and mars_type == "lion":
-        update.sign_()                                     # u_t = sign(m_t)
+        c = grad                                           # the AdamW path: c_t = g_t
+    exp_avg.mul_(beta1).add_(c, alpha=1.0 - beta1)         # m_t = β1 m + (1-β1) c_t
+    if corrected and mars_type == "mars-lion":
+        update = exp_avg.sign()                            # u_t = sign(m_t)
+    elif corrected and mars_type == "mars-shampoo" and param.ndim == 2:
+        scale = max(1.0, param.size(0) / param.size(1)) ** 0.5
+        ortho = zeropower_via_newtonschulz(exp_avg.mul(1.0 / (1.0 - beta1)), eps=eps)
+        update = ortho.to(param.dtype).mul_(scale)         # u_t = √max(1, r/c) NS(m/(1-β1))
     else:
         exp_avg_sq.mul_(beta2).addcmul_(c, c, value=1.0 - beta2)  # v = β2 v + (1-β2) c²
         second = exp_avg_sq
         if max_exp_avg_sq is not None:
             torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
             second = max_exp_avg_sq
-        denom = second.add(SQUARE_FLOOR).sqrt_().add_(eps)  # √(v + 1e-15) + ε
-        denom.div_(math.sqrt(1.0 - math.pow(beta2, step))).mul_(1.0 - math.pow(beta1, step))
-        update.div_(denom)                                 # u = m̂ / (√v̂ + ε)
-    if weight_decay != 0 and weight_decouple:
-        param.mul_(1.0 - weight_decay * (1.0 if fixed_decay else lr))  # θ ← (1-ηλ) θ
-    param.add_(update, alpha=-lr)                          # θ_t = θ - η u_t
-    last_grad.copy_(g)                                     # g_{t-1} for the next step
+        denom = second.sqrt().mul_(1.0 / math.sqrt(1.0 - beta2**step))  # √v̂
+        denom.add_(eps).mul_(1.0 - beta1**step)            # (√v̂ + ε)(1-β1^t)
+        update = exp_avg.div(denom)                        # u = m̂ / (√v̂ + ε)
+    param.add_(param.mul(weight_decay).add_(update).mul_(-lr))  # θ - η(λθ + u_t)
 
 
 class MARS(Optimizer):
-    r"""MARS (Yuan et al., ICML 2025) with the arguments, defaults, state and
-    group keys of ``pytorch_optimizer.MARS`` 4.1.0.
+    r"""MARS (Yuan et al., ICML 2025) with the arguments, defaults and state
+    keys of the authors' ``MARS`` class (``MARS/optimizers/mars.py``).
+
+    Exactly 2-D tensors take the corrected step; every other tensor (biases,
+    norms, convolution kernels, scalars) takes plain AdamW with ``lr_1d``,
+    ``betas_1d`` and ``weight_decay_1d``, unless ``optimize_1d``.
 
     Args:
         params: tensors to optimise, or dicts defining parameter groups.
         lr: learning rate :math:`\eta` of the corrected tensors (default ``3e-3``).
         betas: :math:`(\beta_1, \beta_2)` (default ``(0.95, 0.99)``).
+        eps: :math:`\epsilon`, added after the bias correction (default
+            ``1e-8``; the floor of the Newton–Schulz norm in ``"mars-shampoo"``).
+        weight_decay: :math:`\lambda` of the corrected tensors, decoupled
+            (default ``0``).
+        amsgrad: divide by the running maximum of :math:`v` (default ``False``).
         gamma: :math:`\gamma`, the strength of the correction (default
             ``0.025``; 0 gives AdamW or Lion on the clipped gradient).
-        mars_type: ``"adamw"`` (default) or ``"lion"``: the step taken on the
-            corrected momentum.
-        optimize_1d: correct the 1-D tensors too (default ``False``: they
-            take plain AdamW with ``lr_1d``, ``betas_1d``, ``weight_decay_1d``).
-        lr_1d: the 1-D tensors' rate (default ``3e-3``); stored as
+        is_approx: MARS-approx, the previous step's gradient as
+            :math:`g_{t-1}` (default ``True``). ``False``: the exact form; the
+            caller stores the old point's gradient on the new batch with
+            :meth:`update_previous_grad` and moves it into ``last_grad`` with
+            :meth:`update_last_grad`.
+        mars_type: ``"mars-adamw"`` (default), ``"mars-lion"`` or
+            ``"mars-shampoo"``: the step taken on the corrected momentum
+            (Shampoo's acts on 2-D tensors; other corrected ones take AdamW's).
+        optimize_1d: correct every tensor (default ``False``).
+        lr_1d: the other tensors' rate (default ``3e-3``); stored as
             ``lr_1d_factor = lr_1d / lr`` and applied as ``lr * lr_1d_factor``,
             so it follows a scheduled ``lr``.
         betas_1d: their betas (default ``(0.9, 0.95)``).
-        weight_decay: :math:`\lambda` of the corrected tensors (default ``0``).
-        weight_decay_1d: of the 1-D ones (default ``0.1``).
-        weight_decouple: decoupled decay :math:`1-\eta\lambda` (default
-            ``True``); ``False``: L2, :math:`\lambda\theta` added to the gradient.
-        fixed_decay: decay by :math:`1-\lambda`, without :math:`\eta`.
-        ams_bound: divide by the running maximum of :math:`v` (default ``False``).
-        cautious: mask the coordinates where the momentum and the gradient
-            disagree in sign (Liang et al. 2024; default ``False``).
-        eps: :math:`\epsilon`, added to the root (default ``1e-8``).
-        maximize: ascend instead of descend (default ``False``).
+        weight_decay_1d: their :math:`\lambda` (default ``0.1``).
 
-    State per parameter: ``exp_avg``, ``exp_avg_sq``, ``last_grad`` (and
-    ``max_exp_avg_sq`` with ``ams_bound``), tensors like the parameter; the
-    Lion form allocates ``exp_avg_sq`` too and never uses it, as the
-    reference does. The step count is the group's ``step`` (an int).
+    State per parameter: ``step`` (a Python int), ``exp_avg``, ``exp_avg_sq``
+    (allocated by every form, used by AdamW's), ``last_grad``, with
+    ``amsgrad`` ``max_exp_avg_sq``, and in the exact form ``previous_grad``.
 
-    Differences from ``pytorch_optimizer.MARS`` 4.1.0 (bit-identical to its
-    per-parameter path, ``foreach=False``): ``foreach`` and a tensor ``lr``
-    are left out; ``mars_type="shampoo"`` is refused (its step is Muon's
-    Newton–Schulz orthogonalisation, which :class:`~optedu.optim.muon.Muon`
-    teaches); ``lr=0`` is refused (the reference divides by it). Its
-    multi-tensor path (its CPU default) writes the correction's scalar as
-    ``gamma * beta1 / (1 - beta1)``, so it differs from this in the last
-    bits. Its ``weight_decouple=False`` adds :math:`\lambda\theta` to
-    ``p.grad`` *after* the step, so the decay reaches only ``last_grad``;
-    here it is L2 decay, as the name says, so that setting has no reference.
+    Differences from the authors' class: every setting is a group key, so a
+    group may set its own ``gamma``, ``eps``, ``mars_type``, ... (theirs reads
+    those from the constructor and only ``lr``, ``betas``, ``weight_decay``
+    and ``amsgrad`` from a group; with groups that set only these the two
+    agree); ``last_grad`` is a copy of the gradient, not the gradient tensor
+    itself, so ``zero_grad(set_to_none=False)`` does not erase it; ``lr=0``
+    is refused (theirs divides by it); complex parameters are refused; the
+    Newton–Schulz iteration is Muon's, not compiled.
+
+    Where ``pytorch_optimizer.MARS`` 4.1.0 differs: it corrects every tensor
+    of two or more dimensions (its ``"adamw"``), adds :math:`\epsilon` before
+    the bias correction, :math:`(\sqrt{v_t + 10^{-15}} + \epsilon)/
+    \sqrt{1-\beta_2^t}`, and averages with ``lerp``.
     """
 
+    supports_complex = False
+    tensor_step = False      # the authors' state["step"] is a Python int
     # see ._sharding: a piece of a tensor would clip by the piece's norm
     refuses_shards = ("its correction is clipped by the norm of the whole tensor, and a "
                       "tensor's rank picks its rule")
@@ -151,42 +152,37 @@ class MARS(Optimizer):
         params: Iterable[Any],
         lr: float = 3e-3,
         betas: tuple[float, float] = (0.95, 0.99),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
         gamma: float = 0.025,
-        mars_type: str = "adamw",
+        is_approx: bool = True,
+        mars_type: str = "mars-adamw",
         optimize_1d: bool = False,
         lr_1d: float = 3e-3,
         betas_1d: tuple[float, float] = (0.9, 0.95),
-        weight_decay: float = 0.0,
-        weight_decay_1d: float = 1e-1,
-        weight_decouple: bool = True,
-        fixed_decay: bool = False,
-        ams_bound: bool = False,
-        cautious: bool = False,
-        eps: float = 1e-8,
-        maximize: bool = False,
+        weight_decay_1d: float = 0.1,
     ) -> None:
         check_greater("lr", lr)
-        check_non_negative("lr", lr_1d)
-        betas, betas_1d = check_betas(betas), check_betas(betas_1d)
-        if mars_type == "shampoo":
-            raise ValueError("Invalid mars_type value: 'shampoo' (left out: its step is "
-                             "Muon's orthogonalisation; use optedu.optim.muon.Muon)")
-        if mars_type not in MARS_TYPES:
-            raise invalid("mars_type", mars_type, "'adamw' or 'lion'")
-        for name, value in (("gamma", gamma), ("weight_decay", weight_decay),
-                            ("weight_decay_1d", weight_decay_1d), ("eps", eps)):
+        check_non_negative("eps", eps)
+        betas = check_betas(betas)
+        for name, value in (("weight_decay", weight_decay), ("gamma", gamma),
+                            ("lr_1d", lr_1d), ("weight_decay_1d", weight_decay_1d)):
             check_non_negative(name, value)
-        defaults = dict(lr=lr, lr_1d=lr_1d, lr_1d_factor=lr_1d / lr, betas=betas,
-                        betas_1d=betas_1d, mars_type=mars_type, gamma=gamma,
-                        optimize_1d=optimize_1d, weight_decay=weight_decay,
-                        weight_decay_1d=weight_decay_1d, weight_decouple=weight_decouple,
-                        fixed_decay=fixed_decay, ams_bound=ams_bound, cautious=cautious,
-                        eps=eps, maximize=maximize)
+        if len(betas_1d) != 2 or not all(0.0 <= b < 1.0 for b in betas_1d):
+            raise invalid("betas_1d", tuple(betas_1d), "two numbers in [0, 1)")
+        if mars_type not in MARS_TYPES:
+            raise invalid("mars_type", mars_type, "'mars-adamw', 'mars-lion' or 'mars-shampoo'")
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, gamma=gamma, is_approx=is_approx,
+                        mars_type=mars_type, optimize_1d=optimize_1d, lr_1d=lr_1d,
+                        lr_1d_factor=lr_1d / lr, betas_1d=tuple(betas_1d),
+                        weight_decay_1d=weight_decay_1d)
         super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One step; the group's ``step`` counts it."""
+        """One step; each parameter's ``step`` counts its own."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -195,26 +191,51 @@ class MARS(Optimizer):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             self.check_gradients(params)
-            group["step"] = group.get("step", 0) + 1
             for param in params:
                 state = self.state[param]
-                if not state:
-                    for name in ("exp_avg", "exp_avg_sq", "last_grad"):
+                if "step" not in state:
+                    state["step"] = 0
+                    for name in ("exp_avg", "last_grad", "exp_avg_sq"):
                         state[name] = torch.zeros_like(param)
-                    if group["ams_bound"]:
+                    if group["amsgrad"]:
                         state["max_exp_avg_sq"] = torch.zeros_like(param)
-                # the reference tests the real view's rank: a complex vector is corrected
-                corrected = group["optimize_1d"] or as_real(param)[0].ndim >= 2
+                state["step"] += 1
+                corrected = group["optimize_1d"] or param.ndim == 2
                 if corrected:
                     lr, betas, decay = group["lr"], group["betas"], group["weight_decay"]
                 else:
                     lr = group["lr"] * group["lr_1d_factor"]
                     betas, decay = group["betas_1d"], group["weight_decay_1d"]
                 mars(param, param.grad, state["last_grad"], state["exp_avg"],
-                     state["exp_avg_sq"], state.get("max_exp_avg_sq"), group["step"],
+                     state["exp_avg_sq"], state.get("max_exp_avg_sq"), state["step"],
                      lr=lr, beta1=betas[0], beta2=betas[1], gamma=group["gamma"],
-                     mars_type=group["mars_type"], corrected=corrected,
-                     cautious=group["cautious"], eps=group["eps"], weight_decay=decay,
-                     weight_decouple=group["weight_decouple"],
-                     fixed_decay=group["fixed_decay"], maximize=group["maximize"])
+                     eps=group["eps"], weight_decay=decay, mars_type=group["mars_type"],
+                     corrected=corrected)
+                if group["is_approx"]:
+                    state["last_grad"].copy_(param.grad)   # g_{t-1} for the next step
         return loss
+
+    @torch.no_grad()
+    def update_previous_grad(self) -> None:
+        """The exact form: keep each gradient now in ``p.grad`` (the caller's
+        old point on the new batch) as ``previous_grad``."""
+        for group in self.param_groups:
+            if group["is_approx"]:
+                continue
+            for param in group["params"]:
+                if param.grad is not None:
+                    state = self.state[param]
+                    state.setdefault("previous_grad", torch.zeros_like(param))
+                    state["previous_grad"].copy_(param.grad)
+
+    @torch.no_grad()
+    def update_last_grad(self) -> None:
+        """The exact form: the next step's :math:`g_{t-1}` is ``previous_grad``."""
+        for group in self.param_groups:
+            if group["is_approx"]:
+                continue
+            for param in group["params"]:
+                state = self.state[param]
+                if "previous_grad" in state:
+                    state.setdefault("last_grad", torch.zeros_like(param))
+                    state["last_grad"].copy_(state["previous_grad"])

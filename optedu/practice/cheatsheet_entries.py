@@ -304,7 +304,7 @@ _WRITTEN: dict[str, Entry] = {
         "AdamW's job where the momentum lags a fast-changing gradient: a "
         "STORM-style correction (γ = 0.025).",
         "The correction uses the previous batch's gradient: it cuts the lag but "
-        "adds noise (one batch's at γ = 1); 1-D tensors take plain AdamW (lr_1d).",
+        "adds noise (one batch's at γ = 1); all but 2-D tensors take plain AdamW (lr_1d).",
         "A momentum lags; a correction can remove the lag"),
     "CautiousAdamW": Entry(
         r"\phi_t=\mathbf{1}[m_t\odot g_t>0]\frac{n}{k+1},\ \theta_t=(1-\eta\lambda)"
@@ -319,8 +319,8 @@ _WRITTEN: dict[str, Entry] = {
         r"-\eta\,u_t\odot\mathbf{1}[u_t\odot g_t>0]\frac{n}{k+1}",
         "Lion with its hyperparameters, stepping only where the sign agrees "
         "with the gradient.",
-        "The mask after the sign moves kept coordinates by ηn/(k+1); MARS's "
-        "Lion form masks before the sign, which erases the rescale.",
+        "The mask after the sign moves kept coordinates by ηn/(k+1); pytorch_optimizer's "
+        "MARS, Lion form, masks before the sign, which erases the rescale.",
         "Where the mask goes"),
     "NorMuon": Entry(
         r"O_t=\mathrm{NS}(\tilde B_t),\ v_{t,i}=\beta_2v_{t-1,i}+(1-\beta_2)\,"

@@ -284,10 +284,11 @@ def _laprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
 
 
 def _mars(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    """MARS: Adam's two moments and the last gradient (the Lion form allocates ``exp_avg_sq``
-    too, unused, as pytorch_optimizer does); the running maximum with ``ams_bound``;
-    ``step`` is in the group."""
-    extra = ("max_exp_avg_sq",) if group.get("ams_bound", False) else ()
+    """MARS: Adam's two moments and the last gradient (the Lion and Shampoo forms allocate
+    ``exp_avg_sq`` too, unused, as the authors' code does); the running maximum with
+    ``amsgrad``; ``step`` is a Python int (no bytes). The exact form's ``previous_grad``
+    appears only once the caller stores it."""
+    extra = ("max_exp_avg_sq",) if group.get("amsgrad", False) else ()
     return _buffers(shape, "exp_avg", "exp_avg_sq", "last_grad", *extra)
 
 
