@@ -126,14 +126,18 @@ class MARS(Optimizer):
     (allocated by every form, used by AdamW's), ``last_grad``, with
     ``amsgrad`` ``max_exp_avg_sq``, and in the exact form ``previous_grad``.
 
-    Differences from the authors' class: every setting is a group key, so a
-    group may set its own ``gamma``, ``eps``, ``mars_type``, ... (theirs reads
-    those from the constructor and only ``lr``, ``betas``, ``weight_decay``
-    and ``amsgrad`` from a group; with groups that set only these the two
-    agree); ``last_grad`` is a copy of the gradient, not the gradient tensor
-    itself, so ``zero_grad(set_to_none=False)`` does not erase it; ``lr=0``
-    is refused (theirs divides by it); complex parameters are refused; the
-    Newton–Schulz iteration is Muon's, not compiled.
+    Differences from the authors' class: every setting is a group key
+    (``lr_1d`` as ``lr_1d_factor``), so a group may set its own ``gamma``,
+    ``eps``, ``mars_type``, ... (theirs reads those from the constructor and
+    only ``lr``, ``betas``, ``weight_decay`` and ``amsgrad`` from a group;
+    with groups that set only these the two agree); ``last_grad`` is a copy
+    of the gradient, not the gradient tensor itself, so a gradient written
+    in place (``zero_grad(set_to_none=False)``) does not overwrite it, which
+    in theirs cancels the correction; ``lr=0`` is refused (theirs divides by
+    it); complex parameters are refused; the Newton–Schulz iteration is
+    Muon's (the norm taken in bfloat16, a floor instead of an added
+    :math:`\epsilon`), not the authors' compiled copy, so the Shampoo form
+    agrees with theirs only to bfloat16 rounding.
 
     Where ``pytorch_optimizer.MARS`` 4.1.0 differs: it corrects every tensor
     of two or more dimensions (its ``"adamw"``), adds :math:`\epsilon` before
@@ -175,7 +179,7 @@ class MARS(Optimizer):
             raise invalid("mars_type", mars_type, "'mars-adamw', 'mars-lion' or 'mars-shampoo'")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, gamma=gamma, is_approx=is_approx,
-                        mars_type=mars_type, optimize_1d=optimize_1d, lr_1d=lr_1d,
+                        mars_type=mars_type, optimize_1d=optimize_1d,
                         lr_1d_factor=lr_1d / lr, betas_1d=tuple(betas_1d),
                         weight_decay_1d=weight_decay_1d)
         super().__init__(params, defaults)

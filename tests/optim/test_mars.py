@@ -108,7 +108,8 @@ def test_every_tensor_but_a_matrix_takes_the_adamw_path(shape):
 def test_the_adamw_path_is_torch_adamw():
     """Lines 41-52 are AdamW: theta - eta (lambda theta + m_hat / (sqrt(v_hat) + eps)) is
     torch's (1 - eta lambda) theta - eta m_hat / (sqrt(v_hat) + eps), in another rounding
-    order: a bias over 30 steps within 4 ulps of its largest entry (measured 0.5)."""
+    order: an ulp or two a step that nothing contracts, so over 30 steps within 16 ulps of
+    the largest entry (about 2 sqrt(30), a random walk's reach; measured 3.4)."""
     ours = torch.ones(6, dtype=F64, requires_grad=True)
     theirs = torch.ones(6, dtype=F64, requires_grad=True)
     mars = MARS([ours], lr=0.5, lr_1d=0.01, betas_1d=(0.9, 0.99), weight_decay_1d=0.1)
@@ -118,7 +119,7 @@ def test_the_adamw_path_is_torch_adamw():
         theirs.grad = ours.grad.clone()
         mars.step()
         adamw.step()
-    assert (ours - theirs).abs().max() <= 4 * torch.finfo(F64).eps * theirs.abs().max()
+    assert (ours - theirs).abs().max() <= 16 * torch.finfo(F64).eps * theirs.abs().max()
     assert not torch.equal(ours, torch.ones(6, dtype=F64))
 
 
@@ -138,6 +139,22 @@ def test_the_correction_its_gamma_factor_and_its_clip():
     m = opt.state[next(iter(opt.state))]["exp_avg"]
     assert math.isclose(m.norm().item(), 1 - B1, rel_tol=1e-14)
     assert torch.allclose(m, (1 - B1) * big / big.norm(), rtol=1e-14, atol=0)
+
+
+def test_last_grad_is_a_copy():
+    """Line 216 keeps the gradient tensor itself (state['last_grad'] = grad): a gradient
+    written in place, as zero_grad(set_to_none=False) and backward do, would overwrite it and
+    cancel the next correction. Here it is a copy: the second step still corrects by g_1."""
+    w = _tensor((3, 4), 35).requires_grad_()
+    opt = MARS([w], **KW)
+    g1, g2 = _tensor((3, 4), 36, 0.02), _tensor((3, 4), 37, 0.02)
+    w.grad = g1.clone()
+    opt.step()
+    w.grad.copy_(g2)                        # the same tensor, written in place
+    m1 = opt.state[w]["exp_avg"].clone()
+    opt.step()
+    c2 = g2 + GAMMA * B1 / (1 - B1) * (g2 - g1)
+    assert torch.allclose(opt.state[w]["exp_avg"], B1 * m1 + (1 - B1) * c2, rtol=1e-14, atol=0)
 
 
 def test_gamma_one_is_storm_and_gamma_zero_is_adamw():
@@ -261,11 +278,12 @@ def test_state_step_and_a_missing_gradient():
 
 
 def test_defaults_are_the_authors():
-    """Lines 56-57, the signature of the authors' MARS."""
+    """Lines 56-57, the signature of the authors' MARS; lr_1d is kept as lr_1d / lr (line
+    82), the factor a group's lr is multiplied by."""
     assert MARS(harness.params(F64)).defaults == dict(
         lr=3e-3, betas=(0.95, 0.99), eps=1e-8, weight_decay=0.0, amsgrad=False, gamma=0.025,
-        is_approx=True, mars_type="mars-adamw", optimize_1d=False, lr_1d=3e-3,
-        lr_1d_factor=1.0, betas_1d=(0.9, 0.95), weight_decay_1d=0.1)
+        is_approx=True, mars_type="mars-adamw", optimize_1d=False, lr_1d_factor=1.0,
+        betas_1d=(0.9, 0.95), weight_decay_1d=0.1)
 
 
 # --- pytorch_optimizer.MARS 4.1.0: where the two definitions agree, and where they part ---
@@ -308,19 +326,22 @@ def test_the_lion_form_is_pytorch_optimizer_s_bit_for_bit(dtype):
 
 
 def test_the_adamw_form_agrees_with_pytorch_optimizer_s_without_eps():
-    """With eps=0 the placement of eps cannot matter, and in float32 their floor under v,
-    sqrt(v + 1e-15), is lost in rounding once v > 1.7e-8 (1e-15 below half an ulp of v;
-    asserted on every state): the two compute the same real numbers in another order
-    (divide by sqrt(1 - beta2^t) or multiply by its inverse; lerp or multiply-add), within
-    2 ulps of each tensor's largest entry after 25 steps (measured 0.67). In float64 the
-    floor is not lost and is the difference (measured 1e-9 of the move)."""
-    dtype = torch.float32
-    a, _ = _race(lambda g: MARS(g, eps=0.0, **AGREE), dtype)
-    b, theirs = _race(lambda g: Reference(g, eps=0.0, foreach=False, **AGREE), dtype)
-    for p, q in zip(a, b):
-        v = theirs.state[q]["exp_avg_sq"]
-        assert torch.equal(v + 1e-15, v)
-        assert (p - q).abs().max() <= 2 * torch.finfo(dtype).eps * q.abs().max()
+    """With eps=0 the placement of eps cannot matter; what is left is their floor under v,
+    sqrt(v + 1e-15), and the order of operations (divide by sqrt(1 - beta2^t) or multiply by
+    its inverse; lerp or multiply-add). In float64 the floor is the whole difference: within
+    1e-9 of each tensor's move after 25 steps (measured 3.3e-10; with 1e-15 added under
+    optedu's root the two were measured 0.35 ulps apart). That is far below float32's
+    resolution (6e-8), so in float32 only the rounding order remains: within 2 ulps of each
+    tensor's largest entry (measured 0.75)."""
+    start = [_tensor(s, i) for i, s in enumerate(SHAPES)]
+    for dtype, bound in ((F64, None), (torch.float32, 2)):
+        a, _ = _race(lambda g: MARS(g, eps=0.0, **AGREE), dtype)
+        b, _ = _race(lambda g: Reference(g, eps=0.0, foreach=False, **AGREE), dtype)
+        for p, q, s in zip(a, b, start):
+            if bound is None:
+                assert (p - q).abs().max() <= 1e-9 * (q.detach() - s).abs().max()
+            else:
+                assert (p - q).abs().max() <= bound * torch.finfo(dtype).eps * q.abs().max()
 
 
 def test_where_pytorch_optimizer_s_definition_parts():
