@@ -91,7 +91,7 @@ class RandomProjector:
         if self.ortho_matrix is None or step % self.update_proj_gap == 0:
             shape = (grad.shape[0], self.rank) if side == "left" else (self.rank, grad.shape[1])
             self.ortho_matrix = (seeded_gaussian(shape, self.seed, torch.float32)
-                                 / math.sqrt(self.rank)).to(grad.dtype)
+                                 / math.sqrt(self.rank)).to(grad)
             self.seed = next_seed(self.seed)
         if side == "right":
             return grad @ self.ortho_matrix.t()

@@ -85,7 +85,7 @@ def power_iteration(matrix: torch.Tensor, num_iters: int = 100,
                     error_tolerance: float = 1e-6) -> torch.Tensor:
     r"""The largest eigenvalue of a symmetric PSD matrix: :math:`v \leftarrow Av/\|Av\|`
     until :math:`v^\top A v` moves by at most ``error_tolerance``."""
-    v = torch.tensor(_start_vector(matrix.shape[0]), dtype=torch.float64).to(matrix.dtype)
+    v = torch.tensor(_start_vector(matrix.shape[0]), dtype=torch.float64).to(matrix)
     s = matrix.new_zeros(())
     for _ in range(num_iters):
         v = v / torch.linalg.vector_norm(v)
@@ -100,7 +100,7 @@ def power_iteration(matrix: torch.Tensor, num_iters: int = 100,
 
 def mat_power(matrix: torch.Tensor, p: int) -> torch.Tensor:
     """:math:`M^p` by repeated squaring, in the reference's order of products."""
-    power = torch.eye(matrix.shape[0], dtype=matrix.dtype)
+    power = torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
     while p > 0:
         if p % 2 == 1:
             power = matrix @ power
@@ -126,7 +126,7 @@ def matrix_inverse_pth_root(matrix: torch.Tensor, p: int, *, ridge_epsilon: floa
     :math:`M_k \to I` and :math:`H_k \to A_\epsilon^{-1/p}`; it stops at 100 iterations, at
     an error of ``error_tolerance``, or when the error grows by 1.2 times, keeping then the
     :math:`H` before the last step."""
-    identity = torch.eye(matrix.shape[0], dtype=matrix.dtype)
+    identity = torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
     max_ev = power_iteration(matrix) if relative_epsilon else matrix.new_tensor(1.0)
     ridge = ridge_epsilon * torch.clamp(max_ev, min=1e-6)
     damped = matrix + ridge * identity                           # A + εI

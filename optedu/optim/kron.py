@@ -115,7 +115,8 @@ def init_preconditioner(grad: torch.Tensor, scale: float, max_size: int, min_ndi
         raise invalid("grad.dim()", grad.dim(), "at most 13 axes")
     diag = diagonal_dims(tuple(grad.shape), max_size, min_ndim, memory_save_mode)
     scale = scale ** (1 / grad.dim())
-    Q = [scale * (torch.ones(n, dtype=dtype) if d else torch.eye(n, dtype=dtype))
+    Q = [scale * (torch.ones(n, dtype=dtype, device=grad.device) if d
+                   else torch.eye(n, dtype=dtype, device=grad.device))
          for n, d in zip(grad.shape, diag)]
     return Q, einsum_exprs(diag)
 
@@ -216,11 +217,12 @@ def kron(param: torch.Tensor, grad: torch.Tensor, state: State, *, lr: float,
         balance_factors(Q)
     if do_update:
         h = m_hat if momentum_into_precond_update else grad.to(precond_dtype, copy=True)
-        update_preconditioner(Q, exprs, h, torch.tensor(precond_lr, dtype=precond_dtype),
+        update_preconditioner(Q, exprs, h,
+                              torch.tensor(precond_lr, dtype=precond_dtype, device=h.device),
                               torch.tensor(torch.finfo(precond_dtype).tiny,
-                                           dtype=precond_dtype))
+                                           dtype=precond_dtype, device=h.device))
     u = torch.einsum(exprs[-1], *Q, *Q, m_hat)          # u = Q^T Q m̂
-    u.mul_(torch.minimum(torch.tensor(1.0, dtype=u.dtype),  # rms(u) ≤ 1.1
+    u.mul_(torch.minimum(torch.tensor(1.0, dtype=u.dtype, device=u.device),  # rms ≤ 1.1
                          1.1 / u.square().mean().sqrt().add(1e-12)))
     u = u.view(param.shape)
     if weight_decay != 0 and param.dim() >= 2:

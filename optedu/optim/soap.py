@@ -103,10 +103,10 @@ def eigenbases(factors: list[Basis]) -> list[Basis]:
             bases.append([])
             continue
         try:
-            _, q = torch.linalg.eigh(m + 1e-30 * torch.eye(m.shape[0], dtype=m.dtype))
+            _, q = torch.linalg.eigh(m + 1e-30 * torch.eye(m.shape[0], dtype=m.dtype, device=m.device))
         except RuntimeError:  # torch.linalg.LinAlgError: no convergence
             m64 = m.to(torch.float64)
-            _, q = torch.linalg.eigh(m64 + 1e-30 * torch.eye(m.shape[0], dtype=torch.float64))
+            _, q = torch.linalg.eigh(m64 + 1e-30 * torch.eye(m.shape[0], dtype=torch.float64, device=m.device))
             q = q.to(m.dtype)
         bases.append(torch.flip(q, dims=[1]))                          # largest first
     return bases

@@ -157,7 +157,7 @@ def nearest_code(u: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     The midpoints :math:`(c_k + c_{k+1})/2` of float32 codes are exact in
     float64, so comparing ``u`` (exact in float64) with them rounds exactly.
     """
-    c = code.to(torch.float64)
+    c = code.to(device=u.device, dtype=torch.float64)
     midpoints = (c[:-1] + c[1:]) / 2
     return torch.bucketize(u.to(torch.float64), midpoints)  # #midpoints < u
 
@@ -210,7 +210,7 @@ def dequantize_blockwise(
     if absmax.shape != (-(-indices.numel() // block_size),):
         raise invalid("absmax", tuple(absmax.shape),
                       f"one value per block of {block_size} elements")
-    values = code.to(absmax.dtype)[_blocks(indices, block_size).long()]
+    values = code.to(absmax)[_blocks(indices, block_size).long()]
     x_hat = values * absmax[:, None]                    # x̂_i = c_{q_i} a_b
     return x_hat.reshape(-1)[: indices.numel()].view(indices.shape)
 
@@ -220,7 +220,7 @@ def error_bound(u: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     value allowed by the bracket of the code that holds ``u`` (see the
     module docstring); the round-trip error of :math:`x` is at most
     :math:`a_b\,\rho(x/a_b)` plus rounding."""
-    c = code.to(torch.float64)
+    c = code.to(device=u.device, dtype=torch.float64)
     u = u.to(torch.float64)
     # c_{j-1} <= u < c_j
     j = torch.searchsorted(c, u, right=True).clamp(1, CODE_SIZE - 1)

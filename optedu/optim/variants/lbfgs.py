@@ -29,7 +29,7 @@ def bfgs_inverse_update(H: torch.Tensor, s: torch.Tensor,
     :math:`O(n^2)` memory and work; returns a new matrix.
     """
     rho = 1.0 / y.dot(s)
-    V = torch.eye(len(s), dtype=H.dtype) - rho * torch.outer(y, s)
+    V = torch.eye(len(s), dtype=H.dtype, device=H.device) - rho * torch.outer(y, s)
     return V.T @ H @ V + rho * torch.outer(s, s)      # N&W eq. 6.17
 
 
@@ -44,7 +44,7 @@ def lbfgs_matrix(steps: Sequence[torch.Tensor], dirs: Sequence[torch.Tensor],
     :math:`-H_k g` without forming it.
     """
     n = len(steps[0]) if steps else 0
-    H = float(h_diag) * torch.eye(n, dtype=steps[0].dtype)
+    H = float(h_diag) * torch.eye(n, dtype=steps[0].dtype, device=steps[0].device)
     for s, y in zip(steps, dirs, strict=True):
         H = bfgs_inverse_update(H, s, y)
     return H
