@@ -30,6 +30,7 @@ import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,7 @@ from torch import nn
 
 __all__ = ["VOCAB", "CORPUS_SHA256", "VALIDATION_EVERY", "Corpus", "stdlib_source",
            "batches", "RMSNorm", "rotary", "Attention", "MLP", "Block", "GPT", "Size",
-           "LADDER", "non_embedding_parameters"]
+           "LADDER", "non_embedding_parameters", "CONTEXT", "windows", "evaluate", "train"]
 
 #: bytes are the tokens
 VOCAB = 256
@@ -119,8 +120,8 @@ def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
     on their positions only through their distance. ``x`` is ``(batch, heads, time, d)``."""
     t, d = x.shape[-2], x.shape[-1]
     exact = torch.float64 if x.dtype == torch.float64 else torch.float32
-    freq = base ** (-torch.arange(0, d, 2, dtype=exact) / d)
-    angle = torch.outer(torch.arange(t, dtype=exact), freq)
+    freq = base ** (-torch.arange(0, d, 2, dtype=exact, device=x.device) / d)
+    angle = torch.outer(torch.arange(t, dtype=exact, device=x.device), freq)
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
     x1, x2 = x[..., :d // 2], x[..., d // 2:]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -234,3 +235,80 @@ class Size:
 
 #: depth and width grown together, about 33× in non-embedding parameters from bottom to top
 LADDER = (Size("S", 2, 48), Size("M", 3, 96), Size("L", 4, 128), Size("XL", 6, 160))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+#: bytes of context per sequence
+CONTEXT = 128
+
+
+def windows(data: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """``count`` windows of ``CONTEXT + 1`` bytes at offsets drawn by a generator seeded with
+    ``seed``: a fixed evaluation set (``(count, CONTEXT + 1)``, ``int64``)."""
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.randint(len(data) - CONTEXT, (count,), generator=gen).tolist()
+    return torch.stack([data[s:s + CONTEXT + 1] for s in starts]).long()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, held: torch.Tensor, chunk: int = 64) -> float:
+    """Mean cross-entropy (nats per byte) of ``model`` on the windows ``held``."""
+    was = model.training
+    model.eval()
+    total = 0.0
+    for i in range(0, len(held), chunk):
+        w = held[i:i + chunk]
+        logits = model(w[:, :-1])
+        total += F.cross_entropy(logits.reshape(-1, VOCAB), w[:, 1:].reshape(-1),
+                                 reduction="sum").item()
+    model.train(was)
+    return total / (len(held) * CONTEXT)
+
+
+def train(model: nn.Module, training: Any, steps: int, batch: int, seed: int,
+          corpus: Corpus, *, evals: int = 16, eval_windows: int = 64,
+          final_windows: int = 512, device: str = "cpu") -> dict[str, Any]:
+    """Train ``model`` for ``steps`` steps of ``batch`` windows of :data:`CONTEXT` bytes
+    drawn from ``corpus.train`` (order seeded by ``seed``), stepping ``training`` (an
+    :class:`optedu.choosing.contestants.Training`: the optimizers and their schedule).
+
+    Returns ``evals`` (``[(step, validation loss), ...]`` on ``eval_windows`` fixed windows,
+    ``evals`` times evenly), ``train_loss`` (the mean training loss over each interval
+    between two evaluations), ``final`` (the validation loss at the end on
+    ``final_windows`` fixed windows: the number compared) and ``diverged`` (a non-finite
+    training loss over an interval, where the run stops; ``final`` is then ``None``).
+    """
+    model.to(device)
+    small = windows(corpus.val, eval_windows, seed=1).to(device)
+    every = max(1, steps // evals)
+    stream = batches(corpus.train, batch, CONTEXT, seed)
+    out: dict[str, Any] = {"evals": [], "train_loss": [], "diverged": False}
+    # the training loss is summed on the device and read at each evaluation (reading it
+    # every step would wait for the device every step); a run whose loss is not finite
+    # stops there
+    running, count = torch.zeros((), dtype=torch.float64, device=device), 0
+    for t in range(steps):
+        x, y = next(stream)
+        x, y = x.to(device), y.to(device)
+        training.zero_grad()
+        loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
+        loss.backward()
+        training.step(t)
+        running, count = running + loss.detach(), count + 1
+        if (t + 1) % every == 0 or t + 1 == steps:
+            mean = running.item() / count
+            if not math.isfinite(mean):
+                out.update(diverged=True, final=None, steps_done=t + 1)
+                return out
+            training.eval()
+            out["evals"].append((t + 1, evaluate(model, small)))
+            training.train()
+            out["train_loss"].append((t + 1, mean))
+            running, count = torch.zeros_like(running), 0
+    training.eval()
+    out["final"] = evaluate(model, windows(corpus.val, final_windows, seed=2).to(device))
+    training.train()
+    out["steps_done"] = steps
+    return out

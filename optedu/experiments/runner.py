@@ -20,7 +20,7 @@ import pathlib
 import sys
 import textwrap
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from optedu.instruments import store
@@ -28,7 +28,7 @@ from optedu.instruments.reproducible import pin_cpu_kernels
 
 from .grid import Grid, Job, get, names
 
-__all__ = ["run", "rerun", "missing", "listing", "main"]
+__all__ = ["run", "run_parallel", "rerun", "missing", "listing", "main"]
 
 
 def _settings() -> None:
@@ -64,6 +64,60 @@ def run(grid: Grid, folder: pathlib.Path | str | None = None) -> dict[str, Any]:
                 store.progress(i, len(todo), start)
         ran += len(todo)
     return store.write_meta(out, grid.name, ran, time.monotonic() - start, wall, 1)
+
+
+def run_parallel(grid: Grid, workers: int, folder: pathlib.Path | str | None = None,
+                 deadline: float | None = None,
+                 priority: Callable[[Job], float] | None = None) -> dict[str, Any]:
+    """:func:`run` on ``workers`` processes: the plan is read again as each run ends (so a
+    grid whose plan grows with its results keeps them busy), runs start in ``priority``
+    order (lowest first; default the plan's), and none starts after ``deadline`` seconds.
+    A run that raises is reported and the others go on; the first error is raised at the
+    end. Each worker runs on one thread with torch's CPU kernels capped at AVX2."""
+    import concurrent.futures as cf
+    import multiprocessing
+    import traceback
+
+    _settings()
+    out = grid.path(folder)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    store.repair(out)
+    start, wall = time.monotonic(), time.time()
+    ran, failed = 0, []
+    running: dict[cf.Future, Job] = {}
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_settings) as pool, \
+            out.open("a") as sink:
+        while True:
+            late = deadline is not None and time.monotonic() - start > deadline
+            busy = {j.key for j in running.values()} | {j.key for j in failed}
+            todo = [] if late else [j for j in missing(grid, store.load(out), out.parent)
+                                    if j.key not in busy]
+            if priority is not None:
+                todo.sort(key=priority)
+            for job in todo[:max(0, workers - len(running))]:
+                running[pool.submit(grid.execute, job)] = job
+            if not running:
+                break
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                try:
+                    record = future.result()
+                except Exception as error:  # noqa: BLE001 - reported, raised at the end
+                    failed.append(job)
+                    print(f"{grid.name}: {job.key} failed: {error!r}\n"
+                          + "".join(traceback.format_exception(error)), file=sys.stderr)
+                    continue
+                store.append(sink, record)
+                ran += 1
+                print(f"{grid.name}: {ran} runs in {time.monotonic() - start:.0f} s "
+                      f"({job.key})", file=sys.stderr, flush=True)
+    meta = store.write_meta(out, grid.name, ran, time.monotonic() - start, wall, workers)
+    if failed:
+        raise RuntimeError(f"{len(failed)} runs of {grid.name} failed, the first "
+                           f"{failed[0].key} (see the errors above)")
+    return meta
 
 
 def rerun(grid: Grid, keys: Iterable[Sequence[Any]],

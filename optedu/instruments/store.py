@@ -147,8 +147,15 @@ def machine(where: pathlib.Path | None = None) -> dict[str, Any]:
     return {"machine": {"cpu": cpu, "cores": os.cpu_count(), "system": platform.system(),
                         "kernels": os.environ.get("ATEN_CPU_CAPABILITY", "default")},
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "numpy": numpy.__version__, "optedu": version("optedu")},
+                         "numpy": numpy.__version__, "optedu": _version(version)},
             "commit": commit + ("+changes" if dirty else "")}
+
+
+def _version(version: Any) -> str:
+    try:
+        return version("optedu")
+    except Exception:  # noqa: BLE001 - run from a checkout that is not installed
+        return "not installed"
 
 
 def progress(done: int, total: int, start: float, stream=None) -> None:
