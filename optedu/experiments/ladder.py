@@ -85,10 +85,12 @@ BETAS = (0.9, 0.95)
 
 KEY = Key("size", "optimizer", "rate", "decay", "steps", "seed")
 SIZES = {s.name: s for s in lm.LADDER}
-#: the rungs the CPU grid (``make experiments-ladder``) plans so far: a rung's tuning costs
-#: about 76 runs, ~30 CPU-minutes at S, ~6 CPU-hours at M, ~30 at L and ~150 at XL (runs
-#: of 512 steps measured at 20 s, 5 min, 26 min and 2 h on one core), so the CPU ladder
-#: grows a rung at a time; an accelerator runs every rung (:func:`main`)
+#: the rungs the CPU grid (``make experiments-ladder``) plans so far. A rung's tuning is about
+#: 70 runs: S took 645 s on one core (9 s a run); from the step times of each rung (0.49, 1.0
+#: and 2.0 s per 4,096 tokens on one core) a run takes about 5 min at M, 26 min at L and 2 h at
+#: XL, so about 6, 30 and 140 CPU-hours: the CPU ladder grows a rung at a time, and an
+#: accelerator runs every rung (:func:`main`; an H200 shared by 14 processes took 65 s for
+#: a run at XL)
 CPU_SIZES = ("S",)
 
 
@@ -212,7 +214,7 @@ def plan(stored: Sequence[dict[str, Any]], sizes: Iterable[str] = tuple(SIZES),
             # 3. the decay at the best rate: 0, 1 and 3 times the default, extended upward
             ds = [0, 1, 3]
             while True:
-                jobs += [job(k_best, d) for d in ds if d != 1]
+                jobs += [job(k_best, d) for d in ds if d != 1 and job(k_best, d) not in jobs]
                 if any(get(k_best, d) is None for d in ds):
                     break
                 d_top = min(ds, key=lambda d: _final(get(k_best, d)))
@@ -267,8 +269,8 @@ def _jobs(device: str, corpus: str | None, stored: Sequence[dict[str, Any]],
 def grid_for(device: str = "cpu", label: str | None = None,
              corpus: str | None = None) -> Grid:
     """The ladder's grid on ``device``: on a CPU the rungs :data:`CPU_SIZES`, stored in
-    ``ladder.jsonl``; elsewhere every rung, stored in ``ladder_LABEL.jsonl``; ``corpus``: the folder holding Python 3.11.7's standard library
-    (default this interpreter's)."""
+    ``ladder.jsonl``; elsewhere every rung, stored in ``ladder_LABEL.jsonl``; ``corpus``:
+    the folder holding Python 3.11.7's standard library (default this interpreter's)."""
     if device != "cpu" and not label:
         raise ValueError(f"Invalid label: {label!r} (a run on {device} needs a name for "
                          "its file, such as the device's model)")
@@ -278,7 +280,7 @@ def grid_for(device: str = "cpu", label: str | None = None,
         about="six optimizers tuned per size on the language-model ladder (on a CPU so "
               f"far the rungs {', '.join(CPU_SIZES)}), three seeds at each best, AdamW at "
               "half and twice the tokens.",
-        minutes=40 if device == "cpu" else 10, file=file, job=KEY,
+        minutes=11 if device == "cpu" else 60, file=file, job=KEY,
         jobs=functools.partial(_jobs, device, corpus), execute=execute,
         sample={"S": 2})
 
