@@ -38,7 +38,8 @@ from torch import nn
 
 __all__ = ["VOCAB", "CORPUS_SHA256", "VALIDATION_EVERY", "Corpus", "stdlib_source",
            "batches", "RMSNorm", "rotary", "Attention", "MLP", "Block", "GPT", "Size",
-           "LADDER", "non_embedding_parameters", "CONTEXT", "windows", "evaluate", "train"]
+           "LADDER", "non_embedding_parameters", "CONTEXT", "windows", "evaluate", "train",
+           "MUP_BASE_WIDTH", "mu_gpt"]
 
 #: bytes are the tokens
 VOCAB = 256
@@ -209,6 +210,62 @@ class GPT(nn.Module):
         for block in self.blocks:
             z = block(z)
         return self.head(self.norm(z))
+
+
+#: the width at which the µP model and the standard one coincide: the ladder's S
+MUP_BASE_WIDTH = 48
+
+
+def mu_gpt(depth: int, width: int, seed: int = 0, *, base_width: int = MUP_BASE_WIDTH,
+           readout: type[nn.Linear] | None = None, zero_query: bool = True,
+           **options: bool) -> tuple[GPT, dict[str, Any]]:
+    r"""The GPT in µP (Yang et al., 2022, "Tensor Programs V"), and its shapes for
+    :func:`optedu.training.mup.mup_param_groups`.
+
+    Against :class:`GPT` (the standard parametrisation, SP), at width :math:`n` and
+    :math:`m = n / n_0` (``base_width`` :math:`n_0`, where the two coincide):
+
+    * the head is a :class:`optedu.training.mup.MuReadout` (``readout``; ``mup.MuReadout``
+      for a comparison), its input divided by :math:`m`, its weight zero at the start;
+    * the blocks' matrices (two widths) are drawn with deviation
+      :math:`0.02\sqrt{n_0/n}` (the residual outputs' :math:`0.02/\sqrt{2\,\text{depth}}`
+      likewise): variance :math:`\propto 1/\text{fan}_\text{in}`; the embedding keeps 0.02;
+    * the query matrices start at zero (``zero_query``), as Yang et al. advise;
+    * Adam's rate for the blocks' matrices is :math:`\eta/m` (the groups of
+      :func:`~optedu.training.mup.mup_param_groups` with ``kind="adam"``).
+
+    The heads are 16 wide at every width (their number grows), so µP's attention scale
+    :math:`1/d` differs from the standard :math:`1/\sqrt d` by a constant here: the
+    attention keeps :math:`1/\sqrt{16}`. Returns ``(model, shapes)``.
+    """
+    from optedu.training import mup
+
+    readout = readout or mup.MuReadout
+
+    def plain(w: int) -> GPT:
+        model = GPT(depth, w, w // 16, **options)
+        model.head = readout(w, VOCAB, bias=False)
+        return model
+
+    base, delta = plain(base_width), plain(2 * base_width)
+    torch.manual_seed(seed)
+    model = GPT(depth, width, width // 16, **options)
+    model.head = readout(width, VOCAB, bias=False, readout_zero_init=True)
+    if isinstance(model.head, mup.MuReadout):
+        shapes = mup.set_base_shapes(model, base, delta, rescale_params=False)
+    else:
+        import mup as reference                   # the authors' package, for a comparison
+        reference.set_base_shapes(model, base, delta=delta, rescale_params=False)
+        shapes = mup.shapes_of(model, base, delta)
+    for name, p in model.named_parameters():
+        if p.dim() == 2 and shapes[name].n_width == 2:
+            residual = name.endswith(("attention.o.weight", "mlp.down.weight"))
+            mup.normal_(p, shapes[name], std=0.02 / math.sqrt(2 * depth) if residual else 0.02)
+    if zero_query:
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attention.q.weight.zero_()
+    return model, shapes
 
 
 def non_embedding_parameters(model: GPT) -> int:
