@@ -219,7 +219,7 @@ MUP_BASE_WIDTH = 48
 def mu_gpt(depth: int, width: int, seed: int = 0, *, base_width: int = MUP_BASE_WIDTH,
            readout: type[nn.Linear] | None = None, zero_query: bool = True,
            **options: bool) -> tuple[GPT, dict[str, Any]]:
-    r"""The GPT in µP (Yang et al., 2022, "Tensor Programs V"), and its shapes for
+    r"""The GPT in µP (Yang et al., "Tensor Programs V", NeurIPS 2021), and its shapes for
     :func:`optedu.training.mup.mup_param_groups`.
 
     Against :class:`GPT` (the standard parametrisation, SP), at width :math:`n` and

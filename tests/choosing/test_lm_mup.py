@@ -117,5 +117,5 @@ def test_an_adam_rate_not_divided_by_the_width_is_caught():
 def test_a_readout_left_in_the_standard_parametrisation_is_caught():
     s = slopes("sp_readout")
     assert (s[:, -1] > 0.4).all(), s           # the logits grow like sqrt(n) and more
-    assert s[:, :-1].abs().max() < 0.4
+    assert s[:, :-1].max() < 0.2                # no block output grows
     assert not math.isnan(float(s[0, -1]))
