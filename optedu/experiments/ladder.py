@@ -279,10 +279,11 @@ def grid_for(device: str = "cpu", label: str | None = None,
                          "its file, such as the device's model)")
     file = "ladder.jsonl" if device == "cpu" else f"ladder_{label}.jsonl"
     return Grid(
-        name="ladder", chapter="What changes with scale",
+        name="ladder", chapter="What changes with scale (to be written)",
         about="six optimizers tuned per size on the language-model ladder (on a CPU so "
-              f"far the rungs {', '.join(CPU_SIZES)}), three seeds at each best, AdamW at "
-              "half, twice and four times the tokens.",
+              f"far the rungs {', '.join(CPU_SIZES)}; M, L and XL would take about 6, 30 and "
+              "140 CPU-hours), three seeds at each best, AdamW at half, twice and four "
+              "times the tokens.",
         minutes=11 if device == "cpu" else 60, file=file, job=KEY,
         jobs=functools.partial(_jobs, device, corpus), execute=execute,
         sample={"S": 2})
