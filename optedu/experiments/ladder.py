@@ -57,7 +57,12 @@ from torch import nn
 from optedu.choosing import lm
 from optedu.choosing.contestants import Training, schedule_for, WARMUP_FRACTION
 from optedu.instruments import store
-from optedu import SOAP, AdamMini, AdamW, AdamWScheduleFree, Lion, Muon
+from optedu.optim.adam import AdamW
+from optedu.optim.adam_mini import AdamMini
+from optedu.optim.lion import Lion
+from optedu.optim.muon import Muon
+from optedu.optim.schedule_free import AdamWScheduleFree
+from optedu.optim.soap import SOAP
 from optedu.training.muon_groups import muon_adamw_groups
 
 from .grid import Grid, Job, Key
