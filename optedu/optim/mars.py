@@ -143,7 +143,10 @@ class MARS(Optimizer):
     Where ``pytorch_optimizer.MARS`` 4.1.0 differs: it corrects every tensor
     of two or more dimensions (its ``"adamw"``), adds :math:`\epsilon` before
     the bias correction, :math:`(\sqrt{v_t + 10^{-15}} + \epsilon)/
-    \sqrt{1-\beta_2^t}`, and averages with ``lerp``.
+    \sqrt{1-\beta_2^t}`, counts steps per group, not per parameter, has no
+    exact form, and averages with ``lerp``. timm's ``Mars`` corrects every
+    tensor of two or more dimensions too, takes :math:`c_1 = g_1`, and
+    defaults to :math:`\beta = (0.9, 0.99)` for both paths.
     """
 
     supports_complex = False
