@@ -386,7 +386,7 @@ def test_defaults_are_the_authors():
         betas_1d=(0.9, 0.95), weight_decay_1d=0.1)
 
 
-# --- pytorch_optimizer.MARS 4.1.0: where the two definitions agree, and where they part ---
+# --- pytorch_optimizer.MARS 4.1.0: where its definition and the authors' agree, and where not ---
 
 SHAPES = [(4, 5), (5,), (3, 2, 2, 2), (5, 3), (3,)]
 
