@@ -11,11 +11,14 @@ exactly::
     python -m optedu.experiments mars
 
 All run under the benchmark's warmup and cosine (:mod:`optedu.choosing.contestants`), with
-:math:`\\beta_1 = 0.9` and decoupled weight decay 0.01 on every tensor; every rule keeps its
-package's other defaults (MARS :math:`\\beta_2 = 0.99`, :math:`\\gamma = 0.025`,
-:math:`\\epsilon = 10^{-8}` after the bias correction, as its authors define it). MARS's
-1-D tensors (the biases) take its plain AdamW at the same rate (``lr_1d = lr``). The Lion
-form's grid is the AdamW grid divided by 10 (a sign step moves every coordinate by the rate).
+:math:`\\beta_1 = 0.9` and decoupled weight decay 0.01 on every tensor. MARS is therefore not
+at its authors' defaults: its :math:`\\beta_1` is 0.9 (theirs 0.95), and its 1-D tensors (the
+biases) take its plain AdamW at the same rate (``lr_1d = lr``; theirs ``3e-3``) with
+``betas_1d = (0.9, 0.99)`` (theirs ``(0.9, 0.95)``) and ``weight_decay_1d = 0.01`` (theirs
+0.1). It keeps the rest of theirs (:math:`\\beta_2 = 0.99`, :math:`\\gamma = 0.025`,
+:math:`\\epsilon = 10^{-8}` after the bias correction); the AdamW rules keep torch's
+:math:`\\beta_2 = 0.999`. The Lion form's grid is the AdamW grid divided by 10 (a sign step
+moves every coordinate by the rate).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def _mars(mars_type: str):
 
 CONTESTANTS = {
     "mars": contestants.Contestant(
-        "mars", "MARS, AdamW form (its authors' defaults)", _SPACE,
+        "mars", "MARS, AdamW form (beta2 0.99, gamma 0.025; lr_1d = lr)", _SPACE,
         {"lr": 3e-3, **HYPER}, _mars("mars-adamw"), source="Yuan et al. 2025"),
     "mars_lion": contestants.Contestant(
         "mars_lion", "MARS, Lion form", _SPACE, {"lr": 3e-4, **HYPER}, _mars("mars-lion"),

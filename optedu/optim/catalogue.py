@@ -74,7 +74,10 @@ class Rule:
         parent: the rule it changes, its parent in the family tree (``""``: a root).
         change: what it changes, in one sentence.
         reference: ``(module, name)`` of what it is proved equal to: ``("torch.optim", name)``
-            for a torch twin, else the reference package's class (or optax's function).
+            for a torch twin, else the reference package's class (or optax's function), or,
+            where the authors publish no package, the module's path in their repository
+            (MARS: ``("MARS.optimizers.mars", "MARS")``, never imported; ``same_arguments``
+            is False, so nothing reads its defaults).
         test: the test file, relative to ``tests/``, that checks it against ``reference``
             (:data:`PARITY_TEST` for a torch twin run by the shared parity grid).
         state: its state in closed form for :mod:`optedu.precision.memory`: the keys of
@@ -447,9 +450,10 @@ CATALOGUE: tuple[Rule, ...] = (
          parent="AdamW",
          change=("Averages a gradient corrected by γβ₁/(1−β₁) times its change since the last "
                  "step (STORM's recursion, scaled)."),
-         # the authors' mars.py is no package: the tests check what it specifies by hand, and
-         # pytorch_optimizer's where the two definitions agree
-         reference=("pytorch_optimizer", "MARS"), test="optim/test_mars.py",
+         # the authors' MARS/optimizers/mars.py (github.com/AGI-Arena/MARS) is no package:
+         # named by its path there, never imported; the tests compute what it specifies by
+         # hand (and pytorch_optimizer's MARS where the two definitions agree)
+         reference=("MARS.optimizers.mars", "MARS"), test="optim/test_mars.py",
          state="mars",
          memory_settings=({}, dict(amsgrad=True, mars_type="mars-lion")),
          small_run=dict(lr=0.01, weight_decay=0.1, amsgrad=True),

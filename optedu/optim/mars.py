@@ -127,7 +127,8 @@ class MARS(Optimizer):
     ``amsgrad`` ``max_exp_avg_sq``, and in the exact form ``previous_grad``.
 
     Differences from the authors' class: every setting is a group key
-    (``lr_1d`` as ``lr_1d_factor``), so a group may set its own ``gamma``,
+    (``lr_1d`` as ``lr_1d_factor``; a group's ``lr_1d`` is refused, as theirs
+    would ignore it), so a group may set its own ``gamma``,
     ``eps``, ``mars_type``, ... (theirs reads those from the constructor and
     only ``lr``, ``betas``, ``weight_decay`` and ``amsgrad`` from a group;
     with groups that set only these the two agree); ``last_grad`` is a copy
@@ -142,7 +143,10 @@ class MARS(Optimizer):
     Where ``pytorch_optimizer.MARS`` 4.1.0 differs: it corrects every tensor
     of two or more dimensions (its ``"adamw"``), adds :math:`\epsilon` before
     the bias correction, :math:`(\sqrt{v_t + 10^{-15}} + \epsilon)/
-    \sqrt{1-\beta_2^t}`, and averages with ``lerp``.
+    \sqrt{1-\beta_2^t}`, counts steps per group, not per parameter, has no
+    exact form, and averages with ``lerp``. timm's ``Mars`` corrects every
+    tensor of two or more dimensions too, takes :math:`c_1 = g_1`, and
+    defaults to :math:`\beta = (0.9, 0.99)` for both paths.
     """
 
     supports_complex = False
@@ -183,6 +187,14 @@ class MARS(Optimizer):
                         lr_1d_factor=lr_1d / lr, betas_1d=tuple(betas_1d),
                         weight_decay_1d=weight_decay_1d)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """A group's ``lr_1d`` is refused: the rate is kept as ``lr_1d_factor``,
+        which a group may set, so an ``lr_1d`` there would be ignored."""
+        if "lr_1d" in param_group:
+            raise invalid("lr_1d", param_group["lr_1d"],
+                          "no lr_1d in a parameter group; set its lr_1d_factor, lr_1d / lr")
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure=None):

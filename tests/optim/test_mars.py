@@ -1,12 +1,14 @@
 """optedu MARS as its authors define it: ``MARS/optimizers/mars.py`` of github.com/AGI-Arena/MARS
-(commit 4831e28, the file last changed in 09c37ae), which is no package, so each test states the
-lines it checks and computes what they specify by hand. Then pytorch_optimizer.MARS 4.1.0:
+(commit 4831e28, the file last changed in 09c37ae), which is no package, so the tests name the
+lines they check and compute what those lines specify by hand (the Newton-Schulz iteration and
+the signature are stated in full). Then pytorch_optimizer.MARS 4.1.0:
 bit for bit, or within a measured bound, where its definition and the authors' agree, and the
 closed form of where they part."""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import re
 
@@ -203,8 +205,10 @@ def test_the_lion_form():
 
 def test_the_shampoo_form():
     """Line 38: mars-shampoo steps a matrix by -lr (NS(m_t / (1 - beta1)) sqrt(max(1, rows /
-    cols)) + wd theta) (here NS is Muon's, eps its floor); line 24: a corrected tensor that
-    is not 2-D takes the AdamW form."""
+    cols)) + wd theta) (here NS is Muon's, eps its floor, as optedu computes it: the
+    iteration itself is set beside the authors' in
+    test_the_newton_schulz_iteration_is_the_authors); line 24: a corrected tensor that is
+    not 2-D takes the AdamW form."""
     shapes = [(6, 3), (3, 6), (4,)]
     grads = [_tensor(s, 60 + i, 0.05) for i, s in enumerate(shapes)]
     path, opt = _two_steps(shapes, [grads], mars_type="mars-shampoo", optimize_1d=True,
@@ -219,6 +223,102 @@ def test_the_shampoo_form():
     c1 = _corrected(grads[2], grads[2])[0]
     by_hand = _adamw_by_hand(path[0][2], c1, c1, LR, (B1, B2), 1e-3, WD)
     assert torch.allclose(path[1][2], by_hand[1], rtol=1e-13, atol=0)
+
+
+def test_amsgrad_divides_by_the_running_maximum():
+    """Lines 28-30 and 46-48: with amsgrad, denom = (sqrt(max_t v) / sqrt(1 - beta2^t) + eps)
+    (1 - beta1^t), max_t v the running maximum of v. A large first gradient, then small ones,
+    make v fall while its maximum stays, so the closed form below differs from the one
+    without the maximum (a class that ignores max_exp_avg_sq fails it), on a matrix (gamma =
+    0, unclipped: c_t = g_t) and on a bias (the AdamW path)."""
+    for shape, lr, (b1, b2), decay, extra in (((3, 4), LR, (B1, B2), WD, dict(gamma=0.0)),
+                                              ((4,), LR_1D, B1D, WD_1D, {})):
+        grads = [_tensor(shape, 120 + t, 0.3 if t == 0 else 0.01) for t in range(4)]
+        kw = {**KW, **extra, "amsgrad": True, "eps": 1e-3}
+        path, opt = _two_steps([shape], [[g] for g in grads], **kw)
+        theta = path[0][0]
+        m, v, top = (torch.zeros(shape, dtype=F64) for _ in range(3))
+        for t, g in enumerate(grads, start=1):
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            top = torch.maximum(top, v)
+            u = (m / (1 - b1**t)) / ((top / (1 - b2**t)).sqrt() + 1e-3)
+            theta = theta - lr * (decay * theta + u)
+            assert torch.allclose(path[t][0], theta, rtol=1e-13, atol=0), (shape, t)
+        state = opt.state[next(iter(opt.state))]
+        assert torch.equal(state["max_exp_avg_sq"], top)
+        assert (top > v).all()                          # the maximum is not v
+        plain, _ = _two_steps([shape], [[g] for g in grads], **{**kw, "amsgrad": False})
+        assert not torch.allclose(plain[4][0], theta, rtol=1e-6, atol=0)
+
+
+def _authors_newton_schulz(M, steps=5, eps=1e-7, dtype=torch.bfloat16):
+    """mars.py lines 221-233, NewtonSchulz, written out (their dtype is bfloat16; ``dtype``
+    lets the same iteration run in float64): X_0 = M / (|M|_F + eps), the norm taken in M's
+    dtype and eps added; a tall M transposed first and back at the end; five steps of
+    X <- a X + b (X X^T) X + c (X X^T)(X X^T) X with (a, b, c) = (3.4445, -4.7750, 2.0315);
+    the result in M's dtype."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = M.to(dtype) / (M.norm() + eps)
+    if M.size(0) > M.size(1):
+        X = X.T
+    for _ in range(steps):
+        A = X @ X.T
+        B = A @ X
+        X = a * X + b * B + c * A @ B
+    if M.size(0) > M.size(1):
+        X = X.T
+    return X.to(M.dtype)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (3, 6)], ids=["tall", "wide"])
+def test_the_newton_schulz_iteration_is_the_authors(shape):
+    """optedu's Shampoo form calls Muon's iteration with eps as a floor under the norm
+    (max(|M|, eps)); the authors' adds eps (|M| + eps) and takes the norm in M's dtype, not in
+    bfloat16. Run in float64 the two agree but for that eps: within 1e-7 at eps = 1e-8 on a
+    matrix of norm about 4 (measured 1.1e-8 tall, 2.5e-9 wide), within 1e-14 at eps = 0
+    (measured 2.3e-15). In bfloat16, as both run it, they differ by a few bfloat16 roundings
+    (bfloat16's resolution is 7.8e-3): by between 0.01 and 0.1 (measured 0.037 tall, 0.031
+    wide). A wrong coefficient or one step fewer fails the first check; the transposition
+    changes only the cost and the rounding (each step maps every singular value sigma to
+    a sigma + b sigma^3 + c sigma^5 from either side)."""
+    M = _tensor(shape, 60)
+    ours = zeropower_via_newtonschulz(M.clone(), eps=1e-8, dtype=F64)
+    assert (ours - _authors_newton_schulz(M, eps=1e-8, dtype=F64)).abs().max() <= 1e-7
+    ours = zeropower_via_newtonschulz(M.clone(), eps=0.0, dtype=F64)
+    assert (ours - _authors_newton_schulz(M, eps=0.0, dtype=F64)).abs().max() <= 1e-14
+    bf16 = zeropower_via_newtonschulz(M.clone(), eps=1e-8).to(F64)
+    assert 0.01 < (bf16 - _authors_newton_schulz(M, eps=1e-8)).abs().max() < 0.1
+
+
+def test_the_signature_is_the_authors():
+    """Lines 56-57: the authors' MARS.__init__, its parameters' names, order and defaults."""
+    authors = [("params", inspect.Parameter.empty), ("lr", 3e-3), ("betas", (0.95, 0.99)),
+               ("eps", 1e-8), ("weight_decay", 0.0), ("amsgrad", False), ("gamma", 0.025),
+               ("is_approx", True), ("mars_type", "mars-adamw"), ("optimize_1d", False),
+               ("lr_1d", 3e-3), ("betas_1d", (0.9, 0.95)), ("weight_decay_1d", 0.1)]
+    ours = list(inspect.signature(MARS.__init__).parameters.values())[1:]
+    assert [(p.name, p.default) for p in ours] == authors
+
+
+def test_a_group_s_lr_1d_is_refused():
+    """The rate of a group's other tensors is its lr_1d_factor (line 82 keeps lr_1d / lr from
+    the constructor); an lr_1d in a group would be ignored, so it is refused, at construction
+    and in add_param_group, while a group's lr_1d_factor is used."""
+    w, b = _tensor((2, 2), 130).requires_grad_(), _tensor(2, 131).requires_grad_()
+    message = ("Invalid lr_1d value: 0.5 (expected no lr_1d in a parameter group; set its "
+               "lr_1d_factor, lr_1d / lr)")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        MARS([{"params": [w], "lr_1d": 0.5}])
+    opt = MARS([w])
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        opt.add_param_group({"params": [b], "lr_1d": 0.5})
+    opt.add_param_group({"params": [b], "lr_1d_factor": 2.0})
+    before = b.detach().clone()
+    b.grad = _tensor(2, 132, 0.05)
+    opt.step()
+    expected = before - 2 * 3e-3 * (0.1 * before + b.grad / (b.grad.abs() + 1e-8))
+    assert torch.allclose(b, expected, rtol=1e-12, atol=0)
 
 
 def test_several_groups():
@@ -286,7 +386,7 @@ def test_defaults_are_the_authors():
         betas_1d=(0.9, 0.95), weight_decay_1d=0.1)
 
 
-# --- pytorch_optimizer.MARS 4.1.0: where the two definitions agree, and where they part ---
+# --- pytorch_optimizer.MARS 4.1.0: where its definition and the authors' agree, and where not ---
 
 SHAPES = [(4, 5), (5,), (3, 2, 2, 2), (5, 3), (3,)]
 
