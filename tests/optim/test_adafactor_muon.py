@@ -200,3 +200,18 @@ def test_cubic_newton_schulz_converges_to_the_polar_factor():
     g = _well_conditioned((12, 6), 7)
     sv = torch.linalg.svdvals(zeropower_via_newtonschulz(g, (1.5, -0.5, 0.0), 40).double())
     assert (sv - 1).abs().max() < 0.02, sv
+
+
+def test_newton_schulz_in_another_precision_leaves_its_input_alone():
+    """torch's Newton–Schulz divides a bfloat16 input in place (``bfloat16()`` of a bfloat16
+    tensor is that tensor); optedu keeps that for parity, but its ``dtype`` extension copies:
+    a float64 input comes back unchanged."""
+    g = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    before = g.clone()
+    zeropower_via_newtonschulz(g, dtype=torch.float64)
+    assert torch.equal(g, before)
+    b = before.bfloat16()
+    ours, theirs = b.clone(), b.clone()
+    zeropower_via_newtonschulz(ours)
+    _zeropower_via_newtonschulz(theirs, NS_COEFFICIENTS, 5, 1e-7)
+    assert torch.equal(ours, theirs) and not torch.equal(ours, b)   # both divided in place
