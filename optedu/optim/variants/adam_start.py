@@ -13,7 +13,10 @@ on exactly that estimate, without a warmup of the rate:
   so both bias corrections use it.
 - :func:`gi_adam` (Kalra & Barkeshli 2024, "GI-Adam"): :math:`v_0 = g_1^2`,
   the square of the first gradient, instead of 0; the bias corrections are
-  unchanged.
+  unchanged. That the corrections stay is read from the authors' report that
+  GI-Adam lowers the initial preconditioned sharpness, which it does only
+  with them (without them :math:`\hat v_1 = g_1^2`, Adam's own); their
+  algorithm box was not at hand to check.
 
 Neither is what ``torch.optim.Adam`` computes; the warmup chapter runs them
 beside Adam with and without warmup.
