@@ -24,6 +24,12 @@ for ``warmup = 0``), then stays at the peak (no decay: warmup is the only variab
   there as diverged. The record holds the sharpness at initialisation (the same for every run of
   a seed), the gradient norm of the first :data:`EARLY` steps and the loss every
   :data:`EVERY` steps.
+* ``scan`` of the two remedies for Adam's first steps, :data:`REMEDIES`, without warmup only:
+  ``adam2k`` (:class:`optedu.optim.variants.adam_start.Adam2k`, Liu et al.'s Adam-2k: the first
+  :data:`FREEZE` steps, :math:`2/(1-\\beta_2)`, only accumulate Adam's second moment at the
+  initial weights, then :data:`STEPS` steps train) and ``giadam``
+  (:class:`optedu.optim.variants.adam_start.GIAdam`, Kalra & Barkeshli's GI-Adam,
+  :math:`v_0 = g_0^2`), on the rates of :data:`RATES`, seeds :data:`SEEDS`.
 * ``trace``: the runs of :data:`TRACES` (one peak rate, with and without warmup), seeds
   :data:`SEEDS`, with the loss, the gradient norm and the rate at every step and the sharpness
   every :data:`EVERY` steps (for Adam, the sharpness preconditioned by
@@ -49,24 +55,31 @@ from optedu.instruments import store
 from optedu.optim.adam import Adam
 from optedu.optim.radam import RAdam
 from optedu.optim.sgd import SGD
+from optedu.optim.variants.adam_start import Adam2k, GIAdam
 from optedu.theory.curvature import sharpness
 
 from .grid import Grid, Job, Key
 
-__all__ = ["GRID", "KEY", "N", "STEPS", "OPTIMIZERS", "WARMUPS", "RATES", "SEEDS", "THRESHOLD",
+__all__ = ["GRID", "KEY", "N", "STEPS", "OPTIMIZERS", "REMEDIES", "FREEZE", "WARMUPS", "RATES", "SEEDS", "THRESHOLD",
            "BLOWUP", "EVERY", "EARLY", "TRACES", "jobs", "rate", "trains", "largest_trained",
            "data", "network", "loss_of", "make_optimizer", "preconditioner", "train",
            "execute", "read", "table"]
 
 N, STEPS = 300, 300
 OPTIMIZERS = ("gd", "adam", "radam")
+#: Adam's start remedied instead of warmed up: scanned without warmup only
+REMEDIES = ("adam2k", "giadam")
+#: Adam-2k's steps that only accumulate v: 2/(1 - beta2) at Adam's default beta2 (2,000)
+FREEZE = 2000
 WARMUPS = (0, 30, 120)
 #: the peak rates scanned: a factor √2 apart, wide enough that every scan (optimizer,
 #: warmup, seed) trains at its smallest rate and fails at its largest, so that its largest
 #: trainable rate is measured, not cut off by the grid (tested)
 RATES = {"gd": tuple(0.4 * 2 ** (k / 2) for k in range(6)),
          "adam": tuple(0.02 * 2 ** (k / 2) for k in range(8)),
-         "radam": tuple(0.04 * 2 ** (k / 2) for k in range(10))}
+         "radam": tuple(0.04 * 2 ** (k / 2) for k in range(10)),
+         "adam2k": tuple(0.02 * 2 ** (k / 2) for k in range(12)),
+         "giadam": tuple(0.02 * 2 ** (k / 2) for k in range(12))}
 SEEDS = (0, 1, 2)
 #: a run trains when its final loss is below THRESHOLD times its initial loss
 THRESHOLD = 0.25
@@ -83,11 +96,13 @@ KEY = Key("kind", "optimizer", "warmup", "point", "seed")
 
 def jobs(stored: Sequence[dict[str, Any]] = (), folder: pathlib.Path | None = None
          ) -> list[Job]:
-    """Every run of the experiment: the scan, then the traces."""
+    """Every run of the experiment: the scan, then the traces, then the remedies' scan."""
     scan = [KEY("scan", o, w, i, s) for o in OPTIMIZERS for w in WARMUPS
             for i in range(len(RATES[o])) for s in SEEDS]
+    remedies = [KEY("scan", o, 0, i, s) for o in REMEDIES for i in range(len(RATES[o]))
+                for s in SEEDS]
     traces = [KEY("trace", o, w, i, s) for o, i, ws in TRACES for w in ws for s in SEEDS]
-    return scan + traces
+    return scan + traces + remedies
 
 
 def rate(peak: float, warmup: int, t: int) -> float:
@@ -143,14 +158,19 @@ def loss_of(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
 
 
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """``gd``, ``adam`` or ``radam`` (optedu's, defaults otherwise)."""
+    """``gd``, ``adam``, ``radam`` (optedu's), ``adam2k`` or ``giadam`` (the variants),
+    defaults otherwise."""
     if name == "gd":
         return SGD(params, lr=lr)
     if name == "adam":
         return Adam(params, lr=lr)
     if name == "radam":
         return RAdam(params, lr=lr)
-    raise ValueError(f"Invalid optimizer: {name!r} (known: {OPTIMIZERS})")
+    if name == "adam2k":
+        return Adam2k(params, lr=lr, freeze=FREEZE)
+    if name == "giadam":
+        return GIAdam(params, lr=lr)
+    raise ValueError(f"Invalid optimizer: {name!r} (known: {OPTIMIZERS + REMEDIES})")
 
 
 def preconditioner(opt: torch.optim.Optimizer, params: list[torch.Tensor], eps: float = 1e-8
@@ -178,6 +198,11 @@ def train(name: str, peak: float, warmup: int, seed: int, *, trace: bool = False
     closure = lambda: loss_of(net, x, y)  # noqa: E731
     s0 = sharpness(closure, params, max_iter=ITERS, tol=TOL)
     opt = make_optimizer(name, params, rate(peak, warmup, 0))
+    if name == "adam2k":          # the held steps: v only, at the initial weights
+        for _ in range(FREEZE):
+            opt.zero_grad()
+            closure().backward()
+            opt.step()
     losses, norms, sharp = [], [], []
     initial, diverged = None, False
     for t in range(steps):
@@ -252,8 +277,8 @@ def table(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int, int], float
 
 GRID = Grid(name="warmup", chapter="Why warmup works",
             about="the largest peak rate that trains per warmup length (gradient descent, Adam, "
-                  "RAdam on the digits MLP, three seeds), and the sharpness along runs with and "
-                  "without warmup, 228 runs.",
+                  "RAdam on the digits MLP, three seeds), Adam-2k and GI-Adam without warmup, "
+                  "and the sharpness along runs with and without warmup, 300 runs.",
             minutes=10, file="warmup.jsonl", job=KEY, jobs=jobs, execute=execute,
             sample={"scan": 6, "trace": 1})
 read = GRID.read

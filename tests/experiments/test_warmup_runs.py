@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from optedu.experiments import warmup as wu
+from optedu.optim.variants.adam_start import Adam2k, GIAdam
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,24 @@ def test_a_bad_optimizer_name_raises():
         wu.make_optimizer("sgd", [], 0.1)
 
 
+def test_the_remedies_are_the_variants_at_their_defaults():
+    params = [torch.zeros(1, requires_grad=True)]
+    two_k = wu.make_optimizer("adam2k", params, 0.1)
+    assert isinstance(two_k, Adam2k) and two_k.defaults["freeze"] == wu.FREEZE == 2000
+    assert wu.FREEZE == round(2 / (1 - two_k.defaults["betas"][1]))
+    assert isinstance(wu.make_optimizer("giadam", params, 0.1), GIAdam)
+
+
+def test_adam_2k_holds_the_weights_for_its_first_steps(monkeypatch):
+    """The held steps run before the STEPS that train, at the initial weights: a run whose
+    rate would blow Adam up in one step still starts from the initial loss."""
+    monkeypatch.setattr(wu, "FREEZE", 5)
+    record = wu.train("adam2k", 100.0, 0, 0, steps=1)
+    net = wu.network(0)
+    assert record["initial"] == pytest.approx(wu.loss_of(net, *wu.data()).item(), rel=1e-5)
+    assert record["steps_run"] == 1
+
+
 def test_the_stored_runs(stored):
     """Every run of the grid is stored, once, at its rate, with its outcome consistent."""
     for r in stored:
@@ -60,8 +80,9 @@ def test_the_stored_runs(stored):
         if r["kind"] == "trace":
             assert len(r["sharpness"]) == len(r["grad_norms"]) // wu.EVERY  # steps taken
     table = wu.table(stored)
-    assert set(table) == {(o, w, s) for o in wu.OPTIMIZERS for w in wu.WARMUPS
-                          for s in wu.SEEDS}
+    assert set(table) == ({(o, w, s) for o in wu.OPTIMIZERS for w in wu.WARMUPS
+                           for s in wu.SEEDS}
+                          | {(o, 0, s) for o in wu.REMEDIES for s in wu.SEEDS})
 
 
 def test_every_scan_brackets_its_limit(stored):
