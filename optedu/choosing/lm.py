@@ -240,6 +240,9 @@ def mu_gpt(depth: int, width: int, seed: int = 0, *, base_width: int = MUP_BASE_
     """
     from optedu.training import mup
 
+    if options.get("tie"):
+        raise ValueError("Invalid tie value: True (expected False: mu_gpt's readout is a "
+                         "MuReadout of its own, not the embedding's table)")
     readout = readout or mup.MuReadout
 
     def plain(w: int) -> GPT:

@@ -25,7 +25,16 @@ on the standard library's source, at the sizes of :data:`~optedu.choosing.lm.LAD
   al.'s measure): :func:`speedups`. The longer runs keep the rate and decay tuned at the
   standard budget, where Wen et al. tune each budget: where AdamW's best rate falls with
   more tokens, its longer runs are a little worse than tuned ones and the speed-ups a little
-  larger than theirs would be.
+  larger than theirs would be (and, at half the tokens, smaller). The longer runs also read
+  the corpus more often: twice the tokens is 7.4 epochs at XL, four times 14.7 (6.3 at L),
+  past the four epochs that are worth fresh text, which would raise the speed-ups at L and
+  XL further.
+* **What is not tuned**: β₁ and β₂ (the Adam family (0.9, 0.95), Lion its authors' (0.9,
+  0.99), SOAP (0.95, 0.95)), Muon's momentum (0.95), every ε. Lion's β₂ matters here: at S,
+  seed 0, rate 3·10⁻³, the default decay, (0.9, 0.95) ended at 2.17 where (0.9, 0.99) ended
+  at 2.39 (one run each, measured when the protocol was reviewed), so Lion's speed-ups are
+  those of an untuned β₂. The rate and the decay are chosen on seed 0 alone: a choice decided by less than the
+  seeds' spread is a choice among equals.
 
 Each run is one JSON line keyed ``(size, optimizer, rate, decay, steps, seed)`` (``rate``
 the half-decade index ``k``, ``decay`` the multiple of the default decay), stored as soon as
@@ -93,12 +102,15 @@ BETAS = (0.9, 0.95)
 
 KEY = Key("size", "optimizer", "rate", "decay", "steps", "seed")
 SIZES = {s.name: s for s in lm.LADDER}
-#: the rungs the CPU grid (``make experiments-ladder``) plans so far. A rung's tuning is about
-#: 70 runs: S took 645 s on one core (9 s a run); from the step times of each rung (0.49, 1.0
-#: and 2.0 s per 4,096 tokens on one core) a run takes about 5 min at M, 26 min at L and 2 h at
-#: XL, so about 6, 30 and 140 CPU-hours: the CPU ladder grows a rung at a time, and an
-#: accelerator runs every rung (:func:`main`; an H200 shared by 14 processes took 65 s for
-#: a run at XL)
+#: the rungs the CPU grid (``make experiments-ladder``) plans so far. S took 729 s on one
+#: core for its 73 runs (a standard AdamW run 7.1 s; AdamW's longer budgets and Muon's and
+#: SOAP's dearer steps make the rung worth about 100 standard runs). Scaled by the step times
+#: of each rung (0.49, 1.0 and 2.0 s per 4,096 tokens on one core against S's 16 µs a token),
+#: M, L and XL would take about 9, 44 and 206 CPU-hours: the CPU ladder grows a rung at a
+#: time, and an accelerator runs every rung (:func:`main`; on an H200 shared by 14 processes
+#: a run at XL took 34 to 155 s). The H200's stored runs (96, L and XL only) were made from
+#: this module as committed in 5e3f4cf, before the plan's double decay was fixed (which
+#: changed no key), on torch 2.11 and Python 3.12, so their meta data name no commit.
 CPU_SIZES = ("S",)
 
 
@@ -286,10 +298,10 @@ def grid_for(device: str = "cpu", label: str | None = None,
     return Grid(
         name="ladder", chapter="What changes with scale (to be written)",
         about="six optimizers tuned per size on the language-model ladder (on a CPU so "
-              f"far the rungs {', '.join(CPU_SIZES)}; M, L and XL would take about 6, 30 and "
-              "140 CPU-hours), three seeds at each best, AdamW at half, twice and four "
+              f"far the rungs {', '.join(CPU_SIZES)}; M, L and XL would take about 9, 44 and "
+              "206 CPU-hours), three seeds at each best, AdamW at half, twice and four "
               "times the tokens.",
-        minutes=11 if device == "cpu" else 60, file=file, job=KEY,
+        minutes=12 if device == "cpu" else 60, file=file, job=KEY,
         jobs=functools.partial(_jobs, device, corpus), execute=execute,
         sample={"S": 2})
 
@@ -306,6 +318,9 @@ def best(records: Sequence[dict[str, Any]], size: str, optimizer: str
         if (r["size"], r["optimizer"], r["steps"]) == (size, optimizer, STEPS):
             seeds.setdefault((r["rate"], r["decay"]), set()).add(r["seed"])
     done = [s for s, have in seeds.items() if have >= set(SEEDS)]
+    if len(done) > 1:
+        raise ValueError(f"Invalid records: {optimizer} at {size} ran every seed at "
+                         f"{len(done)} settings ({done}); the protocol chooses one")
     return done[0] if done else None
 
 
@@ -314,7 +329,8 @@ def speedups(records: Sequence[dict[str, Any]], size: str, optimizer: str
     """Per seed, the tokens AdamW needs to reach ``optimizer``'s final loss at the standard
     budget divided by that budget: AdamW's final loss against tokens (its best setting at
     half, one, two and four times the budget, the same seed) interpolated linearly in log
-    tokens. ``inf`` beyond four times the budget, ``0`` below half; ``None`` until all runs are stored."""
+    tokens. Bounds, not values: ``inf`` for beyond four times the budget, ``0`` for below
+    half; ``nan`` where AdamW's curve is not falling; ``None`` until all runs are stored."""
     mine, theirs = best(records, size, optimizer), best(records, size, "adamw")
     if mine is None or theirs is None:
         return None
@@ -328,6 +344,9 @@ def speedups(records: Sequence[dict[str, Any]], size: str, optimizer: str
             if r is None:
                 return None
             curve.append((math.log(steps), _final(r)))
+        if any(y1 > y0 for (_, y0), (_, y1) in zip(curve, curve[1:])):
+            out.append(math.nan)               # more tokens did not lower AdamW's loss
+            continue
         if target <= curve[-1][1]:
             out.append(math.inf)
             continue

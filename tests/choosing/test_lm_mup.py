@@ -40,6 +40,11 @@ def test_rates_and_decays_are_mups(width):
     assert by_name(model, mine)["head.weight"] == (lr, wd)
 
 
+def test_a_tied_model_is_refused():
+    with pytest.raises(ValueError, match="Invalid tie value: True"):
+        lm.mu_gpt(2, 96, tie=True)
+
+
 def test_the_initialisation_is_mups():
     model, _ = lm.mu_gpt(2, 192, seed=1)
     theirs, _ = lm.mu_gpt(2, 192, seed=1, readout=mup.MuReadout)
@@ -95,27 +100,33 @@ def slopes(variant: str, lr: float = 1e-2, steps: int = 5) -> torch.Tensor:
                             seeds=2).slopes()
 
 
+#: a slope below counts as flat: the check's noise (up to about 0.2 over other seeds and
+#: batches), well under the bugs' growth
+FLAT = 0.3
+
+
 def test_the_coordinate_check_is_flat_under_mup():
     s = slopes("mup")
     assert torch.isnan(s[0, -1])           # the readout starts at zero: log 0
     s[0, -1] = 0.0
-    assert s.abs().max() < 0.2, s
+    assert s.abs().max() < FLAT, s
 
 
 def test_the_standard_model_grows_with_width():
     s = slopes("sp")
-    assert s[0].abs().max() < 0.05 or s[0, 1:].min() > -0.05    # at initialisation: no growth
-    assert (s[1:, 1:] > 0.4).all(), s          # after one step: every branch and the logits
+    assert abs(s[0, 0]) < FLAT                 # the embedding: a lookup, flat
+    assert (s[:, 1:4] > 0.4).all(), s          # the branches, already at initialisation
+    assert (s[1:, -1] > 0.4).all(), s          # the logits, after the first step
 
 
 def test_an_adam_rate_not_divided_by_the_width_is_caught():
     s = slopes("undivided")
     assert (s[2:, 1:4] > 0.7).all(), s         # the blocks' outputs grow like n or faster
-    assert s[0, 1:4].abs().max() < 0.2
+    assert s[0, 1:4].abs().max() < FLAT
 
 
 def test_a_readout_left_in_the_standard_parametrisation_is_caught():
     s = slopes("sp_readout")
     assert (s[:, -1] > 0.4).all(), s           # the logits grow like sqrt(n) and more
-    assert s[:, :-1].max() < 0.2                # no block output grows
+    assert s[:, :-1].max() < FLAT               # no block output grows (some shrink)
     assert not math.isnan(float(s[0, -1]))

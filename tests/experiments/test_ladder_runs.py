@@ -99,6 +99,15 @@ def test_the_speedup_is_read_off_adamw_s_curve():
     assert got[1:] == [0.0, math.inf]
     assert ladder.speedups(stored[:-1], "S", "lion") is None      # a seed missing
     assert ladder.speedups(stored, "S", "adamw") == pytest.approx([1.0] * 3)
+    rising = [dict(r, final=2.5) if (r["optimizer"], r["steps"], r["seed"]) == ("adamw", 2048, 0)
+              else r for r in stored]
+    assert math.isnan(ladder.speedups(rising, "S", "lion")[0])     # AdamW's curve not falling
+
+
+def test_two_settings_with_every_seed_are_refused():
+    stored = [record("S", "lion", k, 1, 2.0, seed=seed) for k in (0, 1) for seed in ladder.SEEDS]
+    with pytest.raises(ValueError, match="ran every seed at 2 settings"):
+        ladder.best(stored, "S", "lion")
 
 
 def test_a_run_whose_loss_is_not_finite_stops_at_the_next_evaluation():
