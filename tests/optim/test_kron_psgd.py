@@ -38,7 +38,9 @@ What Li's class computes, read from ``psgd_torch/psgd.py`` 0.6.1 (``Kron.step``,
   optional ``grad_clip_max_norm`` scales the rate by one norm over all tensors; no weight
   decay). optedu: ``weight_decay=0`` maps.
 * **Several groups.** Li's class takes one list of tensors and one set of settings; a group is
-  one instance of it here, each stepped on the gradients of its own tensors.
+  one instance of it here, each stepped on the gradients of its own tensors (its closure
+  returns :math:`\\sum \\theta \\cdot g` with the harness's gradients :math:`g` held fixed, whose
+  gradient is :math:`g` exactly, so the second instance does not see the first's update).
 
 Where the two definitions differ, which one optedu follows (kron-torch's in each case), and how
 the comparison isolates the rest:
@@ -63,8 +65,9 @@ the comparison isolates the rest:
    step 9 on; with β₁ = 0.9, without the debiasing too, float64 runs end 0.11 apart.
 
 What is then compared is Li's code as written, every line of it but those three: the factors'
-layout and initial scale, the probes, the fit (both normalisations, the triangular solve, the
-norm's lower bound), the balancing, the momentum and the preconditioning. It agrees with optedu
+layout and initial scale, the probes, the fit (the triangular and the diagonal factors'
+normalised steps, the triangular solve, the norm's lower bound), the balancing, the momentum and
+the preconditioning. It agrees with optedu
 to rounding, not bit for bit: the two order the same operations differently (Li scales by
 :math:`\\eta_P/\\lVert\\cdot\\rVert` before the product with :math:`Q_i`, optedu multiplies by
 :math:`\\eta_P` first and divides after; Li rescales by ``cumprod(norms)[-1] ** (1/k)``,
