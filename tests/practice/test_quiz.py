@@ -703,13 +703,13 @@ def test_bad_red_flags_are_named(tmp_path, answer, message):
 
 
 # Chapters whose scenario, choice and estimate questions do not all have a follow-up yet: the
-# test fails when one of them gets its chains (take it off) or another chapter loses one.
+# test fails when one of them gets its chains (take it off) or another chapter loses one. The
+# casebook's cases are numbered as its questions, so a case's follow-up cannot sit after its
+# case without renumbering the cases that other pages cite.
 WITHOUT_CHAINS = {
-    "after_muon", "asgd", "casebook", "fast_step", "flat_minima", "fused_step", "lamb_lars",
-    "low_memory", "lr_free", "mars_cautious", "nesterov", "preconditioners", "psgd_kron",
-    "radam", "rprop", "schedule_free", "shampoo", "sharded_rules", "soap", "two_momenta",
+    "casebook",
 }
-FOLLOW_UPS_AT_LEAST = 117
+FOLLOW_UPS_AT_LEAST = 153
 
 
 def unchained(questions) -> dict[str, list[int]]:
@@ -751,4 +751,4 @@ def test_the_main_questions_red_flags_are_not_empty():
     assert len(flagged) >= RED_FLAGS_AT_LEAST, len(flagged)
 
 
-RED_FLAGS_AT_LEAST = 52
+RED_FLAGS_AT_LEAST = 123
