@@ -60,6 +60,9 @@ THEMES = {
 KINDS = ("concept", "scenario", "choice", "estimate")
 DETAIL_CLASS = "torch-detail"  # one framework's or paper's convention, not general knowledge
 EVIDENCE = "**The evidence.**"  # starts the answer's second layer
+# Ends the answer, after the evidence: what a weak answer says (the red flags an interviewer
+# listens for), so a candidate can mark the mistakes as well as the points.
+RED_FLAGS = "**Red flags.**"
 SPOKEN_SENTENCES = (3, 6)  # the spoken layer's length, in sentences
 
 _OPEN = re.compile(r"^:::\{admonition\} (?:Q(\d+)\. (.+)|(Diagnosis))$")
@@ -107,7 +110,14 @@ class Question:
     def evidence(self) -> str:
         """The runs and derivations behind the spoken answer: the second layer."""
         head, sep, tail = self.answer.partition(EVIDENCE)
-        return (sep + tail).strip() if sep else ""
+        return (sep + tail.partition(RED_FLAGS)[0]).strip() if sep else ""
+
+    @property
+    def red_flags(self) -> str | None:
+        """What a weak answer says: the text after :data:`RED_FLAGS`, or None where the
+        answer lists none."""
+        head, sep, tail = self.answer.partition(RED_FLAGS)
+        return tail.strip() if sep else None
 
     @property
     def points(self) -> list[str]:
@@ -253,7 +263,8 @@ def _figures(cell: dict) -> list[tuple[str, str]]:
 
 def lint(question: Question) -> list[str]:
     """What keeps a question from the bank's shape: themes, a spoken layer of 3 to 6
-    sentences with no number glued from a run, then the evidence."""
+    sentences with no number glued from a run, then the evidence, then (optionally) the red
+    flags, not empty."""
     problems = []
     if not question.themes:
         problems.append("no theme (a class t-<theme>)")
@@ -267,6 +278,11 @@ def lint(question: Question) -> list[str]:
         problems.append("the spoken answer glues a number from a run (move it to the evidence)")
     if question.follows is not None and question.follows >= question.number:
         problems.append(f"follows Q{question.follows}, which does not come before it")
+    if question.red_flags is not None:
+        if not question.red_flags:
+            problems.append(f"empty red flags (text after {RED_FLAGS})")
+        if RED_FLAGS in question.spoken or question.answer.count(RED_FLAGS) > 1:
+            problems.append(f"{RED_FLAGS} must come once, after the evidence")
     return problems
 
 
@@ -921,8 +937,11 @@ class Mock:
             taken = (f", took {_duration(self.seconds[i])}" if i in self.seconds else "")
             said = "".join(f"\n> {line}" for line in self.answers.get(i, "").splitlines())
             said = f"\n{said}" if said else ""
+            flags = (f"\n\n*Red flags (what a weak answer says):* "
+                     f"{to_markdown(q, q.red_flags)}" if q.red_flags else "")
             blocks.append(f"**{i + 1}. {q.chapter_title}, {name(q)}** ({q.level}, "
-                          f"{turn.minutes} min{taken}): {_title_text(q)}{said}\n\n{points}")
+                          f"{turn.minutes} min{taken}): {_title_text(q)}{said}\n\n{points}"
+                          f"{flags}")
         total = sum(len(t.question.points) for t in self.turns)
         if self.marks:
             got = sum(len(v) for v in self.marks.values())
