@@ -179,7 +179,7 @@
       const xs = p.path.map((q) => q[0]), ys = p.path.map((q) => q[1]);
       svg("polyline", { points: points(xs, ys, x, y), stroke: p.colour, fill: "none",
                         "stroke-width": p.width || 1.4, "stroke-dasharray": p.dash }, clip);
-      svg("circle", { cx: x(xs[0]), cy: y(ys[0]), r: 3, fill: p.colour }, clip);
+      if (!p.bare) svg("circle", { cx: x(xs[0]), cy: y(ys[0]), r: 3, fill: p.colour }, clip);
     }
   }
 
@@ -442,6 +442,168 @@
         + `${steps === 1 ? "" : "s"} of the ${coefficients}: its singular values are `
         + `${num(s1)} and ${num(s2)} (orthogonal: 1 and 1), and it is ${num(gap[steps])} from `
         + `UVᵀ in the Frobenius norm.`;
+    },
+  };
+
+  // Chapter "Nesterov": the same momentum, the gradient taken at the look-ahead point
+  FIGURES.nesterov = {
+    title: "Nesterov against heavy ball on ½(x² + 10y²): move η and μ",
+    values: { lr: 0.09, mu: 0.9, nesterov: true },
+    controls: [
+      { name: "lr", label: "learning rate η", min: 1e-3, max: 0.3, step: 0.01, log: true },
+      { name: "mu", label: "momentum μ", min: 0, max: 0.99, step: 0.01,
+        format: (v) => v.toFixed(2) },
+      { type: "checkbox", name: "nesterov", label: "Nesterov (off: heavy ball)" },
+    ],
+    panels: ["the paths over the bowl", "the loss against the step"],
+    legend: [["the rule as set", COLOURS[0]], ["the other rule, same η and μ", GREY]],
+    draw({ lr, mu, nesterov }, [surface, loss]) {
+      const steps = 200, extent = 1.2 * Math.sqrt(10), start = [-0.9 * extent, 1];
+      const problem = R.problems.quadratic({ kappa: 10 });
+      const a = run("sgd", problem, start, { lr, momentum: mu, nesterov }, steps);
+      const b = run("sgd", problem, start, { lr, momentum: mu, nesterov: !nesterov }, steps);
+      landscape(surface, { key: "quadratic-10", loss: problem.loss, minimum: [0, 0],
+                           bounds: [[-extent, extent], [-1.8, 1.8]],
+                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
+                                   { path: a.path, colour: COLOURS[0] }] });
+      curves(loss, { xMax: steps, yLabel: "loss", series: [
+        { ys: b.losses, colour: GREY, dash: "3 2" },
+        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      const [me, other] = nesterov ? ["Nesterov", "heavy ball"] : ["Heavy ball", "Nesterov"];
+      return `${me} with η = ${num(lr)} and μ = ${mu.toFixed(2)} ${ending(a, steps)}; `
+        + `${other} with the same η and μ ${ending(b, steps)}.`;
+    },
+  };
+
+  // Chapter "AdaGrad": AdaGrad's clock runs down, RMSProp's forgets
+  function trace(name, problem, x0, hyper, steps, read) {
+    const rule = R.rules[name], state = rule.init(x0, hyper);
+    const path = [state.x.slice()], values = [read(state)];
+    for (let t = 0; t < steps; t++) {
+      rule.step(state, problem.grad(state.x), hyper);
+      path.push(state.x.slice());
+      values.push(read(state));
+    }
+    const losses = path.map(problem.loss);
+    return { path, losses, values };
+  }
+  FIGURES.adagrad = {
+    title: "AdaGrad against RMSProp on ½(x² + 100y²): the sum that never forgets",
+    values: { lr: 0.5, G0: 0, alpha: 0.99 },
+    controls: [
+      { name: "lr", label: "learning rate η (both)", min: 0.01, max: 3, step: 0.01, log: true },
+      { name: "G0", label: "AdaGrad's starting sum G₀", min: 0, max: 1000, step: 1,
+        format: (v) => String(Math.round(v)), round: Math.round },
+      { name: "alpha", label: "RMSProp's α", min: 0.9, max: 0.9999, step: 0.01, log: "1-",
+        format: (v) => String(Number(v.toPrecision(4))) },
+    ],
+    panels: ["the paths over the valley", "the loss against the step",
+             "the rate on x, η/(√G + ε) or η/(√v + ε)"],
+    legend: [["AdaGrad", COLOURS[0]], ["RMSProp", COLOURS[1]]],
+    draw({ lr, G0, alpha }, [surface, loss, clock]) {
+      const steps = 300, start = [-10.8, 1], problem = R.problems.quadratic({ kappa: 100 });
+      const ada = trace("adagrad", problem, start, { lr, initial_accumulator_value: G0 }, steps,
+                        (s) => lr / (Math.sqrt(s.sum[0]) + 1e-10));
+      const rms = trace("rmsprop", problem, start, { lr, alpha }, steps,
+                        (s) => lr / (Math.sqrt(s.sq[0]) + 1e-8));
+      landscape(surface, { key: "quadratic-100", loss: problem.loss, minimum: [0, 0],
+                           bounds: [[-12, 12], [-1.8, 1.8]],
+                           paths: [{ path: rms.path, colour: COLOURS[1] },
+                                   { path: ada.path, colour: COLOURS[0] }] });
+      curves(loss, { xMax: steps, yLabel: "loss", series: [
+        { ys: rms.losses, colour: COLOURS[1] }, { ys: ada.losses, colour: COLOURS[0] }] });
+      curves(clock, { xMax: steps, yLabel: "rate on x", series: [
+        { ys: rms.values.slice(1), xs: rms.values.slice(1).map((_, i) => i + 1),
+          colour: COLOURS[1] },
+        { ys: ada.values.slice(1), xs: ada.values.slice(1).map((_, i) => i + 1),
+          colour: COLOURS[0] }] });
+      const end = (r) => `loss ${num(r.losses[steps])}, rate on x ${num(r.values[steps])}`;
+      return `With η = ${num(lr)}, after ${steps} steps AdaGrad (G₀ = ${Math.round(G0)}) has `
+        + `${end(ada)}; RMSProp (α = ${Number(alpha.toPrecision(4))}) has ${end(rms)}. `
+        + `AdaGrad's rate on x fell from ${num(ada.values[1])} at the first step.`;
+    },
+  };
+
+  // Chapter "The edge of stability": gradient descent on f = (uv − 1)²/2
+  function sharpness([u, v]) {                 // the Hessian's top eigenvalue
+    const a = v * v, c = u * u, b = 2 * u * v - 1;
+    return (a + c + Math.sqrt((a - c) * (a - c) + 4 * b * b)) / 2;
+  }
+  const hyperbola = (a, b) => ({                // the minima, uv = 1, from u = a to b
+    path: Array.from({ length: 60 }, (_, i) => { const u = a + (b - a) * i / 59;
+                                                 return [u, 1 / u]; }),
+    colour: "#444", dash: "1 3", width: 1, bare: true });
+  FIGURES.edge_of_stability = {
+    title: "Gradient descent on (uv − 1)²/2: the sharpness meets 2/η",
+    values: { lr: 0.15, u0: 4 },
+    controls: [
+      { name: "lr", label: "learning rate η", min: 0.01, max: 0.3, step: 0.005, log: true },
+      { name: "u0", label: "start u₀ (v₀ = 0.1)", min: 1, max: 5, step: 0.05,
+        format: (v) => v.toFixed(2) },
+    ],
+    panels: ["the path over the loss, minima on uv = 1", "the sharpness against the step",
+             "the loss against the step"],
+    legend: [["gradient descent", COLOURS[0]], ["2/η", GREY]],
+    draw({ lr, u0 }, [surface, sharp, loss]) {
+      const steps = 200, problem = R.problems.product(), start = [u0, 0.1];
+      const r = run("sgd", problem, start, { lr }, steps);
+      const s = r.path.map(sharpness);
+      landscape(surface, { key: "product", loss: problem.loss, bounds: [[-5.5, 5.5], [-3, 3]],
+                           xLabel: "u", yLabel: "v",
+                           paths: [hyperbola(0.18, 5.5), hyperbola(-5.5, -0.18),
+                                   { path: r.path, colour: COLOURS[0] }] });
+      const top = Math.max(2 / lr, ...s.filter(Number.isFinite)) * 1.1;
+      curves(sharp, { logY: false, xMax: steps, yLabel: "sharpness", yRange: [0, top],
+                      marks: [{ y: 2 / lr }], series: [{ ys: s, colour: COLOURS[0], width: 2 }] });
+      curves(loss, { xMax: steps, yLabel: "loss", series: [{ ys: r.losses, colour: COLOURS[0] }] });
+      const settledAt = s[s.length - 1];
+      return `Gradient descent with η = ${num(lr)} (2/η = ${num(2 / lr)}) from u = `
+        + `${u0.toFixed(2)}, v = 0.1, where the sharpness is ${num(s[0])}: it `
+        + `${ending(r, steps)}`
+        + (r.diverged === null ? ` at a minimum of sharpness ${num(settledAt)}, `
+          + `${settledAt <= 2 / lr ? "at or below" : "above"} 2/η.` : ".");
+    },
+  };
+
+  // Chapter "Lion": steps of size η in every coordinate, the sign of a blend of two averages
+  FIGURES.lion = {
+    title: "Lion and sign descent on ½(x² + 10y²): steps of one size in every coordinate",
+    values: { rule: "lion", lr: 0.05, beta1: 0.9, beta2: 0.99, wd: 0 },
+    controls: [
+      { type: "select", name: "rule", label: "rule",
+        options: [["lion", "Lion"], ["signDescent", "sign descent (Lion with β₁ = 0)"]] },
+      { name: "lr", label: "learning rate η", min: 1e-3, max: 0.5, step: 0.01, log: true },
+      { name: "beta1", label: "β₁ (the step's blend)", min: 0, max: 0.99, step: 0.01,
+        format: (v) => v.toFixed(2), enabled: ({ rule }) => rule === "lion" },
+      { name: "beta2", label: "β₂ (the momentum kept)", min: 0.9, max: 0.9999, step: 0.01,
+        log: "1-", format: (v) => String(Number(v.toPrecision(4))),
+        enabled: ({ rule }) => rule === "lion" },
+      { name: "wd", label: "weight decay λ", min: 0, max: 2, step: 0.01,
+        format: (v) => v.toFixed(2) },
+    ],
+    panels: ["the path over the bowl", "the loss against the step"],
+    legend: [["the rule as set", COLOURS[0]], ["Adam, same η", GREY]],
+    draw({ rule, lr, beta1, beta2, wd }, [surface, loss]) {
+      const steps = 200, extent = 1.2 * Math.sqrt(10), start = [-0.9 * extent, 1];
+      const problem = R.problems.quadratic({ kappa: 10 });
+      const hyper = rule === "lion" ? { lr, beta1, beta2, weight_decay: wd }
+        : { lr, beta1: 0, weight_decay: wd };
+      const a = run("lion", problem, start, hyper, steps);
+      const b = run("adam", problem, start, { lr }, steps);
+      landscape(surface, { key: "quadratic-10", loss: problem.loss, minimum: [0, 0],
+                           bounds: [[-extent, extent], [-1.8, 1.8]],
+                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
+                                   { path: a.path, colour: COLOURS[0] }] });
+      curves(loss, { xMax: steps, yLabel: "loss", series: [
+        { ys: b.losses, colour: GREY, dash: "3 2" },
+        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      const name = rule === "lion" ? `Lion (β₁ = ${beta1.toFixed(2)}, β₂ = `
+        + `${Number(beta2.toPrecision(4))})` : "Sign descent";
+      const tail = a.diverged === null
+        ? Math.max(...a.path.slice(-20).map((q) => Math.abs(q[0]) + Math.abs(q[1]))) : Infinity;
+      return `${name} with η = ${num(lr)} and λ = ${wd.toFixed(2)} ${ending(a, steps)}; `
+        + `over its last 20 steps it stays within ${num(tail)} of the minimum in |x| + |y| `
+        + `(${num(tail / lr)} η). Adam at the same η ${ending(b, steps)}.`;
     },
   };
 
