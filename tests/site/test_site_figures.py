@@ -10,9 +10,11 @@ by the pages with a figure alone; on paper the figure gives way to the chapter's
 which optedu drew in Python.
 
 Each check was seen failing on a broken copy of the built site (the site's figures.js or
-optedu.css edited, the test run on the copy): a control whose value the drawing ignores, a
+optedu.css edited, the test run on the copy): a control whose value the drawing ignores (the
+momentum figure run at μ = 0.9 whatever the slider says: its sentence changed, no panel did), a
 range made unfocusable (tabindex -1), range inputs 20 px tall, an image fetched from
-https://example.org, figures.js padded past its budget, the print rule removed.
+https://example.org, figures.js padded past its budget, the print rule removed; and the
+Lion chapter placing a figure of another name (test_every_placed_figure_is_tested).
 """
 
 from __future__ import annotations
@@ -117,8 +119,10 @@ def test_every_control_changes_the_figure(browser, base_url, name):
         before = browser.execute_script(DRAWING, name)
         _move(browser, control)
         after = browser.execute_script(DRAWING, name)
-        assert after != before, f"{name}: moving {label} changed nothing"
         drawing, summary = after.rsplit("|", 1)
+        assert drawing != before.rsplit("|", 1)[0], f"{name}: moving {label} changed no panel"
+        assert summary != before.rsplit("|", 1)[1], \
+            f"{name}: moving {label} left the text alternative as it was"
         assert drawing.count("<polyline") >= 2 and len(summary) > 60, (label, summary)
         assert "NaN" not in after and "undefined" not in after, (label, summary)
 
