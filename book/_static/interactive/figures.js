@@ -382,8 +382,14 @@
       const tail = (r) => r.diverged !== null ? Infinity
         : r.losses.slice(-30).reduce((s, v) => s + v, 0) / 30;
       const name = SCHEDULE_NAMES.find(([k]) => k === schedule)[1];
+      const shares = { wsd: `, warmup ${Math.round(100 * warmup)} %, decay `
+                         + `${Math.round(100 * decay)} % to ${minRatio.toFixed(2)} of the peak`,
+                       warmupCosine: `, warmup ${Math.round(100 * warmup)} %, to `
+                         + `${minRatio.toFixed(2)} of the peak`,
+                       oneCycle: `, rising over ${Math.round(100 * Math.max(warmup, 0.02))} %`,
+                       constant: "" }[schedule];
       return `${rule === "adam" ? "Adam" : "Heavy ball"} at peak rate ${num(lr)} under `
-        + `${name} ${ending(a, steps)}; its mean loss over the last 30 steps is ${num(tail(a))}, `
+        + `${name}${shares}, ${ending(a, steps)}; its mean loss over the last 30 steps is ${num(tail(a))}, `
         + `against ${num(tail(b))} at the constant peak rate (the noise sets a floor that only `
         + `a smaller rate lowers).`;
     },
@@ -438,7 +444,8 @@
         { ys: sv.map((s) => s[1]), colour: COLOURS[2], dots: true },
         { ys: gap, colour: COLOURS[3], dash: "4 2", dots: true }] });
       const [s1, s2] = sv[steps];
-      return `An update with σ₂/σ₁ = ${num(ratio)} after ${steps} Newton–Schulz step`
+      return `An update with σ₂/σ₁ = ${num(ratio)}, U rotated by ${Math.round(angle)}°, `
+        + `after ${steps} Newton–Schulz step`
         + `${steps === 1 ? "" : "s"} of the ${coefficients}: its singular values are `
         + `${num(s1)} and ${num(s2)} (orthogonal: 1 and 1), and it is ${num(gap[steps])} from `
         + `UVᵀ in the Frobenius norm.`;
@@ -534,7 +541,7 @@
                                                  return [u, 1 / u]; }),
     colour: "#444", dash: "1 3", width: 1, bare: true });
   FIGURES.edge_of_stability = {
-    title: "Gradient descent on (uv − 1)²/2: the sharpness meets 2/η",
+    title: "Gradient descent on (uv − 1)²/2: the sharpness ends at or below 2/η",
     values: { lr: 0.15, u0: 4 },
     controls: [
       { name: "lr", label: "learning rate η", min: 0.01, max: 0.3, step: 0.005, log: true },
@@ -543,7 +550,7 @@
     ],
     panels: ["the path over the loss, minima on uv = 1", "the sharpness against the step",
              "the loss against the step"],
-    legend: [["gradient descent", COLOURS[0]], ["2/η", GREY]],
+    legend: [["gradient descent", COLOURS[0]], ["2/η (dashed)", GREY]],
     draw({ lr, u0 }, [surface, sharp, loss]) {
       const steps = 200, problem = R.problems.product(), start = [u0, 0.1];
       const r = run("sgd", problem, start, { lr }, steps);
