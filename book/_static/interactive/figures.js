@@ -416,9 +416,9 @@
       { type: "select", name: "coefficients", label: "polynomial",
         options: [["quintic", "quintic, torch's default"], ["cubic", "classic cubic"]] },
     ],
-    panels: ["the unit circle through X₀ and X_k", "singular values against the step"],
-    legend: [["X₀ = G/‖G‖_F", GREY], ["X_k", COLOURS[0]], ["σ₁", COLOURS[1]],
-             ["σ₂", COLOURS[2]], ["‖X_k − UVᵀ‖_F", COLOURS[3]]],
+    panels: ["the unit circle through X₀ and Xₖ", "singular values against the step"],
+    legend: [["X₀ = G/‖G‖", GREY], ["Xₖ", COLOURS[0]], ["σ₁", COLOURS[1]],
+             ["σ₂", COLOURS[2]], ["‖Xₖ − UVᵀ‖ (Frobenius)", COLOURS[3]]],
     draw({ ratio, angle, steps, coefficients }, [circle, values]) {
       const U = rotation(angle * Math.PI / 180), V = rotation(20 * Math.PI / 180);
       const Vt = [[V[0][0], V[1][0]], [V[0][1], V[1][1]]];
