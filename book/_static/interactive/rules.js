@@ -203,6 +203,17 @@
         s.x = s.x.map((xi, i) => op.addcdiv(xi, s.m[i], denom[i], -lr / bc1));
       },
     },
+    // optedu.optim.variants.adam.adam_variant, form "no bias correction" (a comparison
+    // variant, not torch's rule): θ ← θ − η m / (√v + ε)
+    adamVariant: {
+      init: (x0) => ({ x: x0.slice(), m: x0.map(() => 0), v: x0.map(() => 0) }),
+      step(s, grad, { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, form }) {
+        if (form !== "no bias correction") throw new Error(`Invalid form: ${form}`);
+        s.m = s.m.map((m, i) => op.addAlpha(m * beta1, grad[i], 1 - beta1));
+        s.v = s.v.map((v, i) => op.addcmul(v * beta2, grad[i], grad[i], 1 - beta2));
+        s.x = s.x.map((xi, i) => xi - (lr * s.m[i]) / (Math.sqrt(s.v[i]) + eps));
+      },
+    },
     // optedu.optim.lion.lion; sign descent is Lion with β₁ = 0
     lion: {
       init: (x0) => ({ x: x0.slice(), m: x0.map(() => 0) }),
