@@ -35,7 +35,7 @@ for ``warmup = 0``), then stays at the peak (no decay: warmup is the only variab
   every :data:`EVERY` steps (for Adam, the sharpness preconditioned by
   :math:`\\sqrt{\\hat v} + \\epsilon` from its state, as Cohen et al. 2022 do).
 
-References: A. Kalra and M. Barkeshli, *Why warmup the learning rate? Underlying mechanisms and
+References: D. S. Kalra and M. Barkeshli, *Why warmup the learning rate? Underlying mechanisms and
 improvements*, NeurIPS 2024; J. Gilmer et al., *A loss curvature perspective on training
 instabilities of deep learning models*, ICLR 2022; L. Liu et al., *On the variance of the
 adaptive learning rate and beyond*, ICLR 2020.

@@ -88,8 +88,12 @@ def test_the_stored_runs(stored):
 def test_every_scan_brackets_its_limit(stored):
     """The grid is wide enough: each scan trains at its smallest rate and fails at its
     largest, so its largest trainable rate is measured, not cut off by the grid."""
+    scans = {(r["optimizer"], r["warmup"], r["seed"], r["point"]): r["trains"]
+             for r in stored if r["kind"] == "scan"}
     for (o, w, s), v in wu.table(stored).items():
         assert wu.RATES[o][0] <= v < wu.RATES[o][-1], (o, w, s, v)
+        last = len(wu.RATES[o]) - 1
+        assert scans[o, w, s, 0] and not scans[o, w, s, last], (o, w, s)
 
 
 def test_table_refuses_an_incomplete_scan(stored):

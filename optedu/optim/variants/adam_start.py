@@ -13,10 +13,12 @@ on exactly that estimate, without a warmup of the rate:
   so both bias corrections use it.
 - :func:`gi_adam` (Kalra & Barkeshli 2024, "GI-Adam"): :math:`v_0 = g_1^2`,
   the square of the first gradient, instead of 0; the bias corrections are
-  unchanged. That the corrections stay is read from the authors' report that
-  GI-Adam lowers the initial preconditioned sharpness, which it does only
-  with them (without them :math:`\hat v_1 = g_1^2`, Adam's own); their
-  algorithm box was not at hand to check.
+  unchanged. Both are as the authors' code has them
+  (``vision/phase-diagrams/utils/optim_utils.py``, ``adam_init``, in
+  dayal-kalra/why-warmup: ``nu = grads**2``, then
+  ``nu_hat = nu_next / (1 - b2**count)``). Their :math:`g_0` is the gradient
+  of a batch drawn before training; here it is the first step's gradient.
+  On the full batch the two are the same; with mini-batches they differ.
 
 Neither is what ``torch.optim.Adam`` computes; the warmup chapter runs them
 beside Adam with and without warmup.
@@ -84,9 +86,10 @@ def gi_adam(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
 
     Since :math:`v` no longer starts at 0, dividing it by
     :math:`1-\beta_2^t` over-corrects: for a constant gradient the step is
-    :math:`\eta\sqrt{1-\beta_2^t}\,\operatorname{sign}(g)`, a warmup of the
-    step whose length is set by :math:`\beta_2` (:math:`\sqrt{1-\beta_2}`
-    of Adam's at the first step).
+    :math:`\eta\sqrt{1-\beta_2^t}\,\operatorname{sign}(g)`
+    (:math:`\sqrt{1-\beta_2}` of Adam's at the first step). That is the
+    constant-gradient factor; when the gradient changes, the ratio of
+    GI-Adam's step to Adam's differs from it.
     """
     if step == 1:
         exp_avg_sq.copy_(grad * grad)                              # v_0 = g_1²

@@ -70,6 +70,51 @@ def test_gi_adam_is_not_adam():
     assert (gi[1] - ref[1]).abs().max().item() > 1e-3       # Adam's first step is η sign(g)
 
 
+def _varying(steps: int, n: int = 5) -> torch.Tensor:
+    """Gradients that differ across coordinates and steps, some of them negative."""
+    gen = torch.Generator().manual_seed(1)
+    scales = torch.logspace(-2, 1, n, dtype=torch.float64)
+    return (torch.randn(steps, n, generator=gen, dtype=torch.float64) + 0.5) * scales
+
+
+def _transcribed(grads: torch.Tensor, lr: float, eps: float, *, freeze: int = 0,
+                 v0_first: bool = False) -> torch.Tensor:
+    """The rules written out coordinate by coordinate in plain floats: Adam-2k's held
+    steps accumulate gᵢ² per coordinate; GI-Adam (``v0_first``) starts from vᵢ = g₁ᵢ²."""
+    steps, n = grads.shape
+    rows = [[0.0] * n]
+    for i in range(n):
+        theta, m, v = 0.0, 0.0, 0.0
+        for t in range(1, steps + 1):
+            g = grads[t - 1, i].item()
+            if v0_first and t == 1:
+                v = g * g
+            v = B2 * v + (1 - B2) * g * g
+            if t > freeze:
+                m = B1 * m + (1 - B1) * g
+                theta -= lr * (m / (1 - B1**t)) / (sqrt(v / (1 - B2**t)) + eps)
+            if i == 0:
+                rows.append([0.0] * n)
+            rows[t][i] = theta
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_adam_2k_held_steps_accumulate_each_coordinates_square():
+    """Varying gradients per coordinate: held steps build v from each gᵢ², not a mean."""
+    k, grads = 6, _varying(12)
+    theta = _path(lambda p: Adam2k(p, lr=0.01, eps=1e-8, freeze=k), grads)
+    expected = _transcribed(grads, 0.01, 1e-8, freeze=k)
+    assert torch.allclose(theta, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_gi_adam_starts_each_coordinate_from_its_own_first_square():
+    """Varying gradients per coordinate: v₀ = g₁ᵢ² in each coordinate, not one fill."""
+    grads = _varying(12)
+    theta = _path(lambda p: GIAdam(p, lr=0.01, eps=1e-8), grads)
+    expected = _transcribed(grads, 0.01, 1e-8, v0_first=True)
+    assert torch.allclose(theta, expected, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: Adam2k(p, freeze=-1),
      r"^Invalid freeze value: -1 \(expected an integer >= 0\)$"),
