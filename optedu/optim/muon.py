@@ -98,9 +98,8 @@ def zeropower_via_newtonschulz(
     if len(grad.shape) != 2:
         raise ValueError("Input tensor gradient must be a 2D matrix")
     schedule = coefficient_schedule(ns_coefficients, ns_steps)
-    # X in bfloat16; torch's ``grad.bfloat16()`` of a bfloat16 tensor is that tensor, which
-    # the division below then changes in place, as torch's does. Another ``dtype`` (optedu's
-    # extension) copies, so that its input is left alone.
+    # X in bfloat16 (a bfloat16 input is divided in place, as torch's is);
+    # another dtype, optedu's extension, copies
     x = grad.to(dtype, copy=dtype != torch.bfloat16)
     tall = grad.size(0) > grad.size(1)
     if tall:
