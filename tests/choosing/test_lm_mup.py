@@ -112,6 +112,7 @@ def test_the_coordinate_check_is_flat_under_mup():
     assert s.abs().max() < FLAT, s
 
 
+@pytest.mark.full
 def test_the_standard_model_grows_with_width():
     s = slopes("sp")
     assert abs(s[0, 0]) < FLAT                 # the embedding: a lookup, flat
@@ -125,6 +126,7 @@ def test_an_adam_rate_not_divided_by_the_width_is_caught():
     assert s[0, 1:4].abs().max() < FLAT
 
 
+@pytest.mark.full
 def test_a_readout_left_in_the_standard_parametrisation_is_caught():
     s = slopes("sp_readout")
     assert (s[:, -1] > 0.4).all(), s           # the logits grow like sqrt(n) and more

@@ -197,7 +197,7 @@ def differences(ours, theirs):
 
 def _cases():
     names = list(CASES)
-    return names if FULL else names[::3]
+    return names if FULL else names[::5]      # the quick tier: every fifth option set
 
 
 @pytest.mark.parametrize("name", _cases())
@@ -212,7 +212,7 @@ FLOAT64_CASES = ["adagrad", "refresh=3,statistics=2", "rmsprop_normalized+clip",
                  "decoupled_weight_decay+lr"]
 
 
-@pytest.mark.parametrize("name", FLOAT64_CASES if FULL else FLOAT64_CASES[:2])
+@pytest.mark.parametrize("name", FLOAT64_CASES if FULL else FLOAT64_CASES[1:2])
 def test_float64_matches_optax_shampoo(name):
     """Measured 2.4e-15 to 6.0e-14 (the stale roots' case); float64's rounding passed
     through roots of factors whose condition number reaches 10⁶."""
@@ -285,7 +285,7 @@ MATRICES = [(4, 4, 2), (4, 2, 4), (6, 6, 4), (8, 3, 2), (1, 1, 2), (5, 5, 8)]
 
 
 @pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
-@pytest.mark.parametrize(("n", "rank", "p"), MATRICES, ids=str)
+@pytest.mark.parametrize(("n", "rank", "p"), MATRICES if FULL else MATRICES[1::2], ids=str)
 def test_inverse_pth_root(n, rank, p, x64):
     """The coupled Newton iteration with ε relative to the power iteration's eigenvalue, on
     full-rank factors (condition ~10²) and rank-deficient ones (~10⁶, the ridge's cap).
