@@ -131,16 +131,11 @@ class Adam2k(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, freeze=freeze))
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
-        return {"step": 0, "exp_avg": torch.zeros_like(param),
-                "exp_avg_sq": torch.zeros_like(param)}
+        return _adam_state(param)
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:
-        state["step"] += 1
-        beta1, beta2 = group["betas"]
-        adam_2k(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
-                lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                freeze=group["freeze"])
+        _step(adam_2k, param, grad, state, group, freeze=group["freeze"])
 
 
 class GIAdam(Optimizer):
@@ -162,12 +157,23 @@ class GIAdam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
-        return {"step": 0, "exp_avg": torch.zeros_like(param),
-                "exp_avg_sq": torch.zeros_like(param)}
+        return _adam_state(param)
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: State,
                group: Group) -> None:
-        state["step"] += 1
-        beta1, beta2 = group["betas"]
-        gi_adam(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
-                lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"])
+        _step(gi_adam, param, grad, state, group)
+
+
+def _adam_state(param: torch.Tensor) -> State:
+    """Adam's state: a Python step count and the two moments, zero."""
+    return {"step": 0, "exp_avg": torch.zeros_like(param),
+            "exp_avg_sq": torch.zeros_like(param)}
+
+
+def _step(rule: Any, param: torch.Tensor, grad: torch.Tensor, state: State, group: Group,
+          **extra: Any) -> None:
+    """One step of ``rule`` (:func:`adam_2k` or :func:`gi_adam`) with the group's settings."""
+    state["step"] += 1
+    beta1, beta2 = group["betas"]
+    rule(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], lr=group["lr"],
+         beta1=beta1, beta2=beta2, eps=group["eps"], **extra)
