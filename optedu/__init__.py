@@ -82,6 +82,7 @@ from .optim.shampoo import Shampoo, shampoo
 from .optim.distributed_shampoo import DistributedShampoo, distributed_shampoo
 from .optim.soap import SOAP, soap
 from .optim.sparse_adam import SparseAdam, sparse_adam
+from .optim.stable_adamw import StableAdamW, stable_adamw
 from .precision.adam8bit import Adam8bit, AdamW8bit
 from .precision.loss_scaling import LossScaler
 from .precision.mixed import (LowPrecisionOptimizer, MasterWeights, kahan_add_,
@@ -100,6 +101,7 @@ __all__ = [
     "sgd", "adagrad", "adagrad_sparse", "rmsprop", "adam",
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
+    "StableAdamW", "stable_adamw",
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb", "SAM", "sam_perturbation",
     "DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",

@@ -288,6 +288,17 @@ CATALOGUE: tuple[Rule, ...] = (
          state="adam",
          memory_settings=({}, dict(amsgrad=True)),
          small_run=dict(lr=0.01, weight_decay=0.1)),
+    Rule("StableAdamW", "optedu.optim.stable_adamw", chapter="loss_spikes",
+         parent="AdamW",
+         change=("Divides a tensor's rate by the RMS of g²/v when over 1: a gradient that "
+                 "outruns v takes no long step."),
+         reference=("optimi", "StableAdamW"), test="optim/test_stable_adamw.py",
+         state="stable_adamw",
+         memory_settings=(dict(lr=0.01), dict(lr=0.01, weight_decay=0.0)),
+         small_run=dict(lr=0.01, weight_decay=0.1),
+         sharded="fixed",
+         excluded=("added after the grid was run; it is measured against torch-optimi and "
+                   "taught in the chapter 'Loss spikes'")),
     Rule("AdamW8bit", "optedu.precision.adam8bit", chapter="memory",
          parent="AdamW",
          change="AdamW with its state in 8 bits, as Adam8bit.",

@@ -91,6 +91,14 @@ _WRITTEN: dict[str, Entry] = {
         "The decay per step is ηλ: a schedule, or a new learning rate, "
         "changes the decay too.",
         "What a `weight_decay` number means"),
+    "StableAdamW": Entry(
+        r"\eta_t=\eta/\max\big(1,\sqrt{\mathrm{mean}(g_t^2/v_t)}\big),\ "
+        r"\theta_t=(1-\eta_t\lambda)\theta_{t-1}-\eta_t\frac{m_t}{\sqrt{v_t}+\epsilon}",
+        "AdamW for layers whose gradient can outrun v (quiet, then back): "
+        "the step stays near η.",
+        "The RMS is over the whole tensor: one rare row of a large embedding "
+        "table barely moves it, and that row still takes Adam's long step.",
+        "Update clipping: StableAdamW"),
     "Adam8bit": Entry(
         _8BIT + r"\text{Adam step}",
         "Adam's state in about a quarter of the memory, for large "
@@ -464,7 +472,7 @@ SCHEDULES: dict[str, str] = {
 # a short history so that one step fills it.
 SHAPES: tuple[tuple[int, ...], ...] = ((512, 256), (512,))
 SETTINGS: dict[str, dict[str, Any]] = {
-    "LARS": {"lr": 1e-3}, "Lamb": {"lr": 1e-3},
+    "LARS": {"lr": 1e-3}, "Lamb": {"lr": 1e-3}, "StableAdamW": {"lr": 1e-3},
     "LBFGS": {"history_size": 3, "max_iter": 9},
     # SAM holds its base's state: measured around SGD with momentum, the
     # paper's base (the name resolves to optedu's class)
@@ -477,7 +485,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 # Read and checked like every argument, but not printed (every class has
 # them, or they choose an implementation, not the rule).
-HIDDEN_ARGUMENTS = ("params", "maximize", "foreach", "fused")
+HIDDEN_ARGUMENTS = ("params", "maximize", "foreach", "fused", "triton", "gradient_release")
 
 # The package each optimizer torch lacks is checked against in its chapter (module, class), from
 # the catalogue; LARS and Lamb are compared with optax, whose functions name their arguments

@@ -292,6 +292,14 @@ def _mars(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return _buffers(shape, "exp_avg", "exp_avg_sq", "last_grad", *extra)
 
 
+def _stable_adamw(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """StableAdamW (optimi's): Adam's two moments and ε² as a number of the parameter's
+    dtype; ``kahan_comp`` is ``None`` for float32 and float64 weights (a buffer for float16
+    and bfloat16 ones, which this layout leaves out); the step is an int32 tensor in the
+    group (:func:`predicted_state_bytes` adds it once per group)."""
+    return {**_buffers(shape, "exp_avg", "exp_avg_sq"), "eps_sq": ((), "param_scalar")}
+
+
 def _muon_adamw(*matrix_keys: str) -> Callable[[Shape, Mapping[str, Any]], Layout]:
     """pytorch_optimizer's Muon family: ``use_muon`` groups keep the momentum (NorMuon also
     one second moment per row, ``(rows, 1)``), the others AdamW's two buffers; the step
@@ -356,6 +364,7 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "kron": _kron,
     "laprop": _laprop,
     "mars": _mars,
+    "stable_adamw": _stable_adamw,
     "normuon": _muon_adamw("momentum_buffer", "second_momentum_buffer"),
     "muonclip": _muon_adamw("momentum_buffer"),
     "galore": _galore_layout,
@@ -474,6 +483,9 @@ def predicted_state_bytes(optimizer: torch.optim.Optimizer, *,
     for layout, dtype in layouts:
         for key, (shape, rule) in layout.items():
             total[key] += math.prod(shape) * _itemsize(rule, dtype)
+    if name == "StableAdamW":   # optimi's step counter: an int32 tensor in each group
+        total["step"] += sum(group["step"].element_size() for group in optimizer.param_groups
+                             if "step" in group)
     if name == "DoG":   # one rbar and one G per group
         for group in optimizer.param_groups:
             size = _itemsize("param_scalar", group["params"][0].dtype)
