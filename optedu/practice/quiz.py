@@ -70,6 +70,10 @@ _CLASS = re.compile(r"^:class: (.+)$")
 _CASE = re.compile(r"^## Case (\d+): (.+)$")
 _FOLLOWS = re.compile(r"^follows-q(\d+)$")
 _GLUE_ROLE = re.compile(r"\{glue(?::(\w+))?\}`([^`]+)`")
+# a citation key written in brackets, [key2024] or [a2017,b2020], not a link [text](page):
+# the page shows the bare key
+_KEY = r"[a-z][a-z0-9_]*\d{4}[a-z0-9_]*"
+_TEXT_CITE = re.compile(rf"\[{_KEY}(?:,\s*{_KEY})*\](?!\()")
 _ROLE = re.compile(r"\{([\w:-]+)\}`([^`]+)`")
 _RECORD = "application/papermill.record/"
 
@@ -276,6 +280,8 @@ def lint(question: Question) -> list[str]:
         problems.append(f"the spoken answer has {n} sentences, not {low} to {high}")
     if _GLUE_ROLE.search(question.spoken):
         problems.append("the spoken answer glues a number from a run (move it to the evidence)")
+    for cite in _TEXT_CITE.findall(question.answer):
+        problems.append(f"a citation written as text, {cite}: write {{cite:p}}`key`")
     if question.follows is not None and question.follows >= question.number:
         problems.append(f"follows Q{question.follows}, which does not come before it")
     if question.red_flags is not None:

@@ -702,6 +702,16 @@ def test_bad_red_flags_are_named(tmp_path, answer, message):
     assert any(message in p for p in quiz.lint(q)), quiz.lint(q)
 
 
+@pytest.mark.parametrize("evidence", ["Runs [choi2019].", "Runs [goyal2017,you2017]."])
+def test_a_citation_written_as_text_is_named(tmp_path, evidence):
+    # a key in brackets renders as the bare key; a link, [text](page), is no citation
+    _notebook(tmp_path / "x.ipynb", ["# X", ":::{admonition} Q1. Why?\n"
+              ":class: dropdown q-deep t-memory k-choice\n\nOne. Two. Three.\n\n"
+              f"**The evidence.** {evidence} See [the ZeRO chapter](zero.ipynb).\n:::"], {})
+    (q,) = quiz.load(tmp_path)
+    assert any("citation written as text" in p for p in quiz.lint(q)), quiz.lint(q)
+
+
 # Chapters whose scenario, choice and estimate questions do not all have a follow-up yet: the
 # test fails when one of them gets its chains (take it off) or another chapter loses one. The
 # casebook's cases are numbered as its questions, so a case's follow-up cannot sit after its
@@ -709,7 +719,7 @@ def test_bad_red_flags_are_named(tmp_path, answer, message):
 WITHOUT_CHAINS = {
     "casebook",
 }
-FOLLOW_UPS_AT_LEAST = 153
+FOLLOW_UPS_AT_LEAST = 170
 
 
 def unchained(questions) -> dict[str, list[int]]:
