@@ -46,6 +46,7 @@ from .optim.adadelta import Adadelta, adadelta
 from .optim.adafactor import Adafactor, adafactor
 from .optim.adagrad import Adagrad, adagrad, adagrad_sparse
 from .optim.adam import Adam, AdamW, adam
+from .optim.adam_atan2 import AdamAtan2, adam_atan2
 from .optim.adamax import Adamax, adamax
 from .optim.asgd import ASGD, asgd
 from .optim.foreach import adam_foreach, sgd_foreach
@@ -101,7 +102,7 @@ __all__ = [
     "sgd", "adagrad", "adagrad_sparse", "rmsprop", "adam",
     "Adadelta", "Adamax", "NAdam", "RAdam", "SparseAdam",
     "adadelta", "adamax", "nadam", "radam", "sparse_adam",
-    "StableAdamW", "stable_adamw",
+    "StableAdamW", "stable_adamw", "AdamAtan2", "adam_atan2",
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb", "SAM", "sam_perturbation",
     "DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",

@@ -288,6 +288,16 @@ CATALOGUE: tuple[Rule, ...] = (
          state="adam",
          memory_settings=({}, dict(amsgrad=True)),
          small_run=dict(lr=0.01, weight_decay=0.1)),
+    Rule("AdamAtan2", "optedu.optim.adam_atan2", chapter="loss_spikes",
+         parent="AdamW",
+         change=("Replaces m̂/(√v̂+ε) by a·atan2(m̂, b√v̂): no ε, the same step at every "
+                 "gradient scale, bounded by aπ/2."),
+         reference=("adam_atan2_pytorch", "AdamAtan2"), test="optim/test_adam_atan2.py",
+         state="adam_atan2",
+         memory_settings=({}, dict(regen_reg_rate=0.1)),
+         small_run=dict(lr=0.01, weight_decay=0.1),
+         excluded=("added after the grid was run; it is measured against adam-atan2-pytorch "
+                   "and taught in the chapter 'Loss spikes'")),
     Rule("StableAdamW", "optedu.optim.stable_adamw", chapter="loss_spikes",
          parent="AdamW",
          change=("Divides a tensor's rate by the RMS of g²/v when over 1: a gradient that "

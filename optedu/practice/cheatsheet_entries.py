@@ -91,6 +91,14 @@ _WRITTEN: dict[str, Entry] = {
         "The decay per step is ηλ: a schedule, or a new learning rate, "
         "changes the decay too.",
         "What a `weight_decay` number means"),
+    "AdamAtan2": Entry(
+        r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta\,a\,\mathrm{atan2}"
+        r"(\hat m_t,\,b\sqrt{\hat v_t})",
+        "AdamW without ε: the same step at every gradient scale (wide layers, "
+        "tiny gradients).",
+        "Bounded, not small: a gradient back after a silence still steps up to "
+        "aπ/2 ≈ 2η a coordinate, not η.",
+        "Adam without ε: Adam-atan2"),
     "StableAdamW": Entry(
         r"\eta_t=\eta/\max\big(1,\sqrt{\mathrm{mean}(g_t^2/v_t)}\big),\ "
         r"\theta_t=(1-\eta_t\lambda)\theta_{t-1}-\eta_t\frac{m_t}{\sqrt{v_t}+\epsilon}",

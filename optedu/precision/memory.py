@@ -292,6 +292,13 @@ def _mars(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return _buffers(shape, "exp_avg", "exp_avg_sq", "last_grad", *extra)
 
 
+def _adam_atan2(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """Adam-atan2 (adam-atan2-pytorch's): Adam's two moments, the initial weights with
+    ``regen_reg_rate``; ``steps`` is a Python int (no bytes)."""
+    extra = ("param_init",) if group.get("regen_reg_rate", 0) > 0 else ()
+    return _buffers(shape, "exp_avg", "exp_avg_sq", *extra)
+
+
 def _stable_adamw(shape: Shape, group: Mapping[str, Any]) -> Layout:
     """StableAdamW (optimi's): Adam's two moments and ε² as a number of the parameter's
     dtype; ``kahan_comp`` is ``None`` for float32 and float64 weights (a buffer for float16
@@ -365,6 +372,7 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "laprop": _laprop,
     "mars": _mars,
     "stable_adamw": _stable_adamw,
+    "adam_atan2": _adam_atan2,
     "normuon": _muon_adamw("momentum_buffer", "second_momentum_buffer"),
     "muonclip": _muon_adamw("momentum_buffer"),
     "galore": _galore_layout,
