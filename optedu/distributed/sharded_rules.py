@@ -36,6 +36,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import os
 import pathlib
 import pkgutil
 import platform
@@ -382,10 +383,11 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
 STORED = pathlib.Path("experiments/sharded_rules.json")
 
 
-def read_stored() -> dict[str, Any]:
+def read_stored(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The stored classification (``make experiments-sharded-rules``), read
-    from the repository this module lives in, whatever the working folder."""
-    path = pathlib.Path(__file__).resolve().parents[2] / STORED
+    from the data ``folder`` the caller passes (a chapter passes
+    ``optedu.instruments.store.folder()``)."""
+    path = pathlib.Path(folder) / STORED.name
     if not path.exists():
         raise ValueError(f"Invalid path: no classification stored in {path} "
                          f"(make experiments-sharded-rules)")
