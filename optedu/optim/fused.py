@@ -408,8 +408,8 @@ class FusedOptimizer(ForeachOptimizer):
         if not group.get("fused") or not params:
             super().update_group(params, grads, states, group)
             return
-        # mypy takes a class for unhashable when its instances define __hash__
-        stale = _stale_kernel(type(self))  # type: ignore[arg-type]
+        kind: type = type(self)     # as a plain type: mypy checks type[Self] as an instance
+        stale = _stale_kernel(kind)
         if stale:
             raise ValueError(
                 f"{type(self).__name__} changes the rule of {stale} but not its "
