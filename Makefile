@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 
 # experiments-% (a chapter's experiment, optedu/experiments/) is a pattern rule: make skips
 # implicit rules for phony targets, so its names are not listed here
-.PHONY: setup book test lint unit nbval unpinned site-test lab lab-source outputs bench experiments \
+.PHONY: setup book test lint types unit nbval unpinned site-test lab lab-source outputs bench experiments \
 	experiments-quick experiments-sweeps experiments-sharded-rules experiments-list clean
 
 setup: $(STAMP)
@@ -62,9 +62,14 @@ test: $(STAMP)
 	OPTEDU_TESTS=full $(BIN)/python -m pytest tests book -p nbval --nbval \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -n 2 --dist loadfile -q
 
-## lint: ruff over the package, the tests and the tools (pyproject.toml's [tool.ruff])
+## lint: ruff over the package, the tests and the tools (pyproject.toml's [tool.ruff]), then types
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory types
+
+## types: mypy over the package (pyproject.toml's [tool.mypy]), no error allowed
+types: $(STAMP)
+	$(BIN)/mypy
 
 ## unit: the quick tier of the tests (pairwise grids, 5 hypothesis draws), under a minute
 unit: $(STAMP)

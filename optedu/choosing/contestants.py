@@ -63,6 +63,8 @@ WARMUP_FRACTION = 0.05
 
 Hyper = dict[str, float]
 Space = dict[str, tuple[float, float]]
+#: ``(model, hyper, head) -> optimizers``: how a contestant builds its optimizers
+Build = Callable[[nn.Module, Hyper, str | None], list[torch.optim.Optimizer]]
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,7 @@ class Contestant:
     summary: str
     space: Space
     defaults: Hyper
-    build: Callable[[nn.Module, Hyper, "str | None"], list[torch.optim.Optimizer]] = \
-        field(repr=False)
+    build: Build = field(repr=False)
     scheduled: bool = True
     source: str = ""
 

@@ -255,8 +255,8 @@ def plot_lr_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float],
             for k, name in enumerate(names):
                 if name not in curves[w]:
                     continue
-                rates, runs = curves[w][name]
-                runs = np.array([[min(v, top) for v in seeds] for seeds in runs])
+                rates, seeds_of = curves[w][name]
+                runs = np.array([[min(v, top) for v in seeds] for seeds in seeds_of])
                 mid = np.median(runs, axis=1)
                 line, = ax.plot(rates, mid, lw=1.3, color=f"C{k}", label=name)
                 ax.fill_between(rates, runs.min(axis=1), runs.max(axis=1),
@@ -295,8 +295,8 @@ def plot_lr_wd(maps: Mapping[str, tuple[Sequence[float], Sequence[float],
     worst = max(float(f.max()) for f in finite)
     fig, panels = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.3), sharey=True)
     panels = [panels] if len(maps) == 1 else list(panels)
-    for ax, (title, (rates, decays, grid)) in zip(panels, maps.items()):
-        grid = np.array(grid, dtype=float)
+    for ax, (title, (rates, decays, values)) in zip(panels, maps.items()):
+        grid = np.array(values, dtype=float)
         shown = np.where(np.isfinite(grid), grid, worst)
         image = ax.imshow(shown, cmap="viridis_r", norm=LogNorm(best, worst), origin="lower",
                           aspect="auto")

@@ -27,10 +27,10 @@ import hashlib
 import math
 import platform
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -217,7 +217,7 @@ MUP_BASE_WIDTH = 48
 
 
 def mu_gpt(depth: int, width: int, seed: int = 0, *, base_width: int = MUP_BASE_WIDTH,
-           readout: type[nn.Linear] | None = None, zero_query: bool = True,
+           readout: Callable[..., nn.Linear] | None = None, zero_query: bool = True,
            **options: bool) -> tuple[GPT, dict[str, Any]]:
     r"""The GPT in µP (Yang et al., "Tensor Programs V", NeurIPS 2021), and its shapes for
     :func:`optedu.training.mup.mup_param_groups`.
@@ -267,7 +267,7 @@ def mu_gpt(depth: int, width: int, seed: int = 0, *, base_width: int = MUP_BASE_
     if zero_query:
         with torch.no_grad():
             for block in model.blocks:
-                block.attention.q.weight.zero_()
+                cast(Block, block).attention.q.weight.zero_()
     return model, shapes
 
 

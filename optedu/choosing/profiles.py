@@ -70,7 +70,7 @@ def ratios(times: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, floa
             for s in times}
 
 
-def profile(ratios_of_s: Mapping[str, float], taus: Sequence[float]) -> list[float]:
+def profile(ratios_of_s: Mapping[str, float], taus: Iterable[float]) -> list[float]:
     """:math:`\\rho_s(\\tau)` at each ``tau``: the share of workloads with ratio at most tau."""
     values = list(ratios_of_s.values())
     if not values:

@@ -121,8 +121,9 @@ def jobs_for(grid: Grid, done: Sequence[dict[str, Any]] = (),
                                  tuple(plugins)))
             trial_records = [records.get(("external", w, name, i, 0))
                              for i in range(grid.trials)]
-            if grid.final_seeds and all(r is not None for r in trial_records):
-                best = best_trial(trial_records)
+            done = [r for r in trial_records if r is not None]
+            if grid.final_seeds and len(done) == len(trial_records):
+                best = best_trial(done)
                 for seed in grid.final_seeds:
                     second.append(Job("external", w, name, best, seed, hypers[best],
                                       tuple(plugins)))

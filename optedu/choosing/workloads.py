@@ -32,6 +32,7 @@ import platform
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -411,7 +412,28 @@ def _register(w: Workload) -> Workload:
     return w
 
 
-_DIGITS = dict(batch_size=64, eval_every=10, make_data=digits)
+Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Metric = Callable[[nn.Module, torch.Tensor, torch.Tensor], float]
+
+
+class DigitsShared(TypedDict):
+    """The fields the digits workloads share (:class:`Workload`'s)."""
+    batch_size: int
+    eval_every: int
+    make_data: Callable[[], Data]
+
+
+class TextShared(DigitsShared):
+    """The fields the text workloads share (:class:`Workload`'s)."""
+    steps: int
+    metric: str
+    head: str | None
+    make_batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None
+    loss_fn: Loss
+    metric_fn: Metric
+
+
+_DIGITS = DigitsShared(batch_size=64, eval_every=10, make_data=digits)
 _raw_digits = functools.partial(digits, "raw")
 
 _register(Workload(
@@ -427,7 +449,7 @@ _register(Workload(
     summary="the same on raw pixel values (0 to 16): an ill-conditioned problem",
     steps=300, metric="cross-entropy", target=0.118, head="0",
     make_model=_linear_model, loss_fn=cross_entropy, metric_fn=_value(cross_entropy),
-    **{**_DIGITS, "make_data": _raw_digits}, base="digits_logreg",
+    **(_DIGITS | {"make_data": _raw_digits}), base="digits_logreg",
     target_setter=("nadamw", 0.019018554321561586), target_rule=TARGET_RULE,
 ))
 _register(Workload(
@@ -481,9 +503,9 @@ _register(Workload(
     **_DIGITS, base="digits_autoencoder",
     target_setter=("nesterov", 3.0), target_rule=TARGET_RULE,
 ))
-_TEXT = dict(batch_size=TEXT_BATCH, steps=300, eval_every=20, metric="cross-entropy",
-             head="head", make_data=help_text, make_batches=text_windows,
-             loss_fn=cross_entropy, metric_fn=_value(cross_entropy))
+_TEXT = TextShared(batch_size=TEXT_BATCH, steps=300, eval_every=20, metric="cross-entropy",
+                   head="head", make_data=help_text, make_batches=text_windows,
+                   loss_fn=cross_entropy, metric_fn=_value(cross_entropy))
 _register(Workload(
     name="char_transformer",
     summary="character-level transformer LM (pre-LN, 2 layers, width 64, 4 heads, context 32)"

@@ -29,9 +29,9 @@ The save and load functions are collective: call them on every rank of the group
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -64,7 +64,7 @@ def _metadata(path: str | Path) -> dict[str, Any]:
             for key, m in md.state_dict_metadata.items()}
 
 
-def check_entries(saved: dict[str, Any], wanted: dict[str, tuple[int, ...]],
+def check_entries(saved: dict[str, Any], wanted: Mapping[str, tuple[int, ...] | None],
                   prefix: str, what: str) -> None:
     """Raise ``ValueError`` unless the checkpoint's entries under ``prefix`` (``saved``:
     key -> shape, from the metadata) are exactly ``wanted``'s keys with the same shapes;
@@ -245,6 +245,22 @@ def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str,
     return out
 
 
+def _load(job: Job, path: str | Path, model: nn.Module, opt: torch.optim.Optimizer) -> int:
+    """:func:`load_zero` or :func:`load_fsdp`, by ``job.method``."""
+    if job.method == "zero":
+        return load_zero(path, model, cast(ZeroOptimizer, opt))   # what _build made
+    return load_fsdp(path, model, opt)
+
+
+def _save(job: Job, path: str | Path, model: nn.Module, opt: torch.optim.Optimizer,
+          step: int) -> None:
+    """:func:`save_zero` or :func:`save_fsdp`, by ``job.method``."""
+    if job.method == "zero":
+        save_zero(path, model, cast(ZeroOptimizer, opt), step)    # what _build made
+    else:
+        save_fsdp(path, model, opt, step)
+
+
 def resume_jobs(rank: int, world_size: int,
                 tasks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each task in turn on this rank; a task is a dict with ``job`` (a
@@ -254,18 +270,16 @@ def resume_jobs(rank: int, world_size: int,
     Returns per task the losses, the final parameters (whole tensors) and the error; and
     ``state``: the parameters and this rank's optimizer state (whole tensors, see
     :func:`_full_state`) just after the load (``load``) or at the save (``save``)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for task in tasks:
         job = task["job"]
         _check_method(job)
         with default_dtype(job.dtype):
             model, opt, inner = _build(job, rank, world_size)
-            load = load_zero if job.method == "zero" else load_fsdp
-            save = save_zero if job.method == "zero" else save_fsdp
             start, error = 0, None
             if task.get("load"):
                 try:
-                    start = load(task["load"], model, opt)
+                    start = _load(job, task["load"], model, opt)
                 except ValueError as err:
                     if not task.get("expect_error"):
                         raise
@@ -279,7 +293,7 @@ def resume_jobs(rank: int, world_size: int,
                      if task.get("load") else None)
             losses = _train(model, opt, job, rank, world_size, task["steps"])
             if task.get("save"):
-                save(task["save"], model, opt, start + task["steps"])
+                _save(job, task["save"], model, opt, start + task["steps"])
                 state = {"params": _full(model), "optim": _full_state(model, inner)}
             out.append({"losses": losses, "params": _full(model), "start": start,
                         "error": None, "state": state})

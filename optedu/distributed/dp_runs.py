@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .comm import count_collectives, totals
 from .runs import Job, make_batch, make_model
@@ -52,9 +53,9 @@ def bn_model(job: Job) -> nn.Sequential:
     """:func:`~optedu.distributed.runs.make_model`'s MLP with a
     ``BatchNorm1d`` (float64) after the first linear layer."""
     model = make_model(job)
-    width = model[0].out_features
-    layers = [model[0], nn.BatchNorm1d(width, dtype=torch.float64),
-              *model[1:]]
+    first = cast(nn.Linear, model[0])
+    layers = [first, nn.BatchNorm1d(first.out_features, dtype=torch.float64),
+              *list(model)[1:]]
     return nn.Sequential(*layers)
 
 
@@ -72,7 +73,7 @@ def _train(model: nn.Module, micro: list[tuple[torch.Tensor, torch.Tensor]],
             quiet = no_sync and j < len(micro) - 1
             with count_collectives() as calls:
                 if quiet:
-                    with model.no_sync():
+                    with cast(DistributedDataParallel, model).no_sync():
                         (F.mse_loss(model(x), y) / len(micro)).backward()
                 else:
                     (F.mse_loss(model(x), y) / len(micro)).backward()
@@ -100,7 +101,7 @@ def dp_extras(rank: int, world_size: int, k: int = 2, steps: int = 3,
     x, y = x.chunk(world_size)[rank], y.chunk(world_size)[rank]
     micro = list(zip(x.chunk(k), y.chunk(k)))
     lr = job.kwargs["lr"]
-    out = {}
+    out: dict[str, Any] = {}
     for name, no_sync in (("sync", False), ("no_sync", True)):
         params, log = _train(_ddp(make_model(job)), micro, steps, lr,
                              no_sync)

@@ -20,10 +20,13 @@ the single-process reference of each (clipped by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:                       # for the annotations only: no import cost
+    from torch.distributed.tensor import DTensor
 
 from optedu.training.clip import clip_grad_norm_
 from optedu.precision.memory import state_bytes
@@ -67,7 +70,7 @@ def train_design(rank: int, world_size: int, design: str, job: Job,
                 if design == "fsdp" and max_norm is not None:
                     total = torch.nn.utils.clip_grad_norm_(
                         model.parameters(), max_norm)   # a DTensor
-                    norms.append(float(total.full_tensor()))
+                    norms.append(float(cast("DTensor", total).full_tensor()))
                 opt.step()
             if getattr(opt, "last_norm", None) is not None:
                 norms.append(float(opt.last_norm))
@@ -79,7 +82,7 @@ def train_design(rank: int, world_size: int, design: str, job: Job,
                 "state_bytes": held, "comm": totals(log), "norms": norms}
 
 
-def _fully_shard(model: torch.nn.Module, world_size: int) -> None:
+def _fully_shard(model: torch.nn.Sequential, world_size: int) -> None:
     """FSDP2 on each linear layer and on the model, as the runs of
     :mod:`~optedu.distributed.runs` apply it."""
     from torch.distributed.device_mesh import init_device_mesh

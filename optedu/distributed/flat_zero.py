@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
 
 from .zero import _copy_options
+
+if TYPE_CHECKING:
+    from optedu.optim.optimizer import Optimizer
 
 EPS = 1e-6  # added to the norm before dividing, as torch's clip_grad_norm_
 
@@ -64,7 +67,8 @@ def check_element_wise(optimizer_class: type[torch.optim.Optimizer],
     if optimizer_class in TORCH_ELEMENT_WISE:
         return
     if getattr(optimizer_class, "element_wise", False):
-        probe = optimizer_class([torch.zeros(1, requires_grad=True)], **defaults)
+        probe = cast("Optimizer", optimizer_class(          # an optedu rule
+            [torch.zeros(1, requires_grad=True)], **defaults))
         if probe.element_wise:
             return
         options = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
@@ -110,7 +114,7 @@ def flat_partition(numels: Sequence[int], world_size: int
 
 
 @torch.no_grad()
-def clip_grad_norm_sharded_(grads: Iterable[torch.Tensor], max_norm: float,
+def clip_grad_norm_sharded_(grads: Iterable[torch.Tensor | None], max_norm: float,
                             process_group: dist.ProcessGroup | None = None
                             ) -> torch.Tensor:
     r"""Clip gradients that are split over the ranks by their *global* norm.
@@ -119,15 +123,16 @@ def clip_grad_norm_sharded_(grads: Iterable[torch.Tensor], max_norm: float,
     the local sums of squares: one all-reduce of one number. Every piece is
     then scaled by :math:`\min(\tau / (\|g\| + 10^{-6}), 1)`, the factor
     ``torch.nn.utils.clip_grad_norm_`` would apply to the whole gradient.
-    Returns :math:`\|g\|`.
+    Returns :math:`\|g\|`. ``None`` entries (no gradient) are skipped, as
+    ``clip_grad_norm_`` skips a parameter without one.
     """
-    grads = list(grads)
-    local = sum((g.double().square().sum() for g in grads),
+    present = [g for g in grads if g is not None]
+    local = sum((g.double().square().sum() for g in present),
                 torch.zeros((), dtype=torch.float64))
     dist.all_reduce(local, group=process_group)        # Σ_r ‖g^(r)‖²
     total = local.sqrt()
     coef = torch.clamp(max_norm / (total + EPS), max=1.0)
-    for g in grads:
+    for g in present:
         g.mul_(coef.to(g.dtype))
     return total
 

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+if TYPE_CHECKING:                       # for the annotations only: no import cost
+    from torch.distributed.tensor import DTensor
 
 from optedu.optim.adam import AdamW
 from optedu.optim._sharding import is_sharded, local
@@ -132,7 +135,7 @@ class OwnerMuon(Muon):
         pieces = None
         if rank == owner:
             padded = out.new_zeros((n * rows, *out.shape[1:]))
-            moved = whole.movedim(dim, 0)
+            moved = cast(torch.Tensor, whole).movedim(dim, 0)   # the owner has it
             padded[:moved.size(0)] = moved
             pieces = list(padded.chunk(n))
         dist.scatter(out, pieces, group_src=owner, group=pg)
@@ -203,7 +206,7 @@ def _train(model: torch.nn.Module, opts: list[torch.optim.Optimizer],
     return step_log, pass_log
 
 
-def whole_buffer_bytes(shapes: list[tuple[int, int]]) -> int:
+def whole_buffer_bytes(shapes: list[tuple[int, ...]]) -> int:
     """The gathered design's buffers at their largest: one whole matrix at a
     time, its bfloat16 input and its bfloat16 result (2 + 2 bytes an
     element)."""
@@ -245,7 +248,7 @@ def train_rank(rank: int, world_size: int, run: MuonRun) -> dict[str, Any]:
                    if run.design == "owner"
                    else whole_buffer_bytes(shapes)
                    if run.design == "gathered" else 0)
-        params = [p.full_tensor().detach().clone()
+        params = [cast("DTensor", p).full_tensor().detach().clone()
                   for p in model.parameters()]
     return {"params": params, "step_comm": totals(step_log),
             "pass_comm": totals(pass_log),
@@ -352,7 +355,7 @@ def dtensor_newton_schulz(rank: int, world_size: int,
             with CommDebugMode() as mode:
                 sharded = fn(rows)
             ref = fn(whole).double()
-            got = sharded.full_tensor().double()
+            got = cast("DTensor", sharded).full_tensor().double()
             out[name] = float((got - ref).abs().max() / ref.abs().max())
             out[f"{name}_collectives"] = {
                 str(op).split(".")[-1]: n

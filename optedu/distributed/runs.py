@@ -188,22 +188,24 @@ def _build(job: Job, rank: int, world_size: int
            ) -> tuple[nn.Module, torch.optim.Optimizer, Any]:
     """Model (wrapped as the method wants), optimizer, and the optimizer
     whose state is this rank's (for the byte count)."""
-    model: nn.Module = make_model(job)
+    mlp = make_model(job)
+    model: nn.Module = mlp
     if job.method == "fsdp":
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
         mesh = init_device_mesh("cpu", (world_size,))
-        for layer in model:
+        for layer in mlp:
             if isinstance(layer, nn.Linear):
                 fully_shard(layer, mesh=mesh)
         fully_shard(model, mesh=mesh)
     param_groups = groups(model, job)
     if job.method in ("ddp", "ddp_hook", "torch_zero"):
-        model = nn.parallel.DistributedDataParallel(model)
+        ddp = nn.parallel.DistributedDataParallel(model)
         if job.method == "ddp_hook":
             from torch.distributed.algorithms.ddp_comm_hooks import \
                 default_hooks
-            model.register_comm_hook(None, default_hooks.allreduce_hook)
+            ddp.register_comm_hook(None, default_hooks.allreduce_hook)
+        model = ddp
     if job.method in ("zero", "zero_reduce"):
         how = "reduce" if job.method == "zero_reduce" else "all_reduce"
         opt: Any = ZeroOptimizer(param_groups, job.optimizer, gradients=how,
@@ -262,7 +264,8 @@ def owners(opt: torch.optim.Optimizer) -> list[list[int]] | None:
     if not isinstance(opt, ZeroRedundancyOptimizer):
         return None
     rank_of = {p: rank for rank, rank_groups
-               in enumerate(opt._partition_parameters())
+               # a method torch's stub file leaves out
+               in enumerate(opt._partition_parameters())  # type: ignore[attr-defined]
                for g in rank_groups for p in g["params"]}
     return [[rank_of[p] for p in g["params"]] for g in opt.param_groups]
 

@@ -36,6 +36,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import os
 import pathlib
 import pkgutil
 import platform
@@ -44,11 +45,14 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:                       # for the annotations only: no import cost
+    from torch.distributed.tensor import DTensor
 
 from optedu.optim.catalogue import CATALOGUE
 
@@ -211,7 +215,8 @@ def _train(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             closure()
             inner.clear()
             with _counting() as outer:
-                opt.step(closure)
+                # torch's closures return the loss tensor; its stub says a float
+                opt.step(closure)  # type: ignore[arg-type]
     if hasattr(opt, "eval"):
         opt.eval()                        # schedule-free: x, the average
     counted = (sum(b for _, b in outer["log"])
@@ -225,7 +230,7 @@ def _train(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             "hidden_collectives": hidden}
 
 
-def _shard(model: nn.Module, world_size: int) -> None:
+def _shard(model: nn.Sequential, world_size: int) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     mesh = init_device_mesh("cpu", (world_size,))
@@ -254,7 +259,7 @@ def run_rank(rank: int, world_size: int, names: Sequence[str],
     return out
 
 
-def mixed_sums_rank(rank: int, world_size: int) -> dict[str, list[float]]:
+def mixed_sums_rank(rank: int, world_size: int) -> dict[str, Any]:
     """A group that mixes a sharded matrix (``Shard(0)``, seeded 6×3) and a
     plain vector (the same on every rank, as DDP or an unwrapped module
     leaves it): :func:`optedu.optim._sharding.sum_of_squares` and
@@ -283,7 +288,8 @@ def mixed_sums_rank(rank: int, world_size: int) -> dict[str, list[float]]:
                 b.grad = torch.cos(b.detach())
             for opt in opts:
                 opt.step()
-        steps[name] = relative_difference([mixed[0].full_tensor(), mixed[1]], whole)
+        steps[name] = relative_difference([cast("DTensor", mixed[0]).full_tensor(), mixed[1]],
+                                          whole)
     return {"sum_of_squares": sum_of_squares(pieces, vector).tolist(),
             "norms": norms([pieces, vector]).tolist(),
             "whole": [float(matrix.square().sum()),
@@ -377,10 +383,11 @@ def table(rows: Sequence[Mapping[str, Any]]) -> str:
 STORED = pathlib.Path("experiments/sharded_rules.json")
 
 
-def read_stored() -> dict[str, Any]:
+def read_stored(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The stored classification (``make experiments-sharded-rules``), read
-    from the repository this module lives in, whatever the working folder."""
-    path = pathlib.Path(__file__).resolve().parents[2] / STORED
+    from the data ``folder`` the caller passes (a chapter passes
+    ``optedu.instruments.store.folder()``)."""
+    path = pathlib.Path(folder) / STORED.name
     if not path.exists():
         raise ValueError(f"Invalid path: no classification stored in {path} "
                          f"(make experiments-sharded-rules)")

@@ -76,8 +76,8 @@ def contestant(optimizer: str) -> Contestant:
     space = {"lr": (1e-4, 1e-1), "weight_decay": (1e-4, 1e-1)}
     defaults = {"lr": 3e-3, "weight_decay": WEIGHT_DECAY}
     if optimizer == "adamw":
-        build = lambda model, hp, head: [AdamW(model.parameters(), lr=hp["lr"],
-                                               weight_decay=hp["weight_decay"])]
+        def build(model, hp, head):
+            return [AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])]
     elif optimizer in ("muon", "muon_pe"):
         coeffs = NS_COEFFICIENTS if optimizer == "muon" else POLAR_EXPRESS
 

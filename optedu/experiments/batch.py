@@ -210,12 +210,14 @@ def exact_noise(w: workloads.Workload, model: torch.nn.Module, seed: int) -> dic
     = \operatorname{tr}(H\Sigma)/G^\top H G` with :math:`\operatorname{tr}(H\Sigma)`
     averaged over :data:`HVP_SAMPLE` examples drawn with ``seed`` (``b_noise_stderr``: the
     standard error of that sample mean, divided by :math:`G^\top H G`)."""
-    total, sq, n = None, 0.0, 0
+    total: torch.Tensor | None = None
+    sq, n = 0.0, 0
     for block in flat_grads(w, model):
         b = block.double()
         total = b.sum(0) if total is None else total + b.sum(0)
         sq += float(b.pow(2).sum())
         n += len(b)
+    assert total is not None                     # the training set is not empty
     mean = total / n
     g2 = float(mean.pow(2).sum())
     trace = sq / n - g2

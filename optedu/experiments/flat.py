@@ -218,7 +218,8 @@ def _score(values: Sequence[float | None]) -> float:
     """Mean over seeds; infinity if a seed diverged."""
     if not values:
         raise ValueError("Invalid values: none")
-    return math.inf if any(v is None for v in values) else statistics.fmean(values)
+    finite = [v for v in values if v is not None]
+    return math.inf if len(finite) < len(values) else statistics.fmean(finite)
 
 
 def tuned(records: Sequence[dict[str, Any]], base: str, variant: str, rho: float,

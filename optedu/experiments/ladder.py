@@ -58,7 +58,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -173,7 +173,7 @@ def build(optimizer: str, model: lm.GPT, lr: float, weight_decay: float,
                 AdamW(rest, lr=lr, betas=BETAS)]
     else:
         width = model.embed.weight.shape[1]
-        heads = model.blocks[0].attention.heads
+        heads = cast(lm.Block, model.blocks[0]).attention.heads
         mini = AdamMini(model.named_parameters(), lr=lr, betas=BETAS,
                         weight_decay=weight_decay, dim=width, n_heads=heads)
         mini.wqk_names |= {"attention.q.", "attention.k."}
@@ -367,7 +367,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     """Run the ladder on a device: ``python -m optedu.experiments.ladder --device cuda
     --label h200 --workers 12``."""
     from .runner import run_parallel
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(main.__doc__ or "").splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--label", default=None, help="names the file: ladder_LABEL.jsonl "
                         "(auto: the device's model, such as h200)")

@@ -42,7 +42,7 @@ import pathlib
 import statistics
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -65,14 +65,30 @@ RANGE_CONTESTANTS = ("sgd_momentum", "nesterov", "adam", "adamw", "nadamw", "lio
                      "lamb")
 RANGE_SEEDS = (0, 1, 2)
 #: fastai's lr_find settings
-RANGE_SETTINGS = dict(start_lr=1e-7, end_lr=10.0, num_iter=100, beta=0.98, stop_factor=4.0)
+class RangeSettings(TypedDict):
+    """The keyword arguments of :func:`lr_range_test` the study passes."""
+    start_lr: float
+    end_lr: float
+    num_iter: int
+    beta: float
+    stop_factor: float
+
+
+class PlateauSettings(TypedDict):
+    """The keyword arguments of ``ReduceLROnPlateau`` the study passes."""
+    factor: float
+    patience: int
+
+
+RANGE_SETTINGS = RangeSettings(start_lr=1e-7, end_lr=10.0, num_iter=100, beta=0.98,
+                               stop_factor=4.0)
 SCHEDULE_CONTESTANTS = ("adamw", "nesterov")
 SCHEDULES = ("cosine", "onecycle", "onecycle_fixed", "plateau")
 #: the sweep's points: the full grid's tuned rate times 10^(k/2)
 SWEEP = (-2, -1, 0, 1, 2)
 FINAL_SEEDS = (1, 2)
 #: ReduceLROnPlateau's factor and patience (evaluations)
-PLATEAU = {"factor": 0.5, "patience": 2}
+PLATEAU = PlateauSettings(factor=0.5, patience=2)
 
 #: one run: ``"range"`` or ``"schedule"``, workload, contestant, schedule (``None`` for a range
 #: test), the sweep's point (``None`` for a range test) and the seed; its input ``hyper`` is
@@ -123,8 +139,9 @@ def schedule_jobs(done: Iterable[dict[str, Any]] = ()) -> tuple[list[Job], list[
                     sweep.append(KEY("schedule", w, c, s, i, 0,
                                      inputs={"hyper": {**defaults, "lr": lr}}))
                 stored = [records.get(("schedule", w, c, s, i, 0)) for i in range(len(rates))]
-                if all(r is not None for r in stored):
-                    best = best_trial(stored)
+                done = [r for r in stored if r is not None]
+                if len(done) == len(stored):
+                    best = best_trial(done)
                     finals += [KEY("schedule", w, c, s, best, seed,
                                    inputs={"hyper": {**defaults, "lr": rates[best]}})
                                for seed in FINAL_SEEDS]

@@ -212,9 +212,10 @@ def train(job: Job, data: Data | None = None, steps: int = STEPS) -> dict[str, A
     opt = optimizer(job, model.parameters())
     base = [g["lr"] for g in opt.param_groups]
     averager = PolynomialDecayAverager(model, gamma=8.0) if "dog" in job.optimizer else None
-    sf = job.optimizer == "sf_adamw"
-    if sf:
-        opt.train()
+    # schedule-free (sf_adamw) evaluates at its averaged point, trains at its own
+    sf = opt if isinstance(opt, AdamWScheduleFree) else None
+    if sf is not None:
+        sf.train()
     gen = torch.Generator().manual_seed(job.seed)
     order = torch.empty(0, dtype=torch.long)
     curve: dict[str, list] = {"step": [], "train_loss": [], "val_loss": [], "d": [],
@@ -239,26 +240,26 @@ def train(job: Job, data: Data | None = None, steps: int = STEPS) -> dict[str, A
             averager.step()
         window.append(loss.item())
         if t + 1 <= EARLY or (t + 1) % EVERY == 0:
-            if sf:
-                opt.eval()
+            if sf is not None:
+                sf.eval()
             d, lr_eff = estimate(opt)
             curve["step"].append(t + 1)
             curve["train_loss"].append(_round(statistics.fmean(window)))
             curve["val_loss"].append(_round(_evaluate(model, data.val_x, data.val_y)[0]))
             curve["d"].append(_round(d))
             curve["lr_eff"].append(_round(lr_eff))
-            if sf:
-                opt.train()
+            if sf is not None:
+                sf.train()
             window = []
     out: dict[str, Any] = {"diverged": diverged, "curve": curve}
-    if sf:
-        opt.eval()
+    if sf is not None:
+        sf.eval()
     models = {"": model} if averager is None else {"": model, "avg_": averager.averaged_model}
     for prefix, m in models.items():
         for split in ("train", "val", "test"):
-            loss, acc = _evaluate(m, getattr(data, f"{split}_x"), getattr(data, f"{split}_y"))
-            out[f"{prefix}{split}_loss"] = _round(loss)
-            out[f"{prefix}{split}_acc"] = _round(acc) if math.isfinite(loss) else None
+            value, acc = _evaluate(m, getattr(data, f"{split}_x"), getattr(data, f"{split}_y"))
+            out[f"{prefix}{split}_loss"] = _round(value)
+            out[f"{prefix}{split}_acc"] = _round(acc) if math.isfinite(value) else None
     if job.optimizer == "ldog":
         out["d_layers"] = [_round(float(r)) for r in opt.param_groups[0]["rbar"]]
     return out
@@ -303,7 +304,8 @@ def _score(values: Sequence[float | None]) -> float:
     """Mean over seeds; infinity if a seed diverged."""
     if not values:
         raise ValueError("Invalid values: none")
-    return math.inf if any(v is None for v in values) else statistics.fmean(values)
+    finite = [v for v in values if v is not None]
+    return math.inf if len(finite) < len(values) else statistics.fmean(finite)
 
 
 def tuned(records: Sequence[dict[str, Any]], optimizer: str, schedule: str) -> float:

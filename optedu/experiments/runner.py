@@ -83,7 +83,8 @@ def run_parallel(grid: Grid, workers: int, folder: pathlib.Path | str | None = N
     out.parent.mkdir(parents=True, exist_ok=True)
     store.repair(out)
     start, wall = time.monotonic(), time.time()
-    ran, failed = 0, []
+    ran = 0
+    failed: list[Job] = []
     running: dict[cf.Future, Job] = {}
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_settings) as pool, \

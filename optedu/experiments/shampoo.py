@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from optedu.choosing import trial, workloads
-from optedu.choosing.contestants import Contestant, Training, schedule_for
+from optedu.choosing.contestants import Build, Contestant, Training, schedule_for
 from optedu.instruments import store
 from optedu.optim.adam import AdamW
 from optedu.optim.shampoo import Shampoo
@@ -94,7 +94,7 @@ class GraftedTraining(Training):
 def contestant(name: str) -> Contestant:
     """``adamw``, ``shampoo`` or ``shampoo_graft`` as the benchmark's trial runs it: only
     ``lr`` is tuned, weight decay 0, every other argument at its default."""
-    builds = {
+    builds: dict[str, Build] = {
         "adamw": lambda model, hp, head: [AdamW(model.parameters(), lr=hp["lr"],
                                                 weight_decay=0.0)],
         "shampoo": lambda model, hp, head: [Shampoo(model.parameters(), lr=hp["lr"])],

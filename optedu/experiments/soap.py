@@ -90,6 +90,8 @@ def contestant(optimizer: str, k: int | None = None) -> Contestant:
     if optimizer not in ("soap", "soap_eigh"):
         raise ValueError(f"Invalid optimizer: {optimizer!r}")
     cls = SOAP if optimizer == "soap" else SOAPEigh
+    if k is None:
+        raise ValueError(f"Invalid k: None (expected {optimizer}'s refresh period)")
     return Contestant(optimizer, f"{cls.__name__}, k = {k}", space, defaults,
                       lambda model, hp, head: [cls(model.parameters(), lr=hp["lr"],
                                                    weight_decay=hp["weight_decay"],

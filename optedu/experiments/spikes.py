@@ -31,7 +31,7 @@ import math
 import pathlib
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -83,7 +83,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, width = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        if self.q_norm is not None:
+        if self.q_norm is not None and self.k_norm is not None:   # both or neither
             q, k = self.q_norm(q), self.k_norm(k)
         s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])         # logits
         if self.softcap is not None:
@@ -91,6 +91,21 @@ class Attention(nn.Module):
         s = s.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
         y = s.softmax(-1) @ v
         return self.proj(y.transpose(1, 2).reshape(b, t, width))
+
+
+class Block(nn.Module):
+    """A pre-LN block: :class:`Attention` and a GELU MLP 4× wide, each after a LayerNorm."""
+
+    def __init__(self, width: int, heads: int, qk_norm: bool, softcap: float | None) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attn = Attention(width, heads, qk_norm, softcap)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
+                                 nn.Linear(4 * width, width))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = z + self.attn(self.ln1(z))
+        return z + self.mlp(self.ln2(z))
 
 
 class TinyLM(nn.Module):
@@ -102,22 +117,15 @@ class TinyLM(nn.Module):
         super().__init__()
         self.tok = nn.Embedding(workloads.VOCAB, width)
         self.pos = nn.Embedding(workloads.CONTEXT, width)
-        self.blocks = nn.ModuleList()
-        for _ in range(layers):
-            block = nn.Module()
-            block.ln1, block.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
-            block.attn = Attention(width, heads, qk_norm, softcap)
-            block.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
-                                      nn.Linear(4 * width, width))
-            self.blocks.append(block)
+        self.blocks = nn.ModuleList(Block(width, heads, qk_norm, softcap)
+                                    for _ in range(layers))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, workloads.VOCAB)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.tok(x) + self.pos.weight[:x.shape[1]]
         for block in self.blocks:
-            z = z + block.attn(block.ln1(z))
-            z = z + block.mlp(block.ln2(z))
+            z = block(z)
         return self.head(self.ln_f(z))
 
 
@@ -147,14 +155,14 @@ def train(setting: str, seed: int, steps: int = STEPS) -> dict[str, Any]:
     warm = cfg["warmup"]
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: min(1.0, (t + 1) / warm) if warm else 1.0)
-    names = {p: n for n, p in model.named_parameters()}
+    names: dict[torch.Tensor, str] = {p: n for n, p in model.named_parameters()}
     attn = [n for n in names.values() if n.endswith("attn.qkv.weight")]
     logits = AttentionLogits(model, causal=True)
     ratios = UpdateRatios(model)
     batches = workloads.text_windows(seed)
-    out: dict[str, list] = {"loss": [], "grad_norm": [], "logit": [],
-                            "ratio": {n: [] for n in names.values()},
-                            "sqrt_v": {n: [] for n in attn}}
+    out: dict[str, Any] = {"loss": [], "grad_norm": [], "logit": [],
+                           "ratio": {n: [] for n in names.values()},
+                           "sqrt_v": {n: [] for n in attn}}
     for _ in range(steps):
         x, y = next(batches)
         loss = nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
@@ -171,7 +179,7 @@ def train(setting: str, seed: int, steps: int = STEPS) -> dict[str, Any]:
         sched.step()
         if cfg["qk_clip"] is not None:
             for name, block in zip(("blocks.0.attn", "blocks.1.attn"), model.blocks):
-                qk_clip_(block.attn, logits.last[name], cfg["qk_clip"])
+                qk_clip_(cast(Block, block).attn, logits.last[name], cfg["qk_clip"])
         for n, v in ratios.after().items():
             out["ratio"][n].append(_r(v))
         v_hat = adam_sqrt_v(opt, names)

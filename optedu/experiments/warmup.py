@@ -47,7 +47,7 @@ import math
 import pathlib
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -194,7 +194,7 @@ def train(name: str, peak: float, warmup: int, seed: int, *, trace: bool = False
     """One run; what :func:`execute` stores (without the key)."""
     x, y = data()
     net = network(seed)
-    params = list(net.parameters())
+    params: list[torch.Tensor] = list(net.parameters())
     closure = lambda: loss_of(net, x, y)  # noqa: E731
     s0 = sharpness(closure, params, max_iter=ITERS, tol=TOL)
     opt = make_optimizer(name, params, rate(peak, warmup, 0))
@@ -218,7 +218,8 @@ def train(name: str, peak: float, warmup: int, seed: int, *, trace: bool = False
             diverged = True
             losses.append(value)
             break
-        norms.append(torch.cat([p.grad.flatten() for p in params]).norm().item())
+        grads = [cast(torch.Tensor, p.grad) for p in params]    # backward filled them
+        norms.append(torch.cat([g.flatten() for g in grads]).norm().item())
         losses.append(value)
         opt.step()
         if trace and t % EVERY == EVERY - 1:

@@ -250,7 +250,7 @@ def wsd_run(workload: str, seed: int) -> dict[str, Any]:
     average, scratch = w.model(seed), w.model(seed)
     beta = 1.0 - 1.0 / ema_window(base)
     batches = w.batches(seed)
-    stable = {"evals": [], "ema": [], "gnorm": [], "train_loss": []}
+    stable: dict[str, list[Any]] = {"evals": [], "ema": [], "gnorm": [], "train_loss": []}
     saved: dict[int, Any] = {}
     since: list[float] = []
 
@@ -290,7 +290,7 @@ def wsd_run(workload: str, seed: int) -> dict[str, Any]:
                 g["lr"] = hyper["lr"]
         opt = Training(optimizers, wsd_schedule(b["steps"], b["start"], warm, b["shape"]))
         batches = advance(w.batches(seed), b["start"])
-        decay = {"evals": [], "gnorm": [], "train_loss": []}
+        decay: dict[str, list[Any]] = {"evals": [], "gnorm": [], "train_loss": []}
         since.clear()
         for t in range(b["start"], b["steps"]):
             since.append(_step(w, model, opt, batches, t))

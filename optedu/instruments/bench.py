@@ -84,7 +84,7 @@ class _TrafficMode(TorchDispatchMode):
         super().__init__()
         self.ops: list[OpTraffic] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         inputs, mutable = [], []
         schema = func._schema.arguments

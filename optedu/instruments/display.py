@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import ast
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
@@ -155,7 +159,7 @@ def reader_values(values: dict[str, str] | None) -> None:
     _shown = None if values is None else dict(values)
 
 
-def palette_png(fig: object, colors: int = 128, scale: float = 1) -> bytes | None:
+def palette_png(fig: Figure, colors: int = 128, scale: float = 1) -> bytes | None:
     """``fig`` as IPython shows it (PNG, tight box), re-coded with a palette of ``colors``.
 
     Line plots hold few colours: a 128-colour palette (fast octree, no dithering) looks the
@@ -186,7 +190,7 @@ def _check_scale(scale: float) -> None:
         raise ValueError(f"Invalid scale: {scale} (expected 1 to 3)")
 
 
-def _screen_png(fig: object, colors: int, scale: float) -> tuple[bytes, dict] | None:
+def _screen_png(fig: Figure, colors: int, scale: float) -> tuple[bytes, dict] | None:
     """A palette PNG with the size to show it at: ``scale`` pixels per CSS pixel."""
     import io
 

@@ -193,7 +193,7 @@ def one_step_ulps(
         a.step()
     twins = [p.detach().clone() for p in params]
     b = second(twins)
-    flags = [{key: group[key] for key in ("foreach", "fused") if key in group}
+    flags: list[dict[str, Any]] = [{key: group[key] for key in ("foreach", "fused") if key in group}
              for group in b.param_groups]
     b.load_state_dict(copy.deepcopy(a.state_dict()))
     for group, kept in zip(b.param_groups, flags):     # the path stays b's own

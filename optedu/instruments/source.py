@@ -16,6 +16,11 @@ import ast
 import inspect
 import re
 import textwrap
+import types
+from collections.abc import Callable
+
+# what ``inspect.getsource`` reads: a module, a class, a function or a method
+Shown = types.ModuleType | type | Callable[..., object]
 
 _ROLE = re.compile(r":(?:func|class|meth|data|attr|mod|obj|exc):`~?([^`]+)`")
 _MATH_ROLE = re.compile(r":math:`([^`]+)`")
@@ -110,13 +115,14 @@ def _items(lines: list[str]) -> str:
     return "\n".join(_inline(item) for item in items)
 
 
-def split_source(obj: object) -> tuple[str, str | None]:
+def split_source(obj: Shown) -> tuple[str, str | None]:
     """``obj``'s source without its docstring, and the docstring (or ``None``)."""
     source = textwrap.dedent(inspect.getsource(obj))
     tree = ast.parse(source)
     node = tree.body[0]
-    doc = ast.get_docstring(node, clean=False) if isinstance(
-        node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return source.rstrip("\n"), None
+    doc = ast.get_docstring(node, clean=False)
     if doc is None:
         return source.rstrip("\n"), None
     first = node.body[0]
@@ -129,7 +135,7 @@ class Source:
     """What :func:`show_source` displays: Markdown for Jupyter and the website, the exact
     source as plain text."""
 
-    def __init__(self, obj: object) -> None:
+    def __init__(self, obj: Shown) -> None:
         self.name = getattr(obj, "__qualname__", repr(obj))
         self.text = textwrap.dedent(inspect.getsource(obj)).rstrip("\n")
         self.code, doc = split_source(obj)
@@ -146,7 +152,7 @@ class Source:
         return self.text
 
 
-def show_source(obj: object) -> None:
+def show_source(obj: Shown) -> None:
     """Display ``obj``'s source in a notebook: its docstring as text, then its code. Outside
     IPython, print the source."""
     try:

@@ -60,10 +60,14 @@ global norm (Rajbhandari et al., "ZeRO", 2020; Zhao et al., "PyTorch FSDP",
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:                       # for the annotations only: no import cost
+    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor.placement_types import Partial, Shard
 
 
 def _dtensor_module() -> Any:
@@ -73,7 +77,7 @@ def _dtensor_module() -> Any:
     return sys.modules.get("torch.distributed.tensor")
 
 
-def _is_dtensor(t: Any) -> bool:
+def _is_dtensor(t: Any) -> TypeGuard[DTensor]:
     module = _dtensor_module()
     return module is not None and isinstance(t, module.DTensor)
 
@@ -109,7 +113,8 @@ def sharded_dims(p: Any) -> tuple[int, ...]:
     """The dimensions ``p`` is cut along (``Shard(d)`` placements)."""
     if not _is_dtensor(p):
         return ()
-    return tuple(sorted({pl.dim for pl in p.placements if pl.is_shard()}))
+    return tuple(sorted({cast("Shard", pl).dim for pl in p.placements
+                         if pl.is_shard()}))
 
 
 def refuse_sharded(rule: str, p: Any, why: str) -> None:
@@ -164,7 +169,7 @@ def global_sum(t: torch.Tensor, like: Any = None) -> torch.Tensor:
         out = t.to_local().clone()
         if all(_is_replicate(pl) for pl in placements):
             return out
-        if not all(pl.is_partial() and pl.reduce_op == "sum"
+        if not all(pl.is_partial() and cast("Partial", pl).reduce_op == "sum"
                    for pl in placements):
             raise ValueError(f"Invalid t value: a DTensor placed "
                              f"{placements} (expected Partial('sum'))")

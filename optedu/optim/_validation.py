@@ -95,7 +95,7 @@ def check_integer(name: str, value: Any, minimum: int, maximum: int | None = Non
     """Raise ``ValueError`` unless ``value`` is an integer (Python's or numpy's, not a bool) in
     ``[minimum, maximum]`` (no upper limit when ``maximum`` is ``None``)."""
     ok = (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-          and minimum <= value and (maximum is None or value <= maximum))
+          and minimum <= int(value) and (maximum is None or value <= maximum))
     if not ok:
         expected = (f"an integer >= {minimum}" if maximum is None
                     else f"an integer in [{minimum}, {maximum}]")

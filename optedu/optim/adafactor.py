@@ -3,7 +3,7 @@ r"""Adafactor: a second moment stored as row and column factors."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -70,6 +70,7 @@ def adafactor(
     if weight_decay != 0:
         param.mul_(1 - lr * weight_decay)                # θ ← (1 - ηλ) θ
     if g.dim() > 1:
+        assert row_var is not None and col_var is not None   # a matrix's factors
         # mean of G² over the last dimension, as a norm: no G² tensor
         row_mean = torch.norm(g, dim=-1, keepdim=True).square_().div_(
             g.size(-1))
@@ -82,6 +83,7 @@ def adafactor(
         # V̂_t = R_t C_t / max(mean(R_t), ε1)
         v_hat.div_(row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1))
     else:
+        assert variance is not None                      # a vector's V
         variance.lerp_(g * g, one_minus_beta2)           # V_t
         v_hat = variance.clone()                         # V̂_t = V_t
     # 1 / max(√V̂_t, ε1), as 1/√max(V̂_t, ε1²)
@@ -127,6 +129,7 @@ def adafactor_sharded(
     rho = min(lr, 1 / (step**0.5))
     theta_sq = p.square().sum().reshape(1)
     if g.dim() > 1:
+        assert row_var is not None and col_var is not None   # a matrix's factors
         split = g.dim() - 2 in sharded_dims(param)    # rows across ranks
         rows, cols = param.shape[-2], param.shape[-1]
         row_var.lerp_(g.square().sum(dim=-1, keepdim=True).div_(cols),
@@ -145,6 +148,7 @@ def adafactor_sharded(
         v_hat = (row_var @ col_var).div_(
             r_sum.div(rows).clamp_(min=eps1))          # R C / max(mean R, ε1)
     else:
+        assert variance is not None                      # a vector's V
         variance.lerp_(g * g, one_minus_beta2)           # V_t
         v_hat = variance.clone()
     update = v_hat.clamp_(min=eps1 * eps1).rsqrt_().mul_(g)  # U_t
@@ -230,7 +234,7 @@ class Adafactor(Optimizer):
 
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         state: State = {"step": new_step_counter()}
-        grad = local(param.grad)          # a sharded parameter: its piece
+        grad = local(cast(torch.Tensor, param.grad))  # a sharded parameter: its piece
         if grad.dim() > 1 and grad.dim() - 1 in sharded_dims(param):
             refuse_sharded("Adafactor", param, "its row statistics need "
                            "whole rows, and this placement cuts the last "

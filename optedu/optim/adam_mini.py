@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -131,6 +131,14 @@ class AdamMini(torch.optim.Optimizer):
     couples_tensors = False
     refuses_shards = ("its second moment is a mean over blocks (heads, rows, tensors) "
                       "that a cut divides")
+    # the keyword sets that decide the blocks, set by ``_name_rules``
+    embd_names: set[str]
+    output_names: set[str]
+    wqk_names: set[str]
+    wv_names: set[str]
+    attn_proj_names: set[str]
+    mlp_names: set[str]
+    adam_block_names: set[str]
 
     def __init__(
         self,
@@ -186,7 +194,9 @@ class AdamMini(torch.optim.Optimizer):
         return cls._name_rules(types.SimpleNamespace())
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(  # type: ignore[override]  # torch's stub: None without a closure
+        self, closure: Callable[[], float] | None = None
+    ) -> float | None:
         """One step; ``closure`` re-runs the model and returns the loss."""
         loss = None
         if closure is not None:
@@ -207,7 +217,7 @@ class AdamMini(torch.optim.Optimizer):
                      kind: str) -> None:
         """Adam (one v per entry), or one v per head or per row."""
         beta1, beta2, lr = group["beta1"], group["beta2"], group["lr"]
-        grad = param.grad
+        grad = cast(torch.Tensor, param.grad)             # step calls it with a gradient
         if kind == "adam":
             if not state:
                 state["m"] = torch.zeros_like(param, memory_format=torch.preserve_format)

@@ -179,7 +179,9 @@ class APOLLO(torch.optim.Optimizer):
         return GaLoreProjector(group["rank"], **keys)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(  # type: ignore[override]  # torch's stub: None without a closure
+        self, closure: Callable[[], float] | None = None
+    ) -> float | None:
         """One step; ``closure`` re-runs the model and returns the loss."""
         loss = None
         if closure is not None:

@@ -84,18 +84,19 @@ def sgd_foreach(
     if momentum != 0:
         old = [i for i, b in enumerate(buffers) if b is not None]
         if old:
-            b_old = [buffers[i] for i in old]
+            b_old = [b for b in buffers if b is not None]
             # b_t = μ b_{t-1} + (1-τ) g_t
             torch._foreach_mul_(b_old, momentum)
             torch._foreach_add_(b_old, [g[i] for i in old],
                                 alpha=1 - dampening)
-        buffers = [g_i.detach().clone() if b is None else b  # b_1 = g_1
-                   for g_i, b in zip(g, buffers)]
+        filled = [g_i.detach().clone() if b is None else b  # b_1 = g_1
+                  for g_i, b in zip(g, buffers)]
+        buffers = list(filled)
         if nesterov:
             # d_t = g_t + μ b_t
-            g = torch._foreach_add(g, buffers, alpha=momentum)
+            g = torch._foreach_add(g, filled, alpha=momentum)
         else:
-            g = buffers                                      # d_t = b_t
+            g = filled                                       # d_t = b_t
     torch._foreach_add_(params, g, alpha=-lr)        # θ_t = θ_{t-1} - η d_t
     return buffers
 

@@ -81,7 +81,8 @@ import shutil
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 
 import torch
 import torch.fx.experimental._config as shape_config
@@ -212,7 +213,8 @@ def _outside() -> int:
     """The ``stacklevel`` of a warning raised by this function's caller that names
     the first frame outside optedu and torch (the user's ``step()``, past torch's
     wrappers and a scheduler's)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and \
             frame.f_globals.get("__name__", "").partition(".")[0] in ("optedu", "torch"):
         frame, level = frame.f_back, level + 1
@@ -294,7 +296,8 @@ def run_in_chunks(kernel: Callable[..., Any], rows: list[tuple[Tensor | None, ..
     of ``rows``."""
     by_dtype: dict[torch.dtype, list[int]] = {}
     for index, row in enumerate(rows):
-        by_dtype.setdefault(row[0].dtype, []).append(index)
+        # a row starts with its parameter
+        by_dtype.setdefault(cast(Tensor, row[0]).dtype, []).append(index)
     results: list[Any] = [None] * len(rows)
     # sizes: a symbol each (no duck shaping), and no special case for a
     # length of 1 (size-oblivious), so no size makes a graph; the bound
@@ -329,7 +332,7 @@ def flat(*tensors: Tensor | None) -> tuple[Tensor | None, ...]:
     """The tensors detached (the graph never sees ``requires_grad``, which
     would be guarded on) and, when all are contiguous, as 1-D views (one
     compiled graph for every shape)."""
-    views = []
+    views: list[Tensor | None] = []
     for t in tensors:
         if t is None:
             views.append(None)
@@ -405,7 +408,8 @@ class FusedOptimizer(ForeachOptimizer):
         if not group.get("fused") or not params:
             super().update_group(params, grads, states, group)
             return
-        stale = _stale_kernel(type(self))
+        kind: type = type(self)     # as a plain type: mypy checks type[Self] as an instance
+        stale = _stale_kernel(kind)
         if stale:
             raise ValueError(
                 f"{type(self).__name__} changes the rule of {stale} but not its "

@@ -236,7 +236,9 @@ class GaLoreAdamW(torch.optim.Optimizer):
         super().add_param_group(param_group)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(  # type: ignore[override]  # torch's stub: None without a closure
+        self, closure: Callable[[], float] | None = None
+    ) -> float | None:
         """One step; ``closure`` re-runs the model and returns the loss."""
         loss = None
         if closure is not None:

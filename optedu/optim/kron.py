@@ -57,9 +57,9 @@ def diagonal_dims(shape: tuple[int, ...], max_size: int, min_ndim: int,
     """Which dimensions get a diagonal factor (the rest a triangular one)."""
     diag = [memory_save_mode == "all_diag"] * len(shape)
     largest = max(range(len(shape)), key=lambda i: (shape[i], i), default=None)
-    if memory_save_mode == "one_diag" or (
+    if largest is not None and (memory_save_mode == "one_diag" or (
             memory_save_mode == "smart_one_diag" and len(shape) > 1
-            and sorted(shape)[-1] > sorted(shape)[-2]):
+            and sorted(shape)[-1] > sorted(shape)[-2])):
         diag[largest] = True  # the largest dimension (the last one of a tie)
     return [d or size == 1 or size > max_size or len(shape) < min_ndim
             for size, d in zip(shape, diag)]

@@ -10,6 +10,8 @@ search), then :class:`LBFGS`, which drives them over a closure as
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -71,12 +73,18 @@ def cubic_minimizer(x1: Number, f1: Number, g1: Number, x2: Number, f2: Number,
     d2_square = d1**2 - g1 * g2
     if d2_square < 0:
         return (low + high) / 2.0
-    d2 = d2_square.sqrt()
+    d2 = (d2_square.sqrt() if isinstance(d2_square, torch.Tensor)
+          else math.sqrt(d2_square))
     if x1 <= x2:
         x = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
         x = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
     return min(max(x, low), high)
+
+
+def _magnitude(x: Number) -> Number:
+    """``abs(x)``, typed (mypy types ``abs`` of a float-or-tensor as ``object``)."""
+    return x.abs() if isinstance(x, torch.Tensor) else abs(x)
 
 
 Evaluate = Callable[[Number], tuple[float, torch.Tensor]]
@@ -108,7 +116,9 @@ def strong_wolfe(evaluate: Evaluate, t: Number, d: torch.Tensor, f: float, g: to
     gtd_new = g_new.dot(d)
 
     # phase 1: grow t until [t_prev, t] brackets a point that satisfies both conditions
-    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
+    t_prev: Number = 0
+    f_prev, g_prev, gtd_prev = f, g, gtd
+    bracket: list[Number]
     done = False
     ls_iter = 0
     while ls_iter < max_ls:
@@ -148,7 +158,7 @@ def strong_wolfe(evaluate: Evaluate, t: Number, d: torch.Tensor, f: float, g: to
     insufficient_progress = False
     low, high = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
     while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+        if _magnitude(bracket[1] - bracket[0]) * d_norm < tolerance_change:
             break  # the bracket no longer moves the parameters
         t = cubic_minimizer(bracket[0], bracket_f[0], bracket_gtd[0],
                             bracket[1], bracket_f[1], bracket_gtd[1])
@@ -157,7 +167,7 @@ def strong_wolfe(evaluate: Evaluate, t: Number, d: torch.Tensor, f: float, g: to
         margin = 0.1 * (max(bracket) - min(bracket))
         if min(max(bracket) - t, t - min(bracket)) < margin:
             if insufficient_progress or t >= max(bracket) or t <= min(bracket):
-                if abs(t - max(bracket)) < abs(t - min(bracket)):
+                if _magnitude(t - max(bracket)) < _magnitude(t - min(bracket)):
                     t = max(bracket) - margin
                 else:
                     t = min(bracket) + margin
@@ -285,7 +295,8 @@ class LBFGS(torch.optim.Optimizer):
         for p in self._params:
             if p.is_complex():
                 p = torch.view_as_real(p)
-            p.add_(d[offset:offset + p.numel()].view_as(p), alpha=t)
+            # torch takes a 0-d tensor where its stubs say a Python number
+            p.add_(d[offset:offset + p.numel()].view_as(p), alpha=t)  # type: ignore[arg-type]
             offset += p.numel()
 
     def _evaluate_at(self, closure: Callable[[], Any], saved: list[torch.Tensor], t: Number,
@@ -369,7 +380,7 @@ class LBFGS(torch.optim.Optimizer):
             if line_search_fn is not None:
                 saved = [p.clone(memory_format=torch.contiguous_format) for p in self._params]
                 loss, g, t, spent = strong_wolfe(
-                    lambda step, d=d: self._evaluate_at(closure, saved, step, d),
+                    functools.partial(self._evaluate_at, closure, saved, d=d),
                     t, d, loss, g, gtd, max_ls=max_eval - evals)
                 self._move(t, d)
                 optimal = g.abs().max() <= tolerance_grad

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:                       # for the annotations only: no import cost
+    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor.placement_types import Shard
 
 from ._sharding import is_sharded, local, refuse_sharded
 from ._validation import check_bound, check_tensor_lr
@@ -116,11 +120,12 @@ def shard_layout(t: torch.Tensor) -> tuple[int, int, int, Any]:
     """Where a sharded matrix is cut: the dimension, the rows of a full
     piece (``torch.chunk``'s size, as DTensor's ``Shard``), this rank's
     index and the process group; refuses any other layout."""
-    mesh, placements = t.device_mesh, t.placements
+    piece = cast("DTensor", t)                # callers pass a sharded tensor
+    mesh, placements = piece.device_mesh, piece.placements
     if mesh.ndim != 1 or not placements[0].is_shard():
         refuse_sharded("Muon", t, "it gathers a matrix cut along one "
                        "dimension of a 1-D mesh only")
-    dim = placements[0].dim
+    dim = cast("Shard", placements[0]).dim
     rows = -(-t.shape[dim] // mesh.size())                 # ⌈A/n⌉
     return dim, rows, mesh.get_local_rank(), mesh.get_group()
 

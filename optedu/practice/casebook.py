@@ -196,7 +196,7 @@ def train(
         if clip is not None:
             clip_grad_norm_(params, clip)
         due = scheduler is not None and (t + 1) % scheduler_every == 0
-        if scheduler_first and t % scheduler_every == 0:
+        if scheduler is not None and scheduler_first and t % scheduler_every == 0:
             scheduler.step()                  # at the start of each period
             due = False
         run.lrs.append(optimizer.param_groups[0]["lr"])  # the rate used
@@ -205,7 +205,7 @@ def train(
             scaler.update()
         else:
             optimizer.step()
-        if due and not scheduler_first:
+        if scheduler is not None and due and not scheduler_first:
             scheduler.step()
     return run
 
@@ -264,15 +264,15 @@ def plot_signs(panels: dict[str, dict[str, Sequence[float] | Mapping[str, float]
     fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
     colours: dict[str, str] = {}
     for ax, (ylabel, series) in zip(axes[0], panels.items()):
-        bars = [label for label, values in series.items()
-                if isinstance(values, Mapping)]
+        bars = {label: values for label, values in series.items()
+                if isinstance(values, Mapping)}
         for k, label in enumerate(bars):
-            names = list(series[label])
+            names = list(bars[label])
             colour = colours.setdefault(label, f"C{len(colours)}")
             width = 0.8 / len(bars)
             ax.bar([i + (k - (len(bars) - 1) / 2) * width
                     for i in range(len(names))],
-                   [series[label][n] for n in names], width, color=colour,
+                   [bars[label][n] for n in names], width, color=colour,
                    label=label)
             ax.set_xticks(range(len(names)), names, fontsize=8, rotation=30,
                           ha="right")

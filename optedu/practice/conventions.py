@@ -50,6 +50,7 @@ small network's training run, to see which differences training notices.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -122,15 +123,15 @@ class NetProblem:
     def __init__(self, seed: int = 0, steps: int = 150, n: int = 512,
                  d: int = 10, h: int = 32, batch: int = 32) -> None:
         gen = torch.Generator().manual_seed(seed)
-        f64 = {"generator": gen, "dtype": torch.float64}
-        self.x = torch.randn(n, d, **f64)
-        teacher = torch.randn(d, **f64)
-        noisy = self.x @ teacher + 0.5 * torch.randn(n, **f64)
+        f64 = torch.float64
+        self.x = torch.randn(n, d, generator=gen, dtype=f64)
+        teacher = torch.randn(d, generator=gen, dtype=f64)
+        noisy = self.x @ teacher + 0.5 * torch.randn(n, generator=gen, dtype=f64)
         self.y = (noisy > 0).to(torch.float64)
         self.batches = torch.randint(n, (steps, batch), generator=gen)
         self.shapes = ((d, h), (h,), (h,), (1,))
-        w1 = torch.randn(d, h, **f64) / math.sqrt(d)
-        w2 = torch.randn(h, **f64) / math.sqrt(h)
+        w1 = torch.randn(d, h, generator=gen, dtype=f64) / math.sqrt(d)
+        w2 = torch.randn(h, generator=gen, dtype=f64) / math.sqrt(h)
         self.theta0 = torch.cat([w1.reshape(-1), torch.zeros(h,
                                  dtype=torch.float64), w2,
                                  torch.zeros(1, dtype=torch.float64)])
@@ -165,10 +166,11 @@ class NetProblem:
 
 def run(form: Form, problem: Problem, lrs: Sequence[float]) -> torch.Tensor:
     """The path (steps + 1 rows) of ``form`` on ``problem`` at rates ``lrs``."""
-    theta, state = problem.start(), {}
+    theta = problem.start()
+    state: dict[str, Any] = {}
     path = [theta.clone()]
     for t, lr in enumerate(lrs, start=1):
-        form(theta, lambda x, t=t: problem.grad(x, t), state, t, lr)
+        form(theta, functools.partial(problem.grad, t=t), state, t, lr)
         path.append(theta.clone())
     return torch.stack(path)
 

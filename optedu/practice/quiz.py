@@ -1008,6 +1008,14 @@ _SUP = str.maketrans("0123456789+-=()nTtki", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻�
 _SUB = str.maketrans("0123456789+-=()aeiklmnoprstx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑᵢₖₗₘₙₒₚᵣₛₜₓ")
 
 
+def _command(tex: str, i: int) -> re.Match[str]:
+    """The command starting at the backslash ``tex[i]``: its name is ``group(1)``."""
+    found = re.match(r"\\([A-Za-z]+|.)", tex[i:])
+    if found is None:
+        raise ValueError(f"Invalid TeX: {tex!r} (a lone backslash at {i})")
+    return found
+
+
 def _group(tex: str, i: int) -> tuple[str, int]:
     """The argument starting at ``tex[i]`` (a braced group or one character) and the index
     after it."""
@@ -1017,7 +1025,7 @@ def _group(tex: str, i: int) -> tuple[str, int]:
         return "", i
     if tex[i] != "{":
         if tex[i] == "\\":
-            name = re.match(r"\\([A-Za-z]+|.)", tex[i:]).group(0)
+            name = _command(tex, i).group(0)
             return name, i + len(name)
         return tex[i], i + 1
     depth = 0
@@ -1044,7 +1052,7 @@ def tex_to_text(tex: str) -> str:
     while i < len(tex):
         c = tex[i]
         if c == "\\":
-            name = re.match(r"\\([A-Za-z]+|.)", tex[i:]).group(1)
+            name = _command(tex, i).group(1)
             i += 1 + len(name)
             if name in _SYMBOLS:
                 out.append(_SYMBOLS[name])

@@ -53,7 +53,7 @@ def check_codes(code: str | Sequence[str]) -> tuple[str, str]:
     if len(pair) != 2 or any(not isinstance(name, str) or name not in CODES
                              for name in pair):
         raise invalid("code", code, f"one of {sorted(CODES)} or a pair of them")
-    return pair  # type: ignore[return-value]
+    return pair
 
 
 @functools.lru_cache(maxsize=None)

@@ -210,7 +210,7 @@ def linears_in(model: torch.nn.Module, fmt: str) -> Iterator[torch.nn.Module]:
         return lambda x: rounded_linear(x, m.weight, m.bias, dtype)
 
     for m in linears:
-        m.forward = forward_of(m)
+        setattr(m, "forward", forward_of(m))            # a method, patched per instance
     try:
         yield model
     finally:

@@ -31,7 +31,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -126,7 +126,7 @@ def _adam(shape: Shape, group: Mapping[str, Any]) -> Layout:
 
 
 def _rmsprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    extra = ("momentum_buffer",) if group.get("momentum", 0) > 0 else ()
+    extra: tuple[str, ...] = ("momentum_buffer",) if group.get("momentum", 0) > 0 else ()
     extra += ("grad_avg",) if group.get("centered", False) else ()
     return _step(shape, "square_avg", *extra)
 
@@ -522,7 +522,8 @@ def stepped(cls: type[torch.optim.Optimizer],
     """
     gen = torch.Generator().manual_seed(seed)
     if cls.__name__ == "SparseAdam":
-        table = torch.nn.Embedding(*shapes[0], sparse=True).to(dtype)
+        rows, dim = shapes[0]
+        table = torch.nn.Embedding(rows, dim, sparse=True).to(dtype)
         optimizer = cls(table.parameters(), **kwargs)
         table(torch.tensor([0, 1, 1, 3])).pow(2).sum().backward()
         optimizer.step()
@@ -530,10 +531,11 @@ def stepped(cls: type[torch.optim.Optimizer],
     params = [torch.randn(s, generator=gen, dtype=dtype).requires_grad_()
               for s in shapes]
     if cls.__name__ in ("GaLoreAdamW", "APOLLO"):
-        projection = {key: kwargs.pop(key) for key in
+        projection: dict[str, Any] = {key: kwargs.pop(key) for key in
                       ("rank", "update_proj_gap", "scale", "proj_type", "proj",
                        "scale_type") if key in kwargs}
-        groups = [{"params": [p for p in params if p.dim() == 2], **projection},
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in params if p.dim() == 2], **projection},
                   {"params": [p for p in params if p.dim() != 2]}]
         optimizer = cls([g for g in groups if g["params"]], **kwargs)
     elif cls.__name__ in ("NorMuon", "MuonClip"):
@@ -549,13 +551,15 @@ def stepped(cls: type[torch.optim.Optimizer],
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = sum((p * p).sum() * (i + 1) for i, p in enumerate(params))
+        loss = cast(torch.Tensor,                  # params is not empty
+                    sum((p * p).sum() * (i + 1) for i, p in enumerate(params)))
         loss.backward()
         return loss
 
     closure()
     if cls.__name__ in ("LBFGS", "SAM"):
-        optimizer.step(closure)
+        # torch's closures return the loss tensor; its stub says a float
+        optimizer.step(closure)  # type: ignore[arg-type]
     else:
         optimizer.step()
     return optimizer
@@ -669,13 +673,13 @@ def training_budget(shapes: int | Sequence[int | Sequence[int]],
     weight_bytes = _BYTES[precision.split("-")[0]]
     plain = "fp32" if mixed else precision   # what zeros_like would give
     state = plain if state is None else state
-    shapes = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
-    sizes = [math.prod(s) for s in shapes]
+    dims = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
+    sizes = [math.prod(s) for s in dims]
     n = sum(sizes)
     if optimizer == "LBFGS":       # one state for all parameters
-        shapes, sizes = [(n,)], [n]
+        dims, sizes = [(n,)], [n]
     state_total = 0
-    for shape, size in zip(shapes, sizes):
+    for shape, size in zip(dims, sizes):
         layout = state_layout(optimizer, shape, **settings)
         fallback = plain if size < min_8bit_size else ""
         state_total += _state_bytes(layout, state, block_size, fallback)

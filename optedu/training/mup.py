@@ -68,10 +68,13 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from torch.nn.init import _NonlinearityType    # the names calculate_gain knows
 
 from optedu.optim._validation import check_integer, check_non_negative, invalid
 
@@ -239,7 +242,8 @@ def set_base_shapes(model: nn.Module, base: ShapesLike, delta: ShapesLike | None
                     _rescale(layer.weight, shape.mult ** 0.5)
             else:
                 _rescale(layer.bias, shape.fan_in.mult ** 0.5)
-            layer._mup_rescaled = True
+            # torch's stub takes tensors and modules only; any value is set
+            layer._mup_rescaled = True  # type: ignore[assignment]
     return shapes
 
 
@@ -341,8 +345,9 @@ def uniform_(tensor: torch.Tensor, shape: Shape, a: float = 0.0,
         return tensor.uniform_(a * s, b * s)
 
 
-def kaiming_normal_(tensor: torch.Tensor, shape: Shape, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> torch.Tensor:
+def kaiming_normal_(tensor: torch.Tensor, shape: Shape, a: float = 0.0,
+                    mode: Literal["fan_in", "fan_out"] = "fan_in",
+                    nonlinearity: _NonlinearityType = "leaky_relu") -> torch.Tensor:
     r"""``torch.nn.init.kaiming_normal_`` made µP, as ``mup.kaiming_normal_``: the std
     :math:`g/\sqrt{\text{fan}}` is multiplied by :math:`\sqrt{m}` of the fan's dimension when it
     is the only width dimension (a readout with ``mode="fan_in"``: constant in width), and by

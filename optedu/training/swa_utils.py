@@ -51,7 +51,7 @@ from optedu.lr_scheduler._base import LRScheduler, per_group
 __all__ = ["AveragedModel", "update_bn", "SWALR", "get_ema_multi_avg_fn",
            "get_swa_multi_avg_fn", "get_ema_avg_fn", "get_swa_avg_fn"]
 
-Tensors = Sequence[Tensor]
+Tensors = list[Tensor] | tuple[Tensor, ...]  # what the _foreach ops take
 
 
 def _check_decay(decay: float) -> None:
@@ -79,7 +79,8 @@ def get_swa_multi_avg_fn() -> Callable[[Tensors, Tensors, Tensor | int], None]:
     @torch.no_grad()
     def swa_update(averaged: Tensors, current: Tensors, n: Tensor | int) -> None:
         if torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0]):
-            torch._foreach_lerp_(averaged, current, 1 / (n + 1))
+            # torch takes a 0-d tensor weight where its stubs say a Python number
+            torch._foreach_lerp_(averaged, current, 1 / (n + 1))  # type: ignore[arg-type]
         else:
             diffs = torch._foreach_sub(current, averaged)
             if isinstance(n, Tensor):  # torch 2.13 fails here inside addcdiv

@@ -265,3 +265,13 @@ def test_a_group_mixing_sharded_and_plain_tensors_counts_each_once():
         assert rank["norms"] == pytest.approx([w ** 0.5 for w in whole], rel=1e-14)
         for name, difference in rank["steps"].items():  # DoG, LDoG: two steps
             assert difference < 1e-14, (name, difference)
+
+
+def test_the_stored_table_is_read_from_the_folder_passed_in(tmp_path):
+    # the caller names the data folder (a chapter: store.folder()); the module's own
+    # place in the repository plays no part
+    (tmp_path / sharded_rules.STORED.name).write_text(json.dumps({"rows": []}))
+    assert sharded_rules.read_stored(tmp_path) == {"rows": []}
+    with pytest.raises(ValueError, match="no classification stored"):
+        sharded_rules.read_stored(tmp_path / "elsewhere")
+    assert sharded_rules.read_stored(ROOT / "experiments")["rows"]

@@ -196,6 +196,17 @@ def test_cubic_minimizer_finds_a_cubics_minimum():
     assert cubic_minimizer(0.0, 0.0, minus_one, 1.0, -2 / 3, minus_one, bounds=(1.0, 3.0)) == 2.0
 
 
+def test_cubic_minimizer_takes_python_floats():
+    # its annotations take floats for every argument; the same cubic as above, as floats
+    def c(x):
+        return (x - 0.3) ** 2 * (x + 2)
+
+    def slope(x):
+        return 2 * (x - 0.3) * (x + 2) + (x - 0.3) ** 2
+    found = cubic_minimizer(0.0, c(0.0), slope(0.0), 1.0, c(1.0), slope(1.0))
+    assert abs(float(found) - 0.3) < 1e-12
+
+
 def test_strong_wolfe_returns_a_step_meeting_both_conditions():
     x0 = torch.tensor([-1.5, 2.0], dtype=torch.float64)
 

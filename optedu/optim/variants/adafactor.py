@@ -67,6 +67,7 @@ def adafactor_paper(
     alpha = max(eps2, rms) * rho                         # α_t
     g2 = grad * grad + eps1                              # G² + ε1
     if grad.dim() > 1:
+        assert row_var is not None and col_var is not None   # a matrix's factors
         row_var.lerp_(g2.sum(dim=-1, keepdim=True), one_minus_beta2)  # R_t
         col_var.lerp_(g2.sum(dim=-2, keepdim=True), one_minus_beta2)  # C_t
         # 1/√V̂_t = 1/√(R_t/1ᵀR_t) · 1/√C_t, factor by factor: the product
@@ -74,6 +75,7 @@ def adafactor_paper(
         r_factor = (row_var / row_var.sum(dim=-2, keepdim=True)).rsqrt()
         update = grad * r_factor * col_var.rsqrt()       # U_t
     else:
+        assert variance is not None                          # a vector's V
         variance.lerp_(g2, one_minus_beta2)              # V_t
         update = grad * variance.rsqrt()                 # U_t
     rms_u = update.norm(2).item() / update.numel() ** 0.5
