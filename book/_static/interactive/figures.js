@@ -249,6 +249,14 @@
   });
   const ending = (r, steps) => r.diverged !== null ? `diverges at step ${r.diverged}`
     : `reaches loss ${num(r.losses[steps])} after ${steps} steps`;
+  // two runs and their losses side by side: the rule as set (a), another in grey (b)
+  function sideBySide([surface, loss], a, b, steps, view) {
+    landscape(surface, Object.assign({ paths: [{ path: b.path, colour: GREY, dash: "3 2" },
+                                               { path: a.path, colour: COLOURS[0] }] }, view));
+    curves(loss, { xMax: steps, yLabel: "loss", series: [
+      { ys: b.losses, colour: GREY, dash: "3 2" },
+      { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+  }
 
   // --- the figures --------------------------------------------------------------------------
   const FIGURES = {};
@@ -312,13 +320,8 @@
         : ["adamVariant", Object.assign({ form: "no bias correction" }, hyper)];
       const [ruleA, hA] = form(corrected), [ruleB, hB] = form(!corrected);
       const a = run(ruleA, problem, start, hA, steps), b = run(ruleB, problem, start, hB, steps);
-      landscape(surface, { key: "rosenbrock", loss: problem.loss, minimum: [1, 1],
-                           bounds: [[-2, 2], [-1, 3]],
-                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
-                                   { path: a.path, colour: COLOURS[0] }] });
-      curves(loss, { xMax: steps, yLabel: "loss", series: [
-        { ys: b.losses, colour: GREY, dash: "3 2" },
-        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      sideBySide([surface, loss], a, b, steps, { key: "rosenbrock", loss: problem.loss,
+                                                 minimum: [1, 1], bounds: [[-2, 2], [-1, 3]] });
       const first = Math.hypot(a.path[1][0] - start[0], a.path[1][1] - start[1]) / lr;
       return `Adam with η = ${num(lr)}, β₁ = ${beta1.toFixed(2)}, β₂ = `
         + `${Number(beta2.toPrecision(4))}, ε = ${num(eps)}, bias correction `
@@ -469,13 +472,9 @@
       const problem = R.problems.quadratic({ kappa: 10 });
       const a = run("sgd", problem, start, { lr, momentum: mu, nesterov }, steps);
       const b = run("sgd", problem, start, { lr, momentum: mu, nesterov: !nesterov }, steps);
-      landscape(surface, { key: "quadratic-10", loss: problem.loss, minimum: [0, 0],
-                           bounds: [[-extent, extent], [-1.8, 1.8]],
-                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
-                                   { path: a.path, colour: COLOURS[0] }] });
-      curves(loss, { xMax: steps, yLabel: "loss", series: [
-        { ys: b.losses, colour: GREY, dash: "3 2" },
-        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      sideBySide([surface, loss], a, b, steps, { key: "quadratic-10", loss: problem.loss,
+                                                 minimum: [0, 0],
+                                                 bounds: [[-extent, extent], [-1.8, 1.8]] });
       const [me, other] = nesterov ? ["Nesterov", "heavy ball"] : ["Heavy ball", "Nesterov"];
       return `${me} with η = ${num(lr)} and μ = ${mu.toFixed(2)} ${ending(a, steps)}; `
         + `${other} with the same η and μ ${ending(b, steps)}.`;
@@ -597,13 +596,9 @@
         : { lr, beta1: 0, weight_decay: wd };
       const a = run("lion", problem, start, hyper, steps);
       const b = run("adam", problem, start, { lr }, steps);
-      landscape(surface, { key: "quadratic-10", loss: problem.loss, minimum: [0, 0],
-                           bounds: [[-extent, extent], [-1.8, 1.8]],
-                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
-                                   { path: a.path, colour: COLOURS[0] }] });
-      curves(loss, { xMax: steps, yLabel: "loss", series: [
-        { ys: b.losses, colour: GREY, dash: "3 2" },
-        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      sideBySide([surface, loss], a, b, steps, { key: "quadratic-10", loss: problem.loss,
+                                                 minimum: [0, 0],
+                                                 bounds: [[-extent, extent], [-1.8, 1.8]] });
       const name = rule === "lion" ? `Lion (β₁ = ${beta1.toFixed(2)}, β₂ = `
         + `${Number(beta2.toPrecision(4))})` : "Sign descent";
       const tail = a.diverged === null
