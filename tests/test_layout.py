@@ -29,7 +29,7 @@ ALLOWED = {
     "training": {"optim", "lr_scheduler"},
     "precision": {"optim"},
     "theory": {"optim"},
-    "instruments": {"optim"},
+    "instruments": {"optim", "lr_scheduler"},  # lr_scheduler: the moving figures' schedules
     "distributed": {"optim", "training", "precision"},
     "choosing": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments"},
     "experiments": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",
