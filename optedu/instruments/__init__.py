@@ -17,7 +17,7 @@
   (:func:`.store.folder` resolves the default: ``$OPTEDU_EXPERIMENTS`` or the repository's
   ``experiments/``).
 
-Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler` (the schedules that
-:mod:`.moving` draws) and this folder only; nothing in optedu but :mod:`optedu.practice`
+Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler` and :mod:`optedu.training` (the
+schedules and the clipping that :mod:`.moving` draws) and this folder only; nothing in optedu but :mod:`optedu.practice`
 imports from here.
 """

@@ -1,8 +1,8 @@
 r"""The website's moving figures in Jupyter, drawn by optedu's rules.
 
-The book's site runs four of its moving figures in the page (book/_static/interactive/
-figures.js, on rules tested equal to optedu's): the edge of stability, Lion, Muon's
-Newton–Schulz step and a schedule times a rule. Here are the same figures, the same problem,
+The book's site runs its moving figures in the page (book/_static/interactive/figures.js, on
+rules tested equal to optedu's). Five of them are here: the edge of stability, Lion, Muon's
+Newton–Schulz step, a schedule times a rule, and clipping. Here are the same figures, the same problem,
 start, steps and controls, run by optedu's classes in float64. In a reader's Jupyter kernel
 with ipywidgets each control is a widget and the panels are redrawn as it moves; elsewhere
 (the website, nbval, scripts: :func:`.landscapes._live`) one static figure shows the
@@ -31,6 +31,7 @@ from optedu.optim.adam import Adam
 from optedu.optim.lion import Lion
 from optedu.optim.muon import NS_COEFFICIENTS, zeropower_via_newtonschulz
 from optedu.optim.sgd import SGD
+from optedu.training.clip import clip_grad_norm_
 from . import landscapes
 from .display import num
 
@@ -76,6 +77,7 @@ SCENES = {
     "edge_of_stability": Scene({"lr": 0.15, "u0": 4}, 200, (4.0, 0.1)),
     "lion": Scene({"rule": "lion", "lr": 0.05, "beta1": 0.9, "beta2": 0.99, "wd": 0}, 200,
                   (-0.9 * 1.2 * math.sqrt(10), 1.0)),
+    "clipping": Scene({"lr": 0.003, "tau": 100}, 300, (-1.5, 2.0)),
 }
 
 #: figure -> its controls (the four figures of this module)
@@ -106,6 +108,9 @@ CONTROLS = {
         Control("warmup", "warmup (share of the steps)", 0, 0.5),
         Control("minRatio", "final rate / peak", 0, 1),
         Control("decay", "decay (share of the steps)", 0.05, 0.8)),
+    "clipping": (
+        Control("lr", "learning rate η", 1e-4, 0.01, log=True),
+        Control("tau", "threshold τ", 0.1, 1000, log=True)),
 }
 
 
@@ -154,10 +159,12 @@ def sharpness(u: float, v: float) -> float:
 
 
 def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss, start,
-        steps: int, rates: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        steps: int, rates: Sequence[float] | None = None,
+        max_norm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``steps`` steps of an optimizer from ``start`` on gradients ``grad(x, y)``, at the
-    rates ``rates`` if given; the iterates and losses, cut where the run leaves the surface
-    (a loss not finite or above 10⁶ times the first), as the page cuts them."""
+    rates ``rates`` if given, each gradient clipped to norm ``max_norm`` if given; the
+    iterates and losses, cut where the run leaves the surface (a loss not finite or above
+    10⁶ times the first), as the page cuts them."""
     x = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = make([x])
     path = [tuple(start)]
@@ -165,6 +172,8 @@ def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss,
         if rates is not None:
             optimizer.param_groups[0]["lr"] = rates[t]
         x.grad = torch.tensor(grad(*x.tolist()), dtype=torch.float64)
+        if max_norm is not None:
+            clip_grad_norm_([x], max_norm)
         optimizer.step()
         path.append(tuple(x.tolist()))
     path = np.array(path)
@@ -276,9 +285,10 @@ def lion_panels(rule: str, lr: float, beta1: float, beta2: float, wd: float) -> 
             f"{_ending(b_loss, scene.steps)}.")
 
 
-def _side_by_side(surface, ours, other, label: str, other_label: str) -> None:
-    """Two runs over ``surface`` and their losses: the rule as set, and another in grey."""
-    _, (ax_path, ax_loss) = _panels(2)
+def _side_by_side(surface, ours, other, label: str, other_label: str, panels: int = 2):
+    """Two runs over ``surface`` and their losses: the rule as set, and another in grey;
+    returns the figure (``panels`` wide, the others left for the caller)."""
+    fig, (ax_path, ax_loss, *_) = _panels(panels)
     landscapes.plot_surface(surface, ax=ax_path, levels=20)
     _path(ax_path, other[0], GREY, linestyle="--", label=other_label)
     _path(ax_path, ours[0], "C0", label=label)
@@ -286,6 +296,7 @@ def _side_by_side(surface, ours, other, label: str, other_label: str) -> None:
     _curves(ax_loss, [(other[1], {"color": GREY, "linestyle": "--"}),
                       (ours[1], {"color": "C0", "linewidth": 2})], "loss")
     ax_loss.set_title("the loss")
+    return fig
 
 
 def _rotation(a: float) -> np.ndarray:
@@ -405,8 +416,30 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
             "rate.")
 
 
+def clipping_panels(lr: float, tau: float) -> str:
+    """Gradient descent on Rosenbrock's valley, each gradient clipped to norm τ, against the
+    same without clipping: the paths, the losses, the gradient's norm against τ."""
+    scene, surface = SCENES["clipping"], landscapes.rosenbrock()
+    grad = _gradient(surface)
+    ours = run(lambda p: SGD(p, lr=lr), grad, surface, scene.start, scene.steps,
+               max_norm=tau)
+    other = run(lambda p: SGD(p, lr=lr), grad, surface, scene.start, scene.steps)
+    fig = _side_by_side(surface, ours, other, f"clipped to τ = {num(tau, 3)}",
+                        "not clipped, same η", panels=3)
+    norms = [[float(np.hypot(*grad(*q))) for q in path] for path, _ in (other, ours)]
+    ax = fig.axes[2]
+    _curves(ax, [(norms[0], {"color": GREY, "linestyle": "--"}),
+                 (norms[1], {"color": "C0", "linewidth": 2})], "‖g‖ before clipping")
+    ax.axhline(tau, color=GREY, linewidth=0.8)
+    ax.set_title("the gradient's norm; τ")
+    clipped = sum(n > tau for n in norms[1][:scene.steps])
+    return (f"Gradient descent with η = {num(lr, 3)}, each gradient clipped to norm "
+            f"τ = {num(tau, 3)}, {_ending(ours[1], scene.steps)}; {clipped} of its gradients "
+            f"were clipped. Not clipped, at the same η, it {_ending(other[1], scene.steps)}.")
+
+
 PANELS = {"edge_of_stability": edge_of_stability_panels, "lion": lion_panels,
-          "muon": muon_panels, "schedules": schedules_panels}
+          "muon": muon_panels, "schedules": schedules_panels, "clipping": clipping_panels}
 
 
 def _widget(control: Control, value: Any):

@@ -41,6 +41,7 @@ FIGURES = {
     "adagrad": ("adagrad", "fig-adagrad-explore"),
     "edge_of_stability": ("edge_of_stability", "fig-eos-explore"),
     "lion": ("lion", "fig-lion-explore"),
+    "clipping": ("clipping", "fig-clipping-explore"),
 }
 #: the two scripts, gzipped as a web server sends them (measured: rules.js 5.4 kB, figures.js
 #: 10.4 kB with seven figures): room for a few more, 1.6 % of a page's budget

@@ -609,6 +609,34 @@
     },
   };
 
+  // Chapter "Gradient clipping": gradient descent on Rosenbrock's valley, clipped to norm τ
+  FIGURES.clipping = {
+    title: "Gradient descent on Rosenbrock's valley, each gradient clipped to norm τ",
+    values: { lr: 0.003, tau: 100 },
+    controls: [
+      { name: "lr", label: "learning rate η", min: 1e-4, max: 0.01, step: 0.01, log: true },
+      { name: "tau", label: "threshold τ", min: 0.1, max: 1000, step: 0.01, log: true },
+    ],
+    panels: ["the paths over Rosenbrock's valley", "the loss against the step",
+             "the gradient's norm against the step"],
+    legend: [["clipped", COLOURS[0]], ["not clipped, same η", GREY], ["τ", GREY]],
+    draw({ lr, tau }, [surface, loss, norms]) {
+      const steps = 300, problem = R.problems.rosenbrock(), start = [-1.5, 2];
+      const a = run("sgd", problem, start, { lr, max_norm: tau }, steps);
+      const b = run("sgd", problem, start, { lr }, steps);
+      sideBySide([surface, loss], a, b, steps, { key: "rosenbrock", loss: problem.loss,
+                                                 minimum: [1, 1], bounds: [[-2, 2], [-1, 3]] });
+      const norm = (r) => r.path.map((p) => Math.hypot(...problem.grad(p)));
+      curves(norms, { xMax: steps, yLabel: "‖g‖ before clipping", marks: [{ y: tau }],
+                      series: [{ ys: norm(b), colour: GREY, dash: "3 2" },
+                               { ys: norm(a), colour: COLOURS[0], width: 2 }] });
+      const clipped = norm(a).slice(0, steps).filter((n) => n > tau).length;
+      return `Gradient descent with η = ${num(lr)}, each gradient clipped to norm `
+        + `τ = ${num(tau)}, ${ending(a, steps)}; ${clipped} of its gradients were clipped. `
+        + `Not clipped, at the same η, it ${ending(b, steps)}.`;
+    },
+  };
+
   // --- mounting -----------------------------------------------------------------------------
   function mount(root) {
     const figure = FIGURES[root.dataset.figure];
