@@ -29,7 +29,8 @@ ALLOWED = {
     "training": {"optim", "lr_scheduler"},
     "precision": {"optim"},
     "theory": {"optim"},
-    "instruments": {"optim"},
+    # lr_scheduler, training: the schedules and the clipping that the moving figures draw
+    "instruments": {"optim", "lr_scheduler", "training"},
     "distributed": {"optim", "training", "precision"},
     "choosing": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments"},
     "experiments": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",

@@ -9,12 +9,15 @@
   and apollo-torch without transformers or their ``__init__``);
 * :mod:`.source`: ``show_source``: optedu's code as a chapter shows it;
 * :mod:`.landscapes`: 2-D test surfaces, trajectories and their plots, sliders in Jupyter;
+* :mod:`.moving`: the website's moving figures in Jupyter (widgets in a reader's kernel, the
+  opening scene as a static figure elsewhere), run by optedu's rules;
 * :mod:`.bench`: timing and traffic counting for the step benchmark;
 * :mod:`.reproducible`: torch's CPU kernels capped at AVX2, so stored outputs reproduce.
 * :mod:`.store`: runs stored as JSON lines with their meta data, in a data folder passed in
   (:func:`.store.folder` resolves the default: ``$OPTEDU_EXPERIMENTS`` or the repository's
   ``experiments/``).
 
-Imports: :mod:`optedu.optim` and this folder only; nothing in optedu but :mod:`optedu.practice`
+Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler` and :mod:`optedu.training` (the
+schedules and the clipping that :mod:`.moving` draws) and this folder only; nothing in optedu but :mod:`optedu.practice`
 imports from here.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,6 +189,27 @@ def _live() -> bool:
     return isinstance(get_ipython(), ZMQInteractiveShell)  # Colab's shell too
 
 
+def show_live(controls: Mapping[str, Any], draw: Callable[[dict[str, Any]], None]) -> None:
+    """Show ipywidgets ``controls`` (name -> widget) above one output that
+    ``draw(values)`` fills with a figure, redrawn whenever a control moves."""
+    import ipywidgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    out = ipywidgets.Output()
+
+    def redraw(_=None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            draw({name: c.value for name, c in controls.items()})
+            plt.show()
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    display(ipywidgets.VBox([*controls.values(), out]))
+    redraw()
+
+
 def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
             values: Mapping[str, Sequence[float]], steps: int, *,
             start: Iterable[float] | None = None, columns: int | None = None,
@@ -237,25 +259,12 @@ def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
         live = _live()
     if live:
         import ipywidgets
-        from IPython.display import display
 
-        out = ipywidgets.Output()
         sliders = {n: ipywidgets.SelectionSlider(
             options=list(values[n]), value=values[n][len(values[n]) // 2],
             description=n, continuous_update=False) for n in names}
-
-        def redraw(_=None) -> None:
-            combo = tuple(sliders[n].value for n in names)
-            with out:
-                out.clear_output(wait=True)
-                fig, ax = plt.subplots(figsize=(5, 4))
-                draw(ax, combo)
-                plt.show()
-
-        for slider in sliders.values():
-            slider.observe(redraw, names="value")
-        display(ipywidgets.VBox([*sliders.values(), out]))
-        redraw()
+        show_live(sliders, lambda chosen: draw(plt.subplots(figsize=(5, 4))[1],
+                                               tuple(chosen[n] for n in names)))
         return
     if columns is None:  # a grid: one column per value of the last hyperparameter
         columns = len(values[names[-1]]) if len(values[names[-1]]) <= 4 else 4

@@ -28,16 +28,20 @@ import pytest
 from test_site import PAGE_BUDGET, open_page
 
 BOOK = pathlib.Path(__file__).resolve().parents[2] / "book"
-#: figure -> (its chapter, the id of the chapter's static figure that stands for it in print)
+#: figure -> (its chapter, the id of the chapter's static figure that stands for it in print:
+#: the scene the moving figure opens on, drawn by optedu.instruments.moving or, one panel of
+#: its small multiples, by landscapes.explore; tests/instruments/test_moving.py holds both to
+#: figures.js's defaults)
 FIGURES = {
     "momentum": ("momentum", "fig-momentum-explore"),
     "adam": ("adam", "fig-adam-explore"),
-    "schedules": ("schedules", "fig-schedules-closed-forms"),
-    "muon": ("muon", "fig-muon-ns"),
+    "schedules": ("schedules", "fig-schedules-explore"),
+    "muon": ("muon", "fig-muon-explore"),
     "nesterov": ("nesterov", "fig-nesterov-explore"),
     "adagrad": ("adagrad", "fig-adagrad-explore"),
-    "edge_of_stability": ("edge_of_stability", "fig-eos-gd"),
-    "lion": ("lion", "fig-lion-kernel"),
+    "edge_of_stability": ("edge_of_stability", "fig-eos-explore"),
+    "lion": ("lion", "fig-lion-explore"),
+    "clipping": ("clipping", "fig-clipping-explore"),
 }
 #: the two scripts, gzipped as a web server sends them (measured: rules.js 5.4 kB, figures.js
 #: 10.4 kB with seven figures): room for a few more, 1.6 % of a page's budget

@@ -249,6 +249,14 @@
   });
   const ending = (r, steps) => r.diverged !== null ? `diverges at step ${r.diverged}`
     : `reaches loss ${num(r.losses[steps])} after ${steps} steps`;
+  // two runs and their losses side by side: the rule as set (a), another in grey (b)
+  function sideBySide([surface, loss], a, b, steps, view) {
+    landscape(surface, Object.assign({ paths: [{ path: b.path, colour: GREY, dash: "3 2" },
+                                               { path: a.path, colour: COLOURS[0] }] }, view));
+    curves(loss, { xMax: steps, yLabel: "loss", series: [
+      { ys: b.losses, colour: GREY, dash: "3 2" },
+      { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+  }
 
   // --- the figures --------------------------------------------------------------------------
   const FIGURES = {};
@@ -312,13 +320,8 @@
         : ["adamVariant", Object.assign({ form: "no bias correction" }, hyper)];
       const [ruleA, hA] = form(corrected), [ruleB, hB] = form(!corrected);
       const a = run(ruleA, problem, start, hA, steps), b = run(ruleB, problem, start, hB, steps);
-      landscape(surface, { key: "rosenbrock", loss: problem.loss, minimum: [1, 1],
-                           bounds: [[-2, 2], [-1, 3]],
-                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
-                                   { path: a.path, colour: COLOURS[0] }] });
-      curves(loss, { xMax: steps, yLabel: "loss", series: [
-        { ys: b.losses, colour: GREY, dash: "3 2" },
-        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      sideBySide([surface, loss], a, b, steps, { key: "rosenbrock", loss: problem.loss,
+                                                 minimum: [1, 1], bounds: [[-2, 2], [-1, 3]] });
       const first = Math.hypot(a.path[1][0] - start[0], a.path[1][1] - start[1]) / lr;
       return `Adam with η = ${num(lr)}, β₁ = ${beta1.toFixed(2)}, β₂ = `
         + `${Number(beta2.toPrecision(4))}, ε = ${num(eps)}, bias correction `
@@ -469,13 +472,9 @@
       const problem = R.problems.quadratic({ kappa: 10 });
       const a = run("sgd", problem, start, { lr, momentum: mu, nesterov }, steps);
       const b = run("sgd", problem, start, { lr, momentum: mu, nesterov: !nesterov }, steps);
-      landscape(surface, { key: "quadratic-10", loss: problem.loss, minimum: [0, 0],
-                           bounds: [[-extent, extent], [-1.8, 1.8]],
-                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
-                                   { path: a.path, colour: COLOURS[0] }] });
-      curves(loss, { xMax: steps, yLabel: "loss", series: [
-        { ys: b.losses, colour: GREY, dash: "3 2" },
-        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      sideBySide([surface, loss], a, b, steps, { key: "quadratic-10", loss: problem.loss,
+                                                 minimum: [0, 0],
+                                                 bounds: [[-extent, extent], [-1.8, 1.8]] });
       const [me, other] = nesterov ? ["Nesterov", "heavy ball"] : ["Heavy ball", "Nesterov"];
       return `${me} with η = ${num(lr)} and μ = ${mu.toFixed(2)} ${ending(a, steps)}; `
         + `${other} with the same η and μ ${ending(b, steps)}.`;
@@ -597,13 +596,9 @@
         : { lr, beta1: 0, weight_decay: wd };
       const a = run("lion", problem, start, hyper, steps);
       const b = run("adam", problem, start, { lr }, steps);
-      landscape(surface, { key: "quadratic-10", loss: problem.loss, minimum: [0, 0],
-                           bounds: [[-extent, extent], [-1.8, 1.8]],
-                           paths: [{ path: b.path, colour: GREY, dash: "3 2" },
-                                   { path: a.path, colour: COLOURS[0] }] });
-      curves(loss, { xMax: steps, yLabel: "loss", series: [
-        { ys: b.losses, colour: GREY, dash: "3 2" },
-        { ys: a.losses, colour: COLOURS[0], width: 2 }] });
+      sideBySide([surface, loss], a, b, steps, { key: "quadratic-10", loss: problem.loss,
+                                                 minimum: [0, 0],
+                                                 bounds: [[-extent, extent], [-1.8, 1.8]] });
       const name = rule === "lion" ? `Lion (β₁ = ${beta1.toFixed(2)}, β₂ = `
         + `${Number(beta2.toPrecision(4))})` : "Sign descent";
       const tail = a.diverged === null
@@ -611,6 +606,34 @@
       return `${name} with η = ${num(lr)} and λ = ${wd.toFixed(2)} ${ending(a, steps)}; `
         + `over its last 20 steps it stays within ${num(tail)} of the minimum in |x| + |y| `
         + `(${num(tail / lr)} η). Adam at the same η ${ending(b, steps)}.`;
+    },
+  };
+
+  // Chapter "Gradient clipping": gradient descent on Rosenbrock's valley, clipped to norm τ
+  FIGURES.clipping = {
+    title: "Gradient descent on Rosenbrock's valley, each gradient clipped to norm τ",
+    values: { lr: 0.003, tau: 100 },
+    controls: [
+      { name: "lr", label: "learning rate η", min: 1e-4, max: 0.01, step: 0.01, log: true },
+      { name: "tau", label: "threshold τ", min: 0.1, max: 1000, step: 0.01, log: true },
+    ],
+    panels: ["the paths over Rosenbrock's valley", "the loss against the step",
+             "the gradient's norm against the step"],
+    legend: [["clipped", COLOURS[0]], ["not clipped, same η", GREY], ["τ", GREY]],
+    draw({ lr, tau }, [surface, loss, norms]) {
+      const steps = 300, problem = R.problems.rosenbrock(), start = [-1.5, 2];
+      const a = run("sgd", problem, start, { lr, max_norm: tau }, steps);
+      const b = run("sgd", problem, start, { lr }, steps);
+      sideBySide([surface, loss], a, b, steps, { key: "rosenbrock", loss: problem.loss,
+                                                 minimum: [1, 1], bounds: [[-2, 2], [-1, 3]] });
+      const norm = (r) => r.path.map((p) => Math.hypot(...problem.grad(p)));
+      curves(norms, { xMax: steps, yLabel: "‖g‖ before clipping", marks: [{ y: tau }],
+                      series: [{ ys: norm(b), colour: GREY, dash: "3 2" },
+                               { ys: norm(a), colour: COLOURS[0], width: 2 }] });
+      const clipped = norm(a).slice(0, steps).filter((n) => n > tau).length;
+      return `Gradient descent with η = ${num(lr)}, each gradient clipped to norm `
+        + `τ = ${num(tau)}, ${ending(a, steps)}; ${clipped} of its gradients were clipped. `
+        + `Not clipped, at the same η, it ${ending(b, steps)}.`;
     },
   };
 

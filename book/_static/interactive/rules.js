@@ -267,8 +267,16 @@
     signDescent: ["lion", { beta1: 0 }],
   };
 
-  // run `steps` steps of a rule (a name of `forms` or `rules`) from x0; returns the iterates
-  // (steps + 1 points) and the losses
+  // optedu.training.clip.clip_grad_norm_ on one gradient: N = ‖g‖₂, c = min(τ/(N + 10⁻⁶), 1),
+  // g ← c g
+  function clipNorm(g, maxNorm) {
+    const norm = Math.sqrt(g.reduce((sum, v) => sum + v * v, 0));     // N
+    const coef = Math.min(maxNorm / (norm + 1e-6), 1);               // c
+    return g.map((v) => v * coef);
+  }
+
+  // run `steps` steps of a rule (a name of `forms` or `rules`) from x0, each gradient clipped
+  // to norm hyper.max_norm if given; returns the iterates (steps + 1 points) and the losses
   function run(form, problem, x0, hyper, steps, schedule) {
     const [name, preset] = forms[form] || [form, {}];
     const rule = rules[name];
@@ -279,7 +287,9 @@
     for (let t = 0; t < steps; t++) {
       // a schedule gives a multiplier of the peak rate, or (absolute) the rate itself
       const lr = !schedule ? h.lr : schedule.absolute ? schedule(t) : h.lr * schedule(t);
-      rule.step(state, problem.grad(state.x), Object.assign({}, h, { lr }));
+      const grad = problem.grad(state.x);
+      rule.step(state, h.max_norm === undefined ? grad : clipNorm(grad, h.max_norm),
+                Object.assign({}, h, { lr }));
       path.push(state.x.slice());
       losses.push(problem.loss(state.x));
     }
@@ -330,6 +340,6 @@
     return rate;
   };
 
-  root.OptEduRules = { fma, op, generator, problems, rules, forms, run, schedules,
+  root.OptEduRules = { fma, op, generator, problems, rules, forms, run, clipNorm, schedules,
                        newtonSchulz, NS_COEFFICIENTS };
 })(typeof window !== "undefined" ? window : globalThis);
