@@ -308,6 +308,30 @@ def test_each_difference_is_real(change, dtype, b1, parted):
     assert differences(ours, theirs)["params"] > parted
 
 
+def best_kronecker(S, a, b, iters=50):
+    """The minimiser of Li's criterion over :math:`P = P_1 \\otimes P_2` (row-major vec) for
+    :math:`\\mathbb E[hh^\\top] = S` and :math:`\\mathbb E[vv^\\top] = I`: the criterion is
+    :math:`\\mathrm{tr}(P_1 \\mathbb E[G P_2 G^\\top]) + \\mathrm{tr}(P_1^{-1})\\,
+    \\mathrm{tr}(P_2^{-1})`, least in :math:`P_1` at
+    :math:`\\sqrt{\\mathrm{tr}(P_2^{-1})}\\,\\mathbb E[G P_2 G^\\top]^{-1/2}` (and alike in
+    :math:`P_2`); alternating the two converges (the 4 × 3 case below: the same
+    :math:`\\mathrm{cond}(PH)` to 12 digits after 50 and after 1,000 rounds). Kron's fit has the same fixed point, :math:`\\mathbb E[AA^\\top] =
+    \\mathbb E[BB^\\top]` for each factor."""
+    S4 = S.reshape(a, b, a, b)
+    P1, P2 = torch.eye(a, dtype=S.dtype), torch.eye(b, dtype=S.dtype)
+
+    def inverse_root(M):
+        w, U = torch.linalg.eigh(M)
+        return (U * w.rsqrt()) @ U.T
+
+    for _ in range(iters):
+        P1 = torch.linalg.inv(P2).trace().sqrt() * inverse_root(
+            torch.einsum("ikjl,kl->ij", S4, P2))
+        P2 = torch.linalg.inv(P1).trace().sqrt() * inverse_root(
+            torch.einsum("kilj,kl->ij", S4, P1))
+    return torch.kron(P1, P2)
+
+
 @pytest.mark.parametrize("shape", [(6,), (4, 3)])
 def test_newton_fit_matches_li(shape):
     """Li's Newton form, :math:`h = Hv`: 100 fits of the factors by optedu's
@@ -316,7 +340,12 @@ def test_newton_fit_matches_li(shape):
     :data:`BOUND`. On a vector (one factor, :math:`P` unrestricted) both bring
     :math:`\\mathrm{cond}(PH)` from 100 to 4.3; on a 4 × 3 matrix, whose generic 12 × 12
     :math:`H` is no Kronecker product, the same fits leave it at 95: the minimiser
-    :math:`H^{-1}` lies outside the set of :math:`Q_1^\\top Q_1 \\otimes Q_2^\\top Q_2`."""
+    :math:`H^{-1}` lies outside the set of :math:`Q_1^\\top Q_1 \\otimes Q_2^\\top Q_2`, and
+    the best of that set (:func:`best_kronecker`) leaves it at 83, so the restriction and not
+    the number of fits keeps it high (measured: 5,000 fits, :math:`\\eta_P` = 0.1 and 0.02
+    from the 1,000th, end at 88 with a criterion 1.2 % above that best's; on a 4 × 3 matrix
+    whose :math:`H` is a Kronecker product, also of condition number 100, 100 fits reach
+    1.67)."""
     g = torch.Generator().manual_seed(0)
     n = shape[0] * (shape[1] if len(shape) > 1 else 1)
     U, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
@@ -343,3 +372,5 @@ def test_newton_fit_matches_li(shape):
         assert max(conds) < 10        # measured 4.28: the one factor is P itself
     else:
         assert min(conds) > 50        # measured 95.1: P is restricted to Q1ᵀQ1 ⊗ Q2ᵀQ2
+        best = best_kronecker(H @ H, *shape)
+        assert torch.linalg.cond(best @ H).item() > 50    # measured 83.4

@@ -294,8 +294,8 @@
       const bound = 2 * (1 + mu);
       return `Heavy ball with η = ${num(lr)} and μ = ${mu.toFixed(2)} on a valley of condition `
         + `number ${num(kappa)} ${ending(hb, steps)}; gradient descent at the same rate `
-        + `${ending(gd, steps)}. The steep direction is stable while ηL < 2(1 + μ) = `
-        + `${num(bound)}; here ηL = ${num(lr * kappa)}.`;
+        + `${ending(gd, steps)}. The steep direction (curvature L = κ) is stable while `
+        + `ηL < 2(1 + μ) = ${num(bound)}; here ηL = ${num(lr * kappa)}.`;
     },
   };
 
@@ -391,10 +391,15 @@
                          + `${minRatio.toFixed(2)} of the peak`,
                        oneCycle: `, rising over ${Math.round(100 * Math.max(warmup, 0.02))} %`,
                        constant: "" }[schedule];
+      // why the two differ: the noise floor, or a run still short of it
+      const why = schedule === "constant" ? "the same run"
+        : num(tail(a)) === num(tail(b)) ? "the same to three digits"
+        : tail(a) < tail(b) ? "the noise sets a floor that only a smaller rate lowers"
+        : "here the schedule's lower rates slow the descent more than they lower the noise "
+          + "floor";
       return `${rule === "adam" ? "Adam" : "Heavy ball"} at peak rate ${num(lr)} under `
         + `${name}${shares}, ${ending(a, steps)}; its mean loss over the last 30 steps is ${num(tail(a))}, `
-        + `against ${num(tail(b))} at the constant peak rate (the noise sets a floor that only `
-        + `a smaller rate lowers).`;
+        + `against ${num(tail(b))} at the constant peak rate (${why}).`;
     },
   };
 
@@ -451,7 +456,8 @@
         + `after ${steps} Newton–Schulz step`
         + `${steps === 1 ? "" : "s"} of the ${coefficients}: its singular values are `
         + `${num(s1)} and ${num(s2)} (orthogonal: 1 and 1), and it is ${num(gap[steps])} from `
-        + `UVᵀ in the Frobenius norm.`;
+        + `UVᵀ in the Frobenius norm. Turning U turns the circles and leaves these numbers as `
+        + `they are: each step acts on the singular values alone.`;
     },
   };
 
@@ -477,7 +483,10 @@
                                                  bounds: [[-extent, extent], [-1.8, 1.8]] });
       const [me, other] = nesterov ? ["Nesterov", "heavy ball"] : ["Heavy ball", "Nesterov"];
       return `${me} with η = ${num(lr)} and μ = ${mu.toFixed(2)} ${ending(a, steps)}; `
-        + `${other} with the same η and μ ${ending(b, steps)}.`;
+        + `${other} with the same η and μ ${ending(b, steps)}. On the steep direction `
+        + `(curvature h = 10) heavy ball is stable while ηh < 2(1 + μ) = ${num(2 * (1 + mu))}, `
+        + `Nesterov while ηh < 2(1 + μ)/(1 + 2μ) = ${num(2 * (1 + mu) / (1 + 2 * mu))}; `
+        + `here ηh = ${num(10 * lr)}.`;
     },
   };
 
@@ -601,11 +610,16 @@
                                                  bounds: [[-extent, extent], [-1.8, 1.8]] });
       const name = rule === "lion" ? `Lion (β₁ = ${beta1.toFixed(2)}, β₂ = `
         + `${Number(beta2.toPrecision(4))})` : "Sign descent";
-      const tail = a.diverged === null
-        ? Math.max(...a.path.slice(-20).map((q) => Math.abs(q[0]) + Math.abs(q[1]))) : Infinity;
+      const last = a.path.slice(-20).map((q) => Math.abs(q[0]) + Math.abs(q[1]));
+      const tail = a.diverged === null ? Math.max(...last) : Infinity;
+      // still on its way: |x| + |y| fell at every one of the last 20 steps
+      const arriving = a.diverged === null && last.every((v, i) => i === 0 || v < last[i - 1]);
+      const where = arriving ? `it is still on its way, ${num(last[19])} from the minimum in `
+        + `|x| + |y| (${num(last[19] / lr)} η)`
+        : `over its last 20 steps it stays within ${num(tail)} of the minimum in |x| + |y| `
+        + `(${num(tail / lr)} η)`;
       return `${name} with η = ${num(lr)} and λ = ${wd.toFixed(2)} ${ending(a, steps)}; `
-        + `over its last 20 steps it stays within ${num(tail)} of the minimum in |x| + |y| `
-        + `(${num(tail / lr)} η). Adam at the same η ${ending(b, steps)}.`;
+        + `${where}. Adam at the same η ${ending(b, steps)}.`;
     },
   };
 
