@@ -167,7 +167,7 @@ def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss,
     10⁶ times the first), as the page cuts them."""
     x = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = make([x])
-    path = [tuple(start)]
+    points = [tuple(start)]
     for t in range(steps):
         if rates is not None:
             optimizer.param_groups[0]["lr"] = rates[t]
@@ -175,8 +175,8 @@ def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss,
         if max_norm is not None:
             clip_grad_norm_([x], max_norm)
         optimizer.step()
-        path.append(tuple(x.tolist()))
-    path = np.array(path)
+        points.append(tuple(x.tolist()))
+    path = np.array(points)
     with torch.no_grad():
         values = loss(torch.from_numpy(path)).numpy()
     limit = 1e6 * max(1.0, values[0])
@@ -333,11 +333,11 @@ def muon_panels(ratio: float, angle: float, steps: int, coefficients: str) -> st
     ax_values.set(xlabel="Newton–Schulz step", ylabel="singular value, distance",
                   title="against the step")
     ax_values.legend(fontsize="x-small")
-    s1, s2 = sv[steps]
+    s1, s2 = (float(s) for s in sv[steps])
     return (f"An update with σ₂/σ₁ = {num(ratio, 3)}, U rotated by {round(angle)}°, after "
             f"{steps} Newton–Schulz step{'' if steps == 1 else 's'} of the {coefficients}: "
             f"its singular values are {num(s1, 3)} and {num(s2, 3)} (orthogonal: 1 and 1), "
-            f"and it is {num(gap[steps], 3)} from UVᵀ in the Frobenius norm.")
+            f"and it is {num(float(gap[steps]), 3)} from UVᵀ in the Frobenius norm.")
 
 
 def _round(x: float) -> int:
@@ -438,8 +438,9 @@ def clipping_panels(lr: float, tau: float) -> str:
             f"were clipped. Not clipped, at the same η, it {_ending(other[1], scene.steps)}.")
 
 
-PANELS = {"edge_of_stability": edge_of_stability_panels, "lion": lion_panels,
-          "muon": muon_panels, "schedules": schedules_panels, "clipping": clipping_panels}
+PANELS: dict[str, Callable[..., str]] = {
+    "edge_of_stability": edge_of_stability_panels, "lion": lion_panels,
+    "muon": muon_panels, "schedules": schedules_panels, "clipping": clipping_panels}
 
 
 def _widget(control: Control, value: Any):
