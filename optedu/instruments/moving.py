@@ -167,7 +167,7 @@ def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss,
     10⁶ times the first), as the page cuts them."""
     x = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = make([x])
-    path = [tuple(start)]
+    points = [tuple(start)]
     for t in range(steps):
         if rates is not None:
             optimizer.param_groups[0]["lr"] = rates[t]
@@ -175,8 +175,8 @@ def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss,
         if max_norm is not None:
             clip_grad_norm_([x], max_norm)
         optimizer.step()
-        path.append(tuple(x.tolist()))
-    path = np.array(path)
+        points.append(tuple(x.tolist()))
+    path = np.array(points)
     with torch.no_grad():
         values = loss(torch.from_numpy(path)).numpy()
     limit = 1e6 * max(1.0, values[0])
@@ -188,6 +188,11 @@ def run(make: Callable[[list[torch.Tensor]], torch.optim.Optimizer], grad, loss,
 
 def _gradient(surface: landscapes.Surface):
     return lambda x, y: tuple(surface.grad((x, y)))
+
+
+def _num(x: float) -> str:
+    """A number as figures.js's ``num`` words it where it can be infinite (a run cut short)."""
+    return num(x, 3) if math.isfinite(x) else "∞"
 
 
 def _ending(values: np.ndarray, steps: int) -> str:
@@ -283,8 +288,8 @@ def lion_panels(rule: str, lr: float, beta1: float, beta2: float, wd: float) -> 
     arriving = len(a_loss) > scene.steps and bool(np.all(np.diff(last) < 0))
     where = (f"it is still on its way, {num(last[-1], 3)} from the minimum in |x| + |y| "
              f"({num(last[-1] / lr, 3)} η)" if arriving
-             else f"over its last 20 steps it stays within {num(tail, 3)} of the minimum in "
-                  f"|x| + |y| ({num(tail / lr, 3)} η)")
+             else f"over its last 20 steps it stays within {_num(tail)} of the minimum in "
+                  f"|x| + |y| ({_num(tail / lr)} η)")
     return (f"{name} with η = {num(lr, 3)} and λ = {wd:.2f} {_ending(a_loss, scene.steps)}; "
             f"{where}. Adam at the same η {_ending(b_loss, scene.steps)}.")
 
@@ -340,8 +345,8 @@ def muon_panels(ratio: float, angle: float, steps: int, coefficients: str) -> st
     s1, s2 = sv[steps]
     return (f"An update with σ₂/σ₁ = {num(ratio, 3)}, U rotated by {round(angle)}°, after "
             f"{steps} Newton–Schulz step{'' if steps == 1 else 's'} of the {coefficients}: "
-            f"its singular values are {num(s1, 3)} and {num(s2, 3)} (orthogonal: 1 and 1), "
-            f"and it is {num(gap[steps], 3)} from UVᵀ in the Frobenius norm. Turning U turns "
+            f"its singular values are {num(float(s1), 3)} and {num(float(s2), 3)} (orthogonal: 1 and 1), "
+            f"and it is {num(float(gap[steps]), 3)} from UVᵀ in the Frobenius norm. Turning U turns "
             "the circles and leaves these numbers as they are: each step acts on the singular "
             "values alone.")
 
@@ -425,7 +430,7 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
                 "noise floor")
     return (f"{'Adam' if rule == 'adam' else 'Heavy ball'} at peak rate {num(lr, 3)} under "
             f"{name}{shares}, {_ending(a_loss, steps)}; its mean loss over the last 30 steps "
-            f"is {num(tail(a_loss), 3)}, against {num(tail(b_loss), 3)} at the constant peak "
+            f"is {_num(tail(a_loss))}, against {_num(tail(b_loss))} at the constant peak "
             f"rate ({why}).")
 
 
@@ -451,8 +456,9 @@ def clipping_panels(lr: float, tau: float) -> str:
             f"{'was' if clipped == 1 else 'were'} clipped. Not clipped, at the same η, it {_ending(other[1], scene.steps)}.")
 
 
-PANELS = {"edge_of_stability": edge_of_stability_panels, "lion": lion_panels,
-          "muon": muon_panels, "schedules": schedules_panels, "clipping": clipping_panels}
+PANELS: dict[str, Callable[..., str]] = {
+    "edge_of_stability": edge_of_stability_panels, "lion": lion_panels, "muon": muon_panels,
+    "schedules": schedules_panels, "clipping": clipping_panels}
 
 
 def _widget(control: Control, value: Any):

@@ -328,6 +328,7 @@ def test_the_sentences_are_the_pages():
         assert f"({why}" in sentence and why in page
     assert "1 of its gradients was clipped" in moving.clipping_panels(lr=0.001, tau=100)
     assert '${clipped === 1 ? "was" : "were"} clipped' in page
+    assert moving._num(math.inf) == "∞" and 'return "∞"' in SCRIPT  # a run cut short
     plt.close("all")
 
 
