@@ -190,6 +190,11 @@ def _gradient(surface: landscapes.Surface):
     return lambda x, y: tuple(surface.grad((x, y)))
 
 
+def _num(x: float) -> str:
+    """A number as figures.js's ``num`` words it where it can be infinite (a run cut short)."""
+    return num(x, 3) if math.isfinite(x) else "∞"
+
+
 def _ending(values: np.ndarray, steps: int) -> str:
     return (f"diverges at step {len(values)}" if len(values) <= steps
             else f"reaches loss {num(values[-1], 3)} after {steps} steps")
@@ -277,12 +282,16 @@ def lion_panels(rule: str, lr: float, beta1: float, beta2: float, wd: float) -> 
     name = (f"Lion (β₁ = {beta1:.2f}, β₂ = {beta2:.4g})" if rule == "lion"
             else "Sign descent")
     _side_by_side(surface, (a_path, a_loss), (b_path, b_loss), name, "Adam, same η")
-    tail = (np.abs(a_path[-20:]).sum(axis=1).max() if len(a_loss) > scene.steps
-            else math.inf)
+    last = np.abs(a_path[-20:]).sum(axis=1)
+    tail = last.max() if len(a_loss) > scene.steps else math.inf
+    # still on its way: |x| + |y| fell at every one of the last 20 steps (as figures.js says)
+    arriving = len(a_loss) > scene.steps and bool(np.all(np.diff(last) < 0))
+    where = (f"it is still on its way, {num(last[-1], 3)} from the minimum in |x| + |y| "
+             f"({num(last[-1] / lr, 3)} η)" if arriving
+             else f"over its last 20 steps it stays within {_num(tail)} of the minimum in "
+                  f"|x| + |y| ({_num(tail / lr)} η)")
     return (f"{name} with η = {num(lr, 3)} and λ = {wd:.2f} {_ending(a_loss, scene.steps)}; "
-            f"over its last 20 steps it stays within {num(tail, 3)} of the minimum in "
-            f"|x| + |y| ({num(tail / lr, 3)} η). Adam at the same η "
-            f"{_ending(b_loss, scene.steps)}.")
+            f"{where}. Adam at the same η {_ending(b_loss, scene.steps)}.")
 
 
 def _side_by_side(surface, ours, other, label: str, other_label: str, panels: int = 2):
@@ -333,11 +342,13 @@ def muon_panels(ratio: float, angle: float, steps: int, coefficients: str) -> st
     ax_values.set(xlabel="Newton–Schulz step", ylabel="singular value, distance",
                   title="against the step")
     ax_values.legend(fontsize="x-small")
-    s1, s2 = (float(s) for s in sv[steps])
+    s1, s2 = sv[steps]
     return (f"An update with σ₂/σ₁ = {num(ratio, 3)}, U rotated by {round(angle)}°, after "
             f"{steps} Newton–Schulz step{'' if steps == 1 else 's'} of the {coefficients}: "
-            f"its singular values are {num(s1, 3)} and {num(s2, 3)} (orthogonal: 1 and 1), "
-            f"and it is {num(float(gap[steps]), 3)} from UVᵀ in the Frobenius norm.")
+            f"its singular values are {num(float(s1), 3)} and {num(float(s2), 3)} (orthogonal: 1 and 1), "
+            f"and it is {num(float(gap[steps]), 3)} from UVᵀ in the Frobenius norm. Turning U turns "
+            "the circles and leaves these numbers as they are: each step acts on the singular "
+            "values alone.")
 
 
 def _round(x: float) -> int:
@@ -410,10 +421,17 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
                               "of the peak",
               "oneCycle": f", rising over {_round(100 * max(warmup, 0.02))} %",
               "constant": ""}[schedule]
+    # why the two differ: the noise floor, or a run still short of it (as figures.js says)
+    why = ("the same run" if schedule == "constant"
+           else "the same to three digits" if num(tail(a_loss), 3) == num(tail(b_loss), 3)
+           else "the noise sets a floor that only a smaller rate lowers"
+           if tail(a_loss) < tail(b_loss)
+           else "here the schedule's lower rates slow the descent more than they lower the "
+                "noise floor")
     return (f"{'Adam' if rule == 'adam' else 'Heavy ball'} at peak rate {num(lr, 3)} under "
             f"{name}{shares}, {_ending(a_loss, steps)}; its mean loss over the last 30 steps "
-            f"is {num(tail(a_loss), 3)}, against {num(tail(b_loss), 3)} at the constant peak "
-            "rate.")
+            f"is {_num(tail(a_loss))}, against {_num(tail(b_loss))} at the constant peak "
+            f"rate ({why}).")
 
 
 def clipping_panels(lr: float, tau: float) -> str:
@@ -435,12 +453,12 @@ def clipping_panels(lr: float, tau: float) -> str:
     clipped = sum(n > tau for n in norms[1][:scene.steps])
     return (f"Gradient descent with η = {num(lr, 3)}, each gradient clipped to norm "
             f"τ = {num(tau, 3)}, {_ending(ours[1], scene.steps)}; {clipped} of its gradients "
-            f"were clipped. Not clipped, at the same η, it {_ending(other[1], scene.steps)}.")
+            f"{'was' if clipped == 1 else 'were'} clipped. Not clipped, at the same η, it {_ending(other[1], scene.steps)}.")
 
 
 PANELS: dict[str, Callable[..., str]] = {
-    "edge_of_stability": edge_of_stability_panels, "lion": lion_panels,
-    "muon": muon_panels, "schedules": schedules_panels, "clipping": clipping_panels}
+    "edge_of_stability": edge_of_stability_panels, "lion": lion_panels, "muon": muon_panels,
+    "schedules": schedules_panels, "clipping": clipping_panels}
 
 
 def _widget(control: Control, value: Any):

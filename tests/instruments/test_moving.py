@@ -270,3 +270,100 @@ def test_live_builds_one_widget_per_control(monkeypatch):
 def test_bad_input_is_refused(name, values, message):
     with pytest.raises(ValueError, match=message):
         moving.show(name, live=False, **values)
+
+
+def _drawing() -> tuple:
+    """Every line's data on the current figure, and the axes' limits."""
+    fig = plt.gcf()
+    return tuple((ax.get_xlim(), ax.get_ylim(),
+                  tuple((tuple(np.round(ln.get_xdata(), 12)), tuple(np.round(ln.get_ydata(), 12)))
+                        for ln in ax.lines)) for ax in fig.axes)
+
+
+@pytest.mark.parametrize("name", list(moving.PANELS))
+def test_every_control_changes_the_drawing(name, monkeypatch):
+    """In a reader's kernel, moving any one control from the opening scene redraws the
+    panels differently (the live path: the widgets show builds, moved one at a time).
+    Seen failing with lion_panels ignoring its β₂."""
+    pytest.importorskip("ipywidgets")
+    shown, drawings = [], []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    monkeypatch.setattr(plt, "show", lambda *a, **k: (drawings.append(_drawing()),
+                                                     plt.close("all")))
+    plt.close("all")
+    moving.show(name, live=True)
+    (box,) = shown
+    *controls, _ = box.children
+    for control, spec in zip(controls, moving.CONTROLS[name]):
+        old = control.value
+        if spec.options:
+            new = next(v for v, _ in reversed(spec.options) if v != old)
+        else:
+            new = spec.low if old != spec.low else spec.high
+            if spec.log and not spec.whole:  # the log slider's middle, a rate that runs
+                new = math.sqrt(spec.low * spec.high) if spec.log is True else 0.9999
+        control.value = new
+        assert drawings[-1] != drawings[0], f"{name}: moving {spec.name} changed nothing"
+        control.value = old
+        assert drawings[-1] == drawings[0]
+    plt.close("all")
+
+
+def test_the_sentences_are_the_pages():
+    """The Jupyter sentence says what figures.js's text alternative says, in each case that
+    the page's sentence distinguishes."""
+    page = re.sub(r"[`\"]\s*\+\s*[`\"]", "", SCRIPT)  # the script's strings, joined
+    lion = moving.lion_panels(rule="lion", lr=0.002, beta1=0.9, beta2=0.99, wd=0)
+    assert "it is still on its way" in lion and "it is still on its way" in page
+    assert "over its last 20 steps it stays within" in moving.lion_panels(
+        **moving.SCENES["lion"].values)
+    muon = moving.muon_panels(**moving.SCENES["muon"].values)
+    tail = "Turning U turns the circles and leaves these numbers as they are"
+    assert tail in muon and tail in page
+    for values, why in [({}, "the noise sets a floor that only a smaller rate lowers"),
+                        ({"schedule": "constant"}, "the same run"),
+                        ({"rule": "adam", "lr": 0.01}, "here the schedule's lower rates slow "
+                         "the descent more than they lower the")]:
+        sentence = moving.schedules_panels(**{**moving.SCENES["schedules"].values, **values})
+        assert f"({why}" in sentence and why in page
+    assert "1 of its gradients was clipped" in moving.clipping_panels(lr=0.001, tau=100)
+    assert '${clipped === 1 ? "was" : "were"} clipped' in page
+    assert moving._num(math.inf) == "∞" and 'return "∞"' in SCRIPT  # a run cut short
+    plt.close("all")
+
+
+def _caption(chapter: str, figure: str) -> str:
+    cells = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text(encoding="utf-8"))["cells"]
+    (caption,) = [c["metadata"]["mystnb"]["figure"]["caption"] for c in cells
+                  if c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
+                  == figure]
+    return caption
+
+
+def test_the_captions_state_the_scene():
+    """The captions of the static figures type the scene's settings (a caption cannot glue):
+    each is checked against SCENES here."""
+    s = {name: scene.values for name, scene in moving.SCENES.items()}
+    expected = {
+        "edge_of_stability": [f"\\eta = {s['edge_of_stability']['lr']}",
+                              f"{moving.SCENES['edge_of_stability'].steps} steps",
+                              f"(u, v) = ({s['edge_of_stability']['u0']}, 0.1)"],
+        "lion": [f"\\eta = {s['lion']['lr']}", f"\\beta_1 = {s['lion']['beta1']}",
+                 f"\\beta_2 = {s['lion']['beta2']}", "no decay",
+                 f"{moving.SCENES['lion'].steps} steps"],
+        "muon": [f"diag}}(1, {s['muon']['ratio']})", f"rotated by {s['muon']['angle']}°",
+                 "Five Newton–Schulz steps", "quintic"],
+        "schedules": [f"peak rate {s['schedules']['lr']}", "warmup–stable–decay",
+                      f"warmup {round(100 * s['schedules']['warmup'])} %",
+                      f"last {round(100 * s['schedules']['decay'])} %",
+                      f"to {s['schedules']['minRatio']} of the peak",
+                      f"{moving.SCENES['schedules'].steps} steps", "\\mu = 0.9"],
+        "clipping": [f"\\eta = {s['clipping']['lr']}", f"\\tau = {s['clipping']['tau']}",
+                     f"{moving.SCENES['clipping'].steps} steps", "(-1.5, 2)"],
+    }
+    assert moving.SCENES["muon"].values["steps"] == 5
+    assert moving.SCENES["clipping"].start == (-1.5, 2.0)
+    for name, parts in expected.items():
+        caption = _caption(*FALLBACKS[name])
+        for part in parts:
+            assert part in caption, f"{name}: {part!r} not in its caption"

@@ -646,7 +646,7 @@
                                { ys: norm(a), colour: COLOURS[0], width: 2 }] });
       const clipped = norm(a).slice(0, steps).filter((n) => n > tau).length;
       return `Gradient descent with η = ${num(lr)}, each gradient clipped to norm `
-        + `τ = ${num(tau)}, ${ending(a, steps)}; ${clipped} of its gradients were clipped. `
+        + `τ = ${num(tau)}, ${ending(a, steps)}; ${clipped} of its gradients ${clipped === 1 ? "was" : "were"} clipped. `
         + `Not clipped, at the same η, it ${ending(b, steps)}.`;
     },
   };
