@@ -221,6 +221,7 @@ def test_float64_matches_optax_shampoo(name):
     assert max(worst.values()) <= 3e-13, (name, max(worst, key=worst.get))
 
 
+@pytest.mark.full   # 5 s: the quick tier keeps the one-group comparisons
 def test_two_groups_are_two_references():
     """The reference has one set of hyperparameters; two torch groups with different rates
     step as two references would, each tensor by its group's."""
