@@ -358,3 +358,19 @@ def test_a_cut_in_inline_maths_is_found():
     assert _cut_inline_maths("a list\n- $x$ one\n- $y$ two\n\n```\n$a\n+ b$\n```") == []
     assert _cut_inline_maths("```{prf:proof}\nSo $a = b\n+ c$ holds.\n```") == ["+ c$ holds."]
     assert _cut_inline_maths("$$\na\n+ b\n$$\n\n````{math}\n$a\n+ b\n````") == []
+
+
+def _control_characters(path: pathlib.Path) -> list[str]:
+    """Control characters (other than newlines and tabs) in a notebook's cell sources: a
+    ``"\\beta"`` written unescaped becomes a backspace and ``eta`` on the page."""
+    found = []
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        for char in "".join(cell["source"]):
+            if ord(char) < 32 and char not in "\n\t":
+                found.append(f"cell {index}: {char!r}")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_no_control_characters_in_cell_sources(path):
+    assert not _control_characters(path)
