@@ -374,3 +374,50 @@ def _control_characters(path: pathlib.Path) -> list[str]:
 @pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_no_control_characters_in_cell_sources(path):
     assert not _control_characters(path)
+
+
+#: an open code cell (no fold) is at most this many lines: what teaches on the page is short
+OPEN_CODE_LINES = 8
+#: cells that stay open whatever their length: a rule's source, the sliders, the moving figures
+ALWAYS_OPEN = re.compile(r"^\s*(show_source\(|landscapes\.explore\(|moving\.show\(|explore\()")
+FOLDED = {"hide-input", "remove-input", "hide-cell", "remove-cell", "hide-output",
+          "remove-output"}
+
+
+def _long_open_cells(cells) -> list[tuple[int, int]]:
+    """(cell, lines) of the code cells a reader would see open on the website that are longer
+    than OPEN_CODE_LINES: not folded by a tag, not a rule's source or sliders, not inside an
+    exercise's solution (a folded dropdown)."""
+    found, in_solution = [], False
+    for index, cell in enumerate(cells):
+        source = _source(cell)
+        if cell["cell_type"] == "markdown":
+            for mark in re.finditer(r"\{solution-(start|end)\}", source):
+                in_solution = mark.group(1) == "start"
+            continue
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        lines = len(source.rstrip("\n").splitlines())
+        if (cell["cell_type"] == "code" and not in_solution and not tags & FOLDED
+                and not ALWAYS_OPEN.match(source) and lines > OPEN_CODE_LINES):
+            found.append((index, lines))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_long_code_is_folded(path):
+    """What checks or computes evidence folds behind its result (`hide-input`), the code one
+    click away; what stays open is short (the site test tests/site/test_site_length.py measures
+    the visible share)."""
+    long_open = _long_open_cells(_cells(path))
+    assert not long_open, (f"{path.name}: open code cells (cell, lines) over {OPEN_CODE_LINES} "
+                           f"lines: tag them hide-input, or shorten them: {long_open}")
+
+
+def test_an_open_long_cell_is_found():
+    code = {"cell_type": "code", "metadata": {}, "source": "x = 1\n" * 9}
+    solution = {"cell_type": "markdown", "metadata": {}, "source": "```{solution-start} e\n```"}
+    end = {"cell_type": "markdown", "metadata": {}, "source": "```{solution-end}\n```"}
+    assert _long_open_cells([code]) == [(0, 9)]
+    assert _long_open_cells([solution, code, end]) == []
+    assert _long_open_cells([dict(code, metadata={"tags": ["hide-input"]})]) == []
+    assert _long_open_cells([dict(code, source="show_source(x)\n" * 9)]) == []
