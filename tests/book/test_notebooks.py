@@ -378,6 +378,9 @@ def test_no_control_characters_in_cell_sources(path):
 
 #: an open code cell (no fold) is at most this many lines: what teaches on the page is short
 OPEN_CODE_LINES = 8
+#: a cell tagged `teach` stays open up to this many lines: a rule's first steps by hand, the
+#: demonstration a chapter's "The code" section is built around
+TEACH_LINES = 16
 #: cells that stay open whatever their length: a rule's source, the sliders, the moving figures
 ALWAYS_OPEN = re.compile(r"^\s*(show_source\(|landscapes\.explore\(|moving\.show\(|explore\()")
 FOLDED = {"hide-input", "remove-input", "hide-cell", "remove-cell", "hide-output",
@@ -387,7 +390,7 @@ FOLDED = {"hide-input", "remove-input", "hide-cell", "remove-cell", "hide-output
 def _long_open_cells(cells) -> list[tuple[int, int]]:
     """(cell, lines) of the code cells a reader would see open on the website that are longer
     than OPEN_CODE_LINES: not folded by a tag, not a rule's source or sliders, not inside an
-    exercise's solution (a folded dropdown)."""
+    exercise's solution (a folded dropdown), or tagged `teach` and within TEACH_LINES."""
     found, in_solution = [], False
     for index, cell in enumerate(cells):
         source = _source(cell)
@@ -397,8 +400,9 @@ def _long_open_cells(cells) -> list[tuple[int, int]]:
             continue
         tags = set(cell.get("metadata", {}).get("tags", []))
         lines = len(source.rstrip("\n").splitlines())
+        limit = TEACH_LINES if "teach" in tags else OPEN_CODE_LINES
         if (cell["cell_type"] == "code" and not in_solution and not tags & FOLDED
-                and not ALWAYS_OPEN.match(source) and lines > OPEN_CODE_LINES):
+                and not ALWAYS_OPEN.match(source) and lines > limit):
             found.append((index, lines))
     return found
 
@@ -421,3 +425,6 @@ def test_an_open_long_cell_is_found():
     assert _long_open_cells([solution, code, end]) == []
     assert _long_open_cells([dict(code, metadata={"tags": ["hide-input"]})]) == []
     assert _long_open_cells([dict(code, source="show_source(x)\n" * 9)]) == []
+    assert _long_open_cells([dict(code, metadata={"tags": ["teach"]})]) == []
+    assert _long_open_cells([dict(code, metadata={"tags": ["teach"]},
+                                  source="x = 1\n" * 17)]) == [(0, 17)]

@@ -1,0 +1,90 @@
+"""Pages one can take in: how long each chapter is at desktop width, and how much of it is code.
+
+A screen is 800 CSS px of page: a 1280 x 800 viewport, set exactly (Chrome's device metrics),
+not a window whose height depends on the browser's frame. Measured on the article alone
+(sidebars and footer left out), with every section laid out (the site lets the browser skip
+sections off screen, which would make their heights estimates).
+
+- No chapter is longer than ``MAX_SCREENS``.
+- Visible code (cell inputs a reader sees without opening a fold) is at most ``MAX_CODE_MEDIAN``
+  of a chapter's height in the median chapter, and at most ``MAX_CODE`` in any one: what checks
+  or plumbs is folded behind its one-line result, what teaches (a rule's source, a short
+  demonstration, the sliders) stays open.
+
+Seen failing on the build of 54cfb79, before the chapters' checking cells were folded: median
+visible code 28 %, 26 of 59 chapters over 25 screens (schedules 46.8). On the build of 12690e3,
+with 725 long code cells folded: median visible code 6 % (at most 16 %, fast_step), median 19.3
+screens, four chapters over 25 (``TOO_LONG``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import statistics
+
+import pytest
+
+import chromium
+from test_site import open_page
+
+BOOK = pathlib.Path(__file__).resolve().parents[2] / "book"
+CHAPTERS = sorted(p.stem for p in BOOK.glob("*.ipynb"))
+SCREEN = (1280, 800)
+MAX_SCREENS = 25
+MAX_CODE_MEDIAN = 0.20
+MAX_CODE = 0.35
+#: chapters still longer than MAX_SCREENS with every checking cell folded, and their length on
+#: the build of 12690e3: their prose, figures and outputs alone exceed the budget, so each must be
+#: cut or split. The test fails when one of them comes under the budget, so that it leaves the list.
+TOO_LONG: dict[str, float] = {"schedules": 33.4, "adam": 28.9, "adagrad": 26.2, "muon": 25.2}
+
+MEASURE = """
+const art = document.querySelector('article') || document.body;
+for (const el of art.querySelectorAll('section')) el.style.contentVisibility = 'visible';
+const height = art.getBoundingClientRect().height;
+let code = 0;
+for (const el of art.querySelectorAll('div.cell_input')) {
+  if (el.closest('details:not([open])') || el.offsetParent === null) continue;
+  code += el.getBoundingClientRect().height;
+}
+return [height, code];
+"""
+
+
+@pytest.fixture(scope="module")
+def laptop():
+    driver = chromium.driver(SCREEN[0], SCREEN[1] + 200)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": SCREEN[0], "height": SCREEN[1], "deviceScaleFactor": 1, "mobile": False})
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def lengths(laptop, base_url) -> dict[str, tuple[float, float]]:
+    """chapter -> (screens, share of its height that is visible code)."""
+    assert laptop.execute_script("return window.innerHeight") == SCREEN[1]
+    out = {}
+    for name in CHAPTERS:
+        open_page(laptop, f"{base_url}/book/{name}.html")
+        height, code = laptop.execute_script(MEASURE)
+        out[name] = (height / SCREEN[1], code / height)
+    return out
+
+
+@pytest.mark.xdist_group("length")
+def test_no_chapter_is_too_long(lengths):
+    over = {name: round(screens, 1) for name, (screens, _) in lengths.items()
+            if screens > MAX_SCREENS and name not in TOO_LONG}
+    assert not over, f"chapters longer than {MAX_SCREENS} screens of {SCREEN[1]} px: {over}"
+    back = sorted(name for name in TOO_LONG if lengths[name][0] <= MAX_SCREENS)
+    assert not back, f"now within {MAX_SCREENS} screens: take them off TOO_LONG: {back}"
+
+
+@pytest.mark.xdist_group("length")
+def test_visible_code_is_a_small_share(lengths):
+    shares = {name: share for name, (_, share) in lengths.items()}
+    median = statistics.median(shares.values())
+    assert median <= MAX_CODE_MEDIAN, f"median visible code {median:.0%} > {MAX_CODE_MEDIAN:.0%}"
+    worst = {name: f"{share:.0%}" for name, share in shares.items() if share > MAX_CODE}
+    assert not worst, f"chapters whose visible code is over {MAX_CODE:.0%}: {worst}"
