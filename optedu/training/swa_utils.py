@@ -24,7 +24,8 @@ with the lerp on a GPU and with the formula on the CPU; this module makes the sa
 to give torch's numbers exactly.
 
 Differences from torch: two averaging functions at once and a bad ``decay`` raise
-``ValueError`` (torch: ``AssertionError`` and ``ValueError``), naming the argument; SWA over
+``ValueError`` (torch: ``AssertionError`` and ``ValueError``), naming the argument (a NaN
+``decay`` too, which torch accepts); SWA over
 all tensors at once (``get_swa_multi_avg_fn``) refuses integer buffers with a ``ValueError``
 that says what to use instead, where torch 2.13 fails inside ``addcdiv``.
 
