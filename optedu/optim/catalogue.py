@@ -43,6 +43,16 @@ move between optedu and the package the chapter compares it with.
 A rule without the switch decays one way only, its reference's (AdamW, Lion and MARS
 decoupled, SGD coupled, L2 in the gradient): each class's docstring says which.
 
+**Lookahead is not a row** (:mod:`optedu.training.lookahead`). It wraps an optimizer
+*instance* and adds to whatever that optimizer is, so the columns have nothing of its own to
+hold: ``small_run`` and ``memory_settings`` build ``cls(params, **kwargs)``, which it does not
+take; its state is its base's plus one slow copy per parameter, not one closed form; its
+``parent`` and ``change`` would name whichever base it wraps; and it has no chapter yet (an
+averaging chapter is planned). SAM is a row because it takes ``params`` and a base *class*,
+pytorch_optimizer's form of it. Lookahead therefore lives with the other weight averages in
+``training/`` beside :mod:`optedu.training.swa_utils`, where no table looks for it, and is
+proved equal to ``pytorch_optimizer.Lookahead`` by ``tests/training/test_lookahead.py``.
+
 Imports: the standard library, torch, and two rule modules of this folder (``sgd``, ``adam``).
 """
 

@@ -22,6 +22,9 @@
 * :mod:`.swa_utils`: averages of the weights, torch.optim.swa_utils rebuilt: the averaged
   model (SWA's mean, an EMA), BatchNorm's statistics recomputed, and SWA's scheduler
   (re-exported as ``optedu.swa_utils``);
+* :mod:`.lookahead`: Lookahead (Zhang et al., 2019) around any optimizer, slow weights pulled
+  toward the fast ones every ``k`` steps, as ``pytorch_optimizer.Lookahead`` (not catalogued:
+  :mod:`optedu.optim.catalogue` says why);
 * :mod:`.variants`: these rules as other sources write them, for comparison.
 
 Imports: :mod:`optedu.optim` (its argument checks), :mod:`optedu.lr_scheduler` (the base of

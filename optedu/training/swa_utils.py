@@ -24,7 +24,8 @@ with the lerp on a GPU and with the formula on the CPU; this module makes the sa
 to give torch's numbers exactly.
 
 Differences from torch: two averaging functions at once and a bad ``decay`` raise
-``ValueError`` (torch: ``AssertionError`` and ``ValueError``), naming the argument; SWA over
+``ValueError`` (torch: ``AssertionError`` and ``ValueError``), naming the argument (a NaN
+``decay`` too, which torch accepts); SWA over
 all tensors at once (``get_swa_multi_avg_fn``) refuses integer buffers with a ``ValueError``
 that says what to use instead, where torch 2.13 fails inside ``addcdiv``.
 
@@ -47,6 +48,7 @@ from torch import Tensor, nn
 from torch.utils._foreach_utils import _get_foreach_kernels_supported_devices as _foreach_devices
 
 from optedu.lr_scheduler._base import LRScheduler, per_group
+from optedu.optim._validation import check_interval
 
 __all__ = ["AveragedModel", "update_bn", "SWALR", "get_ema_multi_avg_fn",
            "get_swa_multi_avg_fn", "get_ema_avg_fn", "get_swa_avg_fn"]
@@ -54,14 +56,9 @@ __all__ = ["AveragedModel", "update_bn", "SWALR", "get_ema_multi_avg_fn",
 Tensors = list[Tensor] | tuple[Tensor, ...]  # what the _foreach ops take
 
 
-def _check_decay(decay: float) -> None:
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"Invalid decay: {decay} (expected a value in [0, 1])")
-
-
 def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[[Tensors, Tensors, Any], None]:
     """The EMA over all tensors at once: ``lerp`` toward the model by ``1 - decay``."""
-    _check_decay(decay)
+    check_interval("decay", decay, 0, 1)
 
     @torch.no_grad()
     def ema_update(averaged: Tensors, current: Tensors, _: Any) -> None:
@@ -96,7 +93,7 @@ def get_swa_multi_avg_fn() -> Callable[[Tensors, Tensors, Tensor | int], None]:
 
 def get_ema_avg_fn(decay: float = 0.999) -> Callable[[Tensor, Tensor, Any], Tensor]:
     """The EMA of one tensor: ``decay * averaged + (1 - decay) * current``."""
-    _check_decay(decay)
+    check_interval("decay", decay, 0, 1)
 
     @torch.no_grad()
     def ema_update(averaged: Tensor, current: Tensor, _: Any) -> Tensor:

@@ -1,6 +1,7 @@
 """optedu.training.swa_utils against torch.optim.swa_utils 2.13: the averaged model (SWA and EMA,
-one tensor at a time or all at once, with and without buffers, float32 and float64) and
-update_bn give torch's numbers bit for bit; SWALR's rates are in the schedulers' parity table
+one tensor at a time or all at once, with and without buffers, EMA decays 0.5, 0.9 and 0.999,
+float32 and float64) and update_bn (on a model, and on the averaged model as SWA's recipe runs
+it) give torch's numbers bit for bit; SWALR's rates are in the schedulers' parity table
 (tests/lr_scheduler/test_lr_scheduler.py)."""
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from torch import nn
 from optedu.training import swa_utils as O
 
 T = torch.optim.swa_utils
+DECAYS = (0.5, 0.9, 0.999)  # the EMA's decays: fast, the tests' usual, torch's default
 AVERAGING = {  # name -> the averaging arguments, built from either module
     "swa": lambda M: {},
     "swa-one-tensor": lambda M: {"avg_fn": M.get_swa_avg_fn()},
     "swa-all-tensors": lambda M: {"multi_avg_fn": M.get_swa_multi_avg_fn()},
-    "ema-one-tensor": lambda M: {"avg_fn": M.get_ema_avg_fn(0.9)},
-    "ema-all-tensors": lambda M: {"multi_avg_fn": M.get_ema_multi_avg_fn(0.9)},
+    **{f"ema-one-tensor-{d}": lambda M, d=d: {"avg_fn": M.get_ema_avg_fn(d)}
+       for d in DECAYS},
+    **{f"ema-all-tensors-{d}": lambda M, d=d: {"multi_avg_fn": M.get_ema_multi_avg_fn(d)}
+       for d in DECAYS},
 }
 
 
@@ -105,6 +109,24 @@ def test_update_bn_is_torchs(batches):
     assert int(bn.num_batches_tracked) == 4
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_update_bn_after_averaging_is_torchs(dtype):
+    """SWA's recipe: average the weights, then recompute BatchNorm's statistics for them."""
+    model = _net(dtype)
+    averaged = [O.AveragedModel(model), T.AveragedModel(model)]
+    _train_and_average(model, averaged, dtype)
+    gen = torch.Generator().manual_seed(3)
+    loader = [torch.randn(16, 4, generator=gen, dtype=dtype) for _ in range(3)]
+    before = averaged[0].module[1].running_mean.clone()
+    O.update_bn(loader, averaged[0])
+    T.update_bn(loader, averaged[1])
+    a, b = averaged[0].state_dict(), averaged[1].state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not torch.equal(averaged[0].module[1].running_mean, before)  # recomputed
+    assert int(a["module.1.num_batches_tracked"]) == 3
+
+
 def test_update_bn_without_batchnorm_does_nothing():
     model = nn.Linear(2, 2)
     before = [p.clone() for p in model.parameters()]
@@ -125,11 +147,18 @@ def test_swa_over_all_tensors_refuses_integer_buffers():
             runs[-1].update_parameters(model)
 
 
+@pytest.mark.parametrize("decay", [1.5, -0.1, float("nan")])
+@pytest.mark.parametrize("form", ["get_ema_avg_fn", "get_ema_multi_avg_fn"])
+def test_a_bad_decay_is_named(form, decay):
+    message = rf"Invalid decay value: {decay} \(expected a number in \[0, 1\]\)"
+    with pytest.raises(ValueError, match=message):
+        getattr(O, form)(decay)
+    if decay == decay:  # torch refuses the same values (NaN it lets through)
+        with pytest.raises(ValueError, match=f"Invalid decay value {decay}"):
+            getattr(T, form)(decay)
+
+
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="Invalid decay: 1.5"):
-        O.get_ema_avg_fn(1.5)
-    with pytest.raises(ValueError, match="Invalid decay: -0.1"):
-        O.get_ema_multi_avg_fn(-0.1)
     with pytest.raises(ValueError, match="give avg_fn or multi_avg_fn, not both"):
         O.AveragedModel(nn.Linear(2, 2), avg_fn=O.get_swa_avg_fn(),
                         multi_avg_fn=O.get_swa_multi_avg_fn())
