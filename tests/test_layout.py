@@ -113,6 +113,29 @@ def test_a_forbidden_import_is_caught(tmp_path):
     assert any(v.startswith("training/clip.py:2 imports the facade") for v in found), found
 
 
+#: a path built upward from a module's own file: the repository around the package, which an
+#: installed optedu does not have (data folders are passed in by the caller)
+UPWARD = re.compile(r"__file__\)?(\.resolve\(\))?\s*\.(parents\[[1-9]|parent\.parent)")
+
+
+def upward_paths(package: pathlib.Path = PACKAGE) -> list[str]:
+    return [f"{path.relative_to(package)}:{number}"
+            for path in sorted(package.rglob("*.py"))
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if UPWARD.search(line)]
+
+
+def test_the_package_never_reaches_above_itself():
+    assert not upward_paths(), upward_paths()
+
+
+def test_a_path_above_the_package_is_caught(tmp_path):
+    (tmp_path / "a.py").write_text('ROOT = pathlib.Path(__file__).resolve().parents[2] / "book"\n'
+                                   'HERE = pathlib.Path(__file__).parent\n'
+                                   'UP = Path(__file__).parent.parent\n')
+    assert upward_paths(tmp_path) == ["a.py:1", "a.py:3"]
+
+
 def test_the_package_reads_as_a_table_of_contents():
     """At most thirteen entries at the top (a folder per part of the book, as CONTRIBUTING.md's
     "Layout" says; the ninth, choosing/, came with the part "Choosing an optimizer", the tenth,

@@ -60,9 +60,6 @@ __all__ = [
 ]
 
 
-ROOT = pathlib.Path(__file__).resolve().parents[2] / "book"
-
-
 def optimizer_classes() -> dict[str, type]:
     """Every optimizer class in ``optedu.__all__`` (not the base class)."""
     import optedu
@@ -183,9 +180,10 @@ def anchor(heading: str) -> str:
     return make_id(heading.replace("$", "").replace("\\", ""))
 
 
-def chapter_headings(chapter: str, root: pathlib.Path = ROOT) -> list[str]:
-    """The MyST headings (any level) of ``root/<chapter>.ipynb``."""
-    cells = json.loads((root / f"{chapter}.ipynb").read_text())["cells"]
+def chapter_headings(chapter: str, book: pathlib.Path) -> list[str]:
+    """The MyST headings (any level) of ``book/<chapter>.ipynb``: the caller names the folder
+    of chapters (the package does not assume the repository around it)."""
+    cells = json.loads((book / f"{chapter}.ipynb").read_text())["cells"]
     text = "\n".join("".join(c["source"]) for c in cells
                      if c["cell_type"] == "markdown")
     return re.findall(r"^#+ (.+?)\s*$", text, re.M)
