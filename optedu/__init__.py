@@ -61,6 +61,7 @@ from .optim.prodigy import Prodigy
 from .optim.dog import DoG, LDoG
 from .optim.ademamix import AdEMAMix, ademamix
 from .optim.adam_mini import AdamMini
+from .optim.came import CAME, came
 from .optim.adopt import ADOPT, adopt
 from .optim.apollo import APOLLO
 from .optim.galore import GaLoreAdamW
@@ -106,7 +107,7 @@ __all__ = [
     "Lion", "lion", "LARS", "lars", "Lamb", "lamb", "SAM", "sam_perturbation",
     "DAdaptSGD", "DAdaptAdam", "Prodigy", "DoG", "LDoG",
     "SGDScheduleFree", "AdamWScheduleFree", "schedule_free_sgd", "schedule_free_adamw",
-    "Adafactor", "adafactor", "Muon", "muon", "muon_adamw_groups", "NorMuon", "MuonClip",
+    "Adafactor", "adafactor", "CAME", "came", "Muon", "muon", "muon_adamw_groups", "NorMuon", "MuonClip",
     "Shampoo", "shampoo", "DistributedShampoo", "distributed_shampoo",
     "SOAP", "soap", "Kron", "kron",
     "ADOPT", "adopt", "AdEMAMix", "ademamix", "LaProp", "laprop",

@@ -8,6 +8,7 @@
 * one module per rule, each with its one-tensor function and its torch-compatible class:
   :mod:`.sgd`, :mod:`.adagrad`, :mod:`.rmsprop`, :mod:`.adam` (Adam and AdamW), :mod:`.adadelta`,
   :mod:`.adamax`, :mod:`.nadam`, :mod:`.radam`, :mod:`.sparse_adam`, :mod:`.adafactor`,
+  :mod:`.came` (CAME: Adafactor with momentum and a factored confidence),
   :mod:`.muon`, :mod:`.lion`, :mod:`.lars`, :mod:`.lamb`, :mod:`.schedule_free`, :mod:`.rprop`,
   :mod:`.asgd`, :mod:`.lbfgs`; :mod:`.sam` (SAM and ASAM, around any of them);
   the learning-rate-free :mod:`.dadapt_sgd`, :mod:`.dadapt_adam`, :mod:`.prodigy`,

@@ -120,6 +120,23 @@ def check_betas(betas: Sequence[float]) -> tuple[float, float]:
     return float(betas[0]), float(betas[1])
 
 
+def check_beta_tuple(betas: Sequence[float], count: int) -> tuple[float, ...]:
+    """Return ``betas`` as ``count`` floats, each in ``[0, 1)`` (CAME's three; torch's wording).
+
+    >>> check_beta_tuple((0.9, 0.999, 1.0), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid beta parameter at index 2: 1.0
+    """
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) \
+            or len(betas) != count:
+        raise invalid("betas", betas, f"{count} values")
+    for index, beta in enumerate(betas):
+        if not _at_least(beta, 0.0, strict=False) or not _at_least(1.0, beta, strict=True):
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta}")  # torch's
+    return tuple(float(beta) for beta in betas)
+
+
 def check_beta_types(betas: Sequence[Any], foreach: bool | None) -> None:
     """torch.optim.Adam's checks of the betas' types, in its words: both floats or both
     tensors, and tensors not with ``foreach=True``; then optedu's own: floats (optedu's Adam

@@ -94,6 +94,25 @@ def adafactor(
     param.add_(update, alpha=-alpha / denom)             # θ_t = θ - α_t Û_t
 
 
+def factored_rsqrt(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    r""":math:`1/\sqrt{\hat V}` of Adafactor's factored estimate
+    :math:`\hat V = R C / \mathrm{mean}(R)` (:func:`adafactor`), factor by
+    factor: :math:`(R/\mathrm{mean}(R))^{-1/2}\,C^{-1/2}`, the outer product
+    of a column and a row.
+
+    ``row`` (:math:`R`) and ``col`` (:math:`C`) are the averages with the
+    reduced dimension dropped, shapes ``(..., n)`` and ``(..., m)``; the
+    result is ``(..., n, m)``. This is the order of the paper's authors'
+    code and of CAME's (:func:`optedu.came`, which takes it twice); no
+    product :math:`R_i C_j` of two tiny factors is formed, so nothing
+    underflows first. :func:`adafactor` forms :math:`R C` first and floors
+    it, as torch does: the same estimate, rounded differently.
+    """
+    r_factor = (row / row.mean(dim=-1, keepdim=True)).rsqrt_().unsqueeze(-1)
+    c_factor = col.unsqueeze(-2).rsqrt()
+    return torch.mul(r_factor, c_factor)                 # 1/√V̂ = 1/√(R C / mean R)
+
+
 def adafactor_sharded(
     param: torch.Tensor,
     grad: torch.Tensor,

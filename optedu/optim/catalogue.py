@@ -290,6 +290,17 @@ CATALOGUE: tuple[Rule, ...] = (
          memory_settings=({},),
          small_run=dict(lr=0.01),
          sharded="fixed"),
+    Rule("CAME", "optedu.optim.came", chapter="adafactor",
+         parent="Adafactor",
+         change=("Adds momentum, divided by a factored average of (update − momentum)²: long "
+                 "steps where the update agrees with its momentum."),
+         reference=("came_pytorch", "CAME"), test="optim/test_came.py",
+         state="came",
+         memory_settings=(dict(lr=0.01),),
+         small_run=dict(lr=0.01, weight_decay=0.01),
+         sharded="refused",
+         excluded=("added after the grid was run; it is measured against came-pytorch and "
+                   "taught in the chapter 'Adafactor'")),
     Rule("AdamW", "optedu.optim.adam", chapter="adamw",
          parent="Adam",
          change=("Takes weight decay out of the gradient, so the divisor no longer weakens it on "

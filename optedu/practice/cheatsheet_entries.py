@@ -384,6 +384,15 @@ _WRITTEN: dict[str, Entry] = {
         "torch's version has no first moment, and in float32 its ε₁ floor "
         "binds for small gradients: updates too long, then clipped.",
         "What torch 2.13 chose"),
+    "CAME": Entry(
+        r"m_t=\beta_1m_{t-1}+(1-\beta_1)\hat U_t,\ "
+        r"\theta_t=\theta_{t-1}-\eta\frac{m_t}{\sqrt{\hat S_t}},\ "
+        r"\hat S_t\approx\overline{(\hat U_t-m_t)^2}\text{ factored}",
+        "Adafactor's memory plus momentum, where Adam's state does not fit (its "
+        "authors pre-trained BERT, GPT-2, T5).",
+        "No bias correction: the confidence's average starts at zero, so a matrix's first "
+        "step is η(1-β₁)/(β₁√(1-β₃)) ≈ 11η per weight, a vector's at most about 0.1η.",
+        "CAME: Adafactor with a confidence"),
     "Muon": Entry(
         r"B_t=\mu B_{t-1}+(1-\mu)G_t,\ O_t=\mathrm{NS}_k(G_t+\mu(B_t-G_t)),"
         r"\ \theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'O_t,\ "
@@ -481,6 +490,7 @@ SCHEDULES: dict[str, str] = {
 SHAPES: tuple[tuple[int, ...], ...] = ((512, 256), (512,))
 SETTINGS: dict[str, dict[str, Any]] = {
     "LARS": {"lr": 1e-3}, "Lamb": {"lr": 1e-3}, "StableAdamW": {"lr": 1e-3},
+    "CAME": {"lr": 1e-3},
     "LBFGS": {"history_size": 3, "max_iter": 9},
     # SAM holds its base's state: measured around SGD with momentum, the
     # paper's base (the name resolves to optedu's class)

@@ -139,6 +139,24 @@ def _adafactor(shape: Shape, group: Mapping[str, Any]) -> Layout:
             "col_var": (cols, "param")}
 
 
+def _came(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """CAME (came-pytorch's): the momentum whole; for two or more dimensions the second
+    moment's and the instability's row and column averages (the last, then the
+    second-to-last dimension dropped), for a vector a full second moment; the weights' RMS
+    as a number of the parameter's dtype. ``step`` is a Python int (no bytes). float16 and
+    bfloat16 weights keep float32 buffers (the gradient's dtype after the authors' cast),
+    which this layout, in the parameter's dtype, does not follow."""
+    out = _buffers(shape, "exp_avg")
+    if len(shape) < 2:
+        out["exp_avg_sq"] = (shape, "param")
+    else:
+        for kind in ("sq", "res"):
+            out[f"exp_avg_{kind}_row"] = (shape[:-1], "param")
+            out[f"exp_avg_{kind}_col"] = ((*shape[:-2], shape[-1]), "param")
+    out["RMS"] = ((), "param_scalar")
+    return out
+
+
 def _nadam(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return {**_step(shape, "exp_avg", "exp_avg_sq"),
             "mu_product": ((), "scalar")}
@@ -360,6 +378,7 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "nadam": _nadam,
     "asgd": _asgd,
     "adafactor": _adafactor,
+    "came": _came,
     "adam8bit": _adam8bit,
     "sam": _sam,
     "prodigy": _prodigy,
