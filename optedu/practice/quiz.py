@@ -447,9 +447,10 @@ def _classes_of(question: Question) -> str:
     return " ".join(tokens)
 
 
-def to_bank(question: Question) -> str:
+def to_bank(question: Question, parent: Question | None = None) -> str:
     """The question as a folded admonition for the bank page, its glue read from its chapter;
-    a casebook case as its set-up, then its folded diagnosis."""
+    a casebook case as its set-up, then its folded diagnosis. A follow-up names ``parent``,
+    the question it follows (by number where it is not given)."""
     def cross(match: re.Match) -> str:
         kind, text = match.groups()
         # MyST-NB reads a trailing ":spec" off a text role before the "path::" prefix, so
@@ -466,7 +467,8 @@ def to_bank(question: Question) -> str:
     heading = f"Q{question.number}. {_GLUE_ROLE.sub(cross, question.title)}"
     before = ""
     if question.follows is not None:
-        before = f"*Follow-up to Q{question.follows}.*\n\n"
+        before = (f"*Follow-up to {name(parent) if parent else f'Q{question.follows}'}.*"
+                  "\n\n")
     if question.prompt:
         before = (f"**{question.title}.** {_GLUE_ROLE.sub(cross, question.prompt)}\n\n")
         heading = "Diagnosis"
@@ -535,7 +537,9 @@ def render_bank(parts: Sequence[tuple[str, Sequence[str]]], book: str | Path) ->
             title = chapter[0].chapter_title
             rows.append(_level_row(f"[{title}]({stem}.ipynb)", chapter))
             sections.append(f"### {title}")
-            sections.extend(to_bank(q) for q in chapter)
+            number = {q.number: q for q in chapter}
+            sections.extend(to_bank(q, None if q.follows is None else number.get(q.follows))
+                            for q in chapter)
     header = ("| topic | warm-up | standard | deep | all |\n"
               "|:--|--:|--:|--:|--:|")
     rows.append(_level_row("**all**", everything, bold=True))
@@ -616,7 +620,10 @@ def question_text(q: Question, bank: Sequence[Question] = ()) -> str:
         return f"{head} {title}\n\n{to_markdown(q, q.prompt)}{shown}"
     parent = next((p for p in bank if p.chapter == q.chapter and p.number == q.follows),
                   None)
-    context = f"*(Following Q{q.follows}: {_title_text(parent)})*\n\n" if parent else ""
+    context = ""
+    if parent is not None:
+        title = _title_text(parent).removeprefix(f"{name(parent)}: ")  # a case's title
+        context = f"*(Following {name(parent)}: {title})*\n\n"
     return f"{context}{head} {_title_text(q)}"
 
 
@@ -996,7 +1003,7 @@ _SYMBOLS = {
     "lvert": "|", "rvert": "|",
     ",": " ", ";": " ", "!": "", " ": " ", "quad": "  ", "{": "{", "}": "}", "%": "%",
     "max": "max", "min": "min", "ln": "ln", "log": "log", "exp": "exp", "cos": "cos",
-    "sin": "sin", "arg": "arg", "sign": "sign",
+    "sin": "sin", "tanh": "tanh", "arg": "arg", "sign": "sign",
     "left": "", "right": "", "big": "", "Big": "", "bigl": "", "bigr": "", "Bigl": "",
     "Bigr": "",
 }

@@ -114,7 +114,7 @@ def test_case_13_asks_without_giving_its_diagnosis_away():
 
 
 def test_a_case_shows_its_figure_in_jupyter_and_describes_it_in_a_terminal():
-    cases = [q for q in quiz.Quiz().bank if q.chapter == "casebook"]
+    cases = [q for q in quiz.Quiz().bank if q.chapter == "casebook" and q.prompt]
     assert len(cases) == 16 and all(q.figures for q in cases)
     case = cases[3]
     alt, png = case.figures[0]
@@ -123,7 +123,7 @@ def test_a_case_shows_its_figure_in_jupyter_and_describes_it_in_a_terminal():
     text = quiz.to_text(shown)
     assert f"[The figure: {alt[:60]}" in text
     assert "base64" not in text
-    assert not any(q.figures for q in quiz.Quiz().bank if q.chapter != "casebook")
+    assert not any(q.figures for q in quiz.Quiz().bank if not q.prompt)
 
 
 def test_a_case_is_named_once():
@@ -165,11 +165,12 @@ def test_every_chapter_question_has_a_level_and_its_numbers():
         missing = [key for key in q.glue_keys if key not in q.glued]
         assert not missing, f"{q.chapter} Q{q.number}: no glued value for {missing}"
         quiz.to_markdown(q)  # every role can be put in words
-    numbers = {}
-    for q in questions:
-        numbers.setdefault(q.chapter, []).append(q.number)
-    for chapter, seen in numbers.items():
-        assert seen == list(range(1, len(seen) + 1)), f"{chapter}: questions {seen}"
+    numbers: dict[str, tuple[list[int], list[int]]] = {}
+    for q in questions:  # the casebook's cases first, then its questions (their follow-ups)
+        numbers.setdefault(q.chapter, ([], []))[not q.prompt].append(q.number)
+    for chapter, (cases, seen) in numbers.items():
+        assert cases + seen == list(range(1, len(cases) + len(seen) + 1)), (
+            f"{chapter}: cases {cases}, questions {seen}")
     table = quiz.counts(questions)
     assert all(sum(row.values()) >= 4 for row in table.values())
 
@@ -366,6 +367,23 @@ def test_casebook_cases_are_scenario_questions(drill):
         ":name: q-casebook-1" in bank
 
 
+def test_a_cases_follow_up_names_its_case(drill):
+    """A casebook follow-up is numbered after the cases (Q17 follows Case 1), and the quiz
+    and the bank say which case it follows."""
+    _notebook(drill / "casebook.ipynb", ["# Casebook", CASES, DIAGNOSIS + "\n"
+              ":::{admonition} Q17. Follow-up: and at a lower rate?\n"
+              ":class: dropdown q-standard t-debugging k-scenario follows-q1\n\n"
+              "One. Two. Three.\n\n**The evidence.** The loss {glue:text}`c1_loss`.\n:::"],
+              {"c1_norm": "0", "c1_loss": "2.3"})
+    case, follow_up = quiz.load(drill, ["casebook"])
+    assert (follow_up.number, follow_up.follows, follow_up.prompt) == (17, 1, "")
+    assert quiz.lint(follow_up) == []
+    assert quiz.question_text(follow_up, [case, follow_up]).startswith(
+        "*(Following Case 1: A flat loss)*\n\n**Casebook · standard · Q17.** Follow-up")
+    page = quiz.render_bank([("Practice", ["casebook"])], drill)
+    assert "*Follow-up to Case 1.*\n\n:::{admonition} Q17. Follow-up" in page
+
+
 def test_selection_by_theme_kind_and_details(drill):
     questions = quiz.load(drill)
     numbers = lambda chosen: [(q.chapter, q.number) for q in chosen]  # noqa: E731
@@ -487,7 +505,7 @@ def test_the_real_bank_is_in_the_drill_shape():
     for key in quiz.THEMES:
         levels = {q.level for q in questions if key in q.themes}
         assert levels == set(quiz.LEVELS), f"theme {key}: levels {levels}"
-    cases = [q for q in questions if q.chapter == "casebook"]
+    cases = [q for q in questions if q.chapter == "casebook" and q.follows is None]
     assert len(cases) == 16 and all(q.kind == "scenario" and q.prompt for q in cases)
     for kind in quiz.KINDS:
         assert sum(q.kind == kind for q in questions) >= 15, kind
@@ -714,18 +732,18 @@ def test_a_citation_written_as_text_is_named(tmp_path, evidence):
 
 # Chapters whose scenario, choice and estimate questions do not all have a follow-up yet: the
 # test fails when one of them gets its chains (take it off) or another chapter loses one. The
-# casebook's cases are numbered as its questions, so a case's follow-up cannot sit after its
-# case without renumbering the cases that other pages cite.
-WITHOUT_CHAINS = {
-    "casebook",
-}
-FOLLOW_UPS_AT_LEAST = 170
+# casebook's follow-ups are numbered after its sixteen cases (Q17 follows Case 1), so the cases
+# keep the numbers other pages cite.
+WITHOUT_CHAINS: set[str] = set()
+FOLLOW_UPS_AT_LEAST = 200
 
 
 def unchained(questions) -> dict[str, list[int]]:
     """The scenario, choice and estimate questions (design questions are estimates) that are
-    no follow-up and have none, by chapter."""
-    parents = {(q.chapter, q.follows) for q in questions if q.follows is not None}
+    no follow-up and have none that a mock interview asks (a torch detail is left out unless
+    asked for), by chapter."""
+    parents = {(q.chapter, q.follows) for q in questions
+               if q.follows is not None and not q.detail}
     missing: dict[str, list[int]] = {}
     for q in questions:
         if q.kind != "concept" and q.follows is None and (q.chapter, q.number) not in parents:
@@ -736,6 +754,9 @@ def unchained(questions) -> dict[str, list[int]]:
 def test_unchained_names_a_main_question_without_its_follow_up():
     bank = _chained_bank()  # ch0 Q1 has its follow-up Q2; the others have none
     assert unchained(bank) == {"ch1": [1, 2, 3], "ch2": [1, 2, 3]}
+    # a torch detail is no follow-up a mock interview asks
+    detail = [dataclasses.replace(q, detail=q.follows is not None) for q in bank]
+    assert unchained(detail)["ch0"] == [1]
 
 
 def test_every_scenario_choice_and_estimate_question_has_a_follow_up():
