@@ -63,6 +63,7 @@ from .optim.ademamix import AdEMAMix, ademamix
 from .optim.adam_mini import AdamMini
 from .optim.came import CAME, came
 from .optim.adopt import ADOPT, adopt
+from .optim.adan import Adan, adan
 from .optim.apollo import APOLLO
 from .optim.galore import GaLoreAdamW
 from .optim.laprop import LaProp, laprop
@@ -111,7 +112,7 @@ __all__ = [
     "Shampoo", "shampoo", "DistributedShampoo", "distributed_shampoo",
     "SOAP", "soap", "Kron", "kron",
     "ADOPT", "adopt", "AdEMAMix", "ademamix", "LaProp", "laprop",
-    "MARS", "mars", "CautiousAdamW", "CautiousLion", "cautious_mask",
+    "MARS", "mars", "Adan", "adan", "CautiousAdamW", "CautiousLion", "cautious_mask",
     "GaLoreAdamW", "APOLLO", "AdamMini",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",
     "Adam8bit", "AdamW8bit", "sgd_foreach", "adam_foreach",

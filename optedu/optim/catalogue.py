@@ -30,7 +30,7 @@ signature):
   arguments these classes copy one for one (AdamW is Adam with it on); Adam8bit takes torch's
   Adam's arguments, so it too; DistributedShampoo, as optax-shampoo spells it;
 * ``weight_decouple``: pytorch_optimizer's spelling, kept by the rules proved equal to it:
-  AdEMAMix and Shampoo (default ``False``), LaProp, NorMuon and MuonClip (default
+  AdEMAMix, Adan and Shampoo (default ``False``), LaProp, NorMuon and MuonClip (default
   ``True``);
 * ``decouple``: the spelling of the authors' own packages: D-Adaptation's ``DAdaptAdam``
   (default ``False``), ``prodigyopt``'s Prodigy (default ``True``), torch-adopt's ADOPT
@@ -521,6 +521,16 @@ CATALOGUE: tuple[Rule, ...] = (
          memory_settings=({},),
          small_run=dict(lr=0.001, weight_decay=0.1),
          sharded="refused",
+         excluded=_CAUTION),
+    Rule("Adan", "optedu.optim.adan", chapter="mars_cautious",
+         parent="NAdam",
+         change=("Builds its Nesterov momentum from the gradient's change: steps on m + β₂v, v "
+                 "the average of g_t − g_{t−1}."),
+         reference=("pytorch_optimizer", "Adan"), test="optim/test_adan.py",
+         state="adan",
+         memory_settings=({}, dict(adanorm=True)),
+         small_run=dict(lr=0.01, weight_decay=0.01),
+         decay="weight_decouple",
          excluded=_CAUTION),
     Rule("NorMuon", "optedu.optim.normuon", chapter="after_muon",
          parent="Muon",

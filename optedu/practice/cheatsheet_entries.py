@@ -322,6 +322,14 @@ _WRITTEN: dict[str, Entry] = {
         "The correction uses the previous batch's gradient: it cuts the lag but "
         "adds noise (one batch's at γ = 1); all but 2-D tensors take plain AdamW (lr_1d).",
         "A momentum lags; a correction can remove the lag"),
+    "Adan": Entry(
+        r"\Delta_t=g_t-g_{t-1},\ n_t=\beta_3n_{t-1}+(1-\beta_3)(g_t+\beta_2\Delta_t)^2,\ "
+        r"\theta_t=\theta_{t-1}-\eta\frac{\hat m_t+\beta_2\hat v_t}{\sqrt{\hat n_t}+\epsilon}",
+        "Nesterov momentum without a second gradient: the look-ahead is "
+        "extrapolated from the gradient's change.",
+        "Its betas are the paper's complements (0.98, 0.92, 0.99); weight_decouple=False "
+        "is not L2 but the paper's proximal decay θ/(1+ηλ).",
+        "Adan: Nesterov momentum from the gradient's change"),
     "CautiousAdamW": Entry(
         r"\phi_t=\mathbf{1}[m_t\odot g_t>0]\frac{n}{k+1},\ \theta_t=(1-\eta\lambda)"
         r"\theta_{t-1}-\eta\frac{\hat m_t\odot\phi_t}{\sqrt{\hat v_t}+\epsilon}",

@@ -310,6 +310,16 @@ def _mars(shape: Shape, group: Mapping[str, Any]) -> Layout:
     return _buffers(shape, "exp_avg", "exp_avg_sq", "last_grad", *extra)
 
 
+def _adan(shape: Shape, group: Mapping[str, Any]) -> Layout:
+    """Adan: three averages (of the gradient, its change and the squared Nesterov estimate)
+    and the last gradient, negated; with ``adanorm`` a running gradient norm, one element of
+    the parameter's dtype; ``step`` is in the group (a Python int, no bytes)."""
+    layout = _buffers(shape, "exp_avg", "exp_avg_sq", "exp_avg_diff", "previous_grad")
+    if group.get("adanorm", False):
+        layout["exp_grad_adanorm"] = ((1,), "param")
+    return layout
+
+
 def _adam_atan2(shape: Shape, group: Mapping[str, Any]) -> Layout:
     """Adam-atan2 (adam-atan2-pytorch's): Adam's two moments, the initial weights with
     ``regen_reg_rate``; ``steps`` is a Python int (no bytes)."""
@@ -389,6 +399,7 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "soap": _soap,
     "kron": _kron,
     "laprop": _laprop,
+    "adan": _adan,
     "mars": _mars,
     "stable_adamw": _stable_adamw,
     "adam_atan2": _adam_atan2,

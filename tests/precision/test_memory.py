@@ -176,7 +176,7 @@ def test_per_element_bytes():
 
 @pytest.mark.parametrize(("name", "settings", "expected"), [
     ("SGD", {}, 0.0), ("SGD", dict(momentum=0.9), 1.0), ("Adam", {}, 2.0),
-    ("Adam", dict(amsgrad=True), 3.0), ("Lion", {}, 1.0),
+    ("Adam", dict(amsgrad=True), 3.0), ("Lion", {}, 1.0), ("Adan", {}, 4.0),
     ("RMSprop", dict(momentum=0.9, centered=True), 3.0),
     ("Adafactor", {}, (1024 + 1024) / 1024**2), ("LBFGS", dict(history_size=10), 22.0),
 ])
