@@ -30,7 +30,7 @@ signature):
   arguments these classes copy one for one (AdamW is Adam with it on); Adam8bit takes torch's
   Adam's arguments, so it too; DistributedShampoo, as optax-shampoo spells it;
 * ``weight_decouple``: pytorch_optimizer's spelling, kept by the rules proved equal to it:
-  AdEMAMix and Shampoo (default ``False``), LaProp, NorMuon and MuonClip (default
+  AdEMAMix and Shampoo (default ``False``), LaProp, NorMuon, MuonClip and SophiaH (default
   ``True``);
 * ``decouple``: the spelling of the authors' own packages: D-Adaptation's ``DAdaptAdam``
   (default ``False``), ``prodigyopt``'s Prodigy (default ``True``), torch-adopt's ADOPT
@@ -343,6 +343,18 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("exp_avg",),
          memory_settings=({},),
          small_run=dict(lr=0.001, weight_decay=0.1)),
+    Rule("SophiaH", "optedu.optim.sophia_h", chapter="preconditioners",
+         parent="AdamW",
+         change=("Divides the momentum by an average of Hutchinson's Hessian diagonal, refreshed "
+                 "every k steps; clips each coordinate at ρ."),
+         reference=("pytorch_optimizer", "SophiaH"), test="optim/test_sophia_h.py",
+         state=("momentum", "hessian_moment", "hessian"),
+         memory_settings=({}, dict(num_samples=2, hessian_distribution="rademacher")),
+         small_run=dict(lr=0.01, weight_decay=0.1, update_period=2),
+         sharded="refused",
+         decay="weight_decouple",
+         excluded=("needs backward(create_graph=True), which the grid's runs do not call; "
+                   "added after the grid was run and taught in the chapter 'Preconditioners'")),
     Rule("SAM", "optedu.optim.sam", chapter="flat_minima",
          parent="SGD",
          change=("Steps its base optimizer with the gradient taken ρ uphill of the weights: two "
