@@ -30,7 +30,7 @@ signature):
   arguments these classes copy one for one (AdamW is Adam with it on); Adam8bit takes torch's
   Adam's arguments, so it too; DistributedShampoo, as optax-shampoo spells it;
 * ``weight_decouple``: pytorch_optimizer's spelling, kept by the rules proved equal to it:
-  AdEMAMix and Shampoo (default ``False``), LaProp, NorMuon, MuonClip and SophiaH (default
+  AdEMAMix and Shampoo (default ``False``), LaProp, NorMuon, MuonClip, SophiaH and Scion (default
   ``True``);
 * ``decouple``: the spelling of the authors' own packages: D-Adaptation's ``DAdaptAdam``
   (default ``False``), ``prodigyopt``'s Prodigy (default ``True``), torch-adopt's ADOPT
@@ -537,6 +537,18 @@ CATALOGUE: tuple[Rule, ...] = (
          decay="weight_decouple",
          excluded=("Muon with heavy-ball momentum plus a clip of attention logits: the grid's "
                   "models have no attention it could clip")),
+    Rule("Scion", "optedu.optim.scion", chapter="after_muon",
+         parent="Muon",
+         change=("Steps to the best point of a norm ball, one norm per layer (spectral, sign, "
+                 "columns); constrained, shrinks θ by 1−γ."),
+         reference=("pytorch_optimizer", "SCION"), test="optim/test_scion.py",
+         state=("d",),
+         memory_settings=({}, dict(constraint=True, momentum=0.5)),
+         small_run=dict(lr=0.02),
+         sharded="refused",
+         decay="weight_decouple",
+         excluded=("added after the grid was run; taught in the chapter 'After Muon', "
+                   "proved equal to pytorch_optimizer's SCION")),
     Rule("GaLoreAdamW", "optedu.optim.galore", chapter="low_memory",
          parent="AdamW",
          change=("Runs Adam on the gradient projected onto its top-r singular subspace, refreshed"

@@ -354,6 +354,14 @@ _WRITTEN: dict[str, Entry] = {
         "Takes use_muon groups: the AdamW groups get adamw_lr, not lr; one number of state "
         "per row beside the momentum.",
         "NorMuon: one second moment per neuron"),
+    "Scion": Entry(
+        r"d_t=(1-\alpha)d_{t-1}+\alpha g_t,\ \theta_t=(1-\gamma c)\theta_{t-1}+\gamma\rho\,"
+        r"\mathrm{lmo}(d_t),\ c\in\{0,1\}",
+        "Muon's step for every layer: spectral for hidden matrices, columns or sign for the "
+        "embedding and head.",
+        "momentum is the new gradient's weight (0.1 means 0.9); the constrained form needs the "
+        "weights inside the ball of radius ρ.",
+        "Scion: one norm per layer"),
     "MuonClip": Entry(
         r"B_t=\mu B_{t-1}+G_t,\ \eta'=0.2\sqrt{\max(A,B)}\eta,\ "
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'\mathrm{NS}(B_t),\ "
