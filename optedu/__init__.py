@@ -80,7 +80,9 @@ from .optim.rmsprop import RMSprop, rmsprop
 from .optim.rprop import Rprop, rprop
 from .optim.schedule_free import (AdamWScheduleFree, SGDScheduleFree, schedule_free_adamw,
                                   schedule_free_sgd)
+from .optim.scion import Scion, scion
 from .optim.sgd import SGD, sgd
+from .optim.sophia_h import SophiaH, sophia_h
 from .optim.shampoo import Shampoo, shampoo
 from .optim.distributed_shampoo import DistributedShampoo, distributed_shampoo
 from .optim.soap import SOAP, soap
@@ -113,7 +115,7 @@ __all__ = [
     "SOAP", "soap", "Kron", "kron",
     "ADOPT", "adopt", "AdEMAMix", "ademamix", "LaProp", "laprop",
     "MARS", "mars", "Adan", "adan", "CautiousAdamW", "CautiousLion", "cautious_mask",
-    "GaLoreAdamW", "APOLLO", "AdamMini",
+    "GaLoreAdamW", "APOLLO", "AdamMini", "SophiaH", "sophia_h", "Scion", "scion",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",
     "Adam8bit", "AdamW8bit", "sgd_foreach", "adam_foreach",
     "LossScaler", "MasterWeights", "LowPrecisionOptimizer", "kahan_add_", "stochastic_round_to_bf16",

@@ -18,8 +18,10 @@
   (LaProp: the momentum of the normalised gradient) and :mod:`.ademamix` (AdEMAMix);
   :mod:`.mars` (MARS: a STORM-style corrected momentum) and :mod:`.cautious` (the cautious
   mask; CautiousAdamW, CautiousLion); after Muon, :mod:`.normuon` (NorMuon: Muon with a
-  second moment per row) and :mod:`.muonclip` (MuonClip: Muon and Kimi K2's QK-clip); the
-  low-memory :mod:`.galore` (GaLore), :mod:`.apollo` (APOLLO) and :mod:`.adam_mini` (Adam-mini);
+  second moment per row) and :mod:`.muonclip` (MuonClip: Muon and Kimi K2's QK-clip) and :mod:`.scion`
+  (Scion: a norm-ball step, one norm per layer); the
+  low-memory :mod:`.galore` (GaLore), :mod:`.apollo` (APOLLO) and :mod:`.adam_mini` (Adam-mini); the
+  second-order :mod:`.sophia_h` (SophiaH: a clipped step by Hutchinson's Hessian diagonal);
 * :mod:`.catalogue`: one row per optimizer class (module, chapter, lineage, reference and its
   test, state layout, small-run settings, benchmark), which every table of the package reads;
 * :mod:`.foreach`: the multi-tensor path of SGD and Adam/AdamW (``foreach=True``), tested equal

@@ -30,8 +30,8 @@ signature):
   arguments these classes copy one for one (AdamW is Adam with it on); Adam8bit takes torch's
   Adam's arguments, so it too; DistributedShampoo, as optax-shampoo spells it;
 * ``weight_decouple``: pytorch_optimizer's spelling, kept by the rules proved equal to it:
-  AdEMAMix, Adan and Shampoo (default ``False``), LaProp, NorMuon and MuonClip (default
-  ``True``);
+  AdEMAMix, Adan and Shampoo (default ``False``), LaProp, NorMuon, MuonClip, SophiaH and Scion
+  (default ``True``);
 * ``decouple``: the spelling of the authors' own packages: D-Adaptation's ``DAdaptAdam``
   (default ``False``), ``prodigyopt``'s Prodigy (default ``True``), torch-adopt's ADOPT
   (default ``False``).
@@ -364,6 +364,18 @@ CATALOGUE: tuple[Rule, ...] = (
          state=("exp_avg",),
          memory_settings=({},),
          small_run=dict(lr=0.001, weight_decay=0.1)),
+    Rule("SophiaH", "optedu.optim.sophia_h", chapter="preconditioners",
+         parent="AdamW",
+         change=("Divides the momentum by an average of Hutchinson's Hessian diagonal, refreshed "
+                 "every k steps; clips each coordinate at ρ."),
+         reference=("pytorch_optimizer", "SophiaH"), test="optim/test_sophia_h.py",
+         state=("momentum", "hessian_moment", "hessian"),
+         memory_settings=({}, dict(num_samples=2, hessian_distribution="rademacher")),
+         small_run=dict(lr=0.01, weight_decay=0.1, update_period=2),
+         sharded="refused",
+         decay="weight_decouple",
+         excluded=("needs backward(create_graph=True), which the grid's runs do not call; "
+                   "added after the grid was run and taught in the chapter 'Preconditioners'")),
     Rule("SAM", "optedu.optim.sam", chapter="flat_minima",
          parent="SGD",
          change=("Steps its base optimizer with the gradient taken ρ uphill of the weights: two "
@@ -556,6 +568,18 @@ CATALOGUE: tuple[Rule, ...] = (
          decay="weight_decouple",
          excluded=("Muon with heavy-ball momentum plus a clip of attention logits: the grid's "
                   "models have no attention it could clip")),
+    Rule("Scion", "optedu.optim.scion", chapter="after_muon",
+         parent="Muon",
+         change=("Steps to the best point of a norm ball, one norm per layer (spectral, sign, "
+                 "columns); constrained, shrinks θ by 1−γ."),
+         reference=("pytorch_optimizer", "SCION"), test="optim/test_scion.py",
+         state=("d",),
+         memory_settings=({}, dict(constraint=True, momentum=0.5)),
+         small_run=dict(lr=0.02),
+         sharded="refused",
+         decay="weight_decouple",
+         excluded=("added after the grid was run; taught in the chapter 'After Muon', "
+                   "proved equal to pytorch_optimizer's SCION")),
     Rule("GaLoreAdamW", "optedu.optim.galore", chapter="low_memory",
          parent="AdamW",
          change=("Runs Adam on the gradient projected onto its top-r singular subspace, refreshed"

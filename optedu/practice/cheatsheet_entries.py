@@ -346,6 +346,14 @@ _WRITTEN: dict[str, Entry] = {
         "The mask after the sign moves kept coordinates by ηn/(k+1); pytorch_optimizer's "
         "MARS, Lion form, masks before the sign, which erases the rescale.",
         "Where the mask goes"),
+    "SophiaH": Entry(
+        r"\hat h=u\odot(Hu)\text{ every }k\text{ steps},\ h_t=\beta_2h_{t-k}+(1-\beta_2)\hat h,\ "
+        r"\theta_t=\theta_{t-1}-\eta\,\mathrm{clip}(m_t/\max(h_t,\epsilon),\pm\rho)",
+        "Curvature in Adam's denominator: a diagonal Newton step, clipped where the curvature "
+        "is small or negative.",
+        "step() differentiates the gradient again: call loss.backward(create_graph=True) "
+        "(it raises otherwise); where h_t ≤ 0 the floor ε makes the step ±ηρ.",
+        "SophiaH: a clipped diagonal Newton step"),
     "NorMuon": Entry(
         r"O_t=\mathrm{NS}(\tilde B_t),\ v_{t,i}=\beta_2v_{t-1,i}+(1-\beta_2)\,"
         r"\overline{O_{t,i:}^2},\ \theta_t=\theta_{t-1}-\eta' s\,O_t/(\sqrt{v_t}+\epsilon)",
@@ -354,6 +362,14 @@ _WRITTEN: dict[str, Entry] = {
         "Takes use_muon groups: the AdamW groups get adamw_lr, not lr; one number of state "
         "per row beside the momentum.",
         "NorMuon: one second moment per neuron"),
+    "Scion": Entry(
+        r"d_t=(1-\alpha)d_{t-1}+\alpha g_t,\ \theta_t=(1-\gamma c)\theta_{t-1}+\gamma\rho\,"
+        r"\mathrm{lmo}(d_t),\ c\in\{0,1\}",
+        "Muon's step for every layer: spectral for hidden matrices, columns or sign for the "
+        "embedding and head.",
+        "momentum is the new gradient's weight (0.1 means 0.9); the constrained form needs the "
+        "weights inside the ball of radius ρ.",
+        "Scion: one norm per layer"),
     "MuonClip": Entry(
         r"B_t=\mu B_{t-1}+G_t,\ \eta'=0.2\sqrt{\max(A,B)}\eta,\ "
         r"\theta_t=(1-\eta\lambda)\theta_{t-1}-\eta'\mathrm{NS}(B_t),\ "

@@ -548,7 +548,8 @@ def stepped(cls: type[torch.optim.Optimizer],
     group that names a ``rank`` (the projection keys of ``kwargs`` go there,
     the other tensors form a plain group); NorMuon and MuonClip take
     ``use_muon`` groups (the tensors of two or more dimensions, and the
-    rest); Adam-mini takes named tensors (``p0``, ``p1``, ...).
+    rest); Adam-mini takes named tensors (``p0``, ``p1``, ...); SophiaH's
+    gradient keeps its graph (``autograd.grad(..., create_graph=True)``).
     """
     gen = torch.Generator().manual_seed(seed)
     if cls.__name__ == "SparseAdam":
@@ -583,7 +584,12 @@ def stepped(cls: type[torch.optim.Optimizer],
         optimizer.zero_grad()
         loss = cast(torch.Tensor,                  # params is not empty
                     sum((p * p).sum() * (i + 1) for i, p in enumerate(params)))
-        loss.backward()
+        if cls.__name__ == "SophiaH":    # it differentiates the gradient again
+            grads = torch.autograd.grad(loss, params, create_graph=True)
+            for p, g in zip(params, grads):
+                p.grad = g
+        else:
+            loss.backward()
         return loss
 
     closure()
