@@ -10,6 +10,14 @@
    - a table gets every cell labelled with its column's header; on a narrow screen, one that
      does not fit its column is shown as stacked rows (without JavaScript it scrolls in its
      box);
+   - an inline formula with a relation or a binary operator at its top level is cut into
+     pieces after each of them (where TeX breaks inline maths; outside brackets where the
+     pieces then fit the line) and between the words of a text in it, so that a formula
+     longer than what is left of a line goes on on the next one instead of running off the
+     screen; a formula stays on one line with the punctuation that follows it;
+   - a block that scrolls sideways (a wide equation, table, printed table or code) is marked
+     optedu-scrolls, and optedu-more-left / optedu-more-right while more of it is hidden on
+     that side: optedu.css fades that edge;
    - printing opens the closed details elements (hidden cell inputs and outputs) where CSS
      cannot (optedu.css prints every other fold open), and closes them again afterwards. */
 (function () {
@@ -120,17 +128,201 @@
     }
   }
 
+  // MathJax's CommonHTML marks the left space of a relation with space="4" and of a binary
+  // operator with space="3" (a unary minus has none): a line may break after either outside
+  // brackets, and between the words of a text in the formula (\text{...}, its spaces
+  // mjx-c20).
+  const SPACE = "mjx-c20";
+  const endsWord = el => el.tagName === "MJX-MTEXT" && el.lastElementChild
+      && el.lastElementChild.classList.contains(SPACE);
+  const breaksAfter = el => (el.tagName === "MJX-MO" && ["3", "4"].includes(el.getAttribute("space")))
+      || endsWord(el);
+
+  // (, [, \{, ⟨ and their closing brackets
+  const OPEN = /\bmjx-c(28|5B|7B|27E8)\b/;
+  const CLOSE = /\bmjx-c(29|5D|7D|27E9)\b/;
+
+  // A text at the formula's top level, cut into one mjx-mtext per word (each with its space).
+  function splitWords(mtext) {
+    const words = [];
+    let word = null;
+    for (const c of [...mtext.children]) {
+      if (!word) { word = mtext.cloneNode(false); words.push(word); }
+      word.appendChild(c);
+      if (c.classList.contains(SPACE)) word = null;
+    }
+    if (words.length > 1) mtext.replaceWith(...words);
+  }
+
+  // The bracket a top-level child is, or sits on (a bracket with a power, ")^2").
+  const bracket = child => {
+    const base = /^MJX-MSU[BP]/.test(child.tagName) ? child.firstElementChild : child;
+    return base && base.tagName === "MJX-MO" && base.children.length === 1
+      ? base.firstElementChild.className : "";
+  };
+
+  // The formula's top-level children in pieces, each ending where a line may break; with
+  // ``outside``, only outside brackets (null where the brackets do not pair up).
+  function cut(math, outside) {
+    const pieces = [[]];
+    let depth = 0;
+    for (const child of [...math.children]) {
+      pieces[pieces.length - 1].push(child);
+      const c = outside ? bracket(child) : "";
+      if (OPEN.test(c)) depth += 1;
+      else if (CLOSE.test(c)) depth -= 1;
+      else if (!depth && breaksAfter(child)) pieces.push([]);
+      if (depth < 0) return null;
+    }
+    return depth ? null : pieces;
+  }
+
+  function group(math, pieces) {
+    for (const piece of pieces) {
+      const box = document.createElement("mjx-mrow");
+      box.className = "optedu-piece";
+      piece[0].before(box);
+      box.append(...piece);
+    }
+  }
+
+  function breakFormulas() {
+    for (const math of document.querySelectorAll(
+        "article mjx-container:not([display='true']) > mjx-math:not(.optedu-breaks)")) {
+      // under 12 glyphs a formula fits any line here (the line breaks before it)
+      if (math.getElementsByTagName("mjx-c").length < 12) continue;
+      for (const child of [...math.children]) {
+        if (child.tagName === "MJX-MTEXT" && child.querySelector(`:scope > .${SPACE}`)) splitWords(child);
+      }
+      const inside = cut(math, false);
+      if (!inside[inside.length - 1].length) inside.pop();
+      if (inside.length < 2) continue;  // nowhere to break
+      const outside = cut(math, true);
+      if (outside && !outside[outside.length - 1].length) outside.pop();
+      const pieces = outside || inside;
+      group(math, pieces);
+      math.classList.add("optedu-breaks");
+      // measured once laid out only where a piece may be wider than a line: 16 glyphs and
+      // more (no layout is forced for the short ones, on the question bank's folded pages)
+      if (outside && pieces.some(piece => piece.reduce(
+          (n, el) => n + el.getElementsByTagName("mjx-c").length, 0) >= 16)) {
+        math.classList.add("optedu-outside");
+      }
+    }
+  }
+
+  // A formula and the punctuation that follows it (or the bracket that opens before it) stay
+  // on one line: ", λ = 0.01" began a line after a formula that ended the one before.
+  const AFTER = /^[,.;:!?)\]’”]+/;
+  const BEFORE = /[(\[‘“]+$/;
+
+  function gluePunctuation() {
+    for (const span of document.querySelectorAll("article span.math:not(.optedu-glued)")) {
+      span.classList.add("optedu-glued");
+      const next = span.nextSibling;
+      const prev = span.previousSibling;
+      const after = next && next.nodeType === 3 && next.textContent.match(AFTER);
+      const before = prev && prev.nodeType === 3 && prev.textContent.match(BEFORE);
+      if (!after && !before) continue;
+      const glue = document.createElement("span");
+      glue.className = "optedu-nobreak";
+      span.before(glue);
+      if (before) glue.append(prev.splitText(prev.length - before[0].length));
+      glue.append(span);
+      if (after) {
+        next.splitText(after[0].length);
+        glue.append(next);
+      }
+    }
+  }
+
+  // Laid out: a formula cut outside its brackets only, with a piece wider than its line,
+  // is cut inside them as well. Each is measured when the browser first lays it out (an
+  // observer's first call: a fold opened, a section of the question bank scrolled to), so
+  // that loading a page lays out nothing more than it did; and all again when the screen
+  // turns.
+  const LINE = "p, li, dd, dt, td, th, figcaption, div, section";
+
+  function refit(math) {
+    if (!math.classList.contains("optedu-outside")) return;
+    const line = math.closest(LINE);
+    const style = getComputedStyle(line);
+    const room = line.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const widths = [...math.children].map(piece => piece.getBoundingClientRect().width);
+    if (!room || !widths.some(width => width > room)) return;
+    for (const piece of [...math.children]) piece.replaceWith(...piece.childNodes);
+    const pieces = cut(math, false);
+    if (!pieces[pieces.length - 1].length) pieces.pop();
+    group(math, pieces);
+    math.classList.remove("optedu-outside");
+  }
+
+  // The block that holds a formula is watched (an inline box has no size to observe).
+  const fitter = "ResizeObserver" in window
+    ? new ResizeObserver(entries => {
+      for (const entry of entries) {
+        if (!entry.contentRect.width) continue;
+        fitter.unobserve(entry.target);  // changed after this call, not during it
+        const maths = entry.target.querySelectorAll("mjx-math.optedu-outside");
+        requestAnimationFrame(() => maths.forEach(refit));
+      }
+    })
+    : null;
+
+  function refitFormulas(all) {
+    for (const math of document.querySelectorAll("mjx-math.optedu-outside")) {
+      if (fitter && !all) fitter.observe(math.closest(LINE)); else refit(math);
+    }
+  }
+
+  // What may scroll sideways: display equations, the theme's table boxes, a stacked table's
+  // cells, code and printed outputs.
+  const SCROLLERS = "article :is(mjx-container[display='true'], .pst-scrollable-table-container, "
+      + "table.optedu-stacked td, table.optedu-stacked th, pre, .cell_output .output)";
+
+  function markScrolling(box) {
+    const more = box.scrollWidth > box.clientWidth + 1;
+    box.classList.toggle("optedu-scrolls", more);
+    box.classList.toggle("optedu-more-left", more && box.scrollLeft > 1);
+    box.classList.toggle("optedu-more-right",
+                         more && box.scrollLeft + box.clientWidth < box.scrollWidth - 1);
+  }
+
+  // Watched for size: a block is measured when it is laid out (a fold opens), and again
+  // when its width changes (the screen turns).
+  const watcher = "ResizeObserver" in window
+    ? new ResizeObserver(entries => entries.forEach(entry => markScrolling(entry.target)))
+    : null;
+
+  // Measured when the browser lays the block out (the observer's first call), not at once:
+  // reading every block's width would lay out the whole question bank, whose sections are
+  // laid out only near the screen.
+  function hintScrolling() {
+    for (const box of document.querySelectorAll(SCROLLERS)) {
+      if (box.dataset.opteduWatched !== undefined) continue;
+      box.dataset.opteduWatched = "";
+      box.addEventListener("scroll", () => markScrolling(box), {passive: true});
+      if (watcher) watcher.observe(box); else markScrolling(box);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     levelBadges();
     wrapCode();
+    breakFormulas();
+    gluePunctuation();
     labelTables();
     stackTables();
   });
   window.addEventListener("load", () => {
     levelBadges();  // after sphinx-togglebutton, in case it rebuilt a title
+    refitFormulas();
     stackTables();
+    hintScrolling();
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-      MathJax.startup.promise.then(stackTables);
+      MathJax.startup.promise.then(() => {
+        breakFormulas(); gluePunctuation(); refitFormulas(); stackTables(); hintScrolling();
+      });
     }
   });
   // Printing opens every closed details element (hidden cell inputs and outputs) and closes
@@ -150,6 +342,7 @@
   let pending = null;
   window.addEventListener("resize", () => {
     clearTimeout(pending);
-    pending = setTimeout(stackTables, 100);
+    pending = setTimeout(() => { refitFormulas(true); stackTables(); }, 100);
   });
+
 })();
