@@ -69,7 +69,7 @@ def came(
     A vector keeps the full :math:`v_t = \beta_2 v_{t-1} + (1-\beta_2)(g_t^2+\epsilon_1)`,
     :math:`u_t = g_t/\sqrt{v_t}`, and steps by the momentum alone,
     :math:`\theta_t = (1-\eta\lambda)\theta_{t-1} - \eta\, m_t`: the authors' code keeps
-    no instability for it. Neither average is bias-corrected, as in the paper.
+    no instability for it. Neither average is bias-corrected, in the authors' code.
     """
     update = grad**2 + eps1                          # G² + ε1
     if grad.dim() > 1:
