@@ -120,21 +120,37 @@ def check_betas(betas: Sequence[float]) -> tuple[float, float]:
     return float(betas[0]), float(betas[1])
 
 
-def check_beta_tuple(betas: Sequence[float], count: int) -> tuple[float, ...]:
-    """Return ``betas`` as ``count`` floats, each in ``[0, 1)`` (CAME's three; torch's wording).
+def check_beta_tuple(betas: Sequence[float], count: int, *,
+                     last_may_be_one: bool = False) -> tuple[float, ...]:
+    """Return ``betas`` as ``count`` floats, each in ``[0, 1)`` (torch's wording).
+
+    CAME's three betas; Adan's and AdEMAMix's, whose last may be 1
+    (``last_may_be_one``: a slow average that never forgets, as their references allow).
 
     >>> check_beta_tuple((0.9, 0.999, 1.0), 3)
     Traceback (most recent call last):
     ...
     ValueError: Invalid beta parameter at index 2: 1.0
+    >>> check_beta_tuple((0.9, 0.999, 1.0), 3, last_may_be_one=True)
+    (0.9, 0.999, 1.0)
+    >>> check_beta_tuple((0.9, 0.99), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid betas value: (0.9, 0.99) (expected three values)
     """
     if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) \
             or len(betas) != count:
-        raise invalid("betas", betas, f"{count} values")
+        shown = tuple(betas) if isinstance(betas, Sequence) else betas
+        raise invalid("betas", shown, f"{_WORDS.get(count, count)} values")
     for index, beta in enumerate(betas):
-        if not _at_least(beta, 0.0, strict=False) or not _at_least(1.0, beta, strict=True):
+        closed = last_may_be_one and index == count - 1
+        if not _at_least(beta, 0.0, strict=False) or not _at_least(1.0, beta,
+                                                                   strict=not closed):
             raise ValueError(f"Invalid beta parameter at index {index}: {beta}")  # torch's
     return tuple(float(beta) for beta in betas)
+
+
+_WORDS = {2: "two", 3: "three", 4: "four"}
 
 
 def check_beta_types(betas: Sequence[Any], foreach: bool | None) -> None:

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ._sharding import refuse_pieces
+from .optimizer import evaluate
 from ._validation import check_betas, check_integer, check_non_negative, invalid
 
 
@@ -198,10 +199,7 @@ class AdamMini(torch.optim.Optimizer):
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
         """One step; ``closure`` re-runs the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         refuse_pieces(self)
         for group in self.param_groups:
             kind = block_kind(group["name"], self)

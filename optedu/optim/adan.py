@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_non_negative, invalid
-from .optimizer import Optimizer, as_real
+from ._validation import check_beta_tuple, check_non_negative, invalid
+from .optimizer import Optimizer, as_real, evaluate
 
 
 def adan(
@@ -144,11 +144,7 @@ class Adan(Optimizer):
         adanorm_r: float | None = None,
     ) -> None:
         check_non_negative("lr", lr)
-        if len(betas) != 3:
-            raise invalid("betas", tuple(betas), "three values")
-        for index, beta in enumerate(betas):
-            if not (0.0 <= beta <= 1.0 if index == 2 else 0.0 <= beta < 1.0):
-                raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+        check_beta_tuple(betas, 3, last_may_be_one=True)
         check_non_negative("weight_decay", weight_decay)
         check_non_negative("max_grad_norm", max_grad_norm)
         check_non_negative("eps", eps)
@@ -182,10 +178,7 @@ class Adan(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step; the group's ``step`` counts it."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         every = [p.grad for group in self.param_groups for p in group["params"]
                  if p.grad is not None]

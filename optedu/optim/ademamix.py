@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_greater, check_non_negative, invalid
-from .optimizer import Optimizer
+from ._validation import check_beta_tuple, check_greater, check_non_negative, invalid
+from .optimizer import Optimizer, evaluate
 
 
 def alpha_schedule(step: int, alpha: float, warmup: float | None) -> float:
@@ -170,11 +170,7 @@ class AdEMAMix(Optimizer):
         maximize: bool = False,
     ) -> None:
         check_non_negative("lr", lr)
-        if len(betas) != 3:
-            raise invalid("betas", tuple(betas), "three values")
-        for index, beta in enumerate(betas):
-            if not (0.0 <= beta <= 1.0 if index == 2 else 0.0 <= beta < 1.0):
-                raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+        check_beta_tuple(betas, 3, last_may_be_one=True)
         check_non_negative("alpha", alpha)
         if t_alpha_beta3 is not None:
             check_greater("t_alpha_beta3", t_alpha_beta3)
@@ -191,14 +187,8 @@ class AdEMAMix(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step; the group's ``step`` counts it and sets the warmups."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.refuse_pieces()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            self.check_gradients(params)
+        loss = evaluate(closure)
+        for group, params in self.groups_with_gradients():
             group["step"] = group.get("step", 0) + 1
             t, warmup = group["step"], group["t_alpha_beta3"]
             beta1, beta2, beta3 = group["betas"]

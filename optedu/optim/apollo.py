@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from ._sharding import refuse_pieces
+from .optimizer import evaluate
 from ._validation import check_betas, check_non_negative, invalid
 from .galore import (GaLoreProjector, adamw_direction, check_low_rank_group, decay,
                      projection_side, state_shapes as galore_state_shapes)
@@ -183,10 +184,7 @@ class APOLLO(torch.optim.Optimizer):
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
         """One step; ``closure`` re-runs the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         refuse_pieces(self)
         for group in self.param_groups:
             for param in group["params"]:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ._validation import check_betas, check_greater, check_non_negative
-from .optimizer import Optimizer
+from .optimizer import Optimizer, evaluate
 
 SECOND_LR = ("Setting different lr values in different parameter groups is only supported "
              "for values of 0. To scale the learning rate differently for each layer, set the "
@@ -152,10 +152,7 @@ class DAdaptAdam(Optimizer):
     def step(  # type: ignore[override]
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         first = self.param_groups[0]
         beta1, beta2 = first["betas"]

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ._validation import check_greater, check_non_negative, invalid
-from .optimizer import Optimizer
+from .optimizer import Optimizer, evaluate
 
 SECOND_LR = ("Setting different lr values in different parameter groups is only supported "
              "for values of 0")  # dadaptation's words (a RuntimeError, raised in step())
@@ -138,10 +138,7 @@ class DAdaptSGD(Optimizer):
     def step(  # type: ignore[override]
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         first = self.param_groups[0]
         lr = max(group["lr"] for group in self.param_groups)

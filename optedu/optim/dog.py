@@ -10,7 +10,7 @@ import torch
 
 from ._sharding import local, norms, sharded_sums
 from ._validation import check_greater, check_non_negative
-from .optimizer import Group, Optimizer
+from .optimizer import Group, Optimizer, evaluate
 
 
 def dog(param: torch.Tensor, grad: torch.Tensor, eta: torch.Tensor) -> None:
@@ -152,10 +152,7 @@ class DoG(Optimizer):
     def step(  # type: ignore[override]
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         for group in self.param_groups:
             params = group["params"]
             self.check_gradients([p for p in params if p.grad is not None])

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ._sharding import refuse_pieces
+from .optimizer import evaluate
 from ._validation import check_betas, check_integer, check_non_negative, invalid
 
 PROJ_TYPES = ("std", "reverse_std", "right", "left", "full")
@@ -240,10 +241,7 @@ class GaLoreAdamW(torch.optim.Optimizer):
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
         """One step; ``closure`` re-runs the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         refuse_pieces(self)
         for group in self.param_groups:
             for param in group["params"]:

@@ -16,7 +16,7 @@ from typing import Any, cast
 import torch
 
 from ._validation import check_integer, check_interval, check_non_negative, invalid
-from .optimizer import Optimizer, State
+from .optimizer import Optimizer, State, evaluate
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 MEMORY_SAVE_MODES = (None, "smart_one_diag", "one_diag", "all_diag")
@@ -368,10 +368,7 @@ class Kron(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         prob = self.param_groups[0]["preconditioner_update_probability"]
         if callable(prob):

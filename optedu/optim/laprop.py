@@ -11,7 +11,7 @@ import torch
 
 from ._validation import check_betas, check_non_negative
 from .cautious import SHARD_REFUSAL, cautious_mask
-from .optimizer import Optimizer, as_real
+from .optimizer import Optimizer, as_real, evaluate
 
 #: pytorch_optimizer's floor under the second moment, inside the square root
 SQUARE_FLOOR = 1e-15
@@ -164,14 +164,8 @@ class LaProp(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step; the group's ``step`` counts it."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.refuse_pieces()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            self.check_gradients(params)
+        loss = evaluate(closure)
+        for group, params in self.groups_with_gradients():
             group["step"] = group.get("step", 0) + 1
             beta1, beta2 = group["betas"]
             lr = group["lr"]

@@ -13,7 +13,7 @@ import torch
 
 from ._validation import check_betas, check_greater, check_non_negative, invalid
 from .muon import zeropower_via_newtonschulz
-from .optimizer import Optimizer
+from .optimizer import Optimizer, evaluate
 
 MARS_TYPES = ("mars-adamw", "mars-lion", "mars-shampoo")
 
@@ -199,14 +199,8 @@ class MARS(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step; each parameter's ``step`` counts its own."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.refuse_pieces()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            self.check_gradients(params)
+        loss = evaluate(closure)
+        for group, params in self.groups_with_gradients():
             for param in params:
                 state = self.state[param]
                 if "step" not in state:

@@ -107,6 +107,15 @@ def complex_as_real(param: torch.Tensor, grad: torch.Tensor,
             state[key] = torch.view_as_complex(value) if was_complex else value
 
 
+def evaluate(closure: Callable[[], Any] | None) -> Any:
+    """The loss ``closure`` returns, evaluated with gradients on (a step runs under
+    ``torch.no_grad``); None without a closure. Every ``step()`` opens with it."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class: a subclass says how to create a parameter's state and how
     to update it.
@@ -189,6 +198,16 @@ class Optimizer(torch.optim.Optimizer):
             if cast(torch.Tensor, param.grad).is_sparse and not self.supports_sparse:
                 raise RuntimeError(f"{name} does not support sparse gradients")
 
+    def groups_with_gradients(self) -> Iterator[tuple[Group, list[torch.Tensor]]]:
+        """Each group with its parameters that have a gradient, checked
+        (:meth:`check_gradients`) before any of them moves; first, the refusal of
+        sharded pieces (:meth:`refuse_pieces`). The loop every ``step()`` runs."""
+        self.refuse_pieces()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            self.check_gradients(params)
+            yield group, params
+
     def update_group(self, params: list[torch.Tensor], grads: list[torch.Tensor],
                      states: list[State], group: Group) -> None:
         """One step of the rule on a group's parameters that have gradients:
@@ -202,19 +221,9 @@ class Optimizer(torch.optim.Optimizer):
     ) -> float | None:
         """One step of the rule; ``closure`` re-runs the model and returns
         the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.refuse_pieces()
-        for group in self.param_groups:
-            params, grads = [], []
-            for param in group["params"]:
-                grad = param.grad
-                if grad is not None:
-                    params.append(param)
-                    grads.append(grad)
-            self.check_gradients(params)
+        loss = evaluate(closure)
+        for group, params in self.groups_with_gradients():
+            grads = [cast(torch.Tensor, param.grad) for param in params]
             states, fresh = [], []
             for param in params:
                 state = self.state.get(param)

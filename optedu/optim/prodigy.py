@@ -10,7 +10,7 @@ import torch
 
 from ._validation import (check_betas, check_greater, check_integer, check_interval,
                           check_non_negative, invalid)
-from .optimizer import Group, Optimizer, State
+from .optimizer import Group, Optimizer, State, evaluate
 
 
 def prodigy_statistics(param: torch.Tensor, grad: torch.Tensor, state: State, *, d: float,
@@ -215,10 +215,7 @@ class Prodigy(Optimizer):
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
         """One Prodigy step over every group (the statistics are global sums)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         first = self.param_groups[0]
         beta1, beta2 = first["betas"]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ._validation import check_betas, check_integer, check_non_negative, invalid
-from .optimizer import Group, Optimizer, State
+from .optimizer import Group, Optimizer, State, evaluate
 
 
 def schedule_free_sgd(
@@ -119,10 +119,7 @@ class _ScheduleFree(Optimizer):
         if not self.param_groups[0]["train_mode"]:
             raise RuntimeError(f"{type(self).__name__} is not in train mode: "
                                "call .train() before step()")
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         for group in self.param_groups:
             k, warmup = group["k"], group["warmup_steps"]
             # γ_t = η min(1, (k+1)/warmup)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from ._validation import check_betas, check_integer, check_interval, check_non_negative, invalid
-from .optimizer import Group, Optimizer, State
+from .optimizer import Group, Optimizer, State, evaluate
 
 Basis = Any      # a factor or a basis: a square tensor, or [] for a dimension left alone
 
@@ -307,23 +307,17 @@ class SOAP(Optimizer):
         self, closure: Callable[[], float] | None = None
     ) -> float | None:
         """One SOAP step; ``closure`` re-runs the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.refuse_pieces()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            self.check_gradients(params)
+        loss = evaluate(closure)
+        for group, params in self.groups_with_gradients():
             group.setdefault("step", 0)
             beta1, beta2 = group["betas"]
             for p in params:
-                state = self.state[p]
+                state, raw = self.state[p], cast(torch.Tensor, p.grad)
                 if not state:                  # first sight: factors, then the bases
-                    state["exp_avg"] = torch.zeros_like(p.grad)
-                    state["exp_avg_sq"] = torch.zeros_like(p.grad)
+                    state["exp_avg"] = torch.zeros_like(raw)
+                    state["exp_avg_sq"] = torch.zeros_like(raw)
                     state["GG"] = new_factors(
-                        p.grad, merge_dims=group["merge_dims"],
+                        raw, merge_dims=group["merge_dims"],
                         max_dim=group["max_precondition_dim"],
                         precondition_1d=group["precondition_1d"],
                         data_format=self.data_format)
@@ -331,7 +325,7 @@ class SOAP(Optimizer):
                     state["precondition_frequency"] = group["precondition_frequency"]
                     shampoo_beta = group["shampoo_beta"]
                     state["shampoo_beta"] = beta2 if shampoo_beta is None else shampoo_beta
-                    self._update_preconditioner(p.grad, state, group["step"], group)
+                    self._update_preconditioner(raw, state, group["step"], group)
             group["step"] += 1
             if group["step"] == 1:             # the first step only builds the bases
                 continue
@@ -340,7 +334,8 @@ class SOAP(Optimizer):
             if group["correct_bias"]:          # α_t = η √(1-β2^t) / (1-β1^t)
                 step_size *= math.sqrt(1.0 - math.pow(beta2, t)) / (1.0 - math.pow(beta1, t))
             for p in params:
-                grad = -p.grad if self.maximize else p.grad
+                raw = cast(torch.Tensor, p.grad)
+                grad = -raw if self.maximize else raw
                 state = self.state[p]
                 soap(p, grad, state, lr=group["lr"], step_size=step_size, beta1=beta1,
                      beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],

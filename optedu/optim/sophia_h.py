@@ -22,7 +22,7 @@ from typing import Any, cast
 import torch
 
 from ._validation import check_betas, check_integer, check_non_negative, invalid
-from .optimizer import Group, Optimizer, State
+from .optimizer import Group, Optimizer, State, evaluate
 
 
 def hutchinson_(estimates: Sequence[torch.Tensor], params: Sequence[torch.Tensor],
@@ -196,10 +196,7 @@ class SophiaH(Optimizer):
     ) -> float | None:
         """One step; a refresh first estimates :math:`\\hat h` over every
         group's tensors (:func:`hutchinson_`), or takes ``hessian``."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         stepped = []
         for group in self.param_groups:

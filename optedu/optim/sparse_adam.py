@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ._validation import check_betas, check_tensor_lr, invalid
-from .optimizer import Optimizer, zero_buffer
+from .optimizer import Optimizer, zero_buffer, evaluate
 
 
 def sparse_adam(
@@ -134,10 +134,7 @@ class SparseAdam(Optimizer):
         Like torch, a group's gradients are all checked, and their step
         counts advanced, before any of its parameters moves.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate(closure)
         self.refuse_pieces()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
