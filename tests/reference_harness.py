@@ -13,6 +13,7 @@ reference is not bit-equal); the parity of torch twins is ``tests/optimizers.py`
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,3 +79,36 @@ def same(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> bool:
 def worst(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
     """The largest absolute difference between two lists of tensors."""
     return max((x.detach() - y.detach()).abs().max().item() for x, y in zip(a, b))
+
+
+Make = Callable[[list[Any]], torch.optim.Optimizer]
+
+
+def resume(save: Make, load: Make, second: Mapping[str, Any], steps: int = 10
+           ) -> torch.optim.Optimizer:
+    """A checkpoint taken after ``steps`` steps of ``save(groups)`` and loaded into
+    ``load(groups)`` over a copy of the parameters: ``steps`` more steps in each must end bit
+    for bit equal (two groups, the second with ``second``). Returns the loaded optimizer,
+    for the checks a rule adds (its group keys, its step counts)."""
+    params, opt = run(save, two=True, second=second, steps=steps)
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    twin_opt = load(groups(twin, True, second))
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    train(params, opt, steps=steps, start=steps)
+    train(twin, twin_opt, steps=steps, start=steps)
+    assert same(params, twin), "the resumed run parted from the uninterrupted one"
+    return twin_opt
+
+
+def checkpoints_move_both_ways(ours: Make, theirs: Make, second: Mapping[str, Any]) -> None:
+    """10 steps in one implementation, its state dict loaded into the other, 15 more: the
+    same numbers as 25 steps of the reference, whichever way the checkpoint moves."""
+    reference, _ = run(theirs, two=True, second=second)
+    for first, then in ((ours, theirs), (theirs, ours)):
+        ps = params()
+        one = first(groups(ps, True, second))
+        train(ps, one, steps=10)
+        other = then(groups(ps, True, second))
+        other.load_state_dict(copy.deepcopy(one.state_dict()))
+        train(ps, other, steps=15, start=10)
+        assert same(ps, reference), f"{type(one).__name__} → {type(other).__name__}"

@@ -5,7 +5,6 @@ of aπ/2 where it is large); bad arguments refused by name."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 
@@ -64,17 +63,9 @@ def test_defaults_match():
 
 
 def test_checkpoints_move_both_ways():
-    b, _ = harness.run(lambda g: adam_atan2_pytorch.AdamAtan2(g, lr=0.01), two=True,
-                       second=SECOND)
-    for first, second in ((AdamAtan2, adam_atan2_pytorch.AdamAtan2),
-                          (adam_atan2_pytorch.AdamAtan2, AdamAtan2)):
-        ps = harness.params()
-        one = first(harness.groups(ps, True, SECOND), lr=0.01)
-        harness.train(ps, one, steps=10)
-        other = second(harness.groups(ps, True, SECOND), lr=0.01)
-        other.load_state_dict(copy.deepcopy(one.state_dict()))
-        harness.train(ps, other, steps=15, start=10)
-        assert harness.same(ps, b)
+    harness.checkpoints_move_both_ways(lambda g: AdamAtan2(g, lr=0.01),
+                                       lambda g: adam_atan2_pytorch.AdamAtan2(g, lr=0.01),
+                                       SECOND)
 
 
 @pytest.mark.parametrize("size", [1e-12, 1e-6, 1.0, 1e6])

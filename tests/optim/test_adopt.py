@@ -6,7 +6,6 @@ counter-example."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import re
@@ -209,13 +208,8 @@ def test_first_step_records_v0_and_does_not_move():
 def test_state_dict_round_trip(save_from, load_into):
     """A checkpoint after 10 steps resumes bit for bit, whichever class saved or loads it."""
     kwargs = dict(lr=0.01, weight_decay=0.1, decouple=True)
-    params, opt = harness.run(lambda g: save_from(g, **kwargs), two=True, second=SECOND, steps=10)
-    twin = [p.detach().clone().requires_grad_() for p in params]
-    twin_opt = load_into(harness.groups(twin, True, SECOND), **kwargs)
-    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
-    harness.train(params, opt, steps=10, start=10)
-    harness.train(twin, twin_opt, steps=10, start=10)
-    assert harness.same(params, twin)
+    harness.resume(lambda g: save_from(g, **kwargs),
+                   lambda g: load_into(g, **kwargs), SECOND)
 
 
 def test_complex_parameters_as_torch_adopt():

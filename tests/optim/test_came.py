@@ -7,7 +7,6 @@ arguments refused by name."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 
 import came_pytorch
@@ -190,22 +189,14 @@ def test_defaults_and_arguments_match_came_pytorch():
 def test_checkpoints_move_both_ways():
     """10 steps in one implementation, its state_dict loaded into the other, 15 more: the
     same numbers as 25 steps in came-pytorch."""
-    b, _ = harness.run(_theirs(lr=0.01), two=True, second=SECOND)
-    for first, second in ((_ours, _theirs), (_theirs, _ours)):
-        ps = harness.params()
-        one = first(lr=0.01)(harness.groups(ps, True, SECOND))
-        harness.train(ps, one, steps=10)
-        other = second(lr=0.01)(harness.groups(ps, True, SECOND))
-        other.load_state_dict(copy.deepcopy(one.state_dict()))
-        harness.train(ps, other, steps=15, start=10)
-        assert harness.same(ps, b)
+    harness.checkpoints_move_both_ways(_ours(lr=0.01), _theirs(lr=0.01), SECOND)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     (dict(), "Invalid learning rate: None (expected a number > 0)"),
     (dict(lr=0.0), "Invalid learning rate: 0.0 (expected a number > 0)"),
     (dict(lr=-1.0), "Invalid learning rate: -1.0 (expected a number > 0)"),
-    (dict(lr=0.1, betas=(0.9, 0.999)), "Invalid betas value: (0.9, 0.999) (expected 3 values)"),
+    (dict(lr=0.1, betas=(0.9, 0.999)), "Invalid betas value: (0.9, 0.999) (expected three values)"),
     (dict(lr=0.1, betas=(0.9, 1.0, 0.9999)), "Invalid beta parameter at index 1: 1.0"),
     (dict(lr=0.1, betas=(0.9, 0.999, -0.1)), "Invalid beta parameter at index 2: -0.1"),
     (dict(lr=0.1, eps=1e-30), "Invalid epsilon value: 1e-30 (expected two numbers >= 0)"),
