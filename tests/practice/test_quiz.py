@@ -787,7 +787,7 @@ def test_the_main_questions_red_flags_are_not_empty():
     assert len(flagged) >= RED_FLAGS_AT_LEAST, len(flagged)
 
 
-RED_FLAGS_AT_LEAST = 123
+RED_FLAGS_AT_LEAST = 170
 
 
 # --- Answers at three lengths and key points that are points -----------------------------------
@@ -908,3 +908,19 @@ def test_lint_refuses_a_malformed_layer(tmp_path, change, message):
     _notebook(tmp_path / "adam.ipynb", ["# Adam", change(LAYERED)], {"first": "3.2"})
     (q,) = quiz.load(tmp_path)
     assert any(message in p for p in quiz.lint(q)), quiz.lint(q)
+
+
+PRACTICE = ("casebook", "drill_triage", "drill_estimates", "drill_choices")
+
+
+def test_every_practice_main_question_has_three_lengths_key_points_and_red_flags():
+    bank = quiz.Quiz().bank
+    mains = [q for q in bank if q.chapter in PRACTICE and q.follows is None]
+    assert len(mains) == 51
+    missing = [f"{q.chapter} Q{q.number}" for q in mains
+               if q.two_minutes is None or q.key_points is None or q.red_flags is None]
+    assert not missing, missing
+    assert sum(q.two_minutes is not None for q in bank) >= TWO_MINUTES_AT_LEAST
+
+
+TWO_MINUTES_AT_LEAST = 51
