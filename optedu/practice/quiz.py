@@ -8,6 +8,12 @@ The chapters are the single source of the questions. Each ends with folded admon
     The answer, in MyST, with numbers glued from the chapter's cells ...
     :::
 
+An answer is what one says in about 30 seconds, then optionally ``**In two minutes.**`` (one
+paragraph: the trade-off, and when the answer changes), ``**The evidence.**`` (runs, numbers),
+optionally ``**Red flags.**`` and ``**Key points.**`` (a ``- `` list of the short claims a
+marker credits; ``- A / B`` where either earns the point). :meth:`Question.at_length` gives it at
+each of :data:`LENGTHS`.
+
 :func:`parse_notebook` reads them from the notebooks (with the glued values the notebooks
 store). ``tools/questions.py`` writes them into the question bank page (:func:`render_bank`)
 and into ``optedu/practice/questions.json``, which ships with the package, so a practice session
@@ -179,7 +185,8 @@ class Question:
 
     @property
     def short_answer(self) -> str:
-        """The 30-second answer: the spoken answer."""
+        """The 30-second answer: the spoken answer (labelled where the question has a
+        two-minute one)."""
         return self.at_length("30 seconds")
 
     @property
