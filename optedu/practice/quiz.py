@@ -8,6 +8,12 @@ The chapters are the single source of the questions. Each ends with folded admon
     The answer, in MyST, with numbers glued from the chapter's cells ...
     :::
 
+An answer is what one says in about 30 seconds, then optionally ``**In two minutes.**`` (one
+paragraph: the trade-off, and when the answer changes), ``**The evidence.**`` (runs, numbers),
+optionally ``**Red flags.**`` and ``**Key points.**`` (a ``- `` list of the short claims a
+marker credits; ``- A / B`` where either earns the point). :meth:`Question.at_length` gives it at
+each of :data:`LENGTHS`.
+
 :func:`parse_notebook` reads them from the notebooks (with the glued values the notebooks
 store). ``tools/questions.py`` writes them into the question bank page (:func:`render_bank`)
 and into ``optedu/practice/questions.json``, which ships with the package, so a practice session
@@ -63,7 +69,21 @@ EVIDENCE = "**The evidence.**"  # starts the answer's second layer
 # Ends the answer, after the evidence: what a weak answer says (the red flags an interviewer
 # listens for), so a candidate can mark the mistakes as well as the points.
 RED_FLAGS = "**Red flags.**"
+# Between the spoken answer and the evidence: the two-minute answer, with the trade-off and
+# when the answer changes (one paragraph of TWO_MINUTE_WORDS).
+TWO_MINUTES = "**In two minutes.**"
+# Last: the points a marker credits, one Markdown bullet each ("- "), a short claim;
+# alternatives that earn the same credit on one line, "- A / B".
+KEY_POINTS = "**Key points.**"
 SPOKEN_SENTENCES = (3, 6)  # the spoken layer's length, in sentences
+TWO_MINUTE_WORDS = (80, 300)  # what lint accepts (the format asks for 120 to 250)
+KEY_POINT_WORDS = (3, 15)  # a key point's line at least, each of its alternatives at most
+SHORTEST_POINT = 30  # characters: a shorter sentence ("No.") is no point on its own
+# The answer's layers in their order; the spoken answer is the text before the first.
+LAYERS = (TWO_MINUTES, EVIDENCE, RED_FLAGS, KEY_POINTS)
+# The lengths an answer is shown at, and the mock slot (minutes) each fits.
+LENGTHS = ("30 seconds", "two minutes", "deep")
+SLOT_LENGTHS = {3: "30 seconds", 5: "two minutes", 7: "deep"}
 
 _OPEN = re.compile(r"^:::\{admonition\} (?:Q(\d+)\. (.+)|(Diagnosis))$")
 _CLASS = re.compile(r"^:class: (.+)$")
@@ -105,28 +125,109 @@ class Question:
         return [_split_glue(text)[0] for text in
                 (t for _, t in _GLUE_ROLE.findall(self.prompt + self.title + self.answer))]
 
+    def _layer(self, marker: str) -> str | None:
+        """The text after ``marker`` up to the next layer's, or None where it is missing."""
+        head, sep, tail = self.answer.partition(marker)
+        if not sep:
+            return None
+        ends = [tail.find(m) for m in LAYERS if m != marker and m in tail]
+        return tail[:min(ends)].strip() if ends else tail.strip()
+
     @property
     def spoken(self) -> str:
-        """The answer one says aloud: the answer's first layer, before "The evidence"."""
-        return self.answer.split(EVIDENCE)[0].strip()
+        """The answer one says aloud, in about 30 seconds: the text before the other layers."""
+        ends = [self.answer.find(m) for m in LAYERS if m in self.answer]
+        return self.answer[:min(ends)].strip() if ends else self.answer.strip()
+
+    @property
+    def two_minutes(self) -> str | None:
+        """The two-minute paragraph (the trade-off, and when the answer changes): the text
+        after :data:`TWO_MINUTES`, or None where the answer has none."""
+        return self._layer(TWO_MINUTES)
 
     @property
     def evidence(self) -> str:
-        """The runs and derivations behind the spoken answer: the second layer."""
-        head, sep, tail = self.answer.partition(EVIDENCE)
-        return (sep + tail.partition(RED_FLAGS)[0]).strip() if sep else ""
+        """The runs and derivations behind the spoken answer, with its heading."""
+        found = self._layer(EVIDENCE)
+        return f"{EVIDENCE} {found}".strip() if found is not None else ""
 
     @property
     def red_flags(self) -> str | None:
         """What a weak answer says: the text after :data:`RED_FLAGS`, or None where the
         answer lists none."""
-        head, sep, tail = self.answer.partition(RED_FLAGS)
-        return tail.strip() if sep else None
+        return self._layer(RED_FLAGS)
+
+    @property
+    def key_points(self) -> list[tuple[str, ...]] | None:
+        """The key points a marker credits, each as its alternatives (``- A / B`` gives
+        ``("A", "B")``), or None where the answer lists none."""
+        found = self._layer(KEY_POINTS)
+        if found is None:
+            return None
+        return [tuple(_split_outside_maths(line[2:].strip(), " / "))
+                for line in found.splitlines() if line.startswith("- ")]
+
+    def at_length(self, length: str) -> str:
+        """The answer at one of :data:`LENGTHS` (MyST, as in the chapter), labelled: the
+        spoken answer; that and the two-minute paragraph; or those and the evidence (the deep
+        answer). A question without a two-minute paragraph gives the spoken answer and the
+        evidence for both longer lengths."""
+        if length not in LENGTHS:
+            raise ValueError(f"Invalid length: {length!r} (expected one of {LENGTHS})")
+        parts = [self.spoken]
+        if self.two_minutes is not None:
+            parts = [f"**In 30 seconds.** {self.spoken}"]
+            if length != LENGTHS[0]:
+                parts.append(f"{TWO_MINUTES} {self.two_minutes}")
+        if length == LENGTHS[2] or (length == LENGTHS[1] and self.two_minutes is None):
+            parts.append(self.evidence)
+        return "\n\n".join(part for part in parts if part)
+
+    @property
+    def short_answer(self) -> str:
+        """The 30-second answer: the spoken answer (labelled where the question has a
+        two-minute one)."""
+        return self.at_length("30 seconds")
+
+    @property
+    def two_minute_answer(self) -> str | None:
+        """The two-minute answer: the spoken answer and the two-minute paragraph, labelled;
+        None where the question has no two-minute paragraph."""
+        return None if self.two_minutes is None else self.at_length("two minutes")
+
+    @property
+    def deep_answer(self) -> str:
+        """The deep answer: the spoken answer, the two-minute paragraph and the evidence."""
+        return self.at_length("deep")
 
     @property
     def points(self) -> list[str]:
-        """The spoken answer's sentences: the key points a self-marking sheet lists."""
-        return sentences(self.spoken)
+        """The key points a self-marking sheet lists, alternatives joined by "or"; where the
+        answer lists none, the spoken answer's sentences, a fragment under
+        :data:`SHORTEST_POINT` characters ("No.") joined to the sentence after it."""
+        if self.key_points is not None:
+            return [" *or* ".join(alternatives) for alternatives in self.key_points]
+        return _whole_points(sentences(self.spoken))
+
+
+def _whole_points(parts: list[str]) -> list[str]:
+    """Sentences as key points: a fragment under :data:`SHORTEST_POINT` characters joins the
+    next sentence (the last one joins the one before)."""
+    points: list[str] = []
+    carry = ""
+    for part in parts:
+        part = f"{carry} {part}".strip()
+        carry = ""
+        if len(part) < SHORTEST_POINT:
+            carry = part
+        else:
+            points.append(part)
+    if carry:
+        if points:
+            points[-1] = f"{points[-1]} {carry}"
+        else:
+            points.append(carry)
+    return points
 
 
 _MATHS = re.compile(r"\$\$.+?\$\$|\$.+?\$|`[^`]*`", re.S)
@@ -146,6 +247,24 @@ def sentences(text: str) -> list[str]:
     parts = [part for part in _SENTENCE_END.split(masked) if part.strip()]
     return [re.sub(r"\x00(\d+)\x00", lambda m: hidden[int(m.group(1))], part)
             for part in parts]
+
+
+def _split_outside_maths(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator``, never inside maths or code."""
+    hidden: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        hidden.append(match.group(0))
+        return f"\x00{len(hidden) - 1}\x00"
+
+    masked = _MATHS.sub(hide, text)
+    return [re.sub(r"\x00(\d+)\x00", lambda m: hidden[int(m.group(1))], part).strip()
+            for part in masked.split(separator) if part.strip()]
+
+
+def _words(text: str) -> int:
+    """Words in ``text``, a maths or code span counting as one."""
+    return len(_MATHS.sub("x", text).split())
 
 
 def _split_glue(text: str) -> tuple[str, str]:
@@ -275,7 +394,7 @@ def lint(question: Question) -> list[str]:
     if EVIDENCE not in question.answer:
         problems.append(f"no evidence layer (a paragraph starting {EVIDENCE})")
     low, high = SPOKEN_SENTENCES
-    n = len(question.points)
+    n = len(sentences(question.spoken))
     if not low <= n <= high:
         problems.append(f"the spoken answer has {n} sentences, not {low} to {high}")
     if _GLUE_ROLE.search(question.spoken):
@@ -287,8 +406,43 @@ def lint(question: Question) -> list[str]:
     if question.red_flags is not None:
         if not question.red_flags:
             problems.append(f"empty red flags (text after {RED_FLAGS})")
-        if RED_FLAGS in question.spoken or question.answer.count(RED_FLAGS) > 1:
+        if (question.answer.count(RED_FLAGS) > 1
+                or question.answer.find(RED_FLAGS) < question.answer.find(EVIDENCE)):
             problems.append(f"{RED_FLAGS} must come once, after the evidence")
+    return problems + _lint_layers(question)
+
+
+def _lint_layers(question: Question) -> list[str]:
+    """The two-minute paragraph's length and the key points' shape; the layers' order."""
+    problems = []
+    present = [m for m in LAYERS if m in question.answer]
+    if any(question.answer.count(m) > 1 for m in present) or present != sorted(
+            present, key=question.answer.index):
+        problems.append("the layers must come once each, in the order "
+                        + ", then ".join(LAYERS))
+    two = question.two_minutes
+    if two is not None:
+        low, high = TWO_MINUTE_WORDS
+        n = _words(two)
+        if not low <= n <= high:
+            problems.append(f"the two-minute answer has {n} words, not {low} to {high}")
+        if "\n\n" in two:
+            problems.append("the two-minute answer is more than one paragraph")
+    if question.key_points is not None:
+        found = question._layer(KEY_POINTS) or ""
+        lines = [line for line in found.splitlines() if line.strip()]
+        if not lines:
+            problems.append(f"empty key points (a list after {KEY_POINTS})")
+        low, high = KEY_POINT_WORDS
+        for line in lines:
+            if not line.startswith("- "):
+                problems.append(f"a key point is not a '- ' list item: {line[:40]!r}")
+                continue
+            alternatives = _split_outside_maths(line[2:], " / ")
+            longest = max((_words(a) for a in alternatives), default=0)
+            if _words(line[2:]) < low or longest > high:
+                problems.append(f"a key point of {longest} words, not {low} to {high} "
+                                f"(a short claim, not a sentence): {line[2:42]!r}")
     return problems
 
 
@@ -425,6 +579,15 @@ def to_markdown(question: Question, text: str | None = None) -> str:
     return _ROLE.sub(words, text)
 
 
+def labelled(question: Question) -> str:
+    """The whole answer (MyST) with its lengths labelled: where the question has a two-minute
+    paragraph, the spoken answer opens with "In 30 seconds"; the other layers carry their
+    own headings."""
+    if question.two_minutes is None:
+        return question.answer
+    return f"**In 30 seconds.** {question.answer}"
+
+
 def label(question: Question) -> str:
     """The bank page's target name for a question: ``q-sparse-adam-3``."""
     return f"q-{question.chapter.replace('_', '-')}-{question.number}"
@@ -461,7 +624,7 @@ def to_bank(question: Question, parent: Question | None = None) -> str:
         role = "glue" if kind is None else f"glue:{kind}"
         return f"{{{role}}}`{question.chapter}.ipynb::{key}`"
 
-    answer = _GLUE_ROLE.sub(cross, question.answer)
+    answer = _GLUE_ROLE.sub(cross, labelled(question))
     source = (f"*From [{question.chapter_title}]({question.chapter}.ipynb), "
               f"{'case' if question.prompt else 'question'} {question.number}.*")
     heading = f"Q{question.number}. {_GLUE_ROLE.sub(cross, question.title)}"
@@ -593,7 +756,7 @@ class Quiz:
         """Show (and return) the answer to the current question, numbers filled in."""
         if self.current is None:
             raise RuntimeError("no question asked yet: call ask() first")
-        text = to_markdown(self.current)
+        text = to_markdown(self.current, labelled(self.current))
         _show(text)
         return text
 
@@ -909,17 +1072,25 @@ class Mock:
         _show(line)
         return line
 
-    def reveal(self) -> str:
-        """Stop the clock if it runs; show (and return) the time taken and the answer to the
-        question asked last, its key points numbered for :meth:`mark`."""
-        q = self._current().question
+    def reveal(self, length: str | None = None) -> str:
+        """Stop the clock if it runs; show the time taken and the answer to the question
+        asked last at the length its slot allows (:data:`SLOT_LENGTHS`: 3 minutes, the
+        30-second answer; 5, the two-minute answer; 7, the deep answer), or at ``length``
+        (one of :data:`LENGTHS`), saying which; then its red flags and its key points,
+        numbered for :meth:`mark`. Returns the answer shown."""
+        turn = self._current()
+        q = turn.question
+        if length is None:
+            length = SLOT_LENGTHS.get(turn.minutes, LENGTHS[-1])
+        text = to_markdown(q, q.at_length(length))  # raises on a bad length
         running = self._started is not None  # else answer() has shown the time already
         self._stop()
         points = "\n".join(f"{i}. {to_markdown(q, p)}" for i, p in enumerate(q.points, 1))
-        text = to_markdown(q)
-        shown = "\n\n".join(part for part in (self._time_line() if running else "", text,
-                                                f"**Key points** (for mark()):\n\n{points}")
-                              if part)
+        flags = (f"*Red flags (what a weak answer says):* {to_markdown(q, q.red_flags)}"
+                 if q.red_flags else "")
+        shown = "\n\n".join(part for part in (
+            self._time_line() if running else "", _length_line(q, length, turn.minutes),
+            text, flags, f"**Key points** (for mark()):\n\n{points}") if part)
         _show(shown)
         return text
 
@@ -980,6 +1151,17 @@ class Mock:
             Path(path).write_text(text + "\n")
         _show(text)
         return text
+
+
+def _length_line(q: Question, length: str, minutes: int) -> str:
+    """Which answer a mock shows, and how to see the others."""
+    if length == LENGTHS[1] and q.two_minutes is None:
+        shown = "the 30-second answer and its evidence (no two-minute answer yet)"
+    else:
+        shown = {"30 seconds": "the 30-second answer", "two minutes": "the two-minute answer",
+                 "deep": "the deep answer"}[length]
+    more = "" if length == LENGTHS[-1] else "; reveal('deep') shows the evidence too"
+    return f"*Shown: {shown}, for a {minutes}-minute question{more}.*"
 
 
 def _title_text(q: Question) -> str:

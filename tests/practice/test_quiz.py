@@ -429,6 +429,11 @@ def test_the_bank_is_navigable_by_theme(drill):
     assert ":name: q-adam-4" in page
 
 
+# A synthetic answer with three key points (its sentences are fragments, no points alone).
+POINTED = ("One. Two. Three.\n\n**The evidence.** Here.\n\n**Key points.**\n\n"
+           "- One.\n- Two.\n- Three.")
+
+
 def _bank(n_chapters: int = 6) -> list:
     """A synthetic bank: chapters of six questions (two per level) over two themes each,
     one declared follow-up per chapter."""
@@ -439,7 +444,7 @@ def _bank(n_chapters: int = 6) -> list:
             level = quiz.LEVELS[(n - 1) // 2]
             questions.append(quiz.Question(
                 f"ch{c}", f"Chapter {c}", n, f"Question {c}.{n}?", level,
-                "One. Two. Three.\n\n**The evidence.** Here.", {},
+                POINTED, {},
                 (themes[n % 2],), quiz.KINDS[n % 4], n == 6, 1 if n == 2 else None))
     return questions
 
@@ -528,7 +533,7 @@ def _chained_bank() -> list:
     the other questions are about memory, so a neighbour on the theme exists."""
     def q(chapter, n, themes, follows=None, level="standard"):
         return quiz.Question(chapter, chapter.title(), n, f"{chapter} {n}?", level,
-                             "One. Two. Three.\n\n**The evidence.** Here.", {}, themes,
+                             POINTED, {}, themes,
                              "choice", False, follows)
     return [q("ch0", 1, ("memory",)), q("ch0", 2, ("performance",), follows=1),
             *(q(f"ch{c}", n, ("memory",)) for c in (1, 2) for n in (1, 2, 3))]
@@ -782,4 +787,140 @@ def test_the_main_questions_red_flags_are_not_empty():
     assert len(flagged) >= RED_FLAGS_AT_LEAST, len(flagged)
 
 
-RED_FLAGS_AT_LEAST = 123
+RED_FLAGS_AT_LEAST = 191
+
+
+# --- Answers at three lengths and key points that are points -----------------------------------
+
+TWO = ("Adam's step is the ratio of two averages, so its size is set by the rate, not by the "
+       "gradient's scale. " * 6).strip()  # 126 words: one paragraph
+LAYERED = (":::{admonition} Q1. Why bias correction?\n"
+           ":class: dropdown q-deep t-adaptive k-choice\n\n"
+           "No. The averages start at zero and are too small at first. Correction divides by "
+           "one minus beta to the power t.\n\n"
+           f"**In two minutes.** {TWO}\n\n"
+           "**The evidence.** The first step was {glue:text}`first` times too short.\n\n"
+           "**Red flags.** Saying warmup does the same.\n\n"
+           "**Key points.**\n\n"
+           "- the averages start at zero, biased low\n"
+           "- divide by $1 - \\beta^t$ / bias correction undoes it\n"
+           "- the first steps would be too short\n:::")
+
+
+@pytest.fixture
+def layered(tmp_path):
+    _notebook(tmp_path / "adam.ipynb", ["# Adam", LAYERED], {"first": "3.2"})
+    (q,) = quiz.load(tmp_path)
+    return q
+
+
+def test_an_answer_has_three_lengths_each_labelled(layered):
+    q = layered
+    assert q.spoken.startswith("No. The averages") and q.spoken.endswith("power t.")
+    assert q.two_minutes == TWO
+    assert q.evidence == "**The evidence.** The first step was {glue:text}`first` times too short."
+    assert q.red_flags == "Saying warmup does the same."
+    assert q.short_answer == "**In 30 seconds.** " + q.spoken
+    assert q.two_minute_answer == f"{q.short_answer}\n\n**In two minutes.** {TWO}"
+    assert q.deep_answer == f"{q.two_minute_answer}\n\n{q.evidence}"
+    assert quiz.lint(q) == []
+    page = quiz.to_bank(q)
+    assert "\n\n**In 30 seconds.** No. The averages" in page and "**In two minutes.** " in page
+    assert page.index("In 30 seconds") < page.index("In two minutes") < page.index(
+        "The evidence") < page.index("Red flags") < page.index("Key points")
+    with pytest.raises(ValueError, match="Invalid length: 'long'"):
+        q.at_length("long")
+
+
+def test_an_answer_without_layers_keeps_its_shape(drill):
+    q1 = quiz.load(drill, ["adam"])[0]
+    assert q1.two_minutes is None and q1.two_minute_answer is None and q1.key_points is None
+    assert q1.short_answer == q1.spoken and q1.deep_answer == f"{q1.spoken}\n\n{q1.evidence}"
+
+
+def test_key_points_credit_points_and_alternatives(layered):
+    q = layered
+    assert q.key_points == [("the averages start at zero, biased low",),
+                            ("divide by $1 - \\beta^t$", "bias correction undoes it"),
+                            ("the first steps would be too short",)]
+    assert q.points[1] == "divide by $1 - \\beta^t$ *or* bias correction undoes it"
+    mock = quiz.Mock([q, dataclasses.replace(q, number=2, follows=1)], minutes=10, seed=0,
+                     clock=Clock())
+    mock.ask()
+    assert mock.mark(2) == pytest.approx(1 / 3)  # either alternative earns point 2
+    with pytest.raises(ValueError, match=r"Invalid point: 4 \(Q1 has points 1 to 3\)"):
+        mock.mark(4)
+    assert "- [ ] the averages start at zero" in mock.sheet()
+
+
+def test_without_key_points_a_fragment_is_no_point():
+    q = quiz.Question("x", "X", 1, "Q?", "deep", "No. The averages start at zero and are too "
+                      "small. Yes, and so? Correction divides by one minus beta to the t.\n\n"
+                      "**The evidence.** Runs.", {}, ("adaptive",))
+    assert q.points == ["No. The averages start at zero and are too small.",
+                        "Yes, and so? Correction divides by one minus beta to the t."]
+    last = dataclasses.replace(q, answer="The averages start at zero and are small. Why?")
+    assert last.points == ["The averages start at zero and are small. Why?"]
+
+
+def test_the_mock_shows_the_length_its_slot_allows(layered, capsys):
+    bank = [dataclasses.replace(layered, level=level, number=n)
+            for n, level in enumerate(quiz.LEVELS, 1)]
+    bank += [dataclasses.replace(layered, number=n + 3, follows=n) for n in (1, 2, 3)]
+    mock = quiz.Mock(bank, minutes=30, seed=0, clock=Clock())
+    shown = {}
+    for turn in mock.turns:
+        mock.ask()
+        shown[turn.minutes] = mock.reveal()
+    assert set(shown) == {3, 5, 7}
+    assert shown[3] == quiz.to_markdown(layered, layered.short_answer)
+    assert shown[5] == quiz.to_markdown(layered, layered.two_minute_answer)
+    assert shown[7] == quiz.to_markdown(layered, layered.deep_answer)
+    out = capsys.readouterr().out
+    for words in ("Shown: the 30-second answer, for a 3-minute question",
+                  "Shown: the two-minute answer, for a 5-minute question",
+                  "Shown: the deep answer, for a 7-minute question."):
+        assert words in out
+    assert "3.2 times too short" in mock.reveal("deep")
+    plain = dataclasses.replace(layered, answer=layered.answer.split("**In two")[0]
+                                + "**The evidence.** Runs.")
+    mock = quiz.Mock([plain, dataclasses.replace(plain, number=2, follows=1)], 10, seed=0,
+                     clock=Clock())
+    mock.ask()
+    assert mock.reveal("two minutes").endswith("**The evidence.** Runs.")
+    assert "the 30-second answer and its evidence (no two-minute answer yet)" in \
+        capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.replace(TWO, "Too short to be two minutes."), "has 6 words, not 80 to 300"),
+    (lambda a: a.replace(TWO, " ".join([TWO] * 3)), "has 378 words, not 80 to 300"),
+    (lambda a: a.replace("- the first steps would be too short",
+                         "- " + "the first steps would be far too short " * 5),
+     "a key point of 40 words"),
+    (lambda a: a.replace("- the first steps would be too short", "the first steps, unbulleted"),
+     "not a '- ' list item"),
+    (lambda a: a.replace("**Red flags.** Saying warmup does the same.\n\n", "").replace(
+        "**In two minutes.**", "**Red flags.** Saying warmup does the same.\n\n"
+        "**In two minutes.**"), "the layers must come once each, in the order"),
+])
+def test_lint_refuses_a_malformed_layer(tmp_path, change, message):
+    _notebook(tmp_path / "adam.ipynb", ["# Adam", change(LAYERED)], {"first": "3.2"})
+    (q,) = quiz.load(tmp_path)
+    assert any(message in p for p in quiz.lint(q)), quiz.lint(q)
+
+
+PRACTICE = ("casebook", "drill_triage", "drill_estimates", "drill_choices")
+
+
+def test_every_practice_main_question_has_three_lengths_key_points_and_red_flags():
+    bank = quiz.Quiz().bank
+    mains = [q for q in bank if q.chapter in PRACTICE and q.follows is None]
+    assert len(mains) == 51
+    missing = [f"{q.chapter} Q{q.number}" for q in mains
+               if q.two_minutes is None or q.key_points is None or q.red_flags is None]
+    assert not missing, missing
+    assert sum(q.two_minutes is not None for q in bank) >= TWO_MINUTES_AT_LEAST
+
+
+TWO_MINUTES_AT_LEAST = 77
