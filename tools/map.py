@@ -45,7 +45,7 @@ PATHS = [
      "For a run of your own: which optimizer, which learning rate, batch and schedule, and "
      "what to do when the loss misbehaves.",
      [("Choose", ["comparing", "results", "large_runs", "folklore"]),
-      ("Tune", ["lr_finding", "warmup", "wsd", "batch_size", "mup", "param_groups"]),
+      ("Tune", ["lr_finding", "schedule_choice", "warmup", "wsd", "batch_size", "mup", "param_groups"]),
       ("Debug", ["clipping", "loss_spikes", "low_precision", "resuming", "casebook"])]),
     ("Prepare for interviews",
      "Questions as interviewers ask them, answers at three lengths (30 seconds, two "

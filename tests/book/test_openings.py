@@ -23,7 +23,8 @@ JUDGEMENT = """
 gradient_descent momentum nesterov adagrad rmsprop adadelta adam adamw adamax_nadam radam
 rprop asgd lion lamb_lars adafactor sparse_adam lbfgs schedule_free muon after_muon shampoo
 soap psgd_kron mars_cautious two_momenta low_memory lr_free preconditioners flat_minima
-edge_of_stability clipping schedules warmup wsd mup batch_size param_groups data_parallel
+edge_of_stability clipping schedules schedule_choice warmup wsd mup batch_size param_groups
+data_parallel
 loss_spikes low_precision resuming comparing results lr_finding folklore
 """.split()
 
