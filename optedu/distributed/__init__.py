@@ -27,6 +27,15 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 * :mod:`~optedu.distributed.sharded_rules`: every optedu optimizer under FSDP2
   on two processes against one process, :func:`classify` (element-wise,
   fixed, refused), stored in ``experiments/sharded_rules.json``;
+* :mod:`~optedu.distributed.tensor_parallel`: Megatron's column- then
+  row-parallel MLP block (:class:`~optedu.distributed.tensor_parallel.ColumnParallelLinear`,
+  :class:`~optedu.distributed.tensor_parallel.RowParallelLinear`), optimizers on
+  its shards, Muon gathered or block-wise;
+* :mod:`~optedu.distributed.pipeline`: two or more stages on as many ranks,
+  GPipe and 1F1B schedules, the bubble on a logical clock;
+* :mod:`~optedu.distributed.activations`: a GPT layer's activation bytes by
+  Korthikanti et al.'s count and measured by saved-tensor hooks, with
+  activation checkpointing;
 * :mod:`~optedu.distributed.checkpoint`: sharded checkpoints with
   torch.distributed.checkpoint for ZeRO-1 and FSDP2, keyed by parameter name,
   saved on N ranks and loaded on another number, :func:`reshard`.
