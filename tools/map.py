@@ -51,7 +51,7 @@ PATHS = [
      "Questions as interviewers ask them, answers at three lengths (30 seconds, two "
      "minutes, then the evidence) with their key points, drills and broken runs to diagnose.",
      [(None, ["questions", "drill_triage", "drill_estimates", "drill_choices", "casebook",
-              "cheatsheet", "adam", "adamw", "memory", "zero"])]),
+              "cheatsheet", "adam", "adamw", "memory", "zero", "parallelism"])]),
 ]
 
 BLOCKS = {
