@@ -71,7 +71,7 @@ def direction(d: torch.Tensor, norm: int, options: Mapping[str, Any]) -> torch.T
     * sign (:math:`\ell_\infty`, the head): :math:`\operatorname{sign}(d)/d_\text{in}`
       (``normalize``);
     * column (an embedding, ``transpose`` for a vocabulary × width table): each column to RMS
-      1 (÷ :math:`d_\text{out}` with ``normalized``); row: each row to norm 1 (÷
+      1 (÷ :math:`d_\text{in}` with ``normalized``); row: each row to norm 1 (÷
       :math:`\sqrt{d_\text{in}}` with ``normalized``); bias: the vector to RMS 1;
     * none: :math:`d` itself; auto: bias, spectral or convolution by the number of dimensions.
     """
@@ -164,10 +164,13 @@ class Scion(Optimizer):
 
     State per parameter: ``d``. Group key ``step`` (a count, in the group).
 
-    Differences from pytorch_optimizer 4.1.0: its default path (``foreach`` on CPU) stacks
-    the same-shape matrices of a group into one bfloat16 batched product, whose rounding
-    departs from the matrix-by-matrix product (``tests/optim/test_scion.py`` measures the
-    bound); ``p.grad`` is left alone (it negates it with ``maximize`` and adds the coupled
+    Differences from pytorch_optimizer 4.1.0: its default path (``foreach`` on CPU)
+    multiplies the bfloat16 polar factors by :math:`\sqrt{d_\text{out}/d_\text{in}}` with
+    ``torch._foreach_mul_``, which rounds that factor to bfloat16 first, so an entry of a
+    spectral step can differ by one bfloat16 unit in the last place; optedu multiplies as its
+    ``foreach=False`` path does (``tests/optim/test_scion.py`` measures the bound, and shows
+    the rest of that path, the stacking of same-shape matrices included, bit-identical);
+    ``p.grad`` is left alone (it negates it with ``maximize`` and adds the coupled
     decay to it); no ``init()`` (its random re-initialisation of the weights per norm);
     ``norm_type`` and ``norm_kwargs`` are checked when the optimizer is built.
     """
