@@ -203,6 +203,7 @@ def test_tables_render_every_row():
     assert inspect.signature(optedu.Adam).parameters["lr"].default == 0.001
 
 
+@pytest.mark.full  # measures every class's state once more (about 5 s)
 def test_the_cost_column_reads_the_stored_table():
     from optedu.experiments import cost
     from optedu.instruments.display import num
