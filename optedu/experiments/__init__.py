@@ -10,7 +10,7 @@ functions the chapter reads the records with:
   :class:`~.grid.Key`, and the registry (every module of this folder but the framework's);
 * :mod:`.runner`: runs and resumes any grid (``python -m optedu.experiments NAME``), and
   re-runs stored jobs for the tests;
-* the experiments, one module each: :mod:`.after_muon`, :mod:`.batch`, :mod:`.flat`,
+* the experiments, one module each: :mod:`.after_muon`, :mod:`.batch`, :mod:`.cost`, :mod:`.flat`,
   :mod:`.folklore`, :mod:`.kron`, :mod:`.low_memory`, :mod:`.lr`, :mod:`.lrfree`,
   :mod:`.mars`, :mod:`.mup`, :mod:`.shampoo`, :mod:`.soap`, :mod:`.spikes`,
   :mod:`.two_momenta`, :mod:`.warmup`, :mod:`.wsd` (``make experiments-list`` lists their

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from optedu.instruments.display import power_of_ten
+from optedu.instruments.display import num, power_of_ten
 from optedu.instruments.references import WITHOUT_INIT, reference_module
 from optedu.optim.catalogue import RULES
 from optedu.precision.memory import predicted_state_bytes, state_bytes, stepped
@@ -334,8 +334,18 @@ def _note(text: str) -> str:
     return f'<span class="note">{text}</span>'
 
 
-def optimizer_table(rows: list[dict[str, Any]]) -> str:
-    """The optimizer cheat sheet as an HTML table, one row per class."""
+def _cost_html(cost: Mapping[str, Any] | None) -> str:
+    if cost is None:
+        return '<td class="num">–</td>'
+    return (f'<td class="num">{cost["bytes_per_param"]:.1f}<br>'
+            f'×{num(cost["ratio"])}</td>')
+
+
+def optimizer_table(rows: list[dict[str, Any]],
+                    cost: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The optimizer cheat sheet as an HTML table, one row per class; with ``cost`` (rows of
+    :func:`optedu.experiments.cost.table` by rule), a column of the state's bytes per
+    parameter on the cost experiment's shapes and the step's time as a multiple of AdamW's."""
     body = []
     for row in rows:
         entry: Entry = row["entry"]
@@ -353,9 +363,14 @@ def optimizer_table(rows: list[dict[str, Any]]) -> str:
             f"<td>{html.escape(entry.use)}<br><b>Pitfall:</b> "
             f"{html.escape(entry.pitfall)} {_note(link)}</td>",
         ])
+        if cost is not None:
+            body[-1].insert(3, _cost_html(cost.get(row["name"])))
     head = ["Optimizer", "Update rule; state tensors", "B/param",
             "Arguments = defaults", "Used for; one pitfall (where shown)"]
-    return _table(head, (11, 33, 7, 22, 27), body)
+    if cost is None:
+        return _table(head, (11, 33, 7, 22, 27), body)
+    head.insert(3, "Mix: B/param, step")
+    return _table(head, (11, 31, 7, 7, 20, 24), body)
 
 
 def family_order(lineage: Mapping[str, tuple[str, str]] = LINEAGE

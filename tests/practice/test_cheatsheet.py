@@ -203,6 +203,19 @@ def test_tables_render_every_row():
     assert inspect.signature(optedu.Adam).parameters["lr"].default == 0.001
 
 
+@pytest.mark.full  # measures every class's state once more (about 5 s)
+def test_the_cost_column_reads_the_stored_table():
+    from optedu.experiments import cost
+    from optedu.instruments.display import num
+    rows = C.optimizer_rows(SMALL)
+    table = {r["rule"]: r for r in cost.table()}
+    page = C.optimizer_table(rows, table)
+    assert "Mix: B/param, step" in page and page.count("<tr>") == len(rows) + 1
+    for row in rows:      # every class's bytes and ratio, as stored
+        got = table[row["name"]]
+        assert f'{got["bytes_per_param"]:.1f}<br>×{num(got["ratio"])}' in page, row["name"]
+
+
 def test_tables_are_typeset_by_mathjax_in_the_book():
     # MyST marks a page's section mathjax_ignore; _config.yml's
     # processHtmlClass names mathjax_process, so the tables must carry it.
