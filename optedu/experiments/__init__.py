@@ -13,8 +13,8 @@ functions the chapter reads the records with:
 * the experiments, one module each: :mod:`.after_muon`, :mod:`.batch`, :mod:`.cost`, :mod:`.flat`,
   :mod:`.folklore`, :mod:`.kron`, :mod:`.low_memory`, :mod:`.lr`, :mod:`.lrfree`,
   :mod:`.mars`, :mod:`.mup`, :mod:`.shampoo`, :mod:`.soap`, :mod:`.spikes`,
-  :mod:`.two_momenta`, :mod:`.warmup`, :mod:`.wsd` (``make experiments-list`` lists their
-  chapters, costs and files).
+  :mod:`.two_momenta`, :mod:`.warmup`, :mod:`.wsd`, :mod:`.zloss` (``make experiments-list``
+  lists their chapters, costs and files).
 
 Records are read and written by :mod:`optedu.instruments.store`, in a data folder passed in
 (default :func:`optedu.instruments.store.folder`). Adding an experiment is one module here.

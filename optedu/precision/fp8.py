@@ -115,6 +115,25 @@ def quantize(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn,
     return cast(x, s, dtype).float() / s
 
 
+def quantize_blocks(x: torch.Tensor, block: tuple[int, int],
+                    dtype: torch.dtype = torch.float8_e4m3fn,
+                    margin: int = 0) -> torch.Tensor:
+    r""":func:`quantize` applied to each ``block[0]`` × ``block[1]`` block of a matrix on
+    its own: one current scale per block (DeepSeek-V3's fine-grained scaling: 1×128 tiles
+    of an activation, one token's 128 channels, and 128×128 blocks of a weight). The
+    blocks must tile ``x`` exactly."""
+    rows, cols = block
+    if (x.dim() != 2 or rows < 1 or cols < 1 or x.shape[0] % rows
+            or x.shape[1] % cols):
+        raise invalid("block", block, f"a tiling of the matrix's shape {tuple(x.shape)}")
+    out = torch.empty(x.shape, dtype=torch.float32)
+    for i in range(0, x.shape[0], rows):
+        for j in range(0, x.shape[1], cols):
+            part = x[i:i + rows, j:j + cols]
+            out[i:i + rows, j:j + cols] = quantize(part, dtype, margin)
+    return out
+
+
 def relative_error(x: torch.Tensor, approx: torch.Tensor) -> float:
     r""":math:`\|\hat x - x\|_2 / \|x\|_2` in float64 (0 for a zero tensor)."""
     x, approx = x.double(), approx.double()

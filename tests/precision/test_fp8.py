@@ -129,3 +129,23 @@ def test_linears_in_swaps_and_restores_the_forward():
     with pytest.raises(ValueError, match="Invalid fmt"):
         with fp8.linears_in(model, "int8"):
             pass
+
+
+def test_block_scaling_gives_each_block_its_own_scale():
+    """A 1×4 tile of values near 2⁻¹² beside a tile with an outlier of 10⁴: per tensor the
+    small tile falls below e4m3fn's range and flushes to 0, per tile it keeps a spacing's
+    accuracy; each block equals `quantize` of that block alone."""
+    small = torch.full((2, 4), 2.0**-12) * torch.tensor([1.0, 1.25, 1.5, 1.75])
+    big = torch.ones(2, 4)
+    big[0, 0] = 1e4
+    x = torch.cat([small, big], dim=1)
+    assert (fp8.quantize(x)[:, :4] == 0).all()
+    tiles = fp8.quantize_blocks(x, (1, 4))
+    assert torch.equal(tiles[:, :4], small)          # exact: 1.x · 2^k fits 3 bits
+    for i in range(2):
+        for j in (0, 4):
+            assert torch.equal(tiles[i, j:j + 4], fp8.quantize(x[i, j:j + 4]))
+    assert torch.equal(fp8.quantize_blocks(x, (2, 8)), fp8.quantize(x))
+    for bad in ((3, 4), (1, 3), (0, 4)):
+        with pytest.raises(ValueError, match=r"Invalid block value: \(.*\) \(expected a tiling"):
+            fp8.quantize_blocks(x, bad)
