@@ -27,6 +27,10 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 * :mod:`~optedu.distributed.sharded_rules`: every optedu optimizer under FSDP2
   on two processes against one process, :func:`classify` (element-wise,
   fixed, refused), stored in ``experiments/sharded_rules.json``;
+* :mod:`~optedu.distributed.diloco`: DiLoCo (Douillard et al., 2023): :math:`H` local
+  steps per worker, the averaged outer gradient stepped by an outer Nesterov SGD; the run on
+  every rank, its single-process simulation (equal bit for bit on two ranks) and the
+  data-parallel baseline;
 * :mod:`~optedu.distributed.checkpoint`: sharded checkpoints with
   torch.distributed.checkpoint for ZeRO-1 and FSDP2, keyed by parameter name,
   saved on N ranks and loaded on another number, :func:`reshard`.
