@@ -33,8 +33,9 @@ ALLOWED = {
     "instruments": {"optim", "lr_scheduler", "training"},
     "distributed": {"optim", "training", "precision"},
     "choosing": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments"},
+    # distributed: DiLoCo's runs, simulated in one process (the averaging grid)
     "experiments": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",
-                    "choosing"},
+                    "choosing", "distributed"},
     "evidence": set(),
     "practice": {"optim", "lr_scheduler", "training", "precision", "theory", "instruments",
                  "distributed", "choosing", "experiments", "evidence"},

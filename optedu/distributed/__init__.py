@@ -36,6 +36,10 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
 * :mod:`~optedu.distributed.activations`: a GPT layer's activation bytes by
   Korthikanti et al.'s count and measured by saved-tensor hooks, with
   activation checkpointing;
+* :mod:`~optedu.distributed.diloco`: DiLoCo (Douillard et al., 2023): :math:`H` local
+  steps per worker, the averaged outer gradient stepped by an outer Nesterov SGD; the run on
+  every rank, its single-process simulation (equal bit for bit on two ranks) and the
+  data-parallel baseline;
 * :mod:`~optedu.distributed.checkpoint`: sharded checkpoints with
   torch.distributed.checkpoint for ZeRO-1 and FSDP2, keyed by parameter name,
   saved on N ranks and loaded on another number, :func:`reshard`.

@@ -10,8 +10,8 @@ functions the chapter reads the records with:
   :class:`~.grid.Key`, and the registry (every module of this folder but the framework's);
 * :mod:`.runner`: runs and resumes any grid (``python -m optedu.experiments NAME``), and
   re-runs stored jobs for the tests;
-* the experiments, one module each: :mod:`.after_muon`, :mod:`.batch`, :mod:`.cost`, :mod:`.flat`,
-  :mod:`.folklore`, :mod:`.kron`, :mod:`.low_memory`, :mod:`.lr`, :mod:`.lrfree`,
+* the experiments, one module each: :mod:`.after_muon`, :mod:`.averaging`, :mod:`.batch`,
+  :mod:`.cost`, :mod:`.flat`, :mod:`.folklore`, :mod:`.kron`, :mod:`.low_memory`, :mod:`.lr`, :mod:`.lrfree`,
   :mod:`.mars`, :mod:`.mup`, :mod:`.shampoo`, :mod:`.soap`, :mod:`.spikes`,
   :mod:`.two_momenta`, :mod:`.warmup`, :mod:`.wsd`, :mod:`.zloss` (``make experiments-list``
   lists their chapters, costs and files).
@@ -21,6 +21,7 @@ Records are read and written by :mod:`optedu.instruments.store`, in a data folde
 
 Imports: :mod:`optedu.optim`, :mod:`optedu.lr_scheduler`, :mod:`optedu.training`,
 :mod:`optedu.precision`, :mod:`optedu.theory`, :mod:`optedu.instruments` and
-:mod:`optedu.choosing` (the benchmark's workloads, contestants and trial); nothing in optedu
+:mod:`optedu.choosing` (the benchmark's workloads, contestants and trial) and
+:mod:`optedu.distributed` (DiLoCo simulated in one process); nothing in optedu
 but :mod:`optedu.practice` imports from here.
 """

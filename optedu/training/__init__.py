@@ -22,6 +22,8 @@
 * :mod:`.swa_utils`: averages of the weights, torch.optim.swa_utils rebuilt: the averaged
   model (SWA's mean, an EMA), BatchNorm's statistics recomputed, and SWA's scheduler
   (re-exported as ``optedu.swa_utils``);
+* :mod:`.lawa`: latest weight averaging (Kaddour, 2022): the mean of the last ``k``
+  checkpoints, taken every ``every`` steps;
 * :mod:`.lookahead`: Lookahead (Zhang et al., 2019) around any optimizer, slow weights pulled
   toward the fast ones every ``k`` steps, as ``pytorch_optimizer.Lookahead`` (not catalogued:
   :mod:`optedu.optim.catalogue` says why);
