@@ -6,10 +6,11 @@ LayerNorms' statistics the formula leaves out), checkpointing's bytes and FLOPs,
 arguments refused. Full tier: one launch of the chapter's runs, checking
 
 * tensor parallelism: the loss, the parameter gradients and the input gradient equal one
-  process to k·u (k the hidden width summed in two halves, u float64's unit roundoff: the
-  textbook bound of a reordered sum), one all-reduce of the activations forward and one
-  backward; AdamW on the shards equal to one process and silent; Muon gathered equal to Muon,
-  Muon block-wise not;
+  process to k·u times the largest value (k the hidden width summed in two halves, u float64's
+  unit roundoff): the size of the textbook bound of a reordered sum, (k-1)·u·Σ|terms| per
+  order, as a yardstick, not a proof. One all-reduce of the activations forward and one
+  backward; AdamW on the shards equal to one process to k·u and silent; Muon gathered equal
+  to Muon to 1e-14 (measured, not derived), Muon block-wise not;
 * pipeline parallelism: both schedules at m = 1, 2, 4, 8 equal one process bit for bit
   (gradients after the first batch, parameters after two steps), the bubble (p-1)/(m+p-1)
   exactly on the logical clock, GPipe holding m micro-batches and 1F1B at most p - r.
