@@ -360,6 +360,31 @@ def test_a_cut_in_inline_maths_is_found():
     assert _cut_inline_maths("$$\na\n+ b\n$$\n\n````{math}\n$a\n+ b\n````") == []
 
 
+def _swallowed_lines(text: str) -> list[str]:
+    """Prose lines that MyST reads as comments: a line whose first character after its
+    indentation is ``%`` vanishes from the page (a list item's "  % of wall-clock..."
+    took a glued number with it); fenced blocks aside."""
+    found, fence = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fence = not fence
+        elif not fence and line[:1].isspace() and line.lstrip().startswith("%"):
+            found.append(line.strip()[:60])
+    return found
+
+
+def test_no_prose_line_is_read_as_a_comment():
+    bad = [f"{name}: {line}" for name, text in _book_markdown().items()
+           for line in _swallowed_lines(text)]
+    assert not bad, "an indented line starts with %, which MyST drops:\n" + "\n".join(bad)
+
+
+def test_a_swallowed_line_is_found():
+    assert _swallowed_lines("- under 2\n  % of wall-clock\n%% a real comment\n") == \
+        ["% of wall-clock"]
+    assert _swallowed_lines("```python\n  %timeit f()\n```") == []
+
+
 def _control_characters(path: pathlib.Path) -> list[str]:
     """Control characters (other than newlines and tabs) in a notebook's cell sources: a
     ``"\\beta"`` written unescaped becomes a backspace and ``eta`` on the page."""
