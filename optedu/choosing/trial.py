@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from optedu.instruments.reproducible import one_thread
+
 from .contestants import Contestant, Hyper, Training, training
 from .workloads import Workload
 
@@ -96,9 +98,7 @@ def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
     """
     steps = workload.steps if steps is None else steps
     target = workload.target if target is None else target
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         start = time.perf_counter()
         model = workload.model(seed)
         if schedule is None:
@@ -139,5 +139,3 @@ def run(workload: Workload, contestant: Contestant, hyper: Hyper, seed: int, *,
         result.state_bytes = opt.state_bytes()
         result.seconds = time.perf_counter() - start
         return result
-    finally:
-        torch.set_num_threads(threads)

@@ -100,20 +100,16 @@ def contestant(optimizer: str) -> Contestant:
 
 
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        hyper = {"lr": job.lr, "weight_decay": WEIGHT_DECAY}
-        result = trial.run(workloads.get(WORKLOAD), contestant(job.optimizer), hyper, job.seed)
-        return {"optimizer": job.optimizer, "lr": job.lr, "seed": job.seed,
-                "workload": WORKLOAD, "steps": result.steps,
-                "evals": [[s, store.rounded(v)] for s, v in result.evals],
-                "train_loss": [[s, store.rounded(v)] for s, v in result.train_loss],
-                "diverged": result.diverged, "state_bytes": result.state_bytes,
-                "seconds": round(result.seconds, 3)}
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` (on one thread, as :func:`~optedu.choosing.trial.run` does) and return
+    its record (what is stored)."""
+    hyper = {"lr": job.lr, "weight_decay": WEIGHT_DECAY}
+    result = trial.run(workloads.get(WORKLOAD), contestant(job.optimizer), hyper, job.seed)
+    return {"optimizer": job.optimizer, "lr": job.lr, "seed": job.seed,
+            "workload": WORKLOAD, "steps": result.steps,
+            "evals": [[s, store.rounded(v)] for s, v in result.evals],
+            "train_loss": [[s, store.rounded(v)] for s, v in result.train_loss],
+            "diverged": result.diverged, "state_bytes": result.state_bytes,
+            "seconds": round(result.seconds, 3)}
 
 
 GRID = Grid(name="after_muon", chapter="After Muon",

@@ -31,7 +31,6 @@ full grid's tuned hyperparameters (:func:`optedu.experiments.wsd.tuned`), seeds 
 from __future__ import annotations
 
 import pathlib
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +46,7 @@ from optedu.lr_scheduler.schedules import linear_warmup_cosine
 from optedu.training import swa_utils
 from optedu.training.lawa import LAWA
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 from .wsd import tuned, warmup
 
 __all__ = ["GRID", "KEY", "WORKLOADS", "SEEDS", "SCHEDULES", "EMA_SHARE", "LAWA_K",
@@ -102,6 +101,20 @@ def _r(v: float) -> float | None:
     return store.rounded(v)
 
 
+def _trained(w: workloads.Workload, model: nn.Module, opt: Training, seed: int,
+             total: int) -> Iterator[int]:
+    """Train ``model`` for ``total`` steps on ``w``'s batches of ``seed``, yielding each step's
+    number (from 1) once it is taken, for the caller's averages and evaluations."""
+    batches = w.batches(seed)
+    for t in range(total):
+        x, y = next(batches)
+        loss = w.loss(model, x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step(t)
+        yield t + 1
+
+
 def average_run(workload: str, variant: str, seed: int) -> dict[str, Any]:
     """The last iterate, the EMA, SWA and LAWA along one run (see the module's docstring)."""
     w = workloads.get(workload)
@@ -114,21 +127,15 @@ def average_run(workload: str, variant: str, seed: int) -> dict[str, Any]:
         model, multi_avg_fn=swa_utils.get_ema_multi_avg_fn(1 - 1 / window))
     swa = swa_utils.AveragedModel(model)
     lawa = LAWA(model, k=LAWA_K, every=round(LAWA_SHARE * total))
-    batches = w.batches(seed)
     evals = []
-    for t in range(total):
-        x, y = next(batches)
-        loss = w.loss(model, x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step(t)
+    for step in _trained(w, model, opt, seed, total):
         ema.update_parameters(model)
         lawa.update_parameters(model)
-        if t + 1 > total // 2:
+        if step > total // 2:
             swa.update_parameters(model)
-        if (t + 1) % w.eval_every == 0 or t + 1 == total:
-            evals.append([t + 1, _r(w.evaluate(model)), _r(w.evaluate(ema.module)),
-                          _r(w.evaluate(swa.module)) if t + 1 > total // 2 else None,
+        if step % w.eval_every == 0 or step == total:
+            evals.append([step, _r(w.evaluate(model)), _r(w.evaluate(ema.module)),
+                          _r(w.evaluate(swa.module)) if step > total // 2 else None,
                           _r(w.evaluate(lawa.module))])
     return {"steps": total, "ema_window": window, "lawa_every": lawa.every,
             "columns": ["step", "last", "ema", "swa", "lawa"], "evals": evals}
@@ -142,14 +149,8 @@ def bn_run(seed: int) -> dict[str, Any]:
     opt = Training(contestants.get("adamw").build(model, _hyper(BN_WORKLOAD), w.head),
                    schedule("cosine", total))
     swa = swa_utils.AveragedModel(model)
-    batches = w.batches(seed)
-    for t in range(total):
-        x, y = next(batches)
-        loss = w.loss(model, x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step(t)
-        if t + 1 > total // 2:
+    for step in _trained(w, model, opt, seed, total):
+        if step > total // 2:
             swa.update_parameters(model)
     data = w.data()
 
@@ -211,25 +212,19 @@ def diloco_run(workload: str, variant: str, seed: int) -> dict[str, Any]:
             "communications": len(evals) if variant != "dp" else total}
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record: dict[str, Any] = job.asdict()
-        if job.kind == "average":
-            record.update(average_run(job.workload, job.variant, job.seed))
-        elif job.kind == "bn":
-            record.update(bn_run(job.seed))
-        elif job.kind == "diloco":
-            record.update(diloco_run(job.workload, job.variant, job.seed))
-        else:
-            raise ValueError(f"Invalid kind: {job.kind!r}")
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    record: dict[str, Any] = job.asdict()
+    if job.kind == "average":
+        record.update(average_run(job.workload, job.variant, job.seed))
+    elif job.kind == "bn":
+        record.update(bn_run(job.seed))
+    elif job.kind == "diloco":
+        record.update(diloco_run(job.workload, job.variant, job.seed))
+    else:
+        raise ValueError(f"Invalid kind: {job.kind!r}")
+    return record
 
 
 GRID = Grid(name="averaging", chapter="Averaging and outer optimizers",

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import pathlib
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,7 +52,7 @@ from optedu.instruments import store
 from optedu.optim.sgd import SGD
 from optedu.training.noise_scale import gradient_sq_norms, noise_scale
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 
 __all__ = ["GRID", "KEY", "WORKLOADS", "BATCHES", "SEEDS", "TARGETS", "CENTRES", "CAP",
            "BASE_LR", "REF_BATCH", "REF_LR", "LEVELS", "SMALL", "BIG", "DRAWS", "HVP_SAMPLE",
@@ -280,27 +279,21 @@ def noise_run(workload: str, seed: int) -> dict[str, Any]:
     return {"lr": REF_LR[workload], "points": points}
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record: dict[str, Any] = {"kind": job.kind, "workload": job.workload,
-                                  "batch": job.batch, "k": job.k, "seed": job.seed}
-        if job.kind == "steps":
-            if job.k not in window(job.workload, job.batch):
-                raise ValueError(f"Invalid k: {job.k}")
-            record.update(steps_run(job.workload, job.batch, rate(job.k), job.seed,
-                                    TARGETS[job.workload]))
-        elif job.kind == "noise":
-            record.update(noise_run(job.workload, job.seed))
-        else:
-            raise ValueError(f"Invalid kind: {job.kind!r}")
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    record: dict[str, Any] = {"kind": job.kind, "workload": job.workload,
+                              "batch": job.batch, "k": job.k, "seed": job.seed}
+    if job.kind == "steps":
+        if job.k not in window(job.workload, job.batch):
+            raise ValueError(f"Invalid k: {job.k}")
+        record.update(steps_run(job.workload, job.batch, rate(job.k), job.seed,
+                                TARGETS[job.workload]))
+    elif job.kind == "noise":
+        record.update(noise_run(job.workload, job.seed))
+    else:
+        raise ValueError(f"Invalid kind: {job.kind!r}")
+    return record
 
 
 # --- reading the stored runs ------------------------------------------------------------------

@@ -11,7 +11,8 @@ A grid is declared once, in its own module of this folder, as ``GRID = Grid(...)
 * ``jobs(stored, folder)``: every job, given the records stored so far (a grid whose later
   runs depend on earlier results, such as re-runs at the best rate, returns more jobs as
   results arrive) and the data folder;
-* ``execute(job)``: the run, returning its record (what is stored);
+* ``execute(job)``: the run, returning its record (what is stored); most are written as
+  ``@timed`` functions (:func:`timed`: one thread, the run's seconds added last);
 * ``sample``: how many stored runs the test re-runs in a fresh process, or how many of each
   value of the key's first field (``{"scan": 6, "trace": 1}``) where the kinds differ in cost.
 
@@ -20,16 +21,19 @@ A grid is declared once, in its own module of this folder, as ``GRID = Grid(...)
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pathlib
 import pkgutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from optedu.instruments import store
+from optedu.instruments.reproducible import one_thread
 
-__all__ = ["Job", "Key", "Grid", "names", "get"]
+__all__ = ["Job", "Key", "Grid", "names", "get", "timed"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,19 @@ def get(name: str) -> Grid:
     if grid.name != name:
         raise ValueError(f"Invalid grid: module {name} declares {grid.name!r}")
     return grid
+
+
+
+def timed(execute: Callable[[Job], dict[str, Any]]) -> Callable[[Job], dict[str, Any]]:
+    """``execute`` run on one thread (:func:`~optedu.instruments.reproducible.one_thread`),
+    its record given ``seconds`` (the run's wall time, to the millisecond) as its last field."""
+
+    @functools.wraps(execute)
+    def run(job: Job) -> dict[str, Any]:
+        with one_thread():
+            start = time.perf_counter()
+            record = execute(job)
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            return record
+
+    return run

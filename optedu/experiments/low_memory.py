@@ -34,7 +34,7 @@ from optedu.optim.adam_mini import AdamMini
 from optedu.optim.apollo import APOLLO
 from optedu.optim.galore import GaLoreAdamW
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 
 __all__ = ["GRID", "KEY", "WORKLOAD", "CONTESTANTS", "LRS", "SEEDS", "RANK", "jobs", "build",
            "execute", "read", "best_lr"]
@@ -101,11 +101,10 @@ def build(contestant: str, model: torch.nn.Module, lr: float) -> torch.optim.Opt
     return opt
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
     """Train the workload's model from ``job.seed`` and return its record."""
     work = workloads.WORKLOADS[WORKLOAD]
-    torch.set_num_threads(1)
-    start = time.perf_counter()
     model = work.model(job.seed)
     opt = build(job.contestant, model, job.lr)
     steps = work.steps
@@ -130,8 +129,7 @@ def execute(job: Job) -> dict[str, Any]:
     else:
         final = evals[-1][1]
     return {"contestant": job.contestant, "lr": job.lr, "seed": job.seed,
-            "workload": WORKLOAD, "final": final, "evals": evals,
-            "seconds": time.perf_counter() - start}
+            "workload": WORKLOAD, "final": final, "evals": evals}
 
 
 GRID = Grid(name="low_memory", chapter="Training in less memory",

@@ -51,6 +51,7 @@ from optedu.choosing.contestants import WARMUP_FRACTION, Hyper, Training
 from optedu.choosing.runner import best_trial, reached
 from optedu.choosing.trial import Run
 from optedu.instruments import store
+from optedu.instruments.reproducible import one_thread
 from optedu.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 from optedu.training.lr_range_test import lr_range_test
 
@@ -202,9 +203,7 @@ def range_test(workload: workloads.Workload, contestant: contestants.Contestant,
                hyper: Hyper, seed: int) -> dict[str, Any]:
     """The range test of ``contestant`` (built with ``hyper``) on ``workload``'s model and
     batches of ``seed``: the curve and fastai's three suggestions."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         start = time.perf_counter()
         model = workload.model(seed)
         optimizers = contestant.build(model, dict(hyper), workload.head)
@@ -220,8 +219,6 @@ def range_test(workload: workloads.Workload, contestant: contestants.Contestant,
                 "smoothed": [rnd(v) for v in result.smoothed], "diverged": result.diverged,
                 "suggestions": {k: rnd(v) for k, v in result.suggestions().items()},
                 "seconds": round(time.perf_counter() - start, 3)}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def execute(job: Job) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import math
 import pathlib
-import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -49,7 +48,7 @@ from optedu.instruments import store
 from optedu.optim.adam import Adam
 from optedu.training import mup
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 
 __all__ = ["GRID", "KEY", "PARAMS", "WIDTHS", "BASE", "LOG10_LRS", "SEEDS", "BUDGETS",
            "WORKLOAD", "jobs", "make_model", "sizes", "optimizer", "train", "execute", "read",
@@ -159,20 +158,14 @@ def train(param: str, width: int, lr: float, seed: int, steps: int) -> dict[str,
     return {"train": curve, "val": val, "diverged": curve[-1][1] is None or val is None}
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record = {"param": job.param, "steps": job.steps, "width": job.width,
-                  "log10_lr": job.log10_lr, "seed": job.seed,
-                  "lr": float(f"{10 ** job.log10_lr:.6g}")}
-        record.update(train(job.param, job.width, 10 ** job.log10_lr, job.seed, job.steps))
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    record = {"param": job.param, "steps": job.steps, "width": job.width,
+              "log10_lr": job.log10_lr, "seed": job.seed,
+              "lr": float(f"{10 ** job.log10_lr:.6g}")}
+    record.update(train(job.param, job.width, 10 ** job.log10_lr, job.seed, job.steps))
+    return record
 
 
 # --- reading the stored runs ------------------------------------------------------------------

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import pathlib
-import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -42,7 +41,7 @@ from optedu.training.clip import clip_grad_norm_, get_total_norm
 from optedu.training.layer_stats import AttentionLogits, UpdateRatios, adam_sqrt_v
 from optedu.training.spikes import qk_clip_
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 
 __all__ = ["GRID", "KEY", "STEPS", "SEEDS", "HIGH", "LOW", "SETTINGS", "Attention", "TinyLM",
            "jobs", "train", "execute", "read"]
@@ -193,18 +192,11 @@ def train(setting: str, seed: int, steps: int = STEPS) -> dict[str, Any]:
     return {**out, "val_loss": _r(float(val))}
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record = {"setting": job.setting, "seed": job.seed, "steps": STEPS,
-                  **train(job.setting, job.seed)}
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    return {"setting": job.setting, "seed": job.seed, "steps": STEPS,
+            **train(job.setting, job.seed)}
 
 
 GRID = Grid(name="spikes", chapter="Loss spikes",

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import pathlib
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -58,7 +57,7 @@ from optedu.optim.sgd import SGD
 from optedu.optim.variants.adam_start import Adam2k, GIAdam
 from optedu.theory.curvature import sharpness
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 
 __all__ = ["GRID", "KEY", "N", "STEPS", "OPTIMIZERS", "REMEDIES", "FREEZE", "WARMUPS", "RATES", "SEEDS", "THRESHOLD",
            "BLOWUP", "EVERY", "EARLY", "TRACES", "jobs", "rate", "trains", "largest_trained",
@@ -243,20 +242,14 @@ def train(name: str, peak: float, warmup: int, seed: int, *, trace: bool = False
     return record
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record = {"kind": job.kind, "optimizer": job.optimizer, "warmup": job.warmup,
-                  "point": job.point, "seed": job.seed}
-        record.update(train(job.optimizer, RATES[job.optimizer][job.point], job.warmup,
-                            job.seed, trace=job.kind == "trace"))
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    record = {"kind": job.kind, "optimizer": job.optimizer, "warmup": job.warmup,
+              "point": job.point, "seed": job.seed}
+    record.update(train(job.optimizer, RATES[job.optimizer][job.point], job.warmup,
+                        job.seed, trace=job.kind == "trace"))
+    return record
 
 
 # --- reading the stored runs ------------------------------------------------------------------

@@ -44,7 +44,6 @@ import copy
 import functools
 import math
 import pathlib
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -55,7 +54,7 @@ from optedu.choosing.contestants import Training
 from optedu.instruments import store
 from optedu.lr_scheduler.schedules import linear_warmup_cosine, warmup_stable_decay
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 
 __all__ = ["GRID", "KEY", "WORKLOADS", "CONTESTANT", "BUDGETS", "SHAPES", "FRACTION", "SWEEP",
            "SWEEP_BUDGET", "SEEDS", "PEAK_FACTORS", "PEAK_BUDGETS", "PROBE", "jobs", "tuned",
@@ -301,27 +300,21 @@ def wsd_run(workload: str, seed: int) -> dict[str, Any]:
             "branches": out}
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record = {"kind": job.kind, "workload": job.workload, "budget": job.budget,
-                  "seed": job.seed,
-                  "hyper": {k: float(f"{v:.6g}") for k, v in tuned(job.workload).items()}}
-        if job.kind == "cosine":
-            record.update(cosine_run(job.workload, job.budget, job.seed))
-        elif job.kind == "wsd":
-            record.update(wsd_run(job.workload, job.seed))
-        elif job.kind == "peak":
-            record.update(peak_runs(job.workload, job.budget, job.seed))
-        else:
-            raise ValueError(f"Invalid kind: {job.kind!r}")
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    record = {"kind": job.kind, "workload": job.workload, "budget": job.budget,
+              "seed": job.seed,
+              "hyper": {k: float(f"{v:.6g}") for k, v in tuned(job.workload).items()}}
+    if job.kind == "cosine":
+        record.update(cosine_run(job.workload, job.budget, job.seed))
+    elif job.kind == "wsd":
+        record.update(wsd_run(job.workload, job.seed))
+    elif job.kind == "peak":
+        record.update(peak_runs(job.workload, job.budget, job.seed))
+    else:
+        raise ValueError(f"Invalid kind: {job.kind!r}")
+    return record
 
 
 # --- reading the stored runs ------------------------------------------------------------------

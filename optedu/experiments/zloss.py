@@ -26,7 +26,6 @@ Transformer training instabilities*, ICLR 2024 (output-logit divergence at small
 from __future__ import annotations
 
 import pathlib
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +35,7 @@ from torch import nn
 from optedu.choosing import workloads
 from optedu.instruments import store
 
-from .grid import Grid, Job, Key
+from .grid import Grid, Job, Key, timed
 from .spikes import HIGH, LOW, TinyLM
 
 __all__ = ["GRID", "KEY", "STEPS", "EVERY", "SEEDS", "SETTINGS", "jobs", "train", "execute",
@@ -94,18 +93,11 @@ def train(setting: str, seed: int, steps: int = STEPS) -> dict[str, Any]:
     return {**out, "val_loss": store.rounded(float(val))}
 
 
+@timed
 def execute(job: Job) -> dict[str, Any]:
-    """Run ``job`` (one thread) and return its record (what is stored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        start = time.perf_counter()
-        record = {"setting": job.setting, "seed": job.seed, "steps": STEPS,
-                  **train(job.setting, job.seed)}
-        record["seconds"] = round(time.perf_counter() - start, 3)
-        return record
-    finally:
-        torch.set_num_threads(threads)
+    """Run ``job`` and return its record (what is stored)."""
+    return {"setting": job.setting, "seed": job.seed, "steps": STEPS,
+            **train(job.setting, job.seed)}
 
 
 GRID = Grid(name="zloss", chapter="Loss spikes",

@@ -13,15 +13,18 @@ where they are not set.
 
 ``book/conftest.py`` (nbval) and ``tools/run_notebooks.py`` (``make outputs``) call
 :func:`pin_cpu_kernels` before any kernel starts; the kernels inherit the environment.
+A stored run is also that of one thread (torch's sums over several come in another order):
+:func:`one_thread` runs a block so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import platform
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 
 # ATen's own kernels (ATEN_CPU_CAPABILITY), Intel MKL's BLAS and oneDNN's convolutions and
 # matrix products: the three places where torch dispatches on the processor's instruction set.
@@ -103,3 +106,16 @@ def _user() -> str:
         return getpass.getuser().replace(" ", "_")
     except Exception:  # pragma: no cover - as Inductor's default_cache_dir does
         return "unknown"
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one CPU thread inside the block, its thread count restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

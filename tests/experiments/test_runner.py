@@ -116,3 +116,33 @@ def test_the_listing_comes_from_the_declarations(capsys):
     assert '"Why warmup works"' in warmup and "experiments/warmup.jsonl" in warmup
     with pytest.raises(ValueError, match="Invalid experiment: 'nope'"):
         runner.main(["nope"])
+
+
+def test_a_timed_run_is_on_one_thread_and_gets_its_seconds_last():
+    seen = []
+
+    @grids.timed
+    def execute(job):
+        seen.append(torch.get_num_threads())
+        return {"n": job.n}
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        record = execute(grids.Key("n")(3))
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert list(record) == ["n", "seconds"] and 0 <= record["seconds"] < 1
+
+
+def test_one_thread_restores_the_count_when_the_block_raises():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(KeyError), reproducible.one_thread():
+            assert torch.get_num_threads() == 1
+            raise KeyError("x")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
