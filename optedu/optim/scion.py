@@ -171,8 +171,8 @@ class Scion(Optimizer):
     ``foreach=False`` path does (``tests/optim/test_scion.py`` measures the bound, and shows
     the rest of that path, the stacking of same-shape matrices included, bit-identical);
     ``p.grad`` is left alone (it negates it with ``maximize`` and adds the coupled
-    decay to it); no ``init()`` (its random re-initialisation of the weights per norm);
-    ``norm_type`` and ``norm_kwargs`` are checked when the optimizer is built.
+    decay to it); ``norm_type`` and ``norm_kwargs`` are checked when the optimizer is built.
+    :meth:`init` re-draws the weights as the reference's ``init()`` does, bit for bit.
     """
 
     supports_complex = False
@@ -210,6 +210,15 @@ class Scion(Optimizer):
     def init_state(self, param: torch.Tensor, group: Group) -> State:
         return {"d": torch.zeros_like(param)}
 
+    @torch.no_grad()
+    def init(self) -> None:
+        r"""Re-draw every parameter at a point of its norm's ball, times the group's
+        ``scale`` :math:`\rho` (the paper's initialisation; :func:`init_like`)."""
+        for group in self.param_groups:
+            options = norm_options(group)
+            for p in group["params"]:
+                p.copy_(init_like(p, group["norm_type"], options)).mul_(group["scale"])
+
     def update_group(self, params: list[torch.Tensor], grads: list[torch.Tensor],
                      states: list[State], group: Group) -> None:
         group["step"] = group.get("step", 0) + 1
@@ -220,6 +229,64 @@ class Scion(Optimizer):
                   norm=group["norm_type"], options=options, scale=group["scale"],
                   weight_decay=group["weight_decay"],
                   weight_decouple=group["weight_decouple"])
+
+
+def init_like(p: torch.Tensor, norm: int, options: Mapping[str, Any]) -> torch.Tensor:
+    r"""A random tensor shaped as ``p`` at unit size in the norm ``norm`` (a new tensor or
+    ``p`` itself, re-drawn), in the reference's order of draws:
+
+    * spectral: an orthogonal matrix (drawn in float64) times :math:`\sqrt{d_\text{out}/
+      d_\text{in}}` (``normalize``; else :math:`\sqrt{d_\text{out}}`, at least 1 with
+      ``max_scale``): its RMS→RMS norm is 1; a convolution kernel: each of its
+      :math:`k` spatial taps orthogonal, all times :math:`\sqrt{d_\text{out}/d_\text{in}}/k`;
+    * sign: :math:`\pm 1` entries (÷ :math:`d_\text{in}` with ``normalize``), or zeros
+      (``zero_init``);
+    * column: Gaussian columns scaled to RMS 1 (÷ :math:`d_\text{in}` with ``normalized``);
+      row: Gaussian rows scaled to norm 1 (÷ :math:`\sqrt{d_\text{in}}` with
+      ``normalized``); both on the transpose with ``transpose``;
+    * bias: zeros; none: ``p`` unchanged; auto: bias for 0 or 1 dimensions, spectral for 2,
+      the convolution's for 3 or 4, each with its default options (as in the step).
+    """
+    if norm == LMONorm.AUTO:
+        norm = {0: LMONorm.BIAS, 1: LMONorm.BIAS, 2: LMONorm.SPECTRAL}.get(
+            p.ndim, LMONorm.SPECTRALCONV if p.ndim in (3, 4) else -1)
+        if norm < 0:
+            raise invalid("norm_type", "AUTO", f"a tensor of 0 to 4 dimensions, not {p.ndim}")
+        options = OPTIONS[norm]
+    if norm == LMONorm.NONE:
+        return p
+    if norm == LMONorm.BIAS or (norm == LMONorm.SIGN and options["zero_init"]):
+        return torch.zeros_like(p)
+    if norm == LMONorm.SPECTRAL:
+        x = p.double()
+        torch.nn.init.orthogonal_(x)
+        d_out, d_in = x.shape
+        scale = math.sqrt(d_out / d_in) if options["normalize"] else math.sqrt(d_out)
+        if options["max_scale"]:
+            scale = max(1.0, scale)
+        return x.mul_(scale).to(p.dtype)
+    if norm == LMONorm.SPECTRALCONV:
+        x = p.double().contiguous()
+        d_out, d_in, *taps = x.shape
+        k = math.prod(taps)
+        kernels = x.view(d_out, d_in, k)
+        for i in range(k):
+            torch.nn.init.orthogonal_(kernels[:, :, i])
+        return x.mul_(math.sqrt(d_out / d_in) / k).to(p.dtype)
+    if norm == LMONorm.SIGN:
+        x = 2 * torch.randint(0, 2, p.shape, dtype=p.dtype) - 1
+        return x.div_(p.size(1)) if options["normalize"] else x
+    x = p.transpose(0, 1) if options["transpose"] else p
+    torch.nn.init.normal_(x)
+    if norm == LMONorm.COL:                                   # each column to RMS 1
+        x.div_(x.norm(dim=0, keepdim=True)).mul_(math.sqrt(x.size(0)))
+        if options["normalized"]:
+            x.div_(x.size(1))
+    else:                                                     # each row to norm 1
+        x.div_(x.norm(dim=-1, keepdim=True))
+        if options["normalized"]:
+            x.div_(math.sqrt(x.size(-1)))
+    return p
 
 
 def norm_options(group: Group) -> dict[str, Any]:

@@ -196,3 +196,43 @@ def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError) as info:
         Scion([torch.zeros(2, 2, requires_grad=True)], **kwargs)
     assert str(info.value) == message
+
+
+INIT_NORMS = HIDDEN + HEAD + [(LMONorm.SIGN, dict(zero_init=True)),
+                              (LMONorm.ROW, dict(normalized=True, transpose=True)),
+                              (LMONorm.COL, dict(normalized=False, transpose=True))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("norm", INIT_NORMS, ids=lambda n: n[0].name + str(n[1] or ""))
+def test_init_draws_the_references_weights_bit_for_bit(norm, dtype):
+    """The reference's ``init()``: each group's norm re-draws its weights (orthogonal in
+    float64 for the spectral norms, ±1 for sign, unit columns or rows, zeros for biases),
+    times the group's ``scale``; the global generator is drawn in the same order."""
+    out = []
+    for cls in (Scion, Reference):
+        torch.manual_seed(0)
+        ps = [torch.zeros(s, dtype=dtype, requires_grad=True) for s in SHAPES]
+        groups = [dict(params=[ps[0], ps[2], ps[3]], norm_type=norm[0], norm_kwargs=norm[1],
+                       scale=2.0),
+                  dict(params=[ps[1]], norm_type=LMONorm.BIAS, scale=3.0),
+                  dict(params=[ps[4]], norm_type=LMONorm.AUTO),
+                  dict(params=[ps[5]], norm_type=norm[0], norm_kwargs=norm[1], scale=10.0)]
+        opt = cls(groups)
+        with torch.no_grad():
+            ps[1].fill_(1.0)                 # a bias is re-drawn as zeros, not kept
+        opt.init()
+        out.append(ps)
+    for ours, theirs in zip(*out):
+        assert torch.equal(ours, theirs)
+    assert out[0][1].abs().sum() == 0 and out[0][4].abs().sum() > 0
+
+
+def test_init_puts_a_spectral_matrix_on_its_ball():
+    """Orthogonal times √(d_out/d_in): every singular value of the RMS→RMS-scaled matrix is
+    the radius."""
+    torch.manual_seed(0)
+    w = torch.zeros(6, 4, dtype=torch.float64, requires_grad=True)
+    Scion([w], norm_type=LMONorm.SPECTRAL, scale=2.0).init()
+    rms_to_rms = torch.linalg.svdvals(w.detach()) * (4 / 6) ** 0.5
+    torch.testing.assert_close(rms_to_rms, torch.full((4,), 2.0, dtype=torch.float64))
