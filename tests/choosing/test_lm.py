@@ -127,6 +127,6 @@ def test_a_few_steps_learn_the_bytes(corpus):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[0] == pytest.approx(math.log(lm.VOCAB), abs=0.3)
     assert sum(losses[-5:]) / 5 < losses[0] - 1.0

@@ -81,7 +81,7 @@ def test_the_first_step_is_a_pi_over_4_at_every_gradient_scale(size):
     q = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     q.grad = torch.tensor([size], dtype=torch.float64)
     torch.optim.Adam([q], lr=0.1).step()
-    assert (abs(float(q)) < 0.01) == (size < 1e-9)
+    assert (abs(q.item()) < 0.01) == (size < 1e-9)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
