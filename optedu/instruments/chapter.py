@@ -126,10 +126,18 @@ def prefixed(prefix: str, store: Callable[..., None] = glue_value, **defaults) -
 
 
 def _writer(digits: int, spec: str | None) -> Callable[[float], str]:
-    """:func:`~.display.num` with ``digits`` significant digits, or ``format(x, spec)``."""
+    """:func:`~.display.num` with ``digits`` significant digits, or ``format(x, spec)``
+    with a value that rounds to zero written without a sign (``-0.000`` as ``0.000``)."""
     if spec is not None:
-        return lambda x: format(x, spec)
+        return lambda x: _unsigned_zero(format(x, spec))
     return lambda x: num(x, digits)
+
+
+def _unsigned_zero(text: str) -> str:
+    """``text`` without its sign where every digit is 0: a value that rounds to zero."""
+    if text.strip()[:1] in "+-" and not any(c in "123456789" for c in text):
+        return text.replace(text.strip()[0], "", 1)
+    return text
 
 
 def value_range(values: Iterable[float], digits: int = 2, *, spec: str | None = None,

@@ -79,6 +79,9 @@ def test_every_helper_keeps_glues_guarantee(stored, store):
     (lambda: chapter.value_range([1.0, 2.0], spec=".3f"), "1.000–2.000"),
     (lambda: chapter.value_range([1.0, 2.0], 3, sep=" to "), "1.00 to 2.00"),
     (lambda: chapter.value_range([0.301, 0.298], collapse=True), "0.30"),
+    # a value that rounds to zero has no sign: "-0.000" is not a number a reader can use
+    (lambda: chapter.value_range([-4e-4, 2e-4], spec=".3f", collapse=True), "0.000"),
+    (lambda: chapter.value_range([-4e-4, -0.2], spec="+.3f"), "-0.200–0.000"),
     (lambda: chapter.value_range([0.301, 0.298]), "0.30–0.30"),
     (lambda: chapter.value_range([0.3, math.inf, math.nan], count_nonfinite="diverged"),
      "2 of 3 diverged"),
