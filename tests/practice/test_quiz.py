@@ -928,7 +928,7 @@ TWO_MINUTES_AT_LEAST = 127
 COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_descent",
             "nesterov", "rmsprop", "mup", "wsd", "data_parallel", "fast_step", "param_groups",
             "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing",
-            "results"}
+            "results", "two_momenta"}
 
 
 def test_the_completed_chapters_stay_complete():
