@@ -896,9 +896,32 @@ def _follow_up(main: Question, pool: Sequence[Question], used: set,
         or main.themes and main.themes[0] in q.themes)]
     if not near:
         return None
-    return min(near, key=lambda q: (LEVELS.index(q.level) < LEVELS.index(main.level),
-                                    q.chapter != main.chapter,
+    return min(near, key=lambda q: (given_away(q, main),
+                                    LEVELS.index(q.level) < LEVELS.index(main.level),
+                                    q.chapter == main.chapter,
                                     abs(q.number - main.number), q.chapter)), False
+
+
+_STOP = frozenset("""about after against also because before being between could does doing
+every their there these those under until what when where which while whose would your with
+from into over than that this they them then were will have more most other same such only
+just very some many much""".split())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z-]{4,}", text.lower()) if w not in _STOP}
+
+
+def given_away(q: Question, before: Question) -> bool:
+    """Whether the answer to ``before``, shown just before, already holds ``q``'s question:
+    most of the words of ``q``'s title (five letters or more, common words left out) occur
+    in it. A related question that is given away is asked only when no other is left."""
+    words = _content_words(to_text(q.title))
+    said = _content_words(to_text(before.answer))
+    return len(words) >= 2 and len(words & said) >= GIVEN_AWAY * len(words)
+
+
+GIVEN_AWAY = 0.6  # the share of a title's words that, found in the answer before, give it away
 
 
 def _duration(seconds: float) -> str:
@@ -1002,8 +1025,15 @@ class Mock:
         mains = [t for t in self.turns if t.main is None]
         own = sum(t.own for t in self.turns)
         themes = sorted({THEMES[k] for t in self.turns for k in t.question.themes})
-        record = (f" Marks are kept in {self.record.path}." if self.record is not None
-                  else "")
+        record = ""
+        if self.record is not None:
+            record = f" Marks are kept in {self.record.path}."
+            marked = sum(len(v) for v in self.record.answers.values())
+            if marked:
+                weakest = [THEMES.get(t, t) for t in list(self.record.theme_scores())[:2]]
+                record += (f" Your record holds {marked} marked answers: questions due for "
+                           "review come first, then your weakest themes ("
+                           + ", ".join(weakest) + ").")
         n = len(mains)
         return (f"A mock interview of {self.total_minutes} minutes: {n} main "
                 f"question{'s' if n != 1 else ''} "
@@ -1028,6 +1058,10 @@ class Mock:
             self.seconds[self._at] = self._clock() - self._started
             self._started = None
         return self.seconds.get(self._at)
+
+    def elapsed(self) -> float | None:
+        """Seconds on the running clock of the question asked last (None when none runs)."""
+        return None if self._started is None else self._clock() - self._started
 
     def _time_line(self) -> str:
         seconds, minutes = self.seconds.get(self._at), self.turns[self._at].minutes
@@ -1155,8 +1189,10 @@ class Mock:
 
 def _length_line(q: Question, length: str, minutes: int) -> str:
     """Which answer a mock shows, and how to see the others."""
-    if length == LENGTHS[1] and q.two_minutes is None:
-        shown = "the 30-second answer and its evidence (no two-minute answer yet)"
+    if q.two_minutes is None and length != LENGTHS[0]:
+        shown = "the spoken answer and its evidence (no two-minute answer yet)"
+    elif q.two_minutes is None:
+        shown = "the spoken answer (its only length besides the evidence)"
     else:
         shown = {"30 seconds": "the 30-second answer", "two minutes": "the two-minute answer",
                  "deep": "the deep answer"}[length]
@@ -1314,6 +1350,13 @@ def _points_said(reply: str) -> tuple[int, ...] | None:
         return None
 
 
+def _clock_prompt(seconds: float, minutes: int) -> str:
+    """The prompt of each line of a terminal answer: the clock so far against the minutes
+    allowed, flagged once they are spent."""
+    over = " OVER TIME" if seconds > 60 * minutes else ""
+    return f"[{_duration(seconds)} of {minutes} min{over}] > "
+
+
 def main(argv: Sequence[str] | None = None, read: Callable[[str], str] = input) -> int:
     """``python -m optedu.practice.quiz``: a mock interview in the terminal. Each question's
     clock runs while you type your answer (end it with an empty line); then the model answer,
@@ -1338,7 +1381,8 @@ def main(argv: Sequence[str] | None = None, read: Callable[[str], str] = input) 
         for _ in mock.turns:
             q = mock.ask()
             lines = []
-            while line := read("> "):
+            minutes = mock.turns[mock._at].minutes
+            while line := read(_clock_prompt(mock.elapsed() or 0.0, minutes)):
                 lines.append(line)
             mock.answer("\n".join(lines))
             mock.reveal()

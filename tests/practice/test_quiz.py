@@ -888,8 +888,48 @@ def test_the_mock_shows_the_length_its_slot_allows(layered, capsys):
                      clock=Clock())
     mock.ask()
     assert mock.reveal("two minutes").endswith("**The evidence.** Runs.")
-    assert "the 30-second answer and its evidence (no two-minute answer yet)" in \
+    assert "the spoken answer and its evidence (no two-minute answer yet)" in \
         capsys.readouterr().out
+    mock.ask()
+    mock.reveal()  # a 3-minute slot: the spoken answer, not called a 30-second one
+    out = capsys.readouterr().out
+    assert "Shown: the spoken answer (its only length" in out and "30-second" not in out
+
+
+def test_a_related_question_the_answer_before_gives_away_is_not_asked_next():
+    main = quiz.Question(chapter="ch0", chapter_title="Ch 0", number=1, glued={},
+                         title="Why do sharded optimizers differ?",
+                         answer="Element-wise optimizers step a shard exactly; whole-matrix "
+                                "optimizers such as Muon cannot step a shard exactly.\n\n"
+                                "**The evidence.** Runs.", level="standard",
+                         themes=("distributed",))
+    leaked = dataclasses.replace(main, chapter="ch1", number=1,
+                                 title="Which optimizers can step a shard exactly?")
+    fresh = dataclasses.replace(main, chapter="ch2", number=1,
+                                title="How many bytes does an all-reduce send?")
+    assert quiz.given_away(leaked, main) and not quiz.given_away(fresh, main)
+    follow, own = quiz._follow_up(main, [main, leaked, fresh], {id(main)})
+    assert follow is fresh and not own
+    # with nothing else left, the given-away one is still asked
+    assert quiz._follow_up(main, [main, leaked], {id(main)})[0] is leaked
+
+
+def test_the_terminal_prompt_shows_the_clock_and_flags_overtime():
+    assert quiz._clock_prompt(95, 3) == "[1 min 35 s of 3 min] > "
+    assert quiz._clock_prompt(200, 3) == "[3 min 20 s of 3 min OVER TIME] > "
+
+
+def test_the_plan_says_what_the_record_changed(tmp_path):
+    path = tmp_path / "practice.json"
+    day = datetime.date(2026, 11, 27)
+    mock = quiz.Mock(_bank(), minutes=20, seed=0, record=path, today=day, clock=Clock())
+    assert "Your record holds" not in mock.plan()
+    mock.ask()
+    mock.mark()
+    mock.sheet()
+    again = quiz.Mock(_bank(), minutes=20, seed=0, record=path, today=day)
+    assert "Your record holds 1 marked answers: questions due for review come first, " \
+        "then your weakest themes (" in again.plan()
 
 
 @pytest.mark.parametrize("change, message", [
