@@ -927,7 +927,7 @@ TWO_MINUTES_AT_LEAST = 127
 #: chapters whose every main question has its three lengths, key points and red flags
 COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_descent",
             "nesterov", "rmsprop", "mup", "wsd", "data_parallel", "fast_step", "param_groups",
-            "lamb_lars", "muon", "shampoo"}
+            "lamb_lars", "muon", "shampoo", "soap"}
 
 
 def test_the_completed_chapters_stay_complete():
