@@ -927,7 +927,8 @@ TWO_MINUTES_AT_LEAST = 127
 #: chapters whose every main question has its three lengths, key points and red flags
 COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_descent",
             "nesterov", "rmsprop", "mup", "wsd", "data_parallel", "fast_step", "param_groups",
-            "lamb_lars", "muon", "shampoo", "soap"}
+            "lamb_lars", "muon", "shampoo", "soap",
+            "parallelism"}
 
 
 def test_the_completed_chapters_stay_complete():
