@@ -928,7 +928,7 @@ TWO_MINUTES_AT_LEAST = 127
 COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_descent",
             "nesterov", "rmsprop", "mup", "wsd", "data_parallel", "fast_step", "param_groups",
             "lamb_lars", "muon", "shampoo", "soap",
-            "parallelism", "sharded_rules"}
+            "parallelism", "sharded_rules", "large_runs"}
 
 
 def test_the_completed_chapters_stay_complete():
