@@ -967,8 +967,9 @@ TWO_MINUTES_AT_LEAST = 155
 #: chapters whose every main question has its three lengths, key points and red flags
 COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_descent",
             "nesterov", "rmsprop", "mup", "wsd", "data_parallel", "fast_step", "param_groups",
-            "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing",
-            "results", "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam"}
+            "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing", "results",
+            "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam", "muon", "shampoo",
+            "soap", "parallelism", "sharded_rules", "large_runs"}
 
 
 def test_the_completed_chapters_stay_complete():
