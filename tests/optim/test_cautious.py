@@ -1,7 +1,19 @@
 """Cautious updates (Liang et al. 2024): the mask bit for bit against pytorch_optimizer
 4.1.0's apply_cautious; cautious LaProp bit for bit against its LaProp(cautious=True);
 CautiousLion against its Lion(cautious=True) and CautiousAdamW against its only cautious
-AdamW, AdEMAMix(alpha=0, cautious=True), to measured bounds; then the first-order claim."""
+AdamW, AdEMAMix(alpha=0, cautious=True), to measured bounds; then the first-order claim.
+
+The authors' code, ``c_adamw.py`` of github.com/kyleliang919/C-Optim (commit 2c0517c, class
+``AdamW``, per-tensor path ``foreach=False``; the default path runs an asynchronous batched
+update not run here), is no package; it was run beside optedu's CautiousAdamW in a throw-away
+script (not kept): 25 steps, two groups, shapes (6, 4), (5,), (3, 2, 2), betas (0.9, 0.999) and
+(0.7, 0.9), ``weight_decay`` 0 and 0.1, ``eps`` 0 and 1e-6: 8 settings, float32 and float64. As
+is they part by up to 6.3e-3 relative: the authors rescale the mask by ``1/max(mean, 1e-3)``
+(timm's), optedu by ``n/(k+1)`` (pytorch_optimizer's). With the authors' rescale in optedu they
+agree to 7.1e-7 (float32) and 1.8e-15 (float64) at ``eps=0``, and to 2.3e-6 at ``eps=1e-6``: the
+authors add ``eps`` to ``sqrt(v)`` before the bias correction (transformers' AdamW), optedu
+after (torch's AdamW). The authors' default ``eps`` is 1e-6 (optedu: torch's 1e-8).
+"""
 
 from __future__ import annotations
 
