@@ -285,3 +285,40 @@ def test_close_to_optax(jax_modules, dtype, T, two):
     if T is not None:
         lagged = _run_optax(jax_modules, dtype, [(i, h, T, 0) for i, h, T, _ in groups])
         assert harness.worst(a, lagged) > 0.1
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_heavyball_where_the_rules_coincide(dtype, weight_decay):
+    """heavyball 3.2.1's AdEMAMix, eager (compile_mode None, compile_step=False, as
+    experiments/cost.py runs it), is a second, independent reference. It parts from optedu in
+    three places, each measured over these 30 steps: it holds lr as a float32 tensor (lr = 0.01
+    moves every step by 2.2e-8 relative; 9.6e-10 in the parameters), takes max(sqrt(v), eps)
+    where optedu takes sqrt(v) + eps (9.6e-10 more), and warms beta3 up with the authors'
+    log(beta + 1e-8) (1.3e-7). So: lr a power of two, eps = 0, no warmup, optedu with the
+    authors' decoupled decay and alpha. Measured max relative difference 2.0e-16 (float64),
+    1.0e-7 (float32, from heavyball's debiased EMAs); bounds 1e-15 and 5e-7."""
+    import heavyball
+    import heavyball.utils
+    heavyball.utils.compile_mode = None
+    shapes = [(6, 4), (5,), (3, 2, 2)]
+
+    def run(make):
+        g = torch.Generator().manual_seed(0)
+        ps = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
+        opt = make(ps)
+        for t in range(30):
+            gg = torch.Generator().manual_seed(100 + t)
+            for p in ps:
+                p.grad = torch.randn(p.shape, generator=gg, dtype=dtype)
+            opt.step()
+        return ps
+    kw = dict(lr=2.0**-7, betas=(0.9, 0.999, 0.9999), alpha=2.0, eps=0.0,
+              weight_decay=weight_decay)
+    theirs = run(lambda ps: heavyball.AdEMAMix(
+        ps, **kw, compile_step=False,
+        storage_dtype="float64" if dtype == torch.float64 else "float32"))
+    ours = run(lambda ps: AdEMAMix(ps, **kw, weight_decouple=True))
+    worst = max(((a - b).abs().max() / b.abs().max()).item() for a, b in zip(ours, theirs))
+    assert worst <= (1e-15 if dtype == torch.float64 else 5e-7)
