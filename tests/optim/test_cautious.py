@@ -1,7 +1,19 @@
 """Cautious updates (Liang et al. 2024): the mask bit for bit against pytorch_optimizer
 4.1.0's apply_cautious; cautious LaProp bit for bit against its LaProp(cautious=True);
 CautiousLion against its Lion(cautious=True) and CautiousAdamW against its only cautious
-AdamW, AdEMAMix(alpha=0, cautious=True), to measured bounds; then the first-order claim."""
+AdamW, AdEMAMix(alpha=0, cautious=True), to measured bounds; then the first-order claim.
+
+The authors' code, ``c_adamw.py`` of github.com/kyleliang919/C-Optim (commit 2c0517c, class
+``AdamW``, per-tensor path ``foreach=False``; the default path runs an asynchronous batched
+update not run here), is no package; it was run beside optedu's CautiousAdamW in a throw-away
+script (not kept): 25 steps, two groups, shapes (6, 4), (5,), (3, 2, 2), betas (0.9, 0.999) and
+(0.7, 0.9), ``weight_decay`` 0 and 0.1, ``eps`` 0 and 1e-6: 8 settings, float32 and float64. As
+is they part by up to 6.3e-3 relative: the authors rescale the mask by ``1/max(mean, 1e-3)``
+(timm's), optedu by ``n/(k+1)`` (pytorch_optimizer's). With the authors' rescale in optedu they
+agree to 7.1e-7 (float32) and 1.8e-15 (float64) at ``eps=0``, and to 2.3e-6 at ``eps=1e-6``: the
+authors add ``eps`` to ``sqrt(v)`` before the bias correction (transformers' AdamW), optedu
+after (torch's AdamW). The authors' default ``eps`` is 1e-6 (optedu: torch's 1e-8).
+"""
 
 from __future__ import annotations
 
@@ -141,3 +153,49 @@ def test_the_mask_reads_the_whole_tensor_so_pieces_are_refused():
     u, g = torch.tensor([1.0, 1.0, -1.0, 1.0]), torch.ones(4)
     halves = torch.cat([cautious_mask(u[:2], g[:2]), cautious_mask(u[2:], g[2:])])
     assert not torch.equal(halves, cautious_mask(u, g))
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("scale_in_float64", [False, True], ids=["as-is", "scale-f64"])
+def test_heavyball_caution_where_the_rules_coincide(monkeypatch, dtype, scale_in_float64):
+    """heavyball 3.2.1's AdamW(caution=True), eager (as experiments/cost.py runs it), a second
+    reference: it masks the update where sign(g) and sign(u) differ and rescales by
+    n / max(k, 1), timm's n / max(k, n/1000) whenever k >= 1 (so optedu runs with
+    cautious_mask_mean). Where the rules coincide (lr a power of two: heavyball holds lr in
+    float32; eps = 0: it takes max(sqrt(v), eps)), 25 steps, two decays, measured max relative
+    difference 5.6e-8 (float32) and 1.8e-9 (float64): heavyball's n / k is a float32 scalar
+    (an integer division). With that scale computed in the parameter's dtype: 1.7e-16."""
+    import heavyball
+    import heavyball.utils
+    from optedu.practice.conventions import cautious_mask_mean
+    monkeypatch.setattr(heavyball.utils, "compile_mode", None)
+    monkeypatch.setattr(module, "cautious_mask", cautious_mask_mean)
+    if scale_in_float64:
+        def cautioning(g, update):
+            mask = g.signbit() ^ update.signbit()
+            kept = (mask.numel() - mask.sum()).clamp(min=1).to(update.dtype)
+            return update.masked_fill(mask, 0).mul_(mask.numel() / kept)
+        monkeypatch.setattr(heavyball.utils, "_compilable_cautioning", cautioning)
+    shapes = [(6, 4), (5,), (3, 2, 2)]
+    worst = 0.0
+    for weight_decay in (0.0, 0.1):
+        kw = dict(lr=2.0**-7, betas=(0.9, 0.999), eps=0.0, weight_decay=weight_decay)
+        runs = []
+        for make in (lambda ps: heavyball.AdamW(
+                         ps, **kw, caution=True, compile_step=False,
+                         storage_dtype="float64" if dtype == torch.float64 else "float32"),
+                     lambda ps: CautiousAdamW(ps, **kw)):
+            g = torch.Generator().manual_seed(0)
+            ps = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
+            opt = make(ps)
+            for t in range(25):
+                gg = torch.Generator().manual_seed(100 + t)
+                for p in ps:
+                    p.grad = torch.randn(p.shape, generator=gg, dtype=dtype) + 0.3
+                opt.step()
+            runs.append(ps)
+        worst = max(worst, *(((a - b).abs().max() / b.abs().max()).item()
+                             for a, b in zip(*runs)))
+    bound = 2e-7 if dtype == torch.float32 else 1e-15 if scale_in_float64 else 5e-9
+    assert worst <= bound
