@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import random
 import re
@@ -908,16 +909,20 @@ from into over than that this they them then were will have more most other same
 just very some many much""".split())
 
 
-def _content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z][a-z-]{4,}", text.lower()) if w not in _STOP}
+@functools.lru_cache(maxsize=4096)
+def _content_words(markdown: str) -> frozenset[str]:
+    """The words of five letters or more of ``markdown`` as plain text, common ones left out
+    (cached: a mock compares each main question's answer with many titles)."""
+    text = to_text(markdown).lower()
+    return frozenset(w for w in re.findall(r"[a-z][a-z-]{4,}", text) if w not in _STOP)
 
 
 def given_away(q: Question, before: Question) -> bool:
     """Whether the answer to ``before``, shown just before, already holds ``q``'s question:
     most of the words of ``q``'s title (five letters or more, common words left out) occur
     in it. A related question that is given away is asked only when no other is left."""
-    words = _content_words(to_text(q.title))
-    said = _content_words(to_text(before.answer))
+    words = _content_words(q.title)
+    said = _content_words(before.answer)
     return len(words) >= 2 and len(words & said) >= GIVEN_AWAY * len(words)
 
 
