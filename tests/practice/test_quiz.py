@@ -969,7 +969,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "nesterov", "rmsprop", "mup", "wsd", "data_parallel", "fast_step", "param_groups",
             "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing", "results",
             "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam", "muon", "shampoo",
-            "soap", "parallelism", "sharded_rules", "large_runs", "batch_size"}
+            "soap", "parallelism", "sharded_rules", "large_runs", "batch_size",
+            "loss_spikes"}
 
 
 def test_the_completed_chapters_stay_complete():
