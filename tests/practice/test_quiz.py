@@ -970,7 +970,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing", "results",
             "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam", "muon", "shampoo",
             "soap", "parallelism", "sharded_rules", "large_runs", "batch_size",
-            "loss_spikes", "warmup", "low_precision", "memory", "resuming"}
+            "loss_spikes", "warmup", "low_precision", "memory", "resuming",
+            "schedules", "schedule_choice"}
 
 
 def test_the_completed_chapters_stay_complete():
