@@ -971,7 +971,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam", "muon", "shampoo",
             "soap", "parallelism", "sharded_rules", "large_runs", "batch_size",
             "loss_spikes", "warmup", "low_precision", "memory", "resuming",
-            "schedules", "schedule_choice", "edge_of_stability", "averaging"}
+            "schedules", "schedule_choice", "edge_of_stability", "averaging",
+            "lr_finding"}
 
 
 def test_the_completed_chapters_stay_complete():
