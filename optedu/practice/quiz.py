@@ -1220,7 +1220,7 @@ _SYMBOLS = {
     "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠", "ll": "≪",
     "gg": "≫", "approx": "≈", "sim": "~", "lesssim": "≲", "gtrsim": "≳", "pm": "±",
     "times": "×", "cdot": "·",
-    "odot": "⊙", "to": "→", "leftarrow": "←", "rightarrow": "→", "mapsto": "↦", "top": "ᵀ", "star": "*",
+    "odot": "⊙", "to": "→", "leftarrow": "←", "rightarrow": "→", "mapsto": "↦", "otimes": "⊗", "top": "ᵀ", "star": "*",
     "dots": "…", "ldots": "…", "cdots": "⋯", "langle": "⟨", "rangle": "⟩", "|": "‖",
     "propto": "∝", "in": "∈", "partial": "∂", "ell": "ℓ", "lVert": "‖", "rVert": "‖",
     "lvert": "|", "rvert": "|",
