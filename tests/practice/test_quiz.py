@@ -972,7 +972,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "soap", "parallelism", "sharded_rules", "large_runs", "batch_size",
             "loss_spikes", "warmup", "low_precision", "memory", "resuming",
             "schedules", "schedule_choice", "edge_of_stability", "averaging",
-            "lr_finding", "schedule_free", "preconditioners", "mars_cautious"}
+            "lr_finding", "schedule_free", "preconditioners", "mars_cautious",
+            "psgd_kron"}
 
 
 def test_the_completed_chapters_stay_complete():
