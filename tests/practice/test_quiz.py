@@ -973,7 +973,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "loss_spikes", "warmup", "low_precision", "memory", "resuming",
             "schedules", "schedule_choice", "edge_of_stability", "averaging",
             "lr_finding", "schedule_free", "preconditioners", "mars_cautious",
-            "psgd_kron", "fused_step", "folklore", "lr_free"}
+            "psgd_kron", "fused_step", "folklore", "lr_free",
+            "lbfgs"}
 
 
 def test_the_completed_chapters_stay_complete():
