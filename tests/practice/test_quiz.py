@@ -974,7 +974,7 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "schedules", "schedule_choice", "edge_of_stability", "averaging",
             "lr_finding", "schedule_free", "preconditioners", "mars_cautious",
             "psgd_kron", "fused_step", "folklore", "lr_free",
-            "lbfgs", "sparse_adam"}
+            "lbfgs", "sparse_adam", "rprop"}
 
 
 def test_the_completed_chapters_stay_complete():
