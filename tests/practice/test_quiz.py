@@ -985,3 +985,19 @@ def test_the_completed_chapters_stay_complete():
     missing = [f"{q.chapter} Q{q.number}" for q in mains
                if q.two_minutes is None or q.key_points is None or q.red_flags is None]
     assert not missing, missing
+
+
+#: chapters whose every follow-up question (a class ``follows-q<n>``) has red flags and key
+#: points, so a mock's self-marking never falls back to whole sentences
+FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "low_memory", "two_momenta",
+                       "mars_cautious", "param_groups", "wsd", "zero"}
+
+
+def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
+    """A follow-up added to one of these chapters, or a layer lost from one, is named."""
+    follow_ups = [q for q in quiz.load(BOOK, sorted(FOLLOW_UPS_COMPLETE))
+                  if q.follows is not None]
+    assert {q.chapter for q in follow_ups} == FOLLOW_UPS_COMPLETE
+    missing = [f"{q.chapter} Q{q.number}" for q in follow_ups
+               if q.key_points is None or q.red_flags is None]
+    assert not missing, missing
