@@ -71,6 +71,23 @@ def run(make: Callable[[list[Any]], torch.optim.Optimizer], dtype: torch.dtype =
     return train(ps, make(groups(ps, two, second or {})), **kwargs)
 
 
+def on_random_gradients(make: Callable[[list[Any]], torch.optim.Optimizer],
+                        shapes: Sequence[tuple[int, ...]], dtype: torch.dtype, steps: int,
+                        shift: float = 0.0) -> list[torch.Tensor]:
+    """``steps`` steps of ``make(params)`` on seeded parameters of ``shapes`` fed seeded
+    normal gradients (plus ``shift``, so that their signs lean one way), no loss: for
+    references that step whatever gradients they are handed."""
+    g = torch.Generator().manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
+    opt = make(ps)
+    for t in range(steps):
+        gg = torch.Generator().manual_seed(100 + t)
+        for p in ps:
+            p.grad = torch.randn(p.shape, generator=gg, dtype=dtype) + shift
+        opt.step()
+    return ps
+
+
 def same(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> bool:
     """Whether two lists of tensors are equal bit for bit."""
     return all(torch.equal(x, y) for x, y in zip(a, b))

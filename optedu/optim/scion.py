@@ -54,6 +54,20 @@ OPTIONS: dict[int, dict[str, Any]] = {
 EPS = 1e-8   # the floor of the RMS in the column, row and bias oracles
 
 
+def resolved(norm: int, options: Mapping[str, Any], ndim: int
+             ) -> tuple[int, Mapping[str, Any]]:
+    """``AUTO`` made concrete for a tensor of ``ndim`` dimensions, with that norm's default
+    options (bias for 0 or 1, spectral for 2, the convolution's for 3 or 4); any other norm
+    as it is."""
+    if norm != LMONorm.AUTO:
+        return norm, options
+    concrete = {0: LMONorm.BIAS, 1: LMONorm.BIAS, 2: LMONorm.SPECTRAL}.get(
+        ndim, LMONorm.SPECTRALCONV if ndim in (3, 4) else -1)
+    if concrete < 0:
+        raise invalid("norm_type", "AUTO", f"a tensor of 0 to 4 dimensions, not {ndim}")
+    return concrete, OPTIONS[concrete]
+
+
 def polar(d: torch.Tensor, num_steps: int) -> torch.Tensor:
     """:math:`UV^\\top` of the matrix view (rows, the rest flattened), by Muon's Newton–Schulz
     iteration (bfloat16, Jordan's quintic), shaped as ``d``."""
@@ -75,12 +89,7 @@ def direction(d: torch.Tensor, norm: int, options: Mapping[str, Any]) -> torch.T
       :math:`\sqrt{d_\text{in}}` with ``normalized``); bias: the vector to RMS 1;
     * none: :math:`d` itself; auto: bias, spectral or convolution by the number of dimensions.
     """
-    if norm == LMONorm.AUTO:
-        norm = {0: LMONorm.BIAS, 1: LMONorm.BIAS, 2: LMONorm.SPECTRAL}.get(
-            d.ndim, LMONorm.SPECTRALCONV if d.ndim in (3, 4) else -1)
-        if norm < 0:
-            raise invalid("norm_type", "AUTO", f"a tensor of 0 to 4 dimensions, not {d.ndim}")
-        options = OPTIONS[norm]
+    norm, options = resolved(norm, options, d.ndim)
     if norm == LMONorm.SPECTRAL:
         d_out, d_in = d.shape
         scale = math.sqrt(d_out / d_in) if options["normalize"] else math.sqrt(d_out)
@@ -247,12 +256,7 @@ def init_like(p: torch.Tensor, norm: int, options: Mapping[str, Any]) -> torch.T
     * bias: zeros; none: ``p`` unchanged; auto: bias for 0 or 1 dimensions, spectral for 2,
       the convolution's for 3 or 4, each with its default options (as in the step).
     """
-    if norm == LMONorm.AUTO:
-        norm = {0: LMONorm.BIAS, 1: LMONorm.BIAS, 2: LMONorm.SPECTRAL}.get(
-            p.ndim, LMONorm.SPECTRALCONV if p.ndim in (3, 4) else -1)
-        if norm < 0:
-            raise invalid("norm_type", "AUTO", f"a tensor of 0 to 4 dimensions, not {p.ndim}")
-        options = OPTIONS[norm]
+    norm, options = resolved(norm, options, p.ndim)
     if norm == LMONorm.NONE:
         return p
     if norm == LMONorm.BIAS or (norm == LMONorm.SIGN and options["zero_init"]):

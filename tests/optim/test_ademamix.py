@@ -305,15 +305,7 @@ def test_heavyball_where_the_rules_coincide(dtype, weight_decay):
     shapes = [(6, 4), (5,), (3, 2, 2)]
 
     def run(make):
-        g = torch.Generator().manual_seed(0)
-        ps = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
-        opt = make(ps)
-        for t in range(30):
-            gg = torch.Generator().manual_seed(100 + t)
-            for p in ps:
-                p.grad = torch.randn(p.shape, generator=gg, dtype=dtype)
-            opt.step()
-        return ps
+        return harness.on_random_gradients(make, shapes, dtype, steps=30)
     kw = dict(lr=2.0**-7, betas=(0.9, 0.999, 0.9999), alpha=2.0, eps=0.0,
               weight_decay=weight_decay)
     theirs = run(lambda ps: heavyball.AdEMAMix(

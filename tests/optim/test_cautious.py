@@ -186,15 +186,7 @@ def test_heavyball_caution_where_the_rules_coincide(monkeypatch, dtype, scale_in
                          ps, **kw, caution=True, compile_step=False,
                          storage_dtype="float64" if dtype == torch.float64 else "float32"),
                      lambda ps: CautiousAdamW(ps, **kw)):
-            g = torch.Generator().manual_seed(0)
-            ps = [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
-            opt = make(ps)
-            for t in range(25):
-                gg = torch.Generator().manual_seed(100 + t)
-                for p in ps:
-                    p.grad = torch.randn(p.shape, generator=gg, dtype=dtype) + 0.3
-                opt.step()
-            runs.append(ps)
+            runs.append(harness.on_random_gradients(make, shapes, dtype, steps=25, shift=0.3))
         worst = max(worst, *(((a - b).abs().max() / b.abs().max()).item()
                              for a, b in zip(*runs)))
     bound = 2e-7 if dtype == torch.float32 else 1e-15 if scale_in_float64 else 5e-9
