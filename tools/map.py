@@ -23,6 +23,7 @@ import json
 import re
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -102,7 +103,12 @@ def prose_words(text: str) -> int:
 
 def minutes(stem: str) -> int:
     """Reading time of the prose, in minutes, rounded to five (at least five)."""
-    return max(5, 5 * round(prose_words(_markdown(stem)) / WORDS_PER_MINUTE / 5))
+    return minutes_of(_markdown(stem))
+
+
+def minutes_of(markdown: str) -> int:
+    """Reading time of ``markdown``'s prose, in minutes, rounded to five (at least five)."""
+    return max(5, 5 * round(prose_words(markdown) / WORDS_PER_MINUTE / 5))
 
 
 def numbers() -> dict[str, int]:
@@ -115,7 +121,9 @@ def numbers() -> dict[str, int]:
     return found
 
 
-def _link(stem: str, folder: str = "") -> str:
+def _link(stem: str, folder: str = "", target: Callable[[str], str] | None = None) -> str:
+    if target is not None:
+        return f"[{title(stem)}](<{target(stem)}>)"
     suffix = "ipynb" if (ROOT / "book" / f"{stem}.ipynb").exists() else "md"
     return f"[{title(stem)}]({folder}{stem}.{suffix})"
 
@@ -131,8 +139,10 @@ def _time(total: int) -> str:
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
 
 
-def render_paths(folder: str = "", level: str = "###") -> str:
-    """The three paths; links relative to ``folder`` ('book/' from the README)."""
+def render_paths(folder: str = "", level: str = "###",
+                 target: Callable[[str], str] | None = None) -> str:
+    """The three paths; links relative to ``folder`` ('book/' from the README), or to
+    ``target(stem)`` (the reader copies' names)."""
     number = numbers()
     known = {stem for _, _, stems in parts() for stem in stems}
     out = []
@@ -147,7 +157,7 @@ def render_paths(folder: str = "", level: str = "###") -> str:
         for step, chosen in steps:
             if step:
                 out.append(f"*{step}*\n")
-            out.extend(f"{i}. {_link(stem, folder)} ({_about(stem, number)})"
+            out.extend(f"{i}. {_link(stem, folder, target)} ({_about(stem, number)})"
                        for i, stem in enumerate(chosen, 1))
             out.append("")
     return "\n".join(out).rstrip() + "\n"

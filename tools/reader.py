@@ -701,19 +701,43 @@ def reader_notebook(book: Book, doc: str) -> dict:
     return nb
 
 
+def _map_tool():
+    """tools/map.py: the reading paths and reading times of the intro and the README."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_map",
+                                                  pathlib.Path(__file__).with_name("map.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def index_notebook(book: Book) -> dict:
-    """The index of the reader copies: the book's parts, their chapters numbered and linked."""
-    def line(doc: str) -> str:
+    """The index of the reader copies: the three reading paths (where the book has their
+    chapters), then the book's parts, their chapters numbered, linked, with reading times."""
+    book_map = _map_tool()
+
+    def link(doc: str) -> str:
         return f"[{book.titles.get(doc, doc)}](<{book.filename(doc)}>)"
 
+    def line(doc: str) -> str:
+        cells = book.source(doc)["cells"]
+        prose = "\n\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+        minutes = book_map.REFERENCE.get(doc) or f"{book_map.minutes_of(prose)} min"
+        return f"{link(doc)}, {minutes}"
+
     root = book.titles.get(book.order[0], "") if book.order else ""
-    practice = [line(doc) for doc in PAGES if doc in book.names]
+    practice = [link(doc) for doc in PAGES if doc in book.names]
     text = [f"# {book.title or root or 'Reader copies'}",
             "The chapters in reading order, as on the website and runnable: open one and run it "
             "top to bottom (Run > Run All Cells). Edits here are overwritten; the sources are in "
             "`book/`."]
     if practice:
         text.append("To practise for interviews: " + " and ".join(practice) + ".")
+    stems = {stem for _, _, steps in book_map.PATHS for _, chosen in steps for stem in chosen}
+    if stems <= set(book.names):  # the book itself, not a part of it
+        text.append("## Three ways in\n\n" + book_map.render_paths(
+            level="###", target=book.filename).strip())
     listed = set()
     for caption, stems in book.parts:
         docs = [doc for doc in stems if doc in book.names]

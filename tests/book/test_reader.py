@@ -332,6 +332,23 @@ def test_the_index_lists_every_part_and_links_every_copy(tmp_path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"   # JupyterLab asks for none
 
 
+def test_the_index_of_the_book_opens_on_three_ways_in_with_reading_times():
+    """As the intro does (tools/map.py): each path's chapters linked to their copies, each
+    with its reading time; then every part, every chapter with its reading time."""
+    book = reader.Book()
+    text = reader.index_notebook(book)["cells"][0]["source"]
+    ways = ["## Three ways in", "### Learn the rules", "### Practise: choose, tune, debug a run",
+            "### Prepare for interviews", "## Foundations"]
+    assert [text.index(w) for w in ways] == sorted(text.index(w) for w in ways)
+    adam = book.filename("adam")
+    assert re.search(rf"\d\. \[Adam[^\]]*\]\(<{adam}>\) \(chapter \d+, \d+ min\)", text)
+    chapters = re.findall(r"^\d+\. \[.*$", text[text.index("## Foundations"):], re.M)
+    assert len(chapters) == len(book.chapters)
+    assert all(re.search(r", \d+ min$", line) for line in chapters), chapters[:3]
+    links = set(re.findall(r"\]\(<([^>]+)>\)", text))
+    assert links == {book.filename(doc) for doc in book.copies}
+
+
 def test_a_page_of_the_book_becomes_a_reader_notebook(tmp_path):
     page = ("(bank)=\n# Questions\n\nIntro {glue:text}`one.ipynb::steps`.\n\n"
             "## Foundations\n\n### One\n\n"
