@@ -22,9 +22,10 @@ Markdown cell is plain Markdown and the HTML JupyterLab's sanitizer keeps:
 
 Code cells keep their source and stored outputs. Cells the website hides (``remove-input``,
 ``hide-input``, ...) are collapsed (``metadata.jupyter.source_hidden`` / ``outputs_hidden``).
-A collapsed cell after the title's, before any code, hands the values the prose shows to
-``optedu.instruments.display.reader_values``: when a re-run glues another value, ``glue`` says
-so under the cell (the prose is not updated).
+The values the prose shows are kept in the copy's metadata (``optedu_reader.shown``); a
+collapsed cell of two lines after the title's, before any code, hands them to
+``optedu.instruments.display.reader_values`` by naming the copy: when a re-run glues another
+value, ``glue`` says so under the cell (the prose is not updated).
 
 The copies are named in reading order, ``07_adam.ipynb`` for chapter 7 (the pages of unnumbered
 parts count on after the chapters: ``52_questions.ipynb``), so that JupyterLab's alphabetical
@@ -68,7 +69,8 @@ HIDE_OUTPUTS = {"remove-output", "hide-output", "remove-cell", "hide-cell"}
 # index notebook takes the root's place, and each copy ends with the works it cites.
 PAGES = ("questions", "claims")
 INDEX = "00_index.ipynb"
-MARK = "optedu_reader"  # notebook metadata of a copy: {"source": "book/adam.ipynb"}
+#: notebook metadata of a copy: {"source": "book/adam.ipynb", "shown": {glue key: text/plain}}
+MARK = "optedu_reader"
 # A notebook without a kernel makes JupyterLab ask for one: the pages and the index get this.
 KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
           "language_info": {"name": "python"}}
@@ -678,10 +680,10 @@ def reader_notebook(book: Book, doc: str) -> dict:
     if any(cell["cell_type"] == "code" for cell in cells):
         values = _code_cell(
             f"# Reader copy of {source}, written by tools/reader.py: edits here are\n"
-            f"# overwritten. The values the prose shows, so that glue() flags a re-run that\n"
-            f"# computes another one.\n"
+            f"# overwritten. The values its prose shows are in its metadata: glue()\n"
+            f"# flags a re-run that computes another one.\n"
             f"from optedu.instruments.display import reader_values\n"
-            f"reader_values({_literal(conv.shown)})")
+            f"reader_values({book.filename(doc)!r})")
         # The title's cell first (moving a Markdown cell changes no run: an install cell may
         # come before it), the values right after it, before any code: glue() knows them
         # when a cell glues.
@@ -694,6 +696,8 @@ def reader_notebook(book: Book, doc: str) -> dict:
             cells.insert(0, values)
     nb["cells"] = cells
     nb["metadata"] = {**KERNEL, **nb.get("metadata", {}), MARK: {"source": source}}
+    if any(cell["cell_type"] == "code" for cell in cells):
+        nb["metadata"][MARK]["shown"] = dict(conv.shown)
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
         for k, cell in enumerate(nb["cells"]):  # the cells the copy adds need ids
             cell.setdefault("id", f"reader-{k}")
@@ -788,12 +792,6 @@ def _markdown(conv: Converter, text: str, solution: str | None, rest: list[dict]
         more = "\n\n*Its code is in the folded cells below.*" if "code" in span else ""
         out[start:] = [conv.details(title, "\n\n".join(out[start:]) + more)]
     return "\n\n".join(out), solution
-
-
-def _literal(values: dict[str, str]) -> str:
-    if not values:
-        return "{}"
-    return "{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in values.items()) + "}"
 
 
 def _markdown_cell(text: str) -> dict:

@@ -148,14 +148,25 @@ def glue(name: str, variable: object, display: bool = True) -> None:
 _shown: dict[str, str] | None = None
 
 
-def reader_values(values: dict[str, str] | None) -> None:
+def reader_values(values: dict[str, str] | str | None) -> None:
     """Tell :func:`glue` which ``text/plain`` the prose shows for each key (``None``: no prose).
 
-    From then on, a ``glue(name, value)`` whose ``value`` displays as other text than the
-    prose's adds a visible note under its cell: "The text above says X for `name`; this run
-    computed Y." What glue stores for the website is unchanged.
+    ``values`` is the dict, or the path of a reader copy, which keeps it in its metadata
+    (``optedu_reader.shown``, tools/reader.py): a copy saved under another name, or moved
+    away from its folder, flags nothing. From then on, a ``glue(name, value)`` whose ``value``
+    displays as other text than the prose's adds a visible note under its cell: "The text
+    above says X for `name`; this run computed Y." What glue stores for the website is
+    unchanged.
     """
     global _shown
+    if isinstance(values, str):
+        import json
+        from pathlib import Path
+
+        path = Path(values)
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}) \
+            if path.is_file() else {}
+        values = meta.get("optedu_reader", {}).get("shown")
     _shown = None if values is None else dict(values)
 
 

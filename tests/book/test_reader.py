@@ -261,10 +261,23 @@ def test_the_cell_after_the_title_hands_the_prose_values_to_glue(tmp_path):
     title, values = nb["cells"][:2]
     assert title["source"] == "# Two"
     assert values["metadata"]["jupyter"] == {"source_hidden": True}
-    shown = {}
-    exec(values["source"].replace("from optedu.instruments.display import reader_values\n", ""),
-         {"reader_values": shown.update})
-    assert shown == {"a": "1.5"}   # the stored text/plain, only for keys the prose shows
+    # the stored text/plain, only for keys the prose shows, in the copy's metadata
+    assert nb["metadata"]["optedu_reader"]["shown"] == {"a": "1.5"}
+    code_lines = [x for x in values["source"].splitlines() if not x.startswith("#")]
+    assert code_lines == ["from optedu.instruments.display import reader_values",
+                          "reader_values('02_two.ipynb')"]
+
+
+def test_reader_values_reads_a_copy_s_metadata(tmp_path, shown):
+    """The cell names its copy; a copy saved under another name flags nothing."""
+    display, _ = shown
+    copy = tmp_path / "07_adam.ipynb"
+    copy.write_text(json.dumps({"cells": [], "metadata": {
+        "optedu_reader": {"source": "book/adam.ipynb", "shown": {"loss": "'0.65'"}}}}))
+    display.reader_values(str(copy))
+    assert display._shown == {"loss": "'0.65'"}
+    display.reader_values(str(tmp_path / "renamed.ipynb"))
+    assert display._shown is None
 
 
 def test_the_values_cell_opens_no_chapter_but_precedes_its_code(tmp_path):
