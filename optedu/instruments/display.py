@@ -166,8 +166,10 @@ def reader_values(values: dict[str, str] | str | None) -> None:
         path = Path(values)
         meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}) \
             if path.is_file() else {}
-        values = meta.get("optedu_reader", {}).get("shown")
-    _shown = None if values is None else dict(values)
+        shown = meta.get("optedu_reader", {}).get("shown")
+        _shown = None if shown is None else dict(shown)
+    else:
+        _shown = None if values is None else dict(values)
 
 
 def palette_png(fig: Figure, colors: int = 128, scale: float = 1) -> bytes | None:
