@@ -989,7 +989,7 @@ def test_the_completed_chapters_stay_complete():
 
 #: chapters whose every follow-up question (a class ``follows-q<n>``) has red flags and key
 #: points, so a mock's self-marking never falls back to whole sentences
-FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "low_memory", "two_momenta", "batch_size", "loss_spikes",
+FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "low_memory", "two_momenta", "batch_size", "loss_spikes", "warmup",
                        "mars_cautious", "param_groups", "wsd", "zero"}
 
 
