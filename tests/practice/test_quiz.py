@@ -970,8 +970,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing", "results",
             "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam", "muon", "shampoo",
             "soap", "parallelism", "sharded_rules", "large_runs", "batch_size",
-            "loss_spikes", "warmup", "low_precision", "memory", "resuming", "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "low_precision", "memory", "resuming",
-            "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "edge_of_stability", "averaging",
+            "loss_spikes", "warmup", "low_precision", "memory", "resuming", "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "schedule_free", "low_precision", "memory", "resuming",
+            "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "schedule_free", "edge_of_stability", "averaging",
             "lr_finding", "schedule_free", "preconditioners", "mars_cautious",
             "psgd_kron", "fused_step", "folklore", "lr_free",
             "lbfgs", "sparse_adam", "rprop", "adadelta", "adamax_nadam", "asgd"}
@@ -989,7 +989,7 @@ def test_the_completed_chapters_stay_complete():
 
 #: chapters whose every follow-up question (a class ``follows-q<n>``) has red flags and key
 #: points, so a mock's self-marking never falls back to whole sentences
-FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "low_memory", "two_momenta", "batch_size", "loss_spikes", "warmup", "low_precision", "memory", "resuming", "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging",
+FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "low_memory", "two_momenta", "batch_size", "loss_spikes", "warmup", "low_precision", "memory", "resuming", "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "schedule_free",
                        "mars_cautious", "param_groups", "wsd", "zero"}
 
 
