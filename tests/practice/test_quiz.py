@@ -970,8 +970,8 @@ COMPLETE = {"adamw", "momentum", "clipping", "zero", "training_step", "gradient_
             "lamb_lars", "after_muon", "flat_minima", "low_memory", "comparing", "results",
             "two_momenta", "adam", "adagrad", "lion", "adafactor", "radam", "muon", "shampoo",
             "soap", "parallelism", "sharded_rules", "large_runs", "batch_size",
-            "loss_spikes", "warmup", "low_precision", "memory", "resuming",
-            "schedules", "schedule_choice", "edge_of_stability", "averaging",
+            "loss_spikes", "warmup", "low_precision", "memory", "resuming", "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "schedule_free", "low_precision", "memory", "resuming",
+            "schedules", "schedule_choice", "lr_finding", "edge_of_stability", "averaging", "schedule_free", "edge_of_stability", "averaging",
             "lr_finding", "schedule_free", "preconditioners", "mars_cautious",
             "psgd_kron", "fused_step", "folklore", "lr_free",
             "lbfgs", "sparse_adam", "rprop", "adadelta", "adamax_nadam", "asgd"}
@@ -991,7 +991,9 @@ def test_the_completed_chapters_stay_complete():
 #: points, so a mock's self-marking never falls back to whole sentences
 FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "casebook", "drill_choices", "drill_triage",
                        "low_memory", "two_momenta", "mars_cautious", "param_groups", "wsd",
-                       "zero"}
+                       "zero", "batch_size", "loss_spikes", "warmup", "low_precision", "memory",
+                       "resuming", "schedules", "schedule_choice", "lr_finding",
+                       "edge_of_stability", "averaging", "schedule_free"}
 
 
 def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
