@@ -991,7 +991,7 @@ def test_the_completed_chapters_stay_complete():
 #: points, so a mock's self-marking never falls back to whole sentences
 FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "low_memory", "two_momenta", "mars_cautious",
                        "param_groups", "wsd", "zero", "preconditioners", "psgd_kron", "fused_step",
-                       "folklore", "lr_free", "sparse_adam", "rprop", "adamax_nadam"}
+                       "folklore", "lr_free", "sparse_adam", "rprop", "adamax_nadam", "asgd"}
 
 
 def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
