@@ -993,7 +993,9 @@ FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "casebook", "drill_choices
                        "low_memory", "two_momenta", "mars_cautious", "param_groups", "wsd",
                        "zero", "batch_size", "loss_spikes", "warmup", "low_precision", "memory",
                        "resuming", "schedules", "schedule_choice", "lr_finding",
-                       "edge_of_stability", "averaging", "schedule_free"}
+                       "edge_of_stability", "averaging", "schedule_free", "preconditioners",
+                       "psgd_kron", "fused_step", "folklore", "lr_free", "sparse_adam", "rprop",
+                       "adamax_nadam", "asgd"}
 
 
 def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
