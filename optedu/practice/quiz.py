@@ -928,6 +928,80 @@ def given_away(q: Question, before: Question) -> bool:
 
 GIVEN_AWAY = 0.6  # the share of a title's words that, found in the answer before, give it away
 
+# --- What a typed answer says: the points it seems to make, the red flags it repeats -------
+
+MADE = 0.6  # the share of a key point's words an answer must hold to seem to make it
+SAID = 0.8  # the share of a red flag's words a stretch of one sentence must hold, in order
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b")
+_QUOTED = re.compile(r'"([^"]{6,}?)"|“([^”]{6,}?)”')
+_SHORT_STOP = frozenset("""the and for are but not you its can has had was any all one out
+who how why use used each per""".split())
+
+
+def _stem_list(markdown: str) -> list[str]:
+    """The words of ``markdown`` as plain text in order, three letters or more, common ones
+    left out, each cut to a crude stem ("clipping", "clips" and "clipped" all read "clip")."""
+    out = []
+    for word in re.findall(r"[a-z0-9][a-z0-9-]{2,}", to_text(markdown).lower()):
+        if word in _STOP or word in _SHORT_STOP:
+            continue
+        for suffix in ("ing", "ed", "es", "s"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[:-len(suffix)]
+                break
+        out.append(word.rstrip("e") if len(word) > 4 else word)
+    return out
+
+
+def made_points(q: Question, text: str) -> list[int]:
+    """The key points (numbered as :meth:`Mock.reveal` shows them) whose words ``text``
+    mostly holds, for any of a point's alternatives: a hint for marking, not a mark."""
+    said = set(_stem_list(text))
+    alternatives = q.key_points if q.key_points is not None else [(p,) for p in q.points]
+    made = []
+    for i, options in enumerate(alternatives, 1):
+        for option in options:
+            words = set(_stem_list(option))
+            if words and len(words & said) >= MADE * len(words):
+                made.append(i)
+                break
+    return made
+
+
+def _repeats(claim: list[str], sentence: list[str]) -> bool:
+    """Whether a stretch of ``sentence`` at most one word longer than ``claim`` holds
+    :data:`SAID` of its words in its order."""
+    best = 0
+    for i, word in enumerate(sentence):
+        if word not in claim:
+            continue
+        k, n = claim.index(word) + 1, 1
+        for later in sentence[i + 1:i + len(claim) + 1]:
+            if later in claim[k:]:
+                k, n = claim.index(later, k) + 1, n + 1
+        best = max(best, n)
+    return best >= SAID * len(claim)
+
+
+def pushback_claims(q: Question) -> list[str]:
+    """The claims quoted in ``q``'s red flags that a typed answer can be checked against:
+    three words or more, no numbers or mathematics (those a marker reads)."""
+    claims = [a or b for a, b in _QUOTED.findall(q.red_flags or "")]
+    return [c for c in claims if "$" not in c and not re.search(r"\d", c)
+            and len(_stem_list(c)) >= 3]
+
+
+def red_flags_said(q: Question, text: str) -> list[str]:
+    """The claims quoted in ``q``'s red flags (what a weak answer says) that a sentence of
+    ``text`` repeats: most of the claim's words in its order, and a negation where the claim
+    has one (so "clipping does not fix exploding gradients" does not repeat "clipping fixes
+    exploding gradients"). No answer of the bank's own repeats one of its red flags."""
+    parts = [(_stem_list(s), bool(_NEGATION.search(s.lower()))) for s in sentences(text)]
+    return [claim for claim in pushback_claims(q)
+            if any(_repeats(_stem_list(claim), words)
+                   and negated == bool(_NEGATION.search(claim.lower()))
+                   for words, negated in parts)]
+
 
 def _duration(seconds: float) -> str:
     m, s = divmod(round(seconds), 60)
@@ -1108,6 +1182,12 @@ class Mock:
         if text.strip():
             self.answers[self._at] = text.strip()
         line = self._time_line()
+        said = red_flags_said(self._current().question, text)
+        if said:
+            claims = "; ".join(f"“{claim}”" for claim in said)
+            line += (f"\n\n*The interviewer pushes back:* your answer says {claims}, which is"
+                     f" what a weak answer says. Is it right? Say why, or what it misses,"
+                     f" before reveal().")
         _show(line)
         return line
 
@@ -1127,9 +1207,17 @@ class Mock:
         points = "\n".join(f"{i}. {to_markdown(q, p)}" for i, p in enumerate(q.points, 1))
         flags = (f"*Red flags (what a weak answer says):* {to_markdown(q, q.red_flags)}"
                  if q.red_flags else "")
+        typed = self.answers.get(self._at)
+        hint = ""
+        if typed:
+            made = made_points(q, typed)
+            hint = (f"*Your typed answer seems to make point"
+                    f"{'s' if len(made) != 1 else ''} "
+                    f"{', '.join(map(str, made)) if made else 'none'} of {len(q.points)}"
+                    f" (by its words: tick only what it really makes).*")
         shown = "\n\n".join(part for part in (
             self._time_line() if running else "", _length_line(q, length, turn.minutes),
-            text, flags, f"**Key points** (for mark()):\n\n{points}") if part)
+            text, flags, f"**Key points** (for mark()):\n\n{points}", hint) if part)
         _show(shown)
         return text
 

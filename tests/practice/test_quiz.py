@@ -1006,3 +1006,45 @@ def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
     missing = [f"{q.chapter} Q{q.number}" for q in follow_ups
                if q.key_points is None or q.red_flags is None]
     assert not missing, missing
+
+
+# -- pushing back: what a typed answer says -----------------------------------------------------
+
+
+def test_a_weak_claim_is_caught_and_its_negation_is_not():
+    (q,) = [q for q in quiz.load(BOOK, ["clipping"]) if q.number == 1]
+    weak = "Yes, clipping fixes exploding gradients"
+    assert quiz.red_flags_said(q, "Yes. Clipping fixes exploding gradients, always.") == [weak]
+    assert quiz.red_flags_said(q, "Clipping fixed the exploding gradients.") == [weak]
+    assert quiz.red_flags_said(q, "Clipping does not fix exploding gradients.") == []
+    assert quiz.red_flags_said(q, "Exploding gradients come from depth; clipping helps.") == []
+    said = "It rescales a gradient already computed, so it bounds the step."
+    assert quiz.made_points(q, said) == [1, 2]
+    assert quiz.made_points(q, "") == []
+
+
+def test_no_answer_in_the_bank_repeats_its_own_red_flags_and_each_is_caught_alone():
+    bank = quiz.load(BOOK)
+    claims = [(q, claim) for q in bank for claim in quiz.pushback_claims(q)]
+    assert len(claims) >= 375
+    own = [f"{q.chapter} Q{q.number}" for q in bank if quiz.red_flags_said(
+        q, "\n\n".join(filter(None, (q.spoken, q.two_minutes, q.evidence))))]
+    assert not own, own
+    missed = [f"{q.chapter} Q{q.number}: {c}" for q, c in claims if not quiz.red_flags_said(q, c)]
+    assert not missed, missed
+
+
+def test_the_mock_pushes_back_on_an_answer_that_says_a_red_flag(capsys):
+    bank = quiz.load(BOOK, ["clipping"])
+    mock = quiz.Mock(bank, minutes=20, seed=0, clock=Clock())
+    q = mock.ask()
+    while not quiz.pushback_claims(q):
+        q = mock.ask()
+    claim = quiz.pushback_claims(q)[0]
+    line = mock.answer(f"I would say: {claim}.")
+    assert "pushes back" in line and claim in line
+    mock.reveal()
+    assert "seems to make" in capsys.readouterr().out
+    strong = mock.ask()
+    line = mock.answer("\n\n".join(filter(None, (strong.spoken, strong.two_minutes))))
+    assert "pushes back" not in line
