@@ -87,6 +87,20 @@ def execute(nb, path: pathlib.Path, timeout: int, env: dict[str, str]) -> float:
         return time.perf_counter() - start
 
 
+def coalesced(outputs: list) -> list:
+    """``outputs`` with each run of printed text to one stream joined into one output, as
+    Jupyter shows it: how a cell's prints are split depends on the kernel's timing."""
+    merged: list = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (last is not None and output.output_type == "stream" == last.output_type
+                and output.name == last.name):
+            last.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def run(path: pathlib.Path, timeout: int) -> float:
     import nbformat
 
@@ -102,7 +116,7 @@ def run(path: pathlib.Path, timeout: int) -> float:
     if [c.source for c in ran] != [c.source for c in now]:
         raise RuntimeError(f"{path}: code changed while it ran; run it again")
     for old, new in zip(ran, now):
-        new.outputs, new.execution_count = old.outputs, old.execution_count
+        new.outputs, new.execution_count = coalesced(old.outputs), old.execution_count
         new.metadata.pop("execution", None)
     current.metadata = nb.metadata
     nbformat.write(current, path)

@@ -146,7 +146,7 @@ def plot_rank_maps(maps: Mapping[str, Mapping[str, Mapping[str, int]]],
         for i in range(n):
             for j in range(len(loads)):
                 rank = int(grid[i, j])
-                ax.text(j, i, str(rank), ha="center", va="center", fontsize=6.5,
+                ax.text(j, i, str(rank), ha="center", va="center", fontsize=7,
                         color="black" if rank <= n / 2 else "white")
         ax.set_xticks(range(len(loads)), [w.removeprefix("digits_") for w in loads],
                       rotation=40, ha="right", fontsize=7)
@@ -182,7 +182,7 @@ def plot_profiles(curves: Mapping[str, Mapping[str, Mapping[str, float]]],
         ax.title.set_fontsize(9)
         handles, labels = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(handles[::-1], labels[::-1], fontsize=6.5, loc="best")
+            ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="best")
     panels[0].set_ylabel("ρ(τ): share of workloads")
     fig.tight_layout(w_pad=2.5)
     return fig
@@ -265,12 +265,12 @@ def plot_lr_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float],
                 ax.plot(np.array(rates)[gone], mid[gone], "x", ms=4, color=line.get_color())
             ax.axhline(workloads.get(w).target, color="0.3", lw=0.7, ls=":")
             ax.set(xscale="log", ylim=(low - 0.05 * (top - low), top))
-            ax.tick_params(labelsize=6.5)
+            ax.tick_params(labelsize=7)
             if i == 0:
                 ax.set_title(w.removeprefix("digits_"), fontsize=8)
             if j == 0:
                 ax.set_ylabel(family, fontsize=8)
-                ax.legend(fontsize=5.8, loc="lower left")
+                ax.legend(fontsize=7, loc="lower left")
     fig.supxlabel("peak learning rate (other hyperparameters at their defaults)", fontsize=8)
     fig.tight_layout()
     return fig
@@ -304,12 +304,12 @@ def plot_lr_wd(maps: Mapping[str, tuple[Sequence[float], Sequence[float],
                                 grid.shape)
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.6, color="red"))
         ax.set_xticks(range(0, len(decays), 2), [f"{d:.0e}" for d in decays[::2]],
-                      rotation=45, fontsize=6.5)
+                      rotation=45, fontsize=7)
         ax.set_xlabel(labels[title], fontsize=8)
         ax.set_title(title, fontsize=8.5)
-    panels[0].set_yticks(range(len(rates)), [f"{r:.0e}" for r in rates], fontsize=6.5)
+    panels[0].set_yticks(range(len(rates)), [f"{r:.0e}" for r in rates], fontsize=7)
     panels[0].set_ylabel("peak learning rate", fontsize=8)
     bar = fig.colorbar(image, ax=panels, fraction=0.03, pad=0.02)
     bar.set_label("final validation loss (log scale)", fontsize=7)
-    bar.ax.tick_params(labelsize=6.5)
+    bar.ax.tick_params(labelsize=7)
     return fig

@@ -212,6 +212,17 @@ def iqr(quartiles: dict, spec: str = ".2f", label: str = "IQR ") -> str:
     return f"{q['median']:{spec}} ({label}{q['q1']:{spec}}–{q['q3']:{spec}})"
 
 
+def listed(values: Iterable[object], last: str = "and") -> str:
+    """Values as prose reads them, not as Python prints a list: ``listed([35, 65, 85]) ==
+    '35, 65 and 85'``; ``last=","`` for a sequence read in order (``'0.1, 0.05, 0.025'``)."""
+    words = [str(v) for v in values]
+    if not words:
+        raise ValueError("Invalid values: none (expected at least one)")
+    if len(words) == 1 or last == ",":
+        return ", ".join(words)
+    return f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
 def steps_or_missed(steps: float, missed: str = "missed") -> str:
     """Steps to a target as a whole number, or ``missed`` where the run never reached it
     (``inf``): ``steps_or_missed(412.0) == '412'``."""

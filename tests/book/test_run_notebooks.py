@@ -105,3 +105,17 @@ def test_unpinned_runs_only_where_the_cap_changes_kernels(monkeypatch, changes, 
     monkeypatch.setattr("sys.argv", ["run_notebooks.py", "--unpinned", "--check"]
                         + ["--always"] * always)
     assert tool().main() == 0 and bool(ran) == runs
+
+
+def test_prints_split_by_the_kernel_are_stored_as_one_output():
+    import nbformat
+
+    out = nbformat.v4.new_output
+    outputs = [out("stream", name="stdout", text="a\n"), out("stream", name="stdout", text="b\n"),
+               out("stream", name="stderr", text="w\n"), out("stream", name="stdout", text="c\n"),
+               out("display_data", data={"text/plain": "x"}),
+               out("stream", name="stdout", text="d\n")]
+    merged = tool().coalesced(outputs)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in merged] == [
+        ("stream", "stdout", "a\nb\n"), ("stream", "stderr", "w\n"), ("stream", "stdout", "c\n"),
+        ("display_data", None, None), ("stream", "stdout", "d\n")]

@@ -95,6 +95,9 @@ def test_every_helper_keeps_glues_guarantee(stored, store):
     (lambda: chapter.mean_pm([0.1, 0.2, 0.3]), "0.20 ± 0.1"),
     (lambda: chapter.steps_or_missed(411.6), "412"),
     (lambda: chapter.steps_or_missed(math.inf), "missed"),
+    (lambda: chapter.listed([35, 65, 85]), "35, 65 and 85"),
+    (lambda: chapter.listed([0.1, 0.05], last=","), "0.1, 0.05"),
+    (lambda: chapter.listed([7], last="or"), "7"),
     (lambda: chapter.iqr({"median": 2.0, "q1": 1.955, "q3": 2.5}), "2.00 (IQR 1.96–2.50)"),
     (lambda: chapter.iqr({"median": 2.0, "q1": 1.5, "q3": 2.5}, label=""), "2.00 (1.50–2.50)"),
 ])
@@ -107,6 +110,7 @@ def test_formatters(call, expected):
     lambda: chapter.median_range([]),
     lambda: chapter.mean_range([1.0], brackets="("),
     lambda: chapter.mean_pm([1.0]),
+    lambda: chapter.listed([]),
 ])
 def test_formatters_refuse_bad_input(call):
     with pytest.raises(ValueError, match="Invalid"):
