@@ -28,6 +28,13 @@
 
 const OPTEDU_ABBREVIATIONS = {lr: "learning rate"};
 
+// Question words. Sphinx lists only the pages that hold every word of the query that is not a
+// stopword, so a question typed as a reader asks it ("AdamW weight decay vs L2", "why does
+// Adam need bias correction") found nothing, or not its chapter, for want of "vs" or "does".
+// They join the stopwords (the array of language_data.js, which this file is appended to).
+stopwords.push("vs", "versus", "what", "why", "how", "when", "which", "does", "do", "did",
+               "should", "can", "i", "we", "you", "my", "me");
+
 const opteduExpand = (query) => query.replace(/[\p{Letter}\p{Number}_]+/gu,
   (word) => OPTEDU_ABBREVIATIONS[word.toLowerCase()] || word);
 

@@ -33,6 +33,10 @@ SEARCHES = [
     ("sharded optimizer state", "zero"),
     ("interview questions", "questions"),
     ("adafactor", "adafactor"),
+    # questions as a reader types them: the question words must not be required
+    ("AdamW weight decay vs L2", "adamw"),
+    ("why does Adam need bias correction", "adam"),
+    ("how do I choose the learning rate", "lr_finding"),
 ]
 TOP = 3
 SNIPPETS = 10  # results whose title and snippet are read for TeX
