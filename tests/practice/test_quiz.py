@@ -996,7 +996,9 @@ FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "casebook", "drill_choices
                        "edge_of_stability", "averaging", "schedule_free", "preconditioners",
                        "psgd_kron", "fused_step", "folklore", "lr_free", "sparse_adam", "rprop",
                        "adamax_nadam", "asgd", "rmsprop", "radam", "lion", "comparing",
-                       "lamb_lars"}
+                       "lamb_lars", "adafactor", "adam", "adamw", "after_muon", "data_parallel",
+                       "fast_step", "gradient_descent", "nesterov", "results", "flat_minima",
+                       "muon", "mup", "soap"}
 
 
 def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
