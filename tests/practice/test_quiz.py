@@ -998,7 +998,8 @@ FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "casebook", "drill_choices
                        "adamax_nadam", "asgd", "rmsprop", "radam", "lion", "comparing",
                        "lamb_lars", "adafactor", "adam", "adamw", "after_muon", "data_parallel",
                        "fast_step", "gradient_descent", "nesterov", "results", "flat_minima",
-                       "muon", "mup", "soap"}
+                       "muon", "mup", "soap", "training_step", "shampoo", "parallelism",
+                       "large_runs", "sharded_rules"}
 
 
 def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
