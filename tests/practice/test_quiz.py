@@ -995,7 +995,11 @@ FOLLOW_UPS_COMPLETE = {"drill_estimates", "clipping", "casebook", "drill_choices
                        "resuming", "schedules", "schedule_choice", "lr_finding",
                        "edge_of_stability", "averaging", "schedule_free", "preconditioners",
                        "psgd_kron", "fused_step", "folklore", "lr_free", "sparse_adam", "rprop",
-                       "adamax_nadam", "asgd"}
+                       "adamax_nadam", "asgd", "rmsprop", "radam", "lion", "comparing",
+                       "lamb_lars", "adafactor", "adam", "adamw", "after_muon", "data_parallel",
+                       "fast_step", "gradient_descent", "nesterov", "results", "flat_minima",
+                       "muon", "mup", "soap", "training_step", "shampoo", "parallelism",
+                       "large_runs", "sharded_rules"}
 
 
 def test_the_follow_ups_of_completed_chapters_have_red_flags_and_key_points():
