@@ -167,7 +167,9 @@ def render_map() -> str:
     number = numbers()
     out = []
     for caption, _, stems in parts():
-        out.append(f"- **{caption}**")
+        # a blank line before the chapters: a list numbered from 2 may not interrupt the
+        # caption's paragraph, so it ran on as text ("... SGD, 15 min 3. Momentum, ...")
+        out.append(f"- **{caption}**\n")
         out.extend(f"  {number[stem]}. {_link(stem)}, {minutes(stem)} min" if stem in number
                    else f"  - {_link(stem)}, {REFERENCE.get(stem) or f'{minutes(stem)} min'}"
                    for stem in stems)

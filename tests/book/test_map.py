@@ -63,3 +63,15 @@ def test_reading_time_counts_prose_only():
     # the title; the sentence; "See fig x and the page" (a bare reference reads as two
     # words, "Fig. 7.1"); the fold's body: its fence line and option are not prose
     assert book_map.prose_words(text) == 1 + 4 + 6 + 2
+
+
+def test_the_map_renders_every_chapter_as_an_item_of_its_part():
+    """CommonMark: a list numbered from 2 cannot interrupt a paragraph, so without the blank
+    line after a part's caption its chapters ran on as one paragraph of text."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").render(book_map.render_map())
+    items = re.findall(r"<li>\s*(?:<p>)?\s*<a href=\"([^\"]+)\"", html)
+    stems = [stem for _, _, part in book_map.parts() for stem in part]
+    assert [Path(item).stem for item in items] == stems
+    assert html.count("<ol") == sum(numbered for _, numbered, _ in book_map.parts())
