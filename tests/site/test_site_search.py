@@ -88,3 +88,22 @@ def test_search_ranks_the_chapter_in_the_top_three(browser, base_url, query, cha
            for r in shown for text in (r["title"], r["snippet"])
            for m in [TEX.search(text)] if m]
     assert not tex, f"'{query}': TeX in result titles or snippets: {tex[:3]}"
+
+
+FIELD = """
+const input = [...document.querySelectorAll('form.bd-search input.form-control')]
+    .find(el => el.getBoundingClientRect().width > 0);
+const icon = input.closest('form').querySelector('.fa-magnifying-glass');
+const start = input.getBoundingClientRect().left + parseFloat(getComputedStyle(input).paddingLeft);
+return [start, icon.getBoundingClientRect().right];
+"""
+
+
+@pytest.mark.xdist_group("search")
+def test_the_query_is_not_under_the_magnifier(browser, phone, base_url):
+    """The search page's field starts its text after the theme's icon, at 1280 and 390 px
+    (failed on the built site before optedu.css padded it: text at 12 px, icon to 22 px)."""
+    for driver in (browser, phone):
+        driver.get(f"{base_url}/search.html?q=why")
+        start, icon_right = driver.execute_script(FIELD)
+        assert start >= icon_right + 2, (start, icon_right)
