@@ -18,9 +18,12 @@ from typing import Any
 #: the widest screen that gets the phone drawing, in CSS px (optedu.css holds the same width):
 #: below it the site's column is narrower than the laptop drawing by more than a tenth
 PHONE_MEDIA = "screen and (max-width: 719.98px)"
-_IMAGE = re.compile(r'<picture class="optedu-phone">.*?</picture>'
+_IMAGE = re.compile(r'<picture class="optedu-phone[^"]*">.*?</picture>'
                     r'|<img\b[^>]*?\bsrc="(?P<src>[^"]*_images/(?P<stem>[^"/]+?))\.png"[^>]*>',
                     re.S)
+
+
+_FIGURE = re.compile(r'(<figure class="[^"]*"[^>]*>).*?</figure>', re.S)
 
 
 def split_images(images: Path) -> dict[str, float]:
@@ -49,16 +52,45 @@ def split_images(images: Path) -> dict[str, float]:
     return densities
 
 
-def wrap(html: str, phones: dict[str, float]) -> str:
-    """``html`` with each ``<img>`` of a figure that has a phone drawing in a ``<picture>``."""
+def stacked(images: Path) -> set[str]:
+    """The stems whose phone drawing stacks panels the laptop drawing sets side by side: it
+    is more than 1.5 times as tall for its width."""
+    import struct
+
+    def shape(path: Path) -> float:
+        width, height = struct.unpack(">II", path.read_bytes()[16:24])  # IHDR
+        return height / width
+
+    return {p.stem[:-len("-phone")] for p in images.glob("*-phone.png")
+            if shape(p) > 1.5 * shape(images / f"{p.stem[:-len('-phone')]}.png")}
+
+
+def wrap(html: str, phones: dict[str, float], stacks: set[str] | None = None) -> str:
+    """``html`` with each ``<img>`` of a figure that has a phone drawing in a ``<picture>``;
+    a figure whose phone drawing stacks its panels, and whose caption says "left" or
+    "right", is marked ``optedu-stacked`` (optedu.css tells a phone reader how to read it)."""
+    stacks = stacks or set()
+
     def one(match: re.Match) -> str:
         if match.group("src") is None or match.group("stem") not in phones:
             return match.group(0)
         density = phones[match.group("stem")]
         source = (f'<source media="{PHONE_MEDIA}" '
                   f'srcset="{match.group("src")}-phone.png {density:g}x">')
-        return f'<picture class="optedu-phone">{source}{match.group(0)}</picture>'
-    return _IMAGE.sub(one, html)
+        kind = "optedu-phone optedu-stacks" if match.group("stem") in stacks else "optedu-phone"
+        return f'<picture class="{kind}">{source}{match.group(0)}</picture>'
+
+    def caption(match: re.Match) -> str:
+        block = match.group(0)
+        said = re.search(r"<figcaption>(.*?)</figcaption>", block, re.S)
+        if ("optedu-stacks" not in block or said is None or "optedu-stacked" in match.group(1)
+                or not re.search(r"\b(?:left|right)\b", re.sub(r"<[^>]+>", "", said.group(1)),
+                                 re.I)):
+            return block
+        return block.replace(match.group(1), match.group(1).replace(
+            'class="', 'class="optedu-stacked ', 1), 1)
+
+    return _FIGURE.sub(caption, _IMAGE.sub(one, html))
 
 
 def _build_finished(app: Any, exception: Exception | None) -> None:
@@ -71,9 +103,10 @@ def _build_finished(app: Any, exception: Exception | None) -> None:
     phones = split_images(images)
     if not phones:
         return
+    stacks = stacked(images)
     for page in out.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        new = wrap(text, phones)
+        new = wrap(text, phones, stacks)
         if new != text:
             page.write_text(new, encoding="utf-8")
 

@@ -10,8 +10,8 @@ spec = importlib.util.spec_from_file_location("phone_figures", ROOT / "book/_ext
 phone_figures = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(phone_figures)
 
-def png(width: int) -> bytes:
-    header = width.to_bytes(4, "big") + (100).to_bytes(4, "big") + b"\x08\x03\0\0\0"
+def png(width: int, height: int = 100) -> bytes:
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x03\0\0\0"
     return (b"\x89PNG\r\n\x1a\n" + layouts._chunk(b"IHDR", header)
             + layouts._chunk(b"IEND", b""))
 
@@ -42,3 +42,27 @@ def test_images_are_split_and_their_pages_wrapped_once(tmp_path):
                     ' src="../_images/abc.png" style="width: 690px;"></picture>'
                     '<img alt="B" src="../_images/plain.png">')
     assert phone_figures.wrap(once, phones) == once
+
+
+def test_a_stacked_figure_whose_caption_says_left_is_marked(tmp_path):
+    images = tmp_path / "_images"
+    images.mkdir()
+    measures = {"font_px": 11, "phone_width": 333}
+    wide = png(1300, 500)
+    (images / "two.png").write_bytes(layouts.with_phone(wide, png(666, 1400), measures))
+    (images / "one.png").write_bytes(layouts.with_phone(wide, png(666, 280), measures))
+    phones = phone_figures.split_images(images)
+    stacks = phone_figures.stacked(images)
+    assert stacks == {"two"}
+
+    def figure(stem, caption):
+        return (f'<figure class="align-default" id="f-{stem}"><a><img alt="x" '
+                f'src="../_images/{stem}.png"></a><figcaption><p>{caption}</p></figcaption>'
+                f'</figure>')
+
+    html = (figure("two", "Left: the loss; right: the norm.") + figure("one", "Left: a.")
+            + figure("two", "The loss against the step."))
+    out = phone_figures.wrap(html, phones, stacks)
+    assert out.count('class="optedu-stacked align-default"') == 1
+    assert out.index("optedu-stacked") < out.index('id="f-one"')
+    assert phone_figures.wrap(out, phones, stacks) == out
