@@ -525,7 +525,14 @@ def test_a_reader_copy_run_in_a_kernel_flags_a_changed_value(tmp_path):
     cell = code("from optedu.instruments.display import glue\n"
                 "glue('lr', str(1 / 4), display=False)", [glued("lr", "'0.5'")])
     nb, _ = convert(tmp_path, cell, md("The rate is {glue:text}`lr`."))
-    nb = nbformat.from_dict(nb)
-    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    # the copy as it lies in _reader/: its values cell reads them from the file it names
+    values = next(c["source"] for c in nb["cells"] if "reader_values(" in c["source"])
+    name = re.search(r"reader_values\('([^']+)'\)", values).group(1)
+    folder = tmp_path / "_reader"
+    folder.mkdir()
+    (folder / name).write_text(json.dumps(nb))
+    nb = nbformat.read(folder / name, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=120,
+                   resources={"metadata": {"path": str(folder)}}).execute()
     shown = [o["data"]["text/plain"] for o in nb.cells[1].outputs if "text/plain" in o["data"]]
     assert shown == ["The text above says 0.5 for lr; this run computed 0.25."]
