@@ -49,7 +49,8 @@ from .optim.adam import Adam, AdamW, adam
 from .optim.adam_atan2 import AdamAtan2, adam_atan2
 from .optim.adamax import Adamax, adamax
 from .optim.asgd import ASGD, asgd
-from .optim.foreach import adam_foreach, sgd_foreach
+from .optim.adam import adam_foreach
+from .optim.sgd import sgd_foreach
 from .optim.lamb import Lamb, lamb
 from .optim.lars import LARS, lars
 from .optim.lbfgs import LBFGS

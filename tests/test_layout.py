@@ -343,3 +343,68 @@ def test_every_rule_module_defines_a_class():
                    if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)
                    and obj.__module__ == module.__name__ and not name.startswith("_")}
         assert classes, f"optedu/optim/{path.name} defines no optimizer class"
+
+
+# The path modules: the machinery of the multi-tensor and compiled paths, holding no rule.
+PATHS = ("foreach", "fused")
+FORM = re.compile(r"^(?P<rule>[a-z][a-z0-9_]*?)_(?:foreach|fused)$")
+
+
+def misplaced_forms(modules: dict[str, dict[str, object]]) -> list[str]:
+    """Each rule's foreach and fused forms beside its one-tensor form: a function
+    ``<rule>_foreach`` or ``<rule>_fused`` (Muon's ``muon_momentum_fused`` counts as Muon's)
+    must be defined in ``<rule>``'s module, never in a path module.
+    ``modules`` maps a module's short name to its functions defined there."""
+    wrong = []
+    for name, functions in modules.items():
+        for fname in functions:
+            match = FORM.match(fname)
+            if not match or fname.startswith("check_"):
+                continue
+            if name in PATHS:
+                wrong.append(f"optedu/optim/{name}.py defines the rule form {fname}: it belongs "
+                             "beside the rule's one-tensor form, in the rule's module")
+                continue
+            rule = match["rule"]
+            if rule != name and not rule.startswith(f"{name}_"):
+                wrong.append(f"optedu/optim/{name}.py defines {fname}, a form of another "
+                             f"rule ({rule}): it belongs in that rule's module")
+    return wrong
+
+
+def _optim_functions() -> dict[str, dict[str, object]]:
+    out = {}
+    for path in sorted((PACKAGE / "optim").glob("*.py")):
+        module = importlib.import_module(f"optedu.optim.{path.stem}")
+        out[path.stem] = {name: obj for name, obj in vars(module).items()
+                          if inspect.isfunction(obj) and obj.__module__ == module.__name__}
+    return out
+
+
+def test_each_rule_keeps_its_forms_in_one_module():
+    """A rule's one-tensor, foreach and fused forms are defined one after the other in its own
+    module (optedu/optim/adam.py holds adam, adam_foreach and adam_fused); foreach.py and
+    fused.py hold only the paths' machinery."""
+    modules = _optim_functions()
+    assert not misplaced_forms(modules), misplaced_forms(modules)
+    for name, functions in modules.items():
+        for fname in functions:
+            match = FORM.match(fname)
+            if match and name not in PATHS and match["rule"] == name:
+                assert name in functions, f"optedu/optim/{name}.py: {fname} without {name}"
+
+
+def test_a_rule_form_in_a_path_module_is_caught():
+    def adam_fused():
+        """A stand-in."""
+
+    def adam_foreach():
+        """A stand-in."""
+
+    planted = {"fused": {"adam_fused": adam_fused, "compiled": len},
+               "lion": {"lion": len, "adam_foreach": adam_foreach}}
+    wrong = misplaced_forms(planted)
+    assert len(wrong) == 2, wrong
+    assert "fused.py defines the rule form adam_fused" in wrong[0]
+    assert "lion.py defines adam_foreach, a form of another rule (adam)" in wrong[1]
+    assert not misplaced_forms({"muon": {"muon_momentum_fused": len, "muon_apply_fused": len}})

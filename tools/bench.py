@@ -13,13 +13,13 @@ implementation's *fraction of the roofline* is that limit over its measured time
 memory allows).
 
 Implementations (where they exist): ``optedu`` (one-tensor rule, a Python loop over tensors),
-``optedu-foreach`` (``optedu.optim.foreach``: the same rule on lists), ``optedu-compiled``
+``optedu-foreach`` (``foreach=True``: the rule's foreach form, on lists), ``optedu-compiled``
 (``torch.compile`` of optedu's step, with ``--compile``), ``torch-compiled`` (``torch.compile`` of
 torch's foreach step, torch's own compiled optimizer, with ``--compile``: the same compiler as
 ``optedu-fused``, so the two show what the compiler's loop costs against torch's hand-written
 fused kernel), ``torch`` (``foreach=False``),
 ``torch-foreach`` (``foreach=True``), ``torch-fused`` (``fused=True``), ``optedu-fused``
-(``fused=True``: ``optedu.optim.fused``, each tensor's step compiled into one kernel; held
+(``fused=True``: the rule's fused form, each tensor's step compiled into one kernel; held
 against ``torch-fused``, or against torch's single-tensor step where torch has no fused one).
 A compiled path's first step compiles it: ``compile_s`` is that step's time less a timed step's,
 and ``break_even_steps`` the steps after which the compiled path has won it back against optedu's
@@ -154,14 +154,14 @@ SPARSE_DENSITY = 0.1
 
 
 def optedu_fused_cases() -> set[str]:
-    """The optimizers whose optedu class takes ``fused`` (optedu.optim.fused's rules)."""
+    """The optimizers whose optedu class takes ``fused`` (a rule with a fused form)."""
     import inspect
     return {case.name for case in CASES
             if "fused" in inspect.signature(case.ours.__init__).parameters}
 
 
 def optedu_foreach_cases() -> set[str]:
-    """The optimizers whose optedu class takes ``foreach`` (optedu.optim.foreach's rules)."""
+    """The optimizers whose optedu class takes ``foreach`` (a rule with a foreach form)."""
     try:
         import optedu.optim.foreach  # noqa: F401
     except ImportError:

@@ -1,4 +1,8 @@
-r"""AdaGrad: per-coordinate learning rates from the sum of squared gradients."""
+r"""AdaGrad: per-coordinate learning rates from the sum of squared gradients.
+
+The rule in its forms, one after the other: :func:`adagrad` on one tensor,
+:func:`adagrad_sparse` on a sparse gradient, and :func:`adagrad_fused`,
+compiled into one kernel per tensor by :mod:`optedu.optim.fused`."""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ._validation import check_non_negative, check_tensor_lr
-from .fused import (FusedOptimizer, adagrad_fused, check_fused, compiled, flat,
+from .fused import (FusedOptimizer, check_fused, compiled, flat,
                     learning_rate, run_in_chunks)
 from .optimizer import Group, State, as_real, new_step_counter
 
@@ -97,6 +102,23 @@ def adagrad_sparse(
     param.add_(torch.sparse_coo_tensor(rows, values / denom, g.size()), alpha=-clr)
 
 
+def adagrad_fused(param: Tensor, grad: Tensor, state_sum: Tensor,
+                  step: Tensor, lr: Tensor, *, lr_decay: float,
+                  weight_decay: float, eps: float, maximize: bool) -> Tensor:
+    r"""One AdaGrad step on one tensor, in place: :func:`optedu.adagrad`
+    with the step counter and the learning rate as tensors. Returns
+    :math:`\tilde\eta_t`, so that the compiler computes it once."""
+    step += 1
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)  # g_t = g_t + λ θ_{t-1}
+    clr = lr / (1 + (step.double() - 1) * lr_decay)  # η̃_t = η/(1+(t-1)δ)
+    state_sum.addcmul_(g, g, value=1)       # G_t = G_{t-1} + g_t²
+    denom = state_sum.sqrt().add_(eps)      # √G_t + ε
+    param.add_(-clr * g / denom)            # θ_t = θ_{t-1} - η̃_t g_t/(√G_t+ε)
+    return clr
+
+
 class Adagrad(FusedOptimizer):
     r"""AdaGrad (Duchi, Hazan & Singer, 2011), a drop-in for torch 2.13's
     ``torch.optim.Adagrad``.
@@ -112,7 +134,7 @@ class Adagrad(FusedOptimizer):
         eps: :math:`\epsilon`, added after the square root (default ``1e-10``).
         maximize: ascend instead of descend (default ``False``).
         fused: ``True`` for the compiled path
-            (:func:`optedu.optim.fused.adagrad_fused`, one pass over memory
+            (:func:`adagrad_fused`, one pass over memory
             per tensor; rounds differently, see :mod:`optedu.optim.fused`).
 
     State per parameter: ``step``, ``sum``. Like torch, the state is created

@@ -1,16 +1,23 @@
 r"""Adam and AdamW: bias-corrected first and second moments, with coupled
-or decoupled weight decay."""
+or decoupled weight decay.
+
+The rule in its three forms, one after the other: :func:`adam` on one tensor
+(the reference the book shows), :func:`adam_foreach` on lists of tensors
+(bit for bit the same) and :func:`adam_fused`, compiled into one kernel per
+tensor by :mod:`optedu.optim.fused` (other roundings, bounded in
+``tests/optim/test_fused.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ._validation import check_adam_arguments, check_beta_types, check_tensor_lr
-from .foreach import adam_foreach, check_foreach
-from .fused import (FusedOptimizer, adam_fused, check_fused, compiled, flat, learning_rate,
+from .foreach import Tensors, check_foreach
+from .fused import (FusedOptimizer, check_fused, compiled, flat, learning_rate,
                     run_in_chunks)
 from .optimizer import Group, State, as_real, step_and_buffers
 
@@ -84,6 +91,101 @@ def adam(
     param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
+def adam_foreach(
+    params: Tensors,
+    grads: Tensors,
+    exp_avgs: Tensors,
+    exp_avg_sqs: Tensors,
+    max_exp_avg_sqs: Tensors | None,
+    steps: Sequence[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
+    r"""One Adam (or AdamW) step on lists of tensors, in place:
+    :func:`optedu.adam` on every tensor. ``steps`` holds each tensor's 1-based
+    step number; ``max_exp_avg_sqs`` is given for AMSGrad.
+
+    .. math::
+
+        m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
+        v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
+        \theta_t &\leftarrow \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    with the weight decay, AMSGrad and ``maximize`` of :func:`optedu.adam`.
+    """
+    g = torch._foreach_neg(grads) if maximize else grads
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            # θ ← (1 - ηλ) θ
+            torch._foreach_mul_(params, 1 - lr * weight_decay)
+        else:
+            # g_t ← g_t + λ θ_{t-1}
+            g = torch._foreach_add(g, params, alpha=weight_decay)
+    # m_t = β1 m_{t-1} + (1-β1) g_t
+    torch._foreach_lerp_(exp_avgs, g, 1 - beta1)
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, g, g, value=1 - beta2)
+    bias_correction1 = [1 - beta1**t for t in steps]        # 1 - β1^t
+    bias_correction2 = [1 - beta2**t for t in steps]        # 1 - β2^t
+    if max_exp_avg_sqs is not None:                         # AMSGrad
+        # v_max = max(v_max, v_t)
+        torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+        second_moments = max_exp_avg_sqs
+    else:
+        second_moments = exp_avg_sqs
+    # √v̂_t + ε
+    denoms = torch._foreach_sqrt(second_moments)
+    torch._foreach_div_(denoms, [bc**0.5 for bc in bias_correction2])
+    torch._foreach_add_(denoms, eps)
+    # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε)
+    torch._foreach_addcdiv_(params, exp_avgs, denoms,
+                            [-lr / bc for bc in bias_correction1])
+
+
+
+def adam_fused(param: Tensor, grad: Tensor, exp_avg: Tensor,
+               exp_avg_sq: Tensor, max_exp_avg_sq: Tensor | None,
+               step: Tensor, lr: Tensor, *, beta1: float, beta2: float,
+               eps: float, weight_decay: float, decoupled_weight_decay: bool,
+               maximize: bool) -> tuple[Tensor, Tensor]:
+    r"""One Adam (or AdamW) step on one tensor, in place: :func:`optedu.adam`
+    with the step counter and the learning rate as tensors. Returns the two
+    scalars of the step, :math:`-\eta/(1-\beta_1^t)` and
+    :math:`\sqrt{1-\beta_2^t}`, so that the compiler computes them once."""
+    step += 1                                       # t ← t + 1, in the tensor
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param.mul_(1 - lr * weight_decay)       # θ ← (1 - ηλ) θ
+        else:
+            g = g.add(param, alpha=weight_decay)    # g_t ← g_t + λ θ_{t-1}
+    exp_avg.lerp_(g, 1 - beta1)                 # m_t = β1 m_{t-1} + (1-β1) g_t
+    # v_t = β2 v_{t-1} + (1-β2) g_t²
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    t = step.double()
+    bias_correction1 = 1 - beta1**t                     # 1 - β1^t
+    bias_correction2_sqrt = (1 - beta2**t) ** 0.5       # √(1 - β2^t)
+    if max_exp_avg_sq is not None:                      # AMSGrad
+        # v_max = max(v_max, v_t)
+        max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq, exp_avg_sq))
+        second_moment = max_exp_avg_sq
+    else:
+        second_moment = exp_avg_sq
+    denom = (second_moment.sqrt() / bias_correction2_sqrt).add_(eps)
+    step_size = -lr / bias_correction1                  # -η / (1 - β1^t)
+    # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε), rounded as addcdiv: (s·m)/d
+    param.add_(step_size * exp_avg / denom)
+    return step_size, bias_correction2_sqrt
+
+
 class Adam(FusedOptimizer):
     r"""Adam (Kingma & Ba: arXiv 2014, ICLR 2015), a drop-in for
     ``torch.optim.Adam`` (torch 2.13).
@@ -105,10 +207,10 @@ class Adam(FusedOptimizer):
         decoupled_weight_decay: AdamW's decay (Loshchilov & Hutter, 2019)
             (default ``False``).
         foreach: ``True`` for the multi-tensor path
-            (:func:`optedu.optim.foreach.adam_foreach`, same results bit for bit);
+            (:func:`adam_foreach`, same results bit for bit);
             ``None`` (default) or ``False``: the one-tensor :func:`adam`.
         fused: ``True`` for the compiled path
-            (:func:`optedu.optim.fused.adam_fused`, one pass over memory per
+            (:func:`adam_fused`, one pass over memory per
             tensor; rounds differently, see :mod:`optedu.optim.fused`).
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, plus

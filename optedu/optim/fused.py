@@ -10,8 +10,12 @@ tensor once and writes it once: one loop over the elements that does the
 whole rule in registers.
 
 torch writes that loop by hand in C++ (``torch._fused_adam_`` and friends).
-optedu gets it from the compiler: the functions below are the rules written
-once more, line for line as the one-tensor rules, and ``torch.compile``
+optedu gets it from the compiler: each rule is written once more, line for
+line as its one-tensor form and beside it in the rule's module
+(:func:`optedu.optim.sgd.sgd_fused`, :func:`optedu.optim.adam.adam_fused`,
+:func:`optedu.optim.adagrad.adagrad_fused`, :func:`optedu.optim.lion.lion_fused`,
+Muon's two in :mod:`optedu.optim.muon`); this module compiles and calls
+them. ``torch.compile``
 (Inductor; on a CPU it emits a vectorised C++ loop and compiles it with the
 system's C++ compiler) turns each into one kernel. Four things make the
 compiled step fast and keep it compiled:
@@ -94,97 +98,6 @@ from .optimizer import Group, State
 
 Tensor = torch.Tensor
 
-
-def sgd_fused(param: Tensor, grad: Tensor, momentum_buffer: Tensor | None,
-              lr: Tensor, *, momentum: float, dampening: float,
-              weight_decay: float, nesterov: bool, maximize: bool,
-              first_step: bool) -> None:
-    r"""One SGD step on one tensor, in place: :func:`optedu.sgd` with the
-    learning rate a tensor. ``first_step`` copies the gradient into the
-    (given, empty) buffer, :math:`b_1 = g_1`, as torch's ``_fused_sgd_``
-    does."""
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g.add(param, alpha=weight_decay)        # g_t = g_t + λ θ_{t-1}
-    if momentum_buffer is not None:
-        if first_step:
-            momentum_buffer.copy_(g)                # b_1 = g_1
-        else:
-            # b_t = μ b_{t-1} + (1-τ) g_t
-            momentum_buffer.mul_(momentum).add_(g, alpha=1 - dampening)
-        if nesterov:
-            g = g.add(momentum_buffer, alpha=momentum)  # d_t = g_t + μ b_t
-        else:
-            g = momentum_buffer                     # d_t = b_t
-    param.sub_(lr * g)                              # θ_t = θ_{t-1} - η d_t
-
-
-def adam_fused(param: Tensor, grad: Tensor, exp_avg: Tensor,
-               exp_avg_sq: Tensor, max_exp_avg_sq: Tensor | None,
-               step: Tensor, lr: Tensor, *, beta1: float, beta2: float,
-               eps: float, weight_decay: float, decoupled_weight_decay: bool,
-               maximize: bool) -> tuple[Tensor, Tensor]:
-    r"""One Adam (or AdamW) step on one tensor, in place: :func:`optedu.adam`
-    with the step counter and the learning rate as tensors. Returns the two
-    scalars of the step, :math:`-\eta/(1-\beta_1^t)` and
-    :math:`\sqrt{1-\beta_2^t}`, so that the compiler computes them once."""
-    step += 1                                       # t ← t + 1, in the tensor
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)       # θ ← (1 - ηλ) θ
-        else:
-            g = g.add(param, alpha=weight_decay)    # g_t ← g_t + λ θ_{t-1}
-    exp_avg.lerp_(g, 1 - beta1)                 # m_t = β1 m_{t-1} + (1-β1) g_t
-    # v_t = β2 v_{t-1} + (1-β2) g_t²
-    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    t = step.double()
-    bias_correction1 = 1 - beta1**t                     # 1 - β1^t
-    bias_correction2_sqrt = (1 - beta2**t) ** 0.5       # √(1 - β2^t)
-    if max_exp_avg_sq is not None:                      # AMSGrad
-        # v_max = max(v_max, v_t)
-        max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq, exp_avg_sq))
-        second_moment = max_exp_avg_sq
-    else:
-        second_moment = exp_avg_sq
-    denom = (second_moment.sqrt() / bias_correction2_sqrt).add_(eps)
-    step_size = -lr / bias_correction1                  # -η / (1 - β1^t)
-    # θ_t = θ_{t-1} - η m̂_t / (√v̂_t + ε), rounded as addcdiv: (s·m)/d
-    param.add_(step_size * exp_avg / denom)
-    return step_size, bias_correction2_sqrt
-
-
-def adagrad_fused(param: Tensor, grad: Tensor, state_sum: Tensor,
-                  step: Tensor, lr: Tensor, *, lr_decay: float,
-                  weight_decay: float, eps: float, maximize: bool) -> Tensor:
-    r"""One AdaGrad step on one tensor, in place: :func:`optedu.adagrad`
-    with the step counter and the learning rate as tensors. Returns
-    :math:`\tilde\eta_t`, so that the compiler computes it once."""
-    step += 1
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g.add(param, alpha=weight_decay)  # g_t = g_t + λ θ_{t-1}
-    clr = lr / (1 + (step.double() - 1) * lr_decay)  # η̃_t = η/(1+(t-1)δ)
-    state_sum.addcmul_(g, g, value=1)       # G_t = G_{t-1} + g_t²
-    denom = state_sum.sqrt().add_(eps)      # √G_t + ε
-    param.add_(-clr * g / denom)            # θ_t = θ_{t-1} - η̃_t g_t/(√G_t+ε)
-    return clr
-
-
-def lion_fused(param: Tensor, grad: Tensor, exp_avg: Tensor, lr: Tensor, *,
-               beta1: float, beta2: float, weight_decay: float) -> None:
-    r"""One Lion step on one tensor, in place: :func:`optedu.lion` with the
-    learning rate a tensor. :math:`\eta\,\operatorname{sign}(c_t)` is exact,
-    so the step rounds once, as the one-tensor rule's ``add_`` does."""
-    param.mul_(1 - lr * weight_decay)                   # θ ← (1 - ηλ) θ
-    # c_t = β1 m_{t-1} + (1-β1) g_t
-    c = exp_avg.clone().mul_(beta1).add_(grad, alpha=1 - beta1)
-    param.sub_(lr * c.sign())                           # θ_t = θ - η sign(c_t)
-    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)  # m_t = β2 m + (1-β2) g_t
-
-
-# ---------------------------------------------------------------------------
-# compiling and calling the rules
 
 _NO_COMPILER: list[str] = []          # why the fused path is off, once known
 

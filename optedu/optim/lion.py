@@ -1,5 +1,9 @@
 r"""Lion: the sign of an interpolated momentum, with decoupled weight
-decay."""
+decay.
+
+The rule in its two forms, one after the other: :func:`lion` on one tensor
+and :func:`lion_fused`, compiled into one kernel per tensor by
+:mod:`optedu.optim.fused`."""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ._validation import check_betas, check_non_negative
-from .fused import (FusedOptimizer, check_fused, compiled, flat, learning_rate, lion_fused,
+from .fused import (FusedOptimizer, check_fused, compiled, flat, learning_rate,
                     run_in_chunks)
 from .optimizer import Group, State
 
@@ -45,6 +50,18 @@ def lion(
     exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)  # m_t = β2 m + (1-β2) g_t
 
 
+def lion_fused(param: Tensor, grad: Tensor, exp_avg: Tensor, lr: Tensor, *,
+               beta1: float, beta2: float, weight_decay: float) -> None:
+    r"""One Lion step on one tensor, in place: :func:`optedu.lion` with the
+    learning rate a tensor. :math:`\eta\,\operatorname{sign}(c_t)` is exact,
+    so the step rounds once, as the one-tensor rule's ``add_`` does."""
+    param.mul_(1 - lr * weight_decay)                   # θ ← (1 - ηλ) θ
+    # c_t = β1 m_{t-1} + (1-β1) g_t
+    c = exp_avg.clone().mul_(beta1).add_(grad, alpha=1 - beta1)
+    param.sub_(lr * c.sign())                           # θ_t = θ - η sign(c_t)
+    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)  # m_t = β2 m + (1-β2) g_t
+
+
 class Lion(FusedOptimizer):
     r"""Lion, EvoLved Sign Momentum (Chen et al., "Symbolic Discovery of
     Optimization Algorithms", NeurIPS 2023), in torch.optim's style.
@@ -58,7 +75,7 @@ class Lion(FusedOptimizer):
         weight_decay: :math:`\lambda`, decoupled: the weights shrink by
             :math:`1-\eta\lambda` each step (default ``0``).
         fused: ``True`` for the compiled path
-            (:func:`optedu.optim.fused.lion_fused`, one pass over memory per
+            (:func:`lion_fused`, one pass over memory per
             tensor; an optedu switch, in the groups only when given).
 
     State per parameter: ``exp_avg`` (:math:`m`) only, half of Adam's.

@@ -1,17 +1,23 @@
 r"""Stochastic gradient descent with momentum, dampening, Nesterov look-ahead
-and weight decay."""
+and weight decay.
+
+The rule in its three forms, one after the other: :func:`sgd` on one tensor
+(the reference the book shows), :func:`sgd_foreach` on lists of tensors
+(bit for bit the same) and :func:`sgd_fused`, compiled into one kernel per
+tensor by :mod:`optedu.optim.fused`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ._validation import check_nesterov, check_non_negative, check_tensor_lr
-from .foreach import check_foreach, sgd_foreach
+from .foreach import Tensors, check_foreach
 from .fused import (FusedOptimizer, check_fused, compiled, flat, learning_rate,
-                    run_in_chunks, sgd_fused)
+                    run_in_chunks)
 from .optimizer import Group, State
 
 
@@ -65,6 +71,81 @@ def sgd(
     return momentum_buffer
 
 
+def sgd_foreach(
+    params: Tensors,
+    grads: Tensors,
+    momentum_buffers: Sequence[torch.Tensor | None],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> list[torch.Tensor | None]:
+    r"""One SGD step on lists of tensors, in place: :func:`optedu.sgd` on each.
+
+    Returns the momentum buffers (``None`` entries without momentum). A
+    ``None`` buffer, a parameter's first step, becomes a copy of its gradient,
+    as in :func:`optedu.sgd`:
+
+    .. math::
+
+        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        b_t &\leftarrow \mu\, b_{t-1} + (1-\tau)\, g_t \quad (b_1 = g_1) \\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, (g_t + \mu\, b_t
+            \text{ if Nesterov, else } b_t)
+    """
+    g = torch._foreach_neg(grads) if maximize else grads
+    if weight_decay != 0:
+        # g_t = g_t + λ θ_{t-1}
+        g = torch._foreach_add(g, params, alpha=weight_decay)
+    buffers = list(momentum_buffers)
+    if momentum != 0:
+        old = [i for i, b in enumerate(buffers) if b is not None]
+        if old:
+            b_old = [b for b in buffers if b is not None]
+            # b_t = μ b_{t-1} + (1-τ) g_t
+            torch._foreach_mul_(b_old, momentum)
+            torch._foreach_add_(b_old, [g[i] for i in old],
+                                alpha=1 - dampening)
+        filled = [g_i.detach().clone() if b is None else b  # b_1 = g_1
+                  for g_i, b in zip(g, buffers)]
+        buffers = list(filled)
+        if nesterov:
+            # d_t = g_t + μ b_t
+            g = torch._foreach_add(g, filled, alpha=momentum)
+        else:
+            g = filled                                       # d_t = b_t
+    torch._foreach_add_(params, g, alpha=-lr)        # θ_t = θ_{t-1} - η d_t
+    return buffers
+
+
+
+def sgd_fused(param: Tensor, grad: Tensor, momentum_buffer: Tensor | None,
+              lr: Tensor, *, momentum: float, dampening: float,
+              weight_decay: float, nesterov: bool, maximize: bool,
+              first_step: bool) -> None:
+    r"""One SGD step on one tensor, in place: :func:`optedu.sgd` with the
+    learning rate a tensor. ``first_step`` copies the gradient into the
+    (given, empty) buffer, :math:`b_1 = g_1`, as torch's ``_fused_sgd_``
+    does."""
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g.add(param, alpha=weight_decay)        # g_t = g_t + λ θ_{t-1}
+    if momentum_buffer is not None:
+        if first_step:
+            momentum_buffer.copy_(g)                # b_1 = g_1
+        else:
+            # b_t = μ b_{t-1} + (1-τ) g_t
+            momentum_buffer.mul_(momentum).add_(g, alpha=1 - dampening)
+        if nesterov:
+            g = g.add(momentum_buffer, alpha=momentum)  # d_t = g_t + μ b_t
+        else:
+            g = momentum_buffer                     # d_t = b_t
+    param.sub_(lr * g)                              # θ_t = θ_{t-1} - η d_t
+
+
 class SGD(FusedOptimizer):
     r"""Stochastic gradient descent, a drop-in for ``torch.optim.SGD``
     (torch 2.13).
@@ -79,10 +160,10 @@ class SGD(FusedOptimizer):
         nesterov: use Nesterov's look-ahead (default ``False``).
         maximize: ascend instead of descend (default ``False``).
         foreach: ``True`` for the multi-tensor path
-            (:func:`optedu.optim.foreach.sgd_foreach`, same results bit for bit);
+            (:func:`sgd_foreach`, same results bit for bit);
             ``None`` (default) or ``False``: the one-tensor :func:`sgd`.
         fused: ``True`` for the compiled path
-            (:func:`optedu.optim.fused.sgd_fused`, one pass over memory per
+            (:func:`sgd_fused`, one pass over memory per
             tensor; rounds differently, see :mod:`optedu.optim.fused`).
 
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).

@@ -1,4 +1,5 @@
-"""optedu.optim.foreach: the multi-tensor SGD and Adam/AdamW, bit for bit equal to optedu's one-tensor
+"""The foreach path (sgd_foreach, adam_foreach, optedu.optim.foreach's machinery): the multi-tensor
+SGD and Adam/AdamW, bit for bit equal to optedu's one-tensor
 rules and to torch.optim's own foreach implementations, in float64 and float32.
 
 The grids are tests/optimizers.py's rows for SGD, Adam and AdamW (a pairwise cover of each in a
@@ -19,7 +20,8 @@ import pytest
 import torch
 
 import optedu
-from optedu.optim.foreach import adam_foreach, sgd_foreach
+from optedu.optim.adam import adam_foreach
+from optedu.optim.sgd import sgd_foreach
 from optimizers import FULL, PAIRS
 
 STEPS = 6
