@@ -45,9 +45,8 @@ if TYPE_CHECKING:                       # for the annotations only: no import co
     from torch.distributed.tensor import DTensor
 
 from optedu.optim.adam import AdamW
-from optedu.optim._sharding import is_sharded, local
-from optedu.optim.muon import (Muon, adjusted_lr, padded_piece, shard_layout,
-                               unpad, zeropower_via_newtonschulz)
+from optedu.optim._sharding import is_sharded, local, padded_piece, shard_layout, unpad
+from optedu.optim.muon import Muon, adjusted_lr, zeropower_via_newtonschulz
 from .comm import count_collectives, ring_bytes_sent, totals
 from .launcher import launch
 from .runs import (Job, default_dtype, local_batch, make_batch, make_model,

@@ -32,6 +32,12 @@ API (stable; other modules import these names):
   bit for bit, when none is);
 * ``sharded_dims(p) -> tuple[int, ...]``: the tensor dimensions ``p`` is
   cut along (``()`` for a plain tensor).
+* ``gather_matrix(t, dtype=None) -> Tensor``: the whole matrix of a
+  sharded DTensor on every rank (one all-gather); ``local_rows(whole, like)``:
+  this rank's piece of ``whole``, cut as ``like`` is (no communication);
+  under them ``shard_layout``, ``padded_piece`` and ``unpad`` (a matrix cut
+  along one dimension of a 1-D mesh only). For a rule that needs the whole
+  matrix (Muon's orthogonalisation, and ``optedu.distributed.muon``).
 
 Rules declare how they meet a piece, as class attributes of
 ``optedu.optim.optimizer.Optimizer``: ``element_wise = True`` (any piece
@@ -217,3 +223,67 @@ def norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     if not any(is_sharded(t) for t in tensors):
         return torch.stack([t.norm() for t in tensors])
     return sum_of_squares(*tensors).sqrt()
+
+
+# Whole matrices gathered from their pieces, and cut again: for a rule that
+# orthogonalises a matrix (Muon), which needs all of it.
+
+def shard_layout(t: torch.Tensor, rule: str = "Muon") -> tuple[int, int, int, Any]:
+    """Where a sharded matrix is cut: the dimension, the rows of a full
+    piece (``torch.chunk``'s size, as DTensor's ``Shard``), this rank's
+    index and the process group; refuses any other layout, naming ``rule``
+    (the one rule that gathers whole matrices, Muon, by default)."""
+    piece = cast("DTensor", t)                # callers pass a sharded tensor
+    mesh, placements = piece.device_mesh, piece.placements
+    if mesh.ndim != 1 or not placements[0].is_shard():
+        refuse_sharded(rule, t, "it gathers a matrix cut along one "
+                       "dimension of a 1-D mesh only")
+    dim = cast("Shard", placements[0]).dim
+    rows = -(-t.shape[dim] // mesh.size())                 # ⌈A/n⌉
+    return dim, rows, mesh.get_local_rank(), mesh.get_group()
+
+
+def padded_piece(t: torch.Tensor,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
+    """This rank's piece of a sharded matrix in ``dtype`` (default: its
+    own), cut dimension first, padded with zero rows to a full piece (the
+    collectives need equal sizes)."""
+    dim, rows, _, _ = shard_layout(t)
+    piece = local(t).to(dtype or t.dtype).movedim(dim, 0)
+    out = piece.new_zeros((rows, *piece.shape[1:]))
+    out[:piece.size(0)] = piece
+    return out
+
+
+def unpad(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The padded pieces, stacked, back into the matrix shaped as ``like``
+    (the padding of each piece is at its end, and only the last pieces of
+    ``torch.chunk`` are short, so the real rows come first)."""
+    dim = shard_layout(like)[0]
+    return whole[:like.shape[dim]].movedim(0, dim)
+
+
+def gather_matrix(t: torch.Tensor,
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The whole matrix of a sharded DTensor in ``dtype`` (default: its
+    own), on every rank: one ``all_gather_single`` over its mesh (seen
+    by ``optedu.distributed.count_collectives``). A plain or replicated
+    tensor comes back as it is."""
+    if not is_sharded(t):
+        return t
+    _, _, _, group = shard_layout(t)
+    piece = padded_piece(t, dtype)
+    whole = piece.new_empty((dist.get_world_size(group) * piece.size(0),
+                             *piece.shape[1:]))
+    dist.all_gather_single(whole, piece, group=group)
+    return unpad(whole, t)
+
+
+def local_rows(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """This rank's piece of ``whole``, cut as the sharded ``like`` is cut
+    (``whole`` itself when ``like`` is not sharded). No communication."""
+    if not is_sharded(like):
+        return whole
+    dim, rows, rank, _ = shard_layout(like)
+    return whole.narrow(dim, min(rank * rows, like.shape[dim]),
+                        local(like).shape[dim])

@@ -3,9 +3,9 @@ matrices.
 
 On a sharded parameter (FSDP2's DTensor, each rank holding a block of
 rows) the orthogonalisation needs the whole matrix: :func:`muon` gathers the
-Nesterov momentum with one all-gather (:func:`gather_matrix`), runs the same
+Nesterov momentum with one all-gather (:func:`~optedu.optim._sharding.gather_matrix`), runs the same
 Newton–Schulz iteration on every rank, and keeps this rank's rows
-(:func:`local_rows`). The momentum stays sharded (an element-wise average).
+(:func:`~optedu.optim._sharding.local_rows`). The momentum stays sharded (an element-wise average).
 Per matrix of :math:`\Psi` bytes and :math:`n` ranks this costs one
 all-gather, in the bfloat16 that the iteration reads (:math:`\Psi` bytes
 of bfloat16 gathered, :math:`\Psi(n-1)/n` sent per rank on a ring), a whole
@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
-import torch.distributed as dist
 
-if TYPE_CHECKING:                       # for the annotations only: no import cost
-    from torch.distributed.tensor import DTensor
-    from torch.distributed.tensor.placement_types import Shard
-
-from ._sharding import is_sharded, local, refuse_sharded
+from ._sharding import gather_matrix, local, local_rows
 from ._validation import check_bound, check_tensor_lr
 from .fused import FusedOptimizer, check_fused, compiled, flat, learning_rate, run_in_chunks
 from .optimizer import Group, State
@@ -114,66 +109,6 @@ def zeropower_via_newtonschulz(
         poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)  # bA + cA²
         x = torch.addmm(x, poly, x, beta=a)                # aX + (bA + cA²)X
     return x.T if tall else x
-
-
-def shard_layout(t: torch.Tensor) -> tuple[int, int, int, Any]:
-    """Where a sharded matrix is cut: the dimension, the rows of a full
-    piece (``torch.chunk``'s size, as DTensor's ``Shard``), this rank's
-    index and the process group; refuses any other layout."""
-    piece = cast("DTensor", t)                # callers pass a sharded tensor
-    mesh, placements = piece.device_mesh, piece.placements
-    if mesh.ndim != 1 or not placements[0].is_shard():
-        refuse_sharded("Muon", t, "it gathers a matrix cut along one "
-                       "dimension of a 1-D mesh only")
-    dim = cast("Shard", placements[0]).dim
-    rows = -(-t.shape[dim] // mesh.size())                 # ⌈A/n⌉
-    return dim, rows, mesh.get_local_rank(), mesh.get_group()
-
-
-def padded_piece(t: torch.Tensor,
-                 dtype: torch.dtype | None = None) -> torch.Tensor:
-    """This rank's piece of a sharded matrix in ``dtype`` (default: its
-    own), cut dimension first, padded with zero rows to a full piece (the
-    collectives need equal sizes)."""
-    dim, rows, _, _ = shard_layout(t)
-    piece = local(t).to(dtype or t.dtype).movedim(dim, 0)
-    out = piece.new_zeros((rows, *piece.shape[1:]))
-    out[:piece.size(0)] = piece
-    return out
-
-
-def unpad(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """The padded pieces, stacked, back into the matrix shaped as ``like``
-    (the padding of each piece is at its end, and only the last pieces of
-    ``torch.chunk`` are short, so the real rows come first)."""
-    dim = shard_layout(like)[0]
-    return whole[:like.shape[dim]].movedim(0, dim)
-
-
-def gather_matrix(t: torch.Tensor,
-                  dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The whole matrix of a sharded DTensor in ``dtype`` (default: its
-    own), on every rank: one ``all_gather_single`` over its mesh (seen
-    by ``optedu.distributed.count_collectives``). A plain or replicated
-    tensor comes back as it is."""
-    if not is_sharded(t):
-        return t
-    _, _, _, group = shard_layout(t)
-    piece = padded_piece(t, dtype)
-    whole = piece.new_empty((dist.get_world_size(group) * piece.size(0),
-                             *piece.shape[1:]))
-    dist.all_gather_single(whole, piece, group=group)
-    return unpad(whole, t)
-
-
-def local_rows(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """This rank's piece of ``whole``, cut as the sharded ``like`` is cut
-    (``whole`` itself when ``like`` is not sharded). No communication."""
-    if not is_sharded(like):
-        return whole
-    dim, rows, rank, _ = shard_layout(like)
-    return whole.narrow(dim, min(rank * rows, like.shape[dim]),
-                        local(like).shape[dim])
 
 
 def adjusted_lr(lr: float, adjust_lr_fn: str | None,

@@ -21,7 +21,7 @@ import torch
 import optedu
 from optedu.distributed import ring_bytes_sent
 from optedu.distributed.muon import MuonRun, OwnerMuon, compare, train_single
-from optedu.optim.muon import gather_matrix, local_rows
+from optedu.optim._sharding import gather_matrix, local_rows
 
 
 WIDTHS = (8, 32, 32, 32, 4)
