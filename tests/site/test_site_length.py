@@ -76,6 +76,11 @@ def lengths(laptop, base_url) -> dict[str, tuple[float, float]]:
 
 @pytest.mark.xdist_group("length")
 def test_no_chapter_is_too_long(lengths):
+    screens = {name: s for name, (s, _) in lengths.items()}
+    longest = max(screens, key=screens.get)
+    print(f"screens of {SCREEN[1]} px: median {statistics.median(screens.values()):.1f}, "
+          f"longest {longest} {screens[longest]:.1f}, over {MAX_SCREENS}: "
+          f"{sum(s > MAX_SCREENS for s in screens.values())} of {len(screens)}")
     over = {name: round(screens, 1) for name, (screens, _) in lengths.items()
             if screens > MAX_SCREENS and name not in TOO_LONG}
     assert not over, f"chapters longer than {MAX_SCREENS} screens of {SCREEN[1]} px: {over}"
@@ -87,6 +92,9 @@ def test_no_chapter_is_too_long(lengths):
 def test_visible_code_is_a_small_share(lengths):
     shares = {name: share for name, (_, share) in lengths.items()}
     median = statistics.median(shares.values())
+    most = max(shares, key=shares.get)
+    print(f"visible code: median {median:.0%}, most {most} {shares[most]:.0%}, 40 % or more: "
+          f"{sum(s >= 0.4 for s in shares.values())} of {len(shares)}")
     assert median <= MAX_CODE_MEDIAN, f"median visible code {median:.0%} > {MAX_CODE_MEDIAN:.0%}"
     worst = {name: f"{share:.0%}" for name, share in shares.items() if share > MAX_CODE}
     assert not worst, f"chapters whose visible code is over {MAX_CODE:.0%}: {worst}"
