@@ -226,7 +226,9 @@ def test_cheatsheet_meets_its_bar():
                and isinstance(getattr(optedu, name), type)
                and issubclass(getattr(optedu, name), torch.optim.Optimizer)]
     missing = [name for name in classes if f"<b>{name}</b>" not in html]
-    assert len(classes) >= 20 and not missing, f"optimizers without a row: {missing}"
+    assert len(classes) >= 20 and not missing, (
+        f"optimizers without a row in the stored cheat sheet: {missing}; store its outputs "
+        f"again: make outputs NB=book/cheatsheet.ipynb")
     assert re.search(r"^\s*assert .*measured", code, re.M), "bytes not checked"
     assert re.search(r"^\s*assert default_mismatches", code, re.M), "defaults not checked"
 

@@ -234,7 +234,10 @@ def test_the_stored_table_is_reproduced(table):
     stored = json.loads((ROOT / sharded_rules.STORED).read_text())
     assert stored["tolerance"] == sharded_rules.TOLERANCE
     rows = {row["rule"]: row for row in stored["rows"]}
-    assert set(rows) == set(table)
+    assert set(rows) == set(table), (
+        f"{sharded_rules.STORED} lacks {sorted(set(table) - set(rows))} and holds "
+        f"{sorted(set(rows) - set(table))} of no class: make experiments-sharded-rules, then "
+        f"make outputs NB=book/sharded_rules.ipynb")
     for name, row in table.items():
         for key in ("class", "step_bytes", "step_collectives", "hidden_collectives",
                     "message"):

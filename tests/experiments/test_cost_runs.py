@@ -20,7 +20,18 @@ from optedu.optim.catalogue import CATALOGUE
 
 @pytest.fixture(scope="module")
 def stored():
-    return {(r["rule"], r["impl"]): r for r in cost.read()}
+    rows = {(r["rule"], r["impl"]): r for r in cost.read()}
+    missing = [(rule.name, impl) for rule in CATALOGUE for impl in cost.IMPLS[rule.name]
+               if (rule.name, impl) not in rows]
+    assert not missing, (f"experiments/cost.jsonl lacks {len(missing)} runs, e.g. {missing[:3]}: "
+                         "make experiments-cost runs the missing ones (a new catalogue row)")
+    return rows
+
+
+def test_a_missing_run_is_named_with_its_make_target(monkeypatch):
+    monkeypatch.setattr(cost, "read", lambda *a, **k: [])
+    with pytest.raises(AssertionError, match="make experiments-cost"):
+        stored.__wrapped__()
 
 
 def test_every_rule_is_stored_with_its_closed_form(stored):
