@@ -269,7 +269,7 @@ WIDTHS = ["desktop", "phone"]
 SCROLL_BUDGET = {
     "desktop": {"code": 0, "table": 1, "other": 0, "equation": 2, "formula": 0,
                 "printed": 2},
-    "phone": {"code": 0, "table": 4, "other": 0, "equation": 8, "formula": 0,
+    "phone": {"code": 0, "table": 4, "other": 0, "equation": 0, "formula": 0,
               "printed": 16},
 }
 
