@@ -156,7 +156,11 @@
 
   // The bracket a top-level child is, or sits on (a bracket with a power, ")^2").
   const bracket = child => {
-    const base = /^MJX-MSU[BP]/.test(child.tagName) ? child.firstElementChild : child;
+    let base = /^MJX-MSU[BP]/.test(child.tagName) ? child.firstElementChild : child;
+    // a sized bracket (\big( ... \Big)) sits alone in a TeXAtom
+    if (base && base.tagName === "MJX-TEXATOM" && base.children.length === 1) {
+      base = base.firstElementChild;
+    }
     return base && base.tagName === "MJX-MO" && base.children.length === 1
       ? base.firstElementChild.className : "";
   };
