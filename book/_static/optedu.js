@@ -156,7 +156,11 @@
 
   // The bracket a top-level child is, or sits on (a bracket with a power, ")^2").
   const bracket = child => {
-    const base = /^MJX-MSU[BP]/.test(child.tagName) ? child.firstElementChild : child;
+    let base = /^MJX-MSU[BP]/.test(child.tagName) ? child.firstElementChild : child;
+    // a sized bracket (\big( ... \Big)) sits alone in a TeXAtom
+    if (base && base.tagName === "MJX-TEXATOM" && base.children.length === 1) {
+      base = base.firstElementChild;
+    }
     return base && base.tagName === "MJX-MO" && base.children.length === 1
       ? base.firstElementChild.className : "";
   };
@@ -275,6 +279,102 @@
     }
   }
 
+  // A display equation wider than its column breaks as TeX breaks a long display: before a
+  // relation at the top level of a row (the formula, or a cell of an aligned environment),
+  // outside brackets; and where a piece between two relations is still wider than the column,
+  // before a binary operator too. Nothing inside a fraction, a root, a bracket or a matrix
+  // breaks; the equation keeps its size, and the number (Sphinx's span.eqno beside it) keeps
+  // its place. An equation that fits is left as MathJax typeset it. Measured when the
+  // browser lays it out (the watcher's call below), and again when its width changes.
+  const DISPLAY = "mjx-container[display='true']";
+  const glyphs = els => els.some(el => el.getElementsByTagName("mjx-c").length);
+
+  // The rows whose children may break: the formula itself, or the cells of its aligned
+  // tables (not a matrix's: a table inside brackets).
+  function displayRows(math) {
+    if (!math.querySelector("mjx-mtable")) return [math];
+    return [...math.querySelectorAll("mjx-mtd")].filter(cell => !cell.querySelector("mjx-mtable")
+        && !cell.closest("mjx-mrow[texclass='INNER'], mjx-TeXAtom[texclass='INNER']"));
+  }
+
+  // A row's children (or a piece's) in pieces, each new one starting at a relation outside
+  // brackets; with ``operators``, at a binary operator, after a comma and between the words
+  // of a text as well. None without a glyph.
+  const COMMA = /\bmjx-c2C\b/;
+  // =, <, >, ≤, ≥, ≈, ≡, ∝, ∼, ←, →, ⇒ and ≔ written with explicit spaces (no space attribute)
+  const RELATION = /\bmjx-c(3D|3C|3E|2264|2265|2248|2261|221D|223C|2190|2192|21D2|2254)\b/;
+  function cutBefore(children, operators) {
+    const pieces = [[]];
+    let depth = 0;
+    let previous = null;
+    for (const child of children) {
+      const c = bracket(child);
+      // MathJax puts a relation's (or operator's) space on both it and what follows it
+      const space = child.tagName === "MJX-MO" && !OPEN.test(c) && !CLOSE.test(c)
+        && (!child.nextElementSibling
+            || child.nextElementSibling.getAttribute("space") === child.getAttribute("space"))
+        && child.getAttribute("space");
+      const at = space === "4" || (!depth && RELATION.test(c)) || (operators && (space === "3" || (previous
+        && (endsWord(previous) || COMMA.test(bracket(previous))))));
+      previous = child;
+      if (!depth && at && glyphs([child]) && glyphs(pieces[pieces.length - 1])) pieces.push([]);
+      pieces[pieces.length - 1].push(child);
+      if (OPEN.test(c)) depth += 1;
+      else if (CLOSE.test(c)) depth -= 1;
+      if (depth < 0) return [children];
+    }
+    return depth ? [children] : pieces;
+  }
+
+  function groupPieces(pieces) {
+    if (pieces.length < 2) return;
+    for (const piece of pieces) {
+      const box = document.createElement("mjx-mrow");
+      box.className = "optedu-piece";
+      piece[0].before(box);
+      box.append(...piece);
+    }
+  }
+
+  function unbreakDisplay(box) {
+    for (const piece of box.querySelectorAll("mjx-mrow.optedu-piece")) {
+      piece.replaceWith(...piece.childNodes);
+    }
+    box.classList.remove("optedu-broken");
+    for (const row of box.querySelectorAll(".optedu-row")) row.classList.remove("optedu-row");
+  }
+
+  const overflowsBox = box => box.scrollWidth > box.clientWidth + 1;
+
+  function fitDisplay(box) {
+    unbreakDisplay(box);
+    const math = box.querySelector(":scope > mjx-math");
+    if (!math || !box.clientWidth || !overflowsBox(box)) return;
+    box.classList.add("optedu-broken");
+    const rows = displayRows(math);
+    for (const row of rows) {
+      for (const child of [...row.children]) {
+        if (child.tagName === "MJX-MTEXT" && child.querySelector(`:scope > .${SPACE}`)) splitWords(child);
+      }
+      const pieces = cutBefore([...row.children], false);
+      if (pieces.length > 1) { row.classList.add("optedu-row"); groupPieces(pieces); }
+    }
+    if (!overflowsBox(box)) return;
+    // a piece that reaches past the column breaks before its binary operators as well
+    const right = box.getBoundingClientRect().right + 1;
+    for (const row of rows) {
+      const wide = (row.classList.contains("optedu-row") ? [...row.children] : [row])
+        .filter(piece => piece.getBoundingClientRect().right > right);
+      for (const piece of wide) {
+        const parts = cutBefore([...piece.children], true);
+        if (parts.length < 2) continue;
+        if (piece === row) { row.classList.add("optedu-row"); groupPieces(parts); continue; }
+        groupPieces(parts);
+        piece.replaceWith(...piece.childNodes);
+      }
+    }
+  }
+
   // What may scroll sideways: display equations, the theme's table boxes, a stacked table's
   // cells, code and printed outputs.
   const SCROLLERS = "article :is(mjx-container[display='true'], .pst-scrollable-table-container, "
@@ -291,7 +391,16 @@
   // Watched for size: a block is measured when it is laid out (a fold opens), and again
   // when its width changes (the screen turns).
   const watcher = "ResizeObserver" in window
-    ? new ResizeObserver(entries => entries.forEach(entry => markScrolling(entry.target)))
+    ? new ResizeObserver(entries => entries.forEach(entry => {
+      const box = entry.target;
+      const width = String(Math.round(entry.contentRect.width));
+      if (!box.matches(DISPLAY) || width === "0" || box.dataset.opteduWidth === width) {
+        markScrolling(box);
+        return;
+      }
+      box.dataset.opteduWidth = width;  // its height changes as it breaks; its width does not
+      requestAnimationFrame(() => { fitDisplay(box); markScrolling(box); });
+    }))
     : null;
 
   // Measured when the browser lays the block out (the observer's first call), not at once:

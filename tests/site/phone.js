@@ -1,6 +1,6 @@
 // What a phone's reader sees of the text, measured on the page as laid out
 // (tests/site/test_site_phone.py), after UNFOLD there has opened every fold.
-// Returns {cutFormulas, narrowText, scrolling, fadedFitting, screen, documentOverflow}.
+// Returns {cutFormulas, badEquations, narrowText, scrolling, fadedFitting, screen, documentOverflow}.
 const article = document.querySelector('article') || document.body;
 
 const describe = el => (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60);
@@ -50,6 +50,38 @@ const cutFormulas = [...article.querySelectorAll('mjx-container:not([display="tr
     .map(math => describe(math.closest('mjx-container').querySelector('mjx-assistive-mml')
         || math));
 
+// Display equations not wholly in the column: the equation scrolls in its box, or a line of it
+// (each piece optedu.js broke it into, or the whole formula) reaches past its box or the
+// screen; or it is smaller than the body text; or a line covers its number (Sphinx's
+// span.eqno beside it), or the number is off the screen.
+const paragraph = [...article.querySelectorAll('p')].find(p =>
+    !p.closest('.admonition, table, figure, .cell_output, aside, .sd-card')
+    && p.textContent.trim().length > 40) || article;
+const bodyFont = parseFloat(getComputedStyle(paragraph).fontSize);
+const meets = (a, b) => a.width && b.width && a.left < b.right - 1 && b.left < a.right - 1
+    && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+const badEquations = [...article.querySelectorAll('mjx-container[display="true"]')]
+    .filter(box => box.getBoundingClientRect().width)
+    .map(box => {
+      const math = box.querySelector(':scope > mjx-math') || box;
+      const column = box.getBoundingClientRect();
+      const pieces = [...box.querySelectorAll('mjx-mrow.optedu-piece')];
+      const lines = (pieces.length ? pieces : [math]).map(el => el.getBoundingClientRect());
+      const right = Math.min(column.right, screen) + 1;
+      const number = box.parentElement.querySelector(':scope > span.eqno');
+      const place = number && number.getBoundingClientRect();
+      const faults = [
+        (box.scrollWidth > box.clientWidth + 1 || lines.some(r => r.right > right
+            || r.left < column.left - 1)) && 'outside its column',
+        parseFloat(getComputedStyle(box).fontSize) < bodyFont - 0.01 && 'smaller than the text',
+        place && (lines.some(r => meets(r, place)) || place.right > screen + 1
+            || !place.width) && 'its number covered or off the screen',
+      ].filter(Boolean);
+      return {faults, what: describe(box.querySelector('mjx-assistive-mml') || box)};
+    })
+    .filter(eq => eq.faults.length)
+    .map(eq => `${eq.faults.join(', ')}: ${eq.what}`);
+
 // Blocks of prose narrower than MIN_CHARS characters of their own font: the width of the
 // box that holds the text (its content box) over the mean width of a character of English
 // prose in that font. Prose only: code, tables, maths and figures keep their own widths, and
@@ -77,5 +109,5 @@ const narrowText = [...article.querySelectorAll(
     .map(({el, chars}) => ({chars: Math.round(chars * 10) / 10,
                             what: el.tagName + ' ' + describe(el)}));
 
-return {cutFormulas, narrowText, scrolling, fadedFitting, screen,
+return {cutFormulas, badEquations, narrowText, scrolling, fadedFitting, screen,
         documentOverflow: document.documentElement.scrollWidth - screen};
