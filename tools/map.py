@@ -8,6 +8,10 @@ book/intro.md holds two generated blocks, each between a start and an end marker
   picks the chapters; their titles, numbers and times come from the chapters);
 - the map: every part of _toc.yml with every chapter, numbered as the website numbers them.
 
+Each chapter on a path ends by continuing it, from the same PATHS: ``stops(stem)`` says where
+a chapter stands on each path (book/_ext/reading_paths.py on the website, tools/reader.py in
+the reader copies).
+
 A reading time counts a chapter's prose (its Markdown, without code, maths and markup) at
 200 words a minute, rounded to five minutes; running the cells and reading the figures take
 longer.
