@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import html
 import json
 import pathlib
@@ -676,6 +677,9 @@ def reader_notebook(book: Book, doc: str) -> dict:
     if conv.cited:
         refs = "\n".join(f"- {conv.book.bib[k][2]}" for k in conv.cited)
         cells.append(_markdown_cell(f"## Works cited\n\n{refs}"))
+    onward = path_text(book, doc)
+    if onward:
+        cells.append(_markdown_cell(onward))
     source = f"book/{doc}.ipynb" if doc in book.notebooks else f"book/{doc}.md"
     if any(cell["cell_type"] == "code" for cell in cells):
         values = _code_cell(
@@ -705,6 +709,7 @@ def reader_notebook(book: Book, doc: str) -> dict:
     return nb
 
 
+@functools.cache
 def _map_tool():
     """tools/map.py: the reading paths and reading times of the intro and the README."""
     import importlib.util
@@ -716,6 +721,41 @@ def _map_tool():
     return module
 
 
+def _reading_time(book: Book, book_map, doc: str) -> str:
+    """``doc``'s reading time as the index and the website give it: '25 min', or what a
+    reference page is."""
+    cells = book.source(doc)["cells"]
+    prose = "\n\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    return book_map.REFERENCE.get(doc) or f"{book_map.minutes_of(prose)} min"
+
+
+def path_text(book: Book, doc: str) -> str:
+    """The copy's last cell where ``doc`` lies on reading paths (tools/map.py's, which the
+    index and the website list): for each path, its name linking to it in the index, the
+    copy's place on it, and links to the copies before and after it, the next with its
+    reading time. "" for a doc on no path, and for a path whose chapters the book lacks."""
+    book_map = _map_tool()
+    blocks = []
+    for stop in book_map.stops(doc):
+        stems = {stem for heading, _, steps in book_map.PATHS if heading == stop.path
+                 for _, chosen in steps for stem in chosen}
+        if not stems <= set(book.names):
+            continue
+        step = f" ({stop.step})" if stop.step else ""
+        lines = [f"**Reading path [{stop.path}](<{INDEX}#{_heading_id(stop.path)}>)**: "
+                 f"chapter {stop.place} of {stop.length}{step}"]
+        if stop.previous:
+            lines.append(f"Previous: [{book.titles[stop.previous]}]"
+                         f"(<{book.filename(stop.previous)}>)")
+        if stop.next:
+            lines.append(f"Next: [{book.titles[stop.next]}](<{book.filename(stop.next)}>) "
+                         f"({_reading_time(book, book_map, stop.next)})")
+        else:
+            lines.append("The last chapter of this path.")
+        blocks.append("  \n".join(lines))
+    return "\n\n".join(blocks)
+
+
 def index_notebook(book: Book) -> dict:
     """The index of the reader copies: the three reading paths (where the book has their
     chapters), then the book's parts, their chapters numbered, linked, with reading times."""
@@ -725,10 +765,7 @@ def index_notebook(book: Book) -> dict:
         return f"[{book.titles.get(doc, doc)}](<{book.filename(doc)}>)"
 
     def line(doc: str) -> str:
-        cells = book.source(doc)["cells"]
-        prose = "\n\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
-        minutes = book_map.REFERENCE.get(doc) or f"{book_map.minutes_of(prose)} min"
-        return f"{link(doc)}, {minutes}"
+        return f"{link(doc)}, {_reading_time(book, book_map, doc)}"
 
     root = book.titles.get(book.order[0], "") if book.order else ""
     practice = [link(doc) for doc in PAGES if doc in book.names]

@@ -75,3 +75,30 @@ def test_the_map_renders_every_chapter_as_an_item_of_its_part():
     stems = [stem for _, _, part in book_map.parts() for stem in part]
     assert [Path(item).stem for item in items] == stems
     assert html.count("<ol") == sum(numbered for _, numbered, _ in book_map.parts())
+
+
+def test_stops_follow_each_path_in_its_order(monkeypatch):
+    """A chapter's places on the paths (what its page's end shows): every step of a path in
+    order, counted across steps, no neighbour before the first or after the last; a chapter on
+    two paths has a place on each."""
+    monkeypatch.setattr(book_map, "PATHS", [
+        ("One", "Who.", [(None, ["a", "b", "c"])]),
+        ("Two", "Who.", [("First", ["d", "b"]), ("Then", ["e"])])])
+    S = book_map.Stop
+    assert book_map.stops("a") == [S("One", None, 1, 3, None, "b")]
+    assert book_map.stops("c") == [S("One", None, 3, 3, "b", None)]
+    assert book_map.stops("b") == [S("One", None, 2, 3, "a", "c"),
+                                   S("Two", "First", 2, 3, "d", "e")]
+    assert book_map.stops("e") == [S("Two", "Then", 3, 3, "b", None)]
+    assert book_map.stops("f") == []
+
+
+def test_the_real_paths_have_stops_where_the_landing_page_lists_them():
+    for heading, _, steps in book_map.PATHS:
+        stems = [stem for _, chosen in steps for stem in chosen]
+        walked = [next(s for s in book_map.stops(stem) if s.path == heading) for stem in stems]
+        assert [s.place for s in walked] == list(range(1, len(stems) + 1))
+        assert [s.next for s in walked] == stems[1:] + [None]
+        assert [s.previous for s in walked] == [None] + stems[:-1]
+    assert book_map.reading_time("questions") == "a bank to draw from"
+    assert book_map.reading_time("adam").endswith(" min")

@@ -362,6 +362,33 @@ def test_the_index_of_the_book_opens_on_three_ways_in_with_reading_times():
     assert links == {book.filename(doc) for doc in book.copies}
 
 
+def test_a_copy_on_a_reading_path_ends_by_continuing_it():
+    """As the website's chapters do (book/_ext/reading_paths.py): the last cell of a copy on a
+    path names each path it is on, linked to its heading in the index, with the copy's place
+    and the copies before and after it; the ends of a path have no link beyond them."""
+    book = reader.Book()
+    index = reader.index_notebook(book)["cells"][0]["source"]
+    headings = {reader._heading_id(h) for h in re.findall(r"^### (.+)$", index, re.M)}
+    book_map = reader._map_tool()
+    for heading, _, steps in book_map.PATHS:
+        stems = [stem for _, chosen in steps for stem in chosen]
+        for k in (0, 1, len(stems) - 1):
+            stem = stems[k]
+            last = reader.reader_notebook(book, stem)["cells"][-1]
+            assert last["cell_type"] == "markdown", stem
+            block = next(b for b in last["source"].split("\n\n") if f"[{heading}]" in b)
+            assert f"chapter {k + 1} of {len(stems)}" in block, block
+            anchor = re.search(rf"\[{re.escape(heading)}\]\(<00_index\.ipynb#([^>]+)>\)", block)
+            assert anchor and anchor.group(1) in headings, block
+            before = re.search(r"Previous: \[[^\]]+\]\(<([^>]+)>\)", block)
+            after = re.search(r"Next: \[[^\]]+\]\(<([^>]+)>\) \(\d+ min\)", block)
+            assert (before.group(1) if before else None) == (
+                book.filename(stems[k - 1]) if k else None), block
+            assert (after.group(1) if after else None) == (
+                book.filename(stems[k + 1]) if k + 1 < len(stems) else None), block
+    assert reader.path_text(book, "nesterov") == ""
+
+
 def test_a_page_of_the_book_becomes_a_reader_notebook(tmp_path):
     page = ("(bank)=\n# Questions\n\nIntro {glue:text}`one.ipynb::steps`.\n\n"
             "## Foundations\n\n### One\n\n"

@@ -19,7 +19,9 @@ PAGES = ["book/adam.html", "book/casebook.html", "book/questions.html"]
 # The theme's chrome, none of it wanted on paper: the header and its search, both sidebars
 # (the book's table of contents, the page's own), the article's buttons (download,
 # fullscreen, launch; the sidebar toggles), the previous/next links, the footer with the
-# code archive's link, the back-to-top button, and the copy buttons of code cells.
+# code archive's link, the back-to-top button, the copy buttons of code cells, and the end
+# of a chapter that continues a reading path (book/_ext/reading_paths.py: the three pages
+# lie on paths).
 CHROME = {
     "header": ".bd-header",
     "search": ".search-button, .search-button-field, .bd-search",
@@ -29,6 +31,7 @@ CHROME = {
     "download button": ".dropdown-download-buttons",
     "fullscreen button": ".btn-fullscreen-button",
     "previous/next": ".prev-next-footer",
+    "reading paths": "nav.optedu-path",
     "code archive link": "p.code-archive",
     "back to top": "#pst-back-to-top",
     "copy button": "button.copybtn",
@@ -108,6 +111,6 @@ def test_print_unfolds_answers_and_drops_chrome(browser, base_url, page, event):
     shown = {name: c["shown"] for name, c in printed["chrome"].items() if c["shown"]}
     assert not shown, f"{page} printed ({event}): chrome on paper: {shown}"
     for name in ("header", "book's contents", "page's contents", "article buttons",
-                 "previous/next", "code archive link"):
+                 "previous/next", "code archive link", "reading paths"):
         assert printed["chrome"][name]["found"], f"{page}: no {name} found (a stale selector?)"
     assert after == on_screen, f"{page}: after printing, the folds are not as they were"
