@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -111,6 +112,17 @@ def pasted(text: str, spec: str = "") -> str:
     return format(value, spec)
 
 
+#: a hyphen-minus written as a minus sign: before a digit, not after a letter, digit, point,
+#: closing bracket or hyphen (``x-1``, ``3-5``, ``1e-3``, ``64-128`` are left alone)
+_HYPHEN_MINUS = re.compile(r"(?<![\w.)\]}\-])-(?=\d)")
+
+
+def minus_signs(text: str) -> str:
+    """``text`` with each hyphen used as a minus sign written as one:
+    ``minus_signs("-0.03 to -0.01 (x-1, 3-5)") == '−0.03 to −0.01 (x-1, 3-5)'``."""
+    return _HYPHEN_MINUS.sub("\u2212", text)
+
+
 def glue(name: str, variable: object, display: bool = True) -> None:
     """Store ``variable``'s display under ``name`` for the prose, as ``myst_nb.glue`` does.
 
@@ -120,11 +132,15 @@ def glue(name: str, variable: object, display: bool = True) -> None:
     MyST-NB reads; shown ones are displayed as usual.
 
     A string must paste as itself (:func:`pasted`): one whose ``repr`` drops its quotes, so
-    that the website would read ``10,000`` as the tuple ``(10, 0)``, is refused.
+    that the website would read ``10,000`` as the tuple ``(10, 0)``, is refused. In a string,
+    a hyphen used as a minus sign (before a digit, not inside a word, a range or a number:
+    ``-0.03``, ``(-2.4–-2.2)``) is stored as the minus sign, ``−`` (:func:`minus_signs`).
     """
     from IPython.core.formatters import format_display_data
     from IPython.display import display as show
 
+    if isinstance(variable, str) and _HYPHEN_MINUS.search(variable):
+        variable = minus_signs(variable)
     bundle, metadata = format_display_data(variable)
     text = bundle.get("text/plain")
     if isinstance(variable, str) and (text is None or pasted(text) != variable):

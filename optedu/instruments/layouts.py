@@ -37,6 +37,9 @@ PANEL_MIN_PX = 200
 SMALL_MULTIPLE_MIN_PX = 160
 #: the smallest text a reader should meet, in CSS px
 READABLE_PX = 9.0
+#: the least white between two panels side by side, their twins' labels and titles included,
+#: in CSS px
+GUTTER_PX = 8.0
 
 #: PNG chunks: the phone drawing (private, ancillary, safe to copy) and the measures (tEXt)
 PHONE_CHUNK = b"phOn"
@@ -122,6 +125,7 @@ def relaid(fig: Figure, width_px: float) -> Iterator[None]:
     labels = [[t.get_text() for t in legend.texts] for legend in legends]
     titles = _titles(fig)
     wording = [t.get_text() for t in titles]
+    sizes = [t.get_fontsize() for t in titles]
     try:
         if grid is None:  # narrowed; its own layout, if any, runs at the draw
             fig.set_size_inches(target_in, _height(height_in, width_in, target_in))
@@ -148,6 +152,7 @@ def relaid(fig: Figure, width_px: float) -> Iterator[None]:
             _wrap(fig, titles)
             _fit_legends(fig, legends)
             _tight(fig, _legend_room(fig))
+            _widen_gutters(fig, panels, new_cols)
         if grid is None:
             _fit_legends(fig, legends)
         yield
@@ -161,8 +166,9 @@ def relaid(fig: Figure, width_px: float) -> Iterator[None]:
             ax.set_position(position)
         for ax in hidden_left:
             ax.yaxis.set_tick_params(labelleft=False)
-        for text, words in zip(titles, wording):
+        for text, words, size in zip(titles, wording, sizes):
             text.set_text(words)
+            text.set_fontsize(size)
         for legend, ncols, texts in zip(legends, columns, labels):
             for text, label in zip(legend.texts, texts):
                 text.set_text(label)
@@ -200,18 +206,52 @@ def _titles(fig: Figure) -> list:
 
 def _wrap(fig: Figure, texts: list) -> None:
     """Each of ``texts`` wider than the panel it labels (the figure, for the figure's own)
-    broken into lines that fit."""
+    broken into lines that fit, between words only: a name is never cut (a reader would read
+    ``CosineAnnealingWar`` / ``mRestarts`` as two words) nor split at its hyphens (``GPT-2``,
+    ``torch-fused``). A word longer than its panel stands on its own line, in a smaller font
+    where that makes it fit, never under :data:`READABLE_PX`."""
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg, as drawn
+    smallest = READABLE_PX * 72 / fig.dpi  # points
     for text in texts:
         ax = getattr(text, "axes", None)
         room = (ax.get_window_extent(renderer).width if ax is not None
                 else fig.get_figwidth() * fig.dpi) * 1.1
         room = min(room, 0.98 * fig.get_figwidth() * fig.dpi)
         wide = text.get_window_extent(renderer).width
-        if wide > room:
-            line = text.get_text()
-            chars = max(12, int(max(map(len, line.splitlines())) * room / wide))
-            text.set_text(textwrap.fill(line, chars))
+        if wide <= room:
+            continue
+        line = text.get_text()
+        chars = max(12, int(max(map(len, line.splitlines())) * room / wide))
+        text.set_text(_fill(line, chars))
+        wide = text.get_window_extent(renderer).width
+        size = text.get_fontsize()
+        if wide > room and size > smallest:  # a word longer than the panel
+            text.set_fontsize(max(smallest, size * room / wide))
+
+
+def _fill(text: str, chars: int) -> str:
+    """``text`` in lines of at most ``chars`` characters, broken between words only."""
+    return textwrap.fill(text, chars, break_long_words=False, break_on_hyphens=False)
+
+
+def _widen_gutters(fig: Figure, cells: list, cols: int) -> None:
+    """More space between the columns where two panels side by side come closer than
+    :data:`GUTTER_PX` (``tight_layout`` spaces the columns by the axes' own labels and can
+    let a twin's tick labels on the right touch the next panel's, or its title)."""
+    if cols < 2:
+        return
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg, as drawn
+    for _ in range(4):
+        boxes = [[ax.get_tightbbox(renderer) for ax in cell] for cell in cells]
+        spans = [(min(b.x0 for b in bb), max(b.x1 for b in bb)) for bb in boxes]
+        gaps = [spans[k + 1][0] - spans[k][1] for k in range(len(cells) - 1)
+                if k % cols != cols - 1]
+        deficit = GUTTER_PX - min(gaps, default=GUTTER_PX)  # figure px are CSS px
+        if deficit <= 0:
+            return
+        params = fig.subplotpars
+        axes_px = cells[0][0].get_window_extent(renderer).width
+        fig.subplots_adjust(wspace=params.wspace + 1.1 * deficit / axes_px)
 
 
 def _fit_legends(fig: Figure, legends: list) -> None:
@@ -229,7 +269,7 @@ def _fit_legends(fig: Figure, legends: list) -> None:
             longest = max((len(t.get_text()) for t in legend.texts), default=0)
             chars = max(12, int(longest * 0.9 * width / wide))
             for text in legend.texts:
-                text.set_text(textwrap.fill(text.get_text(), chars))
+                text.set_text(_fill(text.get_text(), chars))
 
 
 def _reflow(legend, ncols: int) -> None:

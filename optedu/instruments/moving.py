@@ -399,9 +399,8 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
     ax_rate.set(ylim=(0, 1.05 * lr), xlabel="step", ylabel="rate $\\eta_t$",
                 title="the rate")
     landscapes.plot_surface(surface, ax=ax_path, levels=15)
-    _path(ax_path, b_path, GREY, linestyle="--", linewidth=1, label="constant peak rate")
+    _path(ax_path, b_path, GREY, linestyle="--", linewidth=1, label="constant rate")
     _path(ax_path, a_path, "C0", label="scheduled")
-    ax_path.legend(fontsize="x-small", loc="lower right")
 
     def smooth(ys):
         return [np.mean(ys[max(0, i - 14):i + 1]) for i in range(len(ys))]
@@ -410,6 +409,9 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
                       (smooth(a_loss), {"color": "C0", "linewidth": 2})],
             "loss, mean of 15 steps")
     ax_loss.set_title("the loss")
+    # above the loss's tail, which falls from the top left: on the bowl it hid a path's swing
+    ax_loss.legend(*ax_path.get_legend_handles_labels(), fontsize="x-small",
+                   loc="upper right")
 
     def tail(ys):
         return np.mean(ys[-30:]) if len(ys) > steps else math.inf

@@ -171,3 +171,12 @@ def test_a_string_that_would_paste_as_another_value_is_refused(monkeypatch):
     with pytest.raises(ValueError, match=r"'n': '10,000' would show as '\(10, 0\)'"):
         glue("n", Bare("10,000"), display=False)
     glue("word", Bare("Adam"), display=False)  # reads as itself: accepted
+
+
+def test_a_glued_hyphen_before_a_digit_becomes_a_minus_sign_and_nothing_else_does():
+    from optedu.instruments.display import minus_signs
+
+    assert minus_signs("-0.03 to -0.01, +0.2") == "−0.03 to −0.01, +0.2"
+    assert minus_signs("-2.32 (-2.44–-2.23)") == "−2.32 (−2.44–−2.23)"
+    for kept in ("3-5", "x-1", "1e-3", "64-128-10", "--lr-2", "GPT-2", "−1"):
+        assert minus_signs(kept) == kept

@@ -134,3 +134,56 @@ def test_a_label_wider_than_a_phone_is_wrapped_and_restored():
     assert ax.get_xlabel() == label
     png, _ = display._screen_png(fig, 128, 2)
     assert layouts.split(png)[2]["phone_width"] <= layouts.PHONE_PX * 1.02
+
+
+def _zoo(titles, twins=()):
+    """A 2 × 4 grid of small panels, as the schedules chapter draws its schedulers."""
+    fig, axes = plt.subplots(2, 4, figsize=(7, 3.8), sharex=True)
+    x = np.arange(100)
+    for k, (ax, title) in enumerate(zip(axes.flat, titles)):
+        ax.plot(x, np.cos(x / 10 + k))
+        ax.set_title(title, fontsize=6.5)
+        ax.tick_params(labelsize=6.5)
+        if k in twins:
+            twin = ax.twinx()
+            twin.plot(x, 0.9 + 0.05 * np.sin(x / 7))
+            twin.tick_params(labelsize=6.5)
+    fig.tight_layout()
+    return fig, axes
+
+
+def test_a_name_longer_than_its_panel_is_never_cut_and_still_fits():
+    name = "CosineAnnealingWarmRestarts"
+    titles = ["CosineAnnealingLR (T=40)", name, "CyclicLR (triangular2)", "CyclicLR (exp_range)",
+              "OneCycleLR (cos)", "SequentialLR (linear-cosine)", "a b", "c d"]
+    fig, axes = _zoo(titles)
+    axes.flat[1].title.set_fontsize(8)
+    with layouts.relaid(fig, layouts.PHONE_PX):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax, title in zip(axes.flat, titles):
+            lines = ax.get_title().splitlines()
+            assert " ".join(lines) == title  # broken between words only, hyphens kept
+        title = axes.flat[1].title
+        assert title.get_text() == name
+        assert layouts.READABLE_PX * 72 / fig.dpi - 1e-9 <= title.get_fontsize() < 8  # smaller
+        box = title.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width  # on the figure
+        neighbour = axes.flat[0].get_tightbbox(renderer)
+        assert neighbour.x1 < box.x0  # clear of the panel on its left
+        assert layouts.smallest_text_px(fig) >= layouts.READABLE_PX - 1e-9
+    assert axes.flat[1].get_title() == name and axes.flat[1].title.get_fontsize() == 8
+
+
+def test_a_twins_labels_keep_a_gutter_from_the_next_panel():
+    titles = ["a", "b", "c", "d", "OneCycleLR (cos)", "SequentialLR (linear, cosine)", "e", "f"]
+    fig, _ = _zoo(titles, twins=(2, 4))
+    with layouts.relaid(fig, layouts.PHONE_PX):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        panels, _, cols = layouts._grid(fig)
+        assert cols == 2
+        spans = [(min(ax.get_tightbbox(renderer).x0 for ax in cell),
+                  max(ax.get_tightbbox(renderer).x1 for ax in cell)) for cell in panels]
+        gaps = [spans[k + 1][0] - spans[k][1] for k in range(0, len(spans), 2)]
+        assert min(gaps) >= layouts.GUTTER_PX - 0.1, gaps
