@@ -278,7 +278,11 @@ def _reflow(legend, ncols: int) -> None:
     legend.set_ncols(ncols)
     handles = list(legend.legend_handles)
     labels = [text.get_text() for text in legend.texts]
+    title = legend.get_title()
+    words, font = title.get_text(), title.get_fontproperties()
     legend._init_legend_box(handles, labels, True)
+    # the rebuilt box holds a new, empty title that would keep a blank band: set it again
+    legend.set_title(words, prop=font)
     legend._set_loc(legend._loc)  # the new box placed where the old one was
     legend.stale = True
 

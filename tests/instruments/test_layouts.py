@@ -187,3 +187,23 @@ def test_a_twins_labels_keep_a_gutter_from_the_next_panel():
                   max(ax.get_tightbbox(renderer).x1 for ax in cell)) for cell in panels]
         gaps = [spans[k + 1][0] - spans[k][1] for k in range(0, len(spans), 2)]
         assert min(gaps) >= layouts.GUTTER_PX - 0.1, gaps
+
+
+@pytest.mark.parametrize("title", [None, "runs"])
+def test_a_reflowed_legend_is_as_tall_as_one_built_with_its_columns(title):
+    """_reflow rebuilds the legend's box: without its title set again, an empty title kept a
+    blank band above the entries (a reflowed legend was taller than one built so)."""
+    def legend(ncols):
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for i in range(4):
+            ax.plot([0, 1], [i, i], label=f"run {i}")
+        return fig, ax.legend(ncols=ncols, title=title, fontsize=8)
+
+    fig, reflowed = legend(4)
+    layouts._reflow(reflowed, 2)
+    fig2, built = legend(2)
+    renderer = fig.canvas.get_renderer()
+    got = reflowed.get_window_extent(renderer).height
+    want = built.get_window_extent(fig2.canvas.get_renderer()).height
+    assert got == pytest.approx(want, abs=0.5)
+    assert reflowed.get_title().get_text() == (title or "")
