@@ -417,11 +417,11 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
         return np.mean(ys[-30:]) if len(ys) > steps else math.inf
 
     name = dict(CONTROLS["schedules"][0].options)[schedule]
-    shares = {"wsd": f", warmup {_round(100 * warmup)} %, decay {_round(100 * decay)} % "
+    shares = {"wsd": f", warmup {_round(100 * warmup)}%, decay {_round(100 * decay)}% "
                      f"to {minRatio:.2f} of the peak",
-              "warmupCosine": f", warmup {_round(100 * warmup)} %, to {minRatio:.2f} "
+              "warmupCosine": f", warmup {_round(100 * warmup)}%, to {minRatio:.2f} "
                               "of the peak",
-              "oneCycle": f", rising over {_round(100 * max(warmup, 0.02))} %",
+              "oneCycle": f", rising over {_round(100 * max(warmup, 0.02))}%",
               "constant": ""}[schedule]
     # why the two differ: the noise floor, or a run still short of it (as figures.js says)
     why = ("the same run" if schedule == "constant"

@@ -25,8 +25,6 @@ NOT_PROSE = re.compile(r"```.*?```|~~~.*?~~~|\$\$.*?\$\$|\$[^$]+\$|\{[\w:-]+\}`[
                        re.S)
 SPACED_PERCENT = re.compile(r"\d %")
 GLUE_PREFIX = "application/papermill.record/"
-#: chapters another change is editing: their spaced percentages wait for it (its "40 %")
-PENDING_PERCENT = {"fast_step"}
 
 
 def prose(cells) -> list[tuple[str, str]]:
@@ -60,9 +58,7 @@ def test_a_negative_number_in_prose_has_a_minus_sign(path):
     assert not _offences(_HYPHEN_MINUS, pieces)
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="being edited elsewhere"))
-    if p.stem in PENDING_PERCENT else p for p in NOTEBOOKS], ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_a_percentage_is_written_without_a_space(path):
     pieces = prose(json.loads(path.read_text())["cells"])
     assert not _offences(SPACED_PERCENT, pieces)

@@ -344,13 +344,13 @@
         options: [["heavyBall", "heavy ball (μ = 0.9)"], ["adam", "Adam"]] },
       { name: "lr", label: "peak rate η", min: 1e-3, max: 0.3, step: 0.01, log: true },
       { name: "warmup", label: "warmup (share of the steps)", min: 0, max: 0.5, step: 0.01,
-        format: (v) => `${Math.round(100 * v)} %`,
+        format: (v) => `${Math.round(100 * v)}%`,
         enabled: ({ schedule }) => schedule !== "constant" },
       { name: "minRatio", label: "final rate / peak", min: 0, max: 1, step: 0.01,
         format: (v) => v.toFixed(2),
         enabled: ({ schedule }) => schedule === "wsd" || schedule === "warmupCosine" },
       { name: "decay", label: "decay (share of the steps)", min: 0.05, max: 0.8,
-        step: 0.01, format: (v) => `${Math.round(100 * v)} %`,
+        step: 0.01, format: (v) => `${Math.round(100 * v)}%`,
         enabled: ({ schedule }) => schedule === "wsd" },
     ],
     panels: ["the rate against the step", "the path over the noisy quadratic",
@@ -385,11 +385,11 @@
       const tail = (r) => r.diverged !== null ? Infinity
         : r.losses.slice(-30).reduce((s, v) => s + v, 0) / 30;
       const name = SCHEDULE_NAMES.find(([k]) => k === schedule)[1];
-      const shares = { wsd: `, warmup ${Math.round(100 * warmup)} %, decay `
-                         + `${Math.round(100 * decay)} % to ${minRatio.toFixed(2)} of the peak`,
-                       warmupCosine: `, warmup ${Math.round(100 * warmup)} %, to `
+      const shares = { wsd: `, warmup ${Math.round(100 * warmup)}%, decay `
+                         + `${Math.round(100 * decay)}% to ${minRatio.toFixed(2)} of the peak`,
+                       warmupCosine: `, warmup ${Math.round(100 * warmup)}%, to `
                          + `${minRatio.toFixed(2)} of the peak`,
-                       oneCycle: `, rising over ${Math.round(100 * Math.max(warmup, 0.02))} %`,
+                       oneCycle: `, rising over ${Math.round(100 * Math.max(warmup, 0.02))}%`,
                        constant: "" }[schedule];
       // why the two differ: the noise floor, or a run still short of it
       const why = schedule === "constant" ? "the same run"
