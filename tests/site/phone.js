@@ -50,8 +50,10 @@ const cutFormulas = [...article.querySelectorAll('mjx-container:not([display="tr
     .map(math => describe(math.closest('mjx-container').querySelector('mjx-assistive-mml')
         || math));
 
-// An equation that optedu.js could not break (its breaks all inside brackets, roots or fractions,
-// or rows of an aligned table) scrolls in its box: counted against test_site.py's budget.
+// An equation that optedu.js could not break into lines that fit (its breaks all inside
+// brackets, roots or fractions, or a row of an aligned table still too wide) scrolls in its
+// box: counted against test_site.py's budget. A line past the column of a box that does not
+// scroll is cut off: a fault.
 const SCROLLS = 'scrolls in its box, unbroken';
 // Display equations not wholly in the column: the equation scrolls in its box, or a line of it
 // (each piece optedu.js broke it into, or the whole formula) reaches past its box or the
@@ -76,8 +78,8 @@ const badEquations = [...article.querySelectorAll('mjx-container[display="true"]
       const scrolls = box.scrollWidth > box.clientWidth + 1;
       const outside = lines.some(r => r.right > right || r.left < column.left - 1);
       const faults = [
-        !pieces.length && scrolls && SCROLLS,
-        (pieces.length ? scrolls || outside : outside && !scrolls) && 'outside its column',
+        scrolls && SCROLLS,
+        outside && !scrolls && 'outside its column',
         parseFloat(getComputedStyle(box).fontSize) < bodyFont - 0.01 && 'smaller than the text',
         place && (lines.some(r => meets(r, place)) || place.right > screen + 1
             || !place.width) && 'its number covered or off the screen',
