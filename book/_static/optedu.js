@@ -436,16 +436,34 @@
   });
   // Printing opens every closed details element (hidden cell inputs and outputs) and closes
   // it again afterwards; optedu.css opens the folded admonitions and hides the summaries.
+  // The folded admonitions are opened here too, by their classes: sphinx-togglebutton's own
+  // handler (off, _config.yml) clicks each one's button, and each click runs the theme's menu
+  // handler over the whole page (the question bank's 574 clicks took 50 to 65 s).
+  const hidden = (fold, hide) => {
+    fold.classList.toggle("toggle-hidden", hide);
+    const button = fold.querySelector("button.toggle-button");
+    if (!button) return;
+    button.classList.toggle("toggle-button-hidden", hide);
+    button.setAttribute("aria-expanded", String(!hide));
+  };
   window.addEventListener("beforeprint", () => {
     for (const details of document.querySelectorAll("article details:not([open])")) {
       details.dataset.opteduPrinted = "";
       details.open = true;
+    }
+    for (const fold of document.querySelectorAll(".admonition.toggle.toggle-hidden")) {
+      fold.dataset.opteduPrinted = "";
+      hidden(fold, false);
     }
   });
   window.addEventListener("afterprint", () => {
     for (const details of document.querySelectorAll("article details[data-optedu-printed]")) {
       details.open = false;
       delete details.dataset.opteduPrinted;
+    }
+    for (const fold of document.querySelectorAll(".admonition.toggle[data-optedu-printed]")) {
+      hidden(fold, true);
+      delete fold.dataset.opteduPrinted;
     }
   });
   let pending = null;

