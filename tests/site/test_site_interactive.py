@@ -254,10 +254,14 @@ def test_the_page_runs_optedus_schedules(rules, schedule):
         "const R = window.OptEduRules; const f = R.schedules[arguments[0]](arguments[1]);"
         " return Array.from({length: arguments[2]}, (_, s) => f(s));", kind, kwargs, STEPS)
     expected = [ours(s) for s in range(STEPS)]
-    # the cosine is the C library's on one side, the JavaScript engine's on the other
+    # the cosine is the C library's on one side, the JavaScript engine's on the other: they
+    # may differ in the last bit (Chromium 150 against glibc: at 1 of 200 steps)
     assert max(abs(p - e) for p, e in zip(page, expected)) <= 4e-16
+    # the run under the schedule, bit for bit, given the same factors: optedu's heavy ball
+    # stepped with the page's factors (with optedu's own, a last-bit difference in one cosine
+    # carries into the path's last bits)
     path = script_path(rules, "heavyBall", "quadratic", [kind, kwargs])
-    assert path == optedu_path("heavyBall", "quadratic", ours)
+    assert path == optedu_path("heavyBall", "quadratic", lambda s: page[s])
 
 
 def test_the_fused_multiply_add_is_exact(rules):
