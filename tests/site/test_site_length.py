@@ -21,6 +21,7 @@ their tables folded behind the sentences that read them.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import statistics
 
@@ -53,25 +54,29 @@ return [height, code];
 """
 
 
-@pytest.fixture(scope="module")
-def laptop():
-    driver = chromium.driver(SCREEN[0], SCREEN[1] + 200)
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": SCREEN[0], "height": SCREEN[1], "deviceScaleFactor": 1, "mobile": False})
-    yield driver
-    driver.quit()
+@functools.cache
+def _lengths(base_url: str) -> dict[str, tuple[float, float]]:
+    """chapter -> (screens, share of its height that is visible code), measured once per
+    process: a module's fixture was set up again for the second test when the worker ran
+    another module's test between the two (160 s each time here)."""
+    laptop = chromium.driver(SCREEN[0], SCREEN[1] + 200)
+    try:
+        laptop.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": SCREEN[0], "height": SCREEN[1], "deviceScaleFactor": 1, "mobile": False})
+        assert laptop.execute_script("return window.innerHeight") == SCREEN[1]
+        out = {}
+        for name in CHAPTERS:
+            open_page(laptop, f"{base_url}/book/{name}.html")
+            height, code = laptop.execute_script(MEASURE)
+            out[name] = (height / SCREEN[1], code / height)
+        return out
+    finally:
+        laptop.quit()
 
 
-@pytest.fixture(scope="module")
-def lengths(laptop, base_url) -> dict[str, tuple[float, float]]:
-    """chapter -> (screens, share of its height that is visible code)."""
-    assert laptop.execute_script("return window.innerHeight") == SCREEN[1]
-    out = {}
-    for name in CHAPTERS:
-        open_page(laptop, f"{base_url}/book/{name}.html")
-        height, code = laptop.execute_script(MEASURE)
-        out[name] = (height / SCREEN[1], code / height)
-    return out
+@pytest.fixture
+def lengths(base_url) -> dict[str, tuple[float, float]]:
+    return _lengths(base_url)
 
 
 @pytest.mark.xdist_group("length")
