@@ -292,16 +292,54 @@ def test_search_finds_the_chapter(browser, base_url, query, chapter):
     assert page == f"{chapter}.html", f"'{query}': first result {first}"
 
 
+PHONE_JS = (pathlib.Path(__file__).parent / "phone.js").read_text(encoding="utf-8")
+
+# Every fold opened (closed details elements, folded answers and solutions), as a reader who
+# opens them sees them, and every section laid out; measured two frames later, once the page
+# has answered (optedu.js re-measures a block that appears).
+UNFOLD = """
+const done = arguments[arguments.length - 1];
+const article = document.querySelector('article') || document.body;
+for (const el of article.querySelectorAll('section')) {
+  if (getComputedStyle(el).contentVisibility === 'auto') el.style.contentVisibility = 'visible';
+}
+article.querySelectorAll('details').forEach(d => { d.open = true; });
+article.querySelectorAll('.toggle-hidden').forEach(el => el.classList.remove('toggle-hidden'));
+requestAnimationFrame(() => requestAnimationFrame(() => done(true)));
+"""
+
+# every image of the article once loaded, with the drawing the browser chose and its width
+IMAGES = """
+const done = arguments[arguments.length - 1];
+const images = [...document.querySelectorAll('article img')];
+const start = Date.now();
+(function wait() {
+  if (images.some(i => !i.complete) && Date.now() - start < 15000) return setTimeout(wait, 50);
+  done(images.map(img => ({src: img.currentSrc || img.src,
+                           shown: img.getBoundingClientRect().width,
+                           alt: (img.alt || '').slice(0, 60)})));
+})();
+"""
+
+
 @functools.cache
-def _phone_visit(phone, base_url: str, page: str) -> dict:
-    """One load of ``page`` on the phone (390 x 844, mobile emulation): what look.js sees."""
+def phone_visit(phone, base_url: str, page: str) -> dict:
+    """One load of ``page`` on the phone (390 x 844, mobile emulation), what every phone check
+    reads: what look.js sees of the page as it opens (``look``); then, every fold opened,
+    what phone.js sees (``text``) and the figures as shown (``images``,
+    test_site_figure_text.py). One load instead of three: 5 s a page here."""
     open_page(phone, f"{base_url}/{page}")
-    return phone.execute_script(LOOK)
+    seen = {"look": phone.execute_script(LOOK)}
+    phone.execute_async_script(UNFOLD)
+    seen["text"] = phone.execute_script(PHONE_JS)
+    seen["images"] = phone.execute_async_script(IMAGES)
+    phone.get("about:blank")  # the page was unfolded: the next check loads its own afresh
+    return seen
 
 
 def _look(browser, phone, base_url, page, width):
     if width == "phone":
-        return _phone_visit(phone, base_url, page)
+        return phone_visit(phone, base_url, page)["look"]
     return _visit(browser, base_url, page)["look"]
 
 

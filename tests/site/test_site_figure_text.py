@@ -21,36 +21,28 @@ import urllib.parse
 import pytest
 
 from optedu.instruments import layouts
-from test_site import BY_PAGE, open_page
-from test_site_phone import UNFOLD
+from test_site import BY_PAGE, IMAGES, UNFOLD, open_page, phone_visit
 
 READABLE_PX = layouts.READABLE_PX
-
-# every image of the article once loaded, with the drawing the browser chose and its width
-IMAGES = """
-const done = arguments[arguments.length - 1];
-const images = [...document.querySelectorAll('article img')];
-const start = Date.now();
-(function wait() {
-  if (images.some(i => !i.complete) && Date.now() - start < 15000) return setTimeout(wait, 50);
-  done(images.map(img => ({src: img.currentSrc || img.src,
-                           shown: img.getBoundingClientRect().width,
-                           alt: (img.alt || '').slice(0, 60)})));
-})();
-"""
-
 
 @functools.cache
 def _measures(site, name: str) -> dict | None:
     return layouts.split((site / "_images" / name).read_bytes())[2]
 
 
-def _smallest_text(driver, site, base_url: str, page: str, phone: bool) -> tuple[list, list]:
-    """(too small, not measured) for each figure of ``page`` as ``driver`` shows it."""
-    open_page(driver, f"{base_url}/{page}")
-    driver.execute_async_script(UNFOLD)
+def _shown_at_1280_px(browser, base_url: str, page: str) -> list[dict]:
+    """The figures of ``page`` in the 1280 px window, every fold opened."""
+    open_page(browser, f"{base_url}/{page}")
+    browser.execute_async_script(UNFOLD)
+    images = browser.execute_async_script(IMAGES)
+    browser.get("about:blank")  # unfolded: the next check loads the page afresh
+    return images
+
+
+def _smallest_text(images: list[dict], site, phone: bool) -> tuple[list, list]:
+    """(too small, not measured) for each figure as the browser shows it."""
     small, unmeasured = [], []
-    for image in driver.execute_async_script(IMAGES):
+    for image in images:
         path = urllib.parse.urlparse(image["src"]).path
         if "/_images/" not in path or not path.endswith(".png") or image["shown"] == 0:
             continue
@@ -69,19 +61,20 @@ def _smallest_text(driver, site, base_url: str, page: str, phone: bool) -> tuple
         if shown < READABLE_PX:
             small.append(f"{image['alt']!r}: {shown:.1f} px (drawn {width} px wide,"
                          f" shown {image['shown']:.0f})")
-    driver.get("about:blank")  # unfolded: the next check loads the page afresh
     return small, unmeasured
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_figure_text_is_readable_at_1280_px(browser, site, base_url, page):
-    small, unmeasured = _smallest_text(browser, site, base_url, page, phone=False)
+    small, unmeasured = _smallest_text(_shown_at_1280_px(browser, base_url, page), site,
+                                       phone=False)
     assert not unmeasured, f"{page}: figures without their text measured: {unmeasured[:3]}"
     assert not small, f"{page} at 1280 px: {len(small)} figures' text too small: {small[:3]}"
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_figure_text_is_readable_on_a_phone(phone, site, base_url, page):
-    small, unmeasured = _smallest_text(phone, site, base_url, page, phone=True)
+    small, unmeasured = _smallest_text(phone_visit(phone, base_url, page)["images"], site,
+                                       phone=True)
     assert not unmeasured, f"{page}: figures without their text measured: {unmeasured[:3]}"
     assert not small, f"{page} at 390 px: {len(small)} figures' text too small: {small[:3]}"

@@ -18,14 +18,11 @@ Each check is shown to fail on a page broken on purpose (test_phone_checks_catch
 
 from __future__ import annotations
 
-import functools
-import pathlib
 
 import pytest
 
-from test_site import BY_PAGE, open_page
+from test_site import BY_PAGE, PHONE_JS, UNFOLD, open_page, phone_visit
 
-PHONE_JS = (pathlib.Path(__file__).parent / "phone.js").read_text(encoding="utf-8")
 MIN_CHARS = 35
 MAY_SCROLL = {"equation", "table", "code", "printed"}
 # phone.js's fault for a display equation that optedu.js could not break (no break outside its
@@ -34,33 +31,14 @@ MAY_SCROLL = {"equation", "table", "code", "printed"}
 UNBROKEN = "scrolls in its box, unbroken"
 
 
-# Every fold opened (closed details elements, folded answers and solutions), as a reader who
-# opens them sees them, and every section laid out; measured two frames later, once the page
-# has answered (optedu.js re-measures a block that appears).
-UNFOLD = """
-const done = arguments[arguments.length - 1];
-const article = document.querySelector('article') || document.body;
-for (const el of article.querySelectorAll('section')) {
-  if (getComputedStyle(el).contentVisibility === 'auto') el.style.contentVisibility = 'visible';
-}
-article.querySelectorAll('details').forEach(d => { d.open = true; });
-article.querySelectorAll('.toggle-hidden').forEach(el => el.classList.remove('toggle-hidden'));
-requestAnimationFrame(() => requestAnimationFrame(() => done(true)));
-"""
-
-
 def measure(driver) -> dict:
     """What phone.js sees of the page open in ``driver``, every fold opened."""
     driver.execute_async_script(UNFOLD)
     return driver.execute_script(PHONE_JS)
 
 
-@functools.cache
 def _measure(phone, base_url: str, page: str) -> dict:
-    open_page(phone, f"{base_url}/{page}")
-    seen = measure(phone)
-    phone.get("about:blank")  # the page was unfolded: the next check loads its own afresh
-    return seen
+    return phone_visit(phone, base_url, page)["text"]
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
