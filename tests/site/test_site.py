@@ -138,9 +138,11 @@ LOOK = (pathlib.Path(__file__).parent / "look.js").read_text(encoding="utf-8")
 
 
 @functools.cache
-def _visit(browser, base_url: str, page: str) -> dict:
-    """One cold load of ``page`` (cache off): what every desktop check reads. The page is
-    left open in ``browser`` for the checks that click."""
+def desktop_visit(browser, base_url: str, page: str) -> dict:
+    """One cold load of ``page`` (cache off) in the 1280 px window, what every desktop check
+    reads: the page as it opens (VISIT, look.js, the console's errors); then its folds
+    clicked open (``folds``, CLICK_FOLDS); then every fold opened, the figures as shown
+    (``shown_images``, test_site_figure_text.py). One load instead of two or three."""
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     browser.get_log("browser")  # forget the previous page's messages
@@ -149,18 +151,22 @@ def _visit(browser, base_url: str, page: str) -> dict:
     seen["look"] = browser.execute_script(LOOK)
     seen["errors"] = [entry["message"] for entry in browser.get_log("browser")
                       if entry["level"] == "SEVERE"]
+    seen["folds"] = browser.execute_script(CLICK_FOLDS)
+    browser.execute_async_script(UNFOLD)
+    seen["shown_images"] = browser.execute_async_script(IMAGES)
+    browser.get("about:blank")  # unfolded: the next check loads its page afresh
     return seen
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_page_loads_without_javascript_errors(browser, base_url, page):
-    errors = _visit(browser, base_url, page)["errors"]
+    errors = desktop_visit(browser, base_url, page)["errors"]
     assert not errors, f"{page}: {errors[:5]}"
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_every_equation_is_typeset(browser, base_url, page):
-    seen = _visit(browser, base_url, page)
+    seen = desktop_visit(browser, base_url, page)
     assert seen["untypeset"] == 0, \
         f"{page}: {seen['untypeset']} math elements without MathJax output"
     assert not seen["raw"], f"{page}: raw TeX or MyST left in the text: {seen['raw']}"
@@ -168,7 +174,7 @@ def test_every_equation_is_typeset(browser, base_url, page):
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_every_figure_loads_and_has_alt_text(browser, base_url, page):
-    images = _visit(browser, base_url, page)["images"]
+    images = desktop_visit(browser, base_url, page)["images"]
     bad = [i["src"] for i in images if not i["loaded"] or not i["alt"].strip()]
     assert not bad, f"{page}: images not loaded or without alt text: {bad}"
 
@@ -177,7 +183,7 @@ def test_every_figure_loads_and_has_alt_text(browser, base_url, page):
 def test_code_fits_the_column_at_desktop_width(browser, base_url, page):
     """In a 1280 px window no code cell wraps or scrolls: code is written within 80 columns
     (printed outputs may scroll: their count is printed)."""
-    seen = _visit(browser, base_url, page)
+    seen = desktop_visit(browser, base_url, page)
     print(f"{page}: {seen['wideOutputs']} printed outputs scroll at 1280 px")
     assert not seen["wrappedCode"], \
         f"{page}: code cells with lines too long for 1280 px: {seen['wrappedCode'][:5]}"
@@ -188,7 +194,7 @@ def test_page_weight_within_budget_and_nothing_fetched_from_outside(browser, bas
                                                                      page):
     """Everything a cold load fetches comes from the site itself (the book works offline), and
     weighs at most 2 MB as a compressing web server sends it (gzip; images as they are)."""
-    urls = _visit(browser, base_url, page)["urls"]
+    urls = desktop_visit(browser, base_url, page)["urls"]
     outside = [u for u in urls if not u.startswith(base_url)]
     assert not outside, f"{page} fetches from outside the site: {outside[:5]}"
     files = {site / urllib.parse.unquote(urllib.parse.urlparse(u).path).lstrip("/") for u in urls}
@@ -244,10 +250,7 @@ return {toggles, details, faults};
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_folded_answers_open_on_click(browser, base_url, page):
-    _visit(browser, base_url, page)
-    if browser.current_url != f"{base_url}/{page}":
-        open_page(browser, f"{base_url}/{page}")
-    seen = browser.execute_script(CLICK_FOLDS)
+    seen = desktop_visit(browser, base_url, page)["folds"]
     assert not seen["faults"], f"{page}: {sorted(set(seen['faults']))}"
 
 
@@ -340,7 +343,7 @@ def phone_visit(phone, base_url: str, page: str) -> dict:
 def _look(browser, phone, base_url, page, width):
     if width == "phone":
         return phone_visit(phone, base_url, page)["look"]
-    return _visit(browser, base_url, page)["look"]
+    return desktop_visit(browser, base_url, page)["look"]
 
 
 WIDTHS = ["desktop", "phone"]

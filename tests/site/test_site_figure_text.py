@@ -21,22 +21,13 @@ import urllib.parse
 import pytest
 
 from optedu.instruments import layouts
-from test_site import BY_PAGE, IMAGES, UNFOLD, open_page, phone_visit
+from test_site import BY_PAGE, desktop_visit, phone_visit
 
 READABLE_PX = layouts.READABLE_PX
 
 @functools.cache
 def _measures(site, name: str) -> dict | None:
     return layouts.split((site / "_images" / name).read_bytes())[2]
-
-
-def _shown_at_1280_px(browser, base_url: str, page: str) -> list[dict]:
-    """The figures of ``page`` in the 1280 px window, every fold opened."""
-    open_page(browser, f"{base_url}/{page}")
-    browser.execute_async_script(UNFOLD)
-    images = browser.execute_async_script(IMAGES)
-    browser.get("about:blank")  # unfolded: the next check loads the page afresh
-    return images
 
 
 def _smallest_text(images: list[dict], site, phone: bool) -> tuple[list, list]:
@@ -66,15 +57,15 @@ def _smallest_text(images: list[dict], site, phone: bool) -> tuple[list, list]:
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_figure_text_is_readable_at_1280_px(browser, site, base_url, page):
-    small, unmeasured = _smallest_text(_shown_at_1280_px(browser, base_url, page), site,
-                                       phone=False)
+    shown = desktop_visit(browser, base_url, page)["shown_images"]
+    small, unmeasured = _smallest_text(shown, site, phone=False)
     assert not unmeasured, f"{page}: figures without their text measured: {unmeasured[:3]}"
     assert not small, f"{page} at 1280 px: {len(small)} figures' text too small: {small[:3]}"
 
 
 @pytest.mark.parametrize("page", BY_PAGE)
 def test_figure_text_is_readable_on_a_phone(phone, site, base_url, page):
-    small, unmeasured = _smallest_text(phone_visit(phone, base_url, page)["images"], site,
-                                       phone=True)
+    shown = phone_visit(phone, base_url, page)["images"]
+    small, unmeasured = _smallest_text(shown, site, phone=True)
     assert not unmeasured, f"{page}: figures without their text measured: {unmeasured[:3]}"
     assert not small, f"{page} at 390 px: {len(small)} figures' text too small: {small[:3]}"
