@@ -196,8 +196,9 @@ def differences(ours, theirs):
 
 
 def _cases():
-    names = list(CASES)
-    return names if FULL else names[::5]      # the quick tier: every fifth option set
+    # each case compiles optax's update with XLA, 5 to 8 s on two cores: the quick tier keeps
+    # one float32 comparison (grafted normalised AdaGrad) and one in float64 (stale roots)
+    return list(CASES) if FULL else ["adagrad_normalized"]
 
 
 @pytest.mark.parametrize("name", _cases())
