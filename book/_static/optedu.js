@@ -284,7 +284,7 @@
   // outside brackets; and where a piece between two relations is still wider than the column,
   // before a binary operator too. Nothing inside a fraction, a root, a bracket or a matrix
   // breaks; the equation keeps its size, and the number (Sphinx's span.eqno beside it) keeps
-  // its place. An equation that fits is left as MathJax typeset it. Measured when the
+  // its place, or stands above it where the line beside it is too short. An equation that fits is left as MathJax typeset it. Measured when the
   // browser lays it out (the watcher's call below), and again when its width changes.
   const DISPLAY = "mjx-container[display='true']";
   const glyphs = els => els.some(el => el.getElementsByTagName("mjx-c").length);
@@ -350,6 +350,16 @@
     unbreakDisplay(box);
     const math = box.querySelector(":scope > mjx-math");
     if (!math || !box.clientWidth || !overflowsBox(box)) return;
+    // A number (Sphinx's span.eqno, floated beside the equation) takes about a fifth of a
+    // phone's line: an equation too wide for what is left beside it has its number on a line
+    // of its own above it (optedu-number-above), and is measured again at the column's width.
+    // Once moved the number stays there, so the width the watcher sees changes only once.
+    const holder = box.parentElement;
+    if (holder && holder.querySelector(":scope > span.eqno")
+        && !holder.classList.contains("optedu-number-above")) {
+      holder.classList.add("optedu-number-above");
+      if (!overflowsBox(box)) return;
+    }
     box.classList.add("optedu-broken");
     const rows = displayRows(math);
     for (const row of rows) {

@@ -124,3 +124,37 @@ def test_phone_checks_catch_a_broken_page(phone, base_url):
     assert any(not b["hinted"] for b in broken["scrolling"]), "a missing hint not seen"
     assert all(b["hinted"] for b in before["scrolling"])
     assert not before["fadedFitting"] and broken["fadedFitting"], "a needless fade not seen"
+
+
+# A numbered equation whose line beside its number is too short, made so on purpose: the
+# number of the page's first numbered equation is widened by 250 px. optedu.js then stands
+# the number above the equation, which keeps the column's width and does not scroll.
+WIDEN_NUMBER = """
+const done = arguments[arguments.length - 1];
+if (arguments[0]) {
+  const style = document.createElement('style');
+  style.textContent = 'div.math.optedu-number-above { flex-direction: row-reverse !important; }';
+  document.head.appendChild(style);
+}
+const holder = document.querySelector('article div.math[id^="equation-"]');
+const number = holder.querySelector(':scope > span.eqno');
+const box = holder.querySelector(':scope > mjx-container');
+number.style.paddingLeft = '250px';
+setTimeout(() => {
+  const n = number.getBoundingClientRect(), b = box.getBoundingClientRect();
+  done({id: holder.id, above: n.bottom <= b.top + 1 && n.right <= innerWidth + 1,
+        scrolls: box.scrollWidth > box.clientWidth + 1, width: b.width});
+}, 500);
+"""
+
+
+@pytest.mark.xdist_group("book/rprop.html")
+def test_a_number_too_wide_to_sit_beside_its_equation_stands_above_it(phone, base_url):
+    seen = []
+    for undone in (False, True):
+        open_page(phone, f"{base_url}/book/rprop.html")
+        seen.append(phone.execute_async_script(WIDEN_NUMBER, undone))
+    phone.get("about:blank")
+    fixed, broken = seen
+    assert fixed["above"] and not fixed["scrolls"], f"the number not above its equation: {fixed}"
+    assert not broken["above"], f"a number kept beside its equation not seen: {broken}"
