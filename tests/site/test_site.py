@@ -355,11 +355,12 @@ WIDTHS = ["desktop", "phone"]
 # optedu.js cannot break into lines that fit (a long equation breaks before a relation or an
 # operator outside brackets, and a number too wide to sit beside its equation stands above
 # it; what is left is a row of an aligned table, or a bracket, root or fraction wider than the
-# column, most of them in the code's docstrings shown beside it: on a phone at most 2 a
-# chapter, 26 on 19 pages, where 73 on 32 scrolled before the numbers moved and the lines of
-# 15 equations were shortened, and 171 on 52 before the breaking; none at 1280 px), and
-# printed tables, whose aligned columns wrapping would scramble (2 to 14 a chapter on a phone,
-# 0 or 1 at 1280 px). A chapter over these numbers has a new wide block to look at.
+# column). The chapters' own equations are written in lines that fit a phone; what scrolls
+# there is an equation in a stored output (optedu's maths that a code cell prints, mostly a
+# docstring through show_source): at most 2 a chapter, 20 on 16 pages, where 73 scrolled on
+# 32 before the rewriting and 171 on 52 before the breaking; none at 1280 px. And printed
+# tables, whose aligned columns wrapping would scramble (2 to 14 a chapter on a phone, 0 or 1
+# at 1280 px). A chapter over these numbers has a new wide block to look at.
 # Inline formulas never scroll: a long one breaks after a relation or an operator
 # (optedu.js; test_site_phone.py checks that none is cut at the screen's edge).
 SCROLL_BUDGET = {
