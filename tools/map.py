@@ -44,13 +44,14 @@ REFERENCE = {"questions": "a bank to draw from", "claims": "a reference",
 PATHS = [
     ("Learn the rules",
      "From one training step to the rules large models use: each chapter derives a rule, "
-     "builds it and checks it against torch.",
-     [(None, ["training_step", "gradient_descent", "momentum", "adagrad", "rmsprop", "adam",
-              "adamw", "muon", "preconditioners", "schedules"])]),
+     "builds it and checks it against torch. It reads the first chapters in order, then "
+     "picks a few later ones; the map lists the rules it passes over.",
+     [(None, ["training_step", "gradient_descent", "momentum", "nesterov", "adagrad",
+              "rmsprop", "adam", "adamw", "muon", "preconditioners", "schedules"])]),
     ("Practise: choose, tune, debug a run",
      "For a run of your own: which optimizer, which learning rate, batch and schedule, and "
      "what to do when the loss misbehaves.",
-     [("Choose", ["comparing", "results", "large_runs", "folklore"]),
+     [("Choose", ["cheatsheet", "comparing", "results", "large_runs", "folklore", "muon"]),
       ("Tune", ["lr_finding", "schedule_choice", "warmup", "wsd", "batch_size", "mup", "param_groups"]),
       ("Debug", ["clipping", "loss_spikes", "low_precision", "resuming", "casebook"])]),
     ("Prepare for interviews",

@@ -386,7 +386,7 @@ def test_a_copy_on_a_reading_path_ends_by_continuing_it():
                 book.filename(stems[k - 1]) if k else None), block
             assert (after.group(1) if after else None) == (
                 book.filename(stems[k + 1]) if k + 1 < len(stems) else None), block
-    assert reader.path_text(book, "nesterov") == ""
+    assert reader.path_text(book, "sparse_adam") == ""
 
 
 def test_a_page_of_the_book_becomes_a_reader_notebook(tmp_path):
