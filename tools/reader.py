@@ -72,9 +72,24 @@ PAGES = ("questions", "claims")
 INDEX = "00_index.ipynb"
 #: notebook metadata of a copy: {"source": "book/adam.ipynb", "shown": {glue key: text/plain}}
 MARK = "optedu_reader"
-# A notebook without a kernel makes JupyterLab ask for one: the pages and the index get this.
-KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-          "language_info": {"name": "python"}}
+
+
+def kernel() -> dict:
+    """The kernel metadata of every copy. A notebook without a kernel makes JupyterLab ask for
+    one; when the kernel connects, JupyterLab writes its name and what it reports of its
+    language into the notebook, and marks the notebook unsaved if either differs. So the copy
+    carries them as ipykernel in this environment says them (a chapter's own metadata says
+    "Python 3", and the Python that ran it), and a reader who only reads is not asked to save.
+    """
+    try:  # imported here: 0.3 s that only writing copies needs
+        from ipykernel.ipkernel import IPythonKernel
+        language = copy.deepcopy(IPythonKernel.language_info)
+    except ImportError:  # no Jupyter here: JupyterLab will fill it in
+        language = {"name": "python"}
+    return {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                           "name": "python3"},
+            "language_info": language}
+
 
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,}|~{3,})(?P<info>.*)$")
 DIRECTIVE = re.compile(r"^\{(?P<name>[\w:-]+)\}\s*(?P<arg>.*)$")
@@ -390,7 +405,7 @@ def _page_notebook(text: str) -> dict:
         cells[-1].append(line)
     sources = ["\n".join(c).strip("\n") for c in cells]
     return {"cells": [_markdown_cell(s) for s in sources if s.strip()],
-            "metadata": copy.deepcopy(KERNEL), "nbformat": 4, "nbformat_minor": 5}
+            "metadata": kernel(), "nbformat": 4, "nbformat_minor": 5}
 
 
 def _bibliography(path: pathlib.Path) -> dict[str, tuple[str, str, str]]:
@@ -667,6 +682,9 @@ def reader_notebook(book: Book, doc: str) -> dict:
                 jupyter["source_hidden"] = True
             if tags & HIDE_OUTPUTS or solution is not None:
                 jupyter["outputs_hidden"] = True
+                # JupyterLab keeps the old name of the same flag in step, and adding it
+                # on opening would mark the copy unsaved
+                cell["metadata"]["collapsed"] = True
             if jupyter:
                 cell["metadata"].setdefault("jupyter", {}).update(jupyter)
         cells.append(cell)
@@ -699,7 +717,8 @@ def reader_notebook(book: Book, doc: str) -> dict:
         else:
             cells.insert(0, values)
     nb["cells"] = cells
-    nb["metadata"] = {**KERNEL, **nb.get("metadata", {}), MARK: {"source": source}}
+    nb["metadata"] = {**nb.get("metadata", {}), **kernel(),
+                      MARK: {"source": source}}
     if any(cell["cell_type"] == "code" for cell in cells):
         nb["metadata"][MARK]["shown"] = dict(conv.shown)
     if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
@@ -792,7 +811,7 @@ def index_notebook(book: Book) -> dict:
         text.append("## Outside the table of contents\n\n"
                     + "\n".join(f"- {line(doc)}" for doc in others))
     nb = {"cells": [_markdown_cell("\n\n".join(text))],
-          "metadata": {**copy.deepcopy(KERNEL), MARK: {"source": "_toc.yml"}},
+          "metadata": {**kernel(), MARK: {"source": "_toc.yml"}},
           "nbformat": 4, "nbformat_minor": 5}
     nb["cells"][0]["id"] = "reader-index"
     return nb

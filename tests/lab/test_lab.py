@@ -137,3 +137,30 @@ def test_the_index_opens_a_chapter(browser, lab, notebook):
         if time.monotonic() > deadline:
             pytest.fail(f"no tab {notebook.name} after the click: {browser.execute_script(tabs)}")
         time.sleep(0.5)
+
+
+
+def test_copies_open_unmodified(page, lab, notebook):
+    """Opening a copy changes nothing in it. JupyterLab marks a tab unsaved (a dot in place
+    of the close button) when loading the notebook or connecting its kernel rewrites the
+    model, and a reader who only reads would then be asked to save: the chapter, then the
+    index (which has no code cell, and a kernel all the same)."""
+    dirty = ("return [...document.querySelectorAll('.lm-DockPanel .lm-TabBar-tab.jp-mod-dirty')]"
+             ".map(e => e.textContent)")
+    idle = "return !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=idle]')"
+
+    def connected() -> None:  # the kernel has answered: its metadata is in the model
+        deadline = time.monotonic() + 60
+        while not page.execute_script(idle):
+            if time.monotonic() > deadline:
+                pytest.fail("the kernel did not connect in 60 s")
+            time.sleep(0.5)
+        time.sleep(1)
+
+    connected()
+    assert not page.execute_script(dirty), f"{notebook.name} marked unsaved on opening"
+    if (notebook.parent / "00_index.ipynb").exists():
+        page.get(f"{lab}/lab/tree/00_index.ipynb")
+        time.sleep(1)
+        connected()
+        assert not page.execute_script(dirty), "marked unsaved on opening the index"
