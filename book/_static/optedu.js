@@ -336,7 +336,55 @@
     }
   }
 
+  // A wide space between two formulas of one display (",\quad" or ",\qquad": an mspace of
+  // 1em or more, alone in its mstyle) at the top level of a row, outside brackets: the
+  // better place for a line to break, as a reader would break "a = b, c = d" by hand.
+  const gapWidth = child => {
+    if (child.tagName !== "MJX-MSTYLE" || child.children.length !== 1) return 0;
+    const space = child.firstElementChild;
+    const em = space.tagName === "MJX-MSPACE" && /^width:\s*([\d.]+)em/.exec(space.getAttribute("style") || "");
+    return em && Number(em[1]) >= 1 ? Number(em[1]) : 0;
+  };
+
+  // A row's children cut at its gaps: the pieces between them, and the gaps. One piece where
+  // there is no gap, or the brackets do not pair up.
+  function cutAtGaps(children) {
+    const pieces = [[]], gaps = [];
+    let depth = 0;
+    for (const child of children) {
+      const c = bracket(child);
+      if (OPEN.test(c)) depth += 1;
+      else if (CLOSE.test(c)) depth -= 1;
+      if (depth < 0) return {pieces: [children], gaps: []};
+      if (!depth && gapWidth(child) && glyphs(pieces[pieces.length - 1])) {
+        gaps.push(child);
+        pieces.push([]);
+      } else {
+        pieces[pieces.length - 1].push(child);
+      }
+    }
+    if (depth || !glyphs(pieces[pieces.length - 1])) return {pieces: [children], gaps: []};
+    return {pieces, gaps};
+  }
+
+  // Each gap hidden, and in its place a space of its width that the line may break at, which
+  // the browser drops at the end of a line (a text space between the pieces' boxes).
+  function openGaps(gaps) {
+    for (const gap of gaps) {
+      gap.classList.add("optedu-gap");
+      const space = document.createElement("span");
+      space.className = "optedu-gap-space";
+      space.style.wordSpacing = `${gapWidth(gap) - 0.25}em`;
+      space.textContent = " ";
+      gap.after(space);
+    }
+  }
+
   function unbreakDisplay(box) {
+    for (const space of box.querySelectorAll("span.optedu-gap-space")) space.remove();
+    for (const gap of box.querySelectorAll("mjx-mstyle.optedu-gap")) {
+      gap.classList.remove("optedu-gap");
+    }
     for (const piece of box.querySelectorAll("mjx-mrow.optedu-piece")) {
       piece.replaceWith(...piece.childNodes);
     }
@@ -366,21 +414,37 @@
       for (const child of [...row.children]) {
         if (child.tagName === "MJX-MTEXT" && child.querySelector(`:scope > .${SPACE}`)) splitWords(child);
       }
-      const pieces = cutBefore([...row.children], false);
+      // first at the gaps between formulas; where there are none, before the relations
+      const {pieces: formulas, gaps} = cutAtGaps([...row.children]);
+      const pieces = formulas.length > 1 ? formulas : cutBefore([...row.children], false);
       if (pieces.length > 1) { row.classList.add("optedu-row"); groupPieces(pieces); }
+      openGaps(gaps);
     }
-    if (!overflowsBox(box)) return;
-    // a piece that reaches past the column breaks before its binary operators as well
-    const right = box.getBoundingClientRect().right + 1;
-    for (const row of rows) {
-      const wide = (row.classList.contains("optedu-row") ? [...row.children] : [row])
-        .filter(piece => piece.getBoundingClientRect().right > right);
-      for (const piece of wide) {
-        const parts = cutBefore([...piece.children], true);
-        if (parts.length < 2) continue;
-        if (piece === row) { row.classList.add("optedu-row"); groupPieces(parts); continue; }
-        groupPieces(parts);
-        piece.replaceWith(...piece.childNodes);
+    // a piece that reaches past the column breaks before its relations (a formula between
+    // gaps), then before its binary operators as well
+    for (const operators of [false, true]) {
+      if (!overflowsBox(box)) return;
+      const right = box.getBoundingClientRect().right + 1;
+      for (const row of rows) {
+        const wide = (row.classList.contains("optedu-row")
+          ? [...row.children].filter(child => child.classList.contains("optedu-piece"))
+          : [row]).filter(piece => piece.getBoundingClientRect().right > right);
+        for (const piece of wide) {
+          const parts = cutBefore([...piece.children], operators);
+          if (parts.length < 2) continue;
+          if (piece === row) { row.classList.add("optedu-row"); groupPieces(parts); continue; }
+          // a formula between gaps that breaks has lines of its own: its neighbours do not
+          // share them
+          const before = piece.previousElementSibling;
+          const after = piece.nextElementSibling && piece.nextElementSibling.nextElementSibling;
+          for (const space of [before, after]) {
+            if (space && space.matches("span.optedu-gap-space")) {
+              space.classList.add("optedu-gap-break");
+            }
+          }
+          groupPieces(parts);
+          piece.replaceWith(...piece.childNodes);
+        }
       }
     }
   }

@@ -158,3 +158,52 @@ def test_a_number_too_wide_to_sit_beside_its_equation_stands_above_it(phone, bas
     fixed, broken = seen
     assert fixed["above"] and not fixed["scrolls"], f"the number not above its equation: {fixed}"
     assert not broken["above"], f"a number kept beside its equation not seen: {broken}"
+
+
+# A display of two formulas side by side (",\qquad"), made too narrow for them on purpose:
+# optedu.js breaks it at the gap between them, not before a relation inside one of them,
+# and drops the gap at the end of the line. The box is narrowed to the first formula's width
+# and a little more; what ends the first line, and where the second starts, is returned.
+NARROW_GAP = """
+const done = arguments[arguments.length - 1];
+const isGap = el => el.tagName === 'MJX-MSTYLE' && el.children.length === 1
+  && /^width:\\s*2em/.test(el.firstElementChild.getAttribute('style') || '');
+const box = [...document.querySelectorAll("article mjx-container[display='true']")].find(b => {
+  const kids = [...b.querySelector(':scope > mjx-math').children];
+  const k = kids.findIndex(isGap);
+  return k > 0 && kids[k - 1].textContent === '' && kids[k - 1].querySelector('.mjx-c2C')
+    && !b.querySelector('mjx-mtable');
+});
+const math = box.querySelector(':scope > mjx-math');
+const kids = [...math.children];
+const gap = kids.find(isGap);
+const first = kids[0].getBoundingClientRect().left;
+const width = kids[kids.indexOf(gap) - 1].getBoundingClientRect().right - first;
+box.style.width = `${Math.ceil(width) + 12}px`;
+box.style.maxWidth = box.style.width;
+setTimeout(() => {
+  const pieces = [...math.querySelectorAll('mjx-mrow.optedu-piece')];
+  const line = pieces.find(p => p.contains(gap.previousElementSibling)
+                          || p.nextElementSibling === gap);
+  const next = pieces[pieces.indexOf(line) + 1];
+  const last = line && line.lastElementChild;
+  done({broken: box.classList.contains('optedu-broken'), pieces: pieces.length,
+        endsAtComma: !!(last && last.querySelector('.mjx-c2C')),
+        nextBelow: !!(next && next.getBoundingClientRect().top
+                      >= line.getBoundingClientRect().bottom - 1),
+        nextLeft: next ? Math.round(next.getBoundingClientRect().left - first) : null,
+        scrolls: box.scrollWidth > box.clientWidth + 1});
+}, 500);
+"""
+
+
+@pytest.mark.xdist_group("book/adam.html")
+def test_two_formulas_side_by_side_break_at_the_gap_between_them(phone, base_url):
+    open_page(phone, f"{base_url}/book/adam.html")
+    seen = phone.execute_async_script(NARROW_GAP)
+    phone.get("about:blank")
+    assert seen["broken"] and seen["endsAtComma"] and seen["nextBelow"], \
+        f"not broken at the gap between its formulas: {seen}"
+    # the next formula starts a line, indented as a continuation (1.5em), not after the gap
+    assert seen["nextLeft"] is not None and seen["nextLeft"] < 40, seen
+    assert not seen["scrolls"], seen
