@@ -27,7 +27,7 @@ def test_a_chapter_on_two_paths_gets_both_with_its_neighbours(book_map):
     shown = _page("adam", book_map)
     assert [p["name"] for p in shown] == ["Learn the rules", "Prepare for interviews"]
     learn = shown[0]
-    assert (learn["place"], learn["length"], learn["step"]) == (6, 10, None)
+    assert (learn["place"], learn["length"], learn["step"]) == (7, 11, None)
     assert learn["href"] == "intro.html#Learn"
     assert learn["previous"] == {"title": "RMSPROP", "href": "rmsprop.html"}
     assert learn["next"] == {"title": "ADAMW", "href": "adamw.html",
@@ -40,13 +40,13 @@ def test_the_ends_of_a_path_have_no_neighbour_beyond_them(book_map):
     assert first["previous"] is None and first["next"]["href"] == "gradient_descent.html"
     last, = _page("schedules", book_map)
     assert last["next"] is None and last["previous"]["href"] == "preconditioners.html"
-    assert _page("nesterov", book_map) == []
+    assert _page("sparse_adam", book_map) == []
 
 
 def test_a_step_of_a_path_is_named(book_map):
     tune, = _page("lr_finding", book_map)
-    assert (tune["step"], tune["place"], tune["length"]) == ("Tune", 5, 16)
-    assert tune["previous"]["href"] == "folklore.html"  # across the steps' boundary
+    assert (tune["step"], tune["place"], tune["length"]) == ("Tune", 7, 18)
+    assert tune["previous"]["href"] == "muon.html"  # across the steps' boundary
 
 
 def test_anchors_of_the_landing_pages_sections():
