@@ -44,8 +44,7 @@ REFERENCE = {"questions": "a bank to draw from", "claims": "a reference",
 PATHS = [
     ("Learn the rules",
      "From one training step to the rules large models use: each chapter derives a rule, "
-     "builds it and checks it against torch. It reads the first chapters in order, then "
-     "picks a few later ones; the map lists the rules it passes over.",
+     "builds it and checks it against torch.",
      [(None, ["training_step", "gradient_descent", "momentum", "nesterov", "adagrad",
               "rmsprop", "adam", "adamw", "muon", "preconditioners", "schedules"])]),
     ("Practise: choose, tune, debug a run",
@@ -173,6 +172,24 @@ def _about(stem: str, number: dict[str, int]) -> str:
     return f"chapter {number[stem]}, {what}" if stem in number else what
 
 
+def _span(stems: list[str], number: dict[str, int]) -> str:
+    """Which chapters a path of numbered chapters in reading order takes, where it leaves
+    some out: 'It reads chapters 1 to 8 in order, then 14, 20 and 34; the map lists every
+    chapter.' Empty for a path that takes every chapter from its first to its last, or whose
+    chapters are not all numbered and in order."""
+    if not all(stem in number for stem in stems):
+        return ""
+    got = [number[stem] for stem in stems]
+    if got != sorted(got) or got == list(range(got[0], got[-1] + 1)):
+        return ""
+    run = next((k for k in range(1, len(got)) if got[k] != got[k - 1] + 1), len(got))
+    rest = [str(n) for n in got[run:]]
+    later = rest[0] if len(rest) == 1 else f"{', '.join(rest[:-1])} and {rest[-1]}"
+    first = (f"chapters {got[0]} to {got[run - 1]} in order" if run > 1
+             else f"chapter {got[0]}")
+    return f" It reads {first}, then {later}; the map lists every chapter."
+
+
 def _time(total: int) -> str:
     hours, rest = divmod(total, 60)
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
@@ -192,7 +209,8 @@ def render_paths(folder: str = "", level: str = "###",
             raise ValueError(f"PATHS: {heading!r} names chapters not in _toc.yml: {unknown}")
         total = sum(minutes(stem) for stem in stems if stem not in REFERENCE)
         out.append(f"{level} {heading}\n\n"
-                   + textwrap.fill(f"{who} About {_time(total)} of reading.", 96) + "\n")
+                   + textwrap.fill(f"{who}{_span(stems, number)} About {_time(total)} of"
+                                   " reading.", 96) + "\n")
         for step, chosen in steps:
             if step:
                 out.append(f"*{step}*\n")

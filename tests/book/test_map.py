@@ -102,3 +102,17 @@ def test_the_real_paths_have_stops_where_the_landing_page_lists_them():
         assert [s.previous for s in walked] == [None] + stems[:-1]
     assert book_map.reading_time("questions") == "a bank to draw from"
     assert book_map.reading_time("adam").endswith(" min")
+
+
+def test_a_path_that_leaves_chapters_out_says_which_it_takes():
+    number = {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "x": 9}
+    assert book_map._span(["a", "b", "c", "x"], number) == (
+        " It reads chapters 1 to 3 in order, then 9; the map lists every chapter.")
+    assert book_map._span(["a", "c", "e"], number) == (
+        " It reads chapter 1, then 3 and 5; the map lists every chapter.")
+    # every chapter from first to last, out of order, or not all numbered: nothing to say
+    assert book_map._span(["b", "c", "d"], number) == ""
+    assert book_map._span(["c", "a"], number) == ""
+    assert book_map._span(["a", "questions"], number) == ""
+    learn = book_map.PATHS[0][2][0][1]
+    assert book_map._span(learn, book_map.numbers()).startswith(" It reads chapters 1 to 8")
