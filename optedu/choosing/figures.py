@@ -9,6 +9,7 @@ writes their numbers); the chapter shows them with ``plt.show()``.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -237,14 +238,20 @@ def plot_lr_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float],
     the median over seeds of the final validation value against the learning rate, a band
     from the lowest to the highest seed; a run that diverged is drawn at the top edge (×).
     Each panel's vertical range runs from the workload's best value to ``ceiling[w]`` (its
-    value at initialisation, say), the same in every row of a column."""
+    value at initialisation, say), the same in every row of a column.
+
+    Each row opens with a cell that holds only its family's legend (titled with the family),
+    and every panel is titled with its workload: a narrow screen regrids the cells
+    (:func:`optedu.instruments.layouts.relaid`), so neither a legend inside a narrow panel
+    nor a title over the first row alone would stay readable or in place."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     loads = list(curves)
-    fig, panels = plt.subplots(len(families), len(loads),
-                               figsize=(2.3 * len(loads), 2.1 * len(families) + 0.6),
-                               sharex=False, squeeze=False)
+    fig, cells = plt.subplots(len(families), len(loads) + 1,
+                              figsize=(2.3 * (len(loads) + 1), 2.1 * len(families) + 0.6),
+                              sharex=False, squeeze=False)
+    panels = [row[1:] for row in cells]
     for j, w in enumerate(loads):
         finite = [v for c in curves[w].values() for seeds in c[1] for v in seeds
                   if math.isfinite(v)]
@@ -266,11 +273,18 @@ def plot_lr_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float],
             ax.axhline(workloads.get(w).target, color="0.3", lw=0.7, ls=":")
             ax.set(xscale="log", ylim=(low - 0.05 * (top - low), top))
             ax.tick_params(labelsize=7)
-            if i == 0:
-                ax.set_title(w.removeprefix("digits_"), fontsize=8)
-            if j == 0:
-                ax.set_ylabel(family, fontsize=8)
-                ax.legend(fontsize=7, loc="lower left")
+            ax.set_title(w.removeprefix("digits_"), fontsize=8)
+    for row, (family, names) in zip(cells, families.items()):
+        key = row[0]
+        key.axis("off")
+        handles = {}
+        for ax in row[1:]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        shown = [name for name in names if name in handles]
+        title = textwrap.fill(family, 18, break_on_hyphens=False)
+        key.legend([handles[n] for n in shown], shown, title=title, fontsize=7,
+                   title_fontsize=8, loc="center", frameon=False)
     fig.supxlabel("peak learning rate (other hyperparameters at their defaults)", fontsize=8)
     fig.tight_layout()
     return fig

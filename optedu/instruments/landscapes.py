@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from optedu.optim._validation import check_curvatures
-from .display import num
+from .display import minus_signs, num
 
 OptimizerFactory = Callable[[Iterable[torch.Tensor]], torch.optim.Optimizer]
 
@@ -245,8 +245,8 @@ def explore(surface: Surface, make_optimizer: Callable[..., OptimizerFactory],
         setting = ", ".join(f"{n} {v}" if isinstance(v, bool) else f"{n} {v:g}"
                             for n, v in zip(names, combo))
         final = losses(surface, paths[combo])[-1]
-        return f"{setting}\nloss {num(final, 3)}" if np.isfinite(final) \
-            else f"{setting}\ndiverged"
+        return minus_signs(f"{setting}\nloss {num(final, 3)}" if np.isfinite(final)
+                           else f"{setting}\ndiverged")
 
     def draw(ax, combo) -> None:
         plot_surface(surface, ax=ax, levels=15)

@@ -399,7 +399,7 @@ def schedules_panels(schedule: str, rule: str, lr: float, warmup: float, minRati
     ax_rate.set(ylim=(0, 1.05 * lr), xlabel="step", ylabel="rate $\\eta_t$",
                 title="the rate")
     landscapes.plot_surface(surface, ax=ax_path, levels=15)
-    _path(ax_path, b_path, GREY, linestyle="--", linewidth=1, label="constant rate")
+    _path(ax_path, b_path, GREY, linestyle="--", linewidth=1, label="constant peak rate")
     _path(ax_path, a_path, "C0", label="scheduled")
 
     def smooth(ys):

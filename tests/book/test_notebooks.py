@@ -117,7 +117,9 @@ def test_no_stored_errors(path):
 GRID_PLACE = re.compile(r"(?i)\b(?:top|middle|bottom|upper|lower) rows?\b"
                         r"|\b(?:top|bottom|upper|lower)[ -](?:left|right) (?:panel|path|plot)"
                         r"|\b(?:left|right|middle)[ -](?:hand )?(?:panel|column)s?\b"
-                        r"|\b\w+ by \w+ grid\b")
+                        r"|\b\w+ by \w+ grid\b"
+                        # "Left: ...; right: ..." or "Right, on a log scale" opening a clause
+                        r"|(?:^|[.;:!?]\s+)(?:left|right|middle)\s*[:,]")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

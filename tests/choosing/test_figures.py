@@ -138,10 +138,14 @@ def test_sweep_figures_draw():
                                               [0.8, 0.9, math.inf]])}}
     fig = figures.plot_lr_curves(curves, {"one": ["a"], "two": ["b", "missing"]},
                                  {"digits_logreg": 2.3})
-    assert len(fig.axes) == 2
-    assert fig.axes[0].get_ylim()[1] == pytest.approx(2.3 + 0.05 * (2.3 - 0.3))
+    # each row: a cell holding its family's legend, then one panel per workload
+    key, panel, key2, panel2 = fig.axes
+    assert not key.axison and key.get_legend().get_title().get_text() == "one"
+    assert [t.get_text() for t in key2.get_legend().texts] == ["b"]   # "missing" not drawn
+    assert panel.get_title() == panel2.get_title() == "logreg"        # every panel titled
+    assert panel.get_ylim()[1] == pytest.approx(2.3 + 0.05 * (2.3 - 0.3))
     # the diverged rate is drawn at the top edge, with a cross
-    marks = [line for line in fig.axes[0].get_lines() if line.get_marker() == "x"]
+    marks = [line for line in panel.get_lines() if line.get_marker() == "x"]
     assert [list(m.get_xdata()) for m in marks] == [[1e-1]]
     grid = [[0.5, 0.4], [0.3, math.inf]]
     fig2 = figures.plot_lr_wd({"m": ([1e-3, 1e-2], [1e-2, 1e-1], grid)}, {"m": "decay"})

@@ -78,3 +78,15 @@ def test_bad_input_is_refused(values, steps):
 def test_paths_are_finite_where_they_converge():
     path = landscapes.trajectory(landscapes.quadratic(1.0, 10.0), sgd(0.05, 0.9), 30)
     assert np.isfinite(path).all()
+
+
+def test_static_titles_write_a_negative_loss_with_a_minus_sign():
+    plt.close("all")
+    surface = landscapes.saddle()
+    landscapes.explore(surface, sgd, {"lr": [0.01], "momentum": [0.9]}, steps=200,
+                       live=False)
+    title = plt.gcf().axes[0].get_title()
+    final = landscapes.losses(surface, landscapes.trajectory(surface, sgd(0.01, 0.9), 200))[-1]
+    assert final < 0 and title.endswith("loss \u2212" + num(-final, 3)), title
+    assert "-" not in title
+    plt.close("all")
