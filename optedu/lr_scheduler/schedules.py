@@ -62,9 +62,8 @@ def linear_warmup_cosine(step: float, *, warmup_steps: int, total_steps: int,
 
         f(s) = \begin{cases}
             \dfrac{s+1}{w+1} & s < w \\[4pt]
-            r + \tfrac12 (1 - r)
-                \left(1 + \cos\left(\pi \dfrac{s - w}{T - w}\right)\right)
-                & w \le s \le T \\[4pt]
+            r + \tfrac12 (1 - r) & w \le s \le T \\
+            \quad \left(1 + \cos\left(\pi \dfrac{s - w}{T - w}\right)\right) & \\[4pt]
             r & s > T
         \end{cases}
 
@@ -170,7 +169,8 @@ def warmup_stable_decay(step: float, *, warmup_steps: int, stable_steps: int,
 
     .. math::
 
-        f(s) = \begin{cases}
+        &f(s) = \\
+        &\begin{cases}
             \dfrac{s+1}{w+1} & s < w \\[4pt]
             1 & w \le s < w + S \\[4pt]
             1 - (1 - r)\,\delta\!\left(\min\left(1, \dfrac{s - w - S}{D}\right)\right)
