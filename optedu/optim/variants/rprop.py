@@ -50,7 +50,8 @@ def rprop_variant(
 
     .. math::
 
-        u_t = \begin{cases}
+        &u_t = \\
+        &\begin{cases}
             -u_{t-1} & s_t < 0 \\
             & \quad\text{and backtracking} \\
             0 & s_t < 0\text{,} \\
