@@ -60,10 +60,11 @@ def linear_warmup_cosine(step: float, *, warmup_steps: int, total_steps: int,
 
     .. math::
 
-        f(s) = \begin{cases}
+        &f(s) = \\
+        &\begin{cases}
             \dfrac{s+1}{w+1} & s < w \\[4pt]
-            r + \tfrac12 (1 - r)
-                \left(1 + \cos\left(\pi \dfrac{s - w}{T - w}\right)\right)
+            r + \tfrac12 (1 - r) & \\
+            \quad \left(1 + \cos\left(\pi \dfrac{s - w}{T - w}\right)\right)
                 & w \le s \le T \\[4pt]
             r & s > T
         \end{cases}
@@ -170,11 +171,12 @@ def warmup_stable_decay(step: float, *, warmup_steps: int, stable_steps: int,
 
     .. math::
 
-        f(s) = \begin{cases}
+        &f(s) = \\
+        &\begin{cases}
             \dfrac{s+1}{w+1} & s < w \\[4pt]
             1 & w \le s < w + S \\[4pt]
-            1 - (1 - r)\,\delta\!\left(\min\left(1, \dfrac{s - w - S}{D}\right)\right)
-                & s \ge w + S
+            1 - (1 - r)\,\delta\!\biggl(\min\biggl(1, & \\
+            \qquad \dfrac{s - w - S}{D}\biggr)\biggr) & s \ge w + S
         \end{cases}
 
     with :math:`S` = ``stable_steps``, :math:`D` = ``decay_steps``, :math:`r` =

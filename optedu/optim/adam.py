@@ -46,14 +46,14 @@ def adam(
     .. math::
 
         g_t &\leftarrow \pm\nabla f(\theta_{t-1}) \\
-        \theta_{t-1} &\leftarrow (1 - \eta\lambda)\,\theta_{t-1}
-            \quad\text{(decoupled)} \\
-        \text{or}\quad g_t &\leftarrow g_t + \lambda\,\theta_{t-1}
-            \quad\text{(L2)} \\
+        \theta_{t-1} &\leftarrow (1 - \eta\lambda)\,\theta_{t-1} \\
+            &\quad\text{(decoupled)} \\
+        \text{or}\quad g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\
+            &\quad\text{(L2)} \\
         m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
         v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
-        v^{\max}_t &\leftarrow \max(v^{\max}_{t-1}, v_t)
-            \quad\text{(AMSGrad; used in place of } v_t) \\
+        v^{\max}_t &\leftarrow \max(v^{\max}_{t-1}, v_t) \\
+            &\quad\text{(AMSGrad; used in place of } v_t) \\
         \theta_t &\leftarrow \theta_{t-1} - \frac{\eta}{1-\beta_1^t}\,
             \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 

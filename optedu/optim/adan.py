@@ -45,10 +45,11 @@ def adan(
         \Delta_t &= g_t - g_{t-1} \\
         m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
         v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, \Delta_t \\
-        n_t &= \beta_3 n_{t-1} + (1-\beta_3)\, (g_t + \beta_2 \Delta_t)^2 \\
+        n_t &= \beta_3 n_{t-1} \\
+            &\quad + (1-\beta_3)\, (g_t + \beta_2 \Delta_t)^2 \\
         d_t &= \sqrt{n_t / (1-\beta_3^t)} + \epsilon \\
-        \theta_t &= \Big(\theta_{t-1} - \eta\,\frac{m_t}{(1-\beta_1^t)\, d_t}
-            - \eta\beta_2\,\frac{v_t}{(1-\beta_2^t)\, d_t}\Big)\Big/(1+\eta\lambda)
+        \theta_t &= \Big(\theta_{t-1} - \eta\,\frac{m_t}{(1-\beta_1^t)\, d_t} \\
+            &\qquad - \eta\beta_2\,\frac{v_t}{(1-\beta_2^t)\, d_t}\Big)\Big/(1+\eta\lambda)
 
     ``weight_decouple=True`` instead multiplies :math:`\theta_{t-1}` by
     :math:`1-\eta\lambda` before the step. ``use_gc`` subtracts from

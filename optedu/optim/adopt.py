@@ -36,14 +36,14 @@ def adopt(
 
     .. math::
 
-        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) \;(+\,\lambda\theta_{t-1}
-            \text{ unless decoupled}) \\
-        t = 0:\quad v_0 &\leftarrow g_0^2
-            \quad\text{(no move; } m_0 = 0) \\
-        t \ge 1:\quad \theta_{t-1} &\leftarrow (1 - \eta\lambda)\,\theta_{t-1}
-            \quad\text{(decoupled)} \\
-        m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\,
-            \operatorname{clip}\!\Big(\frac{g_t}{\max(\sqrt{v_{t-1}},\,
+        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) \\
+            &\quad (+\,\lambda\theta_{t-1} \text{ unless decoupled}) \\
+        t = 0:\quad v_0 &\leftarrow g_0^2 \\
+            &\quad\text{(no move; } m_0 = 0) \\
+        t \ge 1:\quad \theta_{t-1} &\leftarrow (1 - \eta\lambda)\,\theta_{t-1} \\
+            &\quad\text{(decoupled)} \\
+        m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, \\
+            &\quad \operatorname{clip}\!\Big(\frac{g_t}{\max(\sqrt{v_{t-1}},\,
             \epsilon)},\, c_t\Big) \\
         \theta_t &\leftarrow \theta_{t-1} - \eta\, m_t \\
         v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2

@@ -157,8 +157,8 @@ def update_preconditioner(Q: list[torch.Tensor], exprs: Exprs, G: torch.Tensor,
 
     .. math::
 
-        Q_i \leftarrow Q_i - \frac{\eta_P}{\lVert A A^\top + B B^\top\rVert}
-        \operatorname{triu}(A A^\top - B B^\top)\, Q_i
+        Q_i &\leftarrow Q_i - \frac{\eta_P}{\lVert A A^\top + B B^\top\rVert} \\
+            &\qquad \operatorname{triu}(A A^\top - B B^\top)\, Q_i
 
     (the norm a lower bound of the spectral norm; for a diagonal factor the
     largest entry and the diagonal of the statistics).
@@ -205,12 +205,13 @@ def kron(param: torch.Tensor, grad: torch.Tensor, state: State, *, lr: float,
 
     .. math::
 
-        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t,\qquad
-        \hat m_t = m_t / (1-\beta_1^t) \\
-        Q &\leftarrow \text{fit}(Q;\ \hat m_t) \ \text{(when it updates)} \\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \\
+        \hat m_t &= m_t / (1-\beta_1^t) \\
+        Q &\leftarrow \text{fit}(Q;\ \hat m_t) \\
+            &\quad\text{(when it updates)} \\
         u_t &= Q^\top Q\, \hat m_t \quad (\textstyle\bigotimes_i Q_i^\top Q_i) \\
-        u_t &\leftarrow u_t \min(1, 1.1/\operatorname{rms}(u_t)) + \lambda\theta
-        \ \text{(decay on matrices only)} \\
+        u_t &\leftarrow u_t \min(1, 1.1/\operatorname{rms}(u_t)) \\
+            &\quad + \lambda\theta \ \text{(decay on matrices only)} \\
         \theta_t &= \theta_{t-1} - \eta\, u_t
     """
     state["step"] += 1

@@ -44,15 +44,17 @@ def mars(
 
     .. math::
 
-        c_t &= g_t + \gamma\tfrac{\beta_1}{1-\beta_1}\,(g_t - g_{t-1}),
-            \qquad c_t \leftarrow c_t / \max(1, \lVert c_t\rVert)
-            \qquad (c_t = g_t \text{ on the AdamW path}) \\
+        c_t &= g_t + \gamma\tfrac{\beta_1}{1-\beta_1}\,(g_t - g_{t-1}), \\
+        c_t &\leftarrow c_t / \max(1, \lVert c_t\rVert) \\
+            &\quad (c_t = g_t \text{ on the AdamW path}) \\
         m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, c_t \\
-        \text{AdamW:}\ \ v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, c_t^2,\quad
-            u_t = \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} \\
-        \text{Lion:}\ \ u_t &= \operatorname{sign}(m_t) \\
-        \text{Shampoo (2-D):}\ \ u_t &= \sqrt{\max(1, r/c)}\;
-            \operatorname{NS}\!\big(m_t/(1-\beta_1)\big) \\
+        &\text{AdamW:} \\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, c_t^2, \\
+        u_t &= \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} \\
+        &\text{Lion:} \\
+        u_t &= \operatorname{sign}(m_t) \\
+        &\text{Shampoo (2-D):} \\
+        u_t &= \sqrt{\max(1, r/c)}\; \operatorname{NS}\!\big(m_t/(1-\beta_1)\big) \\
         \theta_t &= \theta_{t-1} - \eta\,(\lambda\,\theta_{t-1} + u_t)
 
     :math:`\epsilon` is added after the bias correction, as in Adam.

@@ -76,10 +76,10 @@ def zeropower_via_newtonschulz(
 
     .. math::
 
-        X_0 &= G / \max(\lVert G\rVert_F, \epsilon)
-            \quad\text{(every singular value} \le 1) \\
-        X_{k+1} &= a X_k + (b\, A_k + c\, A_k^2)\, X_k, \qquad
-            A_k = X_k X_k^\top
+        X_0 &= G / \max(\lVert G\rVert_F, \epsilon) \\
+            &\quad\text{(every singular value} \le 1) \\
+        X_{k+1} &= a X_k + (b\, A_k + c\, A_k^2)\, X_k, \\
+        A_k &= X_k X_k^\top
 
     Each step maps every singular value :math:`\sigma` to
     :math:`p(\sigma) = a\sigma + b\sigma^3 + c\sigma^5` and leaves
@@ -146,8 +146,8 @@ def muon(
     .. math::
 
         B_t &\leftarrow \mu B_{t-1} + (1-\mu)\, G_t \\
-        \tilde B_t &\leftarrow (1-\mu)\, G_t + \mu B_t
-            \quad\text{(Nesterov; else } \tilde B_t = B_t) \\
+        \tilde B_t &\leftarrow (1-\mu)\, G_t + \mu B_t \\
+            &\quad\text{(Nesterov; else } \tilde B_t = B_t) \\
         O_t &\leftarrow \mathrm{NS}^{(a,b,c)}_k(\tilde B_t) \approx UV^\top \\
         \theta_t &\leftarrow (1-\eta\lambda)\,\theta_{t-1}
             - \eta'\, O_t

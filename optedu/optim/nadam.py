@@ -36,17 +36,17 @@ def nadam(
 
     .. math::
 
-        g_t &\leftarrow \pm\nabla f(\theta_{t-1})
-            \;(+\,\lambda\theta_{t-1}, \text{ or } \theta_{t-1} \leftarrow
-            (1-\eta\lambda)\theta_{t-1} \text{ decoupled}) \\
-        \mu_t &\leftarrow \beta_1\bigl(1 - \tfrac12\, 0.96^{\,t\psi}\bigr),
-            \quad \mu_{t+1} \leftarrow
-            \beta_1\bigl(1 - \tfrac12\, 0.96^{\,(t+1)\psi}\bigr) \\
+        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) \\
+            &\quad (+\,\lambda\theta_{t-1}, \text{ or} \\
+            &\quad\ \theta_{t-1} \leftarrow (1-\eta\lambda)\theta_{t-1} \text{ decoupled}) \\
+        \mu_t &\leftarrow \beta_1\bigl(1 - \tfrac12\, 0.96^{\,t\psi}\bigr), \\
+        \mu_{t+1} &\leftarrow \beta_1\bigl(1 - \tfrac12\, 0.96^{\,(t+1)\psi}\bigr) \\
         m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
         v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
-        \theta_t &\leftarrow \theta_{t-1}
-            - \eta\, \frac{(1-\mu_t)/(1-\prod_{i\le t}\mu_i)\; g_t
-            + \mu_{t+1}/(1-\prod_{i\le t+1}\mu_i)\; m_t}
+        \theta_t &\leftarrow \theta_{t-1} \\
+            &\quad - \eta\, \frac{\begin{gathered}
+            \textstyle (1-\mu_t)/(1-\prod_{i\le t}\mu_i)\; g_t \\
+            \textstyle + \mu_{t+1}/(1-\prod_{i\le t+1}\mu_i)\; m_t\end{gathered}}
             {\sqrt{v_t/(1-\beta_2^t)} + \epsilon}
 
     :math:`\psi` is ``momentum_decay`` (Dozat's 0.004, i.e.

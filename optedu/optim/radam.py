@@ -30,21 +30,21 @@ def radam(
 
     .. math::
 
-        g_t &\leftarrow \pm\nabla f(\theta_{t-1})
-            \;(+\,\lambda\theta_{t-1}, \text{ or } \theta_{t-1} \leftarrow
-            (1-\eta\lambda)\theta_{t-1} \text{ decoupled}) \\
-        m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \quad
-            \hat m_t = m_t / (1-\beta_1^t) \\
+        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) \\
+            &\quad (+\,\lambda\theta_{t-1}, \text{ or} \\
+            &\quad\ \theta_{t-1} \leftarrow (1-\eta\lambda)\theta_{t-1} \text{ decoupled}) \\
+        m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \\
+        \hat m_t &= m_t / (1-\beta_1^t) \\
         v_t &\leftarrow \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
-        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \quad
-            \rho_t = \rho_\infty - \frac{2t\,\beta_2^t}{1-\beta_2^t} \\
+        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \\
+        \rho_t &= \rho_\infty - \frac{2t\,\beta_2^t}{1-\beta_2^t} \\
         \theta_t &\leftarrow \theta_{t-1} - \eta\, \hat m_t\,
-            r_t\, \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon}
-            \quad\text{if } \rho_t > 5, \qquad
-            r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\,\rho_\infty}
+            r_t\, \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t} + \epsilon} \\
+            &\quad\text{if } \rho_t > 5, \\
+        r_t &= \sqrt{\frac{(\rho_t-4)(\rho_t-2)\,\rho_\infty}
             {(\rho_\infty-4)(\rho_\infty-2)\,\rho_t}} \\
-        \theta_t &\leftarrow \theta_{t-1} - \eta\, \hat m_t
-            \quad\text{otherwise (momentum SGD)}
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, \hat m_t \\
+            &\quad\text{otherwise (momentum SGD)}
 
     :math:`\rho_t` approximates the length of the simple moving average
     that :math:`v_t` stands for; while it is short, the variance of the

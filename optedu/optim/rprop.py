@@ -31,7 +31,8 @@ def rprop(
 
         s_t &\leftarrow \operatorname{sign}(g_t\, g_{t-1}) \\
         \Delta_t &\leftarrow \operatorname{clip}\bigl(\Delta_{t-1} \cdot
-            \{\eta_+, \eta_-, 1\}[s_t],\ \Delta_{\min}, \Delta_{\max}\bigr) \\
+            \{\eta_+, \eta_-, 1\}[s_t], \\
+            &\qquad \Delta_{\min}, \Delta_{\max}\bigr) \\
         g_t &\leftarrow 0 \quad\text{where } s_t < 0 \\
         \theta_t &\leftarrow \theta_{t-1} - \Delta_t \operatorname{sign}(g_t)
 

@@ -127,10 +127,10 @@ def scion(param: torch.Tensor, grad: torch.Tensor, d: torch.Tensor, *, lr: float
     .. math::
 
         d_k &= (1-\alpha)\, d_{k-1} + \alpha\, g_k \\
-        \theta_k &= \theta_{k-1} + \gamma\rho\,\operatorname{lmo}(d_k)
-            \quad\text{(uSCG)} \\
-        \theta_k &= (1-\gamma)\,\theta_{k-1} + \gamma\rho\,\operatorname{lmo}(d_k)
-            \quad\text{(SCG, } \texttt{constraint=True})
+        \theta_k &= \theta_{k-1} + \gamma\rho\,\operatorname{lmo}(d_k) \\
+            &\quad\text{(uSCG)} \\
+        \theta_k &= (1-\gamma)\,\theta_{k-1} + \gamma\rho\,\operatorname{lmo}(d_k) \\
+            &\quad\text{(SCG, } \texttt{constraint=True})
 
     :math:`\alpha` is ``momentum`` (the new gradient's weight), :math:`\gamma` ``lr``,
     :math:`\rho` ``scale``. Weight decay, unconstrained only: :math:`\theta \leftarrow

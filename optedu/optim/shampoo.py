@@ -46,18 +46,18 @@ def shampoo(
     .. math::
 
         g &\leftarrow -g \quad\text{if maximize} \\
-        g &\leftarrow (1-\mu)\, g + \mu\, m_{t-1}
-            \quad\text{(if } \mu > 0\text{; } m_0 = g_1) \\
-        g &\leftarrow g + \lambda\,\theta_{t-1}
-            \quad\text{or}\quad
-            \theta_{t-1} \leftarrow (1-\eta\lambda)\,\theta_{t-1}
-            \ \ (\text{decoupled; } 1-\lambda \text{ if fixed}) \\
-        H^{(i)}_t &= H^{(i)}_{t-1} + g_{(i)}\, g_{(i)}^\top,
-            \quad H^{(i)}_0 = \epsilon I_{d_i},
+        g &\leftarrow (1-\mu)\, g + \mu\, m_{t-1} \\
+            &\quad\text{(if } \mu > 0\text{; } m_0 = g_1) \\
+        g &\leftarrow g + \lambda\,\theta_{t-1} \\
+            &\quad\text{or}\quad
+            \theta_{t-1} \leftarrow (1-\eta\lambda)\,\theta_{t-1} \\
+            &\quad (\text{decoupled; } 1-\lambda \text{ if fixed}) \\
+        H^{(i)}_t &= H^{(i)}_{t-1} + g_{(i)}\, g_{(i)}^\top, \\
+            &\quad H^{(i)}_0 = \epsilon I_{d_i},
             \quad i = 1..k \\
-        P^{(i)} &= \bigl(H^{(i)}_t\bigr)^{-1/(2k)}
-            \quad\text{(every } T \text{ steps; } P^{(i)} = 0
-            \text{ before the first)} \\
+        P^{(i)} &= \bigl(H^{(i)}_t\bigr)^{-1/(2k)} \\
+            &\quad\text{(every } T \text{ steps;} \\
+            &\quad P^{(i)} = 0 \text{ before the first)} \\
         m_t &= g \times_1 P^{(1)} \times_2 P^{(2)} \cdots \times_k P^{(k)} \\
         \theta_t &= \theta_{t-1} - \eta\, m_t
 

@@ -166,9 +166,11 @@ def soap(
         G' &= Q_L^\top G\, Q_R \\
         M &\leftarrow \beta_1 M + (1-\beta_1)\, G \\
         V &\leftarrow \beta_2 V + (1-\beta_2)\, G' \odot G' \\
-        N &= Q_L \Big(\frac{Q_L^\top M Q_R}{\sqrt{V}+\epsilon}\Big) Q_R^\top
-            \quad(\text{optionally } N \leftarrow N / (\mathrm{RMS}(N)+\epsilon)) \\
-        W &\leftarrow W - \alpha_t N, \qquad W \leftarrow (1-\eta\lambda) W
+        N &= Q_L \Big(\frac{Q_L^\top M Q_R}{\sqrt{V}+\epsilon}\Big) Q_R^\top \\
+            &\quad(\text{optionally} \\
+            &\quad\ N \leftarrow N / (\mathrm{RMS}(N)+\epsilon)) \\
+        W &\leftarrow W - \alpha_t N, \\
+        W &\leftarrow (1-\eta\lambda) W
 
     ``step_size`` is :math:`\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)` (or :math:`\eta`
     without bias correction). The factors and bases are updated after the step

@@ -78,11 +78,12 @@ def sophia_h(
 
     .. math::
 
-        \theta &\leftarrow (1-\eta\lambda)\,\theta
-            \quad\text{(decoupled; coupled: } g_t \leftarrow g_t + \lambda\theta) \\
+        \theta &\leftarrow (1-\eta\lambda)\,\theta \\
+            &\quad\text{(decoupled;} \\
+            &\quad\text{coupled: } g_t \leftarrow g_t + \lambda\theta) \\
         m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
-        h_t &= \beta_2 h_{t-1} + (1-\beta_2)\, \hat h_t
-            \quad\text{(on a refresh; else } h_t = h_{t-1}) \\
+        h_t &= \beta_2 h_{t-1} + (1-\beta_2)\, \hat h_t \\
+            &\quad\text{(on a refresh; else } h_t = h_{t-1}) \\
         \theta_t &= \theta - \eta\,
             \operatorname{clip}\bigl(m_t / \max(h_t, \epsilon),\, -\rho,\, \rho\bigr)
 

@@ -58,18 +58,20 @@ def adam_variant(
 
     .. math::
 
-        \text{algorithm 1:}\quad & \Delta_t = \eta\,\hat m_t /
-            (\sqrt{\hat v_t} + \epsilon) \\
-        \text{epsilon hat:}\quad & \Delta_t = \eta\,
+        &\text{algorithm 1:} \\
+        &\quad \Delta_t = \eta\,\hat m_t / (\sqrt{\hat v_t} + \epsilon) \\
+        &\text{epsilon hat:} \\
+        &\quad \Delta_t = \eta\,
             \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,
             m_t / (\sqrt{v_t} + \epsilon) \\
-        \text{no bias correction:}\quad & \Delta_t = \eta\, m_t /
-            (\sqrt{v_t} + \epsilon) \\
-        \text{amsgrad paper:}\quad & v^{\max}_t = \max(v^{\max}_{t-1}, v_t),
-            \ \Delta_t = \eta\, m_t / (\sqrt{v^{\max}_t} + \epsilon) \\
-        \text{max of corrected:}\quad & \hat v^{\max}_t =
-            \max(\hat v^{\max}_{t-1}, \hat v_t),
-            \ \Delta_t = \eta\,\hat m_t / (\sqrt{\hat v^{\max}_t} + \epsilon)
+        &\text{no bias correction:} \\
+        &\quad \Delta_t = \eta\, m_t / (\sqrt{v_t} + \epsilon) \\
+        &\text{amsgrad paper:} \\
+        &\quad v^{\max}_t = \max(v^{\max}_{t-1}, v_t), \\
+        &\quad \Delta_t = \eta\, m_t / (\sqrt{v^{\max}_t} + \epsilon) \\
+        &\text{max of corrected:} \\
+        &\quad \hat v^{\max}_t = \max(\hat v^{\max}_{t-1}, \hat v_t), \\
+        &\quad \Delta_t = \eta\,\hat m_t / (\sqrt{\hat v^{\max}_t} + \epsilon)
 
     ``step`` is the 1-based step number; ``max_exp_avg_sq`` is used only by
     the two AMSGrad forms (it holds :math:`v^{\max}` or

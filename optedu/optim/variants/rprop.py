@@ -50,9 +50,13 @@ def rprop_variant(
 
     .. math::
 
-        u_t = \begin{cases}
-            -u_{t-1} & s_t < 0 \text{ and backtracking} \\
-            0 & s_t < 0 \text{, no backtracking (not rprop-)} \\
+        &u_t = \\
+        &\begin{cases}
+            -u_{t-1} & s_t < 0 \\
+            & \quad\text{and backtracking} \\
+            0 & s_t < 0\text{,} \\
+            & \quad\text{no backtracking} \\
+            & \quad\text{(not rprop-)} \\
             -\Delta_t \operatorname{sign}(g_t) & \text{otherwise}
         \end{cases}
 
