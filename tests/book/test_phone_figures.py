@@ -1,6 +1,8 @@
 """book/_ext/phone_figures.py: the phone drawing split out of each figure and offered to phones."""
 
+import base64
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("phone_figures", ROOT / "book/_ext/phone_figures.py")
 phone_figures = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(phone_figures)
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
 
 def png(width: int, height: int = 100) -> bytes:
     header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x03\0\0\0"
@@ -119,3 +123,29 @@ def test_a_stacked_figure_is_marked_when_its_caption_names_a_panel_by_its_side(
                                                 _measures(2, 1))})
     out = phone_figures.wrap(_figure("two", caption), phones, stacks)
     assert ("optedu-stacked" in out) == marked
+
+
+#: chapters whose stored figures predate the panel columns: a re-run on a loaded 2-core
+#: machine changed their live timings (fast_step, muon, shampoo, sparse_adam) or a parity bound
+#: in its last decade (lamb_lars), outputs kept as stored. Re-run each on an idle machine and
+#: drop it here.
+PENDING = {"fast_step", "lamb_lars", "muon", "shampoo", "sparse_adam"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_stored_phone_drawing_carries_its_panel_columns(path):
+    """stacked() reads the panel columns from the measures: a figure stored before they were
+    (or drawn some other way) would never be marked, silently. Re-run its chapter
+    (``make outputs NB=book/X.ipynb``)."""
+    if path.stem in PENDING:
+        pytest.xfail("stored before the panel columns; see PENDING")
+    missing = []
+    for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get("image/png")
+            if data is None:
+                continue
+            _, phone, measures = layouts.split(base64.b64decode(data))
+            if phone is not None and not {"columns", "phone_columns"} <= set(measures or {}):
+                missing.append(i)
+    assert not missing, f"{path.name}: cells {missing} store a phone drawing without its columns"
