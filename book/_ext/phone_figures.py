@@ -52,23 +52,42 @@ def split_images(images: Path) -> dict[str, float]:
     return densities
 
 
+#: a caption's words that name a panel by its side: "Left: …", "Left, SGD: …", "Left and
+#: middle: …", "(left)", "(right, log scale)", "left column", "the right panel", "the left-hand
+#: plot", "top-left", "on the right", and "…; left at β₂ = 0.1, right at β₂ = 0.9". Not a
+#: side within a panel or a verb: "left out", "lies left of", "to the right", "the right end",
+#: "(right axis)", "what is left".
+_SIDE = re.compile(
+    r"\b(?:left|right)(?:\s+and\s+(?:middle|left|right))?\s*(?::|,[^,:;.]{1,30}:)"
+    r"|\((?:left|right)\b(?!\s+axis)"
+    r"|\b(?:left|right)(?:-hand)?\s+(?:panels?|columns?|plots?|graphs?|one|side)\b"
+    r"|\b(?:top|bottom|upper|lower)[- ](?:left|right)\b"
+    r"|\bon\s+the\s+(?:left|right)\b"
+    r"|(?:^|[.;,]\s*)(?:left|right)\s+(?:at|for|with)\b",
+    re.I)
+
+
 def stacked(images: Path) -> set[str]:
     """The stems whose phone drawing stacks panels the laptop drawing sets side by side: it
-    is more than 1.5 times as tall for its width."""
-    import struct
+    has fewer panel columns (the measures ``layouts.with_phone`` stores). A figure that is not
+    one grid (columns ``None``) is only narrowed, and a single panel stays one: neither is."""
+    from optedu.instruments import layouts
 
-    def shape(path: Path) -> float:
-        width, height = struct.unpack(">II", path.read_bytes()[16:24])  # IHDR
-        return height / width
-
-    return {p.stem[:-len("-phone")] for p in images.glob("*-phone.png")
-            if shape(p) > 1.5 * shape(images / f"{p.stem[:-len('-phone')]}.png")}
+    stems = set()
+    for phone in images.glob("*-phone.png"):
+        stem = phone.stem[:-len("-phone")]
+        measures = layouts.split((images / f"{stem}.png").read_bytes())[2] or {}
+        laptop, narrow = measures.get("columns"), measures.get("phone_columns")
+        if laptop is not None and narrow is not None and narrow < laptop:
+            stems.add(stem)
+    return stems
 
 
 def wrap(html: str, phones: dict[str, float], stacks: set[str] | None = None) -> str:
     """``html`` with each ``<img>`` of a figure that has a phone drawing in a ``<picture>``;
-    a figure whose phone drawing stacks its panels, and whose caption says "left" or
-    "right", is marked ``optedu-stacked`` (optedu.css tells a phone reader how to read it)."""
+    a figure whose phone drawing stacks its panels, and whose caption names a panel by its
+    side (:data:`_SIDE`), is marked ``optedu-stacked`` (optedu.css tells a phone reader how to
+    read it)."""
     stacks = stacks or set()
 
     def one(match: re.Match) -> str:
@@ -84,8 +103,7 @@ def wrap(html: str, phones: dict[str, float], stacks: set[str] | None = None) ->
         block = match.group(0)
         said = re.search(r"<figcaption>(.*?)</figcaption>", block, re.S)
         if ("optedu-stacks" not in block or said is None or "optedu-stacked" in match.group(1)
-                or not re.search(r"\b(?:left|right)\b", re.sub(r"<[^>]+>", "", said.group(1)),
-                                 re.I)):
+                or not _SIDE.search(re.sub(r"<[^>]+>", "", said.group(1)))):
             return block
         return block.replace(match.group(1), match.group(1).replace(
             'class="', 'class="optedu-stacked ', 1), 1)

@@ -221,26 +221,28 @@ def _check_scale(scale: float) -> None:
 
 def _screen_png(fig: Figure, colors: int, scale: float) -> tuple[bytes, dict] | None:
     """A palette PNG with the size to show it at (``scale`` pixels per CSS pixel), drawn no
-    wider than the site's column, carrying its phone drawing and its smallest text
-    (:mod:`~.layouts`)."""
+    wider than the site's column, carrying its phone drawing, its smallest text and its panel
+    columns on each screen (:mod:`~.layouts`; ``None`` for a figure that is not one grid)."""
     from . import layouts
 
     desktop = _fitted(fig, colors, scale, layouts.DESKTOP_PX)
     if desktop is None:
         return None
-    data, width, height, font = desktop
-    measures: dict = {"width": width, "font_px": font}
+    data, width, height, font, columns = desktop
+    measures: dict = {"width": width, "font_px": font, "columns": columns}
     phone = None
     if width > layouts.PHONE_PX:
         drawn = _fitted(fig, colors, scale, layouts.PHONE_PX)
         if drawn is not None:
-            phone, measures["phone_width"], _, measures["phone_font_px"] = drawn
+            (phone, measures["phone_width"], _, measures["phone_font_px"],
+             measures["phone_columns"]) = drawn
     return layouts.with_phone(data, phone, measures), {"width": width, "height": height}
 
 
 def _fitted(fig: Figure, colors: int, scale: float,
-            column_px: int) -> tuple[bytes, int, int, float | None] | None:
-    """``fig`` drawn for a column ``column_px`` wide: PNG, CSS width and height, smallest text.
+            column_px: int) -> tuple[bytes, int, int, float | None, int | None] | None:
+    """``fig`` drawn for a column ``column_px`` wide: PNG, CSS width and height, smallest text,
+    panel columns (:func:`~.layouts.relaid`).
 
     A legend or label outside the axes widens the tight box past the column: the figure is
     drawn once more, narrower by the excess.
@@ -253,7 +255,7 @@ def _fitted(fig: Figure, colors: int, scale: float,
 
     target, tries = float(column_px), 3
     while True:
-        with layouts.relaid(fig, target):
+        with layouts.relaid(fig, target) as columns:
             data = palette_png(fig, colors, scale)
             font = layouts.smallest_text_px(fig)
         if data is None:
@@ -262,7 +264,8 @@ def _fitted(fig: Figure, colors: int, scale: float,
         css_width, css_height = round(width / scale), round(height / scale)
         tries -= 1
         if css_width <= column_px or not tries:
-            return data, css_width, css_height, None if font is None else round(font, 2)
+            return (data, css_width, css_height, None if font is None else round(font, 2),
+                    columns)
         target = max(0.8 * column_px, target - (css_width - column_px))
 
 

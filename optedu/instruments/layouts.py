@@ -7,8 +7,10 @@ with it: a 10-point tick label becomes 7 px on a phone, which no one reads. So e
 drawn again at the column's width, its panels regridded into fewer columns (one on a phone)
 with their shape kept, and its text keeps its size (:func:`relaid`). The figure's smallest text
 is measured (:func:`smallest_text_px`) and written into the PNG with the phone drawing
-(:func:`with_phone`), from which the site serves each screen its own drawing
-(``book/_ext/phone_figures.py``) and the browser tests check the text at reading size.
+(:func:`with_phone`), as are its panel columns on each screen (fewer on the phone: its panels
+are stacked, and a caption's "left" and "right" read top to bottom), from which the site serves
+each screen its own drawing (``book/_ext/phone_figures.py``) and the browser tests check the
+text at reading size.
 """
 
 from __future__ import annotations
@@ -99,23 +101,25 @@ def _grid(fig: Figure) -> tuple[list[list[Axes]], int, int] | None:
 
 
 @contextlib.contextmanager
-def relaid(fig: Figure, width_px: float) -> Iterator[None]:
-    """``fig`` drawn ``width_px`` CSS px wide while the block runs, then as it was.
+def relaid(fig: Figure, width_px: float) -> Iterator[int | None]:
+    """``fig`` drawn ``width_px`` CSS px wide while the block runs, then as it was; the block
+    gets the number of panel columns drawn (``None`` for a figure that is not one grid).
 
     A figure no wider is left alone. A wider grid of panels is regridded into as many columns
     as fit panels of :data:`PANEL_MIN_PX` (one on a phone; :data:`SMALL_MULTIPLE_MIN_PX` for a
     grid of several rows and columns, two on a phone), each panel keeping its shape; the
     figure is then ``width_px`` wide and as tall as its rows. Text keeps its size in points.
-    A figure that is not one grid of single cells is only narrowed, keeping its shape.
+    A figure that is not one grid of single cells is only narrowed, keeping its shape: its
+    panels, however many, sit as they did on every screen, and its columns are ``None``.
     """
     from matplotlib.gridspec import GridSpec
 
     width_in, height_in = fig.get_size_inches()
     target_in = width_px / fig.dpi
-    if width_in * fig.dpi <= width_px * 1.02:
-        yield
-        return
     grid = _grid(fig)
+    if width_in * fig.dpi <= width_px * 1.02:
+        yield None if grid is None else min(grid[2], len(grid[0]))
+        return
     saved_engine = fig.get_layout_engine()
     saved = [(ax, ax.get_subplotspec(), ax.get_position(original=True)) for ax in fig.axes]
     hidden_left = [ax for ax in fig.axes if _left_labels_hidden(ax)]
@@ -127,6 +131,7 @@ def relaid(fig: Figure, width_px: float) -> Iterator[None]:
     wording = [t.get_text() for t in titles]
     sizes = [t.get_fontsize() for t in titles]
     try:
+        drawn = None
         if grid is None:  # narrowed; its own layout, if any, runs at the draw
             fig.set_size_inches(target_in, _height(height_in, width_in, target_in))
             _wrap(fig, titles)
@@ -153,9 +158,10 @@ def relaid(fig: Figure, width_px: float) -> Iterator[None]:
             _fit_legends(fig, legends)
             _tight(fig, _legend_room(fig))
             _widen_gutters(fig, panels, new_cols)
+            drawn = new_cols
         if grid is None:
             _fit_legends(fig, legends)
-        yield
+        yield drawn
     finally:
         if fig.get_layout_engine() is not saved_engine:
             fig.set_layout_engine(saved_engine if saved_engine is not None else "none")

@@ -207,3 +207,29 @@ def test_a_reflowed_legend_is_as_tall_as_one_built_with_its_columns(title):
     want = built.get_window_extent(fig2.canvas.get_renderer()).height
     assert got == pytest.approx(want, abs=0.5)
     assert reflowed.get_title().get_text() == (title or "")
+
+
+def _single():
+    fig, ax = plt.subplots(figsize=(9.0, 3.0))
+    ax.plot([0, 1], [1, 0])
+    return fig
+
+
+def _spanning():
+    """Not one grid of single cells: a wide panel above two small ones."""
+    fig = plt.figure(figsize=(9.0, 4.0))
+    grid = fig.add_gridspec(2, 2)
+    for spec in (grid[0, :], grid[1, 0], grid[1, 1]):
+        fig.add_subplot(spec).plot([0, 1], [1, 0])
+    return fig
+
+
+@pytest.mark.parametrize("make, columns, phone_columns", [
+    (lambda: _row()[0], 3, 1),        # a row of three, stacked on a phone
+    (lambda: _row(panels=2, width=5.0)[0], 2, 1),  # fits the laptop's column as drawn
+    (_single, 1, 1),                  # one panel: narrowed on a phone, nothing stacked
+    (_spanning, None, None),          # not one grid: only narrowed, arranged as drawn
+])
+def test_the_measures_hold_the_panel_columns_on_each_screen(make, columns, phone_columns):
+    measures = layouts.split(display._screen_png(make(), 128, 2)[0])[2]
+    assert (measures["columns"], measures["phone_columns"]) == (columns, phone_columns)
