@@ -125,11 +125,6 @@ def test_a_stacked_figure_is_marked_when_its_caption_names_a_panel_by_its_side(
     assert ("optedu-stacked" in out) == marked
 
 
-#: chapters whose stored figures predate the panel columns: a re-run on a loaded 2-core
-#: machine changed their live timings (fast_step, muon, shampoo, sparse_adam) or a parity bound
-#: in its last decade (lamb_lars), outputs kept as stored. Re-run each on an idle machine and
-#: drop it here.
-PENDING = {"fast_step", "lamb_lars", "muon", "shampoo", "sparse_adam"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -137,8 +132,6 @@ def test_every_stored_phone_drawing_carries_its_panel_columns(path):
     """stacked() reads the panel columns from the measures: a figure stored before they were
     (or drawn some other way) would never be marked, silently. Re-run its chapter
     (``make outputs NB=book/X.ipynb``)."""
-    if path.stem in PENDING:
-        pytest.xfail("stored before the panel columns; see PENDING")
     missing = []
     for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
         for output in cell.get("outputs", []):
