@@ -277,7 +277,7 @@ def plot_lr_curves(curves: Mapping[str, Mapping[str, tuple[Sequence[float],
     for row, (family, names) in zip(cells, families.items()):
         key = row[0]
         key.axis("off")
-        handles = {}
+        handles: dict[str, Any] = {}
         for ax in row[1:]:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(label, handle)
