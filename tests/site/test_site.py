@@ -361,7 +361,8 @@ WIDTHS = ["desktop", "phone"]
 # on 16 pages before the docstrings were rewritten, 73 on 32 before the chapters' were and 171
 # on 52 before the breaking. Counted here as the page opens, one may not be fitted yet (the
 # browser lays out a section only near the screen; optedu.js fits an equation when it is laid
-# out): 1 a page, seen on adamax_nadam and lbfgs, and on 3 pages with none allowed. And printed
+# out): 1 a page at most, where with none allowed 3 pages failed (adamax_nadam and lbfgs among
+# them). And printed
 # tables, whose aligned columns wrapping would scramble (2 to 14 a chapter on a phone, 0 or 1
 # at 1280 px). A chapter over these numbers has a new wide block to look at.
 # Inline formulas never scroll: a long one breaks after a relation or an operator
