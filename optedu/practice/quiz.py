@@ -931,6 +931,10 @@ GIVEN_AWAY = 0.6  # the share of a title's words that, found in the answer befor
 # --- What a typed answer says: the points it seems to make, the red flags it repeats -------
 
 MADE = 0.6  # the share of a key point's words an answer must hold to seem to make it
+PRESSED = 1 / 3  # an answer seeming to make fewer than this share of the points is pressed
+# what a typed answer offers as evidence: a number, a measurement, a run, a paper or a proof
+_EVIDENCE = re.compile(r"\d|measur|\bran\b|\brun|paper|experiment|\bfound|\bshow|ablation"
+                       r"|benchmark|report|proof|prove|deriv", re.IGNORECASE)
 SAID = 0.8  # the share of a red flag's words a stretch of one sentence must hold, in order
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b")
 _QUOTED = re.compile(r'"([^"]{6,}?)"|“([^”]{6,}?)”')
@@ -1001,6 +1005,32 @@ def red_flags_said(q: Question, text: str) -> list[str]:
             if any(_repeats(_stem_list(claim), words)
                    and negated == bool(_NEGATION.search(claim.lower()))
                    for words, negated in parts)]
+
+
+def _which(points: Sequence[int]) -> str:
+    """"none", "point 2" or "points 1, 3 and 4"."""
+    numbers = [str(i) for i in points]
+    if len(numbers) < 2:
+        return f"point {numbers[0]}" if numbers else "none"
+    return f"points {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+def presses(q: Question, text: str, minutes: int) -> list[str]:
+    """What an interviewer asks next of a typed answer to ``q`` in a slot of ``minutes``: for
+    more, where its words seem to make fewer than :data:`PRESSED` of the key points (no
+    answer of the bank's, at its slot's length, is that thin); and how it knows, where a slot
+    of five minutes or more is answered with no number, measurement, run, paper or proof
+    (every two-minute and deep answer of the bank offers one). Empty for an empty answer."""
+    if not text.strip():
+        return []
+    asked = []
+    made, n = made_points(q, text), len(q.points)
+    if len(made) < PRESSED * n:
+        asked.append(f"by its words your answer makes {_which(made)} of the {n} key points "
+                     "a full answer makes. What else decides it?")
+    if minutes >= 5 and not _EVIDENCE.search(text):
+        asked.append("how do you know? Name a number, a measurement, a run or a paper.")
+    return asked
 
 
 def _duration(seconds: float) -> str:
@@ -1091,6 +1121,8 @@ class Mock:
         self.answers: dict[int, str] = {}
         self.marks: dict[int, tuple[int, ...]] = {}
         self._saved: set[int] = set()
+        self._pressed: set[int] = set()  # the turns the interviewer pushed back on
+        self._more = "answer(more) adds to your answer, or reveal()"  # a terminal: its keys
 
     def __len__(self) -> int:
         return len(self.turns)
@@ -1134,13 +1166,17 @@ class Mock:
     def _stop(self) -> float | None:
         """Stop the current question's clock (if it runs); its seconds so far."""
         if self._started is not None:
-            self.seconds[self._at] = self._clock() - self._started
+            self.seconds[self._at] = (self.seconds.get(self._at, 0.0)
+                                      + self._clock() - self._started)
             self._started = None
         return self.seconds.get(self._at)
 
     def elapsed(self) -> float | None:
-        """Seconds on the running clock of the question asked last (None when none runs)."""
-        return None if self._started is None else self._clock() - self._started
+        """Seconds on the running clock of the question asked last, time before a push-back
+        included (None when none runs)."""
+        if self._started is None:
+            return None
+        return self.seconds.get(self._at, 0.0) + self._clock() - self._started
 
     def _time_line(self) -> str:
         seconds, minutes = self.seconds.get(self._at), self.turns[self._at].minutes
@@ -1172,22 +1208,45 @@ class Mock:
         self._started = self._clock()
         return turn.question
 
+    @property
+    def pressing(self) -> bool:
+        """Whether the interviewer has pushed back on the answer to the question asked last
+        and waits for more (its clock running again): answer again, or reveal()."""
+        return self._at in self._pressed and self._started is not None
+
     def answer(self, text: str = "") -> str:
         """Stop the clock on the question asked last and keep your answer (typed, or notes of
-        what you said); show (and return) the time taken against the minutes allowed."""
-        self._current()
+        what you said); show (and return) the time taken against the minutes allowed.
+
+        A typed answer is read as an interviewer listens, once a question: where it says
+        what a weak answer says (a red flag's claim), seems to make few of the key points, or
+        gives a five- or seven-minute slot no evidence (:func:`presses`), the interviewer
+        pushes back and the clock runs again; ``answer(more)`` adds to the answer and stops
+        it, ``reveal()`` goes on."""
+        turn = self._current()
         if not isinstance(text, str):
             raise ValueError(f"Invalid text: {text!r} (your answer, as a string)")
         self._stop()
-        if text.strip():
-            self.answers[self._at] = text.strip()
+        if text.strip():  # after a push-back, what you add follows what you said
+            before = self.answers.get(self._at) if self._at in self._pressed else None
+            self.answers[self._at] = (f"{before}\n\n(after the push-back) {text.strip()}"
+                                      if before else text.strip())
         line = self._time_line()
-        said = red_flags_said(self._current().question, text)
+        if self._at in self._pressed:  # an interviewer pushes back once a question
+            _show(line)
+            return line
+        said = red_flags_said(turn.question, text)
+        asked = presses(turn.question, text, turn.minutes)
         if said:
             claims = "; ".join(f"“{claim}”" for claim in said)
             line += (f"\n\n*The interviewer pushes back:* your answer says {claims}, which is"
-                     f" what a weak answer says. Is it right? Say why, or what it misses,"
-                     f" before reveal().")
+                     f" what a weak answer says. Is it right? Say why, or what it misses.")
+        elif asked:
+            line += "\n\n*The interviewer presses:* " + " And ".join(asked)
+        if said or asked:
+            self._pressed.add(self._at)
+            self._started = self._clock()
+            line += f" The clock runs again: {self._more}."
         _show(line)
         return line
 
@@ -1211,10 +1270,9 @@ class Mock:
         hint = ""
         if typed:
             made = made_points(q, typed)
-            hint = (f"*Your typed answer seems to make point"
-                    f"{'s' if len(made) != 1 else ''} "
-                    f"{', '.join(map(str, made)) if made else 'none'} of {len(q.points)}"
-                    f" (by its words: tick only what it really makes).*")
+            hint = (f"*Your typed answer seems to make {_which(made)} of the"
+                    f" {len(q.points)} points (by its words: tick only what it really"
+                    f" makes).*")
         shown = "\n\n".join(part for part in (
             self._time_line() if running else "", _length_line(q, length, turn.minutes),
             text, flags, f"**Key points** (for mark()):\n\n{points}", hint) if part)
@@ -1453,7 +1511,8 @@ def _clock_prompt(seconds: float, minutes: int) -> str:
 
 def main(argv: Sequence[str] | None = None, read: Callable[[str], str] = input) -> int:
     """``python -m optedu.practice.quiz``: a mock interview in the terminal. Each question's
-    clock runs while you type your answer (end it with an empty line); then the model answer,
+    clock runs while you type your answer (end it with an empty line; where the interviewer
+    pushes back, type more, or an empty line goes on); then the model answer,
     its key points numbered; you give the numbers of the points you made; at the end, the
     marking sheet (and, with ``--record``, your marks kept for the next practice)."""
     import argparse
@@ -1469,6 +1528,7 @@ def main(argv: Sequence[str] | None = None, read: Callable[[str], str] = input) 
     parser.add_argument("--sheet", help="write the marking sheet to this Markdown file")
     args = parser.parse_args(argv)
     mock = Quiz.mock(args.minutes, args.theme, args.seed, args.details, record=args.record)
+    mock._more = "type more, or an empty line to go on"
     print(to_text(mock.plan()) + " Type your answer (or notes of what you say aloud); "
           "an empty line stops the clock.")
     try:
@@ -1479,6 +1539,11 @@ def main(argv: Sequence[str] | None = None, read: Callable[[str], str] = input) 
             while line := read(_clock_prompt(mock.elapsed() or 0.0, minutes)):
                 lines.append(line)
             mock.answer("\n".join(lines))
+            if mock.pressing:  # the interviewer pushed back: more, or an empty line
+                lines = []
+                while line := read(_clock_prompt(mock.elapsed() or 0.0, minutes)):
+                    lines.append(line)
+                mock.answer("\n".join(lines))
             mock.reveal()
             while True:
                 said = _points_said(read(f"Points you made (1 to {len(q.points)}, "

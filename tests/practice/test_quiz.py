@@ -585,7 +585,7 @@ def test_the_clock_runs_from_ask_to_answer_and_flags_overtime(capsys):
     mock.ask()
     minutes = mock.turns[0].minutes
     clock.now += 60 * minutes + 70
-    line = mock.answer("Adam scales each coordinate.")
+    line = mock.answer("Two, then three: as measured.")
     assert line == f"*Time: {minutes + 1} min 10 s, **1 min 10 s over** the {minutes} minutes.*"
     clock.now += 500  # reading the answer is not answering
     assert mock.seconds[0] == 60 * minutes + 70
@@ -673,8 +673,8 @@ def test_a_broken_record_is_named(tmp_path, content):
 
 
 def test_a_mock_interview_runs_in_the_terminal(tmp_path, capsys):
-    replies = iter(["Two moments.", "Bias correction.", "", "99", "one", "1 2",
-                    "", "", "1"])
+    replies = iter(["Two moments.", "Bias correction.", "", "Measured on a run.", "", "99",
+                    "one", "1 2", "", "", "1"])
 
     def read(prompt: str) -> str:
         print(prompt)
@@ -692,7 +692,10 @@ def test_a_mock_interview_runs_in_the_terminal(tmp_path, capsys):
     assert "Invalid point: 99" in out and "Numbers only, please." in out
     assert "Stopped: the sheet marks what was answered." not in out  # both were answered
     text = sheet.read_text()
-    assert "> Two moments.\n> Bias correction." in text and "- [x] " in text
+    assert "The interviewer presses" in out  # two moments, bias correction: thin for 5 min
+    assert "The clock runs again: type more, or an empty line to go on." in out
+    assert "> Two moments.\n> Bias correction.\n> \n> (after the push-back) Measured on a run." \
+        in text and "- [x] " in text
     assert "points on 2 questions marked" in text
     answers = json.loads(record.read_text())["answers"]
     assert sum(len(v) for v in answers.values()) == 2
@@ -999,6 +1002,53 @@ def test_every_question_has_red_flags_and_key_points():
 
 
 # -- pushing back: what a typed answer says -----------------------------------------------------
+
+
+def test_a_thin_answer_is_pressed_once_and_its_clock_runs_again(capsys):
+    clock = Clock()
+    mock = quiz.Mock(_bank(), minutes=20, seed=0, clock=clock)
+    mock.ask()
+    assert mock.turns[0].minutes == 5
+    clock.now += 100
+    line = mock.answer("Adam scales each coordinate.")
+    assert line.startswith("*Time: 1 min 40 s of the 5 minutes.*")
+    assert "*The interviewer presses:* by its words your answer makes none of the 3" in line
+    assert "How do you know?" not in line and "how do you know?" in line
+    assert mock.pressing and "answer(more)" in line
+    clock.now += 50
+    assert mock.elapsed() == 150
+    line = mock.answer("Two and three, from a run.")
+    assert line == "*Time: 2 min 30 s of the 5 minutes.*" and not mock.pressing
+    assert mock.seconds[0] == 150
+    assert mock.answers[0] == ("Adam scales each coordinate.\n\n(after the push-back) Two and "
+                               "three, from a run.")
+    clock.now += 60
+    assert mock.answer("Still nothing.") == "*Time: 2 min 30 s of the 5 minutes.*"  # once
+    mock.ask()                      # a 3-minute follow-up: no evidence asked for, points are
+    assert quiz.presses(mock.turns[1].question, "Two and three.", 3) == []
+    line = mock.answer("Nothing I know.")
+    assert "makes none of the 3 key points" in line and "how do you know" not in line
+    clock.now += 30
+    mock.reveal()                   # stops the running clock
+    assert mock.seconds[1] == 30 and not mock.pressing
+    assert "seems to make none of the 3 points" in capsys.readouterr().out
+    assert mock.answer() == "*Time: 30 s of the 3 minutes.*"  # spoken: nothing to read
+    assert "(after the push-back) Two and three, from a run.\n> \n> (after the push-back) " \
+        "Still nothing." in mock.sheet()
+
+
+def test_no_answer_in_the_bank_is_pressed_at_its_slots_length_and_a_thin_one_is():
+    bank = quiz.load(BOOK)
+    pressed = []
+    for q in bank:
+        minutes = (quiz.FOLLOW_UP_MINUTES if q.follows is not None
+                   else quiz.MOCK_MINUTES[q.level])
+        text = quiz.to_text(quiz.to_markdown(q, q.at_length(quiz.SLOT_LENGTHS[minutes])))
+        if quiz.presses(q, text, minutes):
+            pressed.append(f"{q.chapter} Q{q.number}: {quiz.presses(q, text, minutes)}")
+    assert not pressed, pressed
+    thin = [q for q in bank if len(quiz.presses(q, "I would try it and see.", 7)) != 2]
+    assert not thin, [f"{q.chapter} Q{q.number}" for q in thin]
 
 
 def test_a_weak_claim_is_caught_and_its_negation_is_not():
