@@ -43,7 +43,6 @@ import optax  # noqa: E402
 import _optax_shampoo  # noqa: E402  (the reference's stand-ins: see its docstring)
 from optedu.optim import distributed_shampoo as ds  # noqa: E402
 from optedu.optim.distributed_shampoo import DistributedShampoo  # noqa: E402
-from optimizers import FULL  # noqa: E402
 
 REF = _optax_shampoo.load()
 # one worker runs every jax test (pyproject.toml: --dist loadgroup): jax compiles its first
@@ -198,13 +197,15 @@ def differences(ours, theirs):
     return worst
 
 
-def _cases():
-    # each case compiles optax's update with XLA, 5 to 8 s on two cores: the quick tier keeps
-    # one float32 comparison (grafted normalised AdaGrad) and one in float64 (stale roots)
-    return list(CASES) if FULL else ["adagrad_normalized"]
+# Each case compiles optax's update with XLA, 3 to 8 s on two cores, and each root below a
+# second: the comparisons of whole runs and of roots are the full tier's, as the tests that
+# compile torch's kernels are; the quick tier keeps the pieces that run eagerly (merging,
+# blocking, the power iteration's start), the state and the refusals.
+JITTED = pytest.mark.full
 
 
-@pytest.mark.parametrize("name", _cases())
+@JITTED
+@pytest.mark.parametrize("name", list(CASES))
 def test_float32_matches_optax_shampoo(name):
     kwargs = {**BASE, **CASES[name]}
     worst = differences(run_optedu(kwargs), run_reference(kwargs))
@@ -216,7 +217,8 @@ FLOAT64_CASES = ["adagrad", "refresh=3,statistics=2", "rmsprop_normalized+clip",
                  "decoupled_weight_decay+lr"]
 
 
-@pytest.mark.parametrize("name", FLOAT64_CASES if FULL else FLOAT64_CASES[1:2])
+@JITTED
+@pytest.mark.parametrize("name", FLOAT64_CASES)
 def test_float64_matches_optax_shampoo(name):
     """Measured 2.4e-15 to 6.0e-14 (the stale roots' case); float64's rounding passed
     through roots of factors whose condition number reaches 10⁶."""
@@ -225,7 +227,7 @@ def test_float64_matches_optax_shampoo(name):
     assert max(worst.values()) <= 3e-13, (name, max(worst, key=worst.get))
 
 
-@pytest.mark.full   # 5 s: the quick tier keeps the one-group comparisons
+@JITTED
 def test_two_groups_are_two_references():
     """The reference has one set of hyperparameters; two torch groups with different rates
     step as two references would, each tensor by its group's."""
@@ -238,6 +240,7 @@ def test_two_groups_are_two_references():
             assert _relative(q, p.detach().numpy()) <= TOLERANCE["adagrad"]
 
 
+@JITTED
 def test_xla_fuses_multiply_add():
     """Why float32 is not bit for bit: the reference's momentum line, jitted, rounds once
     (a fused multiply-add, reproduced in float64 then rounded), where torch rounds twice."""
@@ -289,10 +292,9 @@ def _spd(n, rank, seed=0, dtype=np.float64):
 MATRICES = [(4, 4, 2), (4, 2, 4), (6, 6, 4), (8, 3, 2), (1, 1, 2), (5, 5, 8)]
 
 
+@JITTED
 @pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
-# each (n, p) compiles the reference's root, about a second: the quick tier keeps one
-# rank-deficient factor (condition ~10⁶), in both dtypes
-@pytest.mark.parametrize(("n", "rank", "p"), MATRICES if FULL else MATRICES[1:2], ids=str)
+@pytest.mark.parametrize(("n", "rank", "p"), MATRICES, ids=str)
 def test_inverse_pth_root(n, rank, p, x64):
     """The coupled Newton iteration with ε relative to the power iteration's eigenvalue, on
     full-rank factors (condition ~10²) and rank-deficient ones (~10⁶, the ridge's cap).

@@ -17,7 +17,6 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 import optedu  # noqa: E402
-from optimizers import FULL  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 # one worker runs every jax test (pyproject.toml: --dist loadgroup): jax compiles its first
@@ -168,14 +167,18 @@ def _lars_hyper(lr, kw):
 
 
 def _cases(cases):
-    """Every case with one group and with two (full tier); the quick tier keeps the last case
-    (every option changed) with two groups: each optax run compiles, half a second."""
-    if FULL:
-        return [pytest.param(kw, two, id=f"{kw}-{'2groups' if two else '1group'}")
-                for kw in cases for two in (False, True)]
-    return [pytest.param(cases[-1], True, id="last-2groups")]
+    """Every case with one group and with two."""
+    return [pytest.param(kw, two, id=f"{kw}-{'2groups' if two else '1group'}")
+            for kw in cases for two in (False, True)]
 
 
+# Each optax run compiles its update with XLA (half a second to a second): the comparisons
+# with optax are the full tier's, as the tests that compile torch's kernels are; the quick
+# tier keeps the checks by hand, the state and the refusals.
+JITTED = pytest.mark.full
+
+
+@JITTED
 @pytest.mark.parametrize("kwargs, two", _cases(LARS_CASES))
 def test_lars_matches_optax(kwargs, two):
     """Each option, one group or two (the second differs in every
@@ -192,6 +195,7 @@ def test_lars_matches_optax(kwargs, two):
     _assert_close(ours, _run_optax_groups(groups))
 
 
+@JITTED
 def test_lars_weight_decay_mask_is_a_group_without_decay():
     kw = dict(momentum=0.9, weight_decay=0.05, trust_coefficient=0.02)
     ours, _ = _run_optedu(lambda p: optedu.LARS(p, 0.5, **kw), _masked)
@@ -200,6 +204,7 @@ def test_lars_weight_decay_mask_is_a_group_without_decay():
     _assert_close(ours, theirs)
 
 
+@JITTED
 def test_lars_trust_ratio_mask_is_sgd():
     """optax's ``trust_ratio_mask=False`` has no LARS argument: those tensors
     take SGD with momentum (lr inside the buffer), which optedu.SGD matches
@@ -243,6 +248,7 @@ def _lamb_hyper(lr, kw):
                 weight_decay=kw["weight_decay"])
 
 
+@JITTED
 @pytest.mark.parametrize("kwargs, two", _cases(LAMB_CASES))
 def test_lamb_matches_optax(kwargs, two):
     lr, second = 0.01, dict(LAMB_SECOND)
@@ -257,6 +263,7 @@ def test_lamb_matches_optax(kwargs, two):
     _assert_close(ours, _run_optax_groups(groups))
 
 
+@JITTED
 def test_lamb_mask_is_a_group_without_decay():
     ours, _ = _run_optedu(lambda p: optedu.Lamb(p, 0.01, weight_decay=0.1),
                           _masked)
@@ -283,6 +290,7 @@ OPTIMIZERS = {
 }
 
 
+@JITTED
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_torch_step_lr_matches_optax_schedule(name):
     """torch's StepLR drives optedu through param_groups['lr']; optax takes
