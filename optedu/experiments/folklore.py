@@ -297,11 +297,10 @@ def plot_warmup(table: dict[tuple, dict[float, list[float]]], names: Sequence[st
                       "warmup" if warm else "no warmup", top, 0.15 if warm else 0.07)
             ax.set_xscale("log", base=2)
             _style(ax)
-            ax.set_title(f"{w}\n{c}" if i == 0 else c, fontsize=8)
-            if i == len(contestants_) - 1:
-                ax.set_xlabel("peak rate / tuned rate", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("final validation value", fontsize=8)
+            # each panel named and its rate axis labelled: a narrow page reflows the panels
+            ax.set_title(f"{w}\n{c}", fontsize=8)
+            ax.set_xlabel("peak rate / tuned rate", fontsize=8)
+    axes[0][0].set_ylabel("final validation value", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig

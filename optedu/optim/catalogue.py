@@ -537,7 +537,7 @@ CATALOGUE: tuple[Rule, ...] = (
     Rule("Adan", "optedu.optim.adan", chapter="mars_cautious",
          parent="NAdam",
          change=("Builds its Nesterov momentum from the gradient's change: steps on m + β₂v, v "
-                 "the average of g_t − g_{t−1}."),
+                 "the average of gₜ − gₜ₋₁."),
          reference=("pytorch_optimizer", "Adan"), test="optim/test_adan.py",
          state="adan",
          memory_settings=({}, dict(adanorm=True)),

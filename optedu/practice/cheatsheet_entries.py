@@ -258,7 +258,7 @@ _WRITTEN: dict[str, Entry] = {
         "Full-matrix AdaGrad made affordable: one d×d factor per dimension; "
         "in practice grafted onto Adam's step length.",
         "With preconditioning_compute_steps > 1 the first steps do not move "
-        "and stale roots amplify new directions up to ε^(-1/2); lr is not on "
+        "and stale roots amplify new directions up to 1/√ε; lr is not on "
         "Adam's scale.",
         "Update frequency: stale roots and ε"),
     "DistributedShampoo": Entry(
