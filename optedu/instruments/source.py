@@ -27,7 +27,8 @@ _MATH_ROLE = re.compile(r":math:`([^`]+)`")
 _LITERAL = re.compile(r"``(.+?)``")
 _SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Yields|Raises|Example|Examples|"
                       r"Note|Notes|Attributes):\s*$")
-_ITEM = re.compile(r"^(\*?\*?[\w.]+)(\s*\([^)]*\))?:\s*(.*)$")
+# an argument, or several that share their text ("start_lr, end_lr: ...")
+_ITEM = re.compile(r"^(\*?\*?[\w.]+(?:, \*?\*?[\w.]+)*)(\s*\([^)]*\))?:\s*(.*)$")
 
 
 def _inline(text: str) -> str:

@@ -200,7 +200,7 @@ def lr_range_test(model: torch.nn.Module,
         for i, r in enumerate(ramp(start_lr, end_lr, num_iter)):
             for o, group_peaks in zip(optimizers, peaks):
                 for g, peak in zip(o.param_groups, group_peaks):
-                    g["lr"] = peak * r                        # η_{g,i} = η_g r_i
+                    g["lr"] = peak * r                        # η_g,i = η_g · r_i
             for o in optimizers:
                 o.zero_grad(set_to_none=True)
             loss = loss_fn()

@@ -37,6 +37,8 @@ def test_sections_literal_blocks_and_doctests():
         max_norm: the threshold :math:`\\tau`, not
             validated.
         foreach: ignored.
+        start_lr, end_lr: the first and last
+            multipliers.
 
     Returns:
         The norm before clipping.
@@ -50,7 +52,7 @@ def test_sections_literal_blocks_and_doctests():
     '''
     md = docstring_markdown(doc)
     assert "**Args**\n\n- `max_norm`: the threshold $\\tau$, not validated.\n- `foreach`: ignored." \
-        in md
+        "\n- `start_lr, end_lr`: the first and last multipliers." in md  # names shared
     assert "**Returns**\n\n- The norm before clipping." in md
     assert "Use it so:\n\n```\nclip(x)\n```" in md
     assert "```python\n>>> 1 + 1\n2\n```" in md
