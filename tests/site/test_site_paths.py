@@ -149,3 +149,24 @@ def test_pages_on_no_path_show_none(site):
     assert len(pages) >= 30
     shown = [p.stem for p in pages if _parse(p).navs]
     assert not shown, f"reading-path blocks on pages on no path: {shown}"
+
+
+_EDGES = """
+const edges = (e) => { const b = e.getBoundingClientRect(); return [b.left, b.right]; };
+return {text: edges(document.querySelector('.bd-article section > p')),
+        boxes: [...document.querySelectorAll('.optedu-path')].map(edges)};"""
+
+
+@pytest.mark.xdist_group("book/drill_triage.html")
+@pytest.mark.parametrize("screen", ["browser", "phone"])
+def test_the_path_box_lines_up_with_the_text(request, base_url, screen):
+    """The box sits in the article's footer, which the theme pads half as much as the article
+    (optedu.css gives it the other half as its margin): its edges are the text column's, at
+    1280 px and on a 390 px phone. Before, it stood 16 px (8 px on a phone) out on each side."""
+    driver = request.getfixturevalue(screen)
+    driver.get(f"{base_url}/book/drill_triage.html")
+    seen = driver.execute_script(_EDGES)
+    assert seen["boxes"], "no reading-path box on drill_triage"
+    for box in seen["boxes"]:
+        assert all(abs(a - b) <= 1 for a, b in zip(box, seen["text"])), \
+            f"{screen}: the path box spans {box}, the text {seen['text']}"
