@@ -1017,10 +1017,10 @@ def _which(points: Sequence[int]) -> str:
 
 def presses(q: Question, text: str, minutes: int) -> list[str]:
     """What an interviewer asks next of a typed answer to ``q`` in a slot of ``minutes``: for
-    more, where its words seem to make fewer than :data:`PRESSED` of the key points (no
-    answer of the bank's, at its slot's length, is that thin); and how it knows, where a slot
-    of five minutes or more is answered with no number, measurement, run, paper or proof
-    (every two-minute and deep answer of the bank offers one). Empty for an empty answer."""
+    more, where its words seem to make fewer than :data:`PRESSED` of the key points; and how
+    it knows, where a slot of five minutes or more is answered with no number, measurement,
+    run, paper or proof. No answer of the bank's, at its slot's length, is pressed (a test
+    reads them all). Empty for an empty answer."""
     if not text.strip():
         return []
     asked = []
