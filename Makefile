@@ -8,7 +8,8 @@ export PYTHONHASHSEED := 0
 
 # experiments-% (a chapter's experiment, optedu/experiments/) is a pattern rule: make skips
 # implicit rules for phony targets, so its names are not listed here
-.PHONY: setup book test lint types unit nbval unpinned site-test lab lab-source outputs bench experiments \
+.PHONY: setup book test lint types unit nbval unpinned site-test lab lab-source outputs catalogue \
+	bench experiments \
 	experiments-quick experiments-sweeps experiments-sharded-rules experiments-list clean
 
 setup: $(STAMP)
@@ -108,6 +109,14 @@ lab-source: $(STAMP)
 ## outputs: re-run every chapter in a fresh kernel and store its outputs (NB=book/x.ipynb for one)
 outputs: $(STAMP)
 	$(BIN)/python tools/run_notebooks.py $(NB)
+
+## catalogue: after a row of optedu/optim/catalogue.py is added or changed, store again what
+## reads it: the new rows of experiments/cost.jsonl (experiments-cost), the sharded-rules run
+## (experiments-sharded-rules), then the chapters whose tables list every optimizer
+catalogue: $(STAMP)
+	$(MAKE) experiments-cost experiments-sharded-rules
+	$(BIN)/python tools/run_notebooks.py book/cheatsheet.ipynb book/memory.ipynb \
+		book/sharded_rules.ipynb
 
 ## bench: optimizer-step benchmark (not part of `make test`): optedu against torch's single-tensor,
 ## foreach and fused steps, with the memory roofline; writes bench/results_full.* (5 minutes on

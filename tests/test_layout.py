@@ -173,9 +173,10 @@ SWITCHES = ("decoupled_weight_decay", "weight_decouple", "decouple")
 PIECES = {
     "export": "optedu/__init__.py: import it and add it to __all__",
     "row": f"{CATALOGUE_FILE}: a Rule in CATALOGUE (module, chapter, parent and change, "
-           f"reference and test, state, memory_settings, small_run; sharded, decay, excluded)",
-    "entry": "optedu/practice/cheatsheet_entries.py: an Entry in ENTRIES (rule, use, pitfall, "
-             "section)",
+           f"reference and test, state, memory_settings, small_run, sheet; sharded, decay, "
+           f"excluded)",
+    "sheet": f"{CATALOGUE_FILE}: the row's sheet, its line of the cheat sheet (a Sheet: "
+             f"formula, use, pitfall, section)",
     "test": "tests/optim/test_<rule>.py against its reference package (the row's test), or a "
             "Pair in PAIRS in tests/optimizers.py for a torch twin",
     "errors": "tests/optim/test_errors.py: its bad arguments in BAD (a torch twin)",
@@ -220,7 +221,6 @@ def missing_pieces(classes: dict[str, type] | None = None,
     package's)."""
     from optedu.optim.catalogue import PARITY_TEST, RULES
     from optedu.practice import quiz
-    from optedu.practice.cheatsheet_entries import ENTRIES
     from optedu.precision.memory import LAYOUTS
     from optimizers import PAIRS
     classes = defined_classes() if classes is None else classes
@@ -232,17 +232,15 @@ def missing_pieces(classes: dict[str, type] | None = None,
     worked = (ROOT / "tests" / "optim" / "test_worked_examples.py").read_text()
     built = None
     found: dict[str, list[str]] = {}
-    for name in sorted(set(classes) | exported | set(RULES) | set(ENTRIES)):
+    for name in sorted(set(classes) | exported | set(RULES)):
         lacks = []
         if name not in classes and name not in RULES:
             found[name] = [f"the class itself: no optimizer class {name} in optedu/optim/ or "
                            f"optedu/precision/ (optedu/__init__.py or "
-                           f"optedu/practice/cheatsheet_entries.py names it)"]
+                           f"{CATALOGUE_FILE} names it)"]
             continue
         if name not in exported:
             lacks.append(PIECES["export"])
-        if name not in ENTRIES:
-            lacks.append(PIECES["entry"])
         rule = RULES.get(name)
         if rule is None:
             lacks.append(PIECES["row"])
@@ -250,6 +248,8 @@ def missing_pieces(classes: dict[str, type] | None = None,
                 lacks.append(PIECES["test"])
             found[name] = lacks
             continue
+        if rule.sheet is None:
+            lacks.append(PIECES["sheet"])
         cls = classes.get(name)
         if cls is None:
             lacks.append(f"{rule.module}: the class itself ({CATALOGUE_FILE} has its row)")
@@ -309,14 +309,24 @@ def test_every_optimizer_has_every_piece():
 
 def test_a_stub_rule_is_named_with_every_piece_it_lacks():
     """A class defined in optedu/optim/ and nothing more: the check names its export, its
-    catalogue row, its cheat-sheet entry and its test, each with the file to edit."""
+    catalogue row (whose fields include its cheat-sheet line) and its test, each with the file
+    to edit."""
     stub = type("StubRule", (torch.optim.Optimizer,), {"__module__": "optedu.optim.stub_rule"})
     found = missing_pieces({**defined_classes(), "StubRule": stub})
-    assert found["StubRule"] == [PIECES[k] for k in ("export", "entry", "row", "test")]
+    assert found["StubRule"] == [PIECES[k] for k in ("export", "row", "test")]
     message = report({"StubRule": found["StubRule"]})
-    for path in ("optedu/__init__.py", "optedu/optim/catalogue.py",
-                 "optedu/practice/cheatsheet_entries.py", "tests/optimizers.py"):
+    for path in ("optedu/__init__.py", "optedu/optim/catalogue.py", "tests/optimizers.py"):
         assert path in message, path
+
+
+def test_a_row_without_its_cheat_sheet_line_is_named(monkeypatch):
+    """A catalogue row whose sheet is left out: the check names the row's missing field."""
+    import dataclasses
+
+    from optedu.optim import catalogue
+    rows = {**catalogue.RULES, "Lion": dataclasses.replace(catalogue.RULES["Lion"], sheet=None)}
+    monkeypatch.setattr(catalogue, "RULES", rows)
+    assert missing_pieces()["Lion"] == [PIECES["sheet"]]
 
 
 def test_the_contributing_guide_names_every_piece():

@@ -2,13 +2,14 @@ r"""The cheat sheet: one line per optimizer, generated from the package.
 
 Two kinds of content, kept apart:
 
-* **Written** (data in :mod:`optedu.practice.cheatsheet_entries`, one
+* **Written** (each optimizer's row of :mod:`optedu.optim.catalogue`, its
+  :class:`~optedu.optim.catalogue.Sheet`, read as one
   :class:`~optedu.practice.cheatsheet_entries.Entry` per optimizer class):
   the update rule in one line of LaTeX, what the optimizer is used for, one
   pitfall, the chapter that teaches it and the chapter section that
   demonstrates the pitfall. Tests check that every optimizer class optedu
-  exports has an entry, that no entry names a class that does not exist, and
-  that every cited section is a heading of its chapter.
+  exports has a row with its line, that no row names a class that does not
+  exist, and that every cited section is a heading of its chapter.
 * **Generated**: the arguments and their defaults, read from the class's
   signature with :mod:`inspect` (and checked against ``torch.optim``'s class
   of the same name where torch has one, :func:`default_mismatches`); the
