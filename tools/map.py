@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import yaml
 
+# between a number and its unit ("15 min"), so that a line never ends on the number
+NBSP = "\u00a0"
 ROOT = Path(__file__).resolve().parents[1]
 INTRO = ROOT / "book" / "intro.md"
 README = ROOT / "README.md"
@@ -97,8 +99,9 @@ def stops(stem: str) -> list[Stop]:
 
 
 def reading_time(stem: str) -> str:
-    """'30 min', or what a reference page is: what the paths on the landing page say of it."""
-    return REFERENCE.get(stem) or f"{minutes(stem)} min"
+    """'30 min' (a no-break space before the unit: a line never ends on the number), or what a
+    reference page is: what the paths on the landing page say of it."""
+    return REFERENCE.get(stem) or f"{minutes(stem)}{NBSP}min"
 
 
 def parts() -> list[tuple[str, bool, list[str]]]:
@@ -192,7 +195,7 @@ def _span(stems: list[str], number: dict[str, int]) -> str:
 
 def _time(total: int) -> str:
     hours, rest = divmod(total, 60)
-    return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+    return f"{hours}{NBSP}h {rest:02d}{NBSP}min" if hours else f"{rest}{NBSP}min"
 
 
 def render_paths(folder: str = "", level: str = "###",
@@ -227,8 +230,8 @@ def render_map() -> str:
         # a blank line before the chapters: a list numbered from 2 may not interrupt the
         # caption's paragraph, so it ran on as text ("... SGD, 15 min 3. Momentum, ...")
         out.append(f"- **{caption}**\n")
-        out.extend(f"  {number[stem]}. {_link(stem)}, {minutes(stem)} min" if stem in number
-                   else f"  - {_link(stem)}, {REFERENCE.get(stem) or f'{minutes(stem)} min'}"
+        out.extend(f"  {number[stem]}. {_link(stem)}, {reading_time(stem)}" if stem in number
+                   else f"  - {_link(stem)}, {reading_time(stem)}"
                    for stem in stems)
     return "\n".join(out) + "\n"
 

@@ -745,7 +745,7 @@ def _reading_time(book: Book, book_map, doc: str) -> str:
     reference page is."""
     cells = book.source(doc)["cells"]
     prose = "\n\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
-    return book_map.REFERENCE.get(doc) or f"{book_map.minutes_of(prose)} min"
+    return book_map.REFERENCE.get(doc) or f"{book_map.minutes_of(prose)}{book_map.NBSP}min"
 
 
 def path_text(book: Book, doc: str) -> str:

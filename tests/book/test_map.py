@@ -101,7 +101,7 @@ def test_the_real_paths_have_stops_where_the_landing_page_lists_them():
         assert [s.next for s in walked] == stems[1:] + [None]
         assert [s.previous for s in walked] == [None] + stems[:-1]
     assert book_map.reading_time("questions") == "a bank to draw from"
-    assert book_map.reading_time("adam").endswith(" min")
+    assert book_map.reading_time("adam").endswith("\u00a0min")
 
 
 def test_a_path_that_leaves_chapters_out_says_which_it_takes():
@@ -116,3 +116,14 @@ def test_a_path_that_leaves_chapters_out_says_which_it_takes():
     assert book_map._span(["a", "questions"], number) == ""
     learn = book_map.PATHS[0][2][0][1]
     assert book_map._span(learn, book_map.numbers()).startswith(" It reads chapters 1 to 8")
+
+
+def test_a_reading_time_never_ends_a_line_on_its_number():
+    """Every reading time on the landing page and in the README holds its number and unit
+    together ("15\u00a0min", "9\u00a0h 15\u00a0min"): with a plain space, "15" could end a line
+    and "min" begin the next."""
+    for path in (book_map.INTRO, book_map.README):
+        text = path.read_text(encoding="utf-8")
+        assert re.findall(r"\d+\u00a0min\b", text), path.name
+        broken = re.findall(r"\d+ (?:min|h)\b", text)
+        assert not broken, f"{path.name}: {broken[:3]}"

@@ -354,10 +354,10 @@ def test_the_index_of_the_book_opens_on_three_ways_in_with_reading_times():
             "### Prepare for interviews", "## Foundations"]
     assert [text.index(w) for w in ways] == sorted(text.index(w) for w in ways)
     adam = book.filename("adam")
-    assert re.search(rf"\d\. \[Adam[^\]]*\]\(<{adam}>\) \(chapter \d+, \d+ min\)", text)
+    assert re.search(rf"\d\. \[Adam[^\]]*\]\(<{adam}>\) \(chapter \d+, \d+\u00a0min\)", text)
     chapters = re.findall(r"^\d+\. \[.*$", text[text.index("## Foundations"):], re.M)
     assert len(chapters) == len(book.chapters)
-    assert all(re.search(r", \d+ min$", line) for line in chapters), chapters[:3]
+    assert all(re.search(r", \d+\u00a0min$", line) for line in chapters), chapters[:3]
     links = set(re.findall(r"\]\(<([^>]+)>\)", text))
     assert links == {book.filename(doc) for doc in book.copies}
 
@@ -381,7 +381,7 @@ def test_a_copy_on_a_reading_path_ends_by_continuing_it():
             anchor = re.search(rf"\[{re.escape(heading)}\]\(<00_index\.ipynb#([^>]+)>\)", block)
             assert anchor and anchor.group(1) in headings, block
             before = re.search(r"Previous: \[[^\]]+\]\(<([^>]+)>\)", block)
-            after = re.search(r"Next: \[[^\]]+\]\(<([^>]+)>\) \(\d+ min\)", block)
+            after = re.search(r"Next: \[[^\]]+\]\(<([^>]+)>\) \(\d+\u00a0min\)", block)
             assert (before.group(1) if before else None) == (
                 book.filename(stems[k - 1]) if k else None), block
             assert (after.group(1) if after else None) == (
