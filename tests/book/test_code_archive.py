@@ -27,12 +27,33 @@ def test_archive_of_the_committed_tree(tmp_path):
     (repo / "scratch.txt").write_text("untracked\n")
     short = code_archive.commit(repo)
     path = code_archive.write_archive(repo, tmp_path / "site" / "_downloads")
+    assert path.name == code_archive.archive_name(code_archive.commit(repo, short=False))
     assert path.name == f"optedu-{short}.zip" and len(short) == 10
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         assert {f"optedu-{short}/Makefile", f"optedu-{short}/optedu/__init__.py"} <= names
         assert not any(n.endswith("scratch.txt") for n in names)
         assert zf.read(f"optedu-{short}/optedu/__init__.py") == b"x = 1\n"
+
+
+def test_a_commit_made_during_the_build_does_not_change_the_archive(tmp_path):
+    """The archive is of the commit the build started at, under the name its pages link to,
+    though HEAD moved on before the build finished."""
+    repo = tmp_path / "repo"
+    (repo / "optedu").mkdir(parents=True)
+    (repo / "optedu" / "__init__.py").write_text("x = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    started = code_archive.commit(repo, short=False)
+    linked = code_archive.archive_name(started)           # what every page links to
+    (repo / "optedu" / "__init__.py").write_text("x = 2\n")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "b")
+    assert code_archive.commit(repo, short=False) != started
+    path = code_archive.write_archive(repo, tmp_path / "site", started)
+    assert path.name == linked and sorted(p.name for p in path.parent.iterdir()) == [linked]
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read(f"{linked.removesuffix('.zip')}/optedu/__init__.py") == b"x = 1\n"
 
 
 def test_archive_outside_git(tmp_path):
