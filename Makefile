@@ -143,7 +143,7 @@ experiments-sweeps: $(STAMP)
 
 ## experiments-sharded-rules: the chapter "Whole-tensor rules on shards": every optedu optimizer
 ## under FSDP2 on 2 gloo processes against one process: element-wise, fixed or refused;
-## experiments/sharded_rules.json (about 10 s)
+## experiments/sharded_rules.json (50 to 180 s on two cores)
 experiments-sharded-rules: $(STAMP)
 	$(BIN)/python -m optedu.distributed.sharded_rules
 

@@ -9,8 +9,10 @@ or inside a function).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
+import json
 import pathlib
 import re
 
@@ -183,6 +185,8 @@ PIECES = {
     "worked": "tests/optim/test_worked_examples.py: its first two steps in EXAMPLES (a torch twin)",
     "chapter": "_toc.yml: the row's chapter, with interview questions in the bank "
                "(python tools/questions.py)",
+    "teach": "book/<chapter>.ipynb: the row's chapter must teach it (a section that names "
+             "it), but no cell of the chapter names it",
     "state": "optedu/precision/memory.py: a layout function in LAYOUTS, if the row's state "
              "names one",
     "benchmark": "optedu/choosing/contestants.py: a Contestant in CONTESTANTS that builds it, "
@@ -265,6 +269,8 @@ def missing_pieces(classes: dict[str, type] | None = None,
             lacks.append(f"{CATALOGUE_FILE}: its parent {rule.parent!r} is not a row")
         if f"book/{rule.chapter}\n" not in toc or rule.chapter not in bank:
             lacks.append(PIECES["chapter"] + f" ({rule.chapter!r})")
+        elif not _names(rule.chapter, name):
+            lacks.append(PIECES["teach"].replace("<chapter>", rule.chapter))
         if rule.test == PARITY_TEST:
             if name not in pairs:
                 lacks.append(PIECES["test"])
@@ -294,6 +300,24 @@ def missing_pieces(classes: dict[str, type] | None = None,
         if lacks:
             found[name] = lacks
     return found
+
+
+@functools.cache
+def _chapter_text(stem: str) -> str:
+    """A chapter's cells, prose and code, with spaces and hyphens left out, in lower case."""
+    path = ROOT / "book" / f"{stem}.ipynb"
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"] if path.exists() else []
+    return _squeezed(" ".join("".join(cell["source"]) for cell in cells))
+
+
+def _squeezed(text: str) -> str:
+    return re.sub(r"[\s\-]", "", text).lower()
+
+
+def _names(stem: str, name: str) -> bool:
+    """Whether the chapter names the rule: its class name, or the name as prose writes it
+    ("Distributed Shampoo", "Adam-mini")."""
+    return _squeezed(name) in _chapter_text(stem)
 
 
 def report(found: dict[str, list[str]]) -> str:
@@ -418,3 +442,15 @@ def test_a_rule_form_in_a_path_module_is_caught():
     assert "fused.py defines the rule form adam_fused" in wrong[0]
     assert "lion.py defines adam_foreach, a form of another rule (adam)" in wrong[1]
     assert not misplaced_forms({"muon": {"muon_momentum_fused": len, "muon_apply_fused": len}})
+
+
+def test_a_row_whose_chapter_never_names_it_is_named(monkeypatch):
+    """A row that points at a chapter which does not teach the rule: the check names the
+    chapter to write its section in."""
+    import dataclasses
+
+    from optedu.optim import catalogue
+    rows = {**catalogue.RULES,
+            "Lion": dataclasses.replace(catalogue.RULES["Lion"], chapter="rprop")}
+    monkeypatch.setattr(catalogue, "RULES", rows)
+    assert missing_pieces()["Lion"] == [PIECES["teach"].replace("<chapter>", "rprop")]

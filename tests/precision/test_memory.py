@@ -133,8 +133,9 @@ except ImportError:  # pragma: no cover
 EXTRA = ([(_adam8bit, ["Adam8bit", "AdamW8bit"])]
          if _adam8bit is not None and "Adam8bit" not in optedu.__all__ else [])
 ALL_CASES = _cases([(optedu, optedu_classes()), (torch.optim, torch_classes()), *EXTRA])
-QUICK_CASES = [c for c in ALL_CASES
-               if c[0] is optedu and c[1] in ("Adam", "Adafactor", "SGD", "SAM")]
+# every optedu row, each of its settings (about 10 ms a case): a row's closed form is checked
+# in the quick tier where it is written
+QUICK_CASES = [c for c in ALL_CASES if c[0] is optedu]
 
 
 @pytest.mark.parametrize(("lib", "name", "kwargs"), ALL_CASES if FULL else QUICK_CASES,
@@ -144,7 +145,12 @@ def test_closed_form_equals_measured_state(lib, name, kwargs):
     it holds after a step (float32; L-BFGS with its history full: 9 iterations, 3 pairs)."""
     opt = _measured_run(getattr(lib, name), kwargs)
     measured = state_bytes(opt)
-    assert measured == predicted_state_bytes(opt)
+    predicted = predicted_state_bytes(opt)
+    assert measured == predicted, (
+        f"{name}({kwargs}) holds {measured} after a step, its closed form predicts "
+        f"{predicted}: fix the row's state in optedu/optim/catalogue.py, or, where the layout "
+        f"depends on the shape or the settings, name a layout function in LAYOUTS, "
+        f"optedu/precision/memory.py")
     # every row holds state, SGD without momentum excepted
     assert bool(measured) != (name == "SGD" and "momentum" not in kwargs)
 
