@@ -628,11 +628,14 @@ def to_bank(question: Question, parent: Question | None = None) -> str:
     answer = _GLUE_ROLE.sub(cross, labelled(question))
     source = (f"*From [{question.chapter_title}]({question.chapter}.ipynb), "
               f"{'case' if question.prompt else 'question'} {question.number}.*")
-    heading = f"Q{question.number}. {_GLUE_ROLE.sub(cross, question.title)}"
+    title = _GLUE_ROLE.sub(cross, question.title)
     before = ""
     if question.follows is not None:
-        before = (f"*Follow-up to {name(parent) if parent else f'Q{question.follows}'}.*"
-                  "\n\n")
+        # the heading names the question it follows ("Q2. Follow-up to Q1: when ..."), which
+        # a line of its own above the box left standing between two questions
+        title = re.sub(r"^Follow-up:\s*", "", title)
+        title = f"Follow-up to {name(parent) if parent else f'Q{question.follows}'}: {title}"
+    heading = f"Q{question.number}. {title}"
     if question.prompt:
         before = (f"**{question.title}.** {_GLUE_ROLE.sub(cross, question.prompt)}\n\n")
         heading = "Diagnosis"

@@ -381,7 +381,8 @@ def test_a_cases_follow_up_names_its_case(drill):
     assert quiz.question_text(follow_up, [case, follow_up]).startswith(
         "*(Following Case 1: A flat loss)*\n\n**Casebook · standard · Q17.** Follow-up")
     page = quiz.render_bank([("Practice", ["casebook"])], drill)
-    assert "*Follow-up to Case 1.*\n\n:::{admonition} Q17. Follow-up" in page
+    assert ":::{admonition} Q17. Follow-up to Case 1: " in page
+    assert "*Follow-up to" not in page
 
 
 def test_selection_by_theme_kind_and_details(drill):
@@ -425,7 +426,7 @@ def test_the_bank_is_navigable_by_theme(drill):
     assert ("- {ref}`Adam, Q2 <q-adam-2>`: Follow-up: and what does torch put in the "
             "denominator? *(torch detail)*") in page
     assert "- {ref}`Casebook, Case 1 <q-casebook-1>`: A flat loss\n" in page
-    assert "*Follow-up to Q1.*\n\n:::{admonition} Q2." in page
+    assert ":::{admonition} Q2. Follow-up to Q1: and what does torch put in the" in page
     assert ":name: q-adam-4" in page
 
 
