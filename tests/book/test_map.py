@@ -127,3 +127,14 @@ def test_a_reading_time_never_ends_a_line_on_its_number():
         assert re.findall(r"\d+\u00a0min\b", text), path.name
         broken = re.findall(r"\d+ (?:min|h)\b", text)
         assert not broken, f"{path.name}: {broken[:3]}"
+
+
+def test_the_first_lines_of_the_landing_page_link_every_path():
+    """Before its first section, the landing page names the three paths, each linked to its
+    heading's label with its reading time, so the first screen says where to begin."""
+    text = book_map.INTRO.read_text(encoding="utf-8")
+    first = text.split("\n## ")[0]
+    for heading, _, _ in book_map.PATHS:
+        label = book_map.path_label(heading)
+        assert f"](#{label}) (" in first.replace("\n", " "), heading
+        assert f"\n({label})=\n### {heading}\n" in text, heading
