@@ -17,7 +17,8 @@
      screen; a formula stays on one line with the punctuation that follows it;
    - a block that scrolls sideways (a wide equation, table, printed table or code) is marked
      optedu-scrolls, and optedu-more-left / optedu-more-right while more of it is hidden on
-     that side: optedu.css fades that edge;
+     that side: optedu.css fades that edge; a printed table or a table that scrolls also gets
+     a line of text above it, "Scroll sideways for the other columns", while it does;
    - printing opens the closed details elements (hidden cell inputs and outputs) where CSS
      cannot (optedu.css prints every other fold open), and closes them again afterwards. */
 (function () {
@@ -454,12 +455,27 @@
   const SCROLLERS = "article :is(mjx-container[display='true'], .pst-scrollable-table-container, "
       + "table.optedu-stacked td, table.optedu-stacked th, pre, .cell_output .output)";
 
+  // Tables, printed or not, get a line of text as well as the fade: a fade alone at the
+  // right edge of a table read as its end, and three of five columns went unseen.
+  const TABULAR = "pre.optedu-tabular, .pst-scrollable-table-container";
+
   function markScrolling(box) {
     const more = box.scrollWidth > box.clientWidth + 1;
     box.classList.toggle("optedu-scrolls", more);
     box.classList.toggle("optedu-more-left", more && box.scrollLeft > 1);
     box.classList.toggle("optedu-more-right",
                          more && box.scrollLeft + box.clientWidth < box.scrollWidth - 1);
+    if (!box.matches(TABULAR)) return;
+    const before = box.previousElementSibling;
+    const hinted = before !== null && before.classList.contains("optedu-scroll-hint");
+    if (more && !hinted) {
+      const hint = document.createElement("p");
+      hint.className = "optedu-scroll-hint";
+      hint.textContent = "Scroll sideways for the other columns \u2192";
+      box.before(hint);
+    } else if (!more && hinted) {
+      before.remove();
+    }
   }
 
   // Watched for size: a block is measured when it is laid out (a fold opens), and again

@@ -1,6 +1,7 @@
 // What a phone's reader sees of the text, measured on the page as laid out
 // (tests/site/test_site_phone.py), after UNFOLD there has opened every fold.
-// Returns {cutFormulas, badEquations, narrowText, scrolling, fadedFitting, screen, documentOverflow}.
+// Returns {cutFormulas, badEquations, narrowText, scrolling, fadedFitting, needlessHints, screen,
+// documentOverflow}.
 const article = document.querySelector('article') || document.body;
 
 const describe = el => (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60);
@@ -19,10 +20,21 @@ const hinted = el => {
   const cs = getComputedStyle(el);
   return [cs.maskImage, cs.webkitMaskImage].some(m => m && m !== 'none');
 };
+// A table, printed or not, also gets a line of text above it that says it scrolls
+// (optedu.js's optedu-scroll-hint): a fade alone at a table's edge read as its end.
+const TABULAR = 'pre.optedu-tabular, .pst-scrollable-table-container';
+const texted = el => !!(el.previousElementSibling
+    && el.previousElementSibling.classList.contains('optedu-scroll-hint'));
 const scrolling = [...article.querySelectorAll('*')]
     .filter(el => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && scrolls(el))
-    .map(el => ({kind: kind(el), hinted: hinted(el),
+    .map(el => ({kind: kind(el), hinted: hinted(el), tabular: el.matches(TABULAR),
+                 texted: texted(el),
                  what: el.tagName + '.' + el.className + ' ' + describe(el)}));
+// A line of text that says a table scrolls, above a table that fits.
+const needlessHints = [...article.querySelectorAll('.optedu-scroll-hint')]
+    .filter(hint => { const box = hint.nextElementSibling;
+                      return !box || box.scrollWidth <= box.clientWidth + 1; })
+    .map(hint => describe(hint.nextElementSibling || hint));
 // A box that fits shows no fade: the fade would hide the end of its text for nothing.
 const fadedFitting = [...article.querySelectorAll('*')]
     .filter(el => el.clientWidth > 0 && el.scrollWidth <= el.clientWidth + 1 && hinted(el))
@@ -116,5 +128,5 @@ const narrowText = [...article.querySelectorAll(
     .map(({el, chars}) => ({chars: Math.round(chars * 10) / 10,
                             what: el.tagName + ' ' + describe(el)}));
 
-return {cutFormulas, badEquations, narrowText, scrolling, fadedFitting, screen,
+return {cutFormulas, badEquations, narrowText, scrolling, fadedFitting, needlessHints, screen,
         documentOverflow: document.documentElement.scrollWidth - screen};

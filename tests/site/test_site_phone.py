@@ -75,6 +75,11 @@ def test_only_wide_tables_equations_and_code_scroll_with_a_hint(phone, base_url,
     assert not wrong, f"{page} at 390 px: {len(wrong)} blocks scroll that should fit: {wrong[:3]}"
     bare = [b["what"][:70] for b in blocks if not b["hinted"]]
     assert not bare, f"{page} at 390 px: {len(bare)} scrolling blocks without a hint: {bare[:3]}"
+    untold = [b["what"][:70] for b in blocks if b["tabular"] and not b["texted"]]
+    assert not untold, \
+        f"{page} at 390 px: {len(untold)} tables scroll with no line saying so: {untold[:3]}"
+    assert not seen["needlessHints"], \
+        f"{page} at 390 px: 'scroll sideways' above tables that fit: {seen['needlessHints'][:3]}"
     assert not seen["fadedFitting"], \
         f"{page} at 390 px: a fade over boxes that fit: {seen['fadedFitting'][:3]}"
     assert seen["documentOverflow"] <= 0, f"{page}: the page scrolls sideways"
@@ -100,6 +105,11 @@ document.head.appendChild(style);
 const prose = [...document.querySelectorAll('article p')].filter(p => !p.closest('.admonition'));
 prose[0].classList.add('optedu-broken');
 prose[1].classList.add('optedu-faded');
+// a table's line of text gone, and one above a table that fits
+document.querySelectorAll('.optedu-scroll-hint').forEach(hint => hint.remove());
+const hint = document.createElement('p');
+hint.className = 'optedu-scroll-hint';
+prose[2].before(hint);
 """
 
 
@@ -124,6 +134,10 @@ def test_phone_checks_catch_a_broken_page(phone, base_url):
     assert any(not b["hinted"] for b in broken["scrolling"]), "a missing hint not seen"
     assert all(b["hinted"] for b in before["scrolling"])
     assert not before["fadedFitting"] and broken["fadedFitting"], "a needless fade not seen"
+    assert all(b["texted"] for b in before["scrolling"] if b["tabular"])
+    assert any(b["tabular"] and not b["texted"] for b in broken["scrolling"]), \
+        "a table that scrolls with no line saying so not seen"
+    assert not before["needlessHints"] and broken["needlessHints"], "a needless line not seen"
 
 
 # A numbered equation whose line beside its number is too short, made so on purpose: the
