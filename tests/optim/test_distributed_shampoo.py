@@ -45,9 +45,6 @@ from optedu.optim import distributed_shampoo as ds  # noqa: E402
 from optedu.optim.distributed_shampoo import DistributedShampoo  # noqa: E402
 
 REF = _optax_shampoo.load()
-# one worker runs every jax test (pyproject.toml: --dist loadgroup): jax compiles its first
-# kernels once, not in each worker
-pytestmark = pytest.mark.xdist_group("jax")
 STEPS = 32
 SHAPES = [(6,), (5, 4), (9, 6), (2, 3, 4, 5), ()]
 BASE = dict(block_size=4, merge_small_dims_block_size=8)

@@ -19,9 +19,6 @@ import optax  # noqa: E402
 import optedu  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
-# one worker runs every jax test (pyproject.toml: --dist loadgroup): jax compiles its first
-# kernels once, not in each worker
-pytestmark = pytest.mark.xdist_group("jax")
 
 F64 = torch.float64
 STEPS = 50
