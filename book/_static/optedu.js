@@ -17,8 +17,9 @@
      screen; a formula stays on one line with the punctuation that follows it;
    - a block that scrolls sideways (a wide equation, table, printed table or code) is marked
      optedu-scrolls, and optedu-more-left / optedu-more-right while more of it is hidden on
-     that side: optedu.css fades that edge; a printed table or a table that scrolls also gets
-     a line of text above it, "Scroll sideways for the other columns", while it does;
+     that side: optedu.css fades that edge; a printed table or a table that scrolls by more than
+     two characters also gets a line of text above it, "Scroll sideways for the other
+     columns", while it does;
    - printing opens the closed details elements (hidden cell inputs and outputs) where CSS
      cannot (optedu.css prints every other fold open), and closes them again afterwards. */
 (function () {
@@ -456,8 +457,11 @@
       + "table.optedu-stacked td, table.optedu-stacked th, pre, .cell_output .output)";
 
   // Tables, printed or not, get a line of text as well as the fade: a fade alone at the
-  // right edge of a table read as its end, and three of five columns went unseen.
+  // right edge of a table read as its end, and three of five columns went unseen. Not where
+  // less than two characters' width is hidden (a few pixels of a last digit): the fade says
+  // enough there, and the line would promise columns that are not there.
   const TABULAR = "pre.optedu-tabular, .pst-scrollable-table-container";
+  const HIDDEN_FOR_TEXT = 16;
 
   function markScrolling(box) {
     const more = box.scrollWidth > box.clientWidth + 1;
@@ -468,12 +472,13 @@
     if (!box.matches(TABULAR)) return;
     const before = box.previousElementSibling;
     const hinted = before !== null && before.classList.contains("optedu-scroll-hint");
-    if (more && !hinted) {
+    const wide = box.scrollWidth - box.clientWidth > HIDDEN_FOR_TEXT;
+    if (wide && !hinted) {
       const hint = document.createElement("p");
       hint.className = "optedu-scroll-hint";
       hint.textContent = "Scroll sideways for the other columns \u2192";
       box.before(hint);
-    } else if (!more && hinted) {
+    } else if (!wide && hinted) {
       before.remove();
     }
   }

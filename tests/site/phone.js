@@ -20,20 +20,22 @@ const hinted = el => {
   const cs = getComputedStyle(el);
   return [cs.maskImage, cs.webkitMaskImage].some(m => m && m !== 'none');
 };
-// A table, printed or not, also gets a line of text above it that says it scrolls
-// (optedu.js's optedu-scroll-hint): a fade alone at a table's edge read as its end.
+// A table, printed or not, that hides more than 16 px also gets a line of text above it that
+// says it scrolls (optedu.js's optedu-scroll-hint): a fade alone at a table's edge read as
+// its end.
 const TABULAR = 'pre.optedu-tabular, .pst-scrollable-table-container';
 const texted = el => !!(el.previousElementSibling
     && el.previousElementSibling.classList.contains('optedu-scroll-hint'));
 const scrolling = [...article.querySelectorAll('*')]
     .filter(el => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && scrolls(el))
     .map(el => ({kind: kind(el), hinted: hinted(el), tabular: el.matches(TABULAR),
-                 texted: texted(el),
+                 texted: texted(el), hidden: el.scrollWidth - el.clientWidth,
                  what: el.tagName + '.' + el.className + ' ' + describe(el)}));
-// A line of text that says a table scrolls, above a table that fits.
+// A line of text that says a table scrolls, above a table that fits or hides less than two
+// characters (optedu.js's HIDDEN_FOR_TEXT, 16 px).
 const needlessHints = [...article.querySelectorAll('.optedu-scroll-hint')]
     .filter(hint => { const box = hint.nextElementSibling;
-                      return !box || box.scrollWidth <= box.clientWidth + 1; })
+                      return !box || box.scrollWidth - box.clientWidth <= 16; })
     .map(hint => describe(hint.nextElementSibling || hint));
 // A box that fits shows no fade: the fade would hide the end of its text for nothing.
 const fadedFitting = [...article.querySelectorAll('*')]
