@@ -56,8 +56,9 @@ PATHS = [
       ("Tune", ["lr_finding", "schedule_choice", "warmup", "wsd", "batch_size", "mup", "param_groups"]),
       ("Debug", ["clipping", "loss_spikes", "low_precision", "resuming", "casebook"])]),
     ("Prepare for interviews",
-     "Questions as interviewers ask them, answers at three lengths (30 seconds, two "
-     "minutes, then the evidence) with their key points, drills and broken runs to diagnose.",
+     "Questions as interviewers ask them, main answers at three lengths (30 seconds, two "
+     "minutes, then the evidence) with their key points, follow-ups that push back, drills "
+     "and broken runs to diagnose.",
      [(None, ["questions", "drill_triage", "drill_estimates", "drill_choices", "casebook",
               "cheatsheet", "adam", "adamw", "memory", "zero", "parallelism"])]),
 ]

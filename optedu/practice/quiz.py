@@ -633,8 +633,7 @@ def to_bank(question: Question, parent: Question | None = None) -> str:
     if question.follows is not None:
         # the heading names the question it follows ("Q2. Follow-up to Q1: when ..."), which
         # a line of its own above the box left standing between two questions
-        title = re.sub(r"^Follow-up:\s*", "", title)
-        title = f"Follow-up to {name(parent) if parent else f'Q{question.follows}'}: {title}"
+        title = _follows(title, question, parent)
     heading = f"Q{question.number}. {title}"
     if question.prompt:
         before = (f"**{question.title}.** {_GLUE_ROLE.sub(cross, question.prompt)}\n\n")
@@ -659,9 +658,18 @@ def _level_row(first: str, questions: Sequence[Question], bold: bool = False) ->
     return f"| {first} | " + " | ".join(shown) + " |"
 
 
-def _link_text(question: Question) -> str:
-    """A question's title as plain text for a link (maths in Unicode)."""
+def _follows(title: str, question: Question, parent: Question | None) -> str:
+    """A follow-up's title naming what it follows: 'Follow-up to Q1: and what ...'."""
+    rest = re.sub(r"^Follow-up:\s*", "", title)
+    return f"Follow-up to {name(parent) if parent else f'Q{question.follows}'}: {rest}"
+
+
+def _link_text(question: Question, parent: Question | None = None) -> str:
+    """A question's title as plain text for a link (maths in Unicode); a follow-up's names
+    the question it follows."""
     text = to_text(to_markdown(question, question.title)).removeprefix(f"{name(question)}: ")
+    if question.follows is not None:
+        text = _follows(text, question, parent)
     return text.replace("<", "‹").replace(">", "›")
 
 
@@ -670,11 +678,14 @@ def render_themes(questions: Sequence[Question]) -> str:
     as a folded list of links to them."""
     header = "| theme | warm-up | standard | deep | all |\n|:--|--:|--:|--:|--:|"
     rows, folds = [], []
+    by_number = {(q.chapter, q.number): q for q in questions}
+    parent = lambda q: by_number.get((q.chapter, q.follows))  # noqa: E731
     for key, title in THEMES.items():
         mine = [q for q in questions if key in q.themes]
         rows.append(_level_row(f"[{title}](#theme-{key})", mine))
         links = "\n".join(f"- {{ref}}`{q.chapter_title}, {name(q)} <{label(q)}>`: "
-                          f"{_link_text(q)}" + (" *(torch detail)*" if q.detail else "")
+                          f"{_link_text(q, parent(q))}"
+                          + (" *(torch detail)*" if q.detail else "")
                           for q in mine)
         folds.append(f"(theme-{key})=\n:::{{admonition}} {title}: {len(mine)} questions\n"
                      f":class: dropdown\n\n{links}\n:::")

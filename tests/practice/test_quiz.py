@@ -423,8 +423,8 @@ def test_the_bank_is_navigable_by_theme(drill):
     assert "| [Memory](#theme-memory) | 1 | 0 | 0 | 1 |" in page
     assert "| scenario | 2 |" in page and "| torch detail | 1 |" in page
     assert "(theme-debugging)=\n:::{admonition} Stability and debugging: 2 questions" in page
-    assert ("- {ref}`Adam, Q2 <q-adam-2>`: Follow-up: and what does torch put in the "
-            "denominator? *(torch detail)*") in page
+    assert ("- {ref}`Adam, Q2 <q-adam-2>`: Follow-up to Q1: and what does torch put in "
+            "the denominator? *(torch detail)*") in page
     assert "- {ref}`Casebook, Case 1 <q-casebook-1>`: A flat loss\n" in page
     assert ":::{admonition} Q2. Follow-up to Q1: and what does torch put in the" in page
     assert ":name: q-adam-4" in page
