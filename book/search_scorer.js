@@ -19,6 +19,9 @@
 // Abbreviations. A query word that abbreviates a term the book spells out is read as the
 // term: "lr" as "learning rate".
 //
+// One result a page. Sphinx lists a page's first heading, which is its title, as a result of
+// its own ("7. Adam > Adam" after "7. Adam"); it is left out.
+//
 // Snippets and titles. Sphinx cuts each result's snippet from the page's HTML, whose formulas
 // are typeset (their text is read from the screen-reader MathML; TeX where a page is not
 // typeset), and shows
@@ -159,11 +162,19 @@ if (typeof Search !== "undefined") {
   const parseQuery = Search._parseQuery;
   Search._parseQuery = (query) => parseQuery(opteduExpand(query));
 
+  // A page's first heading is its title: Sphinx lists it as a second result of the page,
+  // "7. Adam > Adam", beside the page's own "7. Adam"; that one is left out.
+  const plain = (html) => html.replace(/<[^>]*>/g, "").trim();
+  const ownTitleAgain = (title) => {
+    const [page, section, ...rest] = plain(title).split(" > ");
+    return section !== undefined && rest.length === 0
+      && page.replace(/^[\d.]+\s*/, "") === section;
+  };
   const performSearch = Search._performSearch;
   Search._performSearch = (...args) => performSearch(...args).map((result) => {
     result[1] = opteduCleanTitle(result[1]);
     return result;
-  });
+  }).filter((result) => !ownTitleAgain(result[1]));
 
   // As Sphinx 7.4's htmlToText, with formulas as text, and without code cells' source or
   // the page's lists of contents (so a snippet quotes the text, not a heading's entry).

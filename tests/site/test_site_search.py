@@ -65,6 +65,12 @@ const start = Date.now();
 TEX = re.compile(r"\\[A-Za-z]+|\\[()\[\]{}]|\$")
 
 
+def _own_title_again(title: str) -> bool:
+    """'7. Adam > Adam': a page's first heading, its title, listed as a second result."""
+    page, _, section = title.partition(" > ")
+    return bool(section) and re.sub(r"^[\d.]+\s*", "", page).strip() == section.strip()
+
+
 def _search(browser, base_url, query):
     browser.get(f"{base_url}/search.html?q={urllib.parse.quote(query)}")
     browser.set_script_timeout(40)
@@ -79,6 +85,8 @@ def test_search_ranks_the_chapter_in_the_top_three(browser, base_url, query, cha
     rank = next((i + 1 for i, page in enumerate(pages)
                  if page.split("/")[-1] == f"{chapter}.html"), None)
     print(f"{query!r}: book/{chapter} ranks {rank} of {len(results)}; first {pages[:TOP]}")
+    again = [r["title"] for r in results if _own_title_again(r["title"])]
+    assert not again, f"'{query}': a page listed twice under its own title: {again[:3]}"
     assert rank is not None and rank <= TOP, \
         f"'{query}': {chapter} ranks {rank}; the first {TOP}: {pages[:TOP]}"
     shown = results[:SNIPPETS]
