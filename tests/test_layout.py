@@ -454,3 +454,19 @@ def test_a_row_whose_chapter_never_names_it_is_named(monkeypatch):
             "Lion": dataclasses.replace(catalogue.RULES["Lion"], chapter="rprop")}
     monkeypatch.setattr(catalogue, "RULES", rows)
     assert missing_pieces()["Lion"] == [PIECES["teach"].replace("<chapter>", "rprop")]
+
+
+def test_every_folder_names_each_of_its_modules():
+    """Each folder's docstring (the map of what is where) names every public module in it,
+    so a module added without its line is caught: the lists of optim, instruments,
+    distributed, practice, experiments and choosing had each left one or more out."""
+    missing = {}
+    for init in sorted((ROOT / "optedu").glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        named = set(re.findall(r"[\w.~]*\.(\w+)`", doc))
+        modules = sorted(p.stem for p in init.parent.glob("*.py")
+                         if not p.stem.startswith("_"))
+        lacking = [m for m in modules if m not in named]
+        if lacking:
+            missing[init.parent.name] = lacking
+    assert not missing, f"folders whose docstring leaves modules out: {missing}"

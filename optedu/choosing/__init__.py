@@ -17,7 +17,9 @@
 * :mod:`.results`: the stored grid read back: times to target, scores, spread over seeds;
 * :mod:`.sweeps`: one or two hyperparameters on a fixed grid, the others at their defaults
   (``make experiments-sweeps``): learning-rate curves, learning rate against weight decay;
-* :mod:`.figures`: the part's tables and figures.
+* :mod:`.figures`: the part's tables and figures;
+* :mod:`.lm`: a small decoder-only language model, byte by byte on the standard library's
+  source, and its ladder of sizes (a workload, and the ladder chapter's model).
 
 The benchmark's records are read and written by :mod:`optedu.instruments.store`. The other
 chapters' experiments (folklore, learning-rate finding, warmup, flat minima, ...) live in

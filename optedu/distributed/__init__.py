@@ -24,6 +24,8 @@ gloo backend on 127.0.0.1, started from a notebook by :func:`launch`.
   by-hand all-reduce, ZeRO-1 and torch's ZeroRedundancyOptimizer, FSDP2)
   and the single-process reference; :mod:`~optedu.distributed.flat_runs`: the
   runs that set the two ZeRO-1 designs (and FSDP2's clipping) side by side;
+  :mod:`~optedu.distributed.dp_runs`: DDP with ``no_sync`` and micro-batches, and
+  around a BatchNorm layer (the chapter on accumulation);
 * :mod:`~optedu.distributed.sharded_rules`: every optedu optimizer under FSDP2
   on two processes against one process, :func:`classify` (element-wise,
   fixed, refused), stored in ``experiments/sharded_rules.json``;

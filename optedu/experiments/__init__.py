@@ -12,7 +12,7 @@ functions the chapter reads the records with:
   re-runs stored jobs for the tests;
 * the experiments, one module each: :mod:`.after_muon`, :mod:`.averaging`, :mod:`.batch`,
   :mod:`.cost`, :mod:`.flat`, :mod:`.folklore`, :mod:`.kron`, :mod:`.low_memory`, :mod:`.lr`, :mod:`.lrfree`,
-  :mod:`.mars`, :mod:`.mup`, :mod:`.shampoo`, :mod:`.soap`, :mod:`.spikes`,
+  :mod:`.ladder`, :mod:`.mars`, :mod:`.mup`, :mod:`.shampoo`, :mod:`.soap`, :mod:`.spikes`,
   :mod:`.two_momenta`, :mod:`.warmup`, :mod:`.wsd`, :mod:`.zloss` (``make experiments-list``
   lists their chapters, costs and files).
 

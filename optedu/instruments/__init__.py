@@ -11,6 +11,8 @@
 * :mod:`.landscapes`: 2-D test surfaces, trajectories and their plots, sliders in Jupyter;
 * :mod:`.moving`: the website's moving figures in Jupyter (widgets in a reader's kernel, the
   opening scene as a static figure elsewhere), run by optedu's rules;
+* :mod:`.layouts`: a figure drawn again at the width it is read at (the site's column on a
+  laptop and on a phone), its panels regridded, its text kept at its size;
 * :mod:`.bench`: timing and traffic counting for the step benchmark;
 * :mod:`.reproducible`: torch's CPU kernels capped at AVX2, so stored outputs reproduce.
 * :mod:`.store`: runs stored as JSON lines with their meta data, in a data folder passed in
