@@ -77,7 +77,10 @@ def _heading(page: pathlib.Path, anchor: str | None = None) -> str:
     """The text of the heading of the section with id ``anchor`` on ``page`` (without its
     "#" link); without ``anchor``, the page's title."""
     text = page.read_text(encoding="utf-8")
-    found = (re.search(rf'<section id="{re.escape(anchor)}">\s*<h\d[^>]*>(.*?)</h\d>', text, re.S)
+    # a label's target sits between a section and its heading: <span id="path-learn"></span>
+    labels = r'(?:<span id="[^"]*"></span>\s*)*'
+    found = (re.search(rf'<section id="{re.escape(anchor)}">\s*{labels}<h\d[^>]*>(.*?)</h\d>',
+                       text, re.S)
              if anchor else re.search(r"<h1[^>]*>(.*?)</h1>", text, re.S))
     if not found:
         return ""
