@@ -69,7 +69,7 @@ import torch
 from .adam import AdamW
 from .sgd import SGD
 
-__all__ = ["Rule", "Sheet", "RULES", "CATALOGUE", "PARITY_TEST"]
+__all__ = ["Rule", "Sheet", "When", "RULES", "CATALOGUE", "PARITY_TEST"]
 
 #: the test file of every rule with a torch twin (a ``Pair`` in ``tests/optimizers.py``)
 PARITY_TEST = "optim/test_parity.py"
@@ -99,6 +99,24 @@ class Sheet:
 
 
 @dataclass(frozen=True)
+class When:
+    """A state buffer that exists only while a group setting is truthy, in a row's
+    :attr:`Rule.state`: ``When("max_exp_avg_sq", "amsgrad")`` is Adam's running maximum, kept
+    with ``amsgrad=True``. The buffer has the parameter's shape and dtype. ``setting`` must be
+    an argument of the row's class (``tests/test_layout.py`` reads the signature); a setting
+    that switches a buffer on when positive (``momentum``) is written this way only where
+    validation refuses a negative value, so truthy and positive agree.
+
+    Attributes:
+        key: the state key of the buffer (``"max_exp_avg_sq"``).
+        setting: the group setting that switches it on (``"amsgrad"``).
+    """
+
+    key: str
+    setting: str
+
+
+@dataclass(frozen=True)
 class Rule:
     """One optimizer class.
 
@@ -116,9 +134,12 @@ class Rule:
         test: the test file, relative to ``tests/``, that checks it against ``reference``
             (:data:`PARITY_TEST` for a torch twin run by the shared parity grid).
         state: its state in closed form for :mod:`optedu.precision.memory`: the keys of
-            parameter-shaped buffers (``"step"`` first for a scalar tensor counter), or the
-            name of a layout function there (``"adam"``, ``"lbfgs"``) where the layout
-            depends on the shape or the settings.
+            parameter-shaped buffers in the parameter's dtype (``"step"`` first for a scalar
+            tensor counter), each key that a setting switches on written as a :class:`When`
+            (Adam: ``("step", "exp_avg", "exp_avg_sq", When("max_exp_avg_sq",
+            "amsgrad"))``); or the name of a layout function there (``"adafactor"``,
+            ``"lbfgs"``) where the layout depends on the shape, or on the settings other than
+            by switching a buffer on.
         memory_settings: constructor arguments whose measured state must equal ``state``'s
             closed form (``tests/precision/test_memory.py``), one run each.
         small_run: arguments for a three-step run on a small MLP (every rule on FSDP2 shards,
@@ -146,7 +167,7 @@ class Rule:
     change: str
     reference: tuple[str, str]
     test: str
-    state: tuple[str, ...] | str
+    state: tuple[str | When, ...] | str
     memory_settings: tuple[Mapping[str, Any], ...]
     small_run: Mapping[str, Any]
     sharded: str = "element-wise"
@@ -189,7 +210,7 @@ CATALOGUE: tuple[Rule, ...] = (
          change=("Step against the minibatch gradient; momentum sums past gradients, so steady "
                  "directions speed up and oscillations cancel."),
          reference=("torch.optim", "SGD"), test=PARITY_TEST,
-         state="sgd",
+         state=(When("momentum_buffer", "momentum"),),
          memory_settings=(dict(lr=0.1), dict(lr=0.1, momentum=0.9)),
          small_run=dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
          sheet=Sheet(
@@ -307,7 +328,8 @@ CATALOGUE: tuple[Rule, ...] = (
          parent="Adagrad",
          change="Replaces AdaGrad's growing sum by a moving average, so the rate no longer dies.",
          reference=("torch.optim", "RMSprop"), test=PARITY_TEST,
-         state="rmsprop",
+         state=("step", "square_avg", When("momentum_buffer", "momentum"),
+                When("grad_avg", "centered")),
          memory_settings=({}, dict(momentum=0.9, centered=True)),
          small_run=dict(lr=0.01, momentum=0.5, centered=True),
          sheet=Sheet(
@@ -339,7 +361,7 @@ CATALOGUE: tuple[Rule, ...] = (
          change=("RMSprop's divisor plus momentum (an average of g), both corrected for their "
                  "start at zero."),
          reference=("torch.optim", "Adam"), test=PARITY_TEST,
-         state="adam",
+         state=("step", "exp_avg", "exp_avg_sq", When("max_exp_avg_sq", "amsgrad")),
          memory_settings=({}, dict(amsgrad=True)),
          small_run=dict(lr=0.01, amsgrad=True, weight_decay=0.01),
          decay="decoupled_weight_decay",
@@ -481,7 +503,7 @@ CATALOGUE: tuple[Rule, ...] = (
          change=("Takes weight decay out of the gradient, so the divisor no longer weakens it on "
                  "large-gradient weights."),
          reference=("torch.optim", "AdamW"), test=PARITY_TEST,
-         state="adam",
+         state=("step", "exp_avg", "exp_avg_sq", When("max_exp_avg_sq", "amsgrad")),
          memory_settings=({}, dict(amsgrad=True)),
          small_run=dict(lr=0.01, weight_decay=0.1),
          sheet=Sheet(
@@ -496,7 +518,8 @@ CATALOGUE: tuple[Rule, ...] = (
          change=("Replaces m̂/(√v̂+ε) by a·atan2(m̂, b√v̂): no ε, the same step at every "
                  "gradient scale, bounded by aπ/2."),
          reference=("adam_atan2_pytorch", "AdamAtan2"), test="optim/test_adam_atan2.py",
-         state="adam_atan2",
+         # its ``steps`` is a Python int (no bytes)
+         state=("exp_avg", "exp_avg_sq", When("param_init", "regen_reg_rate")),
          memory_settings=({}, dict(regen_reg_rate=0.1)),
          small_run=dict(lr=0.01, weight_decay=0.1),
          excluded=("added after the grid was run; it is measured against adam-atan2-pytorch "
@@ -818,7 +841,9 @@ CATALOGUE: tuple[Rule, ...] = (
          change=("Normalises each gradient first, then takes its momentum: the step stays bounded"
                  " for any β₁, β₂."),
          reference=("pytorch_optimizer", "LaProp"), test="optim/test_laprop.py",
-         state="laprop",
+         # its bias corrections are Python floats; ``step`` is in the group (no bytes)
+         state=("exp_avg", "exp_avg_sq", When("exp_mean_avg_beta2", "centered"),
+                When("max_exp_avg_sq", "ams_bound")),
          memory_settings=({}, dict(centered=True, ams_bound=True)),
          small_run=dict(lr=0.01, weight_decay=0.01),
          decay="weight_decouple",
@@ -839,7 +864,10 @@ CATALOGUE: tuple[Rule, ...] = (
          # named by its path there, never imported; the tests compute what it specifies by
          # hand (and pytorch_optimizer's MARS where the two definitions agree)
          reference=("MARS.optimizers.mars", "MARS"), test="optim/test_mars.py",
-         state="mars",
+         # the Lion and Shampoo forms allocate exp_avg_sq too, unused, as the authors' code
+         # does; ``step`` is a Python int (no bytes); the exact form's ``previous_grad``
+         # appears only once the caller stores it
+         state=("exp_avg", "exp_avg_sq", "last_grad", When("max_exp_avg_sq", "amsgrad")),
          memory_settings=({}, dict(amsgrad=True, mars_type="mars-lion")),
          small_run=dict(lr=0.01, weight_decay=0.1, amsgrad=True),
          sharded="refused",
@@ -858,7 +886,7 @@ CATALOGUE: tuple[Rule, ...] = (
          change=("Zeroes the coordinates where the momentum and the gradient disagree in sign, "
                  "rescales the rest by n/(k+1)."),
          reference=("torch.optim", "AdamW"), test="optim/test_cautious.py",
-         state="adam",
+         state=("step", "exp_avg", "exp_avg_sq", When("max_exp_avg_sq", "amsgrad")),
          memory_settings=({}, dict(amsgrad=True)),
          small_run=dict(lr=0.01, weight_decay=0.1),
          sharded="refused",

@@ -40,7 +40,7 @@ from optedu.optim import adam_mini as _adam_mini
 from optedu.optim import apollo as _apollo
 from optedu.optim import distributed_shampoo as _ds
 from optedu.optim import galore as _galore
-from optedu.optim.catalogue import CATALOGUE
+from optedu.optim.catalogue import CATALOGUE, When
 from optedu.optim.kron import factor_shapes
 from optedu.optim.soap import merge_small_dims
 
@@ -112,23 +112,6 @@ def _buffers(shape: Shape, *names: str) -> Layout:
 
 def _step(shape: Shape, *names: str) -> Layout:
     return {"step": ((), "scalar"), **_buffers(shape, *names)}
-
-
-def _sgd(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    if group.get("momentum", 0) == 0:
-        return {}
-    return _buffers(shape, "momentum_buffer")
-
-
-def _adam(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    extra = ("max_exp_avg_sq",) if group.get("amsgrad", False) else ()
-    return _step(shape, "exp_avg", "exp_avg_sq", *extra)
-
-
-def _rmsprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    extra: tuple[str, ...] = ("momentum_buffer",) if group.get("momentum", 0) > 0 else ()
-    extra += ("grad_avg",) if group.get("centered", False) else ()
-    return _step(shape, "square_avg", *extra)
 
 
 def _adafactor(shape: Shape, group: Mapping[str, Any]) -> Layout:
@@ -290,26 +273,6 @@ def _kron(shape: Shape, group: Mapping[str, Any]) -> Layout:
             "Q": ((sum(math.prod(f) for f in factors),), str(precond).removeprefix("torch."))}
 
 
-def _laprop(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    """LaProp: Adam's two moments, the centred mean with ``centered``, the running maximum
-    with ``ams_bound`` (its bias corrections are Python floats; ``step`` is in the group)."""
-    layout = _buffers(shape, "exp_avg", "exp_avg_sq")
-    if group.get("centered", False):
-        layout["exp_mean_avg_beta2"] = (shape, "param")
-    if group.get("ams_bound", False):
-        layout["max_exp_avg_sq"] = (shape, "param")
-    return layout
-
-
-def _mars(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    """MARS: Adam's two moments and the last gradient (the Lion and Shampoo forms allocate
-    ``exp_avg_sq`` too, unused, as the authors' code does); the running maximum with
-    ``amsgrad``; ``step`` is a Python int (no bytes). The exact form's ``previous_grad``
-    appears only once the caller stores it."""
-    extra = ("max_exp_avg_sq",) if group.get("amsgrad", False) else ()
-    return _buffers(shape, "exp_avg", "exp_avg_sq", "last_grad", *extra)
-
-
 def _adan(shape: Shape, group: Mapping[str, Any]) -> Layout:
     """Adan: three averages (of the gradient, its change and the squared Nesterov estimate)
     and the last gradient, negated; with ``adanorm`` a running gradient norm, one element of
@@ -318,13 +281,6 @@ def _adan(shape: Shape, group: Mapping[str, Any]) -> Layout:
     if group.get("adanorm", False):
         layout["exp_grad_adanorm"] = ((1,), "param")
     return layout
-
-
-def _adam_atan2(shape: Shape, group: Mapping[str, Any]) -> Layout:
-    """Adam-atan2 (adam-atan2-pytorch's): Adam's two moments, the initial weights with
-    ``regen_reg_rate``; ``steps`` is a Python int (no bytes)."""
-    extra = ("param_init",) if group.get("regen_reg_rate", 0) > 0 else ()
-    return _buffers(shape, "exp_avg", "exp_avg_sq", *extra)
 
 
 def _stable_adamw(shape: Shape, group: Mapping[str, Any]) -> Layout:
@@ -374,17 +330,10 @@ def _adam_mini_layout(shape: Shape, group: Mapping[str, Any]) -> Layout:
         shape, group.get("name", ""), group.get("head_numel", 2048 * 2048 // 32)))
 
 
-def _fixed(maker: Callable[..., Layout],
-           *names: str) -> Callable[[Shape, Any], Layout]:
-    return lambda shape, group: maker(shape, *names)
-
-
-# the layouts that depend on the shape or the settings, by the name a catalogue row's ``state``
-# gives (optedu.optim.catalogue.Rule.state); a row that lists its state keys needs none
+# the layouts that depend on the shape, or on the settings other than by switching a buffer on,
+# by the name a catalogue row's ``state`` gives (optedu.optim.catalogue.Rule.state); a row that
+# lists its state keys, a switched one as a When, needs none
 LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
-    "sgd": _sgd,
-    "adam": _adam,
-    "rmsprop": _rmsprop,
     "nadam": _nadam,
     "asgd": _asgd,
     "adafactor": _adafactor,
@@ -398,11 +347,8 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
     "distributed_shampoo": _distributed_shampoo,
     "soap": _soap,
     "kron": _kron,
-    "laprop": _laprop,
     "adan": _adan,
-    "mars": _mars,
     "stable_adamw": _stable_adamw,
-    "adam_atan2": _adam_atan2,
     "normuon": _muon_adamw("momentum_buffer", "second_momentum_buffer"),
     "muonclip": _muon_adamw("momentum_buffer"),
     "galore": _galore_layout,
@@ -411,14 +357,23 @@ LAYOUTS: dict[str, Callable[[Shape, Mapping[str, Any]], Layout]] = {
 }
 
 
-def _layout(state: tuple[str, ...] | str) -> Callable[[Shape, Mapping[str, Any]], Layout]:
-    """A catalogue row's ``state`` as a layout function: the named one, or its buffers (a
-    scalar ``step`` tensor first when the keys start with ``"step"``)."""
+def _layout(state: tuple[str | When, ...] | str) -> Callable[[Shape, Mapping[str, Any]], Layout]:
+    """A catalogue row's ``state`` as a layout function: the named one, or its buffers in the
+    parameter's shape and dtype (a scalar ``step`` tensor when the keys start with ``"step"``),
+    a :class:`~optedu.optim.catalogue.When` key only while its setting is truthy."""
     if isinstance(state, str):
         return LAYOUTS[state]
-    if state[:1] == ("step",):
-        return _fixed(_step, *state[1:])
-    return _fixed(_buffers, *state)
+
+    def layout(shape: Shape, group: Mapping[str, Any]) -> Layout:
+        out: Layout = {"step": ((), "scalar")} if state[:1] == ("step",) else {}
+        for entry in state[len(out):]:
+            if isinstance(entry, When):
+                if group.get(entry.setting, False):
+                    out[entry.key] = (shape, "param")
+            else:
+                out[entry] = (shape, "param")
+        return out
+    return layout
 
 
 # one entry per optimizer class name, optedu's and torch.optim's (same names, same state keys),
