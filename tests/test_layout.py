@@ -223,7 +223,7 @@ def missing_pieces(classes: dict[str, type] | None = None,
     """Rule -> what it lacks, each piece with the file to edit, for every optimizer class that
     is defined, exported or in the catalogue (``classes`` and ``exported`` default to the
     package's)."""
-    from optedu.optim.catalogue import PARITY_TEST, RULES
+    from optedu.optim.catalogue import PARITY_TEST, RULES, When
     from optedu.practice import quiz
     from optedu.precision.memory import LAYOUTS
     from optimizers import PAIRS
@@ -265,6 +265,12 @@ def missing_pieces(classes: dict[str, type] | None = None,
             if switch != rule.decay:
                 lacks.append(f"{CATALOGUE_FILE}: decay={switch!r} (its signature's switch), "
                              f"not {rule.decay!r}")
+            for entry in rule.state if isinstance(rule.state, tuple) else ():
+                if isinstance(entry, When) and entry.setting not in signature:
+                    lacks.append(f"{CATALOGUE_FILE}: its state's When({entry.key!r}, "
+                                 f"{entry.setting!r}): "
+                                 f"{entry.setting!r} is not an argument of "
+                                 f"{cls.__module__}.{name}")
         if rule.parent and rule.parent not in RULES:
             lacks.append(f"{CATALOGUE_FILE}: its parent {rule.parent!r} is not a row")
         if f"book/{rule.chapter}\n" not in toc or rule.chapter not in bank:
@@ -351,6 +357,21 @@ def test_a_row_without_its_cheat_sheet_line_is_named(monkeypatch):
     rows = {**catalogue.RULES, "Lion": dataclasses.replace(catalogue.RULES["Lion"], sheet=None)}
     monkeypatch.setattr(catalogue, "RULES", rows)
     assert missing_pieces()["Lion"] == [PIECES["sheet"]]
+
+
+def test_a_switched_buffer_whose_setting_the_class_lacks_is_named(monkeypatch):
+    """A row's When must name an argument of the class: Adam's running maximum switched by
+    LaProp's spelling, ``ams_bound``, which Adam does not take, is named with the row, the
+    setting and the class."""
+    import dataclasses
+
+    from optedu.optim import catalogue
+    wrong = ("step", "exp_avg", "exp_avg_sq", catalogue.When("max_exp_avg_sq", "ams_bound"))
+    rows = {**catalogue.RULES, "Adam": dataclasses.replace(catalogue.RULES["Adam"], state=wrong)}
+    monkeypatch.setattr(catalogue, "RULES", rows)
+    assert missing_pieces()["Adam"] == [
+        f"{CATALOGUE_FILE}: its state's When('max_exp_avg_sq', 'ams_bound'): 'ams_bound' is "
+        f"not an argument of optedu.optim.adam.Adam"]
 
 
 def test_the_contributing_guide_names_every_piece():
