@@ -299,6 +299,12 @@ def missing_pieces(classes: dict[str, type] | None = None,
                          f"or refused")
         if not rule.memory_settings:
             lacks.append(f"{CATALOGUE_FILE}: memory_settings, at least one run ({{}})")
+        for entry in rule.state if isinstance(rule.state, tuple) else ():
+            if isinstance(entry, When) and not any(settings.get(entry.setting)
+                                                   for settings in rule.memory_settings):
+                lacks.append(f"{CATALOGUE_FILE}: memory_settings, one run with "
+                             f"{entry.setting!r} on (its state's When({entry.key!r}, "
+                             f"{entry.setting!r}))")
         if not rule.excluded:
             built = _contestant_classes() if built is None else built
             if name not in built:
@@ -362,7 +368,7 @@ def test_a_row_without_its_cheat_sheet_line_is_named(monkeypatch):
 def test_a_switched_buffer_whose_setting_the_class_lacks_is_named(monkeypatch):
     """A row's When must name an argument of the class: Adam's running maximum switched by
     LaProp's spelling, ``ams_bound``, which Adam does not take, is named with the row, the
-    setting and the class."""
+    setting and the class (and, since no run of the row switches it on, so is that)."""
     import dataclasses
 
     from optedu.optim import catalogue
@@ -371,7 +377,23 @@ def test_a_switched_buffer_whose_setting_the_class_lacks_is_named(monkeypatch):
     monkeypatch.setattr(catalogue, "RULES", rows)
     assert missing_pieces()["Adam"] == [
         f"{CATALOGUE_FILE}: its state's When('max_exp_avg_sq', 'ams_bound'): 'ams_bound' is "
-        f"not an argument of optedu.optim.adam.Adam"]
+        f"not an argument of optedu.optim.adam.Adam",
+        f"{CATALOGUE_FILE}: memory_settings, one run with 'ams_bound' on (its state's "
+        f"When('max_exp_avg_sq', 'ams_bound'))"]
+
+
+def test_a_switched_buffer_never_measured_is_named(monkeypatch):
+    """A row whose memory_settings never switch its When on would leave that buffer unmeasured
+    (Adam's running maximum without an amsgrad=True run)."""
+    import dataclasses
+
+    from optedu.optim import catalogue
+    rows = {**catalogue.RULES,
+            "Adam": dataclasses.replace(catalogue.RULES["Adam"], memory_settings=({},))}
+    monkeypatch.setattr(catalogue, "RULES", rows)
+    assert missing_pieces()["Adam"] == [
+        f"{CATALOGUE_FILE}: memory_settings, one run with 'amsgrad' on (its state's "
+        f"When('max_exp_avg_sq', 'amsgrad'))"]
 
 
 def test_the_contributing_guide_names_every_piece():
