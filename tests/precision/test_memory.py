@@ -148,9 +148,9 @@ def test_closed_form_equals_measured_state(lib, name, kwargs):
     predicted = predicted_state_bytes(opt)
     assert measured == predicted, (
         f"{name}({kwargs}) holds {measured} after a step, its closed form predicts "
-        f"{predicted}: fix the row's state in optedu/optim/catalogue.py, or, where the layout "
-        f"depends on the shape or the settings, name a layout function in LAYOUTS, "
-        f"optedu/precision/memory.py")
+        f"{predicted}: fix the row's state in optedu/optim/catalogue.py (a When for a buffer "
+        f"that a setting switches on), or, where the layout depends on the shape, name a "
+        f"layout function in LAYOUTS, optedu/precision/memory.py")
     # every row holds state, SGD without momentum excepted
     assert bool(measured) != (name == "SGD" and "momentum" not in kwargs)
 
