@@ -112,11 +112,13 @@ outputs: $(STAMP)
 
 ## catalogue: after a row of optedu/optim/catalogue.py is added or changed, store again what
 ## reads it: the new rows of experiments/cost.jsonl (experiments-cost), the sharded-rules run
-## (experiments-sharded-rules), then the chapters whose tables list every optimizer
+## (experiments-sharded-rules), then the chapters whose tables list every optimizer, then the
+## question bank, which reads what they glue
 catalogue: $(STAMP)
 	$(MAKE) experiments-cost experiments-sharded-rules
 	$(BIN)/python tools/run_notebooks.py book/cheatsheet.ipynb book/memory.ipynb \
 		book/sharded_rules.ipynb
+	$(BIN)/python tools/questions.py
 
 ## bench: optimizer-step benchmark (not part of `make test`): optedu against torch's single-tensor,
 ## foreach and fused steps, with the memory roofline; writes bench/results_full.* (5 minutes on
