@@ -68,6 +68,7 @@ from .optim.adan import Adan, adan
 from .optim.apollo import APOLLO
 from .optim.galore import GaLoreAdamW
 from .optim.laprop import LaProp, laprop
+from .optim.adabelief import AdaBelief, adabelief
 from .optim.cautious import CautiousAdamW, CautiousLion, cautious_mask
 from .optim.mars import MARS, mars
 from .optim.kron import Kron, kron
@@ -115,6 +116,7 @@ __all__ = [
     "Shampoo", "shampoo", "DistributedShampoo", "distributed_shampoo",
     "SOAP", "soap", "Kron", "kron",
     "ADOPT", "adopt", "AdEMAMix", "ademamix", "LaProp", "laprop",
+    "AdaBelief", "adabelief",
     "MARS", "mars", "Adan", "adan", "CautiousAdamW", "CautiousLion", "cautious_mask",
     "GaLoreAdamW", "APOLLO", "AdamMini", "SophiaH", "sophia_h", "Scion", "scion",
     "Rprop", "rprop", "ASGD", "asgd", "LBFGS",

@@ -1095,6 +1095,26 @@ CATALOGUE: tuple[Rule, ...] = (
              "use_bias_correction defaults to False: every step runs above d·lr "
              "(several times at first). Even corrected, it trailed tuned AdamW here.",
              "On a network, against tuned AdamW")),
+    Rule("AdaBelief", "optedu.optim.adabelief", chapter="radam",
+         parent="Adam",
+         change=("Divides by the average squared prediction error (g − m)² instead of g²: "
+                 "steps grow where the gradient is as predicted."),
+         reference=("pytorch_optimizer", "AdaBelief"), test="optim/test_adabelief.py",
+         # ``step`` is in the group, an int (no bytes)
+         state=("exp_avg", "exp_avg_var", When("max_exp_avg_var", "ams_bound")),
+         memory_settings=({}, dict(ams_bound=True, rectify=True)),
+         small_run=dict(lr=0.01, weight_decay=0.01, eps=1e-8),
+         decay="weight_decouple",
+         excluded=("added after the grid was run; it is measured against pytorch_optimizer "
+                   "and taught in the chapter 'RAdam'"),
+         sheet=Sheet(
+             r"s_t=\beta_2s_{t-1}+(1-\beta_2)(g_t-m_t)^2+\epsilon,\ \theta_t=\theta_{t-1}"
+             r"-\eta\frac{\hat m_t}{\sqrt{\hat s_t}+\epsilon}",
+             "Adam with long steps where the gradient is as predicted (small g − m) and "
+             "short ones where it surprises.",
+             "ε joins s inside the root at every step: Adam's eps=1e-8 damps like Adam's "
+             "ε ≈ √(ε/(1−β₂)) ≈ 3e-3; the default 1e-16 is the match for Adam's 1e-8.",
+             "AdaBelief: Adam's divisor from the prediction error")),
     Rule("LBFGS", "optedu.optim.lbfgs", chapter="lbfgs",
          parent="",
          change=("Quasi-Newton: an inverse Hessian built from the last few pairs of step and "
