@@ -15,9 +15,10 @@ from .optimizer import Optimizer, as_real, evaluate
 
 def rectified_step_size(step: int, lr: float, beta2: float, n_sma_threshold: int,
                         degenerated_to_sgd: bool) -> tuple[float, float]:
-    r"""RAdam's rectified rate :math:`\eta r_t` and the length :math:`\rho_t` of the
-    second moment's simple moving average, as pytorch_optimizer computes them
-    (its ``get_rectify_step_size``, the same operations in the same order).
+    r"""RAdam's rectified rate :math:`\eta r_t \sqrt{1-\beta_2^t}` (the root undoes
+    the bias correction of :math:`s_t`) and the length :math:`\rho_t` of the second
+    moment's simple moving average, as pytorch_optimizer computes them (its
+    ``get_rectify_step_size``, the same operations in the same order).
 
     Below the threshold :math:`r_t` is 1 with ``degenerated_to_sgd`` (an
     un-adapted step) and :math:`-1` without it (the caller then takes no step).
@@ -72,12 +73,12 @@ def adabelief(
             \frac{m_t}{\sqrt{s_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
     :math:`\epsilon` enters twice: into :math:`s_t` at every step, and after the root.
-    With ``rectify`` the divisor is :math:`\sqrt{s_t}+\epsilon` (RAdam's :math:`r_t`
-    carries the second correction) once :math:`\rho_t` reaches ``n_sma_threshold``;
-    before that the step is :math:`\eta\, m_t/(1-\beta_1^t)` when ``step_size`` is
-    positive (``degenerated_to_sgd``), none otherwise. Weight decay comes first:
-    decoupled, :math:`\theta \leftarrow (1-\eta\lambda)\theta` (:math:`1-\lambda`
-    with ``fixed_decay``), or L2, :math:`g_t + \lambda\theta`.
+    With ``rectify`` the divisor is :math:`\sqrt{s_t}+\epsilon` (``step_size``
+    carries :math:`\sqrt{1-\beta_2^t}`, the second correction) once :math:`\rho_t`
+    reaches ``n_sma_threshold``; before that the step is :math:`\eta\, m_t/(1-\beta_1^t)`
+    when ``step_size`` is positive (``degenerated_to_sgd``), none otherwise. Weight
+    decay comes first: decoupled, :math:`\theta \leftarrow (1-\eta\lambda)\theta`
+    (:math:`1-\lambda` with ``fixed_decay``), or L2, :math:`g_t + \lambda\theta`.
     """
     g = -grad if maximize else grad
     if weight_decay != 0.0:
@@ -102,7 +103,8 @@ def adabelief(
         return
     denom.add_(eps)                                                # √s + ε
     if n_sma >= n_sma_threshold:
-        param.addcdiv_(exp_avg, denom, value=-step_size)           # θ -= η r_t m̂ / (√s + ε)
+        # θ -= η r_t √(1-β2^t) m̂ / (√s + ε)
+        param.addcdiv_(exp_avg, denom, value=-step_size)
     elif step_size > 0:
         param.add_(exp_avg, alpha=-step_size)                      # θ -= η m̂ (SGD)
 
