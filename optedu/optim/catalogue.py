@@ -1112,8 +1112,8 @@ CATALOGUE: tuple[Rule, ...] = (
              r"-\eta\frac{\hat m_t}{\sqrt{\hat s_t}+\epsilon}",
              "Adam with long steps where the gradient is as predicted (small g − m) and "
              "short ones where it surprises.",
-             "ε joins s inside the root at every step: Adam's eps=1e-8 damps like Adam's "
-             "ε ≈ √(ε/(1−β₂)) ≈ 3e-3; the default 1e-16 is the match for Adam's 1e-8.",
+             "ε joins s at every step: √ŝ never falls below about √(ε/(1−β₂)), 3e-7 at the "
+             "default 1e-16 (not Adam's 1e-8) and 3e-3 with Adam's eps=1e-8.",
              "AdaBelief: Adam's divisor from the prediction error")),
     Rule("LBFGS", "optedu.optim.lbfgs", chapter="lbfgs",
          parent="",
