@@ -29,6 +29,9 @@ The formatters write several runs' values as one piece of prose, ``0.18–0.21``
 >>> iqr({"median": 1.234, "q1": 1.1, "q3": 1.5})
 '1.23 (IQR 1.10–1.50)'
 
+:func:`setting_label` writes a stored run's setting in the page's notation: ``beta2=0.95`` as
+``β₂ = 0.95``.
+
 Two small loops that several chapters ran, each the same line for line: :func:`regression_run`
 (a rule on a fixed small regression, for checking one implementation against another) and
 :func:`stream_path` (a rule fed a fixed gradient stream). A loop that a chapter teaches stays in
@@ -40,9 +43,9 @@ from __future__ import annotations
 import inspect
 import math
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from .display import compact_figures, glue, num
+from .display import compact_figures, glue, num, power_of_ten
 
 
 def setup(dtype=None, *, figures: bool = True, scale: float = 2) -> None:
@@ -221,6 +224,36 @@ def listed(values: Iterable[object], last: str = "and") -> str:
     if len(words) == 1 or last == ",":
         return ", ".join(words)
     return f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+#: torch's argument names as the book's formulas write them
+SYMBOLS = {"lr": "η", "beta1": "β₁", "beta2": "β₂", "eps": "ε", "weight_decay": "λ"}
+
+
+def setting_label(name: str, words: Mapping[str, str] | None = None) -> str:
+    """A stored run's setting as the page writes it, not as the store keys it: each
+    ``key=value`` part (parts split at ``", "``) as ``symbol = value``, the key through
+    :data:`SYMBOLS` and then ``words`` (the chapter's own names), a value in e-notation as
+    a power of ten; a part without ``=`` through ``words``, else as it is.
+
+    >>> setting_label("beta2=0.95")
+    'β₂ = 0.95'
+    >>> setting_label("high, z=1e-4", {"z": "α"})
+    'high, α = 10⁻⁴'
+    """
+    names = {**SYMBOLS, **(words or {})}
+    parts = []
+    for part in name.split(", "):
+        key, equals, value = part.partition("=")
+        if not equals:
+            parts.append(names.get(part, part))
+            continue
+        mantissa, e, exponent = value.partition("e")
+        if e and mantissa.replace(".", "", 1).isdigit() and exponent.lstrip("+-").isdigit():
+            power = power_of_ten(int(exponent))
+            value = power if mantissa == "1" else f"{mantissa} × {power}"
+        parts.append(f"{names.get(key, key)} = {value}")
+    return ", ".join(parts)
 
 
 def steps_or_missed(steps: float, missed: str = "missed") -> str:

@@ -100,6 +100,12 @@ def test_every_helper_keeps_glues_guarantee(stored, store):
     (lambda: chapter.listed([7], last="or"), "7"),
     (lambda: chapter.iqr({"median": 2.0, "q1": 1.955, "q3": 2.5}), "2.00 (IQR 1.96–2.50)"),
     (lambda: chapter.iqr({"median": 2.0, "q1": 1.5, "q3": 2.5}, label=""), "2.00 (1.50–2.50)"),
+    (lambda: chapter.setting_label("beta2=0.95"), "β₂ = 0.95"),
+    (lambda: chapter.setting_label("lr=3e-4, weight_decay=0.1"), "η = 3 × 10⁻⁴, λ = 0.1"),
+    (lambda: chapter.setting_label("eps=1e-8"), "ε = 10⁻⁸"),
+    (lambda: chapter.setting_label("qk-norm"), "qk-norm"),
+    (lambda: chapter.setting_label("low-lr, z=1e-3", {"low-lr": "η = 0.01", "z": "α"}),
+     "η = 0.01, α = 10⁻³"),
 ])
 def test_formatters(call, expected):
     assert call() == expected
