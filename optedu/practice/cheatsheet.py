@@ -233,8 +233,9 @@ def _math(tex: str) -> str:
             pieces.append(tex[start:k])
             start = k + 3
     pieces.append(tex[start:])
-    return ", ".join(r'<span class="nowrap">\(' + html.escape(p, quote=False)
-                     + r"\)</span>" for p in pieces)
+    return ", ".join(r'<span class="nowrap formula">\('
+                     + html.escape(p, quote=False) + r"\)</span>"
+                     for p in pieces)
 
 
 def _code(text: str) -> str:
@@ -277,10 +278,21 @@ def optimizer_rows(shapes: Sequence[Sequence[int]] = SHAPES
     return rows
 
 
+# The table's text is --small of the body's. MathJax sizes a formula from the
+# text around it, so a formula (.formula) is set back to the body's size: the
+# rules read as large as in the chapters (tests/site/test_site_sheet.py).
+# On paper the whole table is 6.5 pt, formulas included. The columns keep the
+# widths of their <col>: the theme lays out a cell output's tables by their
+# content (.bd-content div.output table), which let the widest formulas take
+# the arguments' column; the rule below outranks it. On a phone optedu.css
+# stacks the table and lays it out by content again.
 CSS = """<style>
 .optedu-sheet {overflow-x: auto}
-.optedu-sheet table {border-collapse: collapse; font-size: 0.75em;
-  line-height: 1.3; width: 100%; min-width: 48em; table-layout: fixed}
+.optedu-sheet table {border-collapse: collapse; --small: 0.75;
+  font-size: calc(var(--small) * 1em); line-height: 1.3; width: 100%;
+  min-width: 48em}
+.bd-content div.output .optedu-sheet table {table-layout: fixed}
+.optedu-sheet table .formula {font-size: calc(1em / var(--small))}
 .optedu-sheet th, .optedu-sheet td {border: 1px solid #bbb;
   padding: 2px 4px; vertical-align: top; text-align: left}
 .optedu-sheet th {font-weight: bold}
@@ -295,14 +307,14 @@ CSS = """<style>
 @media print {
   div.cell.tag_full-width {width: 100% !important; max-width: 100% !important}
   .optedu-sheet {overflow: visible}
-  .optedu-sheet table {font-size: 6.5pt; min-width: 0}
+  .optedu-sheet table {font-size: 6.5pt; --small: 1; min-width: 0}
   .optedu-sheet tr {break-inside: avoid}
   .optedu-sheet a {color: inherit; text-decoration: none}
 }
 </style>"""
 
 
-def _table(head: Sequence[str], widths: Sequence[int],
+def _table(head: Sequence[str], widths: Sequence[float],
            body: list[list[str]]) -> str:
     cols = "".join(f'<col style="width: {w}%">' for w in widths)
     cells = "".join(f"<th>{h}</th>" for h in head)
@@ -371,7 +383,7 @@ def optimizer_table(rows: list[dict[str, Any]],
     if cost is None:
         return _table(head, (11, 33, 7, 22, 27), body)
     head.insert(3, "Mix: B/param, step")
-    return _table(head, (11, 31, 7, 7, 20, 24), body)
+    return _table(head, (12, 31.5, 7, 7, 19.5, 23), body)
 
 
 def family_order(lineage: Mapping[str, tuple[str, str]] = LINEAGE
@@ -461,4 +473,4 @@ def scheduler_table(rows: list[dict[str, Any]]) -> str:
         body.append([f"<td><b>{row['name']}</b><br>{_note(where)}</td>",
                      f"<td>{_math(row['formula'])}</td>", f"<td>{shown}</td>"])
     return _table(["Schedule", "Formula", "Arguments = defaults"],
-                  (22, 45, 33), body)
+                  (24, 43, 33), body)
