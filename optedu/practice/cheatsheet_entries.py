@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from optedu.optim.catalogue import CATALOGUE
+from optedu.optim.catalogue import CATALOGUE, Rule, When
 
 __all__ = ["Entry", "ENTRIES", "LINEAGE", "SCHEDULES", "SHAPES", "SETTINGS",
            "VARIANTS", "HIDDEN_ARGUMENTS", "REFERENCES"]
@@ -113,11 +113,26 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # paper's base (the name resolves to optedu's class)
     "SAM": {"base_optimizer": "SGD", "lr": 0.1, "momentum": 0.9},
 }
-# The switches that add state, measured as a second configuration.
+
+
+def _switches(rule: Rule) -> dict[str, Any]:
+    """The settings that switch on the buffers of ``rule``'s state written as a
+    :class:`~optedu.optim.catalogue.When`, with their values in the first of its
+    ``memory_settings`` that switches them all on (the completeness check of
+    ``tests/test_layout.py`` requires one)."""
+    if isinstance(rule.state, str):
+        return {}
+    settings = list(dict.fromkeys(k.setting for k in rule.state if isinstance(k, When)))
+    for run in rule.memory_settings:
+        if settings and all(run.get(name) for name in settings):
+            return {name: run[name] for name in settings}
+    return {}
+
+
+# The switches that add state, measured as a second configuration: from each
+# row's When buffers (SGD's momentum, Adam's amsgrad, ...).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "SGD": {"momentum": 0.9}, "Adam": {"amsgrad": True},
-    "AdamW": {"amsgrad": True}, "RMSprop": {"momentum": 0.9, "centered": True},
-}
+    rule.name: switches for rule in CATALOGUE if (switches := _switches(rule))}
 # Read and checked like every argument, but not printed (every class has
 # them, or they choose an implementation, not the rule).
 HIDDEN_ARGUMENTS = ("params", "maximize", "foreach", "fused", "triton", "gradient_release")
