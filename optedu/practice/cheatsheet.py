@@ -239,7 +239,13 @@ def _math(tex: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"<code>{html.escape(text)}</code>"
+    """``text`` as code that a narrow column breaks after a ``_``, ``=`` or ``,`` (a
+    ``<wbr>``) before it breaks inside a word: ``decoupled_weight_decay=`` | ``False``, not
+    ``...=Fa`` | ``lse``."""
+    escaped = html.escape(text)
+    for mark in ("_", "=", ","):
+        escaped = escaped.replace(mark, mark + "<wbr>")
+    return f"<code>{escaped}</code>"
 
 
 def _arguments_html(cls: Any) -> str:

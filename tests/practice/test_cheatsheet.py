@@ -198,7 +198,7 @@ def test_tables_render_every_row():
     assert "@media print" in page and r"\(" in page
     sched = C.scheduler_table(C.scheduler_rows())
     assert sched.count("<tr>") == len(E.SCHEDULES) + 1
-    assert "<code>gamma=0.1</code>" in sched       # StepLR, read
+    assert "<code>gamma=<wbr>0.1</code>" in sched       # StepLR, read
     assert "params" not in C._arguments_html(optedu.Adam)
     assert inspect.signature(optedu.Adam).parameters["lr"].default == 0.001
 
