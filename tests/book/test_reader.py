@@ -345,10 +345,16 @@ def test_the_index_lists_every_part_and_links_every_copy(tmp_path):
     assert nb["metadata"]["kernelspec"]["name"] == "python3"   # JupyterLab asks for none
 
 
-def test_the_index_of_the_book_opens_on_three_ways_in_with_reading_times():
+@pytest.fixture(scope="module")
+def book():
+    """The real book, read once for the module's tests (0.35 s); reader_notebook copies what
+    it converts, so a test leaves it as it found it."""
+    return reader.Book()
+
+
+def test_the_index_of_the_book_opens_on_three_ways_in_with_reading_times(book):
     """As the intro does (tools/map.py): each path's chapters linked to their copies, each
     with its reading time; then every part, every chapter with its reading time."""
-    book = reader.Book()
     text = reader.index_notebook(book)["cells"][0]["source"]
     ways = ["## Three ways in", "### Learn the rules", "### Practise: choose, tune, debug a run",
             "### Prepare for interviews", "## Foundations"]
@@ -362,11 +368,10 @@ def test_the_index_of_the_book_opens_on_three_ways_in_with_reading_times():
     assert links == {book.filename(doc) for doc in book.copies}
 
 
-def test_a_copy_on_a_reading_path_ends_by_continuing_it():
+def test_a_copy_on_a_reading_path_ends_by_continuing_it(book):
     """As the website's chapters do (book/_ext/reading_paths.py): the last cell of a copy on a
     path names each path it is on, linked to its heading in the index, with the copy's place
     and the copies before and after it; the ends of a path have no link beyond them."""
-    book = reader.Book()
     index = reader.index_notebook(book)["cells"][0]["source"]
     headings = {reader._heading_id(h) for h in re.findall(r"^### (.+)$", index, re.M)}
     book_map = reader._map_tool()
@@ -431,11 +436,6 @@ def test_copies_of_an_earlier_run_go_and_other_notebooks_stay(tmp_path):
 
 
 # -- the book ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def book():
-    return reader.Book()
-
 
 # one test per chapter (read from book/ at collection), so the workers share them
 CHAPTERS = sorted(p.stem for p in (ROOT / "book").glob("*.ipynb"))
