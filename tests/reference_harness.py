@@ -14,9 +14,11 @@ reference is not bit-equal); the parity of torch twins is ``tests/optimizers.py`
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pytest
 import torch
 
 STEPS = 25
@@ -38,6 +40,47 @@ def loss(params: Sequence[torch.Tensor], step: int) -> torch.Tensor:
     y = torch.randn(8, 3, generator=g, dtype=dtype)
     w1, b1, w2, b2 = params
     return ((torch.tanh(x @ w1 + b1) @ w2 + b2 - y) ** 2).mean()
+
+
+def cases(options: Mapping[str, Sequence[Any]], every: int, full: bool,
+          keep: Callable[[dict[str, Any]], bool] | None = None
+          ) -> list[tuple[dict[str, Any], torch.dtype, bool]]:
+    """Every combination of ``options`` (those ``keep`` accepts), in float32 and float64,
+    with one group and with two: ``(options, dtype, two)``. The full tier runs them all; the
+    quick tier every ``every``-th, where ``every`` is prime to each factor's count so that
+    each value of each factor comes up."""
+    combos = [dict(zip(options, v)) for v in itertools.product(*options.values())]
+    combos = [c for c in combos if keep is None or keep(c)]
+    grid = [(c, dtype, two) for c in combos
+            for dtype in (torch.float32, torch.float64) for two in (False, True)]
+    return grid if full else grid[::every]
+
+
+def complex_unused_sparse(ours: Callable[..., torch.optim.Optimizer],
+                          theirs: Callable[..., torch.optim.Optimizer], name: str,
+                          **kwargs: Any) -> None:
+    """Three edges a reference-checked rule shares: on a complex parameter, six steps of
+    ``ours(params, lr=0.05, **kwargs)`` equal the reference's one-tensor path bit for bit; a
+    parameter without a gradient is neither moved nor given state; a sparse gradient is
+    refused with "``name`` does not support sparse gradients"."""
+    runs = []
+    for make, extra in ((ours, {}), (theirs, dict(foreach=False))):
+        z = torch.tensor([1 + 2j, -0.5 + 0.1j], dtype=torch.complex128, requires_grad=True)
+        opt = make([z], lr=0.05, **kwargs, **extra)
+        for t in range(6):
+            opt.zero_grad()
+            (z.abs() ** 2 * (1 + t)).sum().backward()
+            opt.step()
+        runs.append(z.detach())
+    assert torch.equal(*runs)
+    ps = params(torch.float64)
+    unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    _, opt = train(ps, ours([*ps, unused]), steps=2)
+    assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
+    emb = torch.zeros(4, 2, requires_grad=True)
+    emb.grad = torch.zeros(4, 2).to_sparse()
+    with pytest.raises(RuntimeError, match=f"{name} does not support sparse gradients"):
+        ours([emb]).step()
 
 
 def groups(params: list[torch.Tensor], two: bool, second: Mapping[str, Any]) -> list[Any]:

@@ -5,7 +5,6 @@ of aπ/2 where it is large); bad arguments refused by name."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import adam_atan2_pytorch
@@ -24,11 +23,8 @@ KEYS = ("exp_avg", "exp_avg_sq")
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    combos = [c for c in combos if not (c["weight_decay"] and c["regen_reg_rate"])]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    return cases if FULL else cases[::13]
+    return harness.cases(OPTIONS, every=13, full=FULL,
+                         keep=lambda c: not (c["weight_decay"] and c["regen_reg_rate"]))
 
 
 def _same_state(ours, theirs) -> None:

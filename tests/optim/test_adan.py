@@ -23,7 +23,6 @@ it for parity:
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 
@@ -57,11 +56,7 @@ def _split(options):
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    # quick tier: every 17th of the 384 (17 is prime to each factor)
-    return cases if FULL else cases[::17]
+    return harness.cases(OPTIONS, every=17, full=FULL)
 
 
 def _same_state(ours, theirs, a, b):
@@ -182,24 +177,7 @@ def test_torch_optimi_within_rounding(dtype, bound):
 
 
 def test_complex_and_grad_none_and_sparse():
-    runs = []
-    for cls, extra in ((Adan, {}), (Reference, dict(foreach=False))):
-        z = torch.tensor([1 + 2j, -0.5 + 0.1j], dtype=torch.complex128, requires_grad=True)
-        opt = cls([z], lr=0.05, weight_decay=0.1, **extra)
-        for t in range(6):
-            opt.zero_grad()
-            (z.abs() ** 2 * (1 + t)).sum().backward()
-            opt.step()
-        runs.append(z.detach())
-    assert torch.equal(*runs)
-    params = harness.params(torch.float64)
-    unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    _, opt = harness.train(params, Adan([*params, unused]), steps=2)
-    assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
-    emb = torch.zeros(4, 2, requires_grad=True)
-    emb.grad = torch.zeros(4, 2).to_sparse()
-    with pytest.raises(RuntimeError, match="Adan does not support sparse gradients"):
-        Adan([emb]).step()
+    harness.complex_unused_sparse(Adan, Reference, "Adan", weight_decay=0.1)
 
 
 @pytest.mark.parametrize("kwargs, message", [

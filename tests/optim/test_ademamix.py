@@ -19,7 +19,6 @@ one warmup length ``t_alpha_beta3`` (the authors' separate ``alpha_warmup`` and
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 
@@ -45,11 +44,7 @@ SECOND = {"betas": (0.7, 0.9, 0.99), "alpha": 2.0, "eps": 1e-3, "weight_decay": 
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    # quick tier: every 23rd of the 128 (odd: every value of each factor comes up)
-    return cases if FULL else cases[::23]
+    return harness.cases(OPTIONS, every=23, full=FULL)
 
 
 @pytest.mark.parametrize(("options", "dtype", "two"), _cases(),

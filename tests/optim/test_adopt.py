@@ -44,11 +44,7 @@ SECOND = {"weight_decay": 0.3, "betas": (0.8, 0.99), "eps": 1e-3}
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    # quick tier: every 11th of the 96 (11 is prime to each factor: every value comes up)
-    return cases if FULL else cases[::11]
+    return harness.cases(OPTIONS, every=11, full=FULL)
 
 
 @pytest.mark.parametrize(("options", "dtype", "two"), _cases(),

@@ -7,7 +7,6 @@ arguments refused by name."""
 
 from __future__ import annotations
 
-import itertools
 
 import came_pytorch
 import pytest
@@ -44,10 +43,7 @@ def _same_state(ours, theirs) -> None:
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    return cases if FULL else cases[::7]
+    return harness.cases(OPTIONS, every=7, full=FULL)
 
 
 def _ours(**kwargs):

@@ -17,7 +17,6 @@ after (torch's AdamW). The authors' default ``eps`` is 1e-6 (optedu: torch's 1e-
 
 from __future__ import annotations
 
-import itertools
 
 import pytest
 import torch
@@ -61,10 +60,7 @@ def test_mask_is_pytorch_optimizer_s():
 
 
 def _cases(options):
-    combos = [dict(zip(options, v)) for v in itertools.product(*options.values())]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    return cases if FULL else cases[::7]
+    return harness.cases(options, every=7, full=FULL)
 
 
 @pytest.mark.parametrize(("options", "dtype", "two"), _cases(dict(

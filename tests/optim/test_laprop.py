@@ -5,7 +5,6 @@ then the paper's bound on the step, which Adam breaks when beta1 > sqrt(beta2)."
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import pytest
@@ -32,11 +31,7 @@ HALVING = lambda opt: torch.optim.lr_scheduler.StepLR(opt, 7, gamma=0.5)  # noqa
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    # quick tier: every 13th of the 96 (13 is prime to each factor)
-    return cases if FULL else cases[::13]
+    return harness.cases(OPTIONS, every=13, full=FULL)
 
 
 @pytest.mark.parametrize(("options", "dtype", "two"), _cases(),
@@ -130,24 +125,7 @@ def test_step_bounded_for_any_betas(betas):
 
 
 def test_complex_and_grad_none_and_sparse():
-    runs = []
-    for cls, extra in ((LaProp, {}), (Reference, dict(foreach=False))):
-        z = torch.tensor([1 + 2j, -0.5 + 0.1j], dtype=torch.complex128, requires_grad=True)
-        opt = cls([z], lr=0.05, **extra)
-        for t in range(6):
-            opt.zero_grad()
-            (z.abs() ** 2 * (1 + t)).sum().backward()
-            opt.step()
-        runs.append(z.detach())
-    assert torch.equal(*runs)
-    params = harness.params(torch.float64)
-    unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
-    _, opt = harness.train(params, LaProp([*params, unused]), steps=2)
-    assert torch.equal(unused, torch.ones(3, dtype=torch.float64)) and unused not in opt.state
-    emb = torch.zeros(4, 2, requires_grad=True)
-    emb.grad = torch.zeros(4, 2).to_sparse()
-    with pytest.raises(RuntimeError, match="LaProp does not support sparse gradients"):
-        LaProp([emb]).step()
+    harness.complex_unused_sparse(LaProp, Reference, "LaProp")
 
 
 @pytest.mark.parametrize("kwargs, message", [

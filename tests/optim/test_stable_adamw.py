@@ -5,7 +5,6 @@ update clipping shown to bind on the problem, and a wrong clip shown to fail."""
 
 from __future__ import annotations
 
-import itertools
 
 import optimi
 import pytest
@@ -38,11 +37,8 @@ def _same_state(ours, theirs) -> None:
 
 
 def _cases():
-    combos = [dict(zip(OPTIONS, v)) for v in itertools.product(*OPTIONS.values())]
-    combos = [c for c in combos if c["decouple_lr"] or c["max_lr"] is None]
-    cases = [(c, dtype, two) for c in combos
-             for dtype in (torch.float32, torch.float64) for two in (False, True)]
-    return cases if FULL else cases[::7]
+    return harness.cases(OPTIONS, every=7, full=FULL,
+                         keep=lambda c: c["decouple_lr"] or c["max_lr"] is None)
 
 
 def _ours(**kwargs):
